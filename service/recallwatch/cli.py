@@ -1,0 +1,61 @@
+"""The ``recallwatch`` command line: parse, dispatch, and turn errors into clear messages."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from recallwatch import __version__
+from recallwatch.commands import demo, eval as eval_cmd
+from recallwatch.errors import RecallwatchError
+
+__all__ = ["build_parser", "main"]
+
+COMMANDS = (eval_cmd, demo)
+
+DESCRIPTION = """\
+recallwatch watches embedding models trained with hard negative mining: recall on a clean
+held-out set for every checkpoint, and the false-negative rate of the mined negatives.
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the argument parser with every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="recallwatch",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"recallwatch {__version__}")
+    parser.add_argument(
+        "--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR")
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for command in COMMANDS:
+        command.add_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=getattr(logging, args.log_level),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        return int(args.func(args))
+    except RecallwatchError as exc:
+        print(f"recallwatch: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("recallwatch: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,123 @@
+"""``recallwatch eval``: exact retrieval metrics of one checkpoint on a clean held-out set."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from recallwatch.commands.common import k_list, positive_int, write_json
+from recallwatch.encoders import EncoderOptions, open_source, validate_spec
+from recallwatch.errors import ConfigError
+from recallwatch.evaluate import DEFAULT_SHARD_ROWS, evaluate
+from recallwatch.heldout import load_heldout
+from recallwatch.metrics import DEFAULT_KS
+from recallwatch.report import evaluation_json, format_table
+
+__all__ = ["add_parser", "run"]
+
+log = logging.getLogger("recallwatch.eval")
+
+EPILOG = """\
+encoders:
+  st                     the checkpoint is a sentence-transformers model directory
+  precomputed            read CHECKPOINT/eval_embeddings/{queries,corpus}.npy and
+                         {query,corpus}_ids.txt written by your trainer
+  python:MODULE:FN       call FN(checkpoint_dir, texts, kind) -> array (kind: query|document)
+
+metrics (trec_eval definitions): recall, success, precision, mrr, ndcg, map, each @k.
+
+examples:
+  recallwatch eval --heldout data/scifact --checkpoint runs/a/checkpoint-500 --encoder st
+  recallwatch eval --heldout data/scifact --checkpoint ckpt --encoder precomputed \\
+      --k 1,10,100 --json out/eval.json
+"""
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register the ``eval`` subcommand."""
+    p = sub.add_parser(
+        "eval",
+        help="evaluate one checkpoint on a clean held-out set",
+        description="Compute exact retrieval metrics of one checkpoint on a BEIR held-out set.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--heldout", required=True, type=Path, help="BEIR directory (corpus.jsonl ...)")
+    p.add_argument("--split", default="test", help="qrels split to evaluate (default: test)")
+    p.add_argument("--checkpoint", required=True, type=Path, help="checkpoint directory")
+    p.add_argument("--encoder", default="st", help="st | precomputed | python:MODULE:FN")
+    p.add_argument(
+        "--k",
+        type=k_list,
+        default=DEFAULT_KS,
+        help="comma-separated cutoffs (default: 1,5,10,20,100)",
+    )
+    p.add_argument(
+        "--similarity", choices=("cosine", "dot", "l2"), default="cosine", help="default: cosine"
+    )
+    p.add_argument("--relevance-level", type=int, default=1, help="min relevant grade (default 1)")
+    p.add_argument("--json", dest="json_out", help="write the full result as JSON ('-': stdout)")
+    g = p.add_argument_group("sentence-transformers encoder")
+    g.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+    g.add_argument("--batch-size", type=positive_int, default=32)
+    g.add_argument("--max-seq-length", type=positive_int, default=None)
+    g.add_argument("--normalize", action="store_true", help="normalise embeddings in the model")
+    g.add_argument("--query-prompt", default=None, help="prefix for queries, e.g. 'query: '")
+    g.add_argument("--document-prompt", default=None, help="prefix for documents")
+    p.add_argument(
+        "--shard-rows",
+        type=positive_int,
+        default=DEFAULT_SHARD_ROWS,
+        help=f"corpus rows per search shard; bounds memory (default {DEFAULT_SHARD_ROWS})",
+    )
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the evaluation and print the table."""
+    try:
+        spec = validate_spec(args.encoder)
+    except ConfigError as exc:
+        raise ConfigError(
+            [("--encoder", msg) for _, msg in exc.errors], source="the command line"
+        ) from exc
+    log.info("loading held-out set %s (split %s)", args.heldout, args.split)
+    heldout = load_heldout(args.heldout, args.split, args.relevance_level)
+    log.info(
+        "%d queries (%d excluded without a relevant document), %d documents",
+        heldout.num_queries,
+        len(heldout.excluded_query_ids),
+        heldout.num_docs,
+    )
+    source = open_source(
+        spec,
+        args.checkpoint,
+        EncoderOptions(
+            device=args.device,
+            batch_size=args.batch_size,
+            max_seq_length=args.max_seq_length,
+            normalize=args.normalize,
+            query_prompt=args.query_prompt,
+            document_prompt=args.document_prompt,
+        ),
+    )
+
+    def progress(done: int, total: int) -> None:
+        log.info("searched %d/%d documents", done, total)
+
+    ev = evaluate(
+        heldout,
+        source,
+        ks=args.k,
+        similarity=args.similarity,
+        shard_rows=args.shard_rows,
+        progress=progress,
+    )
+    print(format_table(ev))
+    if args.json_out:
+        write_json(args.json_out, evaluation_json(ev, checkpoint=str(args.checkpoint)))
+        if args.json_out != "-":
+            print(f"wrote {args.json_out}", file=sys.stderr)
+    return 0

@@ -1,0 +1,106 @@
+"""The exception tree of recallwatch.
+
+RecallwatchError
+ +-- InputError(ValueError)        bad input data: a file, a line, a field
+ |    +-- HeldoutError             a held-out set (BEIR layout) that cannot be used
+ |    +-- EmbeddingError           precomputed or encoder output with a bad shape, dtype, NaN ...
+ +-- ConfigError(ValueError)       a configuration value, named by its dotted path
+ +-- CheckpointError               a checkpoint that cannot be loaded (corrupt, incomplete)
+ +-- EncoderError                  an encoder that failed while running
+
+Every message says where (file and line, or field) and what to do about it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+__all__ = [
+    "CheckpointError",
+    "ConfigError",
+    "EmbeddingError",
+    "EncoderError",
+    "HeldoutError",
+    "InputError",
+    "RecallwatchError",
+]
+
+
+class RecallwatchError(Exception):
+    """Root of every error recallwatch raises on purpose."""
+
+    #: A short, bounded machine-readable reason (used as a metric label).
+    reason: str = "error"
+
+
+def _where(path: Path | str | None, line: int | None, field: str | None) -> str:
+    parts: list[str] = []
+    if path is not None:
+        parts.append(str(path))
+    if line is not None:
+        parts.append(f"line {line}")
+    if field is not None:
+        parts.append(f"field {field!r}")
+    return ", ".join(parts)
+
+
+class InputError(RecallwatchError, ValueError):
+    """Input data that cannot be used, located by file, line and field."""
+
+    reason = "bad_input"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: Path | str | None = None,
+        line: int | None = None,
+        field: str | None = None,
+    ) -> None:
+        self.path = None if path is None else Path(path)
+        self.line = line
+        self.field = field
+        self.detail = message
+        where = _where(path, line, field)
+        super().__init__(f"{where}: {message}" if where else message)
+
+
+class HeldoutError(InputError):
+    """A held-out set (BEIR layout) that cannot be used."""
+
+    reason = "bad_heldout"
+
+
+class EmbeddingError(InputError):
+    """Embeddings with a bad shape, dtype, alignment or non-finite values."""
+
+    reason = "bad_embeddings"
+
+
+class ConfigError(RecallwatchError, ValueError):
+    """A configuration error; ``errors`` holds (dotted field path, message) pairs."""
+
+    reason = "bad_config"
+
+    def __init__(self, errors: list[tuple[str, str]], *, source: str | None = None) -> None:
+        self.errors = errors
+        self.source = source
+        head = f"invalid configuration in {source}" if source else "invalid configuration"
+        lines = [f"{head}:"] + [f"  {loc}: {msg}" if loc else f"  {msg}" for loc, msg in errors]
+        super().__init__("\n".join(lines))
+
+
+class CheckpointError(RecallwatchError):
+    """A checkpoint that cannot be loaded: missing, incomplete or corrupt files."""
+
+    reason = "bad_checkpoint"
+
+    def __init__(self, message: str, *, path: Path | str | None = None) -> None:
+        self.path = None if path is None else Path(path)
+        super().__init__(f"{path}: {message}" if path is not None else message)
+
+
+class EncoderError(RecallwatchError):
+    """An encoder that failed while producing embeddings."""
+
+    reason = "encoder_failed"

@@ -1,0 +1,157 @@
+"""Evaluate one checkpoint on one held-out set: embed, search exactly, score.
+
+The pipeline, top-down: query embeddings -> corpus shards (encoded or read) -> exact top-K search
+merged across shards -> per-query metrics. Each stage is timed with an injected clock.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from recallwatch.encoders.base import CorpusShard, EmbeddingSource
+from recallwatch.errors import EmbeddingError
+from recallwatch.heldout import HeldoutSet
+from recallwatch.metrics import DEFAULT_KS, JudgementIndex, QueryMetrics, compute_metrics
+from recallwatch.search import (
+    ExactSearcher,
+    NonFiniteRowsError,
+    Similarity,
+    TopK,
+    prepare_embeddings,
+    tiebreak_ranks,
+)
+
+__all__ = ["DEFAULT_SHARD_ROWS", "Evaluation", "evaluate"]
+
+log = logging.getLogger(__name__)
+
+#: 65,536 rows x 384 dims x 4 bytes = 96 MiB per shard.
+DEFAULT_SHARD_ROWS = 65_536
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """The outcome of evaluating one checkpoint on one held-out set."""
+
+    dataset: str
+    split: str
+    encoder: str
+    similarity: Similarity
+    ks: tuple[int, ...]
+    num_queries: int
+    num_excluded_queries: int
+    num_docs: int
+    dim: int
+    metrics: QueryMetrics
+    topk: TopK
+    #: seconds per stage: encode (embedding or reading), search, metrics
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def mean(self, metric: str, k: int) -> float:
+        """Mean of a metric at cutoff k."""
+        return self.metrics.mean(metric, k)
+
+
+def _prepared(shard: CorpusShard, heldout: HeldoutSet, similarity: Similarity) -> np.ndarray:
+    try:
+        return prepare_embeddings(shard.embeddings, similarity)
+    except NonFiniteRowsError as exc:
+        first = int(exc.rows[0])
+        doc = heldout.corpus_ids[int(shard.positions[first])]
+        raise EmbeddingError(
+            f"corpus embedding of document {doc!r} (row {int(shard.source_rows[first])}) "
+            f"{exc.problem}; {len(exc.rows)} row(s) in this shard are affected",
+            path=shard.origin,
+        ) from exc
+
+
+def evaluate(
+    heldout: HeldoutSet,
+    source: EmbeddingSource,
+    *,
+    ks: Sequence[int] = DEFAULT_KS,
+    similarity: Similarity = "cosine",
+    shard_rows: int = DEFAULT_SHARD_ROWS,
+    clock: Callable[[], float] = time.perf_counter,
+    progress: Progress | None = None,
+) -> Evaluation:
+    """Evaluate ``source``'s embeddings of ``heldout`` with exact search at cutoffs ``ks``."""
+    ks_t = tuple(sorted(set(int(k) for k in ks)))
+    if not ks_t or ks_t[0] < 1:
+        raise ValueError("k values must be positive integers")
+    kmax = ks_t[-1]
+    timings = {"encode": 0.0, "search": 0.0, "metrics": 0.0}
+
+    t0 = clock()
+    queries = source.queries(heldout)
+    timings["encode"] += clock() - t0
+    try:
+        searcher = ExactSearcher(
+            queries, kmax, similarity=similarity, tiebreak=tiebreak_ranks(heldout.corpus_ids)
+        )
+    except NonFiniteRowsError as exc:
+        qid = heldout.query_ids[int(exc.rows[0])]
+        raise EmbeddingError(
+            f"query embedding of {qid!r} {exc.problem}; {len(exc.rows)} query row(s) affected",
+            path=source.name,
+        ) from exc
+
+    seen = 0
+    shards = iter(source.corpus_shards(heldout, shard_rows))
+    while True:
+        t0 = clock()
+        shard = next(shards, None)
+        if shard is None:
+            timings["encode"] += clock() - t0
+            break
+        block = _prepared(shard, heldout, similarity)
+        t1 = clock()
+        timings["encode"] += t1 - t0
+        if block.shape[1] != searcher.dim:
+            raise EmbeddingError(
+                f"corpus dimension {block.shape[1]} does not match the query dimension "
+                f"{searcher.dim}",
+                path=shard.origin,
+                field="dimension",
+            )
+        searcher.add(block, shard.positions)
+        timings["search"] += clock() - t1
+        seen += len(shard.positions)
+        if progress is not None:
+            progress(seen, heldout.num_docs)
+    if seen != heldout.num_docs:
+        raise EmbeddingError(
+            f"the embedding source covered {seen} of {heldout.num_docs} corpus documents",
+            path=source.name,
+        )
+    t0 = clock()
+    top = searcher.result()
+    judgements = JudgementIndex.build(
+        heldout.query_ids,
+        heldout.qrels,
+        {d: i for i, d in enumerate(heldout.corpus_ids)},
+        heldout.relevance_level,
+    )
+    metrics = compute_metrics(top.positions, judgements, ks_t)
+    timings["metrics"] = clock() - t0
+    return Evaluation(
+        dataset=heldout.name,
+        split=heldout.split,
+        encoder=source.name,
+        similarity=similarity,
+        ks=ks_t,
+        num_queries=heldout.num_queries,
+        num_excluded_queries=len(heldout.excluded_query_ids),
+        num_docs=heldout.num_docs,
+        dim=searcher.dim,
+        metrics=metrics,
+        topk=top,
+        timings=timings,
+    )

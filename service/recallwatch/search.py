@@ -1,0 +1,179 @@
+"""Exact top-K retrieval with faiss, streamed over corpus shards.
+
+Only exact (flat) search is used: approximate search would confound the measurement. The corpus
+arrives in shards; each shard is searched with faiss' brute-force kernels (the same code an
+``IndexFlatIP`` / ``IndexFlatL2`` runs, without copying the shard into an index) and merged into a
+running top-K, so peak memory is one shard plus ``num_queries x K`` results.
+
+Scores are "higher is better" for every similarity: cosine and dot are inner products (cosine after
+L2-normalising both sides), l2 is the negated squared Euclidean distance.
+
+Tie-breaking: documents with exactly equal scores are ordered by document id in *descending* byte
+order, the order trec_eval (and so pytrec_eval) sorts ties in, so our ranked lists and theirs agree.
+Each shard is searched for ``K + TIE_MARGIN`` candidates, so ties straddling the K-th place are
+resolved the same way unless more than ``TIE_MARGIN`` documents of one shard tie there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import faiss
+import numpy as np
+import numpy.typing as npt
+
+__all__ = [
+    "TIE_MARGIN",
+    "ExactSearcher",
+    "Similarity",
+    "TopK",
+    "prepare_embeddings",
+    "tiebreak_ranks",
+]
+
+Similarity = Literal["cosine", "dot", "l2"]
+TIE_MARGIN = 8
+_NORM_TOLERANCE = 1e-4
+_LOW32 = np.uint64(0xFFFFFFFF)
+
+
+class NonFiniteRowsError(ValueError):
+    """Rows of an embedding matrix that contain NaN or inf (or are all zero, for cosine)."""
+
+    def __init__(self, rows: npt.NDArray[np.int64], problem: str) -> None:
+        self.rows = rows
+        self.problem = problem
+        super().__init__(f"{len(rows)} row(s) {problem}, first at row {int(rows[0])}")
+
+
+@dataclass(frozen=True)
+class TopK:
+    """The top-K documents per query: corpus positions and scores, best first."""
+
+    #: (num_queries, K) float32, higher is better; -inf where fewer than K documents exist.
+    scores: npt.NDArray[np.float32]
+    #: (num_queries, K) int64 corpus positions; -1 where fewer than K documents exist.
+    positions: npt.NDArray[np.int64]
+
+
+def tiebreak_ranks(doc_ids: Sequence[str]) -> npt.NDArray[np.uint32]:
+    """Rank each document for tie-breaking: 0 for the id that sorts last (trec_eval's order)."""
+    order = sorted(range(len(doc_ids)), key=doc_ids.__getitem__, reverse=True)
+    ranks = np.empty(len(doc_ids), dtype=np.uint32)
+    ranks[np.asarray(order, dtype=np.int64)] = np.arange(len(doc_ids), dtype=np.uint32)
+    return ranks
+
+
+def prepare_embeddings(x: npt.NDArray[np.floating], similarity: Similarity) -> npt.NDArray[np.float32]:
+    """Check rows are finite and, for cosine, L2-normalise them (in place when float32 and writable).
+
+    Raises ``NonFiniteRowsError`` naming the offending rows.
+    """
+    out = np.ascontiguousarray(x, dtype=np.float32)
+    if not out.flags.writeable:
+        out = out.copy()
+    sq = np.einsum("ij,ij->i", out, out)
+    bad = ~np.isfinite(sq)
+    if bad.any():
+        raise NonFiniteRowsError(np.flatnonzero(bad).astype(np.int64), "contain NaN or inf")
+    if similarity == "cosine":
+        zero = sq == 0
+        if zero.any():
+            raise NonFiniteRowsError(
+                np.flatnonzero(zero).astype(np.int64), "are all zero (cosine is undefined)"
+            )
+        norms = np.sqrt(sq)
+        if np.abs(norms - 1.0).max(initial=0.0) > _NORM_TOLERANCE:
+            out /= norms[:, None]
+    return out
+
+
+def _sortable(scores: npt.NDArray[np.float32]) -> npt.NDArray[np.uint64]:
+    """Map float32 to uint32 so that unsigned order equals float order, widened to uint64."""
+    bits = np.ascontiguousarray(scores, dtype=np.float32).view(np.uint32)
+    neg = (bits & np.uint32(0x80000000)) != 0
+    mapped = np.where(neg, ~bits, bits | np.uint32(0x80000000))
+    return mapped.astype(np.uint64)
+
+
+def _unsortable(keys: npt.NDArray[np.uint64]) -> npt.NDArray[np.float32]:
+    mapped = (keys >> np.uint64(32)).astype(np.uint32)
+    pos = (mapped & np.uint32(0x80000000)) != 0
+    bits = np.where(pos, mapped & np.uint32(0x7FFFFFFF), ~mapped)
+    return bits.view(np.float32)
+
+
+class ExactSearcher:
+    """Accumulate exact top-K results over corpus shards."""
+
+    def __init__(
+        self,
+        queries: npt.NDArray[np.floating],
+        k: int,
+        *,
+        similarity: Similarity = "cosine",
+        tiebreak: npt.NDArray[np.uint32],
+    ) -> None:
+        if k < 1:
+            raise ValueError("k must be at least 1")
+        if queries.ndim != 2:
+            raise ValueError(f"queries must be a 2-D matrix, got shape {queries.shape}")
+        self.k = k
+        self.similarity: Similarity = similarity
+        self.dim = int(queries.shape[1])
+        self._queries = prepare_embeddings(queries, similarity)
+        self._tiebreak = tiebreak
+        nq = self._queries.shape[0]
+        # key = (sortable score << 32) | (2^32 - 1 - tiebreak rank): larger key = better result.
+        self._keys = np.zeros((nq, 0), dtype=np.uint64)
+        self._positions = np.zeros((nq, 0), dtype=np.int64)
+        self.docs_seen = 0
+
+    def add(self, shard: npt.NDArray[np.float32], positions: npt.NDArray[np.int64]) -> None:
+        """Search one prepared shard; ``positions[i]`` is the corpus position of ``shard[i]``."""
+        if shard.ndim != 2 or shard.shape[1] != self.dim:
+            raise ValueError(
+                f"shard has shape {shard.shape}, expected (n, {self.dim}) like the queries"
+            )
+        n = shard.shape[0]
+        if n == 0:
+            return
+        fetch = min(self.k + TIE_MARGIN, n)
+        if self.similarity == "l2":
+            dist, local = faiss.knn(self._queries, shard, fetch, metric=faiss.METRIC_L2)
+            scores = -dist
+        else:
+            scores, local = faiss.knn(
+                self._queries, shard, fetch, metric=faiss.METRIC_INNER_PRODUCT
+            )
+        scores += np.float32(0.0)  # -0.0 -> +0.0, so equal scores get equal keys
+        pos = positions[local]
+        keys = (_sortable(scores) << np.uint64(32)) | (
+            _LOW32 - self._tiebreak[pos].astype(np.uint64)
+        )
+        keys = np.concatenate([self._keys, keys], axis=1)
+        pos = np.concatenate([self._positions, pos], axis=1)
+        width = keys.shape[1]
+        if width > self.k:
+            top = np.argpartition(keys, width - self.k, axis=1)[:, width - self.k :]
+            keys = np.take_along_axis(keys, top, axis=1)
+            pos = np.take_along_axis(pos, top, axis=1)
+        self._keys, self._positions = keys, pos
+        self.docs_seen += n
+
+    def result(self) -> TopK:
+        """Return the merged top-K, best first, padded to K columns."""
+        order = np.argsort(self._keys, axis=1)[:, ::-1]
+        keys = np.take_along_axis(self._keys, order, axis=1)
+        pos = np.take_along_axis(self._positions, order, axis=1)
+        scores = _unsortable(keys)
+        nq, width = keys.shape
+        if width < self.k:
+            pad = self.k - width
+            scores = np.concatenate(
+                [scores, np.full((nq, pad), -np.inf, dtype=np.float32)], axis=1
+            )
+            pos = np.concatenate([pos, np.full((nq, pad), -1, dtype=np.int64)], axis=1)
+        return TopK(scores=np.ascontiguousarray(scores), positions=np.ascontiguousarray(pos))
