@@ -3,17 +3,29 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
+import pkgutil
 import sys
 from collections.abc import Sequence
+from types import ModuleType
 
 from recallwatch import __version__
-from recallwatch.commands import demo, eval as eval_cmd
+from recallwatch import commands
 from recallwatch.errors import RecallwatchError
 
 __all__ = ["build_parser", "main"]
 
-COMMANDS = (eval_cmd, demo)
+# Listed first in --help, in this order; any other command module follows alphabetically.
+ORDER = ("demo", "serve", "eval", "fn_rate", "filter", "check_config", "notify_test")
+
+
+def command_modules() -> list[ModuleType]:
+    """Import every subcommand module of ``recallwatch.commands`` (those with ``add_parser``)."""
+    names = [m.name for m in pkgutil.iter_modules(commands.__path__) if m.name != "common"]
+    names.sort(key=lambda n: (ORDER.index(n) if n in ORDER else len(ORDER), n))
+    modules = [importlib.import_module(f"recallwatch.commands.{n}") for n in names]
+    return [m for m in modules if hasattr(m, "add_parser")]
 
 DESCRIPTION = """\
 recallwatch watches embedding models trained with hard negative mining: recall on a clean
@@ -33,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR")
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for command in COMMANDS:
+    for command in command_modules():
         command.add_parser(sub)
     return parser
 

@@ -85,10 +85,19 @@ class SentenceTransformerEncoder:
         log.info(
             "loaded sentence-transformers model %s (dim %s, max_seq_length %s, device %s)",
             self.model_dir,
-            self.model.get_sentence_embedding_dimension(),
+            self.dimension,
             self.model.max_seq_length,
             device,
         )
+
+    @property
+    def dimension(self) -> int | None:
+        """The model's embedding dimension."""
+        getter = getattr(self.model, "get_embedding_dimension", None) or getattr(
+            self.model, "get_sentence_embedding_dimension"
+        )
+        dim = getter()
+        return None if dim is None else int(dim)
 
     def encode(self, texts: Sequence[str], kind: TextKind) -> npt.NDArray[np.float32]:
         """Encode queries or documents with the configured prompt for that kind."""
