@@ -64,12 +64,17 @@ def document_text(title: str, text: str) -> str:
 def read_jsonl_objects(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """Yield (line number, object) for each non-blank line of a JSONL file."""
     try:
-        fh = path.open("r", encoding="utf-8")
+        fh = path.open("rb")
     except FileNotFoundError as exc:
         raise HeldoutError("file not found", path=path) from exc
     with fh:
-        for lineno, raw in enumerate(fh, start=1):
-            line = raw.strip()
+        for lineno, raw_bytes in enumerate(fh, start=1):
+            try:
+                line = raw_bytes.decode("utf-8").strip()
+            except UnicodeDecodeError as exc:
+                raise HeldoutError(
+                    f"not valid UTF-8 (byte {exc.start} of the line)", path=path, line=lineno
+                ) from exc
             if not line:
                 continue
             try:
@@ -78,8 +83,6 @@ def read_jsonl_objects(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
                 raise HeldoutError(
                     f"not valid JSON ({exc.msg} at column {exc.colno})", path=path, line=lineno
                 ) from exc
-            except UnicodeDecodeError as exc:  # pragma: no cover - decoding happens on read
-                raise HeldoutError("not valid UTF-8", path=path, line=lineno) from exc
             if not isinstance(obj, dict):
                 raise HeldoutError(
                     f"expected a JSON object, got {type(obj).__name__}", path=path, line=lineno

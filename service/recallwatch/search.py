@@ -10,8 +10,9 @@ L2-normalising both sides), l2 is the negated squared Euclidean distance.
 
 Tie-breaking: documents with exactly equal scores are ordered by document id in *descending* byte
 order, the order trec_eval (and so pytrec_eval) sorts ties in, so our ranked lists and theirs agree.
-Each shard is searched for ``K + TIE_MARGIN`` candidates, so ties straddling the K-th place are
-resolved the same way unless more than ``TIE_MARGIN`` documents of one shard tie there.
+Each shard is searched for ``K + TIE_MARGIN`` candidates; a query whose candidates are still tied at
+the last one is searched wider until the tie is exhausted, so ties straddling the K-th place are
+resolved in that order too.
 """
 
 from __future__ import annotations
@@ -140,28 +141,61 @@ class ExactSearcher:
         n = shard.shape[0]
         if n == 0:
             return
+        nq = self._queries.shape[0]
         fetch = min(self.k + TIE_MARGIN, n)
+        scores, local = self._knn(self._queries, shard, fetch)
+        width = min(self.k, self._keys.shape[1] + fetch)
+        keys = np.empty((nq, width), dtype=np.uint64)
+        pos = np.empty((nq, width), dtype=np.int64)
+        overflow = np.zeros(0, dtype=np.int64)
+        if self.k <= fetch < n:
+            # Where the last fetched score still equals the K-th, more tied documents may lie
+            # beyond the fetch: those rows are searched wider so ties resolve in trec_eval's order.
+            overflow = np.flatnonzero(scores[:, fetch - 1] == scores[:, self.k - 1])
+        normal = np.setdiff1d(np.arange(nq), overflow, assume_unique=True)
+        keys[normal], pos[normal] = self._merge(normal, scores[normal], local[normal], positions)
+        wider = fetch
+        while len(overflow):
+            wider = min(n, wider * 4)
+            s2, l2 = self._knn(self._queries[overflow], shard, wider)
+            done = (s2[:, wider - 1] != s2[:, self.k - 1]) | (wider == n)
+            rows = overflow[done]
+            keys[rows], pos[rows] = self._merge(rows, s2[done], l2[done], positions)
+            overflow = overflow[~done]
+        self._keys, self._positions = keys, pos
+        self.docs_seen += n
+
+    def _knn(
+        self, queries: npt.NDArray[np.float32], shard: npt.NDArray[np.float32], k: int
+    ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]:
         if self.similarity == "l2":
-            dist, local = faiss.knn(self._queries, shard, fetch, metric=faiss.METRIC_L2)
+            dist, local = faiss.knn(queries, shard, k, metric=faiss.METRIC_L2)
             scores = -dist
         else:
-            scores, local = faiss.knn(
-                self._queries, shard, fetch, metric=faiss.METRIC_INNER_PRODUCT
-            )
+            scores, local = faiss.knn(queries, shard, k, metric=faiss.METRIC_INNER_PRODUCT)
         scores += np.float32(0.0)  # -0.0 -> +0.0, so equal scores get equal keys
+        return scores, local
+
+    def _merge(
+        self,
+        rows: npt.NDArray[np.int64],
+        scores: npt.NDArray[np.float32],
+        local: npt.NDArray[np.int64],
+        positions: npt.NDArray[np.int64],
+    ) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.int64]]:
+        """Merge candidates of ``rows`` into their running top-K; return the new keys/positions."""
         pos = positions[local]
         keys = (_sortable(scores) << np.uint64(32)) | (
             _LOW32 - self._tiebreak[pos].astype(np.uint64)
         )
-        keys = np.concatenate([self._keys, keys], axis=1)
-        pos = np.concatenate([self._positions, pos], axis=1)
+        keys = np.concatenate([self._keys[rows], keys], axis=1)
+        pos = np.concatenate([self._positions[rows], pos], axis=1)
         width = keys.shape[1]
         if width > self.k:
             top = np.argpartition(keys, width - self.k, axis=1)[:, width - self.k :]
             keys = np.take_along_axis(keys, top, axis=1)
             pos = np.take_along_axis(pos, top, axis=1)
-        self._keys, self._positions = keys, pos
-        self.docs_seen += n
+        return keys, pos
 
     def result(self) -> TopK:
         """Return the merged top-K, best first, padded to K columns."""

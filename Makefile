@@ -1,0 +1,47 @@
+# Two entry points that work on a fresh machine: `make demo` and `make test`.
+# Each creates or refreshes .venv when pyproject.toml changes.
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip --disable-pip-version-check
+# The CPU build of torch, installed before anything that depends on it (else pip pulls CUDA).
+TORCH  ?= torch==2.13.0
+
+.PHONY: demo test lint typecheck unit bench clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+
+# Runtime only: enough for the demo (no torch).
+$(VENV)/.core-installed: pyproject.toml | $(PY)
+	$(PIP) install -q -e .
+	touch $@
+
+# Everything the test suite needs: torch (CPU), sentence-transformers, reference implementations.
+$(VENV)/.dev-installed: pyproject.toml | $(PY)
+	$(PIP) install -q "$(TORCH)"
+	$(PIP) install -q -e ".[st,dev,parquet]"
+	touch $@ $(VENV)/.core-installed
+
+demo: $(VENV)/.core-installed
+	$(VENV)/bin/recallwatch demo
+
+lint: $(VENV)/.dev-installed
+	$(PY) -m ruff check service tests bench
+	$(PY) -m ruff format --check service tests bench
+
+typecheck: $(VENV)/.dev-installed
+	$(PY) -m mypy
+
+unit: $(VENV)/.dev-installed
+	HF_HUB_OFFLINE=1 $(PY) -m pytest
+
+test: lint typecheck unit
+
+bench: $(VENV)/.dev-installed
+	$(PY) bench/eval_speed.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build service/*.egg-info
