@@ -10,8 +10,7 @@ import sys
 from collections.abc import Sequence
 from types import ModuleType
 
-from recallwatch import __version__
-from recallwatch import commands
+from recallwatch import __version__, commands
 from recallwatch.errors import RecallwatchError
 
 __all__ = ["build_parser", "main"]
@@ -26,6 +25,7 @@ def command_modules() -> list[ModuleType]:
     names.sort(key=lambda n: (ORDER.index(n) if n in ORDER else len(ORDER), n))
     modules = [importlib.import_module(f"recallwatch.commands.{n}") for n in names]
     return [m for m in modules if hasattr(m, "add_parser")]
+
 
 DESCRIPTION = """\
 recallwatch watches embedding models trained with hard negative mining: recall on a clean

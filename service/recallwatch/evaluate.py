@@ -67,7 +67,7 @@ def _prepared(shard: CorpusShard, heldout: HeldoutSet, similarity: Similarity) -
         doc = heldout.corpus_ids[int(shard.positions[first])]
         raise EmbeddingError(
             f"corpus embedding of document {doc!r} (row {int(shard.source_rows[first])}) "
-            f"{exc.problem}; {len(exc.rows)} row(s) in this shard are affected",
+            f"has {exc.problem}; {len(exc.rows)} row(s) in this shard are affected",
             path=shard.origin,
         ) from exc
 
@@ -99,7 +99,7 @@ def evaluate(
     except NonFiniteRowsError as exc:
         qid = heldout.query_ids[int(exc.rows[0])]
         raise EmbeddingError(
-            f"query embedding of {qid!r} {exc.problem}; {len(exc.rows)} query row(s) affected",
+            f"query embedding of {qid!r} has {exc.problem}; {len(exc.rows)} query row(s) affected",
             path=source.name,
         ) from exc
 

@@ -61,7 +61,7 @@ class JudgementIndex:
         doc_position: Mapping[str, int],
         relevance_level: int = 1,
     ) -> JudgementIndex:
-        """Index ``qrels`` for the queries in order; every judged doc must be in ``doc_position``."""
+        """Index ``qrels`` of the queries, in order; judged docs must be in ``doc_position``."""
         num_docs = len(doc_position)
         keys: list[int] = []
         grades: list[int] = []
@@ -73,7 +73,9 @@ class JudgementIndex:
                 keys.append(qi * num_docs + doc_position[did])
                 grades.append(grade)
             num_relevant[qi] = sum(1 for g in judged.values() if g >= relevance_level)
-            ideal.append(np.sort(np.array([g for g in judged.values() if g > 0], dtype=float))[::-1])
+            ideal.append(
+                np.sort(np.array([g for g in judged.values() if g > 0], dtype=float))[::-1]
+            )
         key_arr = np.asarray(keys, dtype=np.int64)
         order = np.argsort(key_arr, kind="stable")
         return cls(
@@ -110,7 +112,9 @@ class QueryMetrics:
 
     def means(self) -> dict[str, dict[int, float]]:
         """All means, ``{metric: {k: value}}``."""
-        return {m: {k: float(v.mean()) for k, v in by_k.items()} for m, by_k in self.per_query.items()}
+        return {
+            m: {k: float(v.mean()) for k, v in by_k.items()} for m, by_k in self.per_query.items()
+        }
 
 
 def compute_metrics(

@@ -53,7 +53,9 @@ def evaluation_json(ev: Evaluation, *, checkpoint: str | None = None) -> dict[st
         "encoder": ev.encoder,
         "similarity": ev.similarity,
         "ks": list(ev.ks),
-        "metrics": {m: {str(k): v for k, v in by_k.items()} for m, by_k in ev.metrics.means().items()},
+        "metrics": {
+            m: {str(k): v for k, v in by_k.items()} for m, by_k in ev.metrics.means().items()
+        },
         "counts": {
             "queries_evaluated": ev.num_queries,
             "queries_excluded_no_relevant": ev.num_excluded_queries,
@@ -78,7 +80,5 @@ def format_table(ev: Evaluation) -> str:
         f"{ev.num_excluded_queries} excluded (no relevant document), {ev.num_docs} documents, "
         f"dim {ev.dim}, {ev.similarity}, encoder {ev.encoder}"
     )
-    rows.append(
-        "time: " + ", ".join(f"{stage} {secs:.2f}s" for stage, secs in ev.timings.items())
-    )
+    rows.append("time: " + ", ".join(f"{stage} {secs:.2f}s" for stage, secs in ev.timings.items()))
     return "\n".join(rows)

@@ -46,7 +46,7 @@ class NonFiniteRowsError(ValueError):
     def __init__(self, rows: npt.NDArray[np.int64], problem: str) -> None:
         self.rows = rows
         self.problem = problem
-        super().__init__(f"{len(rows)} row(s) {problem}, first at row {int(rows[0])}")
+        super().__init__(f"{len(rows)} row(s) with {problem}, first at row {int(rows[0])}")
 
 
 @dataclass(frozen=True)
@@ -67,8 +67,10 @@ def tiebreak_ranks(doc_ids: Sequence[str]) -> npt.NDArray[np.uint32]:
     return ranks
 
 
-def prepare_embeddings(x: npt.NDArray[np.floating], similarity: Similarity) -> npt.NDArray[np.float32]:
-    """Check rows are finite and, for cosine, L2-normalise them (in place when float32 and writable).
+def prepare_embeddings(
+    x: npt.NDArray[np.floating], similarity: Similarity
+) -> npt.NDArray[np.float32]:
+    """Check rows are finite and, for cosine, L2-normalise them (in place where possible).
 
     Raises ``NonFiniteRowsError`` naming the offending rows.
     """
@@ -78,12 +80,12 @@ def prepare_embeddings(x: npt.NDArray[np.floating], similarity: Similarity) -> n
     sq = np.einsum("ij,ij->i", out, out)
     bad = ~np.isfinite(sq)
     if bad.any():
-        raise NonFiniteRowsError(np.flatnonzero(bad).astype(np.int64), "contain NaN or inf")
+        raise NonFiniteRowsError(np.flatnonzero(bad).astype(np.int64), "NaN or inf values")
     if similarity == "cosine":
         zero = sq == 0
         if zero.any():
             raise NonFiniteRowsError(
-                np.flatnonzero(zero).astype(np.int64), "are all zero (cosine is undefined)"
+                np.flatnonzero(zero).astype(np.int64), "an all-zero vector (cosine is undefined)"
             )
         norms = np.sqrt(sq)
         if np.abs(norms - 1.0).max(initial=0.0) > _NORM_TOLERANCE:
@@ -206,8 +208,6 @@ class ExactSearcher:
         nq, width = keys.shape
         if width < self.k:
             pad = self.k - width
-            scores = np.concatenate(
-                [scores, np.full((nq, pad), -np.inf, dtype=np.float32)], axis=1
-            )
+            scores = np.concatenate([scores, np.full((nq, pad), -np.inf, dtype=np.float32)], axis=1)
             pos = np.concatenate([pos, np.full((nq, pad), -1, dtype=np.int64)], axis=1)
         return TopK(scores=np.ascontiguousarray(scores), positions=np.ascontiguousarray(pos))

@@ -32,7 +32,8 @@ class SyntheticSet:
 
 
 def _unit(x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+    out: npt.NDArray[np.float32] = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+    return out
 
 
 def write_heldout(
@@ -84,7 +85,7 @@ def write_precomputed_checkpoint(
     for qi, q in enumerate(heldout.query_ids):
         rel = [index[d] for d in heldout.qrels[q]]
         centre = heldout.doc_vectors[rel].mean(axis=0)
-        queries[qi] = centre + noise * rng.standard_normal(dim).astype(np.float32) / np.sqrt(dim)
+        queries[qi] = centre + noise * rng.standard_normal(dim) / np.sqrt(dim)
     np.save(out / "queries.npy", _unit(queries))
     np.save(out / "corpus.npy", heldout.doc_vectors)
     (out / "query_ids.txt").write_text("\n".join(heldout.query_ids) + "\n", encoding="utf-8")

@@ -55,7 +55,9 @@ def test_relevance_level_raises_the_bar(tmp_path: Path) -> None:
 
 def test_relevance_level_nothing_relevant(tmp_path: Path) -> None:
     write_set(tmp_path)
-    with pytest.raises(HeldoutError, match="no query of split 'test' has a document with score >= 3"):
+    with pytest.raises(
+        HeldoutError, match="no query of split 'test' has a document with score >= 3"
+    ):
         load_heldout(tmp_path, "test", relevance_level=3)
 
 
@@ -163,6 +165,8 @@ def test_non_utf8_qrels(tmp_path: Path) -> None:
 
 def test_non_utf8_corpus_line(tmp_path: Path) -> None:
     write_set(tmp_path)
-    (tmp_path / "corpus.jsonl").write_bytes(b'{"_id": "d1", "text": "a"}\n{"_id": "d2", "text": "\xff"}\n')
+    (tmp_path / "corpus.jsonl").write_bytes(
+        b'{"_id": "d1", "text": "a"}\n{"_id": "d2", "text": "\xff"}\n'
+    )
     with pytest.raises(HeldoutError, match=r"corpus.jsonl, line 2: not valid UTF-8"):
         load_heldout(tmp_path, "test")

@@ -40,7 +40,9 @@ def trec_reference(
             "mrr": {},
         }
     # pytrec_eval's recip_rank has no cutoff: evaluate it on each list cut at k.
-    rr = pytrec_eval.RelevanceEvaluator(dict(qrels), {"recip_rank"}, relevance_level=relevance_level)
+    rr = pytrec_eval.RelevanceEvaluator(
+        dict(qrels), {"recip_rank"}, relevance_level=relevance_level
+    )
     for k in ks:
         cut_run = {
             q: dict(sorted(docs.items(), key=lambda kv: (-kv[1], _desc(kv[0])))[:k])
@@ -53,7 +55,7 @@ def trec_reference(
 
 def _desc(doc_id: str) -> tuple[int, ...]:
     """Sort key putting larger ids first (trec_eval breaks score ties by docno, descending)."""
-    return tuple(-b for b in doc_id.encode()) + (1,)
+    return (*tuple(-b for b in doc_id.encode()), 1)
 
 
 def assert_matches(
@@ -157,14 +159,19 @@ def test_ranx_agrees_on_means() -> None:
     nd, nq = 200, 40
     doc_ids = [f"d{i}" for i in range(nd)]
     scores = rng.random((nq, nd)).astype(np.float32)  # no ties: ranx breaks them its own way
-    qrels = {f"q{i}": {doc_ids[j]: int(rng.integers(1, 3)) for j in rng.choice(nd, 5, replace=False)} for i in range(nq)}
+    qrels = {
+        f"q{i}": {doc_ids[j]: int(rng.integers(1, 3)) for j in rng.choice(nd, 5, replace=False)}
+        for i in range(nq)
+    }
     query_ids = list(qrels)
     order = np.argsort(-scores, axis=1)[:, :20]
     judgements = JudgementIndex.build(query_ids, qrels, {d: i for i, d in enumerate(doc_ids)})
     ours = compute_metrics(order.astype(np.int64), judgements, (5, 20))
     run = {q: {doc_ids[j]: float(scores[i, j]) for j in order[i]} for i, q in enumerate(query_ids)}
     ref = ranx.evaluate(
-        ranx.Qrels(qrels), ranx.Run(run), ["recall@5", "recall@20", "precision@5", "mrr@5", "hit_rate@5"]
+        ranx.Qrels(qrels),
+        ranx.Run(run),
+        ["recall@5", "recall@20", "precision@5", "mrr@5", "hit_rate@5"],
     )
     assert ours.mean("recall", 5) == pytest.approx(ref["recall@5"], abs=1e-9)
     assert ours.mean("recall", 20) == pytest.approx(ref["recall@20"], abs=1e-9)

@@ -82,12 +82,14 @@ def test_prepare_embeddings_normalises_for_cosine_only() -> None:
 @pytest.mark.parametrize(
     ("row", "sim", "problem"),
     [
-        ([np.nan, 1.0], "dot", "contain NaN or inf"),
-        ([np.inf, 1.0], "cosine", "contain NaN or inf"),
-        ([0.0, 0.0], "cosine", "are all zero"),
+        ([np.nan, 1.0], "dot", "NaN or inf values"),
+        ([np.inf, 1.0], "cosine", "NaN or inf values"),
+        ([0.0, 0.0], "cosine", "all-zero vector"),
     ],
 )
-def test_prepare_embeddings_reports_bad_rows(row: list[float], sim: Similarity, problem: str) -> None:
+def test_prepare_embeddings_reports_bad_rows(
+    row: list[float], sim: Similarity, problem: str
+) -> None:
     x = np.array([[1.0, 0.0], row, [0.0, 1.0]], dtype=np.float32)
     with pytest.raises(NonFiniteRowsError) as info:
         prepare_embeddings(x, sim)
@@ -96,6 +98,8 @@ def test_prepare_embeddings_reports_bad_rows(row: list[float], sim: Similarity, 
 
 
 def test_shard_dimension_mismatch_is_refused() -> None:
-    searcher = ExactSearcher(np.ones((2, 4), np.float32), 3, similarity="dot", tiebreak=tiebreak_ranks(["a"]))
+    searcher = ExactSearcher(
+        np.ones((2, 4), np.float32), 3, similarity="dot", tiebreak=tiebreak_ranks(["a"])
+    )
     with pytest.raises(ValueError, match=r"expected \(n, 4\)"):
         searcher.add(np.ones((1, 5), np.float32), np.array([0]))

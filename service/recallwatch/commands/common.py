@@ -16,7 +16,9 @@ def k_list(value: str) -> tuple[int, ...]:
     try:
         ks = sorted({int(part) for part in value.split(",") if part.strip()})
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {value!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integers, got {value!r}"
+        ) from None
     if not ks or ks[0] < 1:
         raise argparse.ArgumentTypeError("cutoffs must be positive integers, e.g. 1,10,100")
     return tuple(ks)

@@ -29,7 +29,10 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument(
-        "--workdir", type=Path, default=None, help="where to write the example (default: a temp dir)"
+        "--workdir",
+        type=Path,
+        default=None,
+        help="where to write the example (default: a temp dir)",
     )
     p.set_defaults(func=run)
 

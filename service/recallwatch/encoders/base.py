@@ -74,7 +74,9 @@ def check_matrix(
     try:
         arr = np.asarray(value)
     except Exception as exc:
-        raise EmbeddingError(f"{what}: encoder output is not an array ({exc})", path=origin) from exc
+        raise EmbeddingError(
+            f"{what}: encoder output is not an array ({exc})", path=origin
+        ) from exc
     if arr.ndim != 2:
         raise EmbeddingError(
             f"{what}: expected a 2-D matrix, got shape {arr.shape}", path=origin, field="shape"
@@ -117,7 +119,9 @@ class TextEncoderSource:
             raise EncoderError(
                 f"encoder {self.encoder.name!r} failed on {what}: {type(exc).__name__}: {exc}"
             ) from exc
-        return check_matrix(out, rows=len(texts), what=what, origin=self.encoder.name, dim=self._dim)
+        return check_matrix(
+            out, rows=len(texts), what=what, origin=self.encoder.name, dim=self._dim
+        )
 
     def queries(self, heldout: HeldoutSet) -> npt.NDArray[np.float32]:
         """Encode the evaluated queries."""
@@ -130,7 +134,9 @@ class TextEncoderSource:
         for start in range(0, heldout.num_docs, shard_rows):
             stop = min(start + shard_rows, heldout.num_docs)
             emb = self._encode(
-                heldout.corpus_texts[start:stop], "document", f"corpus documents {start}..{stop - 1}"
+                heldout.corpus_texts[start:stop],
+                "document",
+                f"corpus documents {start}..{stop - 1}",
             )
             positions = np.arange(start, stop, dtype=np.int64)
             yield CorpusShard(emb, positions, self.encoder.name, positions)

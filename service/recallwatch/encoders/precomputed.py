@@ -163,13 +163,15 @@ class PrecomputedSource:
         row_bytes = dim * dtype.itemsize
         raw = np.empty((min(shard_rows, nrows), dim), dtype=dtype)
         converted = (
-            np.empty((min(shard_rows, nrows), dim), dtype=np.float32) if dtype != np.float32 else raw
+            np.empty((min(shard_rows, nrows), dim), dtype=np.float32)
+            if dtype != np.float32
+            else raw
         )
         fd = os.open(path, os.O_RDONLY)
         try:
             for start in range(0, nrows, shard_rows):
                 n = min(shard_rows, nrows - start)
-                view = memoryview(raw[:n].reshape(-1).view(np.uint8))
+                view = memoryview(raw[:n].reshape(-1).view(np.uint8))  # type: ignore[arg-type]
                 got = os.preadv(fd, [view], offset + start * row_bytes)
                 if got != n * row_bytes:
                     raise EmbeddingError(

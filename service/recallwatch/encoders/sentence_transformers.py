@@ -93,8 +93,9 @@ class SentenceTransformerEncoder:
     @property
     def dimension(self) -> int | None:
         """The model's embedding dimension."""
-        getter = getattr(self.model, "get_embedding_dimension", None) or getattr(
-            self.model, "get_sentence_embedding_dimension"
+        getter = (
+            getattr(self.model, "get_embedding_dimension", None)
+            or self.model.get_sentence_embedding_dimension
         )
         dim = getter()
         return None if dim is None else int(dim)
