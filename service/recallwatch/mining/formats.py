@@ -1,0 +1,64 @@
+"""Read a mined set in any supported format, detecting which one it is."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from recallwatch.errors import InputError
+from recallwatch.mining.corpus import Corpus
+from recallwatch.mining.mined import MinedSet, read_recallwatch_jsonl
+from recallwatch.mining.st_formats import ST_FORMATS, read_st_mined
+
+__all__ = ["FORMATS", "read_mined", "sniff_format"]
+
+FORMATS = ("auto", "recallwatch", *ST_FORMATS)
+
+
+def sniff_format(path: Path) -> str:
+    """``recallwatch`` when the first JSON line has query_id and negatives, else ``auto``."""
+    if path.suffix.lower() not in (".jsonl", ".json", ".ndjson"):
+        return "auto"
+    try:
+        with path.open("r", encoding="utf-8") as fh:
+            for raw in fh:
+                if raw.strip():
+                    obj = json.loads(raw)
+                    if isinstance(obj, dict) and "query_id" in obj and "negatives" in obj:
+                        return "recallwatch"
+                    return "auto"
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return "auto"  # the reader reports the precise problem
+    return "auto"
+
+
+def read_mined(
+    path: Path | str,
+    corpus: Corpus | None,
+    *,
+    format: str = "auto",
+    anchor_column: str | None = None,
+    positive_column: str | None = None,
+    rank_offset: int = 0,
+    positives_per_query: int = 1,
+    allow_unmatched: bool = False,
+) -> MinedSet:
+    """Read a recallwatch JSONL or sentence-transformers mined set."""
+    p = Path(path)
+    if not p.is_file():
+        raise InputError("mined set not found", path=p)
+    if format not in FORMATS:
+        raise InputError(f"unknown format {format!r}; use one of {', '.join(FORMATS)}", path=p)
+    fmt = sniff_format(p) if format == "auto" else format
+    if fmt == "recallwatch":
+        return read_recallwatch_jsonl(p, corpus)
+    return read_st_mined(
+        p,
+        corpus,
+        format=fmt,
+        anchor_column=anchor_column,
+        positive_column=positive_column,
+        rank_offset=rank_offset,
+        positives_per_query=positives_per_query,
+        allow_unmatched=allow_unmatched,
+    )

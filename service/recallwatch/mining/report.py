@@ -1,0 +1,122 @@
+"""Render an FN-rate audit as a table for people and as JSON for machines."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from recallwatch.mining.audit import FNRateAudit
+from recallwatch.mining.mined import MinedSet
+from recallwatch.stats import Interval
+
+__all__ = ["audit_json", "format_audit"]
+
+_DECISIONS = {
+    "too_high": "decided: the rate is TOO HIGH (H1)",
+    "acceptable": "decided: the rate is acceptable (H0)",
+    "continue": "undecided: more labels needed",
+    "undecided": "stopped undecided at the label limit",
+}
+
+
+def _pct(i: Interval | None) -> tuple[str, str]:
+    if i is None:
+        return "n/a", ""
+    return f"{i.estimate:6.1%}", f"[{i.lower:.1%}, {i.upper:.1%}]"
+
+
+def _times(v: float) -> str:
+    return "inf" if v == float("inf") else f"{v:.2f}x"
+
+
+def format_audit(audit: FNRateAudit, mined: MinedSet) -> str:
+    """A plain-text report: rates with intervals, buckets, amplification, SPRT, recommendation."""
+    r = audit.rates
+    o = audit.oracle
+    lines = [
+        f"false-negative rate of {mined.path} ({mined.format}), judged by {o.spec}"
+        + ("  [PROXY: the checkpoint judges itself]" if o.proxy else ""),
+        f"negatives: {audit.total_negatives:,} of {len(mined.queries):,} queries; "
+        f"{audit.eligible_negatives:,} judgeable by the oracle",
+        f"sample: {r.method}, {r.drawn} drawn ({audit.size_note}, seed {audit.config.seed}); "
+        f"{r.judged} judged, {r.unsure} unsure, {r.unjudged} without judgement",
+        "",
+        f"{'':24}{'rate':>8}  {'95% interval':<18}{'FN / judged':>14}",
+    ]
+    est, ci = _pct(r.overall)
+    lines.append(
+        f"{'overall (Wilson)':24}{est:>8}  {ci:<18}{f'{r.false_negatives} / {r.judged}':>14}"
+    )
+    est, ci = _pct(r.stratified)
+    lines.append(f"{'stratified by rank':24}{est:>8}  {ci:<18}")
+    lines.append("by mining rank")
+    for b in r.buckets:
+        est, ci = _pct(b.rate)
+        counts = f"{b.false_negatives} / {b.judged}"
+        lines.append(
+            f"  {b.label:<22}{est:>8}  {ci:<18}{counts:>14}   ({b.population:,} negatives)"
+        )
+    a = audit.amplification
+    if a.ratio is not None:
+        rnd = a.random
+        lines.append(
+            f"{'amplification':24}{_times(a.ratio.estimate):>8}  "
+            f"[{_times(a.ratio.lower)}, {_times(a.ratio.upper)}]   random negatives: "
+            f"{a.control_false_negatives} / {a.control_judged}"
+            + (f" = {rnd.estimate:.2%}" if rnd is not None else "")
+        )
+    else:
+        lines.append(f"{'amplification':24}{'n/a':>8}  ({a.note})")
+    if a.note and a.ratio is not None:
+        lines.append(f"  note: {a.note}")
+    s = audit.sequential
+    d = s.design
+    head = f"SPRT H0 rate <= {d.p0:.0%} vs H1 >= {d.p1:.0%} (alpha {d.alpha:g}, beta {d.beta:g})"
+    if s.result is None:
+        lines.append(f"{head}: n/a ({s.note})")
+    else:
+        lines.append(
+            f"{head}: {_DECISIONS[s.result.decision]} after {s.result.labels} labels "
+            f"({s.result.false_negatives} FN)"
+        )
+    rec = audit.recommendation
+    crit = "upper bound" if rec.criterion == "upper" else "estimate"
+    lines.append("")
+    if rec.best is None:
+        lines.append(f"recommendation (target {rec.target:.0%}): none")
+    elif not rec.needed:
+        lines.append(
+            f"recommendation: no filter needed (projected {rec.best.projected.estimate:.1%}, "
+            f"{crit} {rec.best.projected.upper:.1%} <= target {rec.target:.0%})"
+        )
+    else:
+        best = rec.best
+        lines.append(
+            f"recommendation (target {rec.target:.0%}, {crit}): {best.spec.describe()} -> "
+            f"projected {best.projected.estimate:.1%} (upper {best.projected.upper:.1%}), drops "
+            f"{best.dropped_fraction:.1%} of negatives"
+        )
+        for opt in rec.options[1:]:
+            lines.append(
+                f"  or {opt.spec.describe()}: projected {opt.projected.estimate:.1%} "
+                f"(upper {opt.projected.upper:.1%}), drops {opt.dropped_fraction:.1%}"
+            )
+    notes = r.notes + rec.notes + mined.report.assumptions
+    if mined.report.unmatched_negatives or mined.report.unmatched_positives:
+        notes.append(
+            f"{mined.report.unmatched_negatives} negative and {mined.report.unmatched_positives} "
+            "positive text(s) matched no corpus document and were excluded"
+        )
+    if notes:
+        lines.append("")
+        lines.extend(f"note: {n}" for n in notes)
+    return "\n".join(lines)
+
+
+def audit_json(audit: FNRateAudit, mined: MinedSet) -> dict[str, Any]:
+    """The full audit as a JSON document."""
+    return {
+        "mined_set": str(mined.path),
+        "format": mined.format,
+        "import": mined.report.as_dict(),
+        **audit.as_dict(),
+    }
