@@ -1,0 +1,152 @@
+"""Discover the complete checkpoints of a training run, their step and their mining metadata.
+
+A checkpoint is a directory under the run directory matching the run's glob (``checkpoint-*``).
+It is complete when its ready marker exists and nothing in it (files or directories, recursively)
+was modified for ``settle_seconds``; until then it is half-written and never evaluated. The step
+is the last number in the directory name, else ``global_step`` of ``trainer_state.json``.
+
+Mining metadata (default ``mining.json``, looked up in the checkpoint, then in the run directory)
+is JSON or YAML; its fingerprint is the SHA-256 of its canonical JSON (sorted keys, no spaces), so
+key order and formatting do not count as a mining change.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from recallwatch.errors import InputError
+
+__all__ = [
+    "FoundCheckpoint",
+    "MiningMetadata",
+    "canonical_json",
+    "checkpoint_step",
+    "fingerprint",
+    "newest_mtime",
+    "read_mining_metadata",
+    "scan_run",
+]
+
+
+@dataclass(frozen=True)
+class FoundCheckpoint:
+    """A checkpoint directory seen in one scan of a run."""
+
+    name: str
+    path: Path
+    step: int | None
+    complete: bool
+    #: Wall-clock time of its last modification (when it became complete, once it is).
+    modified_at: float
+
+
+@dataclass(frozen=True)
+class MiningMetadata:
+    """How the negatives a checkpoint trained on were mined, and the fingerprint of that."""
+
+    path: Path
+    content: Any
+    canonical: str
+    fingerprint: str
+
+
+def canonical_json(value: Any) -> str:
+    """Serialise JSON-compatible data canonically: sorted keys, no whitespace, UTF-8 kept."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def fingerprint(value: Any) -> str:
+    """SHA-256 (hex) of the canonical JSON of ``value``."""
+    return hashlib.sha256(canonical_json(value).encode("utf-8")).hexdigest()
+
+
+def checkpoint_step(path: Path) -> int | None:
+    """The training step: the last number in the name, else ``trainer_state.json``'s global_step."""
+    numbers = re.findall(r"\d+", path.name)
+    if numbers:
+        return int(numbers[-1])
+    try:
+        state = json.loads((path / "trainer_state.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    step = state.get("global_step") if isinstance(state, dict) else None
+    return step if isinstance(step, int) and not isinstance(step, bool) else None
+
+
+def newest_mtime(path: Path) -> float:
+    """Latest modification time of the directory or anything under it (symlinks not followed)."""
+    newest = path.stat().st_mtime
+    stack = [path]
+    while stack:
+        with os.scandir(stack.pop()) as entries:
+            for entry in entries:
+                st = entry.stat(follow_symlinks=False)
+                newest = max(newest, st.st_mtime)
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append(Path(entry.path))
+    return newest
+
+
+def _examine(path: Path, ready_marker: str, settle_seconds: float, now: float) -> FoundCheckpoint:
+    step = checkpoint_step(path)
+    try:
+        modified = newest_mtime(path)
+    except FileNotFoundError:  # being rotated away while we look
+        return FoundCheckpoint(path.name, path, step, False, now)
+    # A modification time in the future (clock skew on shared storage) counts as "just now".
+    complete = (path / ready_marker).exists() and min(modified, now) <= now - settle_seconds
+    return FoundCheckpoint(path.name, path, step, complete, modified)
+
+
+def scan_run(
+    directory: Path, glob: str, ready_marker: str, settle_seconds: float, *, now: float
+) -> list[FoundCheckpoint]:
+    """Every checkpoint directory of a run, complete or not, ordered by step then name."""
+    if not directory.is_dir():
+        return []
+    found = [
+        _examine(p, ready_marker, settle_seconds, now)
+        for p in directory.glob(glob)
+        if p.is_dir() and not p.name.startswith(".")
+    ]
+    return sorted(found, key=lambda c: (c.step is None, c.step or 0, c.name))
+
+
+def _parse(path: Path, text: str) -> Any:
+    if path.suffix == ".json":
+        return json.loads(text)
+    return yaml.safe_load(text)  # YAML is a superset of JSON
+
+
+def read_mining_metadata(checkpoint: Path, run_dir: Path, filename: str) -> MiningMetadata | None:
+    """Read a checkpoint's mining metadata (checkpoint first, then run directory), if any."""
+    for candidate in (checkpoint / filename, run_dir / filename):
+        try:
+            text = candidate.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            continue
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InputError(f"cannot read mining metadata: {exc}", path=candidate) from exc
+        try:
+            content = _parse(candidate, text)
+        except (ValueError, yaml.YAMLError) as exc:
+            raise InputError(
+                f"mining metadata is not valid JSON or YAML: {exc}", path=candidate
+            ) from exc
+        try:
+            canonical = canonical_json(content)
+        except (TypeError, ValueError) as exc:  # YAML dates and the like
+            raise InputError(
+                f"mining metadata must be plain JSON data: {exc}", path=candidate
+            ) from exc
+        digest = hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+        return MiningMetadata(candidate, content, canonical, digest)
+    return None

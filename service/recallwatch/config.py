@@ -1,0 +1,591 @@
+"""The model of ``recallwatch.yaml``: what the daemon watches, how it evaluates, where it stores.
+
+Loading validates everything at once and raises one ``ConfigError`` listing each problem by its
+dotted field path (``runs.0.settle_seconds: ...``). Relative paths are relative to the config
+file. Secrets (webhook URLs, signing secrets, tokens) are never written in the file: they come from
+``<name>_env`` (an environment variable) or ``<name>_file`` (a file's content, stripped) and are
+held as ``SecretStr``, so neither their values nor repr() of the config can leak them.
+
+See ``examples/recallwatch.yaml`` for an annotated example and ``docs/daemon.md`` for the reference.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Any, ClassVar, Literal
+
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from recallwatch.encoders import EncoderOptions, validate_spec
+from recallwatch.errors import ConfigError
+from recallwatch.metrics import DEFAULT_KS
+
+__all__ = [
+    "Config",
+    "EncoderConfig",
+    "FalseNegativeConfig",
+    "HeldoutConfig",
+    "RunConfig",
+    "dataset_key",
+    "load_config",
+    "parse_config",
+    "preflight",
+]
+
+DEFAULT_PORT = 9464
+
+#: Values of the bounded ``run`` and ``dataset`` metric labels.
+Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,62}$")]
+PositiveSeconds = Annotated[float, Field(gt=0)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _resolve_path(value: Path, info: ValidationInfo) -> Path:
+    base = (info.context or {}).get("base_dir")
+    path = value.expanduser()
+    if not path.is_absolute() and base is not None:
+        path = Path(base) / path
+    return path
+
+
+#: A path; relative ones are relative to the config file's directory.
+ConfigPath = Annotated[Path, AfterValidator(_resolve_path)]
+
+
+class StoreConfig(_Model):
+    """Where the SQLite store lives."""
+
+    path: ConfigPath = Path("recallwatch.db")
+
+
+class HttpConfig(_Model):
+    """The HTTP listen address, ``HOST:PORT`` (``[::1]:9464`` for IPv6; port 0 picks a free one)."""
+
+    listen: str = f"127.0.0.1:{DEFAULT_PORT}"
+
+    @field_validator("listen")
+    @classmethod
+    def _check_listen(cls, value: str) -> str:
+        split_listen(value)
+        return value
+
+    @property
+    def host(self) -> str:
+        """The host part of ``listen``."""
+        return split_listen(self.listen)[0]
+
+    @property
+    def port(self) -> int:
+        """The port part of ``listen``."""
+        return split_listen(self.listen)[1]
+
+
+def split_listen(value: str) -> tuple[str, int]:
+    """Split ``HOST:PORT`` (or ``[V6]:PORT``) and check the port."""
+    match = re.fullmatch(r"\[([0-9A-Fa-f:.]+)\]:(\d+)|([^:\[\]]+):(\d+)", value.strip())
+    if match is None:
+        raise ValueError(f"expected HOST:PORT such as 127.0.0.1:{DEFAULT_PORT}")
+    host = match.group(1) or match.group(3)
+    port = int(match.group(2) or match.group(4))
+    if port > 65535:
+        raise ValueError(f"port {port} is out of range (0-65535)")
+    return host, port
+
+
+class EncoderConfig(_Model):
+    """How checkpoints are turned into embeddings; ``encoder: st`` is short for ``{spec: st}``."""
+
+    spec: str = "st"
+    device: str = "cpu"
+    batch_size: Annotated[int, Field(ge=1)] = 32
+    max_seq_length: Annotated[int, Field(ge=1)] | None = None
+    normalize: bool = False
+    query_prompt: str | None = None
+    document_prompt: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, data: Any) -> Any:
+        return {"spec": data} if isinstance(data, str) else data
+
+    @field_validator("spec")
+    @classmethod
+    def _check_spec(cls, value: str) -> str:
+        try:
+            return validate_spec(value)
+        except ConfigError as exc:
+            raise ValueError(exc.errors[0][1]) from None
+
+    def options(self) -> EncoderOptions:
+        """The options the encoders package takes."""
+        return EncoderOptions(
+            device=self.device,
+            batch_size=self.batch_size,
+            max_seq_length=self.max_seq_length,
+            normalize=self.normalize,
+            query_prompt=self.query_prompt,
+            document_prompt=self.document_prompt,
+            show_progress=False,
+        )
+
+
+class HeldoutConfig(_Model):
+    """A clean held-out set (BEIR layout); ``name`` is the ``dataset`` metric label."""
+
+    name: Name | None = None
+    path: ConfigPath
+    split: str = "test"
+    relevance_level: int = 1
+
+    @property
+    def dataset(self) -> str:
+        """The dataset label: ``name``, or the directory's name."""
+        return self.name or re.sub(r"[^A-Za-z0-9_.:-]", "_", self.path.name)[:63] or "heldout"
+
+
+class EvaluationConfig(_Model):
+    """What every checkpoint is evaluated with, and how the evaluation queue behaves."""
+
+    encoder: EncoderConfig = EncoderConfig()
+    ks: Annotated[list[Annotated[int, Field(ge=1)]], Field(min_length=1)] = list(DEFAULT_KS)
+    similarity: Literal["cosine", "dot", "l2"] = "cosine"
+    shard_rows: Annotated[int, Field(ge=1)] = 65_536
+    concurrency: Annotated[int, Field(ge=1, le=64)] = 1
+    timeout_seconds: PositiveSeconds = 6 * 3600.0
+    policy: Literal["oldest_first", "latest_only"] = "oldest_first"
+    shutdown_grace_seconds: Annotated[float, Field(ge=0)] = 30.0
+
+    @field_validator("ks")
+    @classmethod
+    def _sorted_ks(cls, value: list[int]) -> list[int]:
+        return sorted(set(value))
+
+
+class RunConfig(_Model):
+    """A training run: a directory where checkpoints appear."""
+
+    name: Name
+    directory: ConfigPath
+    checkpoint_glob: str = "checkpoint-*"
+    ready_marker: str = "trainer_state.json"
+    settle_seconds: Annotated[float, Field(ge=0)] = 30.0
+    mining_metadata: str = "mining.json"
+    #: Overrides ``evaluation.encoder`` for this run.
+    encoder: EncoderConfig | None = None
+
+    @field_validator("checkpoint_glob", "ready_marker", "mining_metadata")
+    @classmethod
+    def _relative(cls, value: str) -> str:
+        if not value or value.startswith("/") or ".." in Path(value).parts:
+            raise ValueError("must be a non-empty path relative to the run/checkpoint directory")
+        return value
+
+
+class OracleConfig(_Model):
+    """Which oracle judges sampled mined negatives; ``options`` are checked by the estimator."""
+
+    type: Literal["qrels", "labels", "judge", "ensemble", "http"]
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class FalseNegativeConfig(_Model):
+    """Sampling of each mined set for its false-negative rate (present = enabled)."""
+
+    #: Key of the mining metadata naming the mined set (a path relative to the run directory).
+    mined_set_key: str = "mined_set"
+    sample_size: Annotated[int, Field(ge=1)] = 200
+    random_sample_size: Annotated[int, Field(ge=0)] = 200
+    rank_buckets: Annotated[list[Annotated[int, Field(ge=1)]], Field(min_length=1)] = [
+        1,
+        5,
+        10,
+        20,
+        50,
+    ]
+    seed: int = 0
+    oracle: OracleConfig
+
+
+# -- notifications: modelled and validated here, delivered by the alerting code -------------------
+
+
+def _read_secret(kind: str, ref: str) -> str:
+    if kind == "env":
+        value = os.environ.get(ref, "")
+        if not value.strip():
+            raise ValueError(f"environment variable {ref} is not set or empty")
+        return value.strip()
+    try:
+        value = Path(ref).expanduser().read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ValueError(f"cannot read secret file {ref}: {exc.strerror or exc}") from None
+    if not value:
+        raise ValueError(f"secret file {ref} is empty")
+    return value
+
+
+class _Channel(_Model):
+    """Fields shared by notification channels; secrets are resolved at load time."""
+
+    name: Name
+    timeout_seconds: PositiveSeconds = 10.0
+    _secrets: dict[str, SecretStr] = PrivateAttr(default_factory=dict)
+    #: (secret name, required) pairs; each is configured as ``<name>_env`` or ``<name>_file``.
+    secret_fields: ClassVar[tuple[tuple[str, bool], ...]] = ()
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _check_secret_ref(cls, value: Any, info: ValidationInfo) -> Any:
+        name = info.field_name or ""
+        if value is not None and (name.endswith("_env") or name.endswith("_file")):
+            _read_secret("env" if name.endswith("_env") else "file", str(value))
+        return value
+
+    @model_validator(mode="after")
+    def _resolve_secrets(self) -> _Channel:
+        for name, required in self.secret_fields:
+            env, file = getattr(self, f"{name}_env"), getattr(self, f"{name}_file")
+            if env is not None and file is not None:
+                raise ValueError(f"set {name}_env or {name}_file, not both")
+            if env is None and file is None:
+                if required:
+                    raise ValueError(f"{name} is required: set {name}_env or {name}_file")
+                continue
+            kind, ref = ("env", env) if env is not None else ("file", file)
+            self._secrets[name] = SecretStr(_read_secret(kind, ref))
+        return self
+
+    def secret(self, name: str) -> SecretStr | None:
+        """The resolved secret ``name`` (``None`` when optional and not configured)."""
+        return self._secrets.get(name)
+
+
+class SlackChannel(_Channel):
+    """A Slack incoming webhook; the URL is a secret."""
+
+    type: Literal["slack"]
+    webhook_url_env: str | None = None
+    webhook_url_file: str | None = None
+    secret_fields: ClassVar[tuple[tuple[str, bool], ...]] = (("webhook_url", True),)
+
+
+class WebhookChannel(_Channel):
+    """A generic JSON webhook signed per Standard Webhooks with ``secret``."""
+
+    type: Literal["webhook"]
+    url_env: str | None = None
+    url_file: str | None = None
+    secret_env: str | None = None
+    secret_file: str | None = None
+    secret_fields: ClassVar[tuple[tuple[str, bool], ...]] = (("url", True), ("secret", False))
+
+
+class AlertmanagerChannel(_Channel):
+    """An Alertmanager (``POST /api/v2/alerts``); the URL is not secret, a bearer token is."""
+
+    type: Literal["alertmanager"]
+    url: Annotated[str, Field(pattern=r"^https?://")]
+    bearer_token_env: str | None = None
+    bearer_token_file: str | None = None
+    secret_fields: ClassVar[tuple[tuple[str, bool], ...]] = (("bearer_token", False),)
+
+
+Channel = Annotated[
+    SlackChannel | WebhookChannel | AlertmanagerChannel, Field(discriminator="type")
+]
+
+
+class _Rule(_Model):
+    name: Name
+    channels: Annotated[list[str], Field(min_length=1)]
+    #: Runs the rule applies to (empty: all).
+    runs: list[str] = Field(default_factory=list)
+    severity: Literal["info", "warning", "critical"] = "warning"
+
+
+class RecallRegressionRule(_Rule):
+    """A significant drop of a metric at k against a baseline checkpoint."""
+
+    type: Literal["recall_regression"]
+    metric: Literal["recall", "success", "mrr", "ndcg"] = "recall"
+    ks: Annotated[list[Annotated[int, Field(ge=1)]], Field(min_length=1)] = [10]
+    min_drop: Annotated[float, Field(ge=0, le=1)] = 0.01
+    alpha: Annotated[float, Field(gt=0, lt=1)] = 0.01
+    confirm: Annotated[int, Field(ge=1)] = 1
+    #: previous_mining: after a mining change; same_mining: against the best under the same config.
+    compare_with: Literal["previous_mining", "same_mining"] = "previous_mining"
+    baseline: Literal["best", "last"] = "best"
+    baseline_checkpoint: str | None = None
+    permutations: Annotated[int, Field(ge=100)] = 10_000
+    seed: int = 0
+
+
+class FalseNegativeRateRule(_Rule):
+    """The lower bound of the FN-rate interval above ``threshold``."""
+
+    type: Literal["false_negative_rate"]
+    threshold: Annotated[float, Field(gt=0, lt=1)] = 0.05
+
+
+class AmplificationRule(_Rule):
+    """Label-noise amplification (mined ÷ random FN rate) above ``threshold``."""
+
+    type: Literal["label_noise_amplification"]
+    threshold: Annotated[float, Field(gt=0)] = 3.0
+
+
+class RecallFloorRule(_Rule):
+    """A metric at k below an absolute floor."""
+
+    type: Literal["recall_floor"]
+    metric: Literal["recall", "success", "mrr", "ndcg"] = "recall"
+    k: Annotated[int, Field(ge=1)] = 10
+    floor: Annotated[float, Field(ge=0, le=1)]
+
+
+class EvaluationFailingRule(_Rule):
+    """``consecutive`` failed evaluations in a row."""
+
+    type: Literal["evaluation_failing"]
+    consecutive: Annotated[int, Field(ge=1)] = 3
+
+
+class NoRecentEvaluationRule(_Rule):
+    """No newly evaluated checkpoint for ``after_seconds``."""
+
+    type: Literal["no_recent_evaluation"]
+    after_seconds: PositiveSeconds = 24 * 3600.0
+
+
+Rule = Annotated[
+    RecallRegressionRule
+    | FalseNegativeRateRule
+    | AmplificationRule
+    | RecallFloorRule
+    | EvaluationFailingRule
+    | NoRecentEvaluationRule,
+    Field(discriminator="type"),
+]
+
+
+class NotificationsConfig(_Model):
+    """Channels and the rules that send to them (delivery is the alerting code's job)."""
+
+    #: Base URL of the Grafana dashboard and of this service's API, for links in alerts.
+    dashboard_url: str | None = None
+    api_url: str | None = None
+    channels: list[Channel] = Field(default_factory=list)
+    rules: list[Rule] = Field(default_factory=list)
+
+
+# -- the whole file --------------------------------------------------------------------------
+
+
+class Config(_Model):
+    """The whole of ``recallwatch.yaml``."""
+
+    store: StoreConfig = StoreConfig()
+    http: HttpConfig = HttpConfig()
+    poll_interval_seconds: PositiveSeconds = 30.0
+    evaluation: EvaluationConfig = EvaluationConfig()
+    heldout: Annotated[list[HeldoutConfig], Field(min_length=1)]
+    runs: Annotated[list[RunConfig], Field(min_length=1)]
+    false_negatives: FalseNegativeConfig | None = None
+    notifications: NotificationsConfig = NotificationsConfig()
+
+    def encoder_for(self, run: RunConfig) -> EncoderConfig:
+        """The encoder a run's checkpoints are evaluated with."""
+        return run.encoder or self.evaluation.encoder
+
+    def run(self, name: str) -> RunConfig:
+        """The run called ``name``."""
+        for r in self.runs:
+            if r.name == name:
+                return r
+        raise KeyError(name)
+
+
+def dataset_key(config: Config, run: RunConfig, heldout: HeldoutConfig) -> str:
+    """The idempotency key of evaluating a run's checkpoints on one held-out set.
+
+    It covers everything that changes the numbers (encoder and its options, k list, similarity,
+    the held-out set and split), so a checkpoint is never evaluated twice under the same key.
+    """
+    enc = config.encoder_for(run)
+    doc = {
+        "encoder": enc.model_dump(mode="json"),
+        "ks": config.evaluation.ks,
+        "similarity": config.evaluation.similarity,
+        "heldout": {
+            "path": str(heldout.path),
+            "split": heldout.split,
+            "relevance_level": heldout.relevance_level,
+        },
+    }
+    blob = json.dumps(doc, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+# -- loading -------------------------------------------------------------------------------
+
+
+def _cross_checks(config: Config) -> list[tuple[str, str]]:
+    """Checks across sections, as (dotted path, message) pairs."""
+    errors: list[tuple[str, str]] = []
+
+    def unique(values: list[str], section: str, field: str, what: str) -> None:
+        seen: set[str] = set()
+        for i, v in enumerate(values):
+            if v in seen:
+                errors.append((f"{section}.{i}.{field}", f"duplicate {what} {v!r}"))
+            seen.add(v)
+
+    unique([r.name for r in config.runs], "runs", "name", "run name")
+    unique([h.dataset for h in config.heldout], "heldout", "name", "held-out set name")
+    notifications = config.notifications
+    unique([c.name for c in notifications.channels], "notifications.channels", "name", "channel")
+    unique([r.name for r in notifications.rules], "notifications.rules", "name", "rule")
+    channels = {c.name for c in notifications.channels}
+    runs = {r.name for r in config.runs}
+    for i, rule in enumerate(notifications.rules):
+        where = f"notifications.rules.{i}"
+        errors += [
+            (f"{where}.channels", f"unknown channel {c!r}")
+            for c in rule.channels
+            if c not in channels
+        ]
+        errors += [(f"{where}.runs", f"unknown run {r!r}") for r in rule.runs if r not in runs]
+        ks = list(rule.ks) if isinstance(rule, RecallRegressionRule) else []
+        ks += [rule.k] if isinstance(rule, RecallFloorRule) else []
+        errors += [
+            (
+                f"{where}.k{'s' if isinstance(rule, RecallRegressionRule) else ''}",
+                f"k={k} is not computed: add it to evaluation.ks",
+            )
+            for k in ks
+            if k not in config.evaluation.ks
+        ]
+    return errors
+
+
+_TAGS = {
+    "slack",
+    "webhook",
+    "alertmanager",
+    "recall_regression",
+    "false_negative_rate",
+    "label_noise_amplification",
+    "recall_floor",
+    "evaluation_failing",
+    "no_recent_evaluation",
+}
+
+
+def _dotted(loc: tuple[int | str, ...]) -> str:
+    # Discriminated unions add the tag to the location; readers want the field path only.
+    return ".".join(str(p) for i, p in enumerate(loc) if not (i > 0 and p in _TAGS))
+
+
+def _message(err: Any) -> str:
+    msg = str(err["msg"])
+    msg = msg.removeprefix("Value error, ")
+    if err["type"] == "extra_forbidden":
+        field = str(err["loc"][-1]) if err["loc"] else ""
+        if field in {"webhook_url", "url", "secret", "bearer_token", "token", "password"}:
+            return f"unknown field; secrets come from {field}_env or {field}_file"
+        return "unknown field"
+    return msg
+
+
+def parse_config(data: Any, *, source: str | None = None, base_dir: Path | None = None) -> Config:
+    """Validate a parsed document into a ``Config``, or raise ``ConfigError`` with every error."""
+    if not isinstance(data, dict):
+        raise ConfigError([("", "the configuration must be a mapping")], source=source)
+    try:
+        config = Config.model_validate(data, context={"base_dir": base_dir})
+    except ValidationError as exc:
+        errors = [(_dotted(tuple(e["loc"])), _message(e)) for e in exc.errors()]
+        raise ConfigError(errors, source=source) from None
+    errors = _cross_checks(config)
+    if errors:
+        raise ConfigError(errors, source=source)
+    return config
+
+
+def load_config(path: Path | str) -> Config:
+    """Read and validate ``recallwatch.yaml`` (YAML or JSON)."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(
+            [("", f"cannot read the file: {exc.strerror or exc}")], source=str(p)
+        ) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError([("", f"{where}not valid YAML ({problem})")], source=str(p)) from None
+    return parse_config(data, source=str(p), base_dir=p.resolve().parent)
+
+
+def preflight(config: Config) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """Check the filesystem and installed extras a config relies on: (errors, warnings)."""
+    import importlib.util
+
+    errors: list[tuple[str, str]] = []
+    warnings: list[tuple[str, str]] = []
+    for i, h in enumerate(config.heldout):
+        needed = [
+            h.path / "corpus.jsonl",
+            h.path / "queries.jsonl",
+            h.path / "qrels" / f"{h.split}.tsv",
+        ]
+        missing = [str(p) for p in needed if not p.is_file()]
+        if missing:
+            errors.append(
+                (f"heldout.{i}.path", f"not a BEIR held-out set: missing {', '.join(missing)}")
+            )
+    encoders = [("evaluation.encoder", config.evaluation.encoder)] + [
+        (f"runs.{i}.encoder", r.encoder) for i, r in enumerate(config.runs) if r.encoder is not None
+    ]
+    for where, enc in encoders:
+        if enc.spec == "st" and importlib.util.find_spec("sentence_transformers") is None:
+            errors.append(
+                (
+                    f"{where}.spec",
+                    "the 'st' encoder needs sentence-transformers: install torch (CPU build) "
+                    "first, "
+                    "then pip install 'recallwatch[st]'",
+                )
+            )
+    for i, r in enumerate(config.runs):
+        if not r.directory.is_dir():
+            warnings.append(
+                (
+                    f"runs.{i}.directory",
+                    f"{r.directory} does not exist yet; it is watched until it does",
+                )
+            )
+    return errors, warnings

@@ -1,0 +1,512 @@
+"""The daemon's wiring: discover checkpoints -> queue -> evaluate -> persist (-> FN estimate).
+
+Read top-down:
+
+1. ``start`` re-queues what a crash or a config change left behind, then schedules ``poll`` (an
+   APScheduler interval job, ``coalesce=True, max_instances=1``) to run now and every
+   ``poll_interval_seconds``.
+2. ``poll`` scans every run directory and records each newly complete checkpoint (its step and
+   mining metadata) as ``discovered``; queued checkpoints that vanished are ``skipped``.
+3. ``dispatch`` starts evaluations while fewer than ``evaluation.concurrency`` run: oldest first
+   within a run and round-robin across runs (``oldest_first``, never skipping), or only the newest
+   of each run (``latest_only``, the older ones ``skipped``).
+4. ``evaluate_checkpoint`` evaluates the checkpoint on each held-out set in a child process (see
+   ``runner``), skipping any already done under the same idempotency key, stores each result in
+   one transaction, estimates the mined set's false-negative rate where configured, and marks the
+   checkpoint ``evaluated`` (or ``failed`` with a bounded reason). Each finished evaluation frees a
+   slot and dispatches the next one at once, so a backfill does not wait for polls.
+
+The exporter and the HTTP API read the store; nothing here keeps state that a restart would lose.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from recallwatch.checkpoints import read_mining_metadata, scan_run
+from recallwatch.config import Config, FalseNegativeConfig, RunConfig, dataset_key
+from recallwatch.errors import RecallwatchError
+from recallwatch.logs import fields
+from recallwatch.runner import EvaluationError, Interrupted, Job, Runner, run_isolated
+from recallwatch.store import CheckpointRow, FnEstimate, NewEvaluation, Store
+
+__all__ = ["Daemon", "FnEstimator", "FnRequest", "FnSkipped", "estimator_unavailable"]
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], float]
+
+
+# -- the false-negative hook ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FnRequest:
+    """What the false-negative estimator gets for a checkpoint whose mined set is known."""
+
+    run: RunConfig
+    checkpoint: Path
+    mining: Any
+    mined_set: Path
+    config: FalseNegativeConfig
+    heldout: list[Path]
+
+
+class FnSkipped(Exception):  # noqa: N818 - a skip, not an error
+    """The estimate cannot be made for this checkpoint; the message says why."""
+
+
+FnEstimator = Callable[[FnRequest], FnEstimate]
+
+
+def estimator_unavailable(request: FnRequest) -> FnEstimate:
+    """The estimator used until the false-negative estimator is wired in: always skips."""
+    raise FnSkipped("the false-negative estimator is not available in this build")
+
+
+def _fn_config_hash(config: FalseNegativeConfig) -> str:
+    import hashlib
+
+    blob = json.dumps(config.model_dump(mode="json"), sort_keys=True).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+# -- the daemon -----------------------------------------------------------------------------------
+
+
+class Daemon:
+    """Watch the configured runs and evaluate each new complete checkpoint once."""
+
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        *,
+        clock: Clock = time.time,
+        runner: Runner = run_isolated,
+        fn_estimator: FnEstimator = estimator_unavailable,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.clock = clock
+        self.runner = runner
+        self.fn_estimator = fn_estimator
+        self.last_poll_at: float | None = None
+        self.last_poll_error: str | None = None
+        self._run_ids: dict[str, int] = {}
+        self._keys: dict[str, dict[str, str]] = {}
+        self._inflight: dict[int, Future[None]] = {}
+        self._lock = threading.RLock()
+        self._idle = threading.Condition(self._lock)
+        self._stopping = False
+        self._cancel = threading.Event()
+        self._pool = ThreadPoolExecutor(
+            max_workers=config.evaluation.concurrency, thread_name_prefix="evaluation"
+        )
+        self._scheduler: BackgroundScheduler | None = None
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def prepare(self) -> None:
+        """Register runs, re-queue interrupted checkpoints and those whose config changed."""
+        now = self.clock()
+        for row in self.store.recover(now):
+            log.warning(
+                "re-running a checkpoint interrupted mid-evaluation",
+                extra=fields(run=row.run, checkpoint=row.name, step=row.step),
+            )
+        for run in self.config.runs:
+            self._run_ids[run.name] = self.store.ensure_run(run.name, str(run.directory), now)
+            self._keys[run.name] = {
+                h.dataset: dataset_key(self.config, run, h) for h in self.config.heldout
+            }
+            requeued = self.store.rekey(self._run_ids[run.name], self._eval_key(run.name), now)
+            if requeued:
+                log.info(
+                    "evaluation settings changed: %d checkpoint(s) queued again",
+                    requeued,
+                    extra=fields(run=run.name),
+                )
+        if self.config.false_negatives is None:
+            log.info("false-negative estimation is off (no false_negatives section in the config)")
+
+    def start(self) -> None:
+        """Prepare, then poll now and every ``poll_interval_seconds`` in a background thread."""
+        self.prepare()
+        scheduler = BackgroundScheduler(timezone=UTC)
+        scheduler.add_job(
+            self.poll,
+            "interval",
+            seconds=self.config.poll_interval_seconds,
+            id="discovery",
+            coalesce=True,
+            max_instances=1,
+            misfire_grace_time=None,
+            next_run_time=datetime.now(UTC),
+        )
+        scheduler.start()
+        self._scheduler = scheduler
+
+    @property
+    def scheduler_running(self) -> bool:
+        """Whether the discovery job is scheduled."""
+        return self._scheduler is not None and bool(self._scheduler.running)
+
+    def stop(self, grace_seconds: float | None = None) -> None:
+        """Stop polling; let running evaluations finish within the grace period, else re-queue."""
+        grace = (
+            self.config.evaluation.shutdown_grace_seconds
+            if grace_seconds is None
+            else grace_seconds
+        )
+        with self._lock:
+            self._stopping = True
+        if self._scheduler is not None and self._scheduler.running:
+            self._scheduler.shutdown(wait=True)
+        if not self.wait_idle(grace):
+            log.warning(
+                "evaluation still running after the %.0f s grace period: stopping it; "
+                "it will be re-run at the next start",
+                grace,
+            )
+            self._cancel.set()
+        self._pool.shutdown(wait=True)
+
+    def force_stop(self) -> None:
+        """Stop running evaluations now (a second signal); they are re-run at the next start."""
+        self._cancel.set()
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait until no evaluation runs; False on timeout."""
+        deadline = time.monotonic() + timeout
+        with self._idle:
+            while self._inflight:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._idle.wait(left)
+        return True
+
+    # -- discovery ----------------------------------------------------------------------------
+
+    def poll(self) -> None:
+        """Scan every run for newly complete checkpoints, then dispatch evaluations."""
+        try:
+            for run in self.config.runs:
+                self._discover(run)
+            self.last_poll_error = None
+        except Exception as exc:  # a poll must never kill the scheduler job
+            self.last_poll_error = f"{type(exc).__name__}: {exc}"
+            log.exception("discovery failed; retrying at the next poll")
+        self.last_poll_at = self.clock()
+        self.dispatch()
+
+    def _discover(self, run: RunConfig) -> None:
+        now = self.clock()
+        run_id = self._run_ids[run.name]
+        found = scan_run(
+            run.directory, run.checkpoint_glob, run.ready_marker, run.settle_seconds, now=now
+        )
+        known = self.store.checkpoint_names(run_id)
+        for ckpt in found:
+            if not ckpt.complete or ckpt.name in known:
+                continue
+            mining, mining_error = None, None
+            try:
+                mining = read_mining_metadata(ckpt.path, run.directory, run.mining_metadata)
+            except RecallwatchError as exc:
+                mining_error = str(exc)
+                log.warning(
+                    "unreadable mining metadata: %s",
+                    exc,
+                    extra=fields(run=run.name, checkpoint=ckpt.name),
+                )
+            added = self.store.add_checkpoint(
+                run_id,
+                name=ckpt.name,
+                path=str(ckpt.path),
+                step=ckpt.step,
+                eval_key=self._eval_key(run.name),
+                completed_at=ckpt.modified_at,
+                now=now,
+                mining_fingerprint=mining.fingerprint if mining else None,
+                mining_content=mining.canonical if mining else None,
+                mining_path=str(mining.path) if mining else None,
+                mining_error=mining_error,
+            )
+            if added is not None:
+                log.info(
+                    "discovered a complete checkpoint",
+                    extra=fields(
+                        run=run.name,
+                        checkpoint=ckpt.name,
+                        step=ckpt.step,
+                        mining_fingerprint=(mining.fingerprint[:12] if mining else None),
+                    ),
+                )
+        present = {c.name for c in found}
+        for row in self.store.checkpoints(run.name, states=["discovered"]):
+            if row.name not in present and not Path(row.path).exists():
+                self._skip(row, "deleted", "the checkpoint was deleted before its evaluation")
+
+    def _skip(self, row: CheckpointRow, reason: str, message: str) -> None:
+        if self.store.set_state(
+            row.id,
+            "skipped",
+            self.clock(),
+            reason=reason,
+            message=message,
+            expect=["discovered", "evaluating"],
+        ):
+            log.info(
+                "skipped: %s",
+                message,
+                extra=fields(run=row.run, checkpoint=row.name, step=row.step, reason=reason),
+            )
+
+    # -- the queue ----------------------------------------------------------------------------
+
+    def dispatch(self) -> None:
+        """Start evaluations of queued checkpoints while slots are free."""
+        with self._lock:
+            if self._stopping:
+                return
+            free = self.config.evaluation.concurrency - len(self._inflight)
+            for row in self._next(free):
+                if not self.store.set_state(
+                    row.id, "evaluating", self.clock(), expect=["discovered"]
+                ):
+                    continue
+                self._inflight[row.id] = self._pool.submit(self._evaluate_and_continue, row)
+
+    def _next(self, slots: int) -> list[CheckpointRow]:
+        if slots <= 0:
+            return []
+        queues: list[list[CheckpointRow]] = []
+        for run in self.config.runs:
+            pending = [
+                r
+                for r in self.store.checkpoints(run.name, states=["discovered"])
+                if r.id not in self._inflight
+            ]
+            if self.config.evaluation.policy == "latest_only" and len(pending) > 1:
+                for old in pending[:-1]:
+                    self._skip(old, "superseded", "a newer checkpoint was queued (latest_only)")
+                pending = pending[-1:]
+            queues.append(pending)
+        chosen: list[CheckpointRow] = []
+        depth = 0
+        while len(chosen) < slots and any(len(q) > depth for q in queues):
+            chosen += [q[depth] for q in queues if len(q) > depth][: slots - len(chosen)]
+            depth += 1
+        return chosen
+
+    def _evaluate_and_continue(self, row: CheckpointRow) -> None:
+        try:
+            self.evaluate_checkpoint(row)
+        except Exception as exc:
+            log.exception(
+                "unexpected error evaluating a checkpoint",
+                extra=fields(run=row.run, checkpoint=row.name),
+            )
+            now = self.clock()
+            self.store.record_failure(
+                row.id,
+                dataset="",
+                encoder="",
+                config_hash="",
+                started_at=now,
+                finished_at=now,
+                reason="internal",
+                message=f"{type(exc).__name__}: {exc} (the daemon log has the traceback)",
+            )
+        finally:
+            # Free the slot and take the next checkpoint under one lock, so that "idle" is never
+            # observed between two evaluations of a backfill.
+            with self._idle:
+                self._inflight.pop(row.id, None)
+                try:
+                    self.dispatch()
+                finally:
+                    self._idle.notify_all()
+
+    # -- one checkpoint -----------------------------------------------------------------------
+
+    def evaluate_checkpoint(self, row: CheckpointRow) -> None:
+        """Evaluate a checkpoint on every held-out set, store the results and its final state."""
+        run = self.config.run(row.run)
+        encoder = self.config.encoder_for(run)
+        if not Path(row.path).is_dir():
+            self._skip(row, "deleted", "the checkpoint was deleted before its evaluation")
+            return
+        for heldout in self.config.heldout:
+            key = self._keys[run.name][heldout.dataset]
+            if self.store.done_evaluation(row.id, heldout.dataset, encoder.spec, key) is not None:
+                continue  # idempotent: already evaluated under this key
+            job = Job(
+                checkpoint=row.path,
+                encoder=encoder.model_dump(mode="json"),
+                heldout=str(heldout.path),
+                split=heldout.split,
+                relevance_level=heldout.relevance_level,
+                ks=list(self.config.evaluation.ks),
+                similarity=self.config.evaluation.similarity,
+                shard_rows=self.config.evaluation.shard_rows,
+            )
+            started = self.clock()
+            t0 = time.monotonic()
+            try:
+                result = self.runner(job, self.config.evaluation.timeout_seconds, self._cancel)
+            except Interrupted:
+                self.store.set_state(row.id, "discovered", self.clock(), reason="interrupted")
+                log.warning(
+                    "evaluation stopped by shutdown; it will be re-run",
+                    extra=fields(run=run.name, checkpoint=row.name, step=row.step),
+                )
+                return
+            except EvaluationError as exc:
+                if not Path(row.path).is_dir():
+                    self._skip(row, "deleted", "the checkpoint was deleted during its evaluation")
+                    return
+                self.store.record_failure(
+                    row.id,
+                    dataset=heldout.dataset,
+                    encoder=encoder.spec,
+                    config_hash=key,
+                    started_at=started,
+                    finished_at=self.clock(),
+                    reason=exc.reason,
+                    message=exc.message,
+                )
+                log.warning(
+                    "evaluation failed: %s",
+                    exc.message,
+                    extra=fields(
+                        run=run.name,
+                        checkpoint=row.name,
+                        step=row.step,
+                        dataset=heldout.dataset,
+                        reason=exc.reason,
+                    ),
+                )
+                return
+            duration = time.monotonic() - t0
+            self.store.record_evaluation(
+                NewEvaluation(
+                    checkpoint_id=row.id,
+                    dataset=heldout.dataset,
+                    encoder=encoder.spec,
+                    config_hash=key,
+                    started_at=started,
+                    finished_at=self.clock(),
+                    metrics=result.metrics,
+                    timings=result.timings,
+                    counts=result.counts,
+                    outcomes=result.outcomes,
+                ),
+                self._run_ids[run.name],
+            )
+            log.info(
+                "evaluated",
+                extra=fields(
+                    run=run.name,
+                    checkpoint=row.name,
+                    step=row.step,
+                    dataset=heldout.dataset,
+                    duration_seconds=round(duration, 3),
+                    **_headline(result.metrics, self.config.evaluation.ks),
+                ),
+            )
+        self._estimate_false_negatives(run, row)
+        self.store.set_state(row.id, "evaluated", self.clock())
+
+    def _estimate_false_negatives(self, run: RunConfig, row: CheckpointRow) -> None:
+        fn_config = self.config.false_negatives
+        if fn_config is None:
+            return
+        where = fields(run=run.name, checkpoint=row.name, step=row.step)
+        if row.mining_fingerprint is None:
+            log.info(
+                "false-negative estimate skipped: the checkpoint has no mining metadata",
+                extra=where,
+            )
+            return
+        mining = self.store.mining_content(row.mining_fingerprint)
+        mined = mining.get(fn_config.mined_set_key) if isinstance(mining, dict) else None
+        if not isinstance(mined, str):
+            log.info(
+                "false-negative estimate skipped: the mining metadata has no %r",
+                fn_config.mined_set_key,
+                extra=where,
+            )
+            return
+        config_hash = _fn_config_hash(fn_config)
+        estimate = self.store.fn_estimate_for(row.mining_fingerprint, config_hash)
+        if estimate is None:  # not yet estimated for this mined set
+            request = FnRequest(
+                run=run,
+                checkpoint=Path(row.path),
+                mining=mining,
+                mined_set=(run.directory / mined).resolve(),
+                config=fn_config,
+                heldout=[h.path for h in self.config.heldout],
+            )
+            t0 = time.monotonic()
+            try:
+                estimate = self.fn_estimator(request)
+            except FnSkipped as exc:
+                log.info("false-negative estimate skipped: %s", exc, extra=where)
+                return
+            except Exception as exc:
+                log.warning("false-negative estimate failed: %s", exc, extra=where)
+                return
+            self.store.record_stage(
+                self._run_ids[run.name], "false_negatives", time.monotonic() - t0, self.clock()
+            )
+        self.store.record_fn_estimate(
+            row.id, row.mining_fingerprint, config_hash, estimate, self.clock()
+        )
+
+    # -- helpers --------------------------------------------------------------------------------
+
+    def _eval_key(self, run: str) -> str:
+        return json.dumps(self._keys[run], sort_keys=True, separators=(",", ":"))
+
+    def readiness(self) -> dict[str, Any]:
+        """The checks behind ``/readyz``: store open, scheduler running, last poll recent."""
+        now = self.clock()
+        limit = 2 * self.config.poll_interval_seconds + 10.0
+        recent = self.last_poll_at is not None and now - self.last_poll_at <= limit
+        checks = {
+            "store": self.store.ping(),
+            "scheduler": self.scheduler_running,
+            "recent_poll": recent,
+        }
+        return {
+            "ready": all(checks.values()),
+            "checks": checks,
+            "last_poll_at": self.last_poll_at,
+            "last_poll_error": self.last_poll_error,
+            "evaluating": len(self._inflight),
+        }
+
+
+def _headline(metrics: dict[str, dict[int, float]], ks: list[int]) -> dict[str, float]:
+    out = {
+        f"recall@{k}": round(metrics["recall"][k], 4) for k in ks if k in metrics.get("recall", {})
+    }
+    k10 = 10 if 10 in ks else ks[-1]
+    if k10 in metrics.get("ndcg", {}):
+        out[f"ndcg@{k10}"] = round(metrics["ndcg"][k10], 4)
+    return out

@@ -1,0 +1,350 @@
+"""HTTP: ``/metrics``, ``/healthz``, ``/readyz`` and the JSON API (FastAPI, served by uvicorn).
+
+FastAPI gives typed responses and an OpenAPI document (``/openapi.json``, ``/docs``) for free;
+uvicorn runs it in a thread of the daemon process on a socket bound up front, so a busy port is
+a clear start-up error and port 0 works (the chosen port is logged).
+
+API times are Unix timestamps in seconds, like Prometheus'.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI, HTTPException, Query, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CollectorRegistry
+from prometheus_client.exposition import choose_encoder
+from pydantic import BaseModel
+
+from recallwatch.errors import ConfigError
+from recallwatch.store import CheckpointRow, EvaluationRow, Store
+
+__all__ = ["HttpServer", "create_app", "outcome_summary"]
+
+log = logging.getLogger(__name__)
+
+
+# -- response models ------------------------------------------------------------------------------
+
+
+class Evaluation(BaseModel):
+    """One evaluation of a checkpoint on one held-out set."""
+
+    dataset: str
+    encoder: str
+    config_hash: str
+    status: str
+    started_at: float
+    finished_at: float
+    duration_seconds: float
+    #: metric -> k -> mean over the evaluated queries
+    metrics: dict[str, dict[str, float]]
+    reason: str | None = None
+    message: str | None = None
+
+
+class EvaluationDetail(Evaluation):
+    """An evaluation with its counts, stage timings and per-query outcomes."""
+
+    counts: dict[str, int]
+    timings_seconds: dict[str, float]
+    outcome_summary: dict[str, Any] | None = None
+    #: query id -> relevant doc id -> rank in the top max(k), 0 when not retrieved
+    per_query: dict[str, dict[str, int]] | None = None
+
+
+class Checkpoint(BaseModel):
+    """A checkpoint, its state and its current evaluations."""
+
+    name: str
+    step: int | None
+    state: str
+    reason: str | None
+    message: str | None
+    mining_fingerprint: str | None
+    completed_at: float
+    discovered_at: float
+    updated_at: float
+    attempts: int
+    evaluations: list[Evaluation]
+
+
+class FalseNegatives(BaseModel):
+    """The false-negative estimate of the mined set the checkpoint trained on."""
+
+    oracle: str
+    sample_size: int
+    false_negatives: int
+    estimate: float
+    lower: float
+    upper: float
+    random_estimate: float | None
+    amplification: float | None
+    buckets: list[dict[str, Any]]
+
+
+class CheckpointDetail(Checkpoint):
+    """A checkpoint with its mining metadata, every evaluation in detail and FN estimate."""
+
+    path: str
+    mining: Any
+    mining_error: str | None
+    evaluations: list[EvaluationDetail]  # type: ignore[assignment]
+    history: list[Evaluation]
+    false_negatives: FalseNegatives | None
+
+
+class Run(BaseModel):
+    """A watched run."""
+
+    name: str
+    directory: str
+    checkpoints: dict[str, int]
+    latest_checkpoint: str | None
+    latest_step: int | None
+    last_successful_evaluation_at: float | None
+
+
+class CheckpointPage(BaseModel):
+    """A page of checkpoints, newest first; follow ``next_offset`` until it is null."""
+
+    items: list[Checkpoint]
+    total: int
+    limit: int
+    offset: int
+    next_offset: int | None
+
+
+# -- conversions ----------------------------------------------------------------------------------
+
+
+def _evaluation(e: EvaluationRow) -> dict[str, Any]:
+    return {
+        "dataset": e.dataset,
+        "encoder": e.encoder,
+        "config_hash": e.config_hash,
+        "status": e.status,
+        "started_at": e.started_at,
+        "finished_at": e.finished_at,
+        "duration_seconds": max(0.0, e.finished_at - e.started_at),
+        "metrics": e.metrics,
+        "reason": e.reason,
+        "message": e.message,
+    }
+
+
+def _checkpoint(c: CheckpointRow, evaluations: list[EvaluationRow]) -> dict[str, Any]:
+    return {
+        "name": c.name,
+        "step": c.step,
+        "state": c.state,
+        "reason": c.state_reason,
+        "message": c.state_message,
+        "mining_fingerprint": c.mining_fingerprint,
+        "completed_at": c.completed_at,
+        "discovered_at": c.discovered_at,
+        "updated_at": c.updated_at,
+        "attempts": c.attempts,
+        "evaluations": [_evaluation(e) for e in evaluations],
+    }
+
+
+def _shown(store: Store, c: CheckpointRow) -> list[EvaluationRow]:
+    """Current evaluations, or the failure that made the checkpoint fail."""
+    current = store.current_evaluations(c.id)
+    if c.state == "failed":
+        failed = [e for e in store.evaluations(c.id) if e.status == "failed"]
+        return current + failed[-1:]
+    return current
+
+
+def outcome_summary(outcomes: dict[str, dict[str, int]], ks: list[int]) -> dict[str, Any]:
+    """Summarise per-query outcomes: hits per k and the queries with no relevant document found."""
+    kmax = max(ks) if ks else 0
+    pairs = [r for ranks in outcomes.values() for r in ranks.values()]
+    missed = sorted(
+        q for q, ranks in outcomes.items() if not any(0 < r <= kmax for r in ranks.values())
+    )
+    return {
+        "queries": len(outcomes),
+        "relevant_pairs": len(pairs),
+        "queries_with_relevant_in_top_k": {
+            str(k): sum(1 for ranks in outcomes.values() if any(0 < r <= k for r in ranks.values()))
+            for k in ks
+        },
+        "relevant_in_top_k": {str(k): sum(1 for r in pairs if 0 < r <= k) for k in ks},
+        "queries_without_relevant_in_top_max_k": len(missed),
+        "first_queries_without_relevant": missed[:20],
+    }
+
+
+# -- the application ---------------------------------------------------------------------
+
+
+def create_app(
+    store: Store,
+    registry: CollectorRegistry,
+    *,
+    readiness: Callable[[], dict[str, Any]],
+    version: str,
+) -> FastAPI:
+    """The FastAPI application over a store, a metrics registry and the daemon's readiness."""
+    app = FastAPI(
+        title="recallwatch",
+        version=version,
+        description="Retrieval recall of every checkpoint of watched training runs.",
+    )
+
+    @app.get("/metrics", include_in_schema=False)
+    def metrics(request: Request) -> Response:
+        encoder, content_type = choose_encoder(request.headers.get("accept", ""))
+        return Response(content=encoder(registry), media_type=content_type)
+
+    @app.get("/healthz", summary="Liveness: the process answers")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", summary="Readiness: store open, scheduler running, last poll recent")
+    def readyz() -> JSONResponse:
+        state = readiness()
+        return JSONResponse(state, status_code=200 if state["ready"] else 503)
+
+    def checked_run(run: str) -> None:
+        if run not in {r.name for r in store.runs()}:
+            raise HTTPException(status_code=404, detail=f"no run named {run!r}")
+
+    @app.get("/api/v1/runs", response_model=list[Run], summary="The watched runs")
+    def runs() -> list[dict[str, Any]]:
+        return [
+            {
+                "name": r.name,
+                "directory": r.directory,
+                "checkpoints": r.states,
+                "latest_checkpoint": r.latest.name if r.latest else None,
+                "latest_step": r.latest.step if r.latest else None,
+                "last_successful_evaluation_at": r.last_successful_evaluation_at,
+            }
+            for r in store.runs()
+        ]
+
+    @app.get(
+        "/api/v1/runs/{run}/evaluations",
+        response_model=CheckpointPage,
+        summary="A run's checkpoints and their evaluations, newest first, paged",
+    )
+    def evaluations(
+        run: str,
+        limit: int = Query(50, ge=1, le=500),
+        offset: int = Query(0, ge=0),
+        state: str | None = Query(
+            None, pattern="^(discovered|evaluating|evaluated|failed|skipped)$"
+        ),
+    ) -> dict[str, Any]:
+        checked_run(run)
+        states = (
+            [state] if state else ["discovered", "evaluating", "evaluated", "failed", "skipped"]
+        )
+        rows = store.checkpoints(run, states=states, newest_first=True, limit=limit, offset=offset)
+        total = store.count_checkpoints(run, states=states)
+        return {
+            "items": [_checkpoint(c, _shown(store, c)) for c in rows],
+            "total": total,
+            "limit": limit,
+            "offset": offset,
+            "next_offset": offset + limit if offset + limit < total else None,
+        }
+
+    @app.get(
+        "/api/v1/runs/{run}/evaluations/{checkpoint}",
+        response_model=CheckpointDetail,
+        summary="One checkpoint: metrics, per-query outcome summary, mining metadata, FN estimate",
+    )
+    def evaluation(run: str, checkpoint: str, per_query: bool = False) -> dict[str, Any]:
+        checked_run(run)
+        c = store.checkpoint(run, checkpoint)
+        if c is None:
+            raise HTTPException(
+                status_code=404, detail=f"run {run!r} has no checkpoint {checkpoint!r}"
+            )
+        details = []
+        for e in _shown(store, c):
+            d = _evaluation(e)
+            d["counts"] = e.counts
+            d["timings_seconds"] = e.timings
+            if e.status == "done":
+                outcomes = store.outcomes(e.id)
+                ks = sorted({int(k) for by_k in e.metrics.values() for k in by_k})
+                d["outcome_summary"] = outcome_summary(outcomes, ks)
+                d["per_query"] = outcomes if per_query else None
+            details.append(d)
+        doc = _checkpoint(c, [])
+        est = store.fn_estimate(c.id)
+        doc.update(
+            path=c.path,
+            mining=store.mining_content(c.mining_fingerprint) if c.mining_fingerprint else None,
+            mining_error=c.mining_error,
+            evaluations=details,
+            history=[_evaluation(e) for e in store.evaluations(c.id)],
+            false_negatives=(
+                None
+                if est is None
+                else {
+                    **{k: getattr(est, k) for k in FalseNegatives.model_fields if k != "buckets"},
+                    "buckets": [b.__dict__ for b in est.buckets],
+                }
+            ),
+        )
+        return doc
+
+    return app
+
+
+# -- serving -------------------------------------------------------------------------------
+
+
+class HttpServer:
+    """uvicorn serving an app on a socket bound at construction, in a background thread."""
+
+    def __init__(self, app: FastAPI, host: str, port: int) -> None:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            sock.close()
+            raise ConfigError(
+                [("http.listen", f"cannot listen on {host}:{port}: {exc.strerror or exc}")]
+            ) from None
+        sock.listen(128)
+        sock.set_inheritable(False)
+        self.socket = sock
+        self.host = host
+        self.port = int(sock.getsockname()[1])
+        config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off")
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [sock]}, name="http", daemon=True
+        )
+
+    @property
+    def url(self) -> str:
+        """The base URL the server answers on."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    def start(self) -> None:
+        """Serve in a background thread."""
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Finish open requests and stop serving."""
+        self._server.should_exit = True
+        self._thread.join(timeout)
+        self.socket.close()

@@ -1,0 +1,870 @@
+"""SQLite persistence (WAL): runs, checkpoints, evaluations, false-negative estimates, verdicts.
+
+Crash safety comes from three rules. Every state change is one transaction. An evaluation's result
+is written in the same transaction that marks its checkpoint's progress, so after ``kill -9`` the
+store holds either the whole result or none of it. Checkpoints left ``evaluating`` by a crash go
+back to ``discovered`` on the next open (``recover``), so they are re-run once.
+
+Idempotency: a finished evaluation is unique per (checkpoint, held-out set, encoder, config hash),
+enforced by a partial unique index; the daemon looks it up before evaluating.
+
+The schema is versioned with ``PRAGMA user_version``; ``MIGRATIONS[i]`` takes version i to i + 1
+and runs in one transaction at open. Add a migration, never edit a released one.
+
+Checkpoint states::
+
+    discovered -> evaluating -> evaluated
+        |             |-------> failed
+        |             '-------> discovered   (crash or shutdown: re-run)
+        '-> skipped   (deleted before evaluation, or superseded under ``latest_only``)
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import sqlite3
+import threading
+import zlib
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from recallwatch.errors import RecallwatchError
+
+__all__ = [
+    "MIGRATIONS",
+    "CheckpointRow",
+    "EvaluationRow",
+    "FnBucket",
+    "FnEstimate",
+    "NewEvaluation",
+    "RunSummary",
+    "Store",
+    "StoreError",
+    "pack_outcomes",
+    "unpack_outcomes",
+]
+
+CheckpointState = Literal["discovered", "evaluating", "evaluated", "failed", "skipped"]
+STATES: tuple[CheckpointState, ...] = ("discovered", "evaluating", "evaluated", "failed", "skipped")
+
+MIGRATIONS: list[list[str]] = [
+    # 0 -> 1: the initial schema.
+    [
+        """CREATE TABLE runs (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE,
+            directory TEXT NOT NULL,
+            created_at REAL NOT NULL)""",
+        """CREATE TABLE mining_configs (
+            fingerprint TEXT PRIMARY KEY,
+            content TEXT NOT NULL,
+            first_seen_at REAL NOT NULL)""",
+        """CREATE TABLE checkpoints (
+            id INTEGER PRIMARY KEY,
+            run_id INTEGER NOT NULL REFERENCES runs(id),
+            name TEXT NOT NULL,
+            path TEXT NOT NULL,
+            step INTEGER,
+            state TEXT NOT NULL CHECK (state IN
+                ('discovered', 'evaluating', 'evaluated', 'failed', 'skipped')),
+            eval_key TEXT NOT NULL,
+            mining_fingerprint TEXT REFERENCES mining_configs(fingerprint),
+            mining_path TEXT,
+            mining_error TEXT,
+            completed_at REAL NOT NULL,
+            discovered_at REAL NOT NULL,
+            updated_at REAL NOT NULL,
+            state_reason TEXT,
+            state_message TEXT,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            UNIQUE (run_id, name))""",
+        "CREATE INDEX checkpoints_by_state ON checkpoints(state, run_id)",
+        """CREATE TABLE evaluations (
+            id INTEGER PRIMARY KEY,
+            checkpoint_id INTEGER NOT NULL REFERENCES checkpoints(id),
+            dataset TEXT NOT NULL,
+            encoder TEXT NOT NULL,
+            config_hash TEXT NOT NULL,
+            status TEXT NOT NULL CHECK (status IN ('done', 'failed')),
+            started_at REAL NOT NULL,
+            finished_at REAL NOT NULL,
+            metrics TEXT,
+            timings TEXT,
+            counts TEXT,
+            outcomes BLOB,
+            reason TEXT,
+            message TEXT)""",
+        """CREATE UNIQUE INDEX evaluations_once
+            ON evaluations(checkpoint_id, dataset, encoder, config_hash) WHERE status = 'done'""",
+        """CREATE TABLE stage_timings (
+            id INTEGER PRIMARY KEY,
+            run_id INTEGER NOT NULL REFERENCES runs(id),
+            stage TEXT NOT NULL,
+            seconds REAL NOT NULL,
+            recorded_at REAL NOT NULL)""",
+        """CREATE TABLE fn_estimates (
+            id INTEGER PRIMARY KEY,
+            checkpoint_id INTEGER NOT NULL REFERENCES checkpoints(id),
+            mining_fingerprint TEXT,
+            config_hash TEXT NOT NULL,
+            oracle TEXT NOT NULL,
+            sample_size INTEGER NOT NULL,
+            false_negatives INTEGER NOT NULL,
+            estimate REAL NOT NULL,
+            lower REAL NOT NULL,
+            upper REAL NOT NULL,
+            random_estimate REAL,
+            amplification REAL,
+            buckets TEXT NOT NULL,
+            details TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            UNIQUE (checkpoint_id, config_hash))""",
+        # The regression decision per checkpoint (written by the alerting code).
+        """CREATE TABLE verdicts (
+            id INTEGER PRIMARY KEY,
+            checkpoint_id INTEGER NOT NULL REFERENCES checkpoints(id),
+            dataset TEXT NOT NULL,
+            metric TEXT NOT NULL,
+            k INTEGER NOT NULL,
+            kind TEXT NOT NULL,
+            baseline_checkpoint_id INTEGER REFERENCES checkpoints(id),
+            value REAL NOT NULL,
+            baseline_value REAL,
+            p_value REAL,
+            regressed INTEGER NOT NULL,
+            details TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            UNIQUE (checkpoint_id, dataset, metric, k, kind))""",
+    ],
+]
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+class StoreError(RecallwatchError):
+    """The store cannot be opened, locked or written."""
+
+    reason = "store"
+
+
+@dataclass(frozen=True)
+class CheckpointRow:
+    """A checkpoint as the store knows it."""
+
+    id: int
+    run: str
+    name: str
+    path: str
+    step: int | None
+    state: CheckpointState
+    eval_key: str
+    mining_fingerprint: str | None
+    mining_error: str | None
+    completed_at: float
+    discovered_at: float
+    updated_at: float
+    state_reason: str | None
+    state_message: str | None
+    attempts: int
+
+
+@dataclass(frozen=True)
+class NewEvaluation:
+    """A finished evaluation of one checkpoint on one held-out set, to be recorded."""
+
+    checkpoint_id: int
+    dataset: str
+    encoder: str
+    config_hash: str
+    started_at: float
+    finished_at: float
+    metrics: Mapping[str, Mapping[int, float]]
+    timings: Mapping[str, float]
+    counts: Mapping[str, int]
+    #: query id -> relevant doc id -> 1-based rank in the top max(k), 0 when not retrieved.
+    outcomes: Mapping[str, Mapping[str, int]]
+
+
+@dataclass(frozen=True)
+class EvaluationRow:
+    """A stored evaluation (done or failed); outcomes are loaded on demand."""
+
+    id: int
+    checkpoint_id: int
+    dataset: str
+    encoder: str
+    config_hash: str
+    status: Literal["done", "failed"]
+    started_at: float
+    finished_at: float
+    metrics: dict[str, dict[str, float]]
+    timings: dict[str, float]
+    counts: dict[str, int]
+    reason: str | None
+    message: str | None
+
+
+@dataclass(frozen=True)
+class FnBucket:
+    """The false-negative rate among sampled negatives of one mining-rank bucket (``"1-5"``)."""
+
+    rank_bucket: str
+    sample_size: int
+    false_negatives: int
+    estimate: float
+    lower: float
+    upper: float
+
+
+@dataclass(frozen=True)
+class FnEstimate:
+    """A false-negative estimate of the mined set a checkpoint trained on (Wilson 95% bounds)."""
+
+    oracle: str
+    sample_size: int
+    false_negatives: int
+    estimate: float
+    lower: float
+    upper: float
+    random_estimate: float | None = None
+    amplification: float | None = None
+    buckets: tuple[FnBucket, ...] = ()
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """A run with its checkpoint counts by state and its latest evaluated checkpoint."""
+
+    name: str
+    directory: str
+    states: dict[str, int]
+    latest: CheckpointRow | None
+    last_successful_evaluation_at: float | None
+
+
+def pack_outcomes(outcomes: Mapping[str, Mapping[str, int]]) -> bytes:
+    """Compress per-query outcomes (query -> relevant doc -> rank) for storage."""
+    return zlib.compress(json.dumps(outcomes, separators=(",", ":")).encode(), 6)
+
+
+def unpack_outcomes(blob: bytes) -> dict[str, dict[str, int]]:
+    """Inverse of ``pack_outcomes``."""
+    value: dict[str, dict[str, int]] = json.loads(zlib.decompress(blob))
+    return value
+
+
+def _checkpoint(row: sqlite3.Row) -> CheckpointRow:
+    return CheckpointRow(**{k: row[k] for k in row.keys()})  # noqa: SIM118 - sqlite3.Row
+
+
+def _evaluation(row: sqlite3.Row) -> EvaluationRow:
+    return EvaluationRow(
+        id=row["id"],
+        checkpoint_id=row["checkpoint_id"],
+        dataset=row["dataset"],
+        encoder=row["encoder"],
+        config_hash=row["config_hash"],
+        status=row["status"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        metrics=json.loads(row["metrics"] or "{}"),
+        timings=json.loads(row["timings"] or "{}"),
+        counts=json.loads(row["counts"] or "{}"),
+        reason=row["reason"],
+        message=row["message"],
+    )
+
+
+_CHECKPOINT_COLUMNS = """c.id, r.name AS run, c.name, c.path, c.step, c.state, c.eval_key,
+    c.mining_fingerprint, c.mining_error, c.completed_at, c.discovered_at, c.updated_at,
+    c.state_reason, c.state_message, c.attempts"""
+_ORDER = "ORDER BY c.step IS NULL, c.step, c.name"
+
+
+class Store:
+    """The recallwatch database; thread-safe (one connection behind a lock)."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path, lock_fd: int | None) -> None:
+        self._conn = conn
+        self.path = path
+        self._lock_fd = lock_fd
+        self._mutex = threading.RLock()
+
+    # -- opening ------------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, path: Path | str, *, exclusive: bool = True) -> Store:
+        """Open (creating and migrating) the store; ``exclusive`` locks out a second daemon."""
+        p = Path(path)
+        hint = "check that the directory exists (or can be created) and is writable by this user"
+        lock_fd = None
+        try:
+            p.parent.mkdir(parents=True, exist_ok=True)
+            if p.is_dir():
+                raise StoreError(f"cannot open the store {p}: it is a directory")
+            if exclusive:
+                lock_fd = _lock(p)
+            conn = sqlite3.connect(p, timeout=10.0, isolation_level=None, check_same_thread=False)
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA busy_timeout = 10000")
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise StoreError(f"cannot open the store {p}: SQLite refused WAL mode ({mode})")
+            conn.execute("PRAGMA synchronous = FULL")
+            conn.execute("PRAGMA foreign_keys = ON")
+            store = cls(conn, p, lock_fd)
+            store._migrate()
+        except StoreError:
+            _unlock(lock_fd)
+            raise
+        except (OSError, sqlite3.Error) as exc:
+            _unlock(lock_fd)
+            raise StoreError(f"cannot open the store {p}: {exc}; {hint}") from exc
+        return store
+
+    def _migrate(self) -> None:
+        version = int(self._conn.execute("PRAGMA user_version").fetchone()[0])
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"the store {self.path} has schema version {version}, newer than this recallwatch "
+                f"({SCHEMA_VERSION}); upgrade recallwatch"
+            )
+        for target in range(version + 1, SCHEMA_VERSION + 1):
+            with self._tx() as conn:
+                for statement in MIGRATIONS[target - 1]:
+                    conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {target}")
+
+    @property
+    def schema_version(self) -> int:
+        """The schema version of the open database."""
+        with self._mutex:
+            return int(self._conn.execute("PRAGMA user_version").fetchone()[0])
+
+    def close(self) -> None:
+        """Checkpoint the WAL, close the connection and release the lock."""
+        with self._mutex:
+            with suppress(sqlite3.Error):
+                self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            self._conn.close()
+            _unlock(self._lock_fd)
+            self._lock_fd = None
+
+    def ping(self) -> bool:
+        """True when the database answers a query."""
+        try:
+            with self._mutex:
+                self._conn.execute("SELECT 1").fetchone()
+            return True
+        except sqlite3.Error:
+            return False
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._mutex:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    def _query(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> list[sqlite3.Row]:
+        with self._mutex:
+            return self._conn.execute(sql, params).fetchall()
+
+    # -- runs and checkpoints -----------------------------------------------------------------
+
+    def ensure_run(self, name: str, directory: str, now: float) -> int:
+        """The id of run ``name``, created on first use (its directory is kept up to date)."""
+        with self._tx() as conn:
+            conn.execute(
+                "INSERT INTO runs(name, directory, created_at) VALUES (?, ?, ?) "
+                "ON CONFLICT(name) DO UPDATE SET directory = excluded.directory",
+                (name, directory, now),
+            )
+            return int(conn.execute("SELECT id FROM runs WHERE name = ?", (name,)).fetchone()[0])
+
+    def add_checkpoint(
+        self,
+        run_id: int,
+        *,
+        name: str,
+        path: str,
+        step: int | None,
+        eval_key: str,
+        completed_at: float,
+        now: float,
+        mining_fingerprint: str | None = None,
+        mining_content: str | None = None,
+        mining_path: str | None = None,
+        mining_error: str | None = None,
+    ) -> int | None:
+        """Record a newly complete checkpoint as ``discovered``; ``None`` if already known."""
+        with self._tx() as conn:
+            if mining_fingerprint is not None and mining_content is not None:
+                conn.execute(
+                    "INSERT OR IGNORE INTO mining_configs(fingerprint, content, first_seen_at) "
+                    "VALUES (?, ?, ?)",
+                    (mining_fingerprint, mining_content, now),
+                )
+            cur = conn.execute(
+                "INSERT OR IGNORE INTO checkpoints(run_id, name, path, step, state, eval_key, "
+                "mining_fingerprint, mining_path, mining_error, completed_at, discovered_at, "
+                "updated_at) VALUES (?, ?, ?, ?, 'discovered', ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    run_id,
+                    name,
+                    path,
+                    step,
+                    eval_key,
+                    mining_fingerprint,
+                    mining_path,
+                    mining_error,
+                    completed_at,
+                    now,
+                    now,
+                ),
+            )
+            return int(cur.lastrowid) if cur.rowcount == 1 and cur.lastrowid else None
+
+    def checkpoint_names(self, run_id: int) -> set[str]:
+        """Names of every checkpoint recorded for a run."""
+        rows = self._query("SELECT name FROM checkpoints WHERE run_id = ?", (run_id,))
+        return {r[0] for r in rows}
+
+    def checkpoints(
+        self,
+        run: str,
+        *,
+        states: Sequence[str] = STATES,
+        newest_first: bool = False,
+        limit: int = -1,
+        offset: int = 0,
+    ) -> list[CheckpointRow]:
+        """A run's checkpoints in some states, ordered by step (then name)."""
+        marks = ",".join("?" for _ in states)
+        order = "ORDER BY c.step IS NULL, c.step DESC, c.name DESC" if newest_first else _ORDER
+        rows = self._query(
+            f"SELECT {_CHECKPOINT_COLUMNS} FROM checkpoints c JOIN runs r ON r.id = c.run_id "
+            f"WHERE r.name = ? AND c.state IN ({marks}) {order} LIMIT ? OFFSET ?",
+            (run, *states, limit, offset),
+        )
+        return [_checkpoint(r) for r in rows]
+
+    def count_checkpoints(self, run: str, *, states: Sequence[str] = STATES) -> int:
+        """How many checkpoints of a run are in some states."""
+        marks = ",".join("?" for _ in states)
+        rows = self._query(
+            "SELECT COUNT(*) FROM checkpoints c JOIN runs r ON r.id = c.run_id "
+            f"WHERE r.name = ? AND c.state IN ({marks})",
+            (run, *states),
+        )
+        return int(rows[0][0])
+
+    def checkpoint(self, run: str, name: str) -> CheckpointRow | None:
+        """One checkpoint by run and name."""
+        rows = self._query(
+            f"SELECT {_CHECKPOINT_COLUMNS} FROM checkpoints c JOIN runs r ON r.id = c.run_id "
+            "WHERE r.name = ? AND c.name = ?",
+            (run, name),
+        )
+        return _checkpoint(rows[0]) if rows else None
+
+    def checkpoint_by_id(self, checkpoint_id: int) -> CheckpointRow:
+        """One checkpoint by id."""
+        rows = self._query(
+            f"SELECT {_CHECKPOINT_COLUMNS} FROM checkpoints c JOIN runs r ON r.id = c.run_id "
+            "WHERE c.id = ?",
+            (checkpoint_id,),
+        )
+        return _checkpoint(rows[0])
+
+    def set_state(
+        self,
+        checkpoint_id: int,
+        state: CheckpointState,
+        now: float,
+        *,
+        reason: str | None = None,
+        message: str | None = None,
+        expect: Sequence[CheckpointState] | None = None,
+    ) -> bool:
+        """Move a checkpoint to ``state`` (only from ``expect`` states when given)."""
+        sql = (
+            "UPDATE checkpoints SET state = ?, state_reason = ?, state_message = ?, "
+            "updated_at = ?, attempts = attempts + (? = 'evaluating') WHERE id = ?"
+        )
+        params: list[Any] = [state, reason, message, now, state, checkpoint_id]
+        if expect is not None:
+            sql += f" AND state IN ({','.join('?' for _ in expect)})"
+            params += list(expect)
+        with self._tx() as conn:
+            return conn.execute(sql, params).rowcount == 1
+
+    def recover(self, now: float) -> list[CheckpointRow]:
+        """Return checkpoints a crash left ``evaluating`` to ``discovered``; list them."""
+        with self._mutex:
+            rows = self._query(
+                f"SELECT {_CHECKPOINT_COLUMNS} FROM checkpoints c JOIN runs r ON r.id = c.run_id "
+                "WHERE c.state = 'evaluating'"
+            )
+            with self._tx() as conn:
+                conn.execute(
+                    "UPDATE checkpoints SET state = 'discovered', state_reason = 'interrupted', "
+                    "updated_at = ? WHERE state = 'evaluating'",
+                    (now,),
+                )
+        return [_checkpoint(r) for r in rows]
+
+    def rekey(self, run_id: int, eval_key: str, now: float) -> int:
+        """Re-queue a run's evaluated or failed checkpoints whose evaluation key changed."""
+        with self._tx() as conn:
+            return conn.execute(
+                "UPDATE checkpoints SET state = 'discovered', state_reason = 'config_changed', "
+                "eval_key = ?, updated_at = ? WHERE run_id = ? AND eval_key != ? "
+                "AND state IN ('evaluated', 'failed', 'discovered')",
+                (eval_key, now, run_id, eval_key),
+            ).rowcount
+
+    # -- evaluations --------------------------------------------------------------------------
+
+    def done_evaluation(
+        self, checkpoint_id: int, dataset: str, encoder: str, config_hash: str
+    ) -> int | None:
+        """The id of the finished evaluation with this idempotency key, if any."""
+        rows = self._query(
+            "SELECT id FROM evaluations WHERE checkpoint_id = ? AND dataset = ? AND encoder = ? "
+            "AND config_hash = ? AND status = 'done'",
+            (checkpoint_id, dataset, encoder, config_hash),
+        )
+        return int(rows[0][0]) if rows else None
+
+    def record_evaluation(self, ev: NewEvaluation, run_id: int) -> int:
+        """Store a finished evaluation and its stage timings in one transaction."""
+        with self._tx() as conn:
+            cur = conn.execute(
+                "INSERT INTO evaluations(checkpoint_id, dataset, encoder, config_hash, status, "
+                "started_at, finished_at, metrics, timings, counts, outcomes) "
+                "VALUES (?, ?, ?, ?, 'done', ?, ?, ?, ?, ?, ?)",
+                (
+                    ev.checkpoint_id,
+                    ev.dataset,
+                    ev.encoder,
+                    ev.config_hash,
+                    ev.started_at,
+                    ev.finished_at,
+                    json.dumps(
+                        {m: {str(k): v for k, v in by_k.items()} for m, by_k in ev.metrics.items()}
+                    ),
+                    json.dumps(dict(ev.timings)),
+                    json.dumps(dict(ev.counts)),
+                    pack_outcomes(ev.outcomes),
+                ),
+            )
+            conn.executemany(
+                "INSERT INTO stage_timings(run_id, stage, seconds, recorded_at) "
+                "VALUES (?, ?, ?, ?)",
+                [(run_id, stage, secs, ev.finished_at) for stage, secs in ev.timings.items()],
+            )
+            return int(cur.lastrowid or 0)
+
+    def record_failure(
+        self,
+        checkpoint_id: int,
+        *,
+        dataset: str,
+        encoder: str,
+        config_hash: str,
+        started_at: float,
+        finished_at: float,
+        reason: str,
+        message: str,
+    ) -> None:
+        """Store a failed evaluation and mark its checkpoint ``failed``, in one transaction."""
+        with self._tx() as conn:
+            conn.execute(
+                "INSERT INTO evaluations(checkpoint_id, dataset, encoder, config_hash, status, "
+                "started_at, finished_at, reason, message) "
+                "VALUES (?, ?, ?, ?, 'failed', ?, ?, ?, ?)",
+                (
+                    checkpoint_id,
+                    dataset,
+                    encoder,
+                    config_hash,
+                    started_at,
+                    finished_at,
+                    reason,
+                    message,
+                ),
+            )
+            conn.execute(
+                "UPDATE checkpoints SET state = 'failed', state_reason = ?, state_message = ?, "
+                "updated_at = ? WHERE id = ?",
+                (reason, message, finished_at, checkpoint_id),
+            )
+
+    def evaluations(self, checkpoint_id: int) -> list[EvaluationRow]:
+        """Every evaluation of a checkpoint, oldest first."""
+        rows = self._query(
+            "SELECT * FROM evaluations WHERE checkpoint_id = ? ORDER BY id", (checkpoint_id,)
+        )
+        return [_evaluation(r) for r in rows]
+
+    def current_evaluations(self, checkpoint_id: int) -> list[EvaluationRow]:
+        """The finished evaluations of a checkpoint under its current evaluation key."""
+        rows = self._query(
+            "SELECT e.* FROM evaluations e JOIN checkpoints c ON c.id = e.checkpoint_id "
+            "WHERE e.checkpoint_id = ? AND e.status = 'done' "
+            "AND e.config_hash = json_extract(c.eval_key, '$.\"' || e.dataset || '\"') "
+            "ORDER BY e.dataset",
+            (checkpoint_id,),
+        )
+        return [_evaluation(r) for r in rows]
+
+    def outcomes(self, evaluation_id: int) -> dict[str, dict[str, int]]:
+        """The per-query outcomes of a finished evaluation."""
+        rows = self._query("SELECT outcomes FROM evaluations WHERE id = ?", (evaluation_id,))
+        return unpack_outcomes(rows[0][0]) if rows and rows[0][0] is not None else {}
+
+    def record_stage(self, run_id: int, stage: str, seconds: float, now: float) -> None:
+        """Record the duration of a stage outside an evaluation (e.g. false_negatives)."""
+        with self._tx() as conn:
+            conn.execute(
+                "INSERT INTO stage_timings(run_id, stage, seconds, recorded_at) "
+                "VALUES (?, ?, ?, ?)",
+                (run_id, stage, seconds, now),
+            )
+
+    # -- mining, false negatives, verdicts ----------------------------------------------------
+
+    def mining_content(self, fingerprint: str) -> Any:
+        """The mining metadata with this fingerprint (parsed JSON), or ``None``."""
+        rows = self._query(
+            "SELECT content FROM mining_configs WHERE fingerprint = ?", (fingerprint,)
+        )
+        return json.loads(rows[0][0]) if rows else None
+
+    def record_fn_estimate(
+        self,
+        checkpoint_id: int,
+        fingerprint: str | None,
+        config_hash: str,
+        est: FnEstimate,
+        now: float,
+    ) -> None:
+        """Store (or replace) the false-negative estimate attached to a checkpoint."""
+        row = {
+            "checkpoint_id": checkpoint_id,
+            "mining_fingerprint": fingerprint,
+            "config_hash": config_hash,
+            "oracle": est.oracle,
+            "sample_size": est.sample_size,
+            "false_negatives": est.false_negatives,
+            "estimate": est.estimate,
+            "lower": est.lower,
+            "upper": est.upper,
+            "random_estimate": est.random_estimate,
+            "amplification": est.amplification,
+            "buckets": json.dumps([b.__dict__ for b in est.buckets]),
+            "details": json.dumps(dict(est.details)),
+            "created_at": now,
+        }
+        with self._tx() as conn:
+            conn.execute(
+                f"INSERT OR REPLACE INTO fn_estimates({', '.join(row)}) "
+                f"VALUES ({', '.join(':' + k for k in row)})",
+                row,
+            )
+
+    def fn_estimate_for(self, fingerprint: str, config_hash: str) -> FnEstimate | None:
+        """A stored estimate of the mined set with this fingerprint, to reuse across checkpoints."""
+        rows = self._query(
+            "SELECT * FROM fn_estimates WHERE mining_fingerprint = ? AND config_hash = ? "
+            "ORDER BY id DESC LIMIT 1",
+            (fingerprint, config_hash),
+        )
+        return _fn(rows[0]) if rows else None
+
+    def fn_estimate(self, checkpoint_id: int) -> FnEstimate | None:
+        """The latest estimate attached to a checkpoint."""
+        rows = self._query(
+            "SELECT * FROM fn_estimates WHERE checkpoint_id = ? ORDER BY id DESC LIMIT 1",
+            (checkpoint_id,),
+        )
+        return _fn(rows[0]) if rows else None
+
+    def record_verdict(
+        self,
+        checkpoint_id: int,
+        *,
+        dataset: str,
+        metric: str,
+        k: int,
+        kind: str,
+        value: float,
+        regressed: bool,
+        now: float,
+        baseline_checkpoint_id: int | None = None,
+        baseline_value: float | None = None,
+        p_value: float | None = None,
+        details: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Store the regression decision for one checkpoint, metric and k."""
+        with self._tx() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO verdicts(checkpoint_id, dataset, metric, k, kind, "
+                "baseline_checkpoint_id, value, baseline_value, p_value, regressed, details, "
+                "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    checkpoint_id,
+                    dataset,
+                    metric,
+                    k,
+                    kind,
+                    baseline_checkpoint_id,
+                    value,
+                    baseline_value,
+                    p_value,
+                    int(regressed),
+                    json.dumps(dict(details or {})),
+                    now,
+                ),
+            )
+
+    # -- summaries for the API and the exporter ------------------------------------------------
+
+    def runs(self) -> list[RunSummary]:
+        """Every run with counts by state and its latest evaluated checkpoint."""
+        out = []
+        for run in self._query("SELECT id, name, directory FROM runs ORDER BY name"):
+            counts: dict[str, int] = dict.fromkeys(STATES, 0)
+            for state, n in self._query(
+                "SELECT state, COUNT(*) FROM checkpoints WHERE run_id = ? GROUP BY state", (run[0],)
+            ):
+                counts[state] = n
+            last = self._query(
+                "SELECT MAX(e.finished_at) FROM evaluations e JOIN checkpoints c "
+                "ON c.id = e.checkpoint_id WHERE c.run_id = ? AND e.status = 'done'",
+                (run[0],),
+            )[0][0]
+            out.append(RunSummary(run[1], run[2], counts, self.latest_evaluated(run[1]), last))
+        return out
+
+    def latest_evaluated(self, run: str) -> CheckpointRow | None:
+        """The evaluated checkpoint of a run with the highest step."""
+        rows = self._query(
+            f"SELECT {_CHECKPOINT_COLUMNS} FROM checkpoints c JOIN runs r ON r.id = c.run_id "
+            "WHERE r.name = ? AND c.state = 'evaluated' "
+            "ORDER BY c.step IS NULL, c.step DESC, c.name DESC LIMIT 1",
+            (run,),
+        )
+        return _checkpoint(rows[0]) if rows else None
+
+    def mining_change_at(self, checkpoint: CheckpointRow) -> float | None:
+        """When the checkpoint's mining config first appeared in its run (after any other one)."""
+        if checkpoint.mining_fingerprint is None or checkpoint.step is None:
+            return None
+        rows = self._query(
+            "SELECT MIN(c.completed_at) FROM checkpoints c JOIN runs r ON r.id = c.run_id "
+            "WHERE r.name = :run AND c.mining_fingerprint = :fp AND c.step <= :step AND c.step > "
+            "COALESCE((SELECT MAX(o.step) FROM checkpoints o WHERE o.run_id = c.run_id "
+            "AND o.step < :step AND o.mining_fingerprint IS NOT :fp), -1)",
+            {"run": checkpoint.run, "fp": checkpoint.mining_fingerprint, "step": checkpoint.step},
+        )
+        value = rows[0][0]
+        return None if value is None else float(value)
+
+    def counts_by_run(self) -> dict[str, int]:
+        """Finished evaluations per run."""
+        rows = self._query(
+            "SELECT r.name, COUNT(e.id) FROM runs r LEFT JOIN checkpoints c ON c.run_id = r.id "
+            "LEFT JOIN evaluations e ON e.checkpoint_id = c.id AND e.status = 'done' "
+            "GROUP BY r.name"
+        )
+        return {r[0]: int(r[1]) for r in rows}
+
+    def failures_by_run(self) -> dict[tuple[str, str], int]:
+        """Failed evaluations per (run, reason)."""
+        rows = self._query(
+            "SELECT r.name, e.reason, COUNT(*) FROM evaluations e JOIN checkpoints c "
+            "ON c.id = e.checkpoint_id JOIN runs r ON r.id = c.run_id WHERE e.status = 'failed' "
+            "GROUP BY r.name, e.reason"
+        )
+        return {(r[0], r[1] or "error"): int(r[2]) for r in rows}
+
+    def pending_by_run(self) -> dict[str, int]:
+        """Checkpoints discovered but not yet evaluated (queued or evaluating), per run."""
+        rows = self._query(
+            "SELECT r.name, COUNT(c.id) FROM runs r LEFT JOIN checkpoints c ON c.run_id = r.id "
+            "AND c.state IN ('discovered', 'evaluating') GROUP BY r.name"
+        )
+        return {r[0]: int(r[1]) for r in rows}
+
+    def last_success_by_run(self) -> dict[str, float]:
+        """Time of the last finished evaluation, per run."""
+        rows = self._query(
+            "SELECT r.name, MAX(e.finished_at) FROM evaluations e JOIN checkpoints c "
+            "ON c.id = e.checkpoint_id JOIN runs r ON r.id = c.run_id WHERE e.status = 'done' "
+            "GROUP BY r.name"
+        )
+        return {r[0]: float(r[1]) for r in rows}
+
+    def stage_histograms(self, buckets: Sequence[float]) -> dict[str, tuple[list[int], int, float]]:
+        """Per stage: cumulative counts at each bucket bound, total count and sum of seconds."""
+        cols = ", ".join(f"SUM(seconds <= {float(b)!r})" for b in buckets)
+        rows = self._query(
+            f"SELECT stage, COUNT(*), SUM(seconds), {cols} FROM stage_timings GROUP BY stage"
+        )
+        return {r[0]: ([int(v or 0) for v in tuple(r)[3:]], int(r[1]), float(r[2])) for r in rows}
+
+    def verdicts(self, checkpoint_id: int) -> list[sqlite3.Row]:
+        """The regression verdicts recorded for a checkpoint."""
+        return self._query(
+            "SELECT * FROM verdicts WHERE checkpoint_id = ? ORDER BY dataset, metric, k, kind",
+            (checkpoint_id,),
+        )
+
+
+def _fn(row: sqlite3.Row) -> FnEstimate:
+    return FnEstimate(
+        oracle=row["oracle"],
+        sample_size=row["sample_size"],
+        false_negatives=row["false_negatives"],
+        estimate=row["estimate"],
+        lower=row["lower"],
+        upper=row["upper"],
+        random_estimate=row["random_estimate"],
+        amplification=row["amplification"],
+        buckets=tuple(FnBucket(**b) for b in json.loads(row["buckets"])),
+        details=json.loads(row["details"]),
+    )
+
+
+def _lock(path: Path) -> int:
+    lock_path = path.with_name(path.name + ".lock")
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+        os.close(fd)
+        raise StoreError(
+            f"the store {path} is in use by another recallwatch process (pid {holder}); "
+            "stop it or use another store.path"
+        ) from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
+
+
+def _unlock(fd: int | None) -> None:
+    if fd is not None:
+        os.close(fd)  # closing releases the flock
