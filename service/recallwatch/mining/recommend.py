@@ -250,6 +250,12 @@ def recommend(
         value = current.projected.upper if criterion == "upper" else current.projected.estimate
         if value <= target:
             return Recommendation(target, criterion, False, current, [current], notes)
+    combo = best_by_family.get("range_min+relative_margin")
+    singles = [best_by_family.get(f) for f in ("range_min", "relative_margin")]
+    if combo is not None and any(
+        s is not None and s.dropped_fraction <= combo.dropped_fraction + 1e-12 for s in singles
+    ):
+        del best_by_family["range_min+relative_margin"]  # no better than one knob alone
     options = sorted(best_by_family.values(), key=lambda o: o.dropped_fraction)
     if not options:
         notes.append(

@@ -50,6 +50,8 @@ def format_audit(audit: FNRateAudit, mined: MinedSet) -> str:
     lines.append(f"{'stratified by rank':24}{est:>8}  {ci:<18}")
     lines.append("by mining rank")
     for b in r.buckets:
+        if b.population == 0:
+            continue
         est, ci = _pct(b.rate)
         counts = f"{b.false_negatives} / {b.judged}"
         lines.append(
@@ -58,8 +60,9 @@ def format_audit(audit: FNRateAudit, mined: MinedSet) -> str:
     a = audit.amplification
     if a.ratio is not None:
         rnd = a.random
+        ratio = _times(a.ratio.estimate) if a.ratio.estimate != float("inf") else "n/a"
         lines.append(
-            f"{'amplification':24}{_times(a.ratio.estimate):>8}  "
+            f"{'amplification':24}{ratio:>8}  "
             f"[{_times(a.ratio.lower)}, {_times(a.ratio.upper)}]   random negatives: "
             f"{a.control_false_negatives} / {a.control_judged}"
             + (f" = {rnd.estimate:.2%}" if rnd is not None else "")

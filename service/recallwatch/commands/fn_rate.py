@@ -1,0 +1,316 @@
+"""``recallwatch fn-rate``: how many mined negatives are really positives, and what to change."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from recallwatch.commands.common import positive_int, write_json
+from recallwatch.errors import ConfigError
+from recallwatch.mining.audit import AuditConfig, PairBuilder, draw, run_audit
+from recallwatch.mining.corpus import load_corpus
+from recallwatch.mining.formats import FORMATS, read_mined
+from recallwatch.mining.oracles import (
+    JudgeRule,
+    OracleOptions,
+    Pair,
+    open_oracles,
+    write_label_sheet,
+)
+from recallwatch.mining.report import audit_json, format_audit
+from recallwatch.mining.sampling import RankBuckets
+from recallwatch.stats import SPRTDesign
+
+__all__ = ["add_mined_arguments", "add_oracle_arguments", "add_parser", "oracle_options", "run"]
+
+log = logging.getLogger("recallwatch.fn_rate")
+
+EPILOG = """\
+oracles (--oracle, repeat it for an ensemble where --agree M of them must agree):
+  qrels:FILE             audit judgements (BEIR qrels TSV), dense for the queries they cover;
+                         negatives of other queries are not sampled
+  labels:FILE            human review labels, CSV or JSONL: query_id, doc_id,
+                         label (relevant | not_relevant | unsure), reviewer, time
+  model:DIR              a judge model directory: sentence-transformers bi-encoder or CrossEncoder
+  cross-encoder:DIR, bi-encoder:DIR   the same with the kind forced
+  proxy:DIR              the checkpoint under evaluation judges itself (label-free PROXY)
+  http(s)://HOST/PATH    a judge endpoint; request/response contract in docs/fn-rate.md
+
+mined sets: recallwatch JSONL, or sentence-transformers mine_hard_negatives output
+  (triplet, n-tuple, n-tuple-scores, labeled-pair, labeled-list) as .jsonl, .csv or .parquet;
+  texts are mapped back to corpus ids after whitespace normalisation.
+
+what the numbers mean: a false negative is a mined negative the oracle judges relevant. The
+overall rate is a Wilson 95% interval over a uniform sample; the stratified rate weights each
+mining-rank bucket by its share of the negatives; amplification is the mined rate divided by the
+rate among random corpus documents. The SPRT says whether the labels so far already decide
+"rate <= 5%" against "rate >= 10%". The recommendation is the sentence-transformers filter
+(range_min / relative_margin / absolute_margin) that drops the fewest negatives while the
+projected rate's upper bound stays under --target.
+
+examples:
+  recallwatch fn-rate --mined mined.jsonl --corpus data/scifact --oracle qrels:audit.tsv
+  recallwatch fn-rate --mined triplets.parquet --corpus data/corpus \\
+      --oracle cross-encoder:models/judge --judge-threshold 0.5 --half-width 0.025 --json out.json
+  recallwatch fn-rate --mined mined.jsonl --corpus data/c \\
+      --oracle model:judge-a --oracle model:judge-b --agree 2
+  recallwatch fn-rate --mined mined.jsonl --corpus data/c --export-sample review.csv
+  recallwatch fn-rate --mined mined.jsonl --corpus data/c --oracle labels:review.csv
+"""
+
+
+def _fraction(value: str) -> float:
+    try:
+        f = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {value!r}") from None
+    if not 0.0 < f < 1.0:
+        raise argparse.ArgumentTypeError(f"expected a value between 0 and 1, got {f}")
+    return f
+
+
+def _non_negative_int(value: str) -> int:
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {value!r}") from None
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {n}")
+    return n
+
+
+def _buckets(value: str) -> RankBuckets:
+    try:
+        return RankBuckets.parse(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def add_mined_arguments(p: argparse.ArgumentParser, *, corpus_required: bool) -> None:
+    """Arguments that say where the mined set and its corpus are and how to read them."""
+    p.add_argument("--mined", required=True, type=Path, help="the mined set (.jsonl/.csv/.parquet)")
+    p.add_argument(
+        "--corpus",
+        required=corpus_required,
+        type=Path,
+        help="BEIR directory with corpus.jsonl (and queries.jsonl for query texts)",
+    )
+    g = p.add_argument_group("mined-set format")
+    g.add_argument("--format", choices=FORMATS, default="auto", help="default: detect")
+    g.add_argument("--anchor-column", help="sentence-transformers anchor column (default: 1st)")
+    g.add_argument("--positive-column", help="positive/document column (default: 2nd)")
+    g.add_argument(
+        "--rank-offset",
+        type=_non_negative_int,
+        default=0,
+        help="range_min used when mining: added to imported negatives' positions (default 0)",
+    )
+    g.add_argument(
+        "--positives-per-query",
+        type=positive_int,
+        default=1,
+        help="labeled-pair with scores only: leading rows per query that are positives",
+    )
+    g.add_argument(
+        "--allow-unmatched",
+        action="store_true",
+        help="exclude (and count) texts that match no corpus document instead of failing",
+    )
+
+
+def add_oracle_arguments(p: argparse.ArgumentParser, *, required: bool) -> None:
+    """Arguments that open the oracle(s)."""
+    p.add_argument(
+        "--oracle",
+        action="append",
+        default=[],
+        required=required,
+        metavar="SPEC",
+        help="who judges: qrels:FILE, labels:FILE, model:DIR, proxy:DIR, http(s)://... "
+        "(repeat for an ensemble)",
+    )
+    p.add_argument("--agree", type=positive_int, help="ensemble: judges that must agree (m of n)")
+    g = p.add_argument_group("judges")
+    g.add_argument("--relevance-level", type=int, default=1, help="qrels: min relevant grade")
+    g.add_argument(
+        "--judge-relative-margin",
+        type=float,
+        default=None,
+        help="model: FN when score(q,neg) >= score(q,pos) - |score(q,pos)| * M (default 0.05 "
+        "unless only --judge-threshold is given)",
+    )
+    g.add_argument("--judge-threshold", type=float, default=None, help="model: FN when score >= T")
+    g.add_argument("--device", default="cpu", help="torch device of judge models (default cpu)")
+    g.add_argument("--batch-size", type=positive_int, default=32, help="judge model batch size")
+    g.add_argument("--http-timeout", type=float, default=30.0, help="seconds per request")
+    g.add_argument("--http-retries", type=_non_negative_int, default=3)
+    g.add_argument("--http-batch-size", type=positive_int, default=32, help="pairs per request")
+
+
+def oracle_options(args: argparse.Namespace) -> OracleOptions:
+    """Build oracle options from parsed arguments."""
+    margin = args.judge_relative_margin
+    if margin is None and args.judge_threshold is None:
+        margin = 0.05
+    try:
+        rule = JudgeRule(relative_margin=margin, threshold=args.judge_threshold)
+    except ValueError as exc:
+        raise ConfigError(
+            [("--judge-relative-margin", str(exc))], source="the command line"
+        ) from exc
+    return OracleOptions(
+        relevance_level=args.relevance_level,
+        rule=rule,
+        device=args.device,
+        batch_size=args.batch_size,
+        http_timeout=args.http_timeout,
+        http_retries=args.http_retries,
+        http_batch_size=args.http_batch_size,
+    )
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register the ``fn-rate`` subcommand."""
+    p = sub.add_parser(
+        "fn-rate",
+        help="estimate the false-negative rate of a mined set",
+        description="Sample the negatives of a mined set, have an oracle judge them, and report "
+        "the false-negative rate with intervals, per rank bucket, its amplification, an SPRT "
+        "decision and the smallest filter that fixes it.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_mined_arguments(p, corpus_required=True)
+    add_oracle_arguments(p, required=False)
+    g = p.add_argument_group("sampling")
+    size = g.add_mutually_exclusive_group()
+    size.add_argument("--sample", type=positive_int, help="negatives to judge (default 400)")
+    size.add_argument(
+        "--half-width", type=_fraction, help="size the sample for this interval half-width"
+    )
+    g.add_argument(
+        "--assumed-rate",
+        type=_fraction,
+        default=0.5,
+        help="rate assumed for --half-width (0.5: worst case; default 0.5)",
+    )
+    g.add_argument("--sampling", choices=("uniform", "stratified"), default="uniform")
+    g.add_argument("--allocation", choices=("proportional", "equal"), default="proportional")
+    g.add_argument("--min-per-bucket", type=_non_negative_int, default=20)
+    g.add_argument(
+        "--buckets",
+        type=_buckets,
+        default=RankBuckets(),
+        help="upper rank of each bucket (default 1,3,10,30,100: 1, 2-3, 4-10, 11-30, 31-100, >100)",
+    )
+    g.add_argument(
+        "--control",
+        type=_non_negative_int,
+        default=None,
+        help="random corpus negatives to judge for the amplification (default: the sample size; "
+        "0 disables)",
+    )
+    g.add_argument("--seed", type=int, default=0)
+    g = p.add_argument_group("decision")
+    g.add_argument("--target", type=_fraction, default=0.05, help="acceptable FN rate (0.05)")
+    g.add_argument(
+        "--criterion",
+        choices=("upper", "estimate"),
+        default="upper",
+        help="recommend on the projected upper bound (default) or the point estimate",
+    )
+    g.add_argument("--sprt-h0", type=_fraction, default=0.05, help="SPRT acceptable rate (0.05)")
+    g.add_argument("--sprt-h1", type=_fraction, default=0.10, help="SPRT too-high rate (0.10)")
+    g.add_argument("--alpha", type=_fraction, default=0.05, help="SPRT type I error (0.05)")
+    g.add_argument("--beta", type=_fraction, default=0.05, help="SPRT type II error (0.05)")
+    p.add_argument("--json", dest="json_out", help="write the full result as JSON ('-': stdout)")
+    p.add_argument(
+        "--export-sample",
+        type=Path,
+        help="write the drawn sample (mined and control) as a CSV sheet for reviewers; without "
+        "--oracle nothing is judged",
+    )
+    p.set_defaults(func=run)
+
+
+def _config(args: argparse.Namespace) -> AuditConfig:
+    try:
+        sprt = SPRTDesign(args.sprt_h0, args.sprt_h1, args.alpha, args.beta)
+    except ValueError as exc:
+        raise ConfigError([("--sprt-h0/--sprt-h1", str(exc))], source="the command line") from exc
+    return AuditConfig(
+        sample_size=args.sample,
+        half_width=args.half_width,
+        assumed_rate=args.assumed_rate,
+        sampling=args.sampling,
+        allocation=args.allocation,
+        min_per_bucket=args.min_per_bucket,
+        buckets=args.buckets,
+        control_size=args.control,
+        seed=args.seed,
+        target=args.target,
+        criterion=args.criterion,
+        sprt=sprt,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the audit and print the table."""
+    config = _config(args)
+    if not args.oracle and args.export_sample is None:
+        raise ConfigError(
+            [("--oracle", "give an oracle, or --export-sample to write a sheet for reviewers")],
+            source="the command line",
+        )
+    corpus = load_corpus(args.corpus)
+    mined = read_mined(
+        args.mined,
+        corpus,
+        format=args.format,
+        anchor_column=args.anchor_column,
+        positive_column=args.positive_column,
+        rank_offset=args.rank_offset,
+        positives_per_query=args.positives_per_query,
+        allow_unmatched=args.allow_unmatched,
+    )
+    log.info(
+        "read %d queries, %d negatives (%s)",
+        mined.report.queries,
+        mined.report.negatives,
+        mined.format,
+    )
+    oracle = (
+        open_oracles(args.oracle, oracle_options(args), agree=args.agree) if args.oracle else None
+    )
+    if args.export_sample is not None:
+        drawn = draw(mined, corpus, oracle, config)
+        builder = PairBuilder(mined, corpus)
+        rows: list[tuple[str, Pair, int | None]] = [
+            ("mined", pair, int(drawn.table.rank[r]))
+            for pair, r in zip(
+                builder.rows(drawn.table, drawn.sample.rows), drawn.sample.rows, strict=True
+            )
+        ]
+        rows += [
+            ("control", builder.pair(int(q), corpus.doc_ids[int(d)]), None)
+            for q, d in zip(drawn.control.query_index, drawn.control.doc_position, strict=True)
+        ]
+        write_label_sheet(args.export_sample, rows)
+        print(
+            f"wrote {len(rows)} pairs to {args.export_sample} ({drawn.sample.rows.size} mined, "
+            f"{drawn.control.query_index.size} control); fill in 'label' and run "
+            f"--oracle labels:{args.export_sample} with the same --seed and size",
+            file=sys.stderr,
+        )
+        if oracle is None:
+            return 0
+    assert oracle is not None
+    audit = run_audit(mined, corpus, oracle, config)
+    print(format_audit(audit, mined))
+    if args.json_out:
+        write_json(args.json_out, audit_json(audit, mined))
+        if args.json_out != "-":
+            print(f"wrote {args.json_out}", file=sys.stderr)
+    return 0
