@@ -144,7 +144,9 @@ def test_ratio_interval_coverage() -> None:
     p_a, p_b, n_a, n_b = 0.08, 0.02, 400, 600
     xa = rng.binomial(n_a, p_a, 2000)
     xb = rng.binomial(n_b, p_b, 2000)
-    covered = [ratio_interval(a, n_a, b, n_b).contains(p_a / p_b) for a, b in zip(xa, xb)]
+    covered = [
+        ratio_interval(a, n_a, b, n_b).contains(p_a / p_b) for a, b in zip(xa, xb, strict=True)
+    ]
     assert 0.93 <= float(np.mean(covered)) <= 0.98
 
 

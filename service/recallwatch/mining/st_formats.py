@@ -26,8 +26,11 @@ from __future__ import annotations
 import ast
 import contextlib
 import csv
+import io
 import json
 import math
+import re
+import tokenize
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -197,19 +200,44 @@ class STSource:
     locations: dict[tuple[int, int], list[Location]]
 
 
+def _parse_list_text(text: str) -> list[Any] | None:
+    """Parse a list written into a CSV cell: JSON, a Python list, or numpy's array repr.
+
+    ``Dataset.to_csv`` writes list cells through pandas as numpy reprs: ``[0.75 0.63]`` (no
+    commas, wrapped lines) and ``['a' 'b']`` — adjacent string literals that Python itself would
+    concatenate, so strings are read token by token.
+    """
+    stripped = text.strip()
+    if not (stripped.startswith("[") and stripped.endswith("]")):
+        return None
+    with contextlib.suppress(ValueError):
+        parsed = json.loads(stripped)
+        if isinstance(parsed, list):
+            return parsed
+    inner = stripped[1:-1]
+    if "'" in inner or '"' in inner:
+        try:
+            tokens = list(tokenize.generate_tokens(io.StringIO(inner).readline))
+        except (tokenize.TokenError, SyntaxError):
+            return None
+        strings = [ast.literal_eval(t.string) for t in tokens if t.type == tokenize.STRING]
+        return strings if strings else None
+    parts = [p for p in re.split(r"[\s,]+", inner) if p]
+    try:
+        return [float(p) for p in parts]
+    except ValueError:
+        return None
+
+
 def _cell_list(value: Any, table: Table, line: int, column: str) -> list[Any]:
     if isinstance(value, list):
         return value
     if isinstance(value, tuple):
         return list(value)
     if isinstance(value, str):
-        for parse in (json.loads, ast.literal_eval):
-            try:
-                parsed = parse(value)
-            except (ValueError, SyntaxError):
-                continue
-            if isinstance(parsed, list | tuple):
-                return list(parsed)
+        parsed = _parse_list_text(value)
+        if parsed is not None:
+            return parsed
     raise InputError(
         f"expected a list, got {value!r:.60}", path=table.path, line=line, field=column
     )

@@ -1,0 +1,346 @@
+"""Oracles: qrels, labels (files and the store), model rule, ensemble, and a real HTTP judge."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+import requests
+
+from recallwatch.errors import ConfigError, InputError
+from recallwatch.mining.oracles import (
+    EnsembleOracle,
+    HttpOracle,
+    JudgeError,
+    JudgeRule,
+    LabelsOracle,
+    LabelStore,
+    MemoryLabelStore,
+    ModelOracle,
+    Pair,
+    QrelsOracle,
+    ReviewLabel,
+    combine_votes,
+    open_oracle,
+    read_labels,
+)
+from recallwatch.mining.oracles.model import detect_model_kind
+
+PAIRS = [
+    Pair("q1", "d5", "what are cats", "Kittens are young cats", ("d1",), ("Cats are animals",)),
+    Pair("q1", "d3", "what are cats", "Cars have wheels", ("d1",), ("Cats are animals",)),
+    Pair("q9", "d2", "unknown query", "Dogs", ("d6",), ("Puppies",)),
+]
+
+
+def test_qrels_oracle_judges_audited_queries_densely(tmp_path: Path) -> None:
+    qrels = tmp_path / "audit.tsv"
+    qrels.write_text("query-id\tcorpus-id\tscore\nq1\td1\t2\nq1\td5\t1\nq1\td3\t0\n")
+    oracle = QrelsOracle.from_file(qrels, relevance_level=1)
+    mask = oracle.eligible(["q1", "q1", "q9"], ["d5", "d3", "d2"])
+    assert mask is not None and list(mask) == [True, True, False]
+    labels = [j.label for j in oracle.judge(PAIRS)]
+    assert labels == ["relevant", "not_relevant", None]
+    assert QrelsOracle.from_file(qrels, relevance_level=2).judge(PAIRS[:1])[0].label == (
+        "not_relevant"
+    )
+    assert oracle.info.kind == "qrels" and oracle.info.spec == f"qrels:{qrels}"
+
+
+def test_label_files_csv_and_jsonl(tmp_path: Path) -> None:
+    csv_path = tmp_path / "labels.csv"
+    csv_path.write_text(
+        "query_id,doc_id,label,reviewer,time\n"
+        "q1,d5,relevant,ann,2025-01-01T10:00:00Z\n"
+        "q1,d3,not_relevant,ann,\n"
+        "q1,d4,,,\n"  # not reviewed yet
+        "q1,d6,unsure,bob,2025-01-02T10:00:00\n"
+    )
+    labels = read_labels(csv_path)
+    assert [(x.doc_id, x.label) for x in labels] == [
+        ("d5", "relevant"),
+        ("d3", "not_relevant"),
+        ("d6", "unsure"),
+    ]
+    assert labels[0].time is not None and labels[0].reviewer == "ann"
+    jsonl = tmp_path / "labels.jsonl"
+    jsonl.write_text(json.dumps({"query_id": "q1", "doc_id": "d5", "label": "relevant"}) + "\n")
+    assert read_labels(jsonl)[0].label == "relevant"
+
+
+@pytest.mark.parametrize(
+    ("body", "line", "field", "message"),
+    [
+        ("query_id,doc_id,label\nq1,d1,maybe\n", 2, "label", "unknown label"),
+        ("query_id,doc_id,label,time\nq1,d1,relevant,yesterday\n", 2, "time", "ISO 8601"),
+        ("query_id,doc_id,label\nq1,,relevant\n", 2, "doc_id", "missing doc_id"),
+        ("query,doc,label\nq1,d1,relevant\n", 1, None, "missing column"),
+    ],
+)
+def test_label_file_errors_name_the_line(
+    tmp_path: Path, body: str, line: int, field: str | None, message: str
+) -> None:
+    path = tmp_path / "labels.csv"
+    path.write_text(body)
+    with pytest.raises(InputError, match=message) as info:
+        read_labels(path)
+    assert (info.value.line, info.value.field) == (line, field)
+
+
+def test_label_store_disagreement_and_updates() -> None:
+    store = MemoryLabelStore()
+    assert isinstance(store, LabelStore)
+    store.add(ReviewLabel("q1", "d5", "relevant", "ann"))
+    assert store.get("q1", "d5") == "relevant"
+    store.add(ReviewLabel("q1", "d5", "not_relevant", "bob"))
+    assert store.get("q1", "d5") == "unsure"  # reviewers disagree
+    store.add(ReviewLabel("q1", "d5", "not_relevant", "ann"))  # ann changes her mind
+    assert store.get("q1", "d5") == "not_relevant"
+    assert store.get("q1", "d3") is None
+    oracle = LabelsOracle(store)
+    mask = oracle.eligible(["q1", "q1"], ["d5", "d3"])
+    assert mask is not None and list(mask) == [True, False]
+    assert [j.label for j in oracle.judge(PAIRS[:2])] == ["not_relevant", None]
+
+
+class FakeScorer:
+    """Scores by word overlap: a deterministic stand-in for a judge model."""
+
+    name = "overlap"
+
+    def score(self, queries: list[str], documents: list[str]) -> npt.NDArray[np.float64]:
+        out = []
+        for q, d in zip(queries, documents, strict=True):
+            qs, ds = set(q.lower().split()), set(d.lower().split())
+            out.append(len(qs & ds) / max(len(qs), 1))
+        return np.asarray(out, dtype=np.float64)
+
+
+def test_model_rule_is_positive_aware() -> None:
+    rule = JudgeRule(relative_margin=0.05)
+    fn = rule.false_negative(np.array([0.95, 0.96, 0.5, -0.2]), np.array([1.0, 1.0, 1.0, -0.2]))
+    assert list(fn) == [True, True, False, True]
+    both = JudgeRule(relative_margin=None, threshold=0.5)
+    assert list(both.false_negative(np.array([0.4, 0.6]), np.array([0.9, 0.9]))) == [False, True]
+    with pytest.raises(ValueError):
+        JudgeRule(relative_margin=None, threshold=None)
+
+
+def test_model_oracle_scores_negative_against_positive() -> None:
+    oracle = ModelOracle(FakeScorer(), JudgeRule(relative_margin=0.5), spec="model:fake")
+    out = oracle.judge(PAIRS[:2])
+    # "cats" overlaps the query like the positive does; "cars" does not.
+    assert [j.label for j in out] == ["relevant", "not_relevant"]
+    assert out[0].positive_score is not None and out[0].score is not None
+    proxy = ModelOracle(FakeScorer(), JudgeRule(), spec="proxy:ckpt", proxy=True)
+    assert proxy.info.proxy and proxy.info.kind == "proxy"
+    with pytest.raises(JudgeError, match="needs texts"):
+        oracle.judge([Pair("q1", "d5")])
+
+
+def test_ensemble_m_of_n() -> None:
+    assert combine_votes(["relevant", "relevant", "not_relevant"], 2) == "relevant"
+    assert combine_votes(["relevant", "not_relevant", "not_relevant"], 2) == "not_relevant"
+    assert combine_votes(["relevant", "unsure", "not_relevant"], 2) == "unsure"
+    assert combine_votes(["relevant", None, "not_relevant"], 1) == "relevant"
+    loose = ModelOracle(
+        FakeScorer(), JudgeRule(relative_margin=None, threshold=0.0), spec="model:loose"
+    )
+    strict = ModelOracle(FakeScorer(), JudgeRule(relative_margin=0.0), spec="model:strict")
+    both = EnsembleOracle([loose, strict], agree=2)
+    single = EnsembleOracle([loose, strict], agree=1)
+    assert [j.label for j in both.judge(PAIRS[:2])] == ["relevant", "not_relevant"]
+    assert single.judge(PAIRS[1:2])[0].label == "relevant"  # loose flags even "cars"
+    assert both.info.members[0].spec == "model:loose" and both.info.spec == "ensemble:2-of-2"
+    with pytest.raises(ValueError):
+        EnsembleOracle([loose, strict], agree=3)
+
+
+def test_open_oracle_rejects_unknown_specs() -> None:
+    with pytest.raises(ConfigError, match="unknown oracle"):
+        open_oracle("magic:thing")
+    with pytest.raises(ConfigError, match="unknown oracle"):
+        open_oracle("qrels")
+
+
+# ------------------------------------------------------------------------ a real HTTP judge
+
+Handler = Callable[[BaseHTTPRequestHandler, dict[str, Any]], None]
+
+
+@contextmanager
+def judge_server(handler: Handler) -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    """Run a judge endpoint on 127.0.0.1:0; yield its URL and the requests it received."""
+    received: list[dict[str, Any]] = []
+
+    class H(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            received.append(body)
+            handler(self, body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), H)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/judge", received
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+def reply(
+    h: BaseHTTPRequestHandler, status: int, body: object, headers: dict[str, str] = {}
+) -> None:  # noqa: B006
+    data = json.dumps(body).encode() if not isinstance(body, bytes) else body
+    h.send_response(status)
+    h.send_header("Content-Type", "application/json")
+    h.send_header("Content-Length", str(len(data)))
+    for k, v in headers.items():
+        h.send_header(k, v)
+    h.end_headers()
+    h.wfile.write(data)
+
+
+def good_judge(h: BaseHTTPRequestHandler, body: dict[str, Any]) -> None:
+    results = [
+        {
+            "id": p["id"],
+            "label": "relevant" if "cat" in p["document"].lower() else "not_relevant",
+            "score": 0.5,
+        }
+        for p in reversed(body["pairs"])  # any order: matched by id
+    ]
+    reply(h, 200, {"results": results})
+
+
+def test_http_judge_contract_and_batches() -> None:
+    sleeps: list[float] = []
+    with judge_server(good_judge) as (url, received), requests.Session() as session:
+        oracle = HttpOracle(url, session=session, batch_size=2, sleep=sleeps.append)
+        out = oracle.judge(PAIRS)
+    assert [j.label for j in out] == ["relevant", "not_relevant", "not_relevant"]
+    assert len(received) == 2 and received[0]["protocol"] == "recallwatch-judge/1"
+    first = received[0]["pairs"][0]
+    assert first == {
+        "id": "0",
+        "query_id": "q1",
+        "doc_id": "d5",
+        "query": "what are cats",
+        "document": "Kittens are young cats",
+        "positives": ["Cats are animals"],
+    }
+    assert received[1]["pairs"][0]["id"] == "2" and not sleeps
+
+
+def test_http_judge_retries_5xx_and_honours_retry_after() -> None:
+    calls = {"n": 0}
+
+    def flaky(h: BaseHTTPRequestHandler, body: dict[str, Any]) -> None:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            reply(h, 503, {"error": "warming up"}, {"Retry-After": "2"})
+        elif calls["n"] == 2:
+            reply(h, 500, {"error": "oops"})
+        else:
+            good_judge(h, body)
+
+    sleeps: list[float] = []
+    with judge_server(flaky) as (url, _), requests.Session() as session:
+        out = HttpOracle(url, session=session, retries=3, backoff=0.5, sleep=sleeps.append).judge(
+            PAIRS[:1]
+        )
+    assert out[0].label == "relevant"
+    assert sleeps == [2.0, 1.0]  # Retry-After, then exponential backoff (0.5 * 2**1)
+
+
+def test_http_judge_always_failing_gives_a_clear_error() -> None:
+    def broken(h: BaseHTTPRequestHandler, body: dict[str, Any]) -> None:
+        reply(h, 500, {"error": "model crashed"})
+
+    sleeps: list[float] = []
+    with judge_server(broken) as (url, received), requests.Session() as session:
+        oracle = HttpOracle(url, session=session, retries=2, sleep=sleeps.append)
+        with pytest.raises(JudgeError, match=r"unavailable after 3 attempt\(s\): HTTP 500"):
+            oracle.judge(PAIRS[:1])
+    assert len(received) == 3 and len(sleeps) == 2
+
+
+def test_http_judge_down_gives_a_clear_error() -> None:
+    with socket.socket() as s:  # a port that was free a moment ago: nothing listens there
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with requests.Session() as session:
+        oracle = HttpOracle(
+            f"http://127.0.0.1:{port}/judge",
+            session=session,
+            retries=1,
+            connect_timeout=2,
+            sleep=lambda s: None,
+        )
+        with pytest.raises(JudgeError, match="cannot connect.*Is the judge service running"):
+            oracle.judge(PAIRS[:1])
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "message"),
+    [
+        (400, {"error": "bad request"}, "HTTP 400"),
+        (200, b"not json", "invalid JSON"),
+        (200, {"answers": []}, "no 'results' list"),
+        (200, {"results": [{"id": "0", "label": "maybe"}]}, "label 'maybe'"),
+        (200, {"results": []}, "did not answer 1 pair"),
+    ],
+)
+def test_http_judge_bad_answers_fail_at_once(status: int, body: object, message: str) -> None:
+    with (
+        judge_server(lambda h, _: reply(h, status, body)) as (url, received),
+        requests.Session() as session,
+    ):
+        oracle = HttpOracle(url, session=session, retries=3, sleep=lambda s: None)
+        with pytest.raises(JudgeError, match=message):
+            oracle.judge(PAIRS[:1])
+    assert len(received) == 1  # not retried
+
+
+def test_http_judge_timeout(tmp_path: Path) -> None:
+    release = threading.Event()
+
+    def slow(h: BaseHTTPRequestHandler, body: dict[str, Any]) -> None:
+        release.wait(5)
+        good_judge(h, body)
+
+    with judge_server(slow) as (url, _), requests.Session() as session:
+        oracle = HttpOracle(url, session=session, timeout=0.2, retries=0, sleep=lambda s: None)
+        try:
+            with pytest.raises(JudgeError, match="no answer within 0.2 s"):
+                oracle.judge(PAIRS[:1])
+        finally:
+            release.set()
+
+
+def test_real_cross_encoder_directory(tmp_path: Path, minilm_dir: Path) -> None:
+    """A CrossEncoder saved by sentence-transformers is detected and scores pairs offline."""
+    from sentence_transformers import CrossEncoder
+
+    ce_dir = tmp_path / "ce"
+    CrossEncoder(str(minilm_dir), num_labels=1, local_files_only=True).save(str(ce_dir))
+    assert detect_model_kind(ce_dir) == "cross-encoder"
+    assert detect_model_kind(minilm_dir) == "bi-encoder"
+    oracle = open_oracle(f"cross-encoder:{ce_dir}")
+    out = oracle.judge(PAIRS[:2])
+    assert all(j.score is not None and 0.0 <= j.score <= 1.0 for j in out)
+    assert all(j.label in ("relevant", "not_relevant") for j in out)
