@@ -74,7 +74,7 @@ ConfigPath = Annotated[Path, AfterValidator(_resolve_path)]
 class StoreConfig(_Model):
     """Where the SQLite store lives."""
 
-    path: ConfigPath = Path("recallwatch.db")
+    path: ConfigPath = Field(default=Path("recallwatch.db"), validate_default=True)
 
 
 class HttpConfig(_Model):
@@ -403,7 +403,7 @@ class NotificationsConfig(_Model):
 class Config(_Model):
     """The whole of ``recallwatch.yaml``."""
 
-    store: StoreConfig = StoreConfig()
+    store: StoreConfig = Field(default_factory=dict, validate_default=True)
     http: HttpConfig = HttpConfig()
     poll_interval_seconds: PositiveSeconds = 30.0
     evaluation: EvaluationConfig = EvaluationConfig()

@@ -1,4 +1,4 @@
-"""Fixtures of the daemon tests: a small synthetic held-out set and a ``recallwatch serve`` runner."""
+"""Fixtures of the daemon tests: a small synthetic held-out set and `recallwatch serve` runs."""
 
 from __future__ import annotations
 

@@ -88,7 +88,9 @@ def test_serve_evaluates_each_complete_checkpoint_once_in_order(
     # The exposed values are those `evaluate` computes on the latest checkpoint (by step).
     heldout = load_heldout(synthetic.path, "test")
     direct = {
-        step: evaluate(heldout, open_source("precomputed", run_dir / f"checkpoint-{step}"), ks=(1, 10, 100))
+        step: evaluate(
+            heldout, open_source("precomputed", run_dir / f"checkpoint-{step}"), ks=(1, 10, 100)
+        )
         for step in (200, 300)
     }
     text = api.get("/metrics").text
@@ -110,7 +112,9 @@ def test_serve_evaluates_each_complete_checkpoint_once_in_order(
     )
     # The API has the same numbers for an older checkpoint, and a per-query summary.
     e200 = c200["evaluations"][0]
-    assert e200["metrics"]["recall"]["10"] == pytest.approx(direct[200].mean("recall", 10), abs=1e-12)
+    assert e200["metrics"]["recall"]["10"] == pytest.approx(
+        direct[200].mean("recall", 10), abs=1e-12
+    )
     assert e200["outcome_summary"]["queries"] == heldout.num_queries
 
     # OpenMetrics when asked for it; and the exposition passes promtool's lint.
@@ -126,7 +130,11 @@ def test_serve_evaluates_each_complete_checkpoint_once_in_order(
 
     # One log line per evaluation, with run, checkpoint, step, duration and headline metrics.
     lines = [r for r in daemon.records() if r["message"] == "evaluated"]
-    assert [r["checkpoint"] for r in lines] == ["checkpoint-100", "checkpoint-300", "checkpoint-200"]
+    assert [r["checkpoint"] for r in lines] == [
+        "checkpoint-100",
+        "checkpoint-300",
+        "checkpoint-200",
+    ]
     assert all({"run", "step", "duration_seconds", "recall@10"} <= r.keys() for r in lines)
 
     assert daemon.stop() == 0

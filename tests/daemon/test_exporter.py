@@ -1,0 +1,223 @@
+"""The collector: values from the store at scrape time, bounded labels, promtool-clean."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
+from prometheus_client.openmetrics.parser import text_string_to_metric_families
+
+from recallwatch.exporter import DURATION_BUCKETS, RecallwatchCollector
+from recallwatch.store import FnBucket, FnEstimate, NewEvaluation, Store
+
+KEY = json.dumps({"synth": "k1"})
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    s = Store.open(tmp_path / "rw.db")
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def registry(store: Store) -> CollectorRegistry:
+    r = CollectorRegistry()
+    r.register(RecallwatchCollector(store, version="1.2.3"))
+    return r
+
+
+def evaluated(store: Store, run_id: int, step: int, recall10: float, *, fp: str = "a" * 64) -> int:
+    cid = store.add_checkpoint(
+        run_id,
+        name=f"checkpoint-{step}",
+        path=f"/r/checkpoint-{step}",
+        step=step,
+        eval_key=KEY,
+        completed_at=1000.0 + step,
+        now=2000.0 + step,
+        mining_fingerprint=fp,
+        mining_content="{}",
+    )
+    assert cid is not None
+    store.record_evaluation(
+        NewEvaluation(
+            checkpoint_id=cid,
+            dataset="synth",
+            encoder="precomputed",
+            config_hash="k1",
+            started_at=3000.0 + step,
+            finished_at=3001.0 + step,
+            metrics={
+                m: {1: recall10 / 2, 10: recall10} for m in ("recall", "success", "mrr", "ndcg")
+            },
+            timings={"encode": 0.2, "search": 7.0, "metrics": 0.01},
+            counts={"queries": 10},
+            outcomes={},
+        ),
+        run_id,
+    )
+    store.set_state(cid, "evaluated", 3002.0 + step)
+    return cid
+
+
+def test_empty_store_exports_only_build_info(registry: CollectorRegistry) -> None:
+    assert registry.get_sample_value("recallwatch_build_info", {"version": "1.2.3"}) == 1
+    assert registry.get_sample_value("recallwatch_recall_ratio", {"run": "a"}) is None
+
+
+def test_latest_checkpoint_values_and_no_stale_labels(
+    store: Store, registry: CollectorRegistry
+) -> None:
+    run = store.ensure_run("a", "/r", 1.0)
+    evaluated(store, run, 100, 0.8)
+    labels = {"run": "a", "dataset": "synth", "k": "10"}
+    assert registry.get_sample_value("recallwatch_recall_ratio", labels) == 0.8
+    assert registry.get_sample_value("recallwatch_checkpoint_step", {"run": "a"}) == 100
+    evaluated(store, run, 200, 0.7, fp="b" * 64)
+    assert registry.get_sample_value("recallwatch_recall_ratio", labels) == 0.7
+    assert registry.get_sample_value("recallwatch_ndcg_ratio", labels) == 0.7
+    info = [
+        s.labels
+        for m in registry.collect()
+        if m.name == "recallwatch_checkpoint"
+        for s in m.samples
+    ]
+    assert info == [{"run": "a", "checkpoint": "checkpoint-200", "mining_fingerprint": "b" * 12}]
+    assert (
+        registry.get_sample_value("recallwatch_mining_change_timestamp_seconds", {"run": "a"})
+        == 1200.0
+    )
+    assert registry.get_sample_value("recallwatch_evaluations_total", {"run": "a"}) == 2
+    assert (
+        registry.get_sample_value(
+            "recallwatch_last_successful_evaluation_timestamp_seconds", {"run": "a"}
+        )
+        == 3201.0
+    )
+    # An older checkpoint evaluated later (backfill) does not replace the latest by step.
+    evaluated(store, run, 150, 0.1)
+    assert registry.get_sample_value("recallwatch_recall_ratio", labels) == 0.7
+
+
+def test_pending_failures_and_durations(store: Store, registry: CollectorRegistry) -> None:
+    run = store.ensure_run("a", "/r", 1.0)
+    evaluated(store, run, 1, 0.5)
+    for step in (2, 3):
+        store.add_checkpoint(
+            run, name=f"c{step}", path="/x", step=step, eval_key=KEY, completed_at=1, now=1
+        )
+    bad = store.add_checkpoint(
+        run, name="c4", path="/x", step=4, eval_key=KEY, completed_at=1, now=1
+    )
+    assert bad is not None
+    store.record_failure(
+        bad,
+        dataset="synth",
+        encoder="precomputed",
+        config_hash="k1",
+        started_at=1,
+        finished_at=2,
+        reason="timeout",
+        message="slow",
+    )
+    assert registry.get_sample_value("recallwatch_checkpoints_pending", {"run": "a"}) == 2
+    assert (
+        registry.get_sample_value(
+            "recallwatch_evaluation_failures_total", {"run": "a", "reason": "timeout"}
+        )
+        == 1
+    )
+    search = {"stage": "search"}
+    assert registry.get_sample_value("recallwatch_evaluation_duration_seconds_count", search) == 1
+    assert registry.get_sample_value("recallwatch_evaluation_duration_seconds_sum", search) == 7.0
+    bucket = "recallwatch_evaluation_duration_seconds_bucket"
+    assert registry.get_sample_value(bucket, {**search, "le": "5.0"}) == 0
+    assert registry.get_sample_value(bucket, {**search, "le": "15.0"}) == 1
+    assert registry.get_sample_value(bucket, {**search, "le": "+Inf"}) == 1
+    assert DURATION_BUCKETS[-1] >= 4 * 3600
+
+
+def test_false_negatives_and_verdicts(store: Store, registry: CollectorRegistry) -> None:
+    run = store.ensure_run("a", "/r", 1.0)
+    base = evaluated(store, run, 1, 0.8)
+    cid = evaluated(store, run, 2, 0.7, fp="b" * 64)
+    store.record_fn_estimate(
+        cid,
+        "b" * 64,
+        "h",
+        FnEstimate(
+            "qrels",
+            200,
+            20,
+            0.1,
+            0.066,
+            0.15,
+            random_estimate=0.02,
+            amplification=5.0,
+            buckets=(
+                FnBucket("1-5", 40, 10, 0.25, 0.14, 0.4),
+                FnBucket("6-20", 80, 6, 0.075, 0.03, 0.15),
+            ),
+        ),
+        5.0,
+    )
+    store.record_verdict(
+        cid,
+        dataset="synth",
+        metric="recall",
+        k=10,
+        kind="previous_mining",
+        value=0.7,
+        baseline_value=0.8,
+        baseline_checkpoint_id=base,
+        p_value=0.001,
+        regressed=True,
+        now=5.0,
+    )
+    store.record_verdict(
+        cid,
+        dataset="synth",
+        metric="recall",
+        k=10,
+        kind="same_mining",
+        value=0.7,
+        baseline_value=0.75,
+        p_value=0.2,
+        regressed=False,
+        now=5.0,
+    )
+    get = registry.get_sample_value
+    assert get("recallwatch_false_negative_ratio", {"run": "a", "bound": "lower"}) == 0.066
+    assert get("recallwatch_false_negative_ratio", {"run": "a", "bound": "estimate"}) == 0.1
+    assert (
+        get("recallwatch_false_negative_bucket_ratio", {"run": "a", "rank_bucket": "1-5"}) == 0.25
+    )
+    assert get("recallwatch_label_noise_amplification", {"run": "a"}) == 5.0
+    labels = {"run": "a", "dataset": "synth", "k": "10"}
+    assert get("recallwatch_recall_baseline_ratio", labels) == 0.8
+    assert get("recallwatch_recall_regression", labels) == 1
+
+
+def test_exposition_passes_promtool_and_openmetrics(
+    store: Store, registry: CollectorRegistry
+) -> None:
+    test_false_negatives_and_verdicts(store, registry)
+    om = generate_openmetrics(registry).decode()
+    names = {f.name for f in text_string_to_metric_families(om)}
+    assert {"recallwatch_checkpoint", "recallwatch_build", "recallwatch_recall_ratio"} <= names
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.skip("promtool is not installed: apt-get install -y prometheus")
+    # promtool lints the Prometheus text format (it does not parse OpenMetrics).
+    text = generate_latest(registry).decode()
+    done = subprocess.run(
+        [promtool, "check", "metrics"], input=text, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
