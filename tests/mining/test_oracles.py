@@ -203,13 +203,13 @@ def judge_server(handler: Handler) -> Iterator[tuple[str, list[dict[str, Any]]]]
 
 
 def reply(
-    h: BaseHTTPRequestHandler, status: int, body: object, headers: dict[str, str] = {}
-) -> None:  # noqa: B006
+    h: BaseHTTPRequestHandler, status: int, body: object, headers: dict[str, str] | None = None
+) -> None:
     data = json.dumps(body).encode() if not isinstance(body, bytes) else body
     h.send_response(status)
     h.send_header("Content-Type", "application/json")
     h.send_header("Content-Length", str(len(data)))
-    for k, v in headers.items():
+    for k, v in (headers or {}).items():
         h.send_header(k, v)
     h.end_headers()
     h.wfile.write(data)
@@ -291,7 +291,7 @@ def test_http_judge_down_gives_a_clear_error() -> None:
             connect_timeout=2,
             sleep=lambda s: None,
         )
-        with pytest.raises(JudgeError, match="cannot connect.*Is the judge service running"):
+        with pytest.raises(JudgeError, match=r"cannot connect.*Is the judge service running"):
             oracle.judge(PAIRS[:1])
 
 
@@ -326,7 +326,7 @@ def test_http_judge_timeout(tmp_path: Path) -> None:
     with judge_server(slow) as (url, _), requests.Session() as session:
         oracle = HttpOracle(url, session=session, timeout=0.2, retries=0, sleep=lambda s: None)
         try:
-            with pytest.raises(JudgeError, match="no answer within 0.2 s"):
+            with pytest.raises(JudgeError, match=r"no answer within 0\.2 s"):
                 oracle.judge(PAIRS[:1])
         finally:
             release.set()

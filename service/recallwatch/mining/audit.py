@@ -181,8 +181,14 @@ def draw(
     oracle: Oracle | None,
     config: AuditConfig,
 ) -> DrawnSample:
-    """Draw the mined and control samples (restricted to what the oracle can judge)."""
-    rng = np.random.default_rng(config.seed)
+    """Draw the mined and control samples (restricted to what the oracle can judge).
+
+    The two samples use independent streams of the seed, so the control pairs do not depend on
+    which negatives the oracle can judge: a sheet exported without an oracle and labelled later is
+    drawn again identically.
+    """
+    rng = np.random.default_rng([config.seed, 0])
+    control_rng = np.random.default_rng([config.seed, 1])
     table = mined.table()
     if len(table) == 0:
         raise InputError("the mined set has no negative to sample", path=mined.path)
@@ -236,11 +242,11 @@ def draw(
             {corpus.position(p) for p in q.positive_ids if p in corpus} for q in mined.queries
         ]
         eligible_queries = None
-        if eligible is not None:
+        if eligible is not None and oracle is not None and oracle.judges_whole_queries:
             eligible_queries = np.zeros(len(mined.queries), dtype=bool)
             eligible_queries[table.query_index[eligible]] = True
         control = control_sample(
-            positives, len(corpus), control_size, rng, eligible_queries=eligible_queries
+            positives, len(corpus), control_size, control_rng, eligible_queries=eligible_queries
         )
     return DrawnSample(table, sample, control, n_eligible, note)
 

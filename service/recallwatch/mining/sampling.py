@@ -80,7 +80,8 @@ class Sample:
     rows: npt.NDArray[np.int64]
     bucket: npt.NDArray[np.int64]
     method: SamplingMethod
-    #: Population (eligible negatives) per bucket.
+    #: Population per bucket: every negative of the mined set, judgeable or not (the oracle's
+    #: eligible negatives are taken as a random subset of them).
     bucket_population: npt.NDArray[np.int64]
     #: Rows drawn per bucket.
     bucket_drawn: npt.NDArray[np.int64]
@@ -89,7 +90,7 @@ class Sample:
 
     @property
     def population(self) -> int:
-        """Number of eligible negatives the sample was drawn from."""
+        """Number of negatives the sample stands for."""
         return int(self.bucket_population.sum())
 
     def inclusion_weight(self) -> npt.NDArray[np.float64]:
@@ -144,10 +145,13 @@ def draw_sample(
 
     ``bucket`` is the bucket of every row of the table; ``eligible`` masks rows the oracle can
     judge (None: all). A size at or above the eligible population takes every eligible row.
+    Estimates weight buckets by the whole table, so the eligible rows (audited queries, labelled
+    pairs) are taken to be a random subset of the mined set.
     """
     rows_all = np.arange(bucket.shape[0], dtype=np.int64)
     candidates = rows_all if eligible is None else rows_all[eligible]
-    pop = np.bincount(bucket[candidates], minlength=num_buckets).astype(np.int64)
+    pop = np.bincount(bucket, minlength=num_buckets).astype(np.int64)
+    eligible_pop = np.bincount(bucket[candidates], minlength=num_buckets).astype(np.int64)
     if candidates.size == 0:
         empty = np.zeros(0, dtype=np.int64)
         return Sample(empty, empty, method, pop, np.zeros(num_buckets, np.int64), seed)
@@ -157,7 +161,7 @@ def draw_sample(
         chosen_bucket = bucket[rows]
         drawn = np.bincount(chosen_bucket, minlength=num_buckets).astype(np.int64)
         return Sample(rows.astype(np.int64), chosen_bucket, method, pop, drawn, seed)
-    alloc = stratified_allocation(pop, size, allocation, min_per_bucket)
+    alloc = stratified_allocation(eligible_pop, size, allocation, min_per_bucket)
     parts: list[npt.NDArray[np.int64]] = []
     for b in range(num_buckets):
         if alloc[b] == 0:

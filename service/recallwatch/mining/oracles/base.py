@@ -90,6 +90,9 @@ class Oracle(Protocol):
     info: OracleInfo
     #: Whether ``judge`` needs query and document texts in the pairs.
     needs_text: bool
+    #: Whether eligibility depends on the query alone (audit qrels) rather than on the pair
+    #: (review labels); the control sample is then drawn from eligible queries only.
+    judges_whole_queries: bool
 
     def eligible(
         self, query_ids: Sequence[str], doc_ids: Sequence[str]

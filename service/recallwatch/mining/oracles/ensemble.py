@@ -44,6 +44,7 @@ class EnsembleOracle:
         self.members = list(members)
         self.agree = m
         self.needs_text = any(o.needs_text for o in members)
+        self.judges_whole_queries = all(o.judges_whole_queries for o in members)
         self.info = OracleInfo(
             "ensemble",
             f"ensemble:{m}-of-{n}",

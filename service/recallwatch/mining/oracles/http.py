@@ -44,6 +44,7 @@ class HttpOracle:
     """A judge behind an HTTP endpoint."""
 
     needs_text = True
+    judges_whole_queries = True
 
     def __init__(
         self,

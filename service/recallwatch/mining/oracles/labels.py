@@ -185,6 +185,7 @@ class LabelsOracle:
     """Judge by review labels: only labelled pairs are eligible."""
 
     needs_text = False
+    judges_whole_queries = False
 
     def __init__(self, store: LabelStore, *, spec: str = "labels") -> None:
         self.store = store

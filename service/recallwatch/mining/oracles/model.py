@@ -207,6 +207,7 @@ class ModelOracle:
     """Judge with a model: positive-aware margin and/or absolute threshold."""
 
     needs_text = True
+    judges_whole_queries = True
 
     def __init__(
         self,

@@ -23,6 +23,7 @@ class QrelsOracle:
     """Judge by audit qrels: relevant when the grade is at least ``relevance_level``."""
 
     needs_text = False
+    judges_whole_queries = True
 
     def __init__(
         self,
