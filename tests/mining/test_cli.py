@@ -1,4 +1,4 @@
-"""``recallwatch fn-rate`` and ``recallwatch filter`` end to end, and their errors (must-show 3, 4)."""
+"""``recallwatch fn-rate`` and ``recallwatch filter`` end to end; their errors (must-show 3, 4)."""
 
 from __future__ import annotations
 
@@ -124,7 +124,7 @@ def test_recommended_filter_brings_the_known_rate_under_target(
 def test_stratified_sampling_and_half_width(
     simulated: Simulated, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    sim, corpus, mined, qrels = simulated
+    _, corpus, mined, qrels = simulated
     assert (
         main(
             [
@@ -150,7 +150,7 @@ def test_stratified_sampling_and_half_width(
     out = capsys.readouterr().out
     doc = json.loads(out[out.index("{") :])
     assert doc["rates"]["overall"] is None and doc["rates"]["stratified"] is not None
-    assert doc["sprt"]["decision"] is None if "decision" in doc["sprt"] else True
+    assert "decision" not in doc["sprt"] and "uniform sample" in doc["sprt"]["note"]
     assert "for a ±3.0% interval" in doc["sample_size"]
     assert doc["rates"]["buckets"][0]["drawn"] >= 20  # the floor per bucket
 
@@ -240,7 +240,7 @@ def test_bad_input_gives_clear_errors(
     simulated: Simulated, small_corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Must-show 4: unknown ids, unmatched texts, an empty sample, a judge that is down."""
-    sim, corpus, mined, qrels = simulated
+    _, corpus, mined, _ = simulated
     unknown = write_jsonl(
         tmp_path / "unknown.jsonl",
         [
