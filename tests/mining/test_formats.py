@@ -12,7 +12,7 @@ import pytest
 from recallwatch.errors import InputError
 from recallwatch.mining.corpus import TextMatcher, load_corpus, normalize_text
 from recallwatch.mining.filtering import confidence_filter, soft_filter, write_filtered
-from recallwatch.mining.formats import read_mined
+from recallwatch.mining.formats import ImportOptions, read_mined
 from recallwatch.mining.recommend import FilterSpec
 from recallwatch.mining.st_formats import read_table
 
@@ -72,11 +72,11 @@ def test_recallwatch_jsonl_errors_name_file_line_field(
 def test_duplicate_query_and_empty_set(small_corpus: Path, tmp_path: Path) -> None:
     path = write_jsonl(tmp_path / "m.jsonl", [GOOD, GOOD])
     with pytest.raises(InputError, match="appears twice"):
-        read_mined(path, load_corpus(small_corpus), format="recallwatch")
+        read_mined(path, load_corpus(small_corpus), ImportOptions(format="recallwatch"))
     empty = tmp_path / "empty.jsonl"
     empty.write_text("\n")
     with pytest.raises(InputError, match="empty"):
-        read_mined(empty, load_corpus(small_corpus), format="recallwatch")
+        read_mined(empty, load_corpus(small_corpus), ImportOptions(format="recallwatch"))
 
 
 def test_text_matching_normalises_whitespace_and_titles(small_corpus: Path) -> None:
@@ -110,7 +110,7 @@ def test_unmatched_texts_are_an_error_naming_lines(small_corpus: Path, tmp_path:
     with pytest.raises(InputError, match=r"1 text\(s\) match no document.*line 2") as info:
         read_mined(path, corpus)
     assert info.value.path == path
-    mined = read_mined(path, corpus, allow_unmatched=True)
+    mined = read_mined(path, corpus, ImportOptions(allow_unmatched=True))
     assert mined.report.unmatched_negatives == 1
     assert mined.report.unmatched_examples == [(2, "A text that is in no corpus.")]
     assert [n.doc_id for n in mined.queries[0].negatives] == ["d5"]
@@ -181,7 +181,7 @@ def test_real_mine_hard_negatives_outputs(
         assert written["rows_out"] == 0 and written["collateral_negatives"] > 0
         return
     assert read_table(out).columns == read_table(path).columns
-    again = read_mined(out, corpus, format=expected_format)
+    again = read_mined(out, corpus, ImportOptions(format=expected_format))
     assert all(n.rank >= 1 for q in again.queries for n in q.negatives)
     kept = {(q.query_text, n.doc_id) for q in again.queries for n in q.negatives}
     dropped = {(q.query_text, q.negatives[0].doc_id) for q in mined.queries}

@@ -11,7 +11,12 @@ from typing import Any
 import numpy as np
 
 from recallwatch.commands.common import write_json
-from recallwatch.commands.fn_rate import add_mined_arguments, add_oracle_arguments, oracle_options
+from recallwatch.commands.fn_rate import (
+    add_mined_arguments,
+    add_oracle_arguments,
+    oracle_options,
+    read_mined_from_args,
+)
 from recallwatch.errors import ConfigError, InputError
 from recallwatch.mining.audit import PairBuilder, outcome_codes
 from recallwatch.mining.corpus import load_corpus
@@ -22,7 +27,6 @@ from recallwatch.mining.filtering import (
     soft_filter,
     write_filtered,
 )
-from recallwatch.mining.formats import read_mined
 from recallwatch.mining.oracles import open_oracle
 from recallwatch.mining.recommend import FilterSpec
 
@@ -128,16 +132,7 @@ def _spec_from_args(args: argparse.Namespace) -> FilterSpec:
 def run(args: argparse.Namespace) -> int:
     """Filter the mined set and write it."""
     corpus = load_corpus(args.corpus) if args.corpus is not None else None
-    mined = read_mined(
-        args.mined,
-        corpus,
-        format=args.format,
-        anchor_column=args.anchor_column,
-        positive_column=args.positive_column,
-        rank_offset=args.rank_offset,
-        positives_per_query=args.positives_per_query,
-        allow_unmatched=args.allow_unmatched,
-    )
+    mined = read_mined_from_args(args, corpus)
     table = mined.table()
     outcome: FilterOutcome
     if args.strategy == "confidence":

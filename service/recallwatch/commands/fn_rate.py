@@ -10,8 +10,9 @@ from pathlib import Path
 from recallwatch.commands.common import positive_int, write_json
 from recallwatch.errors import ConfigError
 from recallwatch.mining.audit import AuditConfig, PairBuilder, draw, run_audit
-from recallwatch.mining.corpus import load_corpus
-from recallwatch.mining.formats import FORMATS, read_mined
+from recallwatch.mining.corpus import Corpus, load_corpus
+from recallwatch.mining.formats import FORMATS, ImportOptions, read_mined
+from recallwatch.mining.mined import MinedSet
 from recallwatch.mining.oracles import (
     JudgeRule,
     OracleOptions,
@@ -23,7 +24,14 @@ from recallwatch.mining.report import audit_json, format_audit
 from recallwatch.mining.sampling import RankBuckets
 from recallwatch.stats import SPRTDesign
 
-__all__ = ["add_mined_arguments", "add_oracle_arguments", "add_parser", "oracle_options", "run"]
+__all__ = [
+    "add_mined_arguments",
+    "add_oracle_arguments",
+    "add_parser",
+    "oracle_options",
+    "read_mined_from_args",
+    "run",
+]
 
 log = logging.getLogger("recallwatch.fn_rate")
 
@@ -149,6 +157,22 @@ def add_oracle_arguments(p: argparse.ArgumentParser, *, required: bool) -> None:
     g.add_argument("--http-batch-size", type=positive_int, default=32, help="pairs per request")
 
 
+def read_mined_from_args(args: argparse.Namespace, corpus: Corpus | None) -> MinedSet:
+    """Read the mined set named by ``add_mined_arguments``' arguments."""
+    return read_mined(
+        args.mined,
+        corpus,
+        ImportOptions(
+            format=args.format,
+            anchor_column=args.anchor_column,
+            positive_column=args.positive_column,
+            rank_offset=args.rank_offset,
+            positives_per_query=args.positives_per_query,
+            allow_unmatched=args.allow_unmatched,
+        ),
+    )
+
+
 def oracle_options(args: argparse.Namespace) -> OracleOptions:
     """Build oracle options from parsed arguments."""
     margin = args.judge_relative_margin
@@ -265,16 +289,7 @@ def run(args: argparse.Namespace) -> int:
             source="the command line",
         )
     corpus = load_corpus(args.corpus)
-    mined = read_mined(
-        args.mined,
-        corpus,
-        format=args.format,
-        anchor_column=args.anchor_column,
-        positive_column=args.positive_column,
-        rank_offset=args.rank_offset,
-        positives_per_query=args.positives_per_query,
-        allow_unmatched=args.allow_unmatched,
-    )
+    mined = read_mined_from_args(args, corpus)
     log.info(
         "read %d queries, %d negatives (%s)",
         mined.report.queries,

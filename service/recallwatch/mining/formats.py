@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 from recallwatch.errors import InputError
 from recallwatch.mining.corpus import Corpus
 from recallwatch.mining.mined import MinedSet, read_recallwatch_jsonl
-from recallwatch.mining.st_formats import ST_FORMATS, read_st_mined
+from recallwatch.mining.st_formats import ST_FORMATS, ImportOptions, read_st_mined
 
-__all__ = ["FORMATS", "read_mined", "sniff_format"]
+__all__ = ["FORMATS", "ImportOptions", "read_mined", "sniff_format"]
 
 FORMATS = ("auto", "recallwatch", *ST_FORMATS)
 
@@ -33,32 +34,16 @@ def sniff_format(path: Path) -> str:
 
 
 def read_mined(
-    path: Path | str,
-    corpus: Corpus | None,
-    *,
-    format: str = "auto",
-    anchor_column: str | None = None,
-    positive_column: str | None = None,
-    rank_offset: int = 0,
-    positives_per_query: int = 1,
-    allow_unmatched: bool = False,
+    path: Path | str, corpus: Corpus | None, options: ImportOptions | None = None
 ) -> MinedSet:
     """Read a recallwatch JSONL or sentence-transformers mined set."""
     p = Path(path)
+    opts = options or ImportOptions()
     if not p.is_file():
         raise InputError("mined set not found", path=p)
-    if format not in FORMATS:
-        raise InputError(f"unknown format {format!r}; use one of {', '.join(FORMATS)}", path=p)
-    fmt = sniff_format(p) if format == "auto" else format
+    if opts.format not in FORMATS:
+        raise InputError(f"unknown format {opts.format!r}; use one of {', '.join(FORMATS)}", path=p)
+    fmt = sniff_format(p) if opts.format == "auto" else opts.format
     if fmt == "recallwatch":
         return read_recallwatch_jsonl(p, corpus)
-    return read_st_mined(
-        p,
-        corpus,
-        format=fmt,
-        anchor_column=anchor_column,
-        positive_column=positive_column,
-        rank_offset=rank_offset,
-        positives_per_query=positives_per_query,
-        allow_unmatched=allow_unmatched,
-    )
+    return read_st_mined(p, corpus, replace(opts, format=fmt))

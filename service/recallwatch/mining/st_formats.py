@@ -42,6 +42,7 @@ from recallwatch.mining.mined import ImportReport, MinedQuery, MinedSet, Negativ
 
 __all__ = [
     "ST_FORMATS",
+    "ImportOptions",
     "STSource",
     "Table",
     "WriteSummary",
@@ -410,16 +411,24 @@ def _group_rows(
     return list(groups.values())
 
 
+@dataclass(frozen=True)
+class ImportOptions:
+    """How to read a mined set (most options concern sentence-transformers layouts)."""
+
+    #: ``auto``, ``recallwatch`` or one of ``ST_FORMATS``.
+    format: str = "auto"
+    anchor_column: str | None = None
+    positive_column: str | None = None
+    #: The ``range_min`` used when mining: added to each negative's position.
+    rank_offset: int = 0
+    #: labeled-pair with scores: leading rows of each query that are its positives.
+    positives_per_query: int = 1
+    #: Exclude (and count) texts that match no corpus document instead of failing.
+    allow_unmatched: bool = False
+
+
 def read_st_mined(
-    path: Path | str,
-    corpus: Corpus | None,
-    *,
-    format: str = "auto",
-    anchor_column: str | None = None,
-    positive_column: str | None = None,
-    rank_offset: int = 0,
-    positives_per_query: int = 1,
-    allow_unmatched: bool = False,
+    path: Path | str, corpus: Corpus | None, options: ImportOptions | None = None
 ) -> MinedSet:
     """Import a sentence-transformers mined set, mapping texts back to corpus ids.
 
@@ -428,17 +437,19 @@ def read_st_mined(
     ``allow_unmatched``; then they are excluded, counted in the report, and left untouched by
     writers.
     """
+    opts = options or ImportOptions()
+    rank_offset = opts.rank_offset
     table = read_table(path)
-    fmt = detect_format(table.columns) if format == "auto" else format
+    fmt = detect_format(table.columns) if opts.format == "auto" else opts.format
     if fmt not in ST_FORMATS:
         raise InputError(
             f"unknown format {fmt!r}; use one of {', '.join(ST_FORMATS)}", path=table.path
         )
     if rank_offset < 0:
         raise ValueError("rank_offset must be non-negative")
-    anchor, positive = _columns(table, anchor_column, positive_column)
+    anchor, positive = _columns(table, opts.anchor_column, opts.positive_column)
     report = ImportReport(rows=len(table.rows))
-    groups = _group_rows(table, fmt, anchor, positive, positives_per_query, report)
+    groups = _group_rows(table, fmt, anchor, positive, opts.positives_per_query, report)
 
     matcher = TextMatcher(corpus) if corpus is not None else None
     resolve_doc: Callable[[str], str | None] = matcher.document if matcher is not None else text_id
@@ -500,7 +511,7 @@ def read_st_mined(
     if matcher is not None:
         report.ambiguous_texts = len(matcher.ambiguous)
     missing = report.unmatched_negatives + report.unmatched_positives
-    if missing and not allow_unmatched:
+    if missing and not opts.allow_unmatched:
         first = "; ".join(f"line {ln}: {t!r}" for ln, t in report.unmatched_examples)
         raise InputError(
             f"{missing} text(s) match no document of the corpus "
@@ -606,10 +617,11 @@ def write_st_mined(
                 continue
             if weights is not None:
                 new["weight"] = round(w, 6)
-        elif fmt == "labeled-pair":
+        elif fmt == "labeled-pair":  # a positive row, or a negative that matched no corpus text
             if weights is not None:
                 new["weight"] = 1.0
-            untouched += 0
+            if "label" in row and str(row["label"]).strip() in ("0", "0.0"):
+                untouched += 1
         elif fmt.startswith("n-tuple"):
             ds = [decision((r, i)) for i in range(1, len(n_cols) + 1)]
             untouched += sum(not known for _, _, known in ds)
