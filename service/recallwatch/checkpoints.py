@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ __all__ = [
     "FoundCheckpoint",
     "MiningMetadata",
     "canonical_json",
+    "checkpoint_dirs",
     "checkpoint_step",
     "fingerprint",
     "newest_mtime",
@@ -106,16 +108,27 @@ def _examine(path: Path, ready_marker: str, settle_seconds: float, now: float) -
     return FoundCheckpoint(path.name, path, step, complete, modified)
 
 
-def scan_run(
-    directory: Path, glob: str, ready_marker: str, settle_seconds: float, *, now: float
-) -> list[FoundCheckpoint]:
-    """Every checkpoint directory of a run, complete or not, ordered by step then name."""
+def checkpoint_dirs(directory: Path, glob: str) -> list[Path]:
+    """The checkpoint directories of a run (hidden ones, e.g. a trainer's temp dirs, excluded)."""
     if not directory.is_dir():
         return []
+    return [p for p in directory.glob(glob) if p.is_dir() and not p.name.startswith(".")]
+
+
+def scan_run(
+    directory: Path,
+    glob: str,
+    ready_marker: str,
+    settle_seconds: float,
+    *,
+    now: float,
+    skip: Collection[str] = (),
+) -> list[FoundCheckpoint]:
+    """The checkpoints of a run not named in ``skip``, complete or not, by step then name."""
     found = [
         _examine(p, ready_marker, settle_seconds, now)
-        for p in directory.glob(glob)
-        if p.is_dir() and not p.name.startswith(".")
+        for p in checkpoint_dirs(directory, glob)
+        if p.name not in skip
     ]
     return sorted(found, key=lambda c: (c.step is None, c.step or 0, c.name))
 

@@ -34,7 +34,7 @@ from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from recallwatch.checkpoints import read_mining_metadata, scan_run
+from recallwatch.checkpoints import checkpoint_dirs, read_mining_metadata, scan_run
 from recallwatch.config import Config, FalseNegativeConfig, RunConfig, dataset_key
 from recallwatch.errors import RecallwatchError
 from recallwatch.logs import fields
@@ -215,12 +215,18 @@ class Daemon:
     def _discover(self, run: RunConfig) -> None:
         now = self.clock()
         run_id = self._run_ids[run.name]
-        found = scan_run(
-            run.directory, run.checkpoint_glob, run.ready_marker, run.settle_seconds, now=now
-        )
         known = self.store.checkpoint_names(run_id)
+        # Known checkpoints are not walked again: a poll stays cheap however long the run.
+        found = scan_run(
+            run.directory,
+            run.checkpoint_glob,
+            run.ready_marker,
+            run.settle_seconds,
+            now=now,
+            skip=known,
+        )
         for ckpt in found:
-            if not ckpt.complete or ckpt.name in known:
+            if not ckpt.complete:
                 continue
             mining, mining_error = None, None
             try:
@@ -255,7 +261,7 @@ class Daemon:
                         mining_fingerprint=(mining.fingerprint[:12] if mining else None),
                     ),
                 )
-        present = {c.name for c in found}
+        present = {p.name for p in checkpoint_dirs(run.directory, run.checkpoint_glob)}
         for row in self.store.checkpoints(run.name, states=["discovered"]):
             if row.name not in present and not Path(row.path).exists():
                 self._skip(row, "deleted", "the checkpoint was deleted before its evaluation")

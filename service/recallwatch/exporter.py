@@ -9,7 +9,7 @@ reason — never a checkpoint or query id (the checkpoint name is only in the ``
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -57,9 +57,14 @@ FINGERPRINT_CHARS = 12
 class RecallwatchCollector(Collector):
     """Export the state in the store as the ``recallwatch_*`` metrics of DESIGN.md."""
 
-    def __init__(self, store: Store, *, version: str) -> None:
+    def __init__(self, store: Store, *, version: str, runs: Collection[str] | None = None) -> None:
         self.store = store
         self.version = version
+        #: Export only these runs (the configured ones); a run dropped from the config disappears.
+        self.runs = None if runs is None else frozenset(runs)
+
+    def _shown(self, run: str) -> bool:
+        return self.runs is None or run in self.runs
 
     def describe(self) -> Iterable[Metric]:
         """Describe no metric up front, so registering does not query the store."""
@@ -124,7 +129,7 @@ class RecallwatchCollector(Collector):
         )
         for summary in self.store.runs():
             latest, run = summary.latest, summary.name
-            if latest is None:
+            if latest is None or not self._shown(run):
                 continue
             if latest.step is not None:
                 step.add_metric([run], float(latest.step))
@@ -186,28 +191,32 @@ class RecallwatchCollector(Collector):
             labels=["run"],
         )
         for run, n in sorted(self.store.counts_by_run().items()):
-            total.add_metric([run], n)
+            if self._shown(run):
+                total.add_metric([run], n)
         failures = CounterMetricFamily(
             "recallwatch_evaluation_failures",
             "Failed evaluations by reason.",
             labels=["run", "reason"],
         )
         for (run, reason), n in sorted(self.store.failures_by_run().items()):
-            failures.add_metric([run, reason], n)
+            if self._shown(run):
+                failures.add_metric([run, reason], n)
         last = GaugeMetricFamily(
             "recallwatch_last_successful_evaluation_timestamp_seconds",
             "When the run's last evaluation finished successfully.",
             labels=["run"],
         )
         for run, ts in sorted(self.store.last_success_by_run().items()):
-            last.add_metric([run], ts)
+            if self._shown(run):
+                last.add_metric([run], ts)
         pending = GaugeMetricFamily(
             "recallwatch_checkpoints_pending",
             "Complete checkpoints discovered and not yet evaluated (queued or evaluating).",
             labels=["run"],
         )
         for run, n in sorted(self.store.pending_by_run().items()):
-            pending.add_metric([run], n)
+            if self._shown(run):
+                pending.add_metric([run], n)
         yield from (total, failures, last, pending)
 
     def _histogram(self) -> Iterator[Metric]:

@@ -221,3 +221,14 @@ def test_exposition_passes_promtool_and_openmetrics(
         [promtool, "check", "metrics"], input=text, capture_output=True, text=True, check=False
     )
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_runs_dropped_from_the_config_are_not_exported(store: Store) -> None:
+    a = store.ensure_run("a", "/a", 1.0)
+    b = store.ensure_run("b", "/b", 1.0)
+    evaluated(store, a, 1, 0.5)
+    evaluated(store, b, 1, 0.5)
+    registry = CollectorRegistry()
+    registry.register(RecallwatchCollector(store, version="1", runs=["a"]))
+    text = generate_latest(registry).decode()
+    assert 'run="a"' in text and 'run="b"' not in text

@@ -81,7 +81,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         daemon = Daemon(config, store)
         registry = CollectorRegistry()
-        registry.register(RecallwatchCollector(store, version=__version__))
+        registry.register(
+            RecallwatchCollector(store, version=__version__, runs=[r.name for r in config.runs])
+        )
         ProcessCollector(registry=registry)
         app = create_app(store, registry, readiness=daemon.readiness, version=__version__)
         http = HttpServer(app, host, port)
