@@ -112,7 +112,7 @@ def format_audit(audit: FNRateAudit, mined: MinedSet) -> str:
     if notes:
         lines.append("")
         lines.extend(f"note: {n}" for n in notes)
-    return "\n".join(lines)
+    return "\n".join(line.rstrip() for line in lines)
 
 
 def audit_json(audit: FNRateAudit, mined: MinedSet) -> dict[str, Any]:
