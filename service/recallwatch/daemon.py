@@ -35,7 +35,7 @@ from typing import Any
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from recallwatch.checkpoints import checkpoint_dirs, read_mining_metadata, scan_run
-from recallwatch.config import Config, FalseNegativeConfig, RunConfig, dataset_key
+from recallwatch.config import Config, FalseNegativeConfig, HeldoutConfig, RunConfig, dataset_key
 from recallwatch.errors import RecallwatchError
 from recallwatch.logs import fields
 from recallwatch.runner import EvaluationError, Interrupted, Job, Runner, run_isolated
@@ -352,90 +352,78 @@ class Daemon:
     def evaluate_checkpoint(self, row: CheckpointRow) -> None:
         """Evaluate a checkpoint on every held-out set, store the results and its final state."""
         run = self.config.run(row.run)
-        encoder = self.config.encoder_for(run)
         if not Path(row.path).is_dir():
             self._skip(row, "deleted", "the checkpoint was deleted before its evaluation")
             return
         for heldout in self.config.heldout:
-            key = self._keys[run.name][heldout.dataset]
-            if self.store.done_evaluation(row.id, heldout.dataset, encoder.spec, key) is not None:
-                continue  # idempotent: already evaluated under this key
-            job = Job(
-                checkpoint=row.path,
-                encoder=encoder.model_dump(mode="json"),
-                heldout=str(heldout.path),
-                split=heldout.split,
-                relevance_level=heldout.relevance_level,
-                ks=list(self.config.evaluation.ks),
-                similarity=self.config.evaluation.similarity,
-                shard_rows=self.config.evaluation.shard_rows,
-            )
-            started = self.clock()
-            t0 = time.monotonic()
-            try:
-                result = self.runner(job, self.config.evaluation.timeout_seconds, self._cancel)
-            except Interrupted:
-                self.store.set_state(row.id, "discovered", self.clock(), reason="interrupted")
-                log.warning(
-                    "evaluation stopped by shutdown; it will be re-run",
-                    extra=fields(run=run.name, checkpoint=row.name, step=row.step),
-                )
-                return
-            except EvaluationError as exc:
-                if not Path(row.path).is_dir():
-                    self._skip(row, "deleted", "the checkpoint was deleted during its evaluation")
-                    return
-                self.store.record_failure(
-                    row.id,
-                    dataset=heldout.dataset,
-                    encoder=encoder.spec,
-                    config_hash=key,
-                    started_at=started,
-                    finished_at=self.clock(),
-                    reason=exc.reason,
-                    message=exc.message,
-                )
-                log.warning(
-                    "evaluation failed: %s",
-                    exc.message,
-                    extra=fields(
-                        run=run.name,
-                        checkpoint=row.name,
-                        step=row.step,
-                        dataset=heldout.dataset,
-                        reason=exc.reason,
-                    ),
-                )
-                return
-            duration = time.monotonic() - t0
-            self.store.record_evaluation(
-                NewEvaluation(
-                    checkpoint_id=row.id,
-                    dataset=heldout.dataset,
-                    encoder=encoder.spec,
-                    config_hash=key,
-                    started_at=started,
-                    finished_at=self.clock(),
-                    metrics=result.metrics,
-                    timings=result.timings,
-                    counts=result.counts,
-                    outcomes=result.outcomes,
-                ),
-                self._run_ids[run.name],
-            )
-            log.info(
-                "evaluated",
-                extra=fields(
-                    run=run.name,
-                    checkpoint=row.name,
-                    step=row.step,
-                    dataset=heldout.dataset,
-                    duration_seconds=round(duration, 3),
-                    **_headline(result.metrics, self.config.evaluation.ks),
-                ),
-            )
+            if not self._evaluate_on(row, run, heldout):
+                return  # failed, skipped or re-queued: the state says which
         self._estimate_false_negatives(run, row)
         self.store.set_state(row.id, "evaluated", self.clock())
+
+    def _evaluate_on(self, row: CheckpointRow, run: RunConfig, heldout: HeldoutConfig) -> bool:
+        """Evaluate on one held-out set (unless already done under its key); False to stop."""
+        encoder = self.config.encoder_for(run)
+        key = self._keys[run.name][heldout.dataset]
+        if self.store.done_evaluation(row.id, heldout.dataset, encoder.spec, key) is not None:
+            return True  # idempotent: already evaluated under this key
+        job = Job(
+            checkpoint=row.path,
+            encoder=encoder.model_dump(mode="json"),
+            heldout=str(heldout.path),
+            split=heldout.split,
+            relevance_level=heldout.relevance_level,
+            ks=list(self.config.evaluation.ks),
+            similarity=self.config.evaluation.similarity,
+            shard_rows=self.config.evaluation.shard_rows,
+        )
+        where = fields(run=run.name, checkpoint=row.name, step=row.step, dataset=heldout.dataset)
+        started, t0 = self.clock(), time.monotonic()
+        try:
+            result = self.runner(job, self.config.evaluation.timeout_seconds, self._cancel)
+        except Interrupted:
+            self.store.set_state(row.id, "discovered", self.clock(), reason="interrupted")
+            log.warning("evaluation stopped by shutdown; it will be re-run", extra=where)
+            return False
+        except EvaluationError as exc:
+            if not Path(row.path).is_dir():
+                self._skip(row, "deleted", "the checkpoint was deleted during its evaluation")
+                return False
+            self.store.record_failure(
+                row.id,
+                dataset=heldout.dataset,
+                encoder=encoder.spec,
+                config_hash=key,
+                started_at=started,
+                finished_at=self.clock(),
+                reason=exc.reason,
+                message=exc.message,
+            )
+            where["fields"]["reason"] = exc.reason
+            log.warning("evaluation failed: %s", exc.message, extra=where)
+            return False
+        duration = time.monotonic() - t0
+        self.store.record_evaluation(
+            NewEvaluation(
+                checkpoint_id=row.id,
+                dataset=heldout.dataset,
+                encoder=encoder.spec,
+                config_hash=key,
+                started_at=started,
+                finished_at=self.clock(),
+                metrics=result.metrics,
+                timings=result.timings,
+                counts=result.counts,
+                outcomes=result.outcomes,
+            ),
+            self._run_ids[run.name],
+        )
+        where["fields"].update(
+            duration_seconds=round(duration, 3),
+            **_headline(result.metrics, self.config.evaluation.ks),
+        )
+        log.info("evaluated", extra=where)
+        return True
 
     def _estimate_false_negatives(self, run: RunConfig, row: CheckpointRow) -> None:
         fn_config = self.config.false_negatives

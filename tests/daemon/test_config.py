@@ -260,3 +260,18 @@ def test_yaml_syntax_errors_have_a_line(tmp_path: Path) -> None:
     path.write_text("runs:\n  - name: a\n   directory: x\n")
     with pytest.raises(ConfigError, match=r"line \d+, column \d+"):
         load_config(path)
+
+
+def test_the_annotated_example_is_valid(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("RECALLWATCH_SLACK_WEBHOOK_URL", SECRET)
+    monkeypatch.setenv("RECALLWATCH_WEBHOOK_URL", "https://hooks.example.com/rw")
+    example = Path(__file__).resolve().parents[2] / "examples" / "recallwatch.yaml"
+    signing = tmp_path / "signing"
+    signing.write_text("whsec")
+    text = example.read_text().replace("/run/secrets/recallwatch-webhook-secret", str(signing))
+    (tmp_path / "recallwatch.yaml").write_text(text)
+    config = load_config(tmp_path / "recallwatch.yaml")
+    assert [r.name for r in config.runs] == ["minilm-mnrl-hardneg", "e5-small-precomputed"]
+    assert config.encoder_for(config.runs[1]).spec == "precomputed"
+    assert config.false_negatives is not None
+    assert len(config.notifications.rules) == 4

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
+import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -18,6 +22,7 @@ from recallwatch.heldout import load_heldout
 from recallwatch.synthetic import SyntheticSet
 from tests.daemon.conftest import Serve
 from tests.daemon.helpers import (
+    REPO,
     config_doc,
     half_written,
     mark_complete,
@@ -163,3 +168,52 @@ def test_restart_reexports_from_the_store_without_reevaluating(
         assert sample(after, name, **labels) == sample(before, name, **labels)
     wait_for(lambda: api.get("/readyz").status_code == 200, what="ready")
     assert not [r for r in second.records() if r["message"] == "evaluated"]
+
+
+def test_serve_demo_backfills_then_follows_the_simulated_trainer(tmp_path: Path) -> None:
+    log = tmp_path / "demo.log"
+    with log.open("wb") as fh:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "recallwatch.cli",
+                "serve",
+                "--demo",
+                str(tmp_path / "demo"),
+                "--demo-interval",
+                "0.1",
+                "--listen",
+                "127.0.0.1:0",
+                "--log-format",
+                "json",
+            ],
+            stdout=fh,
+            stderr=fh,
+            cwd=REPO,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+        )
+    try:
+
+        def url() -> str | None:
+            for line in log.read_text().splitlines():
+                if line.startswith("{") and (u := json.loads(line).get("url")):
+                    return str(u)
+            return None
+
+        with httpx.Client(base_url=wait_for(url, what="the demo daemon"), timeout=10) as api:
+            run = wait_for(
+                lambda: (r := api.get("/api/v1/runs").json()[0])["latest_step"] == 12000 and r,
+                timeout=90,
+                what="the twelfth demo checkpoint",
+            )
+            assert run["checkpoints"]["evaluated"] == 12
+            page = api.get("/api/v1/runs/demo/evaluations", params={"limit": 12}).json()
+            recall = {
+                c["step"]: c["evaluations"][0]["metrics"]["recall"]["10"] for c in page["items"]
+            }
+            assert recall[6000] - recall[7000] > 0.05  # the mining change costs recall
+            assert len({c["mining_fingerprint"] for c in page["items"]}) == 2
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0

@@ -5,18 +5,22 @@ open the store (a clear error if it cannot be written), bind the HTTP socket (a 
 address is taken), then start discovery and serving. SIGTERM or SIGINT stops polling, lets a
 running evaluation finish within ``evaluation.shutdown_grace_seconds`` (else re-queues it for the
 next start), stops HTTP and closes the store; a second signal stops the evaluation at once.
+
+``--demo`` serves a generated example instead of a config file: ``recallwatch serve --demo``.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import signal
+import tempfile
 import threading
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from recallwatch import __version__
 from recallwatch.commands.check_config import checked_config
@@ -48,6 +52,16 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     p.add_argument("--listen", help="HOST:PORT to serve on, overriding http.listen")
     p.add_argument(
+        "--demo",
+        metavar="DIR",
+        nargs="?",
+        const="",
+        help="serve a generated example in DIR (default: a temp dir): a synthetic held-out set, "
+        "three checkpoints to backfill and a simulated trainer adding one every --demo-interval "
+        "seconds, with a mining change half-way that costs recall; sends no notification",
+    )
+    p.add_argument("--demo-interval", type=float, default=20.0, help="default: 20 s")
+    p.add_argument(
         "--log-format",
         choices=("human", "json"),
         default=os.environ.get("RECALLWATCH_LOG_FORMAT", "human"),
@@ -67,6 +81,11 @@ def run(args: argparse.Namespace) -> int:
     from recallwatch.store import Store
 
     configure(args.log_format, getattr(args, "log_level", "INFO"))
+    trainer = None
+    if args.demo is not None:
+        trainer = DemoTrainer(Path(args.demo or tempfile.mkdtemp(prefix="recallwatch-demo-")))
+        args.config = trainer.write_example()
+        log.info("demo: example written", extra=fields(workdir=str(trainer.workdir)))
     config, warnings = checked_config(args.config)
     for where, msg in warnings:
         log.warning("%s: %s", where, msg)
@@ -90,6 +109,8 @@ def run(args: argparse.Namespace) -> int:
         stop = _StopSignals(daemon)
         daemon.start()
         http.start()
+        if trainer is not None:
+            trainer.start(args.demo_interval)
         log.info(
             "recallwatch %s serving",
             __version__,
@@ -101,7 +122,9 @@ def run(args: argparse.Namespace) -> int:
             ),
         )
         stop.wait()
-        log.info("shutting down: polling stopped, waiting for a running evaluation")
+        if trainer is not None:
+            trainer.stop()
+        log.info("shutting down")
         daemon.stop()
         http.stop()
     finally:
@@ -129,3 +152,89 @@ class _StopSignals:
         """Block until the first signal."""
         while not self._event.wait(1.0):
             pass
+
+
+class DemoTrainer:
+    """A pretend training run for ``--demo``: checkpoints of known quality appear over time.
+
+    Mining config v1 skips the hardest ranks (``range_min: 10``) and recall improves; from the
+    seventh checkpoint on, v2 mines from rank 0 without a margin and recall drops, as it does
+    when false negatives get mined.
+    """
+
+    MINING_V1: ClassVar[dict[str, Any]] = {
+        "teacher": "sentence-transformers/all-MiniLM-L6-v2",
+        "range_min": 10,
+        "range_max": 50,
+        "relative_margin": 0.05,
+        "num_negatives": 5,
+        "mined_set": "mined/negatives-v1.jsonl",
+    }
+    MINING_V2: ClassVar[dict[str, Any]] = {
+        **MINING_V1,
+        "range_min": 0,
+        "relative_margin": None,
+        "mined_set": "mined/negatives-v2.jsonl",
+    }
+    #: Query noise per checkpoint: lower is better recall.
+    NOISE = (0.95, 0.85, 0.78, 0.72, 0.68, 0.66, 0.8, 0.88, 0.92, 0.95, 0.97, 0.98)
+    BACKFILL = 3
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def write_example(self) -> Path:
+        """Write the held-out set, the first checkpoints and the config; return the config."""
+        import yaml
+
+        from recallwatch.synthetic import write_heldout
+
+        self.synthetic = write_heldout(
+            self.workdir / "heldout", num_docs=5_000, num_queries=300, seed=7
+        )
+        for i in range(self.BACKFILL):
+            self._checkpoint(i)
+        config = {
+            "store": {"path": "state/recallwatch.db"},
+            "poll_interval_seconds": 2,
+            "evaluation": {"encoder": "precomputed", "ks": [1, 5, 10, 20, 100]},
+            "heldout": [{"name": "synthetic", "path": "heldout"}],
+            "runs": [{"name": "demo", "directory": "run", "settle_seconds": 1}],
+        }
+        path = self.workdir / "recallwatch.yaml"
+        path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+        return path
+
+    def _checkpoint(self, i: int) -> None:
+        from recallwatch.synthetic import write_precomputed_checkpoint
+
+        step = 1000 * (i + 1)
+        ckpt = write_precomputed_checkpoint(
+            self.workdir / "run" / f"checkpoint-{step}", self.synthetic, noise=self.NOISE[i], seed=i
+        )
+        mining = self.MINING_V1 if i < 6 else self.MINING_V2
+        (ckpt / "mining.json").write_text(json.dumps(mining, indent=2), encoding="utf-8")
+        (ckpt / "trainer_state.json").write_text(
+            json.dumps({"global_step": step}), encoding="utf-8"
+        )
+
+    def start(self, interval: float) -> None:
+        """Write the remaining checkpoints, one every ``interval`` seconds, in a thread."""
+
+        def loop() -> None:
+            for i in range(self.BACKFILL, len(self.NOISE)):
+                if self._stop.wait(interval):
+                    return
+                self._checkpoint(i)
+                log.info("demo: the trainer wrote a checkpoint", extra=fields(step=1000 * (i + 1)))
+
+        self._thread = threading.Thread(target=loop, name="demo-trainer", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop writing checkpoints."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5)
