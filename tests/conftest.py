@@ -68,7 +68,10 @@ def scifact_minilm(
             digest.update(f.name.encode())
             digest.update(str(f.stat().st_size).encode())
     key = digest.hexdigest()[:16]
-    cache = request.config.cache.mkdir(f"scifact-minilm-{key}")
+    if getattr(request.config, "cache", None) is not None:
+        cache = request.config.cache.mkdir(f"scifact-minilm-{key}")
+    else:  # -p no:cacheprovider: compute into this session's temp dir
+        cache = request.getfixturevalue("tmp_path_factory").mktemp(f"scifact-minilm-{key}")
     if not (cache / "done").is_file():
         corpus_ids, corpus_texts, query_ids, query_texts = [], [], [], []
         with (scifact_dir / "corpus.jsonl").open(encoding="utf-8") as fh:
