@@ -1,0 +1,382 @@
+"""The alert model: what fired, on which run and checkpoint, and the evidence to act on.
+
+An alert is identified for deduplication by its **key** — (rule, run, dataset, k, baseline) — and
+each firing episode of a key has a stable **id** derived from the key and the checkpoint (or time)
+that opened it, so a re-computation after a crash gives the same id. Every notification about an
+alert (firing, repeat, resolved) is a **message** with an id of its own, stable across retries:
+the ``webhook-id`` of the Standard Webhooks signature and the outbox row both use it.
+
+``transition`` is the state machine of one key: given whether the rule fires now and the open
+episode (if any), it says whether to fire, repeat, resolve or do nothing.
+
+Everything here is plain data with ``as_dict``/``from_dict`` (JSON), so an alert can be stored in
+the outbox, served by the API, and rendered by every channel from the same record.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+from urllib.parse import quote
+
+from recallwatch.stats import Interval
+
+__all__ = [
+    "ALERTNAMES",
+    "Alert",
+    "AlertKey",
+    "BaselineRef",
+    "Evidence",
+    "FnSnapshot",
+    "LostQueryRef",
+    "MetricChange",
+    "MiningKeyChange",
+    "OpenEpisode",
+    "Transition",
+    "alert_id",
+    "iso",
+    "links_for",
+    "message_id",
+    "recommendation_text",
+    "transition",
+]
+
+Status = Literal["firing", "resolved"]
+Event = Literal["firing", "repeat", "resolved", "test"]
+Transition = Literal["fire", "repeat", "resolve", "none"]
+
+#: Alertmanager ``alertname`` per rule type (CamelCase, like the Prometheus rules in ``alerts/``).
+ALERTNAMES: dict[str, str] = {
+    "recall_regression": "RecallRegressionAfterMiningChange",
+    "recall_regression_same_mining": "RecallRegression",
+    "false_negative_rate": "FalseNegativeRateHigh",
+    "label_noise_amplification": "LabelNoiseAmplificationHigh",
+    "recall_floor": "RecallBelowFloor",
+    "evaluation_failing": "RecallwatchEvaluationFailing",
+    "no_recent_evaluation": "RecallwatchNoRecentEvaluation",
+    "test": "RecallwatchTest",
+}
+
+
+def iso(ts: float) -> str:
+    """RFC 3339 UTC timestamp with milliseconds (``2026-11-27T01:02:03.456Z``)."""
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class AlertKey:
+    """What alerts are deduplicated on: one open episode per key."""
+
+    rule: str
+    run: str
+    dataset: str | None = None
+    k: int | None = None
+    #: The baseline checkpoint's name (regression rules).
+    baseline: str | None = None
+
+    def as_string(self) -> str:
+        """A canonical string of the key (stored, and hashed into ids)."""
+        parts = [
+            f"rule={self.rule}",
+            f"run={self.run}",
+            f"dataset={self.dataset or ''}",
+            f"k={'' if self.k is None else self.k}",
+            f"baseline={self.baseline or ''}",
+        ]
+        return ";".join(parts)
+
+
+def alert_id(key: AlertKey, opened_by: str) -> str:
+    """The stable id of the episode of ``key`` opened by ``opened_by`` (a checkpoint or a time)."""
+    digest = hashlib.sha256(f"{key.as_string()}|{opened_by}".encode()).hexdigest()
+    return f"al_{digest[:24]}"
+
+
+def message_id(alert: str, event: Event, sequence: int = 0) -> str:
+    """The id of one notification about an alert (the ``webhook-id``), stable across retries."""
+    digest = hashlib.sha256(f"{alert}|{event}|{sequence}".encode()).hexdigest()
+    return f"msg_{digest[:24]}"
+
+
+# -- evidence -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MetricChange:
+    """A metric at k before -> after with intervals, the paired test and its thresholds."""
+
+    metric: str
+    k: int
+    dataset: str
+    before: Interval
+    after: Interval
+    difference: Interval
+    p_value: float
+    alpha: float
+    min_drop: float
+    queries: int
+    permutations: int
+
+    @property
+    def label(self) -> str:
+        """``recall@10``."""
+        return f"{self.metric}@{self.k}"
+
+
+@dataclass(frozen=True)
+class BaselineRef:
+    """The checkpoint an alert compares with."""
+
+    checkpoint: str
+    step: int | None
+    #: previous_mining / same_mining / pinned.
+    kind: str
+    #: best / last / pinned.
+    policy: str
+    mining_fingerprint: str | None = None
+
+
+@dataclass(frozen=True)
+class MiningKeyChange:
+    """One changed key of the mining metadata."""
+
+    key: str
+    before: Any
+    after: Any
+    change: str
+
+
+@dataclass(frozen=True)
+class FnSnapshot:
+    """A false-negative estimate of a mined set (rate with its interval, and who judged)."""
+
+    estimate: float
+    lower: float
+    upper: float
+    oracle: str
+    sample_size: int
+    amplification: float | None = None
+
+
+@dataclass(frozen=True)
+class LostQueryRef:
+    """A query that lost a relevant document from its top k, with texts for people."""
+
+    query_id: str
+    query_text: str
+    doc_id: str
+    doc_title: str
+    rank_before: int
+    rank_after: int
+    lost: int
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """Everything an alert carries to act on; parts a rule does not produce stay empty."""
+
+    #: mining_change (after a mining change) / same_mining (not caused by mining) / None.
+    regression_kind: str | None = None
+    metric: MetricChange | None = None
+    baseline: BaselineRef | None = None
+    mining_diff: tuple[MiningKeyChange, ...] = ()
+    fn_before: FnSnapshot | None = None
+    fn_after: FnSnapshot | None = None
+    lost_count: int = 0
+    lost_top: tuple[LostQueryRef, ...] = ()
+    recommendation: str | None = None
+    #: Rule-specific numbers (thresholds, streaks, ages ...).
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Alert:
+    """One alert episode as every channel renders it."""
+
+    id: str
+    key: AlertKey
+    rule_type: str
+    alertname: str
+    severity: str
+    status: Status
+    summary: str
+    description: str
+    run: str
+    checkpoint: str | None
+    step: int | None
+    started_at: float
+    resolved_at: float | None = None
+    evidence: Evidence = field(default_factory=Evidence)
+    links: Mapping[str, str] = field(default_factory=dict)
+    runbook_url: str | None = None
+
+    def resolved(self, at: float, *, checkpoint: str | None, step: int | None) -> Alert:
+        """The same alert, resolved at ``at`` by ``checkpoint``."""
+        return Alert(
+            **{
+                **{f: getattr(self, f) for f in self.__dataclass_fields__},
+                "status": "resolved",
+                "resolved_at": at,
+                "summary": f"RESOLVED: {self.summary}",
+                "checkpoint": checkpoint or self.checkpoint,
+                "step": step if checkpoint else self.step,
+            }
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return a JSON-friendly dict (the ``data`` of the webhook body)."""
+        doc = asdict(self)
+        doc["key"] = asdict(self.key)
+        doc["started_at"] = iso(self.started_at)
+        doc["resolved_at"] = None if self.resolved_at is None else iso(self.resolved_at)
+        doc["evidence"]["mining_diff"] = [asdict(c) for c in self.evidence.mining_diff]
+        doc["evidence"]["lost_top"] = [asdict(q) for q in self.evidence.lost_top]
+        doc["evidence"]["details"] = dict(self.evidence.details)
+        doc["links"] = dict(self.links)
+        return _finite(doc)  # type: ignore[no-any-return]
+
+    @classmethod
+    def from_dict(cls, doc: Mapping[str, Any]) -> Alert:
+        """Inverse of ``as_dict``."""
+        ev = dict(doc.get("evidence") or {})
+        metric = ev.get("metric")
+        evidence = Evidence(
+            regression_kind=ev.get("regression_kind"),
+            metric=None
+            if metric is None
+            else MetricChange(
+                **{
+                    **metric,
+                    "before": Interval(**metric["before"]),
+                    "after": Interval(**metric["after"]),
+                    "difference": Interval(**metric["difference"]),
+                    "p_value": _num(metric["p_value"]),
+                }
+            ),
+            baseline=None if ev.get("baseline") is None else BaselineRef(**ev["baseline"]),
+            mining_diff=tuple(MiningKeyChange(**c) for c in ev.get("mining_diff", ())),
+            fn_before=None if ev.get("fn_before") is None else FnSnapshot(**ev["fn_before"]),
+            fn_after=None if ev.get("fn_after") is None else FnSnapshot(**ev["fn_after"]),
+            lost_count=int(ev.get("lost_count", 0)),
+            lost_top=tuple(LostQueryRef(**q) for q in ev.get("lost_top", ())),
+            recommendation=ev.get("recommendation"),
+            details=dict(ev.get("details") or {}),
+        )
+        return cls(
+            id=doc["id"],
+            key=AlertKey(**doc["key"]),
+            rule_type=doc["rule_type"],
+            alertname=doc["alertname"],
+            severity=doc["severity"],
+            status=doc["status"],
+            summary=doc["summary"],
+            description=doc["description"],
+            run=doc["run"],
+            checkpoint=doc.get("checkpoint"),
+            step=doc.get("step"),
+            started_at=_parse_iso(doc["started_at"]),
+            resolved_at=None if doc.get("resolved_at") is None else _parse_iso(doc["resolved_at"]),
+            evidence=evidence,
+            links=dict(doc.get("links") or {}),
+            runbook_url=doc.get("runbook_url"),
+        )
+
+
+def _num(value: Any) -> float:
+    return math.nan if value is None else float(value)
+
+
+def _parse_iso(value: str | float) -> float:
+    if isinstance(value, int | float):
+        return float(value)
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+
+
+def _finite(value: Any) -> Any:
+    """JSON has no NaN or infinity: they become null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
+# -- texts ----------------------------------------------------------------------------------------
+
+
+def recommendation_text(recommendation: Mapping[str, Any] | None) -> str | None:
+    """One sentence from the FN estimator's recommendation (``Recommendation.as_dict()``)."""
+    if not recommendation:
+        return None
+    best = recommendation.get("best")
+    target = recommendation.get("target")
+    if not recommendation.get("needed"):
+        return "no filter needed: the mined set is within the false-negative target" + (
+            f" ({target:.0%})" if isinstance(target, int | float) else ""
+        )
+    if not best:
+        notes = recommendation.get("notes") or []
+        return str(notes[0]) if notes else "no candidate filter meets the false-negative target"
+    options: Sequence[Mapping[str, Any]] = recommendation.get("options") or [best]
+
+    def one(o: Mapping[str, Any]) -> str:
+        projected = (o.get("projected") or {}).get("estimate")
+        rate = f"projected FN rate {projected:.1%}" if projected is not None else "projected"
+        return (
+            f"{o.get('describe')}: {rate}, drops {o.get('dropped_fraction', 0.0):.0%} of negatives"
+        )
+
+    text = f"set {one(best)}"
+    others = [o for o in options if o.get("describe") != best.get("describe")][:1]
+    if others:
+        text += f" (or {one(others[0])})"
+    return text
+
+
+def links_for(
+    *, dashboard_url: str | None, api_url: str | None, run: str, checkpoint: str | None, alert: str
+) -> dict[str, str]:
+    """Links to the Grafana dashboard and the JSON API for an alert."""
+    links: dict[str, str] = {}
+    if dashboard_url:
+        sep = "&" if "?" in dashboard_url else "?"
+        links["dashboard"] = f"{dashboard_url}{sep}var-run={quote(run, safe='')}"
+    if api_url:
+        base = api_url.rstrip("/")
+        links["alert"] = f"{base}/api/v1/alerts/{alert}"
+        if checkpoint:
+            links["evaluation"] = (
+                f"{base}/api/v1/runs/{quote(run, safe='')}/evaluations/{quote(checkpoint, safe='')}"
+            )
+    return links
+
+
+# -- the state machine of one key -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OpenEpisode:
+    """An alert episode that is firing: its id, when it opened and was last notified."""
+
+    id: str
+    opened_at: float
+    last_notified_at: float
+
+
+def transition(
+    episode: OpenEpisode | None, firing: bool, now: float, repeat_interval: float | None
+) -> Transition:
+    """What to do for one key: fire a new episode, repeat the open one, resolve it, or nothing."""
+    if episode is None:
+        return "fire" if firing else "none"
+    if not firing:
+        return "resolve"
+    if repeat_interval is not None and now - episode.last_notified_at >= repeat_interval:
+        return "repeat"
+    return "none"

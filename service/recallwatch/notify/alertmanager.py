@@ -1,0 +1,68 @@
+"""Alertmanager: recallwatch alerts as ``POST /api/v2/alerts`` bodies.
+
+Each alert becomes one postable alert. Its **labels** identify it to Alertmanager (grouping,
+routing, inhibition, silences) and stay bounded: ``alertname`` (CamelCase, e.g.
+``RecallRegressionAfterMiningChange``), ``run``, ``severity``, ``rule``, plus ``dataset``, ``k`` and
+``baseline`` where the rule has them — never a checkpoint or a query. Its **annotations** carry
+``summary``, ``description``, ``runbook_url``, and the links and alert id.
+
+Alertmanager forgets an alert whose ``endsAt`` passed, so while firing recallwatch re-sends it
+(every ``resend_interval`` seconds) with ``endsAt`` = now + 4 x ``resend_interval``, as Prometheus
+does; if recallwatch dies the alert ends by itself instead of firing forever. A resolved alert is
+sent once more with ``endsAt`` = the resolution time.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from recallwatch.alerts import Alert, iso
+
+__all__ = ["DEFAULT_RESEND_SECONDS", "alertmanager_body", "alertmanager_labels"]
+
+DEFAULT_RESEND_SECONDS = 60.0
+#: Where the runbook of each rule lives when the config names no runbook URL of its own.
+RUNBOOK_DOC = "docs/alerting.md"
+
+
+def alertmanager_labels(alert: Alert) -> dict[str, str]:
+    """The identifying labels of an alert in Alertmanager."""
+    labels = {
+        "alertname": alert.alertname,
+        "run": alert.run,
+        "severity": alert.severity,
+        "rule": alert.key.rule,
+        "service": "recallwatch",
+    }
+    if alert.key.dataset:
+        labels["dataset"] = alert.key.dataset
+    if alert.key.k is not None:
+        labels["k"] = str(alert.key.k)
+    if alert.key.baseline:
+        labels["baseline"] = alert.key.baseline
+    return labels
+
+
+def alertmanager_body(alert: Alert, *, now: float, resend_interval: float) -> bytes:
+    """The JSON array ``POST /api/v2/alerts`` takes, for one alert at time ``now``."""
+    annotations = {
+        "summary": alert.summary,
+        "description": alert.description,
+        "runbook_url": alert.runbook_url
+        or f"{RUNBOOK_DOC}#rule-{alert.rule_type.replace('_', '-')}",
+        "alert_id": alert.id,
+    }
+    if alert.checkpoint:
+        annotations["checkpoint"] = alert.checkpoint
+    annotations.update({f"{name}_url": url for name, url in alert.links.items()})
+    ends = alert.resolved_at if alert.resolved_at is not None else now + 4 * resend_interval
+    doc: dict[str, Any] = {
+        "labels": alertmanager_labels(alert),
+        "annotations": annotations,
+        "startsAt": iso(alert.started_at),
+        "endsAt": iso(ends),
+    }
+    if "alert" in alert.links:
+        doc["generatorURL"] = alert.links["alert"]
+    return json.dumps([doc], ensure_ascii=False, separators=(",", ":")).encode()

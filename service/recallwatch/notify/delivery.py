@@ -1,0 +1,492 @@
+"""Delivery: send outbox messages to their channels, with retries, backoff and rate limits.
+
+Semantics (``docs/alerting.md``, "Delivery"):
+
+- A message is written to the outbox before any attempt, so it survives a crash: **at least
+  once**. Receivers deduplicate on the message id (``webhook-id`` for webhooks).
+- Each channel has its own worker thread and HTTP session, so a hanging receiver delays only its
+  own channel. Within a channel messages go oldest first (a resolve never overtakes its firing).
+- An attempt is one ``POST`` with a timeout (default 10 s) that does not follow redirects.
+  Classification: 2xx delivered; 429 and 503 retried after ``Retry-After`` when given; 408, other
+  5xx, timeouts and connection errors retried with exponential backoff and jitter; any other
+  status (other 4xx, 3xx) is terminal and surfaced. A message still undelivered ``max_age``
+  seconds after it was decided is given up (terminal, reason ``expired``).
+- Per-channel rate limit: at least ``min_interval`` seconds between attempts (Slack: 1 s).
+- Neither URLs nor secrets are ever logged or stored in errors: errors are fixed phrases plus the
+  status code and a short, sanitised piece of the response body.
+
+The retry arithmetic (``classify_status``, ``parse_retry_after``, ``backoff_delay``) is pure, with
+the random source injected, and tested on its own.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import http.client
+import logging
+import math
+import random
+import socket
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Literal, Protocol
+
+import requests
+
+from recallwatch.logs import fields
+
+__all__ = [
+    "AttemptResult",
+    "Dispatcher",
+    "MemoryOutbox",
+    "Outbox",
+    "OutboxMessage",
+    "Outgoing",
+    "RetryPolicy",
+    "Target",
+    "backoff_delay",
+    "classify_status",
+    "parse_retry_after",
+    "send_once",
+]
+
+log = logging.getLogger(__name__)
+
+Outcome = Literal["ok", "retry", "terminal"]
+MessageState = Literal["pending", "delivered", "failed"]
+Clock = Callable[[], float]
+Random = Callable[[], float]
+
+DEFAULT_TIMEOUT_SECONDS = 10.0
+
+
+# -- pure retry arithmetic ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Backoff and give-up settings of a channel."""
+
+    #: First retry delay (seconds) before jitter; doubles (``factor``) per attempt up to ``cap``.
+    base: float = 1.0
+    factor: float = 2.0
+    cap: float = 300.0
+    #: Fraction of the delay that is random: delay x (1 - jitter + jitter x U[0, 1)).
+    jitter: float = 0.5
+    #: The longest ``Retry-After`` honoured as given (longer ones are cut to this).
+    max_retry_after: float = 3600.0
+    #: Give a message up when it is still undelivered this long after it was decided.
+    max_age: float = 24 * 3600.0
+
+    def __post_init__(self) -> None:
+        if self.base <= 0 or self.factor < 1 or self.cap < self.base:
+            raise ValueError("backoff needs base > 0, factor >= 1 and cap >= base")
+        if not 0.0 <= self.jitter <= 1.0:
+            raise ValueError("jitter must be between 0 and 1")
+
+
+def backoff_delay(attempts: int, policy: RetryPolicy, rng: Random) -> float:
+    """The delay after the ``attempts``-th failed attempt (1-based): capped exponential + jitter."""
+    if attempts < 1:
+        raise ValueError("attempts must be at least 1")
+    exponent = min(attempts - 1, 64)  # beyond this the cap rules anyway; avoids float overflow
+    delay = min(policy.cap, policy.base * policy.factor**exponent)
+    return delay * (1.0 - policy.jitter + policy.jitter * rng())
+
+
+def parse_retry_after(value: str | None, now: float) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP-date), if valid."""
+    if value is None:
+        return None
+    text = value.strip()
+    if text.isdigit():
+        return float(text)
+    try:
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(0.0, when.timestamp() - now)
+
+
+def classify_status(status: int) -> Outcome:
+    """Delivered, retryable or terminal, by HTTP status."""
+    if 200 <= status < 300:
+        return "ok"
+    if status in (408, 429) or 500 <= status < 600:
+        return "retry"
+    return "terminal"
+
+
+# -- one attempt ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One HTTP request to make; ``repr`` hides the URL and headers (they may hold secrets)."""
+
+    url: str = field(repr=False)
+    body: bytes = field(repr=False)
+    headers: Mapping[str, str] = field(default_factory=dict, repr=False)
+
+
+@dataclass(frozen=True)
+class AttemptResult:
+    """What one attempt gave: the outcome, the status if any, a safe error text, Retry-After."""
+
+    outcome: Outcome
+    status: int | None = None
+    error: str | None = None
+    retry_after: float | None = None
+    seconds: float = 0.0
+
+
+def _snippet(text: str, limit: int = 200) -> str:
+    clean = "".join(ch if ch.isprintable() else " " for ch in text).strip()
+    return clean[:limit] + ("…" if len(clean) > limit else "")
+
+
+def _connection_error(exc: BaseException) -> str:
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, ConnectionRefusedError):
+            return "connection refused"
+        if isinstance(current, ConnectionResetError | http.client.RemoteDisconnected):
+            return "connection closed by the receiver"
+        if isinstance(current, socket.gaierror):
+            return "host name not resolved"
+        current = current.__cause__ or current.__context__ or _first_arg_error(current)
+    return "connection error"
+
+
+def _first_arg_error(exc: BaseException) -> BaseException | None:
+    # urllib3 wraps the socket error in the first argument of its exceptions.
+    for arg in exc.args:
+        if isinstance(arg, BaseException):
+            return arg
+        reason = getattr(arg, "reason", None)
+        if isinstance(reason, BaseException):
+            return reason
+    reason = getattr(exc, "reason", None)
+    return reason if isinstance(reason, BaseException) else None
+
+
+def send_once(
+    session: requests.Session,
+    request: Outgoing,
+    *,
+    timeout: float = DEFAULT_TIMEOUT_SECONDS,
+    now: float | None = None,
+) -> AttemptResult:
+    """Make one ``POST`` attempt (no redirects followed) and classify what came back."""
+    t0 = time.monotonic()
+    try:
+        response = session.post(
+            request.url,
+            data=request.body,
+            headers=dict(request.headers),
+            timeout=timeout,
+            allow_redirects=False,
+        )
+    except requests.Timeout:
+        return AttemptResult("retry", error=f"timed out after {timeout:g} s", seconds=_since(t0))
+    except requests.ConnectionError as exc:
+        return AttemptResult("retry", error=_connection_error(exc), seconds=_since(t0))
+    except requests.RequestException as exc:  # a malformed URL and the like: retrying won't help
+        return AttemptResult(
+            "terminal", error=f"request not sent ({type(exc).__name__})", seconds=_since(t0)
+        )
+    with response:
+        status = response.status_code
+        outcome = classify_status(status)
+        retry_after = None
+        if status in (429, 503):
+            retry_after = parse_retry_after(
+                response.headers.get("Retry-After"), time.time() if now is None else now
+            )
+        error = None
+        if outcome != "ok":
+            kind = "redirect not followed" if 300 <= status < 400 else "HTTP error"
+            body = _snippet(response.text) if not 300 <= status < 400 else ""
+            error = f"{kind} {status}" + (f": {body}" if body else "")
+    return AttemptResult(outcome, status, error, retry_after, _since(t0))
+
+
+def _since(t0: float) -> float:
+    return time.monotonic() - t0
+
+
+# -- the outbox the dispatcher reads --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OutboxMessage:
+    """A notification waiting for (or done with) delivery to one channel."""
+
+    id: int
+    message_id: str
+    alert_id: str
+    channel: str
+    rule: str
+    event: str
+    body: bytes = field(repr=False)
+    created_at: float
+    state: MessageState = "pending"
+    attempts: int = 0
+    next_attempt_at: float = 0.0
+    last_error: str | None = None
+    last_status: int | None = None
+    delivered_at: float | None = None
+
+
+class Outbox(Protocol):
+    """Persistent (or in-memory) storage of outbox messages, as the dispatcher needs it."""
+
+    def next_pending(self, channel: str) -> OutboxMessage | None:
+        """The oldest pending message of a channel."""
+
+    def record_attempt(
+        self,
+        message: OutboxMessage,
+        result: AttemptResult,
+        *,
+        now: float,
+        state: MessageState,
+        next_attempt_at: float,
+    ) -> None:
+        """Store one attempt's result and the message's new state."""
+
+
+class MemoryOutbox:
+    """An in-memory ``Outbox`` (notify-test, tests); ``attempts`` keeps every result in order."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._messages: dict[int, OutboxMessage] = {}
+        self.attempts: list[tuple[OutboxMessage, AttemptResult, float]] = []
+
+    def add(
+        self,
+        *,
+        message_id: str,
+        alert_id: str,
+        channel: str,
+        rule: str,
+        event: str,
+        body: bytes,
+        now: float,
+    ) -> OutboxMessage:
+        """Enqueue a message."""
+        with self._lock:
+            msg = OutboxMessage(
+                len(self._messages) + 1,
+                message_id,
+                alert_id,
+                channel,
+                rule,
+                event,
+                body,
+                created_at=now,
+                next_attempt_at=now,
+            )
+            self._messages[msg.id] = msg
+            return msg
+
+    def get(self, id: int) -> OutboxMessage:
+        """A message by row id."""
+        with self._lock:
+            return self._messages[id]
+
+    def next_pending(self, channel: str) -> OutboxMessage | None:
+        """The oldest pending message of a channel."""
+        with self._lock:
+            pending = [
+                m for m in self._messages.values() if m.channel == channel and m.state == "pending"
+            ]
+            return min(pending, key=lambda m: m.id) if pending else None
+
+    def record_attempt(
+        self,
+        message: OutboxMessage,
+        result: AttemptResult,
+        *,
+        now: float,
+        state: MessageState,
+        next_attempt_at: float,
+    ) -> None:
+        """Store one attempt's result and the message's new state."""
+        with self._lock:
+            current = self._messages[message.id]
+            self._messages[message.id] = replace(
+                current,
+                state=state,
+                attempts=current.attempts + 1,
+                next_attempt_at=next_attempt_at,
+                last_error=result.error,
+                last_status=result.status,
+                delivered_at=now if state == "delivered" else None,
+            )
+            self.attempts.append((current, result, now))
+
+
+# -- channels and the dispatcher ------------------------------------------------------------------
+
+
+class Target(Protocol):
+    """A delivery channel: its limits, and how a stored message becomes an HTTP request."""
+
+    @property
+    def name(self) -> str:
+        """The channel's configured name."""
+
+    @property
+    def timeout(self) -> float:
+        """Seconds one attempt may take."""
+
+    @property
+    def min_interval(self) -> float:
+        """Minimum seconds between two attempts on this channel (the rate limit)."""
+
+    def request(self, message: OutboxMessage, now: float) -> Outgoing:
+        """The HTTP request of one attempt to deliver ``message`` at ``now``."""
+
+
+class Dispatcher:
+    """Deliver outbox messages, one worker thread and HTTP session per channel."""
+
+    def __init__(
+        self,
+        outbox: Outbox,
+        targets: Mapping[str, Target],
+        *,
+        policy: RetryPolicy = RetryPolicy(),
+        session_factory: Callable[[], requests.Session] = requests.Session,
+        clock: Clock = time.time,
+        rng: Random = random.random,
+        idle_seconds: float = 30.0,
+        on_attempt: Callable[[OutboxMessage, AttemptResult, MessageState], None] | None = None,
+    ) -> None:
+        self.outbox = outbox
+        self.targets = dict(targets)
+        self.policy = policy
+        self.clock = clock
+        self.rng = rng
+        self.idle_seconds = idle_seconds
+        self.on_attempt = on_attempt
+        self._session_factory = session_factory
+        self._sessions: dict[str, requests.Session] = {}
+        self._last_attempt: dict[str, float] = {}
+        self._wake = {name: threading.Event() for name in self.targets}
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start one worker thread per channel."""
+        for name in self.targets:
+            t = threading.Thread(
+                target=self._work, args=(name,), name=f"notify-{name}", daemon=True
+            )
+            t.start()
+            self._threads.append(t)
+
+    def wake(self, channel: str | None = None) -> None:
+        """Tell a channel's worker (or every worker) that new messages are waiting."""
+        for name, event in self._wake.items():
+            if channel is None or channel == name:
+                event.set()
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """Stop the workers; an attempt in flight finishes (bounded by its timeout)."""
+        self._stop.set()
+        self.wake()
+        deadline = time.monotonic() + timeout
+        for t in self._threads:
+            t.join(max(0.0, deadline - time.monotonic()))
+        for session in self._sessions.values():
+            session.close()
+
+    # -- the work -----------------------------------------------------------------------------
+
+    def _work(self, channel: str) -> None:
+        event = self._wake[channel]
+        while not self._stop.is_set():
+            event.clear()
+            try:
+                wait = self.step(channel)
+            except Exception:  # a worker must survive anything; the message stays pending
+                log.exception("notification worker error", extra=fields(channel=channel))
+                wait = 5.0
+            if wait > 0:
+                event.wait(wait)
+
+    def step(self, channel: str) -> float:
+        """Attempt the channel's head message if it is due; return how long to wait next."""
+        message = self.outbox.next_pending(channel)
+        if message is None:
+            return self.idle_seconds
+        target = self.targets[channel]
+        now = self.clock()
+        due = max(
+            message.next_attempt_at,
+            self._last_attempt.get(channel, -math.inf) + target.min_interval,
+        )
+        if due > now:
+            return min(due - now, self.idle_seconds)
+        self._last_attempt[channel] = now
+        session = self._sessions.get(channel)
+        if session is None:
+            session = self._sessions[channel] = self._session_factory()
+        result = send_once(session, target.request(message, now), timeout=target.timeout, now=now)
+        self._record(message, result)
+        return 0.0
+
+    def _record(self, message: OutboxMessage, result: AttemptResult) -> None:
+        now = self.clock()
+        attempts = message.attempts + 1
+        state: MessageState
+        next_at = now
+        if result.outcome == "ok":
+            state = "delivered"
+        elif result.outcome == "terminal":
+            state = "failed"
+        else:
+            if result.retry_after is not None:
+                delay = min(result.retry_after, self.policy.max_retry_after)
+            else:
+                delay = backoff_delay(attempts, self.policy, self.rng)
+            next_at = now + delay
+            state = "pending"
+            if next_at - message.created_at > self.policy.max_age:
+                state = "failed"
+                result = replace(result, error=f"expired after {attempts} attempts: {result.error}")
+        self.outbox.record_attempt(message, result, now=now, state=state, next_attempt_at=next_at)
+        where = fields(
+            channel=message.channel,
+            rule=message.rule,
+            alert=message.alert_id,
+            message=message.message_id,
+            event=message.event,
+            attempts=attempts,
+            status=result.status,
+            seconds=round(result.seconds, 3),
+        )
+        if state == "delivered":
+            log.info("notification delivered", extra=where)
+        elif state == "failed":
+            log.error("notification failed for good: %s", result.error, extra=where)
+        else:
+            log.warning(
+                "notification attempt failed: %s; retrying in %.1f s",
+                result.error,
+                next_at - now,
+                extra=where,
+            )
+        if self.on_attempt is not None:
+            self.on_attempt(message, result, state)
