@@ -202,9 +202,7 @@ def slack_message(alert: Alert) -> dict[str, Any]:
 def fallback_text(alert: Alert) -> str:
     """The plain-text rendering of an alert (notifications, clients without Block Kit)."""
     ev = alert.evidence
-    parts = [
-        f"{'RESOLVED ' if alert.status == 'resolved' else ''}[{alert.severity}] {alert.summary}"
-    ]
+    parts = [f"[{alert.severity}] {alert.summary}"]
     if ev.metric is not None:
         m = ev.metric
         parts.append(
