@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import re
+from itertools import pairwise
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -200,29 +201,81 @@ class RunConfig(_Model):
         return value
 
 
-class OracleConfig(_Model):
-    """Which oracle judges sampled mined negatives; ``options`` are checked by the estimator."""
+#: Oracle spec kinds of ``recallwatch fn-rate --oracle`` (docs/fn-rate.md); the kinds whose
+#: argument is a path get it resolved relative to the config file.
+_ORACLE_KINDS = ("qrels", "labels", "model", "bi-encoder", "cross-encoder", "proxy")
 
-    type: Literal["qrels", "labels", "judge", "ensemble", "http"]
-    options: dict[str, Any] = Field(default_factory=dict)
+
+def _oracle_spec(value: str, info: ValidationInfo) -> str:
+    if value.startswith(("http://", "https://")):
+        return value
+    kind, sep, arg = value.partition(":")
+    if not sep or not arg or kind not in _ORACLE_KINDS:
+        raise ValueError(
+            f"unknown oracle {value!r}; use qrels:PATH, labels:PATH, model:DIR, "
+            "cross-encoder:DIR, bi-encoder:DIR, proxy:DIR or an http(s):// URL"
+        )
+    return f"{kind}:{_resolve_path(Path(arg), info)}"
 
 
 class FalseNegativeConfig(_Model):
-    """Sampling of each mined set for its false-negative rate (present = enabled)."""
+    """The FN-rate audit of each new mined set (present = enabled); options as ``fn-rate``'s."""
 
     #: Key of the mining metadata naming the mined set (a path relative to the run directory).
     mined_set_key: str = "mined_set"
-    sample_size: Annotated[int, Field(ge=1)] = 200
-    random_sample_size: Annotated[int, Field(ge=0)] = 200
+    #: The BEIR directory (corpus.jsonl, queries.jsonl) the mined sets' ids and texts refer to.
+    corpus: ConfigPath
+    format: Literal[
+        "auto",
+        "recallwatch",
+        "triplet",
+        "n-tuple",
+        "n-tuple-scores",
+        "labeled-pair",
+        "labeled-list",
+    ] = "auto"
+    allow_unmatched: bool = False
+    #: Who judges: one spec, or several for an ensemble where ``agree`` must agree.
+    oracles: Annotated[list[Annotated[str, AfterValidator(_oracle_spec)]], Field(min_length=1)]
+    agree: Annotated[int, Field(ge=1)] | None = None
+    relevance_level: int = 1
+    #: Judge models: FN when score(q, neg) >= score(q, pos) - |score(q, pos)| * margin ...
+    judge_relative_margin: Annotated[float, Field(ge=0, lt=1)] | None = None
+    #: ... or when score(q, neg) >= threshold. Neither given: relative margin 0.05.
+    judge_threshold: float | None = None
+    device: str = "cpu"
+    batch_size: Annotated[int, Field(ge=1)] = 32
+    #: Negatives to judge (default 400), or the size for a target interval half-width.
+    sample_size: Annotated[int, Field(ge=1)] | None = None
+    half_width: Annotated[float, Field(gt=0, lt=1)] | None = None
+    sampling: Literal["uniform", "stratified"] = "uniform"
+    #: Upper mining rank of each hardness bucket (the last bucket is open).
     rank_buckets: Annotated[list[Annotated[int, Field(ge=1)]], Field(min_length=1)] = [
         1,
-        5,
+        3,
         10,
-        20,
-        50,
+        30,
+        100,
     ]
+    #: Random negatives judged for the amplification ratio (default: the sample size; 0: none).
+    control_size: Annotated[int, Field(ge=0)] | None = None
     seed: int = 0
-    oracle: OracleConfig
+    #: The acceptable FN rate the recommendation aims under.
+    target: Annotated[float, Field(gt=0, lt=1)] = 0.05
+    timeout_seconds: PositiveSeconds = 3600.0
+
+    @field_validator("rank_buckets")
+    @classmethod
+    def _increasing(cls, value: list[int]) -> list[int]:
+        if any(b <= a for a, b in pairwise(value)):
+            raise ValueError("bucket edges must increase strictly, e.g. [1, 3, 10, 30, 100]")
+        return value
+
+    @model_validator(mode="after")
+    def _size_once(self) -> FalseNegativeConfig:
+        if self.sample_size is not None and self.half_width is not None:
+            raise ValueError("give sample_size or half_width, not both")
+        return self
 
 
 # -- notifications: modelled and validated here, delivered by the alerting code -------------------

@@ -21,13 +21,13 @@ The exporter and the HTTP API read the store; nothing here keeps state that a re
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -38,48 +38,59 @@ from recallwatch.checkpoints import checkpoint_dirs, read_mining_metadata, scan_
 from recallwatch.config import Config, FalseNegativeConfig, HeldoutConfig, RunConfig, dataset_key
 from recallwatch.errors import RecallwatchError
 from recallwatch.logs import fields
-from recallwatch.runner import EvaluationError, Interrupted, Job, Runner, run_isolated
+from recallwatch.runner import (
+    EvaluationError,
+    FnJob,
+    Interrupted,
+    Job,
+    Runner,
+    estimate_isolated,
+    run_isolated,
+)
 from recallwatch.store import CheckpointRow, FnEstimate, NewEvaluation, Store
 
-__all__ = ["Daemon", "FnEstimator", "FnRequest", "FnSkipped", "estimator_unavailable"]
+__all__ = ["Daemon", "FnRunner", "fn_job"]
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
 
 
-# -- the false-negative hook ---------------------------------------------------------------------
+# -- false negatives ----------------------------------------------------------------------------
 
-
-@dataclass(frozen=True)
-class FnRequest:
-    """What the false-negative estimator gets for a checkpoint whose mined set is known."""
-
-    run: RunConfig
-    checkpoint: Path
-    mining: Any
-    mined_set: Path
-    config: FalseNegativeConfig
-    heldout: list[Path]
-
-
-class FnSkipped(Exception):  # noqa: N818 - a skip, not an error
-    """The estimate cannot be made for this checkpoint; the message says why."""
-
-
-FnEstimator = Callable[[FnRequest], FnEstimate]
-
-
-def estimator_unavailable(request: FnRequest) -> FnEstimate:
-    """The estimator used until the false-negative estimator is wired in: always skips."""
-    raise FnSkipped("the false-negative estimator is not available in this build")
+#: ``fn_runner(job, timeout_seconds, cancel)``: an FN-rate audit, like ``runner`` for evaluations.
+FnRunner = Callable[[FnJob, float, threading.Event], FnEstimate]
 
 
 def _fn_config_hash(config: FalseNegativeConfig) -> str:
-    import hashlib
-
     blob = json.dumps(config.model_dump(mode="json"), sort_keys=True).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def fn_job(config: FalseNegativeConfig, mined_set: Path, mining: dict[str, Any]) -> FnJob:
+    """The audit of a mined set; ``range_min`` of the mining metadata is the rank offset."""
+    offset = mining.get("range_min")
+    return FnJob(
+        mined_set=str(mined_set),
+        corpus=str(config.corpus),
+        oracles=list(config.oracles),
+        format=config.format,
+        allow_unmatched=config.allow_unmatched,
+        rank_offset=offset if isinstance(offset, int) and not isinstance(offset, bool) else 0,
+        agree=config.agree,
+        relevance_level=config.relevance_level,
+        judge_relative_margin=config.judge_relative_margin,
+        judge_threshold=config.judge_threshold,
+        device=config.device,
+        batch_size=config.batch_size,
+        sample_size=config.sample_size,
+        half_width=config.half_width,
+        sampling=config.sampling,
+        rank_buckets=list(config.rank_buckets),
+        control_size=config.control_size,
+        seed=config.seed,
+        target=config.target,
+    )
 
 
 # -- the daemon -----------------------------------------------------------------------------------
@@ -95,13 +106,13 @@ class Daemon:
         *,
         clock: Clock = time.time,
         runner: Runner = run_isolated,
-        fn_estimator: FnEstimator = estimator_unavailable,
+        fn_runner: FnRunner = estimate_isolated,
     ) -> None:
         self.config = config
         self.store = store
         self.clock = clock
         self.runner = runner
-        self.fn_estimator = fn_estimator
+        self.fn_runner = fn_runner
         self.last_poll_at: float | None = None
         self.last_poll_error: str | None = None
         self._run_ids: dict[str, int] = {}
@@ -358,8 +369,8 @@ class Daemon:
         for heldout in self.config.heldout:
             if not self._evaluate_on(row, run, heldout):
                 return  # failed, skipped or re-queued: the state says which
-        self._estimate_false_negatives(run, row)
-        self.store.set_state(row.id, "evaluated", self.clock())
+        if self._estimate_false_negatives(run, row):
+            self.store.set_state(row.id, "evaluated", self.clock())
 
     def _evaluate_on(self, row: CheckpointRow, run: RunConfig, heldout: HeldoutConfig) -> bool:
         """Evaluate on one held-out set (unless already done under its key); False to stop."""
@@ -425,52 +436,60 @@ class Daemon:
         log.info("evaluated", extra=where)
         return True
 
-    def _estimate_false_negatives(self, run: RunConfig, row: CheckpointRow) -> None:
+    def _estimate_false_negatives(self, run: RunConfig, row: CheckpointRow) -> bool:
+        """Attach the FN estimate of the checkpoint's mined set; False when shutdown stopped it."""
         fn_config = self.config.false_negatives
         if fn_config is None:
-            return
+            return True
         where = fields(run=run.name, checkpoint=row.name, step=row.step)
         if row.mining_fingerprint is None:
             log.info(
                 "false-negative estimate skipped: the checkpoint has no mining metadata",
                 extra=where,
             )
-            return
+            return True
         mining = self.store.mining_content(row.mining_fingerprint)
         mined = mining.get(fn_config.mined_set_key) if isinstance(mining, dict) else None
-        if not isinstance(mined, str):
+        if not isinstance(mined, str) or not isinstance(mining, dict):
             log.info(
                 "false-negative estimate skipped: the mining metadata has no %r",
                 fn_config.mined_set_key,
                 extra=where,
             )
-            return
+            return True
         config_hash = _fn_config_hash(fn_config)
         estimate = self.store.fn_estimate_for(row.mining_fingerprint, config_hash)
-        if estimate is None:  # not yet estimated for this mined set
-            request = FnRequest(
-                run=run,
-                checkpoint=Path(row.path),
-                mining=mining,
-                mined_set=(run.directory / mined).resolve(),
-                config=fn_config,
-                heldout=[h.path for h in self.config.heldout],
-            )
+        if estimate is None:  # a mined set not audited yet: audit it once
+            job = fn_job(fn_config, run.directory / mined, mining)
             t0 = time.monotonic()
             try:
-                estimate = self.fn_estimator(request)
-            except FnSkipped as exc:
-                log.info("false-negative estimate skipped: %s", exc, extra=where)
-                return
-            except Exception as exc:
-                log.warning("false-negative estimate failed: %s", exc, extra=where)
-                return
+                estimate = self.fn_runner(job, fn_config.timeout_seconds, self._cancel)
+            except Interrupted:
+                self.store.set_state(row.id, "discovered", self.clock(), reason="interrupted")
+                log.warning("false-negative audit stopped by shutdown; re-run later", extra=where)
+                return False
+            except EvaluationError as exc:
+                where["fields"]["reason"] = exc.reason
+                log.warning("false-negative estimate failed: %s", exc.message, extra=where)
+                return True
+            seconds = time.monotonic() - t0
             self.store.record_stage(
-                self._run_ids[run.name], "false_negatives", time.monotonic() - t0, self.clock()
+                self._run_ids[run.name], "false_negatives", seconds, self.clock()
             )
+            where["fields"].update(
+                mined_set=mined,
+                false_negative_ratio=round(estimate.estimate, 4),
+                lower=round(estimate.lower, 4),
+                upper=round(estimate.upper, 4),
+                judged=estimate.sample_size,
+                oracle=estimate.oracle,
+                duration_seconds=round(seconds, 3),
+            )
+            log.info("false-negative rate estimated", extra=where)
         self.store.record_fn_estimate(
             row.id, row.mining_fingerprint, config_hash, estimate, self.clock()
         )
+        return True
 
     # -- helpers --------------------------------------------------------------------------------
 

@@ -1,10 +1,13 @@
-"""Run one evaluation (a checkpoint on a held-out set) in a child process, with a timeout.
+"""Run one evaluation (a checkpoint on a held-out set), or one FN-rate audit, in a child process.
 
 The daemon never evaluates in its own process: a child (``python -m recallwatch.runner``) loads the
 held-out set, opens the encoder (importing torch only if the encoder needs it), evaluates, and
 writes a small result file (means, timings, counts, compact per-query outcomes). So a hung
 evaluation can be killed at its timeout, a crash (segfault, out of memory) is a counted failure
 rather than the end of the daemon, and the daemon's memory stays that of a small web service.
+
+The false-negative audit of a mined set (``recallwatch fn-rate``'s ``run_audit``) runs the same
+way, so a judge model's torch never enters the daemon either.
 
 The child exits by itself when its parent dies (``kill -9`` of the daemon), so no orphan keeps
 evaluating.
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import signal
 import subprocess
@@ -22,16 +26,22 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from recallwatch.store import FnBucket, FnEstimate
+
 __all__ = [
     "EvaluationError",
+    "FnJob",
     "Interrupted",
     "Job",
     "Result",
     "Runner",
+    "estimate_in_process",
+    "estimate_isolated",
+    "estimate_job",
     "evaluate_job",
     "run_in_process",
     "run_isolated",
@@ -40,7 +50,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 #: Failure reasons of the runner itself; the others are ``RecallwatchError.reason`` values.
-TIMEOUT, CRASHED, INTERNAL = "timeout", "crashed", "internal"
+TIMEOUT, CRASHED, INTERNAL, NOT_JUDGED = "timeout", "crashed", "internal", "not_judged"
 
 
 @dataclass(frozen=True)
@@ -128,14 +138,8 @@ def evaluate_job(job: Job) -> Result:
 
 def run_in_process(job: Job, timeout: float, cancel: threading.Event) -> Result:
     """Evaluate in the calling thread (tests, and tools that need no isolation); no timeout."""
-    from recallwatch.errors import RecallwatchError
-
-    try:
-        return evaluate_job(job)
-    except RecallwatchError as exc:
-        raise EvaluationError(exc.reason, str(exc)) from exc
-    except Exception as exc:
-        raise EvaluationError(INTERNAL, f"{type(exc).__name__}: {exc}") from exc
+    result: Result = _translated(evaluate_job, job)
+    return result
 
 
 def run_isolated(
@@ -145,14 +149,153 @@ def run_isolated(
     *,
     python: str = sys.executable,
     env: dict[str, str] | None = None,
-    poll_seconds: float = 0.1,
 ) -> Result:
     """Evaluate in a child process; kill it at ``timeout`` seconds or when ``cancel`` is set."""
-    with tempfile.TemporaryDirectory(prefix="recallwatch-eval-") as tmp:
+    r = _in_child("evaluate", asdict(job), timeout, cancel, python=python, env=env)
+    return Result(
+        encoder=r["encoder"],
+        metrics={m: {int(k): v for k, v in by_k.items()} for m, by_k in r["metrics"].items()},
+        timings=r["timings"],
+        counts=r["counts"],
+        outcomes=r["outcomes"],
+    )
+
+
+# -- the false-negative audit of a mined set -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FnJob:
+    """An FN-rate audit of one mined set (the options of ``recallwatch fn-rate``)."""
+
+    mined_set: str
+    corpus: str
+    oracles: list[str]
+    format: str = "auto"
+    allow_unmatched: bool = False
+    #: ``range_min`` used when mining (sentence-transformers formats): added to each position.
+    rank_offset: int = 0
+    agree: int | None = None
+    relevance_level: int = 1
+    judge_relative_margin: float | None = None
+    judge_threshold: float | None = None
+    device: str = "cpu"
+    batch_size: int = 32
+    sample_size: int | None = None
+    half_width: float | None = None
+    sampling: str = "uniform"
+    rank_buckets: list[int] = field(default_factory=lambda: [1, 3, 10, 30, 100])
+    control_size: int | None = None
+    seed: int = 0
+    target: float = 0.05
+
+
+def estimate_job(job: FnJob) -> FnEstimate:
+    """Run the audit in this process (what the child runs): sample, judge, estimate, recommend."""
+    from recallwatch.mining.audit import AuditConfig, run_audit
+    from recallwatch.mining.corpus import load_corpus
+    from recallwatch.mining.formats import ImportOptions, read_mined
+    from recallwatch.mining.oracles import JudgeRule, OracleOptions, open_oracles
+    from recallwatch.mining.sampling import RankBuckets
+
+    corpus = load_corpus(job.corpus)
+    mined = read_mined(
+        job.mined_set,
+        corpus,
+        ImportOptions(
+            format=job.format, rank_offset=job.rank_offset, allow_unmatched=job.allow_unmatched
+        ),
+    )
+    margin = job.judge_relative_margin
+    if margin is None and job.judge_threshold is None:
+        margin = 0.05
+    options = OracleOptions(
+        relevance_level=job.relevance_level,
+        rule=JudgeRule(relative_margin=margin, threshold=job.judge_threshold),
+        device=job.device,
+        batch_size=job.batch_size,
+    )
+    oracle = open_oracles(job.oracles, options, agree=job.agree)
+    audit = run_audit(
+        mined,
+        corpus,
+        oracle,
+        AuditConfig(
+            sample_size=job.sample_size,
+            half_width=job.half_width,
+            sampling=job.sampling,  # type: ignore[arg-type]
+            buckets=RankBuckets(tuple(job.rank_buckets)),
+            control_size=job.control_size,
+            seed=job.seed,
+            target=job.target,
+        ),
+    )
+    best = audit.rates.best
+    if best is None:
+        raise EvaluationError(NOT_JUDGED, "the oracle could judge none of the sampled negatives")
+    ratio = audit.amplification.ratio
+    return FnEstimate(
+        oracle=audit.oracle.spec,
+        sample_size=audit.rates.judged,
+        false_negatives=audit.rates.false_negatives,
+        estimate=best.estimate,
+        lower=best.lower,
+        upper=best.upper,
+        random_estimate=(
+            audit.amplification.random.estimate if audit.amplification.random else None
+        ),
+        amplification=(
+            ratio.estimate if ratio is not None and math.isfinite(ratio.estimate) else None
+        ),
+        buckets=tuple(
+            FnBucket(
+                b.label, b.judged, b.false_negatives, b.rate.estimate, b.rate.lower, b.rate.upper
+            )
+            for b in audit.rates.buckets
+            if b.rate is not None
+        ),
+        details=audit.as_dict(),
+    )
+
+
+def estimate_in_process(job: FnJob, timeout: float, cancel: threading.Event) -> FnEstimate:
+    """Run the audit in the calling thread, with errors translated as ``run_in_process`` does."""
+    estimate: FnEstimate = _translated(estimate_job, job)
+    return estimate
+
+
+def estimate_isolated(
+    job: FnJob,
+    timeout: float,
+    cancel: threading.Event,
+    *,
+    python: str = sys.executable,
+    env: dict[str, str] | None = None,
+) -> FnEstimate:
+    """Run the audit in a child process (a judge model's torch stays out of the daemon)."""
+    r = _in_child("estimate", asdict(job), timeout, cancel, python=python, env=env)
+    return FnEstimate(**{**r, "buckets": tuple(FnBucket(**b) for b in r["buckets"])})
+
+
+# -- the child process ---------------------------------------------------------------------------
+
+
+def _in_child(
+    kind: str,
+    payload: dict[str, Any],
+    timeout: float,
+    cancel: threading.Event,
+    *,
+    python: str,
+    env: dict[str, str] | None,
+    poll_seconds: float = 0.1,
+) -> dict[str, Any]:
+    what = {"evaluate": "evaluation", "estimate": "false-negative audit"}[kind]
+    with tempfile.TemporaryDirectory(prefix=f"recallwatch-{kind}-") as tmp:
         job_file, out_file = Path(tmp) / "job.json", Path(tmp) / "result.json"
-        job_file.write_text(json.dumps(asdict(job)), encoding="utf-8")
+        job_file.write_text(json.dumps(payload), encoding="utf-8")
         proc = subprocess.Popen(
-            [python, "-m", "recallwatch.runner", str(job_file), str(out_file)],
+            [python, "-m", "recallwatch.runner", kind, str(job_file), str(out_file)],
             stdin=subprocess.DEVNULL,
             env=env,
         )
@@ -166,7 +309,9 @@ def run_isolated(
                 if time.monotonic() >= deadline:
                     proc.kill()
                     proc.wait()
-                    raise EvaluationError(TIMEOUT, f"the evaluation took longer than {timeout:g} s")
+                    raise EvaluationError(
+                        TIMEOUT, f"the {kind} process took longer than {timeout:g} s"
+                    )
                 cancel.wait(poll_seconds)
         finally:
             if proc.poll() is None:  # an unexpected exception in this loop
@@ -178,18 +323,25 @@ def run_isolated(
                 f"was killed by {signal.Signals(-code).name}" if code < 0 else f"exited with {code}"
             )
             hint = " (out of memory?)" if code == -signal.SIGKILL else ""
-            raise EvaluationError(CRASHED, f"the evaluation process {how}{hint}")
+            raise EvaluationError(CRASHED, f"the {what} process {how}{hint}")
         doc = json.loads(out_file.read_text(encoding="utf-8"))
     if not doc["ok"]:
         raise EvaluationError(doc["reason"], doc["message"])
-    r = doc["result"]
-    return Result(
-        encoder=r["encoder"],
-        metrics={m: {int(k): v for k, v in by_k.items()} for m, by_k in r["metrics"].items()},
-        timings=r["timings"],
-        counts=r["counts"],
-        outcomes=r["outcomes"],
-    )
+    result: dict[str, Any] = doc["result"]
+    return result
+
+
+def _translated(fn: Callable[[Any], Any], job: Any) -> Any:
+    from recallwatch.errors import RecallwatchError
+
+    try:
+        return fn(job)
+    except EvaluationError:
+        raise
+    except RecallwatchError as exc:
+        raise EvaluationError(exc.reason, str(exc)) from exc
+    except Exception as exc:
+        raise EvaluationError(INTERNAL, f"{type(exc).__name__}: {exc}") from exc
 
 
 def _exit_with_parent(parent: int) -> None:
@@ -199,16 +351,19 @@ def _exit_with_parent(parent: int) -> None:
             os._exit(70)
 
 
-def _child(job_file: str, out_file: str) -> int:
+def _child(kind: str, job_file: str, out_file: str) -> int:
     from recallwatch.logs import configure
 
     threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
     configure(os.environ.get("RECALLWATCH_LOG_FORMAT", "human"), "WARNING")
     # Anything the encoder prints goes to stderr: stdout is not ours to share.
     os.dup2(2, 1)
-    job = Job(**json.loads(Path(job_file).read_text(encoding="utf-8")))
+    payload = json.loads(Path(job_file).read_text(encoding="utf-8"))
     try:
-        r = run_in_process(job, 0.0, threading.Event())
+        if kind == "estimate":
+            r: Any = estimate_in_process(FnJob(**payload), 0.0, threading.Event())
+        else:
+            r = run_in_process(Job(**payload), 0.0, threading.Event())
         doc: dict[str, Any] = {"ok": True, "result": asdict(r)}
     except EvaluationError as exc:
         doc = {"ok": False, "reason": exc.reason, "message": exc.message}
@@ -219,4 +374,4 @@ def _child(job_file: str, out_file: str) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(_child(sys.argv[1], sys.argv[2]))
+    sys.exit(_child(sys.argv[1], sys.argv[2], sys.argv[3]))

@@ -81,11 +81,29 @@ def test_encoder_shorthand_and_per_run_override() -> None:
             "runs.1.name",
             "duplicate",
         ),
-        ({"false_negatives": {"sample_size": 10}}, "false_negatives.oracle", "required"),
+        ({"false_negatives": {"sample_size": 10}}, "false_negatives.oracles", "required"),
+        ({"false_negatives": {"sample_size": 10}}, "false_negatives.corpus", "required"),
         (
-            {"false_negatives": {"oracle": {"type": "psychic"}}},
-            "false_negatives.oracle.type",
-            "qrels",
+            {"false_negatives": {"corpus": "c", "oracles": ["psychic:me"]}},
+            "false_negatives.oracles.0",
+            "unknown oracle",
+        ),
+        (
+            {"false_negatives": {"corpus": "c", "oracles": ["qrels:a"], "rank_buckets": [3, 1]}},
+            "false_negatives.rank_buckets",
+            "increase strictly",
+        ),
+        (
+            {
+                "false_negatives": {
+                    "corpus": "c",
+                    "oracles": ["qrels:a"],
+                    "sample_size": 9,
+                    "half_width": 0.1,
+                }
+            },
+            "false_negatives",
+            "not both",
         ),
     ],
 )
@@ -260,6 +278,22 @@ def test_yaml_syntax_errors_have_a_line(tmp_path: Path) -> None:
     path.write_text("runs:\n  - name: a\n   directory: x\n")
     with pytest.raises(ConfigError, match=r"line \d+, column \d+"):
         load_config(path)
+
+
+def test_fn_oracle_paths_are_relative_to_the_config(tmp_path: Path) -> None:
+    path = tmp_path / "rw.yaml"
+    path.write_text(
+        "heldout: [{path: h}]\nruns: [{name: a, directory: r}]\n"
+        "false_negatives: {corpus: train, oracles: [qrels:audit.tsv, 'https://judge/v1', "
+        "model:/models/judge]}\n"
+    )
+    fn = load_config(path).false_negatives
+    assert fn is not None and fn.corpus == tmp_path / "train"
+    assert fn.oracles == [
+        f"qrels:{tmp_path / 'audit.tsv'}",
+        "https://judge/v1",
+        "model:/models/judge",
+    ]
 
 
 def test_the_annotated_example_is_valid(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

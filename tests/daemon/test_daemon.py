@@ -13,8 +13,17 @@ from typing import Any
 import pytest
 
 from recallwatch.config import Config, parse_config
-from recallwatch.daemon import Daemon, FnRequest, FnSkipped
-from recallwatch.runner import Job, Result, run_in_process, run_isolated
+from recallwatch.daemon import Daemon
+from recallwatch.mining.simulate import simulate_mined_set
+from recallwatch.runner import (
+    FnJob,
+    Job,
+    Result,
+    estimate_in_process,
+    estimate_isolated,
+    run_in_process,
+    run_isolated,
+)
 from recallwatch.store import FnEstimate, Store
 from recallwatch.synthetic import SyntheticSet
 from tests.daemon.helpers import REPO, config_doc, wait_for, write_checkpoint
@@ -273,45 +282,70 @@ def test_unreadable_mining_metadata_does_not_block_evaluation(
     assert row.mining_fingerprint is None and "not valid JSON" in (row.mining_error or "")
 
 
-FN_CONFIG = {"oracle": {"type": "qrels", "options": {"qrels": "audit.tsv"}}, "sample_size": 50}
+def fn_section(run: Path, **extra: Any) -> dict[str, Any]:
+    """A false_negatives section auditing with the simulated set's dense qrels."""
+    return {"corpus": str(run / "corpus"), "oracles": [f"qrels:{run / 'audit.tsv'}"], **extra}
 
 
-def test_fn_hook_runs_once_per_mined_set_and_is_stored(
+def test_each_new_mined_set_is_audited_once_and_exported(
     tmp_path: Path, synthetic: SyntheticSet, store: Store
 ) -> None:
-    mining = {"mined_set": "mined/negatives-v1.jsonl", "range_min": 0}
+    run = tmp_path / "run"
+    truth = simulate_mined_set(num_queries=300, negatives_per_query=20, num_docs=4000, seed=1)
+    truth.write(run)  # run/corpus, run/mined.jsonl, run/audit.tsv
+    mining = {"mined_set": "mined.jsonl", "range_min": 0}
     for step in (1, 2):
-        write_checkpoint(tmp_path / "run", step, synthetic, mining=mining)
-    write_checkpoint(tmp_path / "run", 3, synthetic, mining={"range_min": 0})
-    calls: list[FnRequest] = []
+        write_checkpoint(run, step, synthetic, mining=mining)
+    write_checkpoint(run, 3, synthetic, mining={"range_min": 0})  # names no mined set
+    jobs: list[FnJob] = []
 
-    def estimator(request: FnRequest) -> FnEstimate:
-        calls.append(request)
-        return FnEstimate("qrels", 50, 4, 0.08, 0.03, 0.19, amplification=3.5)
+    def audit(job: FnJob, timeout: float, cancel: threading.Event) -> FnEstimate:
+        jobs.append(job)
+        return estimate_isolated(job, timeout, cancel)
 
-    config = make_config(tmp_path, synthetic, false_negatives=FN_CONFIG)
-    poll_until_idle(daemon(config, store, fn_estimator=estimator))
-    assert len(calls) == 1
-    assert calls[0].mined_set == (tmp_path / "run" / "mined" / "negatives-v1.jsonl").resolve()
-    assert calls[0].config.sample_size == 50
+    config = make_config(
+        tmp_path, synthetic, false_negatives=fn_section(run, sample_size=400, seed=3)
+    )
+    poll_until_idle(daemon(config, store, fn_runner=audit))
+    assert len(jobs) == 1 and jobs[0].mined_set == str(run / "mined.jsonl")
     ids = {c.name: c.id for c in store.checkpoints("demo")}
-    assert store.fn_estimate(ids["checkpoint-2"]) == store.fn_estimate(ids["checkpoint-1"])
-    assert store.fn_estimate(ids["checkpoint-3"]) is None  # no mined set named
+    est = store.fn_estimate(ids["checkpoint-2"])
+    assert est is not None and est == store.fn_estimate(ids["checkpoint-1"])
+    assert store.fn_estimate(ids["checkpoint-3"]) is None
+    assert est.lower <= truth.true_rate <= est.upper
+    assert est.sample_size == 400 and est.oracle.startswith("qrels:")
+    assert [b.rank_bucket for b in est.buckets][:3] == ["1", "2-3", "4-10"]
+    assert est.amplification is not None and est.amplification > 1
+    assert "recommendation" in est.details
     assert store.stage_histograms([1e9])["false_negatives"][1] == 1
+    assert set(states(store).values()) == {"evaluated"}
 
 
-def test_fn_hook_skips_with_a_logged_reason(
+def test_a_failing_audit_is_logged_and_the_checkpoint_still_evaluated(
+    tmp_path: Path, synthetic: SyntheticSet, store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    run = tmp_path / "run"
+    write_checkpoint(run, 1, synthetic, mining={"mined_set": "missing.jsonl"})
+    (run / "corpus").mkdir()
+    (run / "corpus" / "corpus.jsonl").write_text('{"_id": "d1", "text": "x"}\n')
+    config = make_config(tmp_path, synthetic, false_negatives=fn_section(run))
+    with caplog.at_level(logging.INFO, logger="recallwatch.daemon"):
+        poll_until_idle(daemon(config, store, fn_runner=estimate_in_process))
+    assert "false-negative estimate failed" in caplog.text and "mined set not found" in caplog.text
+    assert states(store) == {"checkpoint-1": "evaluated"}
+
+
+def test_without_a_false_negatives_section_nothing_is_audited(
     tmp_path: Path, synthetic: SyntheticSet, store: Store, caplog: pytest.LogCaptureFixture
 ) -> None:
     write_checkpoint(tmp_path / "run", 1, synthetic, mining={"mined_set": "m.jsonl"})
 
-    def estimator(request: FnRequest) -> FnEstimate:
-        raise FnSkipped("no oracle available")
+    def audit(job: FnJob, timeout: float, cancel: threading.Event) -> FnEstimate:
+        raise AssertionError("not configured: never called")
 
-    config = make_config(tmp_path, synthetic, false_negatives=FN_CONFIG)
     with caplog.at_level(logging.INFO, logger="recallwatch.daemon"):
-        poll_until_idle(daemon(config, store, fn_estimator=estimator))
-    assert "false-negative estimate skipped: no oracle available" in caplog.text
+        poll_until_idle(daemon(make_config(tmp_path, synthetic), store, fn_runner=audit))
+    assert "false-negative estimation is off" in caplog.text
     assert states(store) == {"checkpoint-1": "evaluated"}
 
 

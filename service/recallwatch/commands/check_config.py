@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"  poll every {config.poll_interval_seconds:g} s; store {config.store.path}")
     print(f"  http on {config.http.listen}")
     fn = config.false_negatives
-    print(f"  false negatives: {'oracle ' + fn.oracle.type if fn else 'off'}")
+    print(f"  false negatives: {'judged by ' + ', '.join(fn.oracles) if fn else 'off'}")
     n = config.notifications
     for c in n.channels:
         print(f"  channel {c.name}: {c.type}")

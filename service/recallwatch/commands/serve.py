@@ -158,8 +158,8 @@ class DemoTrainer:
     """A pretend training run for ``--demo``: checkpoints of known quality appear over time.
 
     Mining config v1 skips the hardest ranks (``range_min: 10``) and recall improves; from the
-    seventh checkpoint on, v2 mines from rank 0 without a margin and recall drops, as it does
-    when false negatives get mined.
+    seventh checkpoint on, v2 mines from rank 0 without a margin: its mined set has about three
+    times the false-negative rate (audited against simulated dense qrels) and recall drops.
     """
 
     MINING_V1: ClassVar[dict[str, Any]] = {
@@ -194,6 +194,7 @@ class DemoTrainer:
         self.synthetic = write_heldout(
             self.workdir / "heldout", num_docs=5_000, num_queries=300, seed=7
         )
+        self._write_mined_sets()
         for i in range(self.BACKFILL):
             self._checkpoint(i)
         config = {
@@ -202,10 +203,30 @@ class DemoTrainer:
             "evaluation": {"encoder": "precomputed", "ks": [1, 5, 10, 20, 100]},
             "heldout": [{"name": "synthetic", "path": "heldout"}],
             "runs": [{"name": "demo", "directory": "run", "settle_seconds": 1}],
+            "false_negatives": {
+                "corpus": "mining/corpus",
+                "oracles": ["qrels:mining/audit.tsv"],
+                "sample_size": 400,
+            },
         }
         path = self.workdir / "recallwatch.yaml"
         path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
         return path
+
+    def _write_mined_sets(self) -> None:
+        """v2 mines ranks 1-30 of a simulated set; v1 the same without ranks 1-10 (range_min)."""
+        from recallwatch.mining.mined import write_recallwatch_jsonl
+        from recallwatch.mining.simulate import simulate_mined_set
+
+        sim = simulate_mined_set(num_queries=300, negatives_per_query=30, num_docs=5_000, seed=7)
+        sim.write(self.workdir / "mining")  # the corpus and the dense audit qrels
+        mined = self.workdir / "run" / "mined"
+        write_recallwatch_jsonl(sim.mined, mined / "negatives-v2.jsonl")
+        write_recallwatch_jsonl(
+            sim.mined,
+            mined / "negatives-v1.jsonl",
+            keep=[[n.rank > 10 for n in q.negatives] for q in sim.mined.queries],
+        )
 
     def _checkpoint(self, i: int) -> None:
         from recallwatch.synthetic import write_precomputed_checkpoint
