@@ -50,6 +50,7 @@ __all__ = [
     "classify_status",
     "parse_retry_after",
     "send_once",
+    "silence_url_logging",
 ]
 
 log = logging.getLogger(__name__)
@@ -122,6 +123,24 @@ def classify_status(status: int) -> Outcome:
 
 
 # -- one attempt ----------------------------------------------------------------------------------
+
+
+class _NoUrlRecords(logging.Filter):
+    """Drop urllib3's connection-pool records: they name request paths, and a Slack webhook's
+    path is its secret."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return False
+
+
+_URL_FILTER = _NoUrlRecords()
+
+
+def silence_url_logging() -> None:
+    """Keep urllib3 from logging request URLs (idempotent; debug logging included)."""
+    logger = logging.getLogger("urllib3.connectionpool")
+    if _URL_FILTER not in logger.filters:
+        logger.addFilter(_URL_FILTER)
 
 
 @dataclass(frozen=True)
@@ -378,6 +397,7 @@ class Dispatcher:
         self.rng = rng
         self.idle_seconds = idle_seconds
         self.on_attempt = on_attempt
+        silence_url_logging()
         self._session_factory = session_factory
         self._sessions: dict[str, requests.Session] = {}
         self._last_attempt: dict[str, float] = {}
