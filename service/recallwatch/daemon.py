@@ -129,8 +129,8 @@ class Daemon:
 
     # -- lifecycle ----------------------------------------------------------------------------
 
-    def prepare(self) -> None:
-        """Register runs, re-queue interrupted checkpoints and those whose config changed."""
+    def prepare(self, *, retry_failed: bool = False) -> None:
+        """Register runs; re-queue interrupted, re-keyed and (if asked) failed checkpoints."""
         now = self.clock()
         for row in self.store.recover(now):
             log.warning(
@@ -143,6 +143,11 @@ class Daemon:
                 h.dataset: dataset_key(self.config, run, h) for h in self.config.heldout
             }
             requeued = self.store.rekey(self._run_ids[run.name], self._eval_key(run.name), now)
+            if retry_failed:
+                retried = self.store.requeue_failed(self._run_ids[run.name], now)
+                log.info(
+                    "%d failed checkpoint(s) queued again", retried, extra=fields(run=run.name)
+                )
             if requeued:
                 log.info(
                     "evaluation settings changed: %d checkpoint(s) queued again",
@@ -152,9 +157,9 @@ class Daemon:
         if self.config.false_negatives is None:
             log.info("false-negative estimation is off (no false_negatives section in the config)")
 
-    def start(self) -> None:
+    def start(self, *, retry_failed: bool = False) -> None:
         """Prepare, then poll now and every ``poll_interval_seconds`` in a background thread."""
-        self.prepare()
+        self.prepare(retry_failed=retry_failed)
         scheduler = BackgroundScheduler(timezone=UTC)
         scheduler.add_job(
             self.poll,

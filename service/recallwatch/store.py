@@ -534,6 +534,15 @@ class Store:
                 (eval_key, now, run_id, eval_key),
             ).rowcount
 
+    def requeue_failed(self, run_id: int, now: float) -> int:
+        """Queue a run's failed checkpoints again (after the cause was fixed); their count."""
+        with self._tx() as conn:
+            return conn.execute(
+                "UPDATE checkpoints SET state = 'discovered', state_reason = 'retry', "
+                "state_message = NULL, updated_at = ? WHERE run_id = ? AND state = 'failed'",
+                (now, run_id),
+            ).rowcount
+
     # -- evaluations --------------------------------------------------------------------------
 
     def done_evaluation(

@@ -361,3 +361,24 @@ def test_readiness_needs_a_recent_poll_and_the_scheduler(
     finally:
         d.stop()
     assert d.readiness()["checks"]["scheduler"] is False
+
+
+def test_retry_failed_requeues_failed_checkpoints(
+    tmp_path: Path, synthetic: SyntheticSet, store: Store
+) -> None:
+    import shutil
+
+    ckpt = write_checkpoint(tmp_path / "run", 1, synthetic)
+    saved = tmp_path / "saved"
+    shutil.move(ckpt / "eval_embeddings", saved)
+    poll_until_idle(daemon(make_config(tmp_path, synthetic), store))
+    assert states(store) == {"checkpoint-1": "failed"}
+    shutil.move(saved, ckpt / "eval_embeddings")  # the operator fixes the checkpoint
+    poll_until_idle(daemon(make_config(tmp_path, synthetic), store))
+    assert states(store) == {"checkpoint-1": "failed"}  # not retried by itself
+    d = Daemon(make_config(tmp_path, synthetic), store, runner=run_in_process, clock=Clock(1e10))
+    d.prepare(retry_failed=True)
+    poll_until_idle(d)
+    row = store.checkpoint("demo", "checkpoint-1")
+    assert row is not None and row.state == "evaluated"
+    assert [e.status for e in store.evaluations(row.id)] == ["failed", "done"]

@@ -52,6 +52,11 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     p.add_argument("--listen", help="HOST:PORT to serve on, overriding http.listen")
     p.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help="queue failed checkpoints again at start-up (once their cause is fixed)",
+    )
+    p.add_argument(
         "--demo",
         metavar="DIR",
         nargs="?",
@@ -107,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
         app = create_app(store, registry, readiness=daemon.readiness, version=__version__)
         http = HttpServer(app, host, port)
         stop = _StopSignals(daemon)
-        daemon.start()
+        daemon.start(retry_failed=args.retry_failed)
         http.start()
         if trainer is not None:
             trainer.start(args.demo_interval)
