@@ -22,7 +22,7 @@ from recallwatch.alerts import Alert, iso
 __all__ = ["DEFAULT_RESEND_SECONDS", "alertmanager_body", "alertmanager_labels"]
 
 DEFAULT_RESEND_SECONDS = 60.0
-#: Where the runbook of each rule lives when the config names no runbook URL of its own.
+#: Where each alert's runbook section lives (one heading per ``alertname``) when none is set.
 RUNBOOK_DOC = "docs/alerting.md"
 
 
@@ -49,8 +49,7 @@ def alertmanager_body(alert: Alert, *, now: float, resend_interval: float) -> by
     annotations = {
         "summary": alert.summary,
         "description": alert.description,
-        "runbook_url": alert.runbook_url
-        or f"{RUNBOOK_DOC}#rule-{alert.rule_type.replace('_', '-')}",
+        "runbook_url": alert.runbook_url or f"{RUNBOOK_DOC}#{alert.alertname.lower()}",
         "alert_id": alert.id,
     }
     if alert.checkpoint:
