@@ -15,6 +15,9 @@ Read top-down:
    one transaction, estimates the mined set's false-negative rate where configured, and marks the
    checkpoint ``evaluated`` (or ``failed`` with a bounded reason). Each finished evaluation frees a
    slot and dispatches the next one at once, so a backfill does not wait for polls.
+5. ``on_checkpoint`` gets each checkpoint that became ``evaluated`` or ``failed``: the regression
+   decision and alert delivery hang there (it runs in the evaluation's slot: keep it quick, queue
+   slow work such as sending).
 
 The exporter and the HTTP API read the store; nothing here keeps state that a restart would lose.
 """
@@ -107,12 +110,16 @@ class Daemon:
         clock: Clock = time.time,
         runner: Runner = run_isolated,
         fn_runner: FnRunner = estimate_isolated,
+        on_checkpoint: Callable[[CheckpointRow], None] | None = None,
     ) -> None:
         self.config = config
         self.store = store
         self.clock = clock
         self.runner = runner
         self.fn_runner = fn_runner
+        #: Called with a checkpoint that became evaluated or failed (the regression decision and
+        #: alert delivery hang here); its errors are logged, never fatal.
+        self.on_checkpoint = on_checkpoint
         self.last_poll_at: float | None = None
         self.last_poll_error: str | None = None
         self._run_ids: dict[str, int] = {}
@@ -354,6 +361,7 @@ class Daemon:
                 message=f"{type(exc).__name__}: {exc} (the daemon log has the traceback)",
             )
         finally:
+            self._after(row)
             # Free the slot and take the next checkpoint under one lock, so that "idle" is never
             # observed between two evaluations of a backfill.
             with self._idle:
@@ -362,6 +370,19 @@ class Daemon:
                     self.dispatch()
                 finally:
                     self._idle.notify_all()
+
+    def _after(self, row: CheckpointRow) -> None:
+        """Hand a checkpoint that reached evaluated or failed to ``on_checkpoint``."""
+        if self.on_checkpoint is None:
+            return
+        try:
+            done = self.store.checkpoint_by_id(row.id)
+            if done.state in ("evaluated", "failed"):
+                self.on_checkpoint(done)
+        except Exception:
+            log.exception(
+                "the after-evaluation hook failed", extra=fields(run=row.run, checkpoint=row.name)
+            )
 
     # -- one checkpoint -----------------------------------------------------------------------
 

@@ -24,7 +24,7 @@ from recallwatch.runner import (
     run_in_process,
     run_isolated,
 )
-from recallwatch.store import FnEstimate, Store
+from recallwatch.store import CheckpointRow, FnEstimate, Store
 from recallwatch.synthetic import SyntheticSet
 from tests.daemon.helpers import REPO, config_doc, wait_for, write_checkpoint
 
@@ -382,3 +382,26 @@ def test_retry_failed_requeues_failed_checkpoints(
     row = store.checkpoint("demo", "checkpoint-1")
     assert row is not None and row.state == "evaluated"
     assert [e.status for e in store.evaluations(row.id)] == ["failed", "done"]
+
+
+def test_the_after_evaluation_hook_sees_final_states_and_cannot_break_the_daemon(
+    tmp_path: Path, synthetic: SyntheticSet, store: Store
+) -> None:
+    import shutil
+
+    write_checkpoint(tmp_path / "run", 1, synthetic)
+    bad = write_checkpoint(tmp_path / "run", 2, synthetic)
+    shutil.rmtree(bad / "eval_embeddings")
+    write_checkpoint(tmp_path / "run", 3, synthetic)
+    seen: list[tuple[str, str]] = []
+
+    def hook(row: CheckpointRow) -> None:
+        seen.append((row.name, row.state))
+        raise RuntimeError("a broken decision must not stop evaluations")
+
+    poll_until_idle(daemon(make_config(tmp_path, synthetic), store, on_checkpoint=hook))
+    assert seen == [
+        ("checkpoint-1", "evaluated"),
+        ("checkpoint-2", "failed"),
+        ("checkpoint-3", "evaluated"),
+    ]
