@@ -1,4 +1,4 @@
-"""SQLite persistence (WAL): runs, checkpoints, evaluations, false-negative estimates, verdicts.
+"""SQLite persistence (WAL): runs, checkpoints, evaluations, FN estimates, verdicts, alerts.
 
 Crash safety comes from three rules. Every state change is one transaction. An evaluation's result
 is written in the same transaction that marks its checkpoint's progress, so after ``kill -9`` the
@@ -33,15 +33,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from recallwatch.alerts import Alert
 from recallwatch.errors import RecallwatchError
+from recallwatch.notify.delivery import AttemptResult, MessageState, OutboxMessage
 
 __all__ = [
     "MIGRATIONS",
+    "AlertRecord",
+    "AlertWrite",
     "CheckpointRow",
     "EvaluationRow",
     "FnBucket",
     "FnEstimate",
     "NewEvaluation",
+    "NewMessage",
     "RunSummary",
     "Store",
     "StoreError",
@@ -140,6 +145,41 @@ MIGRATIONS: list[list[str]] = [
             details TEXT NOT NULL,
             created_at REAL NOT NULL,
             UNIQUE (checkpoint_id, dataset, metric, k, kind))""",
+    ],
+    # 1 -> 2: alerts and the notification outbox (written by the alerting code).
+    [
+        """CREATE TABLE alerts (
+            id TEXT PRIMARY KEY,
+            key TEXT NOT NULL,
+            rule TEXT NOT NULL,
+            run TEXT NOT NULL,
+            status TEXT NOT NULL CHECK (status IN ('firing', 'resolved')),
+            opened_at REAL NOT NULL,
+            last_notified_at REAL NOT NULL,
+            resolved_at REAL,
+            repeats INTEGER NOT NULL DEFAULT 0,
+            document TEXT NOT NULL)""",
+        "CREATE UNIQUE INDEX alerts_open_key ON alerts(key) WHERE status = 'firing'",
+        """CREATE TABLE outbox (
+            id INTEGER PRIMARY KEY,
+            message_id TEXT NOT NULL,
+            alert_id TEXT NOT NULL REFERENCES alerts(id),
+            channel TEXT NOT NULL,
+            rule TEXT NOT NULL,
+            event TEXT NOT NULL,
+            body BLOB NOT NULL,
+            state TEXT NOT NULL CHECK (state IN ('pending', 'delivered', 'failed')),
+            created_at REAL NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            failures INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at REAL NOT NULL,
+            last_attempt_at REAL,
+            last_status INTEGER,
+            last_error TEXT,
+            delivered_at REAL,
+            UNIQUE (message_id, channel))""",
+        "CREATE INDEX outbox_by_channel ON outbox(channel, state, id)",
+        "CREATE INDEX outbox_by_alert ON outbox(alert_id, id)",
     ],
 ]
 
@@ -246,6 +286,44 @@ class RunSummary:
     states: dict[str, int]
     latest: CheckpointRow | None
     last_successful_evaluation_at: float | None
+
+
+@dataclass(frozen=True)
+class AlertRecord:
+    """A stored alert: its latest document and its notification bookkeeping."""
+
+    alert: Alert
+    key: str
+    rule: str
+    status: Literal["firing", "resolved"]
+    opened_at: float
+    last_notified_at: float
+    resolved_at: float | None
+    repeats: int
+
+
+@dataclass(frozen=True)
+class AlertWrite:
+    """A new state of an alert, written with its outbox messages in one transaction."""
+
+    alert: Alert
+    status: Literal["firing", "resolved"]
+    opened_at: float
+    notified_at: float
+    repeats: int
+
+
+@dataclass(frozen=True)
+class NewMessage:
+    """A notification to enqueue for one channel (its body rendered once, sent as is)."""
+
+    message_id: str
+    alert_id: str
+    channel: str
+    rule: str
+    event: str
+    body: bytes
+    created_at: float
 
 
 def pack_outcomes(outcomes: Mapping[str, Mapping[str, int]]) -> bytes:
@@ -841,6 +919,166 @@ class Store:
             (checkpoint_id,),
         )
 
+    # -- alerts and the outbox ----------------------------------------------------------------
+
+    def apply_alerts(self, writes: Sequence[AlertWrite], messages: Sequence[NewMessage]) -> None:
+        """Store alert states and enqueue their messages in one transaction (idempotent)."""
+        with self._tx() as conn:
+            for w in writes:
+                doc = json.dumps(w.alert.as_dict(), allow_nan=False)
+                conn.execute(
+                    "INSERT INTO alerts(id, key, rule, run, status, opened_at, last_notified_at, "
+                    "resolved_at, repeats, document) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                    "ON CONFLICT(id) DO UPDATE SET status = excluded.status, "
+                    "last_notified_at = excluded.last_notified_at, "
+                    "resolved_at = excluded.resolved_at, repeats = excluded.repeats, "
+                    "document = excluded.document",
+                    (
+                        w.alert.id,
+                        w.alert.key.as_string(),
+                        w.alert.key.rule,
+                        w.alert.run,
+                        w.status,
+                        w.opened_at,
+                        w.notified_at,
+                        w.alert.resolved_at,
+                        w.repeats,
+                        doc,
+                    ),
+                )
+            for m in messages:
+                if (
+                    m.event == "refresh"
+                    and conn.execute(
+                        "SELECT 1 FROM outbox WHERE alert_id = ? AND channel = ? "
+                        "AND event = 'refresh' AND state = 'pending'",
+                        (m.alert_id, m.channel),
+                    ).fetchone()
+                ):
+                    continue  # an Alertmanager re-send is already waiting
+                conn.execute(
+                    "INSERT OR IGNORE INTO outbox(message_id, alert_id, channel, rule, event, "
+                    "body, state, created_at, next_attempt_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?)",
+                    (
+                        m.message_id,
+                        m.alert_id,
+                        m.channel,
+                        m.rule,
+                        m.event,
+                        m.body,
+                        m.created_at,
+                        m.created_at,
+                    ),
+                )
+            # Delivered Alertmanager re-sends are worth nothing once the next one went out.
+            conn.execute(
+                "DELETE FROM outbox WHERE event = 'refresh' AND state = 'delivered' "
+                "AND delivered_at < ?",
+                (max((m.created_at for m in messages), default=0.0) - 3600.0,),
+            )
+
+    def open_alert(self, key: str) -> AlertRecord | None:
+        """The firing alert with this key, if any."""
+        rows = self._query("SELECT * FROM alerts WHERE key = ? AND status = 'firing'", (key,))
+        return _alert_record(rows[0]) if rows else None
+
+    def open_alerts(self, *, rule: str | None = None, run: str | None = None) -> list[AlertRecord]:
+        """Firing alerts, optionally of one rule and run."""
+        rows = self._query(
+            "SELECT * FROM alerts WHERE status = 'firing' AND (:rule IS NULL OR rule = :rule) "
+            "AND (:run IS NULL OR run = :run) ORDER BY opened_at, id",
+            {"rule": rule, "run": run},
+        )
+        return [_alert_record(r) for r in rows]
+
+    def alert(self, alert_id: str) -> AlertRecord | None:
+        """One alert by id."""
+        rows = self._query("SELECT * FROM alerts WHERE id = ?", (alert_id,))
+        return _alert_record(rows[0]) if rows else None
+
+    def alerts(
+        self, *, status: str | None = None, limit: int = 50, offset: int = 0
+    ) -> list[AlertRecord]:
+        """Alerts, newest first."""
+        rows = self._query(
+            "SELECT * FROM alerts WHERE (:status IS NULL OR status = :status) "
+            "ORDER BY opened_at DESC, id LIMIT :limit OFFSET :offset",
+            {"status": status, "limit": limit, "offset": offset},
+        )
+        return [_alert_record(r) for r in rows]
+
+    def count_alerts(self, *, status: str | None = None) -> int:
+        """How many alerts there are (in a status)."""
+        rows = self._query(
+            "SELECT COUNT(*) FROM alerts WHERE (:status IS NULL OR status = :status)",
+            {"status": status},
+        )
+        return int(rows[0][0])
+
+    def deliveries(self, alert_id: str) -> list[OutboxMessage]:
+        """Every outbox message of an alert, oldest first (Alertmanager re-sends left out)."""
+        rows = self._query(
+            "SELECT * FROM outbox WHERE alert_id = ? AND event != 'refresh' ORDER BY id",
+            (alert_id,),
+        )
+        return [_message(r) for r in rows]
+
+    def next_pending(self, channel: str) -> OutboxMessage | None:
+        """The oldest pending message of a channel."""
+        rows = self._query(
+            "SELECT * FROM outbox WHERE channel = ? AND state = 'pending' ORDER BY id LIMIT 1",
+            (channel,),
+        )
+        return _message(rows[0]) if rows else None
+
+    def record_attempt(
+        self,
+        message: OutboxMessage,
+        result: AttemptResult,
+        *,
+        now: float,
+        state: MessageState,
+        next_attempt_at: float,
+    ) -> None:
+        """Store one delivery attempt's result and the message's new state."""
+        with self._tx() as conn:
+            conn.execute(
+                "UPDATE outbox SET state = ?, attempts = attempts + 1, "
+                "failures = failures + ?, next_attempt_at = ?, last_attempt_at = ?, "
+                "last_status = ?, last_error = ?, delivered_at = ? WHERE id = ?",
+                (
+                    state,
+                    int(result.outcome != "ok"),
+                    next_attempt_at,
+                    now,
+                    result.status,
+                    result.error,
+                    now if state == "delivered" else None,
+                    message.id,
+                ),
+            )
+
+    def notifications_delivered(self) -> dict[tuple[str, str], int]:
+        """Delivered notifications per (channel, rule) (Alertmanager re-sends not counted)."""
+        rows = self._query(
+            "SELECT channel, rule, COUNT(*) FROM outbox WHERE state = 'delivered' "
+            "AND event != 'refresh' GROUP BY channel, rule"
+        )
+        return {(r[0], r[1]): int(r[2]) for r in rows}
+
+    def notification_failures(self) -> dict[str, int]:
+        """Failed delivery attempts per channel."""
+        rows = self._query("SELECT channel, SUM(failures) FROM outbox GROUP BY channel")
+        return {r[0]: int(r[1] or 0) for r in rows}
+
+    def outbox_pending(self) -> dict[str, int]:
+        """Messages waiting for delivery, per channel."""
+        rows = self._query(
+            "SELECT channel, COUNT(*) FROM outbox WHERE state = 'pending' GROUP BY channel"
+        )
+        return {r[0]: int(r[1]) for r in rows}
+
 
 def _fn(row: sqlite3.Row) -> FnEstimate:
     return FnEstimate(
@@ -854,6 +1092,38 @@ def _fn(row: sqlite3.Row) -> FnEstimate:
         amplification=row["amplification"],
         buckets=tuple(FnBucket(**b) for b in json.loads(row["buckets"])),
         details=json.loads(row["details"]),
+    )
+
+
+def _alert_record(row: sqlite3.Row) -> AlertRecord:
+    return AlertRecord(
+        alert=Alert.from_dict(json.loads(row["document"])),
+        key=row["key"],
+        rule=row["rule"],
+        status=row["status"],
+        opened_at=row["opened_at"],
+        last_notified_at=row["last_notified_at"],
+        resolved_at=row["resolved_at"],
+        repeats=row["repeats"],
+    )
+
+
+def _message(row: sqlite3.Row) -> OutboxMessage:
+    return OutboxMessage(
+        id=row["id"],
+        message_id=row["message_id"],
+        alert_id=row["alert_id"],
+        channel=row["channel"],
+        rule=row["rule"],
+        event=row["event"],
+        body=bytes(row["body"]),
+        created_at=row["created_at"],
+        state=row["state"],
+        attempts=row["attempts"],
+        next_attempt_at=row["next_attempt_at"],
+        last_error=row["last_error"],
+        last_status=row["last_status"],
+        delivered_at=row["delivered_at"],
     )
 
 

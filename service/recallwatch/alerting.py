@@ -1,0 +1,782 @@
+"""From stored evaluations to alerts in the outbox: the daemon's decision step.
+
+After each checkpoint is evaluated (or fails), ``Alerting.after_checkpoint`` runs every rule that
+applies to its run, using the pure functions of ``regression``: it gathers the run's history
+from the store, records each regression verdict, and turns each rule's "firing or not" into an
+alert transition (fire / repeat / resolve, see ``alerts.transition``). The alert's new state and
+one outbox message per channel are written **in one transaction** before anything is sent, so a
+crash loses no decided notification; a re-run of the same decision (a checkpoint re-queued by a
+crash) finds the same alert and message ids and writes nothing twice.
+
+``tick`` runs periodically: the no-recent-evaluation rule, repeat notifications of long-firing
+alerts, and the Alertmanager re-sends that keep firing alerts alive there.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from recallwatch.alerts import (
+    ALERTNAMES,
+    Alert,
+    AlertKey,
+    BaselineRef,
+    Event,
+    Evidence,
+    FnSnapshot,
+    LostQueryRef,
+    MetricChange,
+    MiningKeyChange,
+    OpenEpisode,
+    alert_id,
+    links_for,
+    message_id,
+    recommendation_text,
+    transition,
+)
+from recallwatch.config import (
+    AlertmanagerChannel,
+    AmplificationRule,
+    Config,
+    EvaluationFailingRule,
+    FalseNegativeRateRule,
+    HeldoutConfig,
+    NoRecentEvaluationRule,
+    RecallFloorRule,
+    RecallRegressionRule,
+    Rule,
+)
+from recallwatch.heldout import read_jsonl_objects
+from recallwatch.logs import fields
+from recallwatch.notify.alertmanager import DEFAULT_RESEND_SECONDS
+from recallwatch.notify.channels import ChannelConfig, render
+from recallwatch.regression import (
+    Baseline,
+    CheckpointSummary,
+    RegressionVerdict,
+    amplification_high,
+    below_floor,
+    choose_baseline,
+    confirmed,
+    evaluation_stale,
+    failing_streak,
+    fn_rate_high,
+    lost_queries,
+    mining_diff,
+    mining_segments,
+    paired_values,
+    per_query_metric,
+    test_regression,
+)
+from recallwatch.store import AlertRecord, AlertWrite, CheckpointRow, FnEstimate, NewMessage, Store
+
+__all__ = ["DEFAULT_REPEAT_SECONDS", "Alerting"]
+
+log = logging.getLogger(__name__)
+
+#: How often a still-firing alert is notified again (Slack, webhooks); Alertmanager repeats itself.
+DEFAULT_REPEAT_SECONDS = 4 * 3600.0
+#: How many lost queries an alert names (all are counted).
+LOST_TOP = 5
+#: Test hook: ``RECALLWATCH_FAILPOINT=after-decision`` makes the daemon SIGKILL itself right after
+#: a decision is committed and before anything is sent (the crash the outbox exists for).
+FAILPOINT_ENV = "RECALLWATCH_FAILPOINT"
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One rule's answer for one key: firing or not, and how to build the alert if it fires."""
+
+    rule: Rule
+    key: AlertKey
+    firing: bool
+    #: What opens the episode when it fires (a checkpoint name, or a time for time-based rules).
+    opened_by: str
+    build: Callable[[str], Alert] | None
+    #: The checkpoint that made this decision (a resolution names it).
+    checkpoint: CheckpointRow | None = None
+    #: Open alerts of the same (rule, run, dataset, k) under another key resolve as superseded.
+    supersedes_scope: bool = False
+
+
+class Alerting:
+    """Run the notification rules over the store and enqueue what they decide."""
+
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        *,
+        clock: Callable[[], float] = time.time,
+        wake: Callable[[], None] = lambda: None,
+        repeat_interval: float | None = DEFAULT_REPEAT_SECONDS,
+        resend_interval: float = DEFAULT_RESEND_SECONDS,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.clock = clock
+        self.wake = wake
+        self.repeat_interval = repeat_interval
+        self.resend_interval = resend_interval
+        self.started_at = clock()
+        self._channels: dict[str, ChannelConfig] = {
+            c.name: c for c in config.notifications.channels
+        }
+        self._last_resend = -float("inf")
+
+    # -- entry points ---------------------------------------------------------------------------
+
+    def rules_for(self, run: str) -> list[Rule]:
+        """The rules that apply to a run."""
+        return [r for r in self.config.notifications.rules if not r.runs or run in r.runs]
+
+    def after_checkpoint(self, row: CheckpointRow) -> None:
+        """Decide every rule for a checkpoint that was just evaluated (or failed)."""
+        decisions: list[Decision] = []
+        for rule in self.rules_for(row.run):
+            try:
+                decisions += self._decide(rule, row)
+            except Exception:  # one broken rule must not silence the others
+                log.exception(
+                    "alert rule failed",
+                    extra=fields(rule=rule.name, run=row.run, checkpoint=row.name),
+                )
+        self._apply(decisions)
+
+    def tick(self) -> None:
+        """Periodic work: stale-run rule, repeats of firing alerts, Alertmanager re-sends."""
+        now = self.clock()
+        decisions: list[Decision] = []
+        last = self.store.last_success_by_run()
+        for run in self.config.runs:
+            for rule in self.rules_for(run.name):
+                if isinstance(rule, NoRecentEvaluationRule):
+                    decisions.append(self._stale(rule, run.name, last.get(run.name), now))
+        self._apply(decisions, repeat_open=True)
+        if now - self._last_resend >= self.resend_interval:
+            self._last_resend = now
+            self._resend_to_alertmanager(now)
+
+    # -- the rules ------------------------------------------------------------------------------
+
+    def _decide(self, rule: Rule, row: CheckpointRow) -> list[Decision]:
+        if isinstance(rule, EvaluationFailingRule):
+            return [self._failing(rule, row)]
+        if row.state == "failed":
+            return []
+        if isinstance(rule, RecallRegressionRule):
+            return self._regressions(rule, row)
+        if isinstance(rule, FalseNegativeRateRule | AmplificationRule):
+            return self._false_negatives(rule, row)
+        if isinstance(rule, RecallFloorRule):
+            return self._floor(rule, row)
+        return []
+
+    def _history(
+        self, row: CheckpointRow, dataset: str, metric: str, k: int
+    ) -> tuple[list[CheckpointSummary], dict[int, tuple[CheckpointRow, int]]]:
+        """The run's evaluated checkpoints (and ``row``) with the metric, and their evaluations."""
+        rows = self.store.checkpoints(row.run, states=["evaluated"])
+        if all(r.id != row.id for r in rows):
+            rows.append(row)
+        rows.sort(key=lambda r: (r.step is None, r.step or 0, r.name))
+        summaries: list[CheckpointSummary] = []
+        evaluations: dict[int, tuple[CheckpointRow, int]] = {}
+        for r in rows:
+            ev = next(
+                (e for e in self.store.current_evaluations(r.id) if e.dataset == dataset), None
+            )
+            value = None
+            if ev is not None:
+                value = ev.metrics.get(metric, {}).get(str(k))
+                evaluations[r.id] = (r, ev.id)
+            summaries.append(CheckpointSummary(r.id, r.name, r.step, r.mining_fingerprint, value))
+        return summaries, evaluations
+
+    def _regressions(self, rule: RecallRegressionRule, row: CheckpointRow) -> list[Decision]:
+        out: list[Decision] = []
+        for heldout in self.config.heldout:
+            for k in rule.ks:
+                decision = self._regression(rule, row, heldout, k)
+                if decision is not None:
+                    out.append(decision)
+        return out
+
+    def _regression(
+        self, rule: RecallRegressionRule, row: CheckpointRow, heldout: HeldoutConfig, k: int
+    ) -> Decision | None:
+        dataset = heldout.dataset
+        history, evaluations = self._history(row, dataset, rule.metric, k)
+        current = next((c for c in history if c.id == row.id), None)
+        if current is None or current.value is None:
+            return None
+        baseline = choose_baseline(
+            history,
+            current,
+            compare_with=rule.compare_with,
+            policy=rule.baseline,
+            pinned=rule.baseline_checkpoint,
+        )
+        if baseline is None:
+            return None
+        base_row, base_eval = evaluations[baseline.checkpoint.id]
+        _, cur_eval = evaluations[row.id]
+        before_outcomes = self.store.outcomes(base_eval)
+        after_outcomes = self.store.outcomes(cur_eval)
+        _, before, after = paired_values(
+            per_query_metric(before_outcomes, rule.metric, k),
+            per_query_metric(after_outcomes, rule.metric, k),
+        )
+        if before.size == 0:
+            return None
+        verdict = test_regression(
+            before,
+            after,
+            min_drop=rule.min_drop,
+            alpha=rule.alpha,
+            permutations=rule.permutations,
+            seed=rule.seed,
+        )
+        now = self.clock()
+        self.store.record_verdict(
+            row.id,
+            dataset=dataset,
+            metric=rule.metric,
+            k=k,
+            kind=_verdict_kind(rule),
+            value=verdict.after.estimate,
+            regressed=verdict.regressed,
+            now=now,
+            baseline_checkpoint_id=baseline.checkpoint.id,
+            baseline_value=verdict.before.estimate,
+            p_value=verdict.test.p_value,
+            details={
+                **verdict.as_dict(),
+                "rule": rule.name,
+                "baseline": baseline.checkpoint.name,
+            },
+        )
+        flags = self._recent_verdicts(rule, row, history, dataset, k, baseline)
+        firing = confirmed(flags, rule.confirm)
+        key = AlertKey(rule.name, row.run, dataset, k, baseline.checkpoint.name)
+
+        def build(aid: str) -> Alert:
+            return self._regression_alert(
+                aid,
+                rule,
+                row,
+                key,
+                heldout,
+                baseline,
+                base_row,
+                verdict,
+                before_outcomes,
+                after_outcomes,
+            )
+
+        return Decision(rule, key, firing, row.name, build, row, supersedes_scope=True)
+
+    def _recent_verdicts(
+        self,
+        rule: RecallRegressionRule,
+        row: CheckpointRow,
+        history: Sequence[CheckpointSummary],
+        dataset: str,
+        k: int,
+        baseline: Baseline,
+    ) -> list[bool]:
+        """Verdicts of this rule, oldest first, over the current segment up to ``row``."""
+        segment = next(
+            (s for s in reversed(mining_segments(history)) if any(c.id == row.id for c in s)),
+            [c for c in history if c.id == row.id],
+        )
+        flags: list[bool] = []
+        for c in segment:
+            for v in self.store.verdicts(c.id):
+                if (v["dataset"], v["metric"], v["k"], v["kind"]) == (
+                    dataset,
+                    rule.metric,
+                    k,
+                    _verdict_kind(rule),
+                ) and v["baseline_checkpoint_id"] == baseline.checkpoint.id:
+                    flags.append(bool(v["regressed"]))
+            if c.id == row.id:
+                break
+        return flags
+
+    def _false_negatives(
+        self, rule: FalseNegativeRateRule | AmplificationRule, row: CheckpointRow
+    ) -> list[Decision]:
+        est = self.store.fn_estimate(row.id)
+        if est is None:
+            return []
+        if isinstance(rule, FalseNegativeRateRule):
+            firing = fn_rate_high(est.lower, rule.threshold)
+            what = (
+                f"false-negative rate of the mined set {est.estimate:.1%} "
+                f"[{est.lower:.1%}, {est.upper:.1%}]: lower bound above {rule.threshold:.0%}"
+            )
+        else:
+            firing = amplification_high(est.amplification, rule.threshold)
+            amp = "unknown" if est.amplification is None else f"{est.amplification:.1f}x"
+            what = f"label-noise amplification {amp} (threshold {rule.threshold:g}x)"
+        key = AlertKey(rule.name, row.run)
+
+        def build(aid: str) -> Alert:
+            previous = self._previous_mining_estimate(row)
+            evidence = Evidence(
+                fn_before=None if previous is None else _snapshot(previous),
+                fn_after=_snapshot(est),
+                mining_diff=self._mining_diff_before(row),
+                recommendation=recommendation_text(_recommendation(est)),
+                details={"threshold": rule.threshold, "oracle": est.oracle},
+            )
+            return self._alert(
+                aid, rule, key, row, f"{what} ({row.run}, {row.name})", what, evidence
+            )
+
+        return [Decision(rule, key, firing, row.name, build, row)]
+
+    def _floor(self, rule: RecallFloorRule, row: CheckpointRow) -> list[Decision]:
+        out = []
+        for ev in self.store.current_evaluations(row.id):
+            value = ev.metrics.get(rule.metric, {}).get(str(rule.k))
+            if value is None:
+                continue
+            key = AlertKey(rule.name, row.run, ev.dataset, rule.k)
+            what = (
+                f"{rule.metric}@{rule.k} on {ev.dataset} is {value:.4f}, "
+                f"below the floor {rule.floor:g}"
+            )
+
+            def build(aid: str, what: str = what, key: AlertKey = key) -> Alert:
+                details = {"floor": rule.floor, "metric": rule.metric, "k": rule.k}
+                return self._alert(
+                    aid,
+                    rule,
+                    key,
+                    row,
+                    f"{what} ({row.run}, {row.name})",
+                    what,
+                    Evidence(details=details),
+                )
+
+            out.append(Decision(rule, key, below_floor(value, rule.floor), row.name, build, row))
+        return out
+
+    def _failing(self, rule: EvaluationFailingRule, row: CheckpointRow) -> Decision:
+        rows = self.store.checkpoints(row.run, states=["evaluated", "failed"])
+        states = {r.id: r.state for r in rows}
+        states[row.id] = row.state
+        ordered = sorted(
+            [*(r for r in rows if r.id != row.id), row],
+            key=lambda r: (r.step is None, r.step or 0, r.name),
+        )
+        streak = failing_streak([states[r.id] == "failed" for r in ordered])
+        key = AlertKey(rule.name, row.run)
+        what = (
+            f"the last {streak} evaluations of run {row.run} failed "
+            f"(latest: {row.name}, reason {row.state_reason or 'unknown'})"
+        )
+
+        def build(aid: str) -> Alert:
+            details = {
+                "consecutive": streak,
+                "threshold": rule.consecutive,
+                "reason": row.state_reason,
+                "message": (row.state_message or "")[:500],
+            }
+            return self._alert(aid, rule, key, row, what, what, Evidence(details=details))
+
+        return Decision(rule, key, streak >= rule.consecutive, row.name, build, row)
+
+    def _stale(
+        self, rule: NoRecentEvaluationRule, run: str, last: float | None, now: float
+    ) -> Decision:
+        key = AlertKey(rule.name, run)
+        reference = self.started_at if last is None else last
+        stale = evaluation_stale(last, self.started_at, now, rule.after_seconds)
+        hours = (now - reference) / 3600
+        what = f"no checkpoint of run {run} was evaluated for {hours:.1f} h"
+
+        def build(aid: str) -> Alert:
+            details = {"after_seconds": rule.after_seconds, "last_evaluated_at": last}
+            return self._alert(aid, rule, key, None, what, what, Evidence(details=details), run=run)
+
+        return Decision(rule, key, stale, f"since:{reference:.3f}", build)
+
+    # -- building alerts --------------------------------------------------------------------
+
+    def _alert(
+        self,
+        aid: str,
+        rule: Rule,
+        key: AlertKey,
+        row: CheckpointRow | None,
+        summary: str,
+        description: str,
+        evidence: Evidence,
+        *,
+        run: str | None = None,
+        alertname: str | None = None,
+    ) -> Alert:
+        n = self.config.notifications
+        run_name = run or (row.run if row else key.run)
+        return Alert(
+            id=aid,
+            key=key,
+            rule_type=rule.type,
+            alertname=alertname or ALERTNAMES[rule.type],
+            severity=rule.severity,
+            status="firing",
+            summary=summary,
+            description=description,
+            run=run_name,
+            checkpoint=row.name if row else None,
+            step=row.step if row else None,
+            started_at=self.clock(),
+            evidence=evidence,
+            links=links_for(
+                dashboard_url=n.dashboard_url,
+                api_url=n.api_url,
+                run=run_name,
+                checkpoint=row.name if row else None,
+                alert=aid,
+            ),
+        )
+
+    def _regression_alert(
+        self,
+        aid: str,
+        rule: RecallRegressionRule,
+        row: CheckpointRow,
+        key: AlertKey,
+        heldout: HeldoutConfig,
+        baseline: Baseline,
+        base_row: CheckpointRow,
+        verdict: RegressionVerdict,
+        before_outcomes: Mapping[str, Mapping[str, int]],
+        after_outcomes: Mapping[str, Mapping[str, int]],
+    ) -> Alert:
+        k = key.k or 0
+        kind = {"previous_mining": "mining_change", "same_mining": "same_mining"}.get(
+            baseline.kind, "pinned"
+        )
+        lost = lost_queries(before_outcomes, after_outcomes, k)
+        top = lost[:LOST_TOP]
+        queries, titles = _texts(heldout.path, [q.query_id for q in top], [q.doc_id for q in top])
+        diff: tuple[MiningKeyChange, ...] = ()
+        if base_row.mining_fingerprint and row.mining_fingerprint:
+            diff = tuple(
+                MiningKeyChange(c.key, c.before, c.after, c.change)
+                for c in mining_diff(
+                    self.store.mining_content(base_row.mining_fingerprint),
+                    self.store.mining_content(row.mining_fingerprint),
+                )
+            )
+        fn_before, fn_after = self.store.fn_estimate(base_row.id), self.store.fn_estimate(row.id)
+        label = f"{rule.metric}@{k}"
+        why = {
+            "mining_change": "after a mining change",
+            "same_mining": "under the same mining config (not caused by mining)",
+            "pinned": f"against the pinned baseline {base_row.name}",
+        }[kind]
+        summary = f"{label} fell {verdict.drop * 100:.1f} points {why} ({row.run}, {row.name})"
+        d = verdict.difference
+        description = (
+            f"{label} on {heldout.dataset}: {verdict.before.estimate:.4f} ({base_row.name}) → "
+            f"{verdict.after.estimate:.4f} ({row.name}), change {d.estimate:+.4f} "
+            f"[{d.lower:+.4f}, {d.upper:+.4f}], p = {verdict.test.p_value:.2g} over "
+            f"{verdict.test.queries} queries; {len(lost)} queries lost a relevant document from "
+            f"the top {k}."
+        )
+        if diff:
+            description += (
+                " Mining keys changed: "
+                + ", ".join(c.key for c in diff[:10])
+                + (f" and {len(diff) - 10} more." if len(diff) > 10 else ".")
+            )
+        evidence = Evidence(
+            regression_kind=kind,
+            metric=MetricChange(
+                metric=rule.metric,
+                k=k,
+                dataset=heldout.dataset,
+                before=verdict.before,
+                after=verdict.after,
+                difference=verdict.difference,
+                p_value=verdict.test.p_value,
+                alpha=rule.alpha,
+                min_drop=rule.min_drop,
+                queries=verdict.test.queries,
+                permutations=rule.permutations,
+            ),
+            baseline=BaselineRef(
+                base_row.name,
+                base_row.step,
+                baseline.kind,
+                baseline.policy,
+                base_row.mining_fingerprint,
+            ),
+            mining_diff=diff,
+            fn_before=None if fn_before is None else _snapshot(fn_before),
+            fn_after=None if fn_after is None else _snapshot(fn_after),
+            lost_count=len(lost),
+            lost_top=tuple(
+                LostQueryRef(
+                    q.query_id,
+                    queries.get(q.query_id, ""),
+                    q.doc_id,
+                    titles.get(q.doc_id, ""),
+                    q.rank_before,
+                    q.rank_after,
+                    q.lost,
+                )
+                for q in top
+            ),
+            recommendation=recommendation_text(_recommendation(fn_after)),
+        )
+        alertname = ALERTNAMES[
+            "recall_regression" if kind != "same_mining" else "recall_regression_same_mining"
+        ]
+        return self._alert(aid, rule, key, row, summary, description, evidence, alertname=alertname)
+
+    def _previous_mining_estimate(self, row: CheckpointRow) -> FnEstimate | None:
+        for r in self.store.checkpoints(row.run, states=["evaluated"], newest_first=True):
+            if (
+                r.step is not None
+                and row.step is not None
+                and r.step < row.step
+                and r.mining_fingerprint not in (None, row.mining_fingerprint)
+            ):
+                return self.store.fn_estimate(r.id)
+        return None
+
+    def _mining_diff_before(self, row: CheckpointRow) -> tuple[MiningKeyChange, ...]:
+        for r in self.store.checkpoints(row.run, states=["evaluated"], newest_first=True):
+            if (
+                r.step is not None
+                and row.step is not None
+                and r.step < row.step
+                and r.mining_fingerprint not in (None, row.mining_fingerprint)
+                and row.mining_fingerprint is not None
+            ):
+                return tuple(
+                    MiningKeyChange(c.key, c.before, c.after, c.change)
+                    for c in mining_diff(
+                        self.store.mining_content(r.mining_fingerprint or ""),
+                        self.store.mining_content(row.mining_fingerprint),
+                    )
+                )
+        return ()
+
+    # -- applying decisions -----------------------------------------------------------------
+
+    def _apply(self, decisions: Iterable[Decision], *, repeat_open: bool = False) -> None:
+        now = self.clock()
+        writes: list[AlertWrite] = []
+        messages: list[NewMessage] = []
+        for d in decisions:
+            record = self.store.open_alert(d.key.as_string())
+            if d.supersedes_scope:
+                for other in self.store.open_alerts(rule=d.key.rule, run=d.key.run):
+                    same_scope = (other.alert.key.dataset, other.alert.key.k) == (
+                        d.key.dataset,
+                        d.key.k,
+                    )
+                    if same_scope and other.key != d.key.as_string():
+                        note = f"superseded: the baseline is now {d.key.baseline}"
+                        self._resolve(other, d, now, writes, messages, note=note)
+            episode = (
+                None
+                if record is None
+                else OpenEpisode(record.alert.id, record.opened_at, record.last_notified_at)
+            )
+            repeat = self.repeat_interval if (repeat_open or d.checkpoint is not None) else None
+            action = transition(episode, d.firing, now, repeat)
+            if action == "fire" and d.build is not None:
+                aid = alert_id(d.key, d.opened_by)
+                alert = d.build(aid)
+                writes.append(
+                    AlertWrite(alert, "firing", opened_at=now, notified_at=now, repeats=0)
+                )
+                messages += self._messages(d.rule, alert, "firing", now)
+                log.warning(
+                    "alert firing: %s",
+                    alert.summary,
+                    extra=fields(alert=aid, rule=d.rule.name, run=alert.run),
+                )
+            elif action == "repeat" and record is not None:
+                seq = record.repeats + 1
+                writes.append(
+                    AlertWrite(
+                        record.alert,
+                        "firing",
+                        opened_at=record.opened_at,
+                        notified_at=now,
+                        repeats=seq,
+                    )
+                )
+                messages += self._messages(
+                    d.rule, record.alert, "repeat", now, sequence=seq, skip_alertmanager=True
+                )
+            elif action == "resolve" and record is not None:
+                self._resolve(record, d, now, writes, messages)
+        if writes or messages:
+            self.store.apply_alerts(writes, messages)
+            if os.environ.get(FAILPOINT_ENV) == "after-decision" and messages:
+                os.kill(os.getpid(), signal.SIGKILL)
+            self.wake()
+
+    def _resolve(
+        self,
+        record: AlertRecord,
+        d: Decision,
+        now: float,
+        writes: list[AlertWrite],
+        messages: list[NewMessage],
+        *,
+        note: str | None = None,
+    ) -> None:
+        row = d.checkpoint
+        resolved = record.alert.resolved(
+            now, checkpoint=row.name if row else None, step=row.step if row else None
+        )
+        if note:
+            resolved = Alert(
+                **{
+                    **{f: getattr(resolved, f) for f in resolved.__dataclass_fields__},
+                    "description": f"{resolved.description} ({note})",
+                }
+            )
+        writes.append(
+            AlertWrite(
+                resolved,
+                "resolved",
+                opened_at=record.opened_at,
+                notified_at=now,
+                repeats=record.repeats,
+            )
+        )
+        rule = next((r for r in self.config.notifications.rules if r.name == record.rule), d.rule)
+        messages += self._messages(rule, resolved, "resolved", now)
+        log.info(
+            "alert resolved: %s",
+            record.alert.summary,
+            extra=fields(alert=record.alert.id, rule=record.rule, run=record.alert.run),
+        )
+
+    def _messages(
+        self,
+        rule: Rule,
+        alert: Alert,
+        event: Event,
+        now: float,
+        *,
+        sequence: int = 0,
+        skip_alertmanager: bool = False,
+    ) -> list[NewMessage]:
+        out = []
+        for name in rule.channels:
+            channel = self._channels.get(name)
+            if channel is None:
+                continue
+            if skip_alertmanager and isinstance(channel, AlertmanagerChannel):
+                continue
+            out.append(
+                NewMessage(
+                    message_id=message_id(alert.id, event, sequence),
+                    alert_id=alert.id,
+                    channel=name,
+                    rule=rule.name,
+                    event=event,
+                    body=render(channel, alert, event, now, resend_interval=self.resend_interval),
+                    created_at=now,
+                )
+            )
+        return out
+
+    def _resend_to_alertmanager(self, now: float) -> None:
+        """Re-send every firing alert to its Alertmanager channels (keeps ``endsAt`` ahead)."""
+        messages = []
+        for record in self.store.open_alerts():
+            rule = next((r for r in self.config.notifications.rules if r.name == record.rule), None)
+            if rule is None or now - record.opened_at < self.resend_interval:
+                continue
+            for name in rule.channels:
+                channel = self._channels.get(name)
+                if isinstance(channel, AlertmanagerChannel):
+                    messages.append(
+                        NewMessage(
+                            message_id=message_id(record.alert.id, "repeat", -int(now)),
+                            alert_id=record.alert.id,
+                            channel=name,
+                            rule=rule.name,
+                            event="refresh",
+                            body=render(
+                                channel,
+                                record.alert,
+                                "repeat",
+                                now,
+                                resend_interval=self.resend_interval,
+                            ),
+                            created_at=now,
+                        )
+                    )
+        if messages:
+            self.store.apply_alerts([], messages)
+            self.wake()
+
+
+# -- helpers ------------------------------------------------------------------------------------
+
+
+def _verdict_kind(rule: RecallRegressionRule) -> str:
+    # The store keeps one verdict per (checkpoint, dataset, metric, k, kind); the exporter reads
+    # the "previous_mining" one as the baseline gauge.
+    return "pinned" if rule.baseline_checkpoint else rule.compare_with
+
+
+def _snapshot(est: FnEstimate) -> FnSnapshot:
+    return FnSnapshot(
+        est.estimate, est.lower, est.upper, est.oracle, est.sample_size, est.amplification
+    )
+
+
+def _recommendation(est: FnEstimate | None) -> Mapping[str, Any] | None:
+    if est is None:
+        return None
+    rec = est.details.get("recommendation") if isinstance(est.details, Mapping) else None
+    return rec if isinstance(rec, Mapping) else None
+
+
+def _texts(
+    heldout: Path, query_ids: Sequence[str], doc_ids: Sequence[str]
+) -> tuple[dict[str, str], dict[str, str]]:
+    """Query texts and document titles of a few ids, streamed from the held-out set's files."""
+    queries: dict[str, str] = {}
+    titles: dict[str, str] = {}
+    for name, wanted, out, field in (
+        ("queries.jsonl", set(query_ids), queries, "text"),
+        ("corpus.jsonl", set(doc_ids), titles, "title"),
+    ):
+        if not wanted:
+            continue
+        try:
+            for _, obj in read_jsonl_objects(heldout / name):
+                oid = str(obj.get("_id"))
+                if oid in wanted:
+                    value = obj.get(field) or (obj.get("text") if field == "title" else "")
+                    out[oid] = str(value or "")[:300]
+                    if len(out) == len(wanted):
+                        break
+        except Exception:  # texts are a courtesy: an alert without them is still an alert
+            log.warning("could not read texts from %s", heldout / name)
+    return queries, titles

@@ -1,0 +1,304 @@
+"""The decision step over a real SQLite store: rules, transitions, outbox, idempotency."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from recallwatch.alerting import Alerting
+from recallwatch.config import Config, dataset_key, parse_config
+from recallwatch.store import CheckpointRow, FnEstimate, NewEvaluation, Store
+from recallwatch.synthetic import SyntheticSet, write_heldout
+
+QUERIES = 300
+REC = {
+    "target": 0.05,
+    "needed": True,
+    "best": {
+        "describe": "range_min=10",
+        "dropped_fraction": 0.21,
+        "projected": {"estimate": 0.038},
+    },
+    "options": [],
+}
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture(scope="module")
+def synthetic(tmp_path_factory: pytest.TempPathFactory) -> SyntheticSet:
+    return write_heldout(
+        tmp_path_factory.mktemp("h"), num_docs=500, num_queries=QUERIES, relevant_per_query=1
+    )
+
+
+def make_config(heldout: Path, rules: list[dict[str, Any]]) -> Config:
+    return parse_config(
+        {
+            "heldout": [{"name": "synth", "path": str(heldout)}],
+            "runs": [{"name": "r", "directory": "/nonexistent"}],
+            "evaluation": {"ks": [10]},
+            "notifications": {
+                "api_url": "http://rw.example",
+                "channels": [{"name": "am", "type": "alertmanager", "url": "http://127.0.0.1:9"}],
+                "rules": [{"channels": ["am"], **r} for r in rules],
+            },
+        }
+    )
+
+
+class Run:
+    """Checkpoints with chosen per-query hits written into a real store."""
+
+    def __init__(self, store: Store, config: Config, synthetic: SyntheticSet, clock: Clock) -> None:
+        self.store, self.config, self.synthetic, self.clock = store, config, synthetic, clock
+        self.run_id = store.ensure_run("r", "/nonexistent", clock())
+        self.key = dataset_key(config, config.runs[0], config.heldout[0])
+
+    def add(
+        self,
+        step: int,
+        mining: dict[str, Any] | None,
+        hits: np.ndarray | None,
+        *,
+        fn: FnEstimate | None = None,
+    ) -> CheckpointRow:
+        from recallwatch.checkpoints import canonical_json, fingerprint
+
+        self.clock.now += 60
+        cid = self.store.add_checkpoint(
+            self.run_id,
+            name=f"checkpoint-{step}",
+            path=f"/nonexistent/checkpoint-{step}",
+            step=step,
+            eval_key=json.dumps({"synth": self.key}),
+            completed_at=self.clock(),
+            now=self.clock(),
+            mining_fingerprint=None if mining is None else fingerprint(mining),
+            mining_content=None if mining is None else canonical_json(mining),
+        )
+        assert cid is not None
+        if hits is None:
+            self.store.record_failure(
+                cid,
+                dataset="synth",
+                encoder="precomputed",
+                config_hash=self.key,
+                started_at=self.clock(),
+                finished_at=self.clock(),
+                reason="bad_embeddings",
+                message="NaN in row 3",
+            )
+        else:
+            outcomes = {
+                q: {next(iter(self.synthetic.qrels[q])): (1 if h else 0)}
+                for q, h in zip(self.synthetic.query_ids, hits, strict=True)
+            }
+            self.store.record_evaluation(
+                NewEvaluation(
+                    checkpoint_id=cid,
+                    dataset="synth",
+                    encoder="precomputed",
+                    config_hash=self.key,
+                    started_at=self.clock(),
+                    finished_at=self.clock(),
+                    metrics={"recall": {10: float(np.mean(hits))}},
+                    timings={},
+                    counts={},
+                    outcomes=outcomes,
+                ),
+                self.run_id,
+            )
+            if fn is not None:
+                self.store.record_fn_estimate(
+                    cid, None if mining is None else fingerprint(mining), "h", fn, self.clock()
+                )
+            self.store.set_state(cid, "evaluated", self.clock())
+        return self.store.checkpoint_by_id(cid)
+
+
+def hits(n_miss: int, *, shift: int = 0) -> np.ndarray:
+    h = np.ones(QUERIES, dtype=bool)
+    h[shift : shift + n_miss] = False
+    return h
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Any:
+    s = Store.open(tmp_path / "rw.db")
+    yield s
+    s.close()
+
+
+def outbox(store: Store) -> list[tuple[str, str, str]]:
+    rows = store._query("SELECT event, channel, message_id FROM outbox ORDER BY id")
+    return [(r[0], r[1], r[2]) for r in rows]
+
+
+A = {"range_min": 10, "mined_set": "a.jsonl"}
+B = {"range_min": 0, "mined_set": "b.jsonl"}
+
+
+def test_regression_fires_once_dedups_and_resolves(store: Store, synthetic: SyntheticSet) -> None:
+    config = make_config(synthetic.path, [{"name": "reg", "type": "recall_regression"}])
+    clock = Clock()
+    run = Run(store, config, synthetic, clock)
+    alerting = Alerting(config, store, clock=clock)
+    fn_b = FnEstimate("qrels", 200, 24, 0.12, 0.08, 0.17, details={"recommendation": REC})
+    for step, mining, h in ((100, A, hits(60)), (200, A, hits(50))):
+        alerting.after_checkpoint(run.add(step, mining, h))
+    assert outbox(store) == []  # no mining change yet
+    alerting.after_checkpoint(run.add(300, B, hits(52, shift=3)))  # noise-level change
+    assert outbox(store) == []
+    bad = run.add(400, B, hits(70), fn=fn_b)  # 20 more queries lost vs the best (200)
+    alerting.after_checkpoint(bad)
+    alerting.after_checkpoint(bad)  # a re-run of the same decision writes nothing twice
+    ((event, channel, _),) = outbox(store)
+    assert (event, channel) == ("firing", "am")
+    (record,) = store.open_alerts()
+    alert = record.alert
+    assert alert.key.baseline == "checkpoint-200" and alert.checkpoint == "checkpoint-400"
+    ev = alert.evidence
+    assert ev.regression_kind == "mining_change" and ev.metric is not None
+    assert ev.metric.before.estimate == pytest.approx(250 / 300)
+    assert ev.metric.after.estimate == pytest.approx(230 / 300)
+    assert [(c.key, c.before, c.after) for c in ev.mining_diff] == [
+        ("mined_set", "a.jsonl", "b.jsonl"),
+        ("range_min", 10, 0),
+    ]
+    assert ev.lost_count == 20 and len(ev.lost_top) == 5
+    assert ev.lost_top[0].query_text.startswith("question ")
+    assert ev.lost_top[0].doc_title.startswith("Document ")
+    assert ev.fn_after is not None and ev.fn_after.oracle == "qrels"
+    assert ev.recommendation == ("set range_min=10: projected FN rate 3.8%, drops 21% of negatives")
+    assert alert.links["alert"] == f"http://rw.example/api/v1/alerts/{alert.id}"
+    (v,) = [v for v in store.verdicts(bad.id) if v["kind"] == "previous_mining"]
+    assert v["regressed"] == 1 and v["p_value"] <= 0.01
+    alerting.after_checkpoint(run.add(500, B, hits(71)))  # still regressed: nothing new
+    assert len(outbox(store)) == 1
+    alerting.after_checkpoint(run.add(600, B, hits(50)))  # recovered
+    events = [e for e, _, _ in outbox(store)]
+    assert events == ["firing", "resolved"]
+    assert store.open_alerts() == []
+    resolved = store.alert(alert.id)
+    assert resolved is not None and resolved.status == "resolved"
+    assert resolved.alert.checkpoint == "checkpoint-600"
+
+
+def test_confirmation_needs_consecutive_regressions(store: Store, synthetic: SyntheticSet) -> None:
+    config = make_config(
+        synthetic.path, [{"name": "reg", "type": "recall_regression", "confirm": 2}]
+    )
+    clock = Clock()
+    run = Run(store, config, synthetic, clock)
+    alerting = Alerting(config, store, clock=clock)
+    alerting.after_checkpoint(run.add(100, A, hits(50)))
+    alerting.after_checkpoint(run.add(200, B, hits(70)))
+    assert outbox(store) == []  # one regressed checkpoint is not enough
+    alerting.after_checkpoint(run.add(300, B, hits(50)))
+    alerting.after_checkpoint(run.add(400, B, hits(70)))
+    assert outbox(store) == []  # not consecutive
+    alerting.after_checkpoint(run.add(500, B, hits(72)))
+    assert [e for e, _, _ in outbox(store)] == ["firing"]
+
+
+def test_same_mining_regression_says_it_is_not_mining(
+    store: Store, synthetic: SyntheticSet
+) -> None:
+    config = make_config(
+        synthetic.path,
+        [{"name": "same", "type": "recall_regression", "compare_with": "same_mining"}],
+    )
+    clock = Clock()
+    run = Run(store, config, synthetic, clock)
+    alerting = Alerting(config, store, clock=clock)
+    alerting.after_checkpoint(run.add(100, A, hits(50)))
+    alerting.after_checkpoint(run.add(200, A, hits(80)))
+    (record,) = store.open_alerts()
+    assert record.alert.alertname == "RecallRegression"
+    assert record.alert.evidence.regression_kind == "same_mining"
+    assert "not caused by mining" in record.alert.summary
+
+
+def test_a_new_mining_change_supersedes_the_old_baseline(
+    store: Store, synthetic: SyntheticSet
+) -> None:
+    config = make_config(synthetic.path, [{"name": "reg", "type": "recall_regression"}])
+    clock = Clock()
+    run = Run(store, config, synthetic, clock)
+    alerting = Alerting(config, store, clock=clock)
+    alerting.after_checkpoint(run.add(100, A, hits(50)))
+    alerting.after_checkpoint(run.add(200, B, hits(80)))
+    first = store.open_alerts()[0].alert
+    alerting.after_checkpoint(run.add(300, {"range_min": 5}, hits(80)))  # vs the best of B
+    assert store.open_alerts() == []
+    old = store.alert(first.id)
+    assert old is not None and old.status == "resolved"
+    assert "superseded: the baseline is now checkpoint-200" in old.alert.description
+
+
+def test_fn_rate_floor_and_failing_rules(store: Store, synthetic: SyntheticSet) -> None:
+    config = make_config(
+        synthetic.path,
+        [
+            {"name": "fn", "type": "false_negative_rate", "threshold": 0.05},
+            {"name": "amp", "type": "label_noise_amplification", "threshold": 3.0},
+            {"name": "floor", "type": "recall_floor", "k": 10, "floor": 0.7},
+            {"name": "failing", "type": "evaluation_failing", "consecutive": 2},
+        ],
+    )
+    clock = Clock()
+    run = Run(store, config, synthetic, clock)
+    alerting = Alerting(config, store, clock=clock)
+    high = FnEstimate("judge", 200, 20, 0.10, 0.062, 0.15, amplification=4.0)
+    unsure = FnEstimate("judge", 200, 12, 0.06, 0.034, 0.10, amplification=2.0)
+    alerting.after_checkpoint(run.add(100, A, hits(50), fn=unsure))
+    assert store.open_alerts() == []  # lower bound 3.4% is not above 5%
+    alerting.after_checkpoint(run.add(200, B, hits(100), fn=high))
+    names = sorted(r.rule for r in store.open_alerts())
+    assert names == ["amp", "floor", "fn"]
+    fn_alert = next(r.alert for r in store.open_alerts() if r.rule == "fn")
+    assert fn_alert.alertname == "FalseNegativeRateHigh"
+    assert fn_alert.evidence.fn_before is not None and fn_alert.evidence.fn_before.estimate == 0.06
+    alerting.after_checkpoint(run.add(300, B, None))
+    assert "failing" not in {r.rule for r in store.open_alerts()}  # one failure in a row
+    alerting.after_checkpoint(run.add(400, B, None))
+    failing = next(r.alert for r in store.open_alerts() if r.rule == "failing")
+    assert failing.alertname == "RecallwatchEvaluationFailing"
+    assert failing.evidence.details["reason"] == "bad_embeddings"
+    alerting.after_checkpoint(run.add(500, B, hits(10), fn=unsure))
+    assert store.open_alerts() == []  # everything resolved
+
+
+def test_no_recent_evaluation_and_repeats(store: Store, synthetic: SyntheticSet) -> None:
+    config = make_config(
+        synthetic.path,
+        [{"name": "stale", "type": "no_recent_evaluation", "after_seconds": 600}],
+    )
+    clock = Clock()
+    run = Run(store, config, synthetic, clock)
+    alerting = Alerting(config, store, clock=clock, repeat_interval=3600)
+    alerting.tick()
+    assert store.open_alerts() == []
+    clock.now += 601
+    alerting.tick()
+    (record,) = store.open_alerts()
+    assert record.alert.alertname == "RecallwatchNoRecentEvaluation"
+    clock.now += 3601
+    alerting.tick()  # repeat (Alertmanager channels get re-sends instead of repeats)
+    events = [e for e, _, _ in outbox(store)]
+    assert events[0] == "firing" and "repeat" not in events and "refresh" in events
+    run.add(100, A, hits(10))
+    alerting.tick()
+    assert store.open_alerts() == []
+    assert [e for e, _, _ in outbox(store)][-1] == "resolved"
