@@ -11,7 +11,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -19,9 +19,34 @@ import numpy.typing as npt
 from recallwatch.encoders.base import TextKind
 from recallwatch.errors import CheckpointError
 
-__all__ = ["SentenceTransformerEncoder"]
+__all__ = ["SentenceTransformerEncoder", "load_offline"]
 
 log = logging.getLogger(__name__)
+
+
+def load_offline(
+    cls: Literal["SentenceTransformer", "CrossEncoder"], model_dir: Path, device: str
+) -> Any:
+    """Load a sentence-transformers model class from a local directory, never from a hub."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    try:
+        import sentence_transformers
+    except ImportError as exc:  # pragma: no cover - depends on the install
+        raise CheckpointError(
+            f"loading a {cls} needs the 'st' extra: pip install 'recallwatch[st]' "
+            "(install the CPU build of torch first)",
+            path=model_dir,
+        ) from exc
+    try:
+        return getattr(sentence_transformers, cls)(
+            str(model_dir), device=device, local_files_only=True
+        )
+    except Exception as exc:
+        raise CheckpointError(
+            f"cannot load the {cls} ({type(exc).__name__}: {exc}); is the checkpoint complete?",
+            path=model_dir,
+        ) from exc
 
 
 class SentenceTransformerEncoder:
@@ -52,27 +77,7 @@ class SentenceTransformerEncoder:
                 "not a sentence-transformers model directory (no modules.json or config.json)",
                 path=self.model_dir,
             )
-        # Never reach for a hub: the checkpoint is a local directory.
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-        try:
-            from sentence_transformers import SentenceTransformer
-        except ImportError as exc:  # pragma: no cover - depends on the install
-            raise CheckpointError(
-                "the sentence-transformers encoder needs the 'st' extra: "
-                "pip install 'recallwatch[st]' (install torch first)",
-                path=self.model_dir,
-            ) from exc
-        try:
-            self.model: Any = SentenceTransformer(
-                str(self.model_dir), device=device, local_files_only=True
-            )
-        except Exception as exc:
-            raise CheckpointError(
-                f"cannot load the sentence-transformers model ({type(exc).__name__}: {exc}); "
-                "is the checkpoint complete?",
-                path=self.model_dir,
-            ) from exc
+        self.model: Any = load_offline("SentenceTransformer", self.model_dir, device)
         if max_seq_length is not None:
             self.model.max_seq_length = max_seq_length
         prompts: dict[str, str] = dict(getattr(self.model, "prompts", {}) or {})

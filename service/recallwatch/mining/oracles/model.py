@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +23,7 @@ import numpy as np
 import numpy.typing as npt
 
 from recallwatch.encoders.base import Encoder, check_matrix
+from recallwatch.encoders.sentence_transformers import load_offline
 from recallwatch.errors import CheckpointError, RecallwatchError
 from recallwatch.mining.margins import relative_threshold
 from recallwatch.mining.oracles.base import JudgeError, Judgement, OracleInfo, Pair
@@ -120,23 +120,7 @@ class CrossEncoderScorer:
     def __init__(self, model_dir: Path | str, *, device: str = "cpu", batch_size: int = 32) -> None:
         self.model_dir = Path(model_dir)
         self.batch_size = batch_size
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-        try:
-            from sentence_transformers import CrossEncoder
-        except ImportError as exc:  # pragma: no cover - depends on the install
-            raise CheckpointError(
-                "a CrossEncoder judge needs the 'st' extra: pip install 'recallwatch[st]'",
-                path=self.model_dir,
-            ) from exc
-        try:
-            self.model: Any = CrossEncoder(
-                str(self.model_dir), device=device, local_files_only=True
-            )
-        except Exception as exc:
-            raise CheckpointError(
-                f"cannot load the CrossEncoder ({type(exc).__name__}: {exc})", path=self.model_dir
-            ) from exc
+        self.model: Any = load_offline("CrossEncoder", self.model_dir, device)
 
     def score(self, queries: Sequence[str], documents: Sequence[str]) -> npt.NDArray[np.float64]:
         """The CrossEncoder's score of each pair (after its activation function)."""
