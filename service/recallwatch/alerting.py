@@ -16,12 +16,15 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import signal
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import requests
 
 from recallwatch.alerts import (
     ALERTNAMES,
@@ -56,7 +59,8 @@ from recallwatch.config import (
 from recallwatch.heldout import read_jsonl_objects
 from recallwatch.logs import fields
 from recallwatch.notify.alertmanager import DEFAULT_RESEND_SECONDS
-from recallwatch.notify.channels import ChannelConfig, render
+from recallwatch.notify.channels import ChannelConfig, render, target_for
+from recallwatch.notify.delivery import Dispatcher, RetryPolicy
 from recallwatch.regression import (
     Baseline,
     CheckpointSummary,
@@ -77,7 +81,7 @@ from recallwatch.regression import (
 )
 from recallwatch.store import AlertRecord, AlertWrite, CheckpointRow, FnEstimate, NewMessage, Store
 
-__all__ = ["DEFAULT_REPEAT_SECONDS", "Alerting"]
+__all__ = ["DEFAULT_REPEAT_SECONDS", "Alerting", "Notifier"]
 
 log = logging.getLogger(__name__)
 
@@ -733,6 +737,71 @@ class Alerting:
         if messages:
             self.store.apply_alerts([], messages)
             self.wake()
+
+
+class Notifier:
+    """The daemon's alerting side: decisions after each checkpoint, and the delivery workers."""
+
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        *,
+        clock: Callable[[], float] = time.time,
+        session_factory: Callable[[], requests.Session] = requests.Session,
+        policy: RetryPolicy | None = None,
+        rng: Callable[[], float] = random.random,
+    ) -> None:
+        self.config = config
+        self.store = store
+        targets = {c.name: target_for(c) for c in config.notifications.channels}
+        self.dispatcher = Dispatcher(
+            store,
+            targets,
+            policy=policy or RetryPolicy(),
+            session_factory=session_factory,
+            clock=clock,
+            rng=rng,
+        )
+        self.alerting = Alerting(config, store, clock=clock, wake=self.dispatcher.wake)
+
+    @property
+    def enabled(self) -> bool:
+        """Whether any rule is configured."""
+        return bool(self.config.notifications.rules)
+
+    def start(self) -> None:
+        """Start delivering (pending messages of a previous run first), then catch up."""
+        self.dispatcher.start()
+        self.catch_up()
+
+    def catch_up(self) -> None:
+        """Re-decide each run's latest checkpoint: a crash may have come between its evaluation
+        and its decision. Decisions are idempotent, so this never notifies twice."""
+        for run in self.config.runs:
+            latest = self.store.latest_evaluated(run.name)
+            if latest is not None:
+                self.after_checkpoint(latest)
+
+    def after_checkpoint(self, row: CheckpointRow) -> None:
+        """Decide the rules for a checkpoint that became evaluated or failed."""
+        try:
+            self.alerting.after_checkpoint(row)
+        except Exception:
+            log.exception(
+                "the alert decision failed", extra=fields(run=row.run, checkpoint=row.name)
+            )
+
+    def tick(self) -> None:
+        """Periodic rules, repeats and Alertmanager re-sends."""
+        try:
+            self.alerting.tick()
+        except Exception:
+            log.exception("the periodic alert check failed")
+
+    def stop(self) -> None:
+        """Stop the delivery workers (pending messages stay in the outbox for the next start)."""
+        self.dispatcher.stop()
 
 
 # -- helpers ------------------------------------------------------------------------------------

@@ -17,7 +17,9 @@ Read top-down:
    slot and dispatches the next one at once, so a backfill does not wait for polls.
 5. ``on_checkpoint`` gets each checkpoint that became ``evaluated`` or ``failed``: the regression
    decision and alert delivery hang there (it runs in the evaluation's slot: keep it quick, queue
-   slow work such as sending).
+   slow work such as sending). With a ``notifier`` (``alerting.Notifier``) that is its decision
+   step, which writes alerts and their outbox messages; the notifier's delivery workers send them,
+   and a ``notifications`` job runs the periodic rules every ``NOTIFY_TICK_SECONDS``.
 
 The exporter and the HTTP API read the store; nothing here keeps state that a restart would lose.
 """
@@ -33,7 +35,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
@@ -52,11 +54,16 @@ from recallwatch.runner import (
 )
 from recallwatch.store import CheckpointRow, FnEstimate, NewEvaluation, Store
 
+if TYPE_CHECKING:
+    from recallwatch.alerting import Notifier
+
 __all__ = ["Daemon", "FnRunner", "fn_job"]
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
+#: How often the periodic alert rules run (no recent evaluation, repeats, Alertmanager re-sends).
+NOTIFY_TICK_SECONDS = 10.0
 
 
 # -- false negatives ----------------------------------------------------------------------------
@@ -111,6 +118,7 @@ class Daemon:
         runner: Runner = run_isolated,
         fn_runner: FnRunner = estimate_isolated,
         on_checkpoint: Callable[[CheckpointRow], None] | None = None,
+        notifier: Notifier | None = None,
     ) -> None:
         self.config = config
         self.store = store
@@ -120,6 +128,10 @@ class Daemon:
         #: Called with a checkpoint that became evaluated or failed (the regression decision and
         #: alert delivery hang here); its errors are logged, never fatal.
         self.on_checkpoint = on_checkpoint
+        #: The regression decision and alert delivery (``alerting.Notifier``), when configured.
+        self.notifier = notifier
+        if notifier is not None and on_checkpoint is None:
+            self.on_checkpoint = notifier.after_checkpoint
         self.last_poll_at: float | None = None
         self.last_poll_error: str | None = None
         self._run_ids: dict[str, int] = {}
@@ -178,6 +190,18 @@ class Daemon:
             misfire_grace_time=None,
             next_run_time=datetime.now(UTC),
         )
+        if self.notifier is not None:
+            # Delivery first: messages a crash left in the outbox go out without waiting.
+            self.notifier.start()
+            scheduler.add_job(
+                self.notifier.tick,
+                "interval",
+                seconds=NOTIFY_TICK_SECONDS,
+                id="notifications",
+                coalesce=True,
+                max_instances=1,
+                misfire_grace_time=None,
+            )
         scheduler.start()
         self._scheduler = scheduler
 
@@ -205,6 +229,8 @@ class Daemon:
             )
             self._cancel.set()
         self._pool.shutdown(wait=True)
+        if self.notifier is not None:
+            self.notifier.stop()
 
     def force_stop(self) -> None:
         """Stop running evaluations now (a second signal); they are re-run at the next start."""

@@ -4,7 +4,8 @@ Nothing is kept in process memory: each scrape reads the current state from the 
 survive restarts (they are re-exported from the store at start-up), a label set disappears as soon
 as its state does, and only the latest evaluated checkpoint of each run appears in
 ``recallwatch_checkpoint_info``. Labels stay bounded: run, dataset, k, bound, rank_bucket, stage,
-reason — never a checkpoint or query id (the checkpoint name is only in the ``_info`` metric).
+reason, channel, rule — never a checkpoint or query id (the checkpoint name is only in the
+``_info`` metric).
 """
 
 from __future__ import annotations
@@ -57,8 +58,17 @@ FINGERPRINT_CHARS = 12
 class RecallwatchCollector(Collector):
     """Export the state in the store as the ``recallwatch_*`` metrics of DESIGN.md."""
 
-    def __init__(self, store: Store, *, version: str, runs: Collection[str] | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        version: str,
+        runs: Collection[str] | None = None,
+        channels: Collection[str] = (),
+    ) -> None:
         self.store = store
+        #: Configured notification channels: each has an outbox gauge, 0 when nothing waits.
+        self.channels = sorted(set(channels))
         self.version = version
         #: Export only these runs (the configured ones); a run dropped from the config disappears.
         self.runs = None if runs is None else frozenset(runs)
@@ -77,6 +87,7 @@ class RecallwatchCollector(Collector):
         yield build
         yield from self._latest()
         yield from self._counters()
+        yield from self._notifications()
         yield from self._histogram()
 
     def _latest(self) -> Iterator[Metric]:
@@ -218,6 +229,31 @@ class RecallwatchCollector(Collector):
             if self._shown(run):
                 pending.add_metric([run], n)
         yield from (total, failures, last, pending)
+
+    def _notifications(self) -> Iterator[Metric]:
+        delivered = CounterMetricFamily(
+            "recallwatch_notifications",
+            "Notifications delivered (firing, repeat, resolved), by channel and rule.",
+            labels=["channel", "rule"],
+        )
+        for (channel, rule), n in sorted(self.store.notifications_delivered().items()):
+            delivered.add_metric([channel, rule], n)
+        failures = CounterMetricFamily(
+            "recallwatch_notification_failures",
+            "Failed delivery attempts (retried or terminal), by channel.",
+            labels=["channel"],
+        )
+        for channel, n in sorted(self.store.notification_failures().items()):
+            failures.add_metric([channel], n)
+        pending = GaugeMetricFamily(
+            "recallwatch_outbox_pending",
+            "Notifications waiting in the outbox for delivery, by channel.",
+            labels=["channel"],
+        )
+        waiting = {**dict.fromkeys(self.channels, 0), **self.store.outbox_pending()}
+        for channel, n in sorted(waiting.items()):
+            pending.add_metric([channel], float(n))
+        yield from (delivered, failures, pending)
 
     def _histogram(self) -> Iterator[Metric]:
         hist = HistogramMetricFamily(

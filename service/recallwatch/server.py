@@ -23,7 +23,7 @@ from prometheus_client.exposition import choose_encoder
 from pydantic import BaseModel
 
 from recallwatch.errors import ConfigError
-from recallwatch.store import CheckpointRow, EvaluationRow, Store
+from recallwatch.store import AlertRecord, CheckpointRow, EvaluationRow, Store
 
 __all__ = ["HttpServer", "create_app", "outcome_summary"]
 
@@ -184,6 +184,75 @@ def outcome_summary(outcomes: dict[str, dict[str, int]], ks: list[int]) -> dict[
     }
 
 
+class Delivery(BaseModel):
+    """One notification of an alert to one channel, and how its delivery went."""
+
+    message_id: str
+    channel: str
+    event: str
+    state: str
+    attempts: int
+    created_at: float
+    next_attempt_at: float | None
+    delivered_at: float | None
+    last_status: int | None
+    last_error: str | None
+
+
+class AlertItem(BaseModel):
+    """An alert with its evidence (the webhook schema's ``data``) and its deliveries."""
+
+    id: str
+    rule: str
+    run: str
+    status: str
+    opened_at: float
+    last_notified_at: float
+    resolved_at: float | None
+    repeats: int
+    alert: dict[str, Any]
+    deliveries: list[Delivery]
+
+
+class AlertPage(BaseModel):
+    """A page of alerts, newest first."""
+
+    alerts: list[AlertItem]
+    total: int
+    limit: int
+    offset: int
+    next_offset: int | None
+
+
+def _alert_item(store: Store, record: AlertRecord) -> dict[str, Any]:
+    return {
+        "id": record.alert.id,
+        "rule": record.rule,
+        "run": record.alert.run,
+        "status": record.status,
+        "opened_at": record.opened_at,
+        "last_notified_at": record.last_notified_at,
+        "resolved_at": record.resolved_at,
+        "repeats": record.repeats,
+        "alert": record.alert.as_dict(),
+        "deliveries": [
+            {
+                "message_id": m.message_id,
+                "channel": m.channel,
+                "event": m.event,
+                "state": m.state,
+                "attempts": m.attempts,
+                "created_at": m.created_at,
+                "next_attempt_at": m.next_attempt_at if m.state == "pending" else None,
+                "delivered_at": m.delivered_at,
+                "last_status": m.last_status,
+                "last_error": m.last_error,
+            }
+            for m in store.deliveries(record.alert.id)
+        ],
+    }
+
+
 # -- the application ---------------------------------------------------------------------
 
 
@@ -301,6 +370,37 @@ def create_app(
             ),
         )
         return doc
+
+    @app.get(
+        "/api/v1/alerts",
+        response_model=AlertPage,
+        summary="Alerts with their evidence and delivery state, newest first, paged",
+    )
+    def alerts(
+        limit: int = Query(50, ge=1, le=500),
+        offset: int = Query(0, ge=0),
+        status: str | None = Query(None, pattern="^(firing|resolved)$"),
+    ) -> dict[str, Any]:
+        rows = store.alerts(status=status, limit=limit, offset=offset)
+        total = store.count_alerts(status=status)
+        return {
+            "alerts": [_alert_item(store, r) for r in rows],
+            "total": total,
+            "limit": limit,
+            "offset": offset,
+            "next_offset": offset + limit if offset + limit < total else None,
+        }
+
+    @app.get(
+        "/api/v1/alerts/{alert_id}",
+        response_model=AlertItem,
+        summary="One alert: its evidence and the delivery of each notification",
+    )
+    def alert(alert_id: str) -> dict[str, Any]:
+        record = store.alert(alert_id)
+        if record is None:
+            raise HTTPException(status_code=404, detail=f"no alert {alert_id!r}")
+        return _alert_item(store, record)
 
     return app
 

@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from tests.alerting.receivers import OK, Receiver, Script, always
+from tests.daemon.conftest import serve  # noqa: F401 - `recallwatch serve` subprocesses
 
 
 @pytest.fixture

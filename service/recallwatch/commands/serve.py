@@ -80,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
     # Deferred imports keep `recallwatch --help` fast.
     from prometheus_client import CollectorRegistry, ProcessCollector
 
+    from recallwatch.alerting import Notifier
     from recallwatch.daemon import Daemon
     from recallwatch.exporter import RecallwatchCollector
     from recallwatch.server import HttpServer, create_app
@@ -103,10 +104,16 @@ def run(args: argparse.Namespace) -> int:
 
     store = Store.open(config.store.path)
     try:
-        daemon = Daemon(config, store)
+        notifier = Notifier(config, store) if config.notifications.rules else None
+        daemon = Daemon(config, store, notifier=notifier)
         registry = CollectorRegistry()
         registry.register(
-            RecallwatchCollector(store, version=__version__, runs=[r.name for r in config.runs])
+            RecallwatchCollector(
+                store,
+                version=__version__,
+                runs=[r.name for r in config.runs],
+                channels=[c.name for c in config.notifications.channels],
+            )
         )
         ProcessCollector(registry=registry)
         app = create_app(store, registry, readiness=daemon.readiness, version=__version__)
