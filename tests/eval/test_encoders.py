@@ -176,7 +176,5 @@ def test_st_checkpoint_errors(tmp_path: Path, minilm_dir: Path) -> None:
     shutil.copytree(minilm_dir, broken)
     weights = broken / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:1000])
-    with pytest.raises(
-        CheckpointError, match=r"checkpoint-7: cannot load the SentenceTransformer"
-    ):
+    with pytest.raises(CheckpointError, match=r"checkpoint-7: cannot load the SentenceTransformer"):
         open_source("st", broken)
