@@ -58,7 +58,6 @@ from recallwatch.config import (
 )
 from recallwatch.heldout import read_jsonl_objects
 from recallwatch.logs import fields
-from recallwatch.notify.alertmanager import DEFAULT_RESEND_SECONDS
 from recallwatch.notify.channels import ChannelConfig, render, target_for
 from recallwatch.notify.delivery import Dispatcher, RetryPolicy
 from recallwatch.regression import (
@@ -81,12 +80,10 @@ from recallwatch.regression import (
 )
 from recallwatch.store import AlertRecord, AlertWrite, CheckpointRow, FnEstimate, NewMessage, Store
 
-__all__ = ["DEFAULT_REPEAT_SECONDS", "Alerting", "Notifier"]
+__all__ = ["Alerting", "Notifier"]
 
 log = logging.getLogger(__name__)
 
-#: How often a still-firing alert is notified again (Slack, webhooks); Alertmanager repeats itself.
-DEFAULT_REPEAT_SECONDS = 4 * 3600.0
 #: How many lost queries an alert names (all are counted).
 LOST_TOP = 5
 #: Test hook: ``RECALLWATCH_FAILPOINT=after-decision`` makes the daemon SIGKILL itself right after
@@ -120,20 +117,19 @@ class Alerting:
         *,
         clock: Callable[[], float] = time.time,
         wake: Callable[[], None] = lambda: None,
-        repeat_interval: float | None = DEFAULT_REPEAT_SECONDS,
-        resend_interval: float = DEFAULT_RESEND_SECONDS,
     ) -> None:
         self.config = config
         self.store = store
         self.clock = clock
         self.wake = wake
-        self.repeat_interval = repeat_interval
-        self.resend_interval = resend_interval
+        #: A still-firing alert is notified again this often (Alertmanager repeats by itself).
+        self.repeat_interval = config.notifications.repeat_interval_seconds
         self.started_at = clock()
         self._channels: dict[str, ChannelConfig] = {
             c.name: c for c in config.notifications.channels
         }
-        self._last_resend = -float("inf")
+        self._last_resend: dict[str, float] = {}
+        self._verdict_kinds = _verdict_kinds(config.notifications.rules)
 
     # -- entry points ---------------------------------------------------------------------------
 
@@ -163,10 +159,9 @@ class Alerting:
             for rule in self.rules_for(run.name):
                 if isinstance(rule, NoRecentEvaluationRule):
                     decisions.append(self._stale(rule, run.name, last.get(run.name), now))
-        self._apply(decisions, repeat_open=True)
-        if now - self._last_resend >= self.resend_interval:
-            self._last_resend = now
-            self._resend_to_alertmanager(now)
+        self._apply(decisions)
+        self._repeat_open(now)
+        self._resend_to_alertmanager(now)
 
     # -- the rules ------------------------------------------------------------------------------
 
@@ -254,7 +249,7 @@ class Alerting:
             dataset=dataset,
             metric=rule.metric,
             k=k,
-            kind=_verdict_kind(rule),
+            kind=self._verdict_kinds[rule.name],
             value=verdict.after.estimate,
             regressed=verdict.regressed,
             now=now,
@@ -308,7 +303,7 @@ class Alerting:
                     dataset,
                     rule.metric,
                     k,
-                    _verdict_kind(rule),
+                    self._verdict_kinds[rule.name],
                 ) and v["baseline_checkpoint_id"] == baseline.checkpoint.id:
                     flags.append(bool(v["regressed"]))
             if c.id == row.id:
@@ -583,7 +578,7 @@ class Alerting:
 
     # -- applying decisions -----------------------------------------------------------------
 
-    def _apply(self, decisions: Iterable[Decision], *, repeat_open: bool = False) -> None:
+    def _apply(self, decisions: Iterable[Decision]) -> None:
         now = self.clock()
         writes: list[AlertWrite] = []
         messages: list[NewMessage] = []
@@ -603,8 +598,7 @@ class Alerting:
                 if record is None
                 else OpenEpisode(record.alert.id, record.opened_at, record.last_notified_at)
             )
-            repeat = self.repeat_interval if (repeat_open or d.checkpoint is not None) else None
-            action = transition(episode, d.firing, now, repeat)
+            action = transition(episode, d.firing, now, self.repeat_interval)
             if action == "fire" and d.build is not None:
                 aid = alert_id(d.key, d.opened_by)
                 alert = d.build(aid)
@@ -669,7 +663,7 @@ class Alerting:
                 repeats=record.repeats,
             )
         )
-        rule = next((r for r in self.config.notifications.rules if r.name == record.rule), d.rule)
+        rule = self._rule(record.rule) or d.rule
         messages += self._messages(rule, resolved, "resolved", now)
         log.info(
             "alert resolved: %s",
@@ -701,42 +695,76 @@ class Alerting:
                     channel=name,
                     rule=rule.name,
                     event=event,
-                    body=render(channel, alert, event, now, resend_interval=self.resend_interval),
+                    body=render(channel, alert, event, now, resend_interval=_resend(channel)),
                     created_at=now,
                 )
             )
         return out
 
+    def _repeat_open(self, now: float) -> None:
+        """Notify again every alert that kept firing for a repeat interval without a decision."""
+        if self.repeat_interval is None:
+            return
+        writes: list[AlertWrite] = []
+        messages: list[NewMessage] = []
+        for record in self.store.open_alerts():
+            rule = self._rule(record.rule)
+            if rule is None or now - record.last_notified_at < self.repeat_interval:
+                continue
+            seq = record.repeats + 1
+            writes.append(
+                AlertWrite(
+                    record.alert,
+                    "firing",
+                    opened_at=record.opened_at,
+                    notified_at=now,
+                    repeats=seq,
+                )
+            )
+            messages += self._messages(
+                rule, record.alert, "repeat", now, sequence=seq, skip_alertmanager=True
+            )
+        if writes:
+            self.store.apply_alerts(writes, messages)
+            self.wake()
+
     def _resend_to_alertmanager(self, now: float) -> None:
-        """Re-send every firing alert to its Alertmanager channels (keeps ``endsAt`` ahead)."""
+        """Re-send firing alerts to their Alertmanager channels, keeping ``endsAt`` ahead."""
+        due = {
+            name: channel
+            for name, channel in self._channels.items()
+            if isinstance(channel, AlertmanagerChannel)
+            and now - self._last_resend.get(name, self.started_at) >= _resend(channel)
+        }
+        if not due:
+            return
         messages = []
         for record in self.store.open_alerts():
-            rule = next((r for r in self.config.notifications.rules if r.name == record.rule), None)
-            if rule is None or now - record.opened_at < self.resend_interval:
-                continue
-            for name in rule.channels:
-                channel = self._channels.get(name)
-                if isinstance(channel, AlertmanagerChannel):
-                    messages.append(
-                        NewMessage(
-                            message_id=message_id(record.alert.id, "repeat", -int(now)),
-                            alert_id=record.alert.id,
-                            channel=name,
-                            rule=rule.name,
-                            event="refresh",
-                            body=render(
-                                channel,
-                                record.alert,
-                                "repeat",
-                                now,
-                                resend_interval=self.resend_interval,
-                            ),
-                            created_at=now,
-                        )
+            rule = self._rule(record.rule)
+            for name in rule.channels if rule is not None else []:
+                channel = due.get(name)
+                if channel is None or now - record.opened_at < _resend(channel):
+                    continue
+                messages.append(
+                    NewMessage(
+                        message_id=message_id(record.alert.id, "repeat", -int(now)),
+                        alert_id=record.alert.id,
+                        channel=name,
+                        rule=record.rule,
+                        event="refresh",
+                        body=render(
+                            channel, record.alert, "repeat", now, resend_interval=_resend(channel)
+                        ),
+                        created_at=now,
                     )
+                )
+        self._last_resend.update(dict.fromkeys(due, now))
         if messages:
             self.store.apply_alerts([], messages)
             self.wake()
+
+    def _rule(self, name: str) -> Rule | None:
+        return next((r for r in self.config.notifications.rules if r.name == name), None)
 
 
 class Notifier:
@@ -807,10 +835,31 @@ class Notifier:
 # -- helpers ------------------------------------------------------------------------------------
 
 
-def _verdict_kind(rule: RecallRegressionRule) -> str:
-    # The store keeps one verdict per (checkpoint, dataset, metric, k, kind); the exporter reads
-    # the "previous_mining" one as the baseline gauge.
-    return "pinned" if rule.baseline_checkpoint else rule.compare_with
+def _verdict_kinds(rules: Sequence[Rule]) -> dict[str, str]:
+    """The verdict ``kind`` each regression rule stores its verdicts under.
+
+    The store keeps one verdict per (checkpoint, dataset, metric, k, kind) and the exporter reads
+    the ``previous_mining`` one as the baseline gauge: the first rule of each comparison gets the
+    plain kind, any further rule of the same comparison ``kind:rule-name``, so none overwrites
+    another's verdicts.
+    """
+    kinds: dict[str, str] = {}
+    taken: set[tuple[str, str]] = set()
+    for rule in rules:
+        if isinstance(rule, RecallRegressionRule):
+            kind = "pinned" if rule.baseline_checkpoint else rule.compare_with
+            if (rule.metric, kind) in taken:
+                kinds[rule.name] = f"{kind}:{rule.name}"
+            else:
+                kinds[rule.name] = kind
+                taken.add((rule.metric, kind))
+    return kinds
+
+
+def _resend(channel: ChannelConfig) -> float:
+    if isinstance(channel, AlertmanagerChannel):
+        return channel.resend_interval_seconds
+    return 60.0  # unused: only Alertmanager bodies carry endsAt
 
 
 def _snapshot(est: FnEstimate) -> FnSnapshot:

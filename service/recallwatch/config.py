@@ -351,6 +351,18 @@ class WebhookChannel(_Channel):
     secret_file: str | None = None
     secret_fields: ClassVar[tuple[tuple[str, bool], ...]] = (("url", True), ("secret", False))
 
+    @model_validator(mode="after")
+    def _check_signing_secret(self) -> WebhookChannel:
+        from recallwatch.notify.webhook import secret_key
+
+        secret = self.secret("secret")
+        if secret is not None:
+            try:
+                secret_key(secret.get_secret_value())
+            except ValueError as exc:  # the message names the convention, never the value
+                raise ValueError(str(exc)) from None
+        return self
+
 
 class AlertmanagerChannel(_Channel):
     """An Alertmanager (``POST /api/v2/alerts``); the URL is not secret, a bearer token is."""
@@ -359,6 +371,8 @@ class AlertmanagerChannel(_Channel):
     url: Annotated[str, Field(pattern=r"^https?://")]
     bearer_token_env: str | None = None
     bearer_token_file: str | None = None
+    #: While an alert fires it is re-sent this often, with ``endsAt`` 4 intervals ahead.
+    resend_interval_seconds: PositiveSeconds = 60.0
     secret_fields: ClassVar[tuple[tuple[str, bool], ...]] = (("bearer_token", False),)
 
 
@@ -446,6 +460,8 @@ class NotificationsConfig(_Model):
     #: Base URL of the Grafana dashboard and of this service's API, for links in alerts.
     dashboard_url: str | None = None
     api_url: str | None = None
+    #: A still-firing alert is notified again this often (Slack, webhooks); null: never.
+    repeat_interval_seconds: PositiveSeconds | None = 4 * 3600.0
     channels: list[Channel] = Field(default_factory=list)
     rules: list[Rule] = Field(default_factory=list)
 

@@ -42,7 +42,9 @@ def synthetic(tmp_path_factory: pytest.TempPathFactory) -> SyntheticSet:
     )
 
 
-def make_config(heldout: Path, rules: list[dict[str, Any]]) -> Config:
+def make_config(
+    heldout: Path, rules: list[dict[str, Any]], repeat: float | None = 4 * 3600.0
+) -> Config:
     return parse_config(
         {
             "heldout": [{"name": "synth", "path": str(heldout)}],
@@ -50,6 +52,7 @@ def make_config(heldout: Path, rules: list[dict[str, Any]]) -> Config:
             "evaluation": {"ks": [10]},
             "notifications": {
                 "api_url": "http://rw.example",
+                "repeat_interval_seconds": repeat,
                 "channels": [{"name": "am", "type": "alertmanager", "url": "http://127.0.0.1:9"}],
                 "rules": [{"channels": ["am"], **r} for r in rules],
             },
@@ -284,10 +287,11 @@ def test_no_recent_evaluation_and_repeats(store: Store, synthetic: SyntheticSet)
     config = make_config(
         synthetic.path,
         [{"name": "stale", "type": "no_recent_evaluation", "after_seconds": 600}],
+        repeat=3600,
     )
     clock = Clock()
     run = Run(store, config, synthetic, clock)
-    alerting = Alerting(config, store, clock=clock, repeat_interval=3600)
+    alerting = Alerting(config, store, clock=clock)
     alerting.tick()
     assert store.open_alerts() == []
     clock.now += 601
@@ -302,3 +306,42 @@ def test_no_recent_evaluation_and_repeats(store: Store, synthetic: SyntheticSet)
     alerting.tick()
     assert store.open_alerts() == []
     assert [e for e, _, _ in outbox(store)][-1] == "resolved"
+
+
+def test_firing_alerts_repeat_on_ticks_and_two_rules_keep_their_own_verdicts(
+    store: Store, synthetic: SyntheticSet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HOOK_URL", "http://127.0.0.1:9/hook")
+    doc = make_config(synthetic.path, [], repeat=3600).model_dump(mode="json")
+    doc["notifications"]["channels"] = [
+        {"name": "hook", "type": "webhook", "url_env": "HOOK_URL"},
+        {"name": "am", "type": "alertmanager", "url": "http://127.0.0.1:9"},
+    ]
+    doc["notifications"]["rules"] = [
+        {"name": "strict", "type": "recall_regression", "channels": ["hook", "am"]},
+        {"name": "loose", "type": "recall_regression", "min_drop": 0.5, "channels": ["hook"]},
+    ]
+    for key in ("store", "http"):
+        doc.pop(key)
+    doc["runs"][0] = {"name": "r", "directory": "/nonexistent"}
+    config = parse_config(doc)
+    clock = Clock()
+    run = Run(store, config, synthetic, clock)
+    alerting = Alerting(config, store, clock=clock)
+    alerting.after_checkpoint(run.add(100, A, hits(50)))
+    bad = run.add(200, B, hits(80))
+    alerting.after_checkpoint(bad)
+    kinds = {v["kind"]: v["regressed"] for v in store.verdicts(bad.id)}
+    assert kinds == {"previous_mining": 1, "previous_mining:loose": 0}
+    assert [(e, c) for e, c, _ in outbox(store)] == [("firing", "hook"), ("firing", "am")]
+    clock.now += 3599
+    alerting.tick()
+    assert [e for e, _, _ in outbox(store)] == ["firing", "firing", "refresh"]  # no repeat yet
+    clock.now += 2
+    alerting.tick()
+    alerting.tick()
+    events = [(e, c) for e, c, _ in outbox(store)]
+    assert events.count(("repeat", "hook")) == 1 and ("repeat", "am") not in events
+    assert ("refresh", "am") in events  # Alertmanager gets re-sends instead
+    (record,) = store.open_alerts()
+    assert record.repeats == 1
