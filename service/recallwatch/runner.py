@@ -15,6 +15,7 @@ evaluating.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -280,6 +281,13 @@ def estimate_isolated(
 # -- the child process ---------------------------------------------------------------------------
 
 
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    """Kill the child and whatever it started (tokenizer or data-loader workers)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
 def _in_child(
     kind: str,
     payload: dict[str, Any],
@@ -298,25 +306,25 @@ def _in_child(
             [python, "-m", "recallwatch.runner", kind, str(job_file), str(out_file)],
             stdin=subprocess.DEVNULL,
             env=env,
+            # Its own session: a Ctrl-C on the daemon's terminal reaches the daemon only, which
+            # then lets the evaluation finish within the grace period instead of losing it.
+            start_new_session=True,
         )
         deadline = time.monotonic() + timeout
         try:
             while proc.poll() is None:
                 if cancel.is_set():
-                    proc.kill()
-                    proc.wait()
+                    _kill_group(proc)
                     raise Interrupted("stopped by shutdown")
                 if time.monotonic() >= deadline:
-                    proc.kill()
-                    proc.wait()
+                    _kill_group(proc)
                     raise EvaluationError(
                         TIMEOUT, f"the {kind} process took longer than {timeout:g} s"
                     )
                 cancel.wait(poll_seconds)
         finally:
             if proc.poll() is None:  # an unexpected exception in this loop
-                proc.kill()
-                proc.wait()
+                _kill_group(proc)
         if not out_file.is_file():
             code = proc.returncode
             how = (
