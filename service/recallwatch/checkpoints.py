@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import re
 from collections.abc import Collection
@@ -36,6 +37,8 @@ __all__ = [
     "read_mining_metadata",
     "scan_run",
 ]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -102,6 +105,13 @@ def _examine(path: Path, ready_marker: str, settle_seconds: float, now: float) -
     try:
         modified = newest_mtime(path)
     except FileNotFoundError:  # being rotated away while we look
+        return FoundCheckpoint(path.name, path, step, False, now)
+    except OSError as exc:  # e.g. a subdirectory the trainer made unreadable to us
+        log.warning(
+            "cannot read checkpoint %s (%s); it stays pending until it is readable",
+            path,
+            exc.strerror or exc,
+        )
         return FoundCheckpoint(path.name, path, step, False, now)
     # A modification time in the future (clock skew on shared storage) counts as "just now".
     complete = (path / ready_marker).exists() and min(modified, now) <= now - settle_seconds
