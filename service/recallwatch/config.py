@@ -498,10 +498,12 @@ def dataset_key(config: Config, run: RunConfig, heldout: HeldoutConfig) -> str:
 
     It covers everything that changes the numbers (encoder and its options, k list, similarity,
     the held-out set and split), so a checkpoint is never evaluated twice under the same key.
+    Where it runs (``device``) and how it batches (``batch_size``) are left out: moving the
+    encoder to a GPU must not re-evaluate a run's whole history.
     """
     enc = config.encoder_for(run)
     doc = {
-        "encoder": enc.model_dump(mode="json"),
+        "encoder": enc.model_dump(mode="json", exclude={"device", "batch_size"}),
         "ks": config.evaluation.ks,
         "similarity": config.evaluation.similarity,
         "heldout": {

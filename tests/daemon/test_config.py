@@ -235,6 +235,16 @@ def test_dataset_key_changes_with_what_changes_the_numbers() -> None:
     assert key(base) == key(parse_config(minimal(evaluation={"concurrency": 2})))
     assert key(base) != key(parse_config(minimal(evaluation={"ks": [1, 10]})))
     assert key(base) != key(parse_config(minimal(evaluation={"encoder": "precomputed"})))
+    # Where and how fast the encoder runs does not change the numbers: no re-evaluation.
+    moved = {"encoder": {"spec": "precomputed", "device": "cuda", "batch_size": 512}}
+    precomputed = {"encoder": {"spec": "precomputed"}}
+    assert key(parse_config(minimal(evaluation=precomputed))) == key(
+        parse_config(minimal(evaluation=moved))
+    )
+    longer = {"encoder": {"spec": "precomputed", "max_seq_length": 512}}
+    assert key(parse_config(minimal(evaluation=precomputed))) != key(
+        parse_config(minimal(evaluation=longer))
+    )
     other_split = minimal()
     other_split["heldout"] = [{"path": "data/scifact", "split": "dev"}]
     assert key(base) != key(parse_config(other_split))
