@@ -612,19 +612,7 @@ class Alerting:
                     extra=fields(alert=aid, rule=d.rule.name, run=alert.run),
                 )
             elif action == "repeat" and record is not None:
-                seq = record.repeats + 1
-                writes.append(
-                    AlertWrite(
-                        record.alert,
-                        "firing",
-                        opened_at=record.opened_at,
-                        notified_at=now,
-                        repeats=seq,
-                    )
-                )
-                messages += self._messages(
-                    d.rule, record.alert, "repeat", now, sequence=seq, skip_alertmanager=True
-                )
+                self._repeat(record, d.rule, now, writes, messages)
             elif action == "resolve" and record is not None:
                 self._resolve(record, d, now, writes, messages)
         if writes or messages:
@@ -632,6 +620,25 @@ class Alerting:
             if os.environ.get(FAILPOINT_ENV) == "after-decision" and messages:
                 os.kill(os.getpid(), signal.SIGKILL)
             self.wake()
+
+    def _repeat(
+        self,
+        record: AlertRecord,
+        rule: Rule,
+        now: float,
+        writes: list[AlertWrite],
+        messages: list[NewMessage],
+    ) -> None:
+        """Notify a firing alert again (not to Alertmanager, which repeats by itself)."""
+        seq = record.repeats + 1
+        writes.append(
+            AlertWrite(
+                record.alert, "firing", opened_at=record.opened_at, notified_at=now, repeats=seq
+            )
+        )
+        messages += self._messages(
+            rule, record.alert, "repeat", now, sequence=seq, skip_alertmanager=True
+        )
 
     def _resolve(
         self,
@@ -709,21 +716,8 @@ class Alerting:
         messages: list[NewMessage] = []
         for record in self.store.open_alerts():
             rule = self._rule(record.rule)
-            if rule is None or now - record.last_notified_at < self.repeat_interval:
-                continue
-            seq = record.repeats + 1
-            writes.append(
-                AlertWrite(
-                    record.alert,
-                    "firing",
-                    opened_at=record.opened_at,
-                    notified_at=now,
-                    repeats=seq,
-                )
-            )
-            messages += self._messages(
-                rule, record.alert, "repeat", now, sequence=seq, skip_alertmanager=True
-            )
+            if rule is not None and now - record.last_notified_at >= self.repeat_interval:
+                self._repeat(record, rule, now, writes, messages)
         if writes:
             self.store.apply_alerts(writes, messages)
             self.wake()

@@ -342,6 +342,12 @@ def test_regression_after_mining_change_alerts_once_and_resolves(
     )
     assert 'recallwatch_notification_failures_total{channel="hook"} 2.0' in metrics
     assert 'recallwatch_outbox_pending{channel="slack"} 0.0' in metrics
+    promtool = shutil.which("promtool")
+    if promtool is not None:  # the daemon's own exposition, notification metrics included
+        done = subprocess.run(
+            [promtool, "check", "metrics"], input=metrics, capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
     # -- Alertmanager: firing, then resolved, routed to its webhook receiver.
     wait_for(
         lambda: any(r.json()["status"] == "resolved" for r in am_hook.received()),
