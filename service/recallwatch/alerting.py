@@ -18,6 +18,7 @@ import logging
 import os
 import random
 import signal
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -78,7 +79,15 @@ from recallwatch.regression import (
     per_query_metric,
     test_regression,
 )
-from recallwatch.store import AlertRecord, AlertWrite, CheckpointRow, FnEstimate, NewMessage, Store
+from recallwatch.store import (
+    AlertRecord,
+    AlertWrite,
+    CheckpointRow,
+    EvaluationRow,
+    FnEstimate,
+    NewMessage,
+    Store,
+)
 
 __all__ = ["Alerting", "Notifier"]
 
@@ -125,6 +134,10 @@ class Alerting:
         #: A still-firing alert is notified again this often (Alertmanager repeats by itself).
         self.repeat_interval = config.notifications.repeat_interval_seconds
         self.started_at = clock()
+        # Decisions read, decide and write: two at once (concurrent evaluations, the periodic
+        # tick) could both open the same key. One at a time.
+        self._lock = threading.Lock()
+        self._evaluations: dict[int, list[EvaluationRow]] = {}
         self._channels: dict[str, ChannelConfig] = {
             c.name: c for c in config.notifications.channels
         }
@@ -139,29 +152,32 @@ class Alerting:
 
     def after_checkpoint(self, row: CheckpointRow) -> None:
         """Decide every rule for a checkpoint that was just evaluated (or failed)."""
-        decisions: list[Decision] = []
-        for rule in self.rules_for(row.run):
-            try:
-                decisions += self._decide(rule, row)
-            except Exception:  # one broken rule must not silence the others
-                log.exception(
-                    "alert rule failed",
-                    extra=fields(rule=rule.name, run=row.run, checkpoint=row.name),
-                )
-        self._apply(decisions)
+        with self._lock:
+            self._evaluations.clear()  # a per-decision cache of stored evaluations
+            decisions: list[Decision] = []
+            for rule in self.rules_for(row.run):
+                try:
+                    decisions += self._decide(rule, row)
+                except Exception:  # one broken rule must not silence the others
+                    log.exception(
+                        "alert rule failed",
+                        extra=fields(rule=rule.name, run=row.run, checkpoint=row.name),
+                    )
+            self._apply(decisions)
 
     def tick(self) -> None:
         """Periodic work: stale-run rule, repeats of firing alerts, Alertmanager re-sends."""
-        now = self.clock()
-        decisions: list[Decision] = []
-        last = self.store.last_success_by_run()
-        for run in self.config.runs:
-            for rule in self.rules_for(run.name):
-                if isinstance(rule, NoRecentEvaluationRule):
-                    decisions.append(self._stale(rule, run.name, last.get(run.name), now))
-        self._apply(decisions)
-        self._repeat_open(now)
-        self._resend_to_alertmanager(now)
+        with self._lock:
+            now = self.clock()
+            decisions: list[Decision] = []
+            last = self.store.last_success_by_run()
+            for run in self.config.runs:
+                for rule in self.rules_for(run.name):
+                    if isinstance(rule, NoRecentEvaluationRule):
+                        decisions.append(self._stale(rule, run.name, last.get(run.name), now))
+            self._apply(decisions)
+            self._repeat_open(now)
+            self._resend_to_alertmanager(now)
 
     # -- the rules ------------------------------------------------------------------------------
 
@@ -189,15 +205,21 @@ class Alerting:
         summaries: list[CheckpointSummary] = []
         evaluations: dict[int, tuple[CheckpointRow, int]] = {}
         for r in rows:
-            ev = next(
-                (e for e in self.store.current_evaluations(r.id) if e.dataset == dataset), None
-            )
+            ev = next((e for e in self._current_evaluations(r.id) if e.dataset == dataset), None)
             value = None
             if ev is not None:
                 value = ev.metrics.get(metric, {}).get(str(k))
                 evaluations[r.id] = (r, ev.id)
             summaries.append(CheckpointSummary(r.id, r.name, r.step, r.mining_fingerprint, value))
         return summaries, evaluations
+
+    def _current_evaluations(self, checkpoint_id: int) -> list[EvaluationRow]:
+        cached = self._evaluations.get(checkpoint_id)
+        if cached is None:
+            cached = self._evaluations[checkpoint_id] = self.store.current_evaluations(
+                checkpoint_id
+            )
+        return cached
 
     def _regressions(self, rule: RecallRegressionRule, row: CheckpointRow) -> list[Decision]:
         out: list[Decision] = []
@@ -794,6 +816,14 @@ class Notifier:
 
     def start(self) -> None:
         """Start delivering (pending messages of a previous run first), then catch up."""
+        dropped = self.store.fail_pending_except(
+            [c.name for c in self.config.notifications.channels], self.alerting.clock()
+        )
+        if dropped:
+            log.warning(
+                "%d pending notification(s) were for channels no longer configured: failed",
+                dropped,
+            )
         self.dispatcher.start()
         self.catch_up()
 

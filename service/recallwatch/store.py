@@ -1059,6 +1059,17 @@ class Store:
                 ),
             )
 
+    def fail_pending_except(self, channels: Sequence[str], now: float) -> int:
+        """Fail pending messages of channels not in ``channels`` (removed from the config)."""
+        marks = ",".join("?" for _ in channels) or "''"
+        with self._tx() as conn:
+            return conn.execute(
+                "UPDATE outbox SET state = 'failed', "
+                "last_error = 'the channel is no longer configured', last_attempt_at = ? "
+                f"WHERE state = 'pending' AND channel NOT IN ({marks})",
+                (now, *channels),
+            ).rowcount
+
     def notifications_delivered(self) -> dict[tuple[str, str], int]:
         """Delivered notifications per (channel, rule) (Alertmanager re-sends not counted)."""
         rows = self._query(

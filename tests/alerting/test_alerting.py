@@ -9,10 +9,18 @@ from typing import Any
 import numpy as np
 import pytest
 
-from recallwatch.alerting import Alerting
+from recallwatch.alerting import Alerting, Notifier
 from recallwatch.config import Config, dataset_key, parse_config
-from recallwatch.store import CheckpointRow, FnEstimate, NewEvaluation, Store
+from recallwatch.store import (
+    AlertWrite,
+    CheckpointRow,
+    FnEstimate,
+    NewEvaluation,
+    NewMessage,
+    Store,
+)
 from recallwatch.synthetic import SyntheticSet, write_heldout
+from tests.alerting.samples import regression_alert
 
 QUERIES = 300
 REC = {
@@ -345,3 +353,23 @@ def test_firing_alerts_repeat_on_ticks_and_two_rules_keep_their_own_verdicts(
     assert ("refresh", "am") in events  # Alertmanager gets re-sends instead
     (record,) = store.open_alerts()
     assert record.repeats == 1
+
+
+def test_pending_messages_of_removed_channels_fail_at_start(
+    store: Store, synthetic: SyntheticSet
+) -> None:
+    config = make_config(synthetic.path, [{"name": "reg", "type": "recall_regression"}])
+    alert, clock = regression_alert(), Clock()
+    store.apply_alerts(
+        [AlertWrite(alert, "firing", opened_at=clock(), notified_at=clock(), repeats=0)],
+        [
+            NewMessage("m1", alert.id, "gone", "reg", "firing", b"{}", clock()),
+            NewMessage("m2", alert.id, "am", "reg", "firing", b"[]", clock()),
+        ],
+    )
+    notifier = Notifier(config, store, clock=clock)
+    notifier.start()  # "am" is configured (nothing listens there: it stays pending)
+    notifier.stop()
+    states = {m.channel: (m.state, m.last_error) for m in store.deliveries(alert.id)}
+    assert states["gone"] == ("failed", "the channel is no longer configured")
+    assert states["am"][0] == "pending"
