@@ -89,7 +89,7 @@ from recallwatch.store import (
     Store,
 )
 
-__all__ = ["Alerting", "Notifier"]
+__all__ = ["Alerting", "Decision", "Notifier"]
 
 log = logging.getLogger(__name__)
 

@@ -12,9 +12,10 @@ The recall-regression rule, for one run, dataset, metric and k:
    the current one. ``same_mining``: the best (or last) earlier checkpoint of the current segment,
    which catches regressions not caused by mining. A checkpoint pinned by name overrides both.
 3. **Test.** Per-query values of the metric at k, paired by query id, go through a one-sided paired
-   randomisation test (random sign flips of the per-query differences, ``permutations`` draws,
-   seeded, p = (1 + #{T* <= T}) / (B + 1)). The checkpoint is *regressed* when the mean drop is at
-   least ``min_drop`` (an effect floor, absolute) **and** p <= ``alpha``.
+   randomisation test (``stats.paired_randomisation_test``: random sign flips of the per-query
+   differences, ``permutations`` draws, seeded, p = (1 + #{T* <= T}) / (B + 1)). The checkpoint
+   is *regressed* when the mean drop is at least ``min_drop`` (an effect floor, absolute) **and**
+   p <= ``alpha``.
 4. **Confirmation.** With ``confirm`` = c, the alert fires when the last c checkpoints compared with
    the same baseline are all regressed; it resolves at the first later one that is not.
 
@@ -50,6 +51,7 @@ __all__ = [
     "lost_queries",
     "mining_diff",
     "mining_segments",
+    "paired_values",
     "per_query_metric",
     "test_regression",
 ]

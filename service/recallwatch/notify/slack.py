@@ -24,6 +24,8 @@ __all__ = [
     "MAX_HEADER_TEXT",
     "MAX_SECTION_TEXT",
     "check_limits",
+    "escape",
+    "fallback_text",
     "slack_message",
 ]
 
