@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import time
+from datetime import UTC, datetime
 
 import pytest
 
@@ -101,6 +103,20 @@ def test_verify_accepts_good_and_rejects_bad_deliveries() -> None:
     for secret, h, b, now, match in cases:
         with pytest.raises(WebhookVerificationError, match=match):
             verify(secret, h, b, now=now)
+
+
+def test_the_reference_library_agrees_both_ways() -> None:
+    # standardwebhooks is the specification's own Python library.
+    sw = pytest.importorskip("standardwebhooks")
+    body = webhook_body(regression_alert(), "firing", T0)
+    now = int(time.time())
+    headers = signature_headers(SECRET, "msg_ref", now, body)
+    parsed = sw.Webhook(SECRET).verify(body, headers)
+    assert parsed["data"]["id"] == regression_alert().id
+    theirs = sw.Webhook(SECRET).sign("msg_ref", datetime.fromtimestamp(now, UTC), body.decode())
+    assert theirs == headers["webhook-signature"]
+    ok = verify(SECRET, {**headers, "webhook-signature": theirs}, body, now=now)
+    assert ok == "msg_ref"
 
 
 def test_secret_conventions() -> None:
