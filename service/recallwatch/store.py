@@ -35,7 +35,7 @@ from typing import Any, Literal
 
 from recallwatch.alerts import Alert
 from recallwatch.errors import RecallwatchError
-from recallwatch.notify.delivery import AttemptResult, MessageState, OutboxMessage
+from recallwatch.notify.messages import AttemptResult, MessageState, OutboxMessage
 
 __all__ = [
     "MIGRATIONS",

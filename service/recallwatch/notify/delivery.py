@@ -31,11 +31,12 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Literal, Protocol
+from typing import Protocol
 
 import requests
 
 from recallwatch.logs import fields
+from recallwatch.notify.messages import AttemptResult, MessageState, OutboxMessage, Outcome
 
 __all__ = [
     "AttemptResult",
@@ -55,8 +56,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-Outcome = Literal["ok", "retry", "terminal"]
-MessageState = Literal["pending", "delivered", "failed"]
 Clock = Callable[[], float]
 Random = Callable[[], float]
 
@@ -152,17 +151,6 @@ class Outgoing:
     headers: Mapping[str, str] = field(default_factory=dict, repr=False)
 
 
-@dataclass(frozen=True)
-class AttemptResult:
-    """What one attempt gave: the outcome, the status if any, a safe error text, Retry-After."""
-
-    outcome: Outcome
-    status: int | None = None
-    error: str | None = None
-    retry_after: float | None = None
-    seconds: float = 0.0
-
-
 def _snippet(text: str, limit: int = 200) -> str:
     clean = "".join(ch if ch.isprintable() else " " for ch in text).strip()
     return clean[:limit] + ("…" if len(clean) > limit else "")
@@ -241,26 +229,6 @@ def _since(t0: float) -> float:
 
 
 # -- the outbox the dispatcher reads --------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class OutboxMessage:
-    """A notification waiting for (or done with) delivery to one channel."""
-
-    id: int
-    message_id: str
-    alert_id: str
-    channel: str
-    rule: str
-    event: str
-    body: bytes = field(repr=False)
-    created_at: float
-    state: MessageState = "pending"
-    attempts: int = 0
-    next_attempt_at: float = 0.0
-    last_error: str | None = None
-    last_status: int | None = None
-    delivered_at: float | None = None
 
 
 class Outbox(Protocol):
