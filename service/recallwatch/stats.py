@@ -75,18 +75,23 @@ class Interval:
         """Whether ``value`` lies inside the closed interval."""
         return self.lower <= value <= self.upper
 
-    def as_dict(self) -> dict[str, float | None]:
-        """Return a JSON-friendly dict (infinite values become None)."""
+    def as_dict(self) -> dict[str, float | dict[str, str] | None]:
+        """Return a JSON-friendly dict: strict JSON, with no ``Infinity`` or ``NaN`` literal.
 
-        def finite(v: float) -> float | None:
-            return v if math.isfinite(v) else None
-
-        return {
-            "estimate": finite(self.estimate),
-            "lower": finite(self.lower),
-            "upper": finite(self.upper),
-            "confidence": self.confidence,
+        A value that is not finite (an unbounded ratio: ``inf``; an undefined one: ``nan``)
+        becomes ``null``, and a ``"non_finite"`` object then says which and what it was, e.g.
+        ``{"estimate": null, "upper": null, "non_finite": {"estimate": "inf", "upper": "inf"}}``.
+        The key is absent when every value is finite.
+        """
+        values = {"estimate": self.estimate, "lower": self.lower, "upper": self.upper}
+        out: dict[str, float | dict[str, str] | None] = {
+            k: (v if math.isfinite(v) else None) for k, v in values.items()
         }
+        out["confidence"] = self.confidence
+        non_finite = {k: str(v) for k, v in values.items() if not math.isfinite(v)}
+        if non_finite:
+            out["non_finite"] = non_finite
+        return out
 
 
 def z_value(confidence: float) -> float:
@@ -262,8 +267,10 @@ def ratio_interval(
 
     Counts may be effective (fractional) counts, e.g. from a stratified estimate. When a count is
     zero (or equals its trials), 0.5 is added to events and non-events of both groups (Haldane's
-    correction) for the interval; the point estimate stays the plain ratio (``inf`` when b's rate
-    is zero).
+    correction) for the interval; the point estimate stays the plain ratio. When b's rate is zero
+    the ratio is unbounded: the estimate and the upper bound are ``inf`` (only the lower bound is
+    informative), and with a's rate zero too the estimate is undefined (``nan``) and the interval
+    is [0, inf]. The interval always contains a finite estimate.
     """
     for name, x, n in (("a", successes_a, trials_a), ("b", successes_b, trials_b)):
         if n <= 0:
@@ -272,7 +279,10 @@ def ratio_interval(
             raise ValueError(f"group {name} needs 0 <= successes <= trials")
     p_a = successes_a / trials_a
     p_b = successes_b / trials_b
-    estimate = math.inf if p_b == 0 else p_a / p_b
+    if p_b == 0:
+        estimate = math.nan if p_a == 0 else math.inf
+    else:
+        estimate = p_a / p_b
     xa, na, xb, nb = successes_a, trials_a, successes_b, trials_b
     if min(xa, xb) == 0 or xa == na or xb == nb:
         xa, na, xb, nb = xa + 0.5, na + 1.0, xb + 0.5, nb + 1.0
@@ -283,6 +293,10 @@ def ratio_interval(
     upper = math.exp(log_ratio + z * se)
     if p_a == 0:
         lower = 0.0
+    if p_b == 0:  # nothing bounds the ratio from above
+        upper = math.inf
+    if math.isfinite(estimate):  # Haldane's correction can shift the interval off the estimate
+        lower, upper = min(lower, estimate), max(upper, estimate)
     return Interval(estimate, lower, upper, confidence)
 
 

@@ -48,7 +48,8 @@ def test_uniform_sample_is_seeded_and_respects_eligibility() -> None:
     assert rows.size == 300 and len(set(rows.tolist())) == 300 and (rows < 2500).all()
     everything = draw_sample(bucket, eligible, 10**6, np.random.default_rng(0), num_buckets=6)
     assert everything.rows.size == 2500
-    assert everything.population == 5000  # stands for the whole table, not just the eligible
+    # The sample stands for the judgeable rows it was drawn from; the whole table is kept aside.
+    assert everything.population == 2500 and everything.total == 5000
 
 
 def test_stratified_allocation_floors_and_caps() -> None:

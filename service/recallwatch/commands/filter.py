@@ -38,7 +38,8 @@ EPILOG = """\
 strategies:
   confidence   drop by rank and margin, in sentence-transformers' terms:
                --range-min R (drop ranks 1..R), --relative-margin M (drop negatives scoring above
-               positive - |positive| * M), --absolute-margin A (drop score + A > positive);
+               positive * (1 - M), exactly as mine_hard_negatives does, also for negative
+               scores), --absolute-margin A (drop score + A > positive);
                or --recommendation FILE to apply what `recallwatch fn-rate --json FILE` found
   ensemble     judge every negative with each --oracle; keep only those the judges agree are
                negative (drop when --agree M of them say relevant, default 1; unsure drops too
@@ -76,7 +77,12 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--strategy", choices=("confidence", "ensemble", "soft"), default="confidence")
     g = p.add_argument_group("confidence")
     g.add_argument("--range-min", type=int, default=None, help="drop ranks 1..R")
-    g.add_argument("--relative-margin", type=float, default=None)
+    g.add_argument(
+        "--relative-margin",
+        type=float,
+        default=None,
+        help="drop negatives scoring above positive * (1 - M), sentence-transformers' rule",
+    )
     g.add_argument("--absolute-margin", type=float, default=None)
     g.add_argument(
         "--recommendation",

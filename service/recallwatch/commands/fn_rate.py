@@ -18,6 +18,7 @@ from recallwatch.mining.oracles import (
     OracleOptions,
     Pair,
     open_oracles,
+    resolve_http_headers,
     write_label_sheet,
 )
 from recallwatch.mining.report import audit_json, format_audit
@@ -44,7 +45,10 @@ oracles (--oracle, repeat it for an ensemble where --agree M of them must agree)
   model:DIR              a judge model directory: sentence-transformers bi-encoder or CrossEncoder
   cross-encoder:DIR, bi-encoder:DIR   the same with the kind forced
   proxy:DIR              the checkpoint under evaluation judges itself (label-free PROXY)
-  http(s)://HOST/PATH    a judge endpoint; request/response contract in docs/fn-rate.md
+  http(s)://HOST/PATH    a judge endpoint; request/response contract in docs/fn-rate.md. Pass
+                         credentials with --http-auth-env / --http-auth-file / --http-header-env,
+                         not in the URL; the URL is shown and recorded with user:pass@ and the
+                         query string redacted
 
 mined sets: recallwatch JSONL, or sentence-transformers mine_hard_negatives output
   (triplet, n-tuple, n-tuple-scores, labeled-pair, labeled-list) as .jsonl, .csv or .parquet;
@@ -146,8 +150,10 @@ def add_oracle_arguments(p: argparse.ArgumentParser, *, required: bool) -> None:
         "--judge-relative-margin",
         type=float,
         default=None,
-        help="model: FN when score(q,neg) >= score(q,pos) - |score(q,pos)| * M (default 0.05 "
-        "unless only --judge-threshold is given)",
+        help="model: FN when score(q,neg) >= score(q,pos) - |score(q,pos)| * M, i.e. (1-M) * "
+        "score(q,pos) for a positive score; sign-safe, unlike sentence-transformers' "
+        "relative_margin, for judges with negative scores (logits). Default 0.05 unless only "
+        "--judge-threshold is given",
     )
     g.add_argument("--judge-threshold", type=float, default=None, help="model: FN when score >= T")
     g.add_argument("--device", default="cpu", help="torch device of judge models (default cpu)")
@@ -155,6 +161,26 @@ def add_oracle_arguments(p: argparse.ArgumentParser, *, required: bool) -> None:
     g.add_argument("--http-timeout", type=float, default=30.0, help="seconds per request")
     g.add_argument("--http-retries", type=_non_negative_int, default=3)
     g.add_argument("--http-batch-size", type=positive_int, default=32, help="pairs per request")
+    auth = g.add_mutually_exclusive_group()
+    auth.add_argument(
+        "--http-auth-env",
+        metavar="ENVVAR",
+        help="http: send the value of environment variable ENVVAR as the Authorization header "
+        "(e.g. JUDGE_TOKEN='Bearer ...')",
+    )
+    auth.add_argument(
+        "--http-auth-file",
+        type=Path,
+        metavar="PATH",
+        help="http: send the content of PATH (stripped) as the Authorization header",
+    )
+    g.add_argument(
+        "--http-header-env",
+        action="append",
+        default=[],
+        metavar="NAME=ENVVAR",
+        help="http: send header NAME with the value of environment variable ENVVAR (repeatable)",
+    )
 
 
 def read_mined_from_args(args: argparse.Namespace, corpus: Corpus | None) -> MinedSet:
@@ -184,6 +210,11 @@ def oracle_options(args: argparse.Namespace) -> OracleOptions:
         raise ConfigError(
             [("--judge-relative-margin", str(exc))], source="the command line"
         ) from exc
+    headers = resolve_http_headers(
+        auth_env=args.http_auth_env,
+        auth_file=args.http_auth_file,
+        header_env=args.http_header_env,
+    )
     return OracleOptions(
         relevance_level=args.relevance_level,
         rule=rule,
@@ -192,6 +223,7 @@ def oracle_options(args: argparse.Namespace) -> OracleOptions:
         http_timeout=args.http_timeout,
         http_retries=args.http_retries,
         http_batch_size=args.http_batch_size,
+        http_headers=headers,
     )
 
 

@@ -4,18 +4,24 @@ Pure functions over numpy arrays. Outcomes are coded per sampled negative:
 ``1`` relevant (a false negative), ``0`` not relevant, ``-1`` unsure, ``-2`` not judged. Unsure
 and unjudged negatives are counted and reported, never counted either way.
 
+Every rate is about the sample's population: the negatives the oracle can judge (all of them for
+a model or an endpoint; the audited queries' for qrels, the labelled pairs for labels). The
+finite-population corrections use that population too, the same one the sample size for a target
+half-width was computed over, so the interval meets the half-width it was sized for.
+
 - ``overall``: Wilson interval of the judged sample, with the finite-population correction; only
   for a uniform sample (a stratified one is not self-weighting).
-- ``stratified``: bucket-weighted sum(W_h p_h), W_h the bucket's share of the eligible
+- ``stratified``: bucket-weighted sum(W_h p_h), W_h the bucket's share of the judgeable
   population; post-stratified when the sample was uniform. A bucket with no judged negative is
   merged into its deeper neighbour (the shallower one for the last bucket), and the merge is noted.
-- ``amplification``: mined rate / random (control) rate, Katz log interval.
+- ``amplification``: the headline mined rate (``best``) / random (control) rate, Katz log
+  interval; its estimate is exactly the ratio of the two rates reported beside it.
 - ``sprt``: the sequential test over the uniform sample in the order it was drawn.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -50,7 +56,7 @@ FN, NOT_FN, UNSURE, MISSING = 1, 0, -1, -2
 Outcomes = npt.NDArray[np.int8]
 
 
-def _interval_dict(i: Interval | None) -> dict[str, float | None] | None:
+def _interval_dict(i: Interval | None) -> dict[str, Any] | None:
     return None if i is None else i.as_dict()
 
 
@@ -59,6 +65,7 @@ class BucketRate:
     """The false-negative rate of one mining-rank bucket."""
 
     label: str
+    #: Judgeable negatives of the bucket (the sampling frame).
     population: int
     drawn: int
     judged: int
@@ -66,12 +73,15 @@ class BucketRate:
     unsure: int
     unjudged: int
     rate: Interval | None
+    #: Every negative of the bucket, judgeable or not (None: the same as ``population``).
+    negatives: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """Return a JSON-friendly dict."""
         return {
             "bucket": self.label,
             "population": self.population,
+            "negatives": self.population if self.negatives is None else self.negatives,
             "drawn": self.drawn,
             "judged": self.judged,
             "false_negatives": self.false_negatives,
@@ -86,6 +96,7 @@ class RateEstimate:
     """The false-negative rate of a mined set, estimated from one judged sample."""
 
     method: str
+    #: Judgeable negatives the rates are about (the sampling frame).
     population: int
     drawn: int
     judged: int
@@ -97,6 +108,8 @@ class RateEstimate:
     stratified_effective_n: float | None
     buckets: list[BucketRate]
     notes: list[str] = field(default_factory=list)
+    #: Every negative of the mined set, judgeable or not (None: the same as ``population``).
+    total: int | None = None
 
     @property
     def best(self) -> Interval | None:
@@ -108,6 +121,7 @@ class RateEstimate:
         return {
             "sampling": self.method,
             "population": self.population,
+            "negatives": self.population if self.total is None else self.total,
             "drawn": self.drawn,
             "judged": self.judged,
             "false_negatives": self.false_negatives,
@@ -165,6 +179,7 @@ def estimate_rates(
     missing = np.bincount(sample.bucket[outcomes == MISSING], minlength=nb).astype(np.int64)
     drawn = np.bincount(sample.bucket, minlength=nb).astype(np.int64)
     pop = sample.bucket_population
+    total = pop if sample.bucket_total is None else sample.bucket_total
     buckets = [
         BucketRate(
             labels[b],
@@ -177,11 +192,18 @@ def estimate_rates(
             wilson_interval(int(x[b]), int(n[b]), confidence=confidence, population=int(pop[b]))
             if n[b] > 0
             else None,
+            int(total[b]),
         )
         for b in range(nb)
     ]
     judged, fns = int(n.sum()), int(x.sum())
     notes: list[str] = []
+    if sample.total > sample.population:
+        notes.append(
+            f"the rates are about the {sample.population:,} negatives the oracle can judge "
+            f"(of {sample.total:,}); they stand for the whole mined set only as far as those "
+            "are representative of it, which the intervals do not account for"
+        )
     overall: Interval | None = None
     if judged and sample.method == "uniform":
         overall = wilson_interval(fns, judged, confidence=confidence, population=sample.population)
@@ -213,6 +235,7 @@ def estimate_rates(
         None if eff_n is None or not np.isfinite(eff_n) else float(eff_n),
         buckets,
         notes,
+        sample.total,
     )
 
 
@@ -246,7 +269,12 @@ class Amplification:
 def estimate_amplification(
     mined: RateEstimate, control: Outcomes, *, confidence: float = 0.95
 ) -> Amplification:
-    """Ratio of the mined rate to the control sample's rate, with Katz's log interval."""
+    """Ratio of the headline mined rate to the control sample's rate, Katz's log interval.
+
+    The mined side is ``mined.best``, the rate reported beside the ratio: the overall Wilson
+    counts when that is the headline, else the stratified (or post-stratified) estimate on its
+    effective sample size. The ratio's estimate is exactly ``best.estimate / random.estimate``.
+    """
     judged = int((control >= 0).sum())
     fns = int((control == FN).sum())
     unsure = int((control == UNSURE).sum())
@@ -255,15 +283,26 @@ def estimate_amplification(
     if headline is None or random is None:
         why = "no judged control negative" if random is None else "no judged mined negative"
         return Amplification(headline, random, int(control.size), judged, fns, unsure, None, why)
-    if mined.overall is not None:
+    if headline is mined.overall:
         xa, na = float(mined.false_negatives), float(mined.judged)
-    else:  # a stratified estimate: its effective counts
+    else:  # a (post-)stratified estimate: its effective counts
         na = float(mined.stratified_effective_n or mined.judged)
         xa = headline.estimate * na
     ratio = ratio_interval(xa, na, float(fns), float(judged), confidence=confidence)
+    if random.estimate > 0:  # exactly the ratio of the two printed rates (no rounding of xa / na)
+        estimate = headline.estimate / random.estimate
+        ratio = replace(
+            ratio,
+            estimate=estimate,
+            lower=min(ratio.lower, estimate),
+            upper=max(ratio.upper, estimate),
+        )
     note: str | None = None
     if fns == 0:
-        note = "no false negative among the control sample: the ratio has no finite estimate"
+        note = (
+            "no false negative among the control sample: the ratio has no finite estimate and "
+            "no upper bound; only its lower bound is informative"
+        )
     return Amplification(headline, random, int(control.size), judged, fns, unsure, ratio, note)
 
 

@@ -27,8 +27,8 @@ from recallwatch.errors import InputError
 from recallwatch.mining.estimate import FN, UNSURE
 from recallwatch.mining.margins import (
     implied_absolute_margin,
-    implied_relative_margin,
     soft_weight,
+    st_relative_keep,
 )
 from recallwatch.mining.mined import MinedSet, NegativeTable, write_recallwatch_jsonl
 from recallwatch.mining.recommend import FilterSpec
@@ -95,9 +95,9 @@ def confidence_filter(table: NegativeTable, spec: FilterSpec) -> FilterOutcome:
             "lacks some (mine with output_scores=True, or add score / positive_scores)"
         )
     if spec.relative_margin is not None:
-        reasons[f"within relative_margin {spec.relative_margin:g} of the positive"] = (
-            implied_relative_margin(table.score, table.positive_score) < spec.relative_margin
-        )
+        reasons[
+            f"within relative_margin {spec.relative_margin:g} of the positive"
+        ] = ~st_relative_keep(table.score, table.positive_score, spec.relative_margin)
     if spec.absolute_margin is not None:
         reasons[f"within absolute_margin {spec.absolute_margin:g} of the positive"] = (
             implied_absolute_margin(table.score, table.positive_score) < spec.absolute_margin

@@ -61,6 +61,9 @@ class MinedQuery:
     query_text: str | None = None
     #: Where the query came from (line of the JSONL, first row of an imported table).
     line: int | None = None
+    #: Whether the source line carried ``query_text`` itself (a ``query`` field), rather than it
+    #: being looked up in queries.jsonl: written back by ``write_recallwatch_jsonl`` then.
+    query_in_source: bool = False
 
     @property
     def positive_score(self) -> float | None:
@@ -182,6 +185,7 @@ def _parse_line(obj: dict[str, Any], path: Path, line: int, corpus: Corpus | Non
     text = obj.get("query")
     if text is not None and not isinstance(text, str):
         raise err("expected the query text as a string", "query")
+    in_source = text is not None
     if text is None and corpus is not None:
         text = corpus.query_texts.get(qid)
     pos = obj.get("positive_ids")
@@ -236,7 +240,7 @@ def _parse_line(obj: dict[str, Any], path: Path, line: int, corpus: Corpus | Non
         if weight is not None and (_number(weight) is None or not 0 <= float(weight) <= 1):
             raise err(f"weight must be a number in [0, 1], got {weight!r}", f"{where}.weight")
         out.append(Negative(did, rank, _number(score), _number(weight)))
-    return MinedQuery(qid, tuple(pos), tuple(out), scores, text, line)
+    return MinedQuery(qid, tuple(pos), tuple(out), scores, text, line, in_source)
 
 
 def read_recallwatch_jsonl(path: Path | str, corpus: Corpus | None = None) -> MinedSet:
@@ -279,7 +283,10 @@ def _query_line(
         if w is not None:
             item["weight"] = round(float(w), 6)
         negatives.append(item)
-    obj: dict[str, Any] = {"query_id": q.query_id, "positive_ids": list(q.positive_ids)}
+    obj: dict[str, Any] = {"query_id": q.query_id}
+    if q.query_in_source and q.query_text is not None:
+        obj["query"] = q.query_text
+    obj["positive_ids"] = list(q.positive_ids)
     if q.positive_scores:
         obj["positive_scores"] = list(q.positive_scores)
     obj["negatives"] = negatives

@@ -24,7 +24,7 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from recallwatch.mining.margins import implied_absolute_margin, implied_relative_margin
+from recallwatch.mining.margins import implied_absolute_margin, st_relative_keep
 from recallwatch.mining.mined import NegativeTable
 from recallwatch.stats import Interval, z_value
 
@@ -77,25 +77,17 @@ class FilterSpec:
         score: npt.NDArray[np.float64],
         positive: npt.NDArray[np.float64],
     ) -> npt.NDArray[np.bool_]:
-        """Mask of the negatives the filter keeps (margins need finite scores)."""
-        return self.keep_implied(
-            rank,
-            implied_relative_margin(score, positive),
-            implied_absolute_margin(score, positive),
-        )
+        """Mask of the negatives ``mine_hard_negatives`` keeps with this filter.
 
-    def keep_implied(
-        self,
-        rank: npt.NDArray[np.int64],
-        relative: npt.NDArray[np.float64],
-        absolute: npt.NDArray[np.float64],
-    ) -> npt.NDArray[np.bool_]:
-        """``keep`` on precomputed implied margins (see ``margins``)."""
+        Exactly sentence-transformers' rules (see ``margins``): a rank above ``range_min``,
+        ``score <= positive * (1 - relative_margin)`` and ``score + absolute_margin <=
+        positive``. Margins need finite scores; a NaN score is not kept by a margin rule.
+        """
         kept = rank > self.range_min
         if self.relative_margin is not None:
-            kept = kept & (relative >= self.relative_margin)
+            kept = kept & st_relative_keep(score, positive, self.relative_margin)
         if self.absolute_margin is not None:
-            kept = kept & (absolute >= self.absolute_margin)
+            kept = kept & (implied_absolute_margin(score, positive) >= self.absolute_margin)
         return np.asarray(kept, dtype=bool)
 
     def as_dict(self) -> dict[str, Any]:
@@ -225,18 +217,19 @@ def recommend(
             "can be recommended (add 'score' and 'positive_scores', or mine with output_scores)"
         )
     y = false_negative.astype(np.float64)
-    rel = implied_relative_margin(table.score, table.positive_score)
-    gap = implied_absolute_margin(table.score, table.positive_score)
-    s_rank, s_rel, s_gap = table.rank[sample_rows], rel[sample_rows], gap[sample_rows]
+    s_rank = table.rank[sample_rows]
+    s_score, s_pos = table.score[sample_rows], table.positive_score[sample_rows]
     total = len(table)
     best_by_family: dict[str, FilterOption] = {}
     current: FilterOption | None = None
     for family, spec in _candidates(table, with_margins):
-        kept_sample = spec.keep_implied(s_rank, s_rel, s_gap)
+        kept_sample = spec.keep(s_rank, s_score, s_pos)
         projected, count = _projection(kept_sample, y, weights, confidence)
         if projected is None or count < min_kept:
             continue
-        dropped = 1.0 - float(spec.keep_implied(table.rank, rel, gap).sum()) / total
+        dropped = (
+            1.0 - float(spec.keep(table.rank, table.score, table.positive_score).sum()) / total
+        )
         option = FilterOption(family, spec, dropped, projected, count)
         if spec.is_noop:
             current = option

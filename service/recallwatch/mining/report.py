@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from recallwatch.mining.audit import FNRateAudit
@@ -25,7 +26,7 @@ def _pct(i: Interval | None) -> tuple[str, str]:
 
 
 def _times(v: float) -> str:
-    return "inf" if v == float("inf") else f"{v:.2f}x"
+    return f"{v:.2f}x" if math.isfinite(v) else "inf"
 
 
 def format_audit(audit: FNRateAudit, mined: MinedSet) -> str:
@@ -50,17 +51,19 @@ def format_audit(audit: FNRateAudit, mined: MinedSet) -> str:
     lines.append(f"{'stratified by rank':24}{est:>8}  {ci:<18}")
     lines.append("by mining rank")
     for b in r.buckets:
-        if b.population == 0:
+        negatives = b.population if b.negatives is None else b.negatives
+        if negatives == 0:
             continue
         est, ci = _pct(b.rate)
         counts = f"{b.false_negatives} / {b.judged}"
-        lines.append(
-            f"  {b.label:<22}{est:>8}  {ci:<18}{counts:>14}   ({b.population:,} negatives)"
-        )
+        size = f"{negatives:,} negatives"
+        if b.population != negatives:
+            size += f", {b.population:,} judgeable"
+        lines.append(f"  {b.label:<22}{est:>8}  {ci:<18}{counts:>14}   ({size})")
     a = audit.amplification
     if a.ratio is not None:
         rnd = a.random
-        ratio = _times(a.ratio.estimate) if a.ratio.estimate != float("inf") else "n/a"
+        ratio = _times(a.ratio.estimate) if math.isfinite(a.ratio.estimate) else "n/a"
         lines.append(
             f"{'amplification':24}{ratio:>8}  "
             f"[{_times(a.ratio.lower)}, {_times(a.ratio.upper)}]   random negatives: "

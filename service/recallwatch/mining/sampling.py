@@ -80,18 +80,27 @@ class Sample:
     rows: npt.NDArray[np.int64]
     bucket: npt.NDArray[np.int64]
     method: SamplingMethod
-    #: Population per bucket: every negative of the mined set, judgeable or not (the oracle's
-    #: eligible negatives are taken as a random subset of them).
+    #: Population per bucket: the sampling frame, i.e. the negatives the oracle can judge (every
+    #: negative when it judges all). Sizes, weights and finite-population corrections use it, so
+    #: the estimates are about the judgeable negatives.
     bucket_population: npt.NDArray[np.int64]
     #: Rows drawn per bucket.
     bucket_drawn: npt.NDArray[np.int64]
     seed: int | None
     allocation: Allocation | None = None
+    #: Every negative of the mined set per bucket, judgeable or not (None: the same as
+    #: ``bucket_population``); reported beside the rates, never used to weight them.
+    bucket_total: npt.NDArray[np.int64] | None = None
 
     @property
     def population(self) -> int:
-        """Number of negatives the sample stands for."""
+        """Number of negatives the sample stands for: the judgeable ones."""
         return int(self.bucket_population.sum())
+
+    @property
+    def total(self) -> int:
+        """Number of negatives of the whole mined set, judgeable or not."""
+        return self.population if self.bucket_total is None else int(self.bucket_total.sum())
 
     def inclusion_weight(self) -> npt.NDArray[np.float64]:
         """Population rows each sampled row stands for (N_h / n_h, or N / n when uniform)."""
@@ -145,23 +154,28 @@ def draw_sample(
 
     ``bucket`` is the bucket of every row of the table; ``eligible`` masks rows the oracle can
     judge (None: all). A size at or above the eligible population takes every eligible row.
-    Estimates weight buckets by the whole table, so the eligible rows (audited queries, labelled
-    pairs) are taken to be a random subset of the mined set.
+    The sample's population is the eligible rows (the frame it is drawn from): estimates, their
+    finite-population corrections and the sample size for a half-width all refer to them. They
+    stand for the whole mined set only as far as the eligible rows (audited queries, labelled
+    pairs) are representative of it; ``bucket_total`` keeps the whole table's counts.
     """
     rows_all = np.arange(bucket.shape[0], dtype=np.int64)
     candidates = rows_all if eligible is None else rows_all[eligible]
-    pop = np.bincount(bucket, minlength=num_buckets).astype(np.int64)
-    eligible_pop = np.bincount(bucket[candidates], minlength=num_buckets).astype(np.int64)
+    total = np.bincount(bucket, minlength=num_buckets).astype(np.int64)
+    pop = np.bincount(bucket[candidates], minlength=num_buckets).astype(np.int64)
     if candidates.size == 0:
         empty = np.zeros(0, dtype=np.int64)
-        return Sample(empty, empty, method, pop, np.zeros(num_buckets, np.int64), seed)
+        zeros = np.zeros(num_buckets, np.int64)
+        return Sample(empty, empty, method, pop, zeros, seed, bucket_total=total)
     if method == "uniform":
         take = min(size, candidates.size)
         rows = rng.choice(candidates, size=take, replace=False)
         chosen_bucket = bucket[rows]
         drawn = np.bincount(chosen_bucket, minlength=num_buckets).astype(np.int64)
-        return Sample(rows.astype(np.int64), chosen_bucket, method, pop, drawn, seed)
-    alloc = stratified_allocation(eligible_pop, size, allocation, min_per_bucket)
+        return Sample(
+            rows.astype(np.int64), chosen_bucket, method, pop, drawn, seed, bucket_total=total
+        )
+    alloc = stratified_allocation(pop, size, allocation, min_per_bucket)
     parts: list[npt.NDArray[np.int64]] = []
     for b in range(num_buckets):
         if alloc[b] == 0:
@@ -170,7 +184,7 @@ def draw_sample(
         parts.append(rng.choice(in_bucket, size=int(alloc[b]), replace=False))
     rows = np.concatenate(parts).astype(np.int64)
     rows = rows[rng.permutation(rows.size)]
-    return Sample(rows, bucket[rows], method, pop, alloc, seed, allocation)
+    return Sample(rows, bucket[rows], method, pop, alloc, seed, allocation, total)
 
 
 @dataclass(frozen=True)

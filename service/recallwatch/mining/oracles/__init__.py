@@ -7,7 +7,8 @@ Specs (command line and configuration):
 - ``model:DIR``             a judge model directory (bi-encoder or CrossEncoder, detected)
 - ``bi-encoder:DIR``, ``cross-encoder:DIR``   the same, with the kind forced
 - ``proxy:DIR``             the checkpoint under evaluation itself: a label-free proxy
-- ``http://...``, ``https://...``   a judge endpoint (contract in ``oracles.http``)
+- ``http://...``, ``https://...``   a judge endpoint (contract in ``oracles.http``); it is shown
+  and recorded with its credentials redacted (``redact_url``)
 
 Several specs make an ensemble (m of n must agree).
 """
@@ -30,7 +31,7 @@ from recallwatch.mining.oracles.base import (
     Pair,
 )
 from recallwatch.mining.oracles.ensemble import EnsembleOracle, combine_votes
-from recallwatch.mining.oracles.http import HttpOracle
+from recallwatch.mining.oracles.http import HttpOracle, redact_url, resolve_http_headers
 from recallwatch.mining.oracles.labels import (
     LabelsOracle,
     LabelStore,
@@ -65,6 +66,8 @@ __all__ = [
     "open_oracle",
     "open_oracles",
     "read_labels",
+    "redact_url",
+    "resolve_http_headers",
     "write_label_sheet",
 ]
 
@@ -82,6 +85,9 @@ class OracleOptions:
     http_timeout: float = 30.0
     http_retries: int = 3
     http_batch_size: int = 32
+    #: Extra request headers of http judges (e.g. ``Authorization``; see
+    #: ``resolve_http_headers``). Never shown: only their names are recorded.
+    http_headers: dict[str, str] = field(default_factory=dict)
     session: requests.Session | None = None
 
 
@@ -95,6 +101,7 @@ def open_oracle(spec: str, options: OracleOptions | None = None) -> Oracle:
             timeout=opts.http_timeout,
             retries=opts.http_retries,
             batch_size=opts.http_batch_size,
+            headers=opts.http_headers,
         )
     kind, sep, arg = spec.partition(":")
     if not sep or not arg or kind not in KINDS:

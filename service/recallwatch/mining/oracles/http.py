@@ -16,28 +16,142 @@ optional. Every id of the request must be answered once. Connection errors, time
 are retried with exponential backoff (``Retry-After`` honoured, capped); other statuses and
 malformed answers fail at once. The session, the sleep function and the clock of the backoff are
 injected so tests control them.
+
+Secrets: the URL may carry credentials (``https://user:pass@host/...``, ``?token=...``) and the
+headers an ``Authorization`` value. Wherever the endpoint is shown or stored — log messages,
+``JudgeError`` messages, ``info.spec`` (which goes into the JSON and the daemon's store) — it is
+``redact_url(url)``: userinfo and query string replaced by ``***``; header values and those URL
+parts are also scrubbed from anything the endpoint or ``requests`` says. ``resolve_http_headers``
+reads header values from environment variables or a file, so they never need to be on a command
+line or in a config file.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
 from typing import Any
+from urllib.parse import SplitResult, urlsplit
 
 import numpy as np
 import numpy.typing as npt
 import requests
 
+from recallwatch.errors import ConfigError
 from recallwatch.mining.oracles.base import LABELS, JudgeError, Judgement, OracleInfo, Pair
 
-__all__ = ["PROTOCOL", "HttpOracle"]
+__all__ = ["PROTOCOL", "HttpOracle", "redact_url", "resolve_http_headers"]
 
 log = logging.getLogger(__name__)
 PROTOCOL = "recallwatch-judge/1"
 _RETRY_STATUS = {429, 500, 502, 503, 504}
 _MAX_RETRY_AFTER = 30.0
+_REDACTED = "***"
+
+
+def _split(url: str) -> SplitResult | None:
+    try:
+        return urlsplit(url)
+    except ValueError:
+        return None
+
+
+def redact_url(url: str) -> str:
+    """``url`` safe to show: userinfo (``user:pass@``) and the query string become ``***``.
+
+    ``https://u:p@judge:8080/v1?token=abc#x`` -> ``https://***@judge:8080/v1?***``; the fragment
+    is dropped. A URL that cannot be parsed is replaced whole.
+    """
+    parts = _split(url)
+    if parts is None:
+        return f"<unparseable URL {_REDACTED}>"
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = f"{_REDACTED}@{netloc.rpartition('@')[2]}"
+    query = _REDACTED if parts.query else ""
+    return SplitResult(parts.scheme, netloc, parts.path, query, "").geturl()
+
+
+def _url_secrets(url: str) -> list[str]:
+    """The parts of ``url`` that ``redact_url`` hides, to scrub them from other text."""
+    parts = _split(url)
+    if parts is None:
+        return [url]
+    found = []
+    if "@" in parts.netloc:
+        userinfo = parts.netloc.rpartition("@")[0]
+        found += [userinfo, *userinfo.split(":", 1)]
+    if parts.query:
+        found += [
+            parts.query,
+            *(v for _, _, v in (kv.partition("=") for kv in parts.query.split("&"))),
+        ]
+    return [f for f in found if f]
+
+
+def _check_header(name: str, value: str, where: str) -> None:
+    if not name or any(c in name for c in ":\r\n ") or any(c in value for c in "\r\n"):
+        raise ConfigError(
+            [(where, f"header {name!r}: a name without ':' or spaces and a one-line value needed")]
+        )
+    if not value:
+        raise ConfigError([(where, f"header {name!r} would be empty")])
+
+
+def resolve_http_headers(
+    *,
+    auth_env: str | None = None,
+    auth_file: Path | str | None = None,
+    header_env: Iterable[str] = (),
+    environ: dict[str, str] | None = None,
+) -> dict[str, str]:
+    """Headers for the judge endpoint, with values that never appear on a command line.
+
+    - ``auth_env``: the name of an environment variable holding the ``Authorization`` value
+      (e.g. ``Bearer abc...``);
+    - ``auth_file``: a file holding it (surrounding whitespace stripped);
+    - ``header_env``: ``NAME=ENVVAR`` items, header ``NAME`` from variable ``ENVVAR``.
+
+    Errors name the variable or the file, never the value.
+    """
+    env = os.environ if environ is None else environ
+    headers: dict[str, str] = {}
+
+    def from_env(var: str, where: str) -> str:
+        value = env.get(var)
+        if value is None or not value.strip():
+            raise ConfigError([(where, f"environment variable {var!r} is not set or empty")])
+        return value.strip()
+
+    if auth_env is not None and auth_file is not None:
+        raise ConfigError(
+            [("--http-auth-env", "give --http-auth-env or --http-auth-file, not both")]
+        )
+    if auth_env is not None:
+        headers["Authorization"] = from_env(auth_env, "--http-auth-env")
+    if auth_file is not None:
+        try:
+            headers["Authorization"] = Path(auth_file).read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(
+                [("--http-auth-file", f"cannot read {auth_file}: {type(exc).__name__}")]
+            ) from None
+    for item in header_env:
+        name, sep, var = item.partition("=")
+        name, var = name.strip(), var.strip()
+        if not sep or not name or not var:
+            raise ConfigError([("--http-header-env", f"expected NAME=ENVVAR, got {item!r}")])
+        headers[name] = from_env(var, "--http-header-env")
+    for name, value in headers.items():
+        where = (
+            "--http-auth-env/--http-auth-file" if name == "Authorization" else "--http-header-env"
+        )
+        _check_header(name, value, where)
+    return headers
 
 
 class HttpOracle:
@@ -60,10 +174,20 @@ class HttpOracle:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         if not url.startswith(("http://", "https://")):
-            raise ValueError(f"the judge URL must start with http:// or https://, got {url!r}")
+            raise ValueError(
+                f"the judge URL must start with http:// or https://, got {redact_url(url)!r}"
+            )
         if batch_size < 1 or retries < 0:
             raise ValueError("batch_size must be positive and retries non-negative")
         self.url = url
+        if any(k.lower() == "authorization" for k in headers or {}):
+            # requests turns URL userinfo into Basic auth that overrides an explicit header.
+            url_parts = _split(url)
+            if url_parts is not None and "@" in url_parts.netloc:
+                host = url_parts.netloc.rpartition("@")[2]
+                self.url = url_parts._replace(netloc=host).geturl()
+        #: The endpoint as shown in messages and stored in ``info.spec``: no credentials.
+        self.shown_url = redact_url(url)
         self.session = session or requests.Session()
         self.timeout = (connect_timeout, timeout)
         self.retries = retries
@@ -71,9 +195,24 @@ class HttpOracle:
         self.batch_size = batch_size
         self.headers = {"Content-Type": "application/json", **(headers or {})}
         self.sleep = sleep
+        secrets = _url_secrets(url) + [v for k, v in (headers or {}).items() if v]
+        # Longest first, so a value is scrubbed whole before any part of it.
+        self._secrets = sorted({s for s in secrets if len(s) >= 3}, key=len, reverse=True)
         self.info = OracleInfo(
-            "http", f"http:{url}", details={"batch_size": batch_size, "timeout_s": timeout}
+            "http",
+            f"http:{self.shown_url}",
+            details={
+                "batch_size": batch_size,
+                "timeout_s": timeout,
+                "headers": sorted(k for k in (headers or {}) if k.lower() != "content-type"),
+            },
         )
+
+    def _scrub(self, text: str) -> str:
+        """``text`` with the URL's credentials and the header values replaced by ``***``."""
+        for secret in self._secrets:
+            text = text.replace(secret, _REDACTED)
+        return text
 
     def eligible(
         self, query_ids: Sequence[str], doc_ids: Sequence[str]
@@ -121,14 +260,19 @@ class HttpOracle:
             except requests.ConnectionError as exc:
                 last = f"cannot connect ({type(exc).__name__})"
             except requests.RequestException as exc:
-                raise JudgeError(f"judge endpoint {self.url}: {exc}") from exc
+                # The exception's text may quote the URL or a header: scrub it, and do not chain
+                # the original (its traceback would show them).
+                raise JudgeError(
+                    f"judge endpoint {self.shown_url}: {type(exc).__name__}: "
+                    f"{self._scrub(str(exc))}"
+                ) from None
             else:
                 if response.status_code == 200:
                     return response
-                snippet = response.text[:200].strip()
+                snippet = self._scrub(response.text[:200].strip())
                 if response.status_code not in _RETRY_STATUS:
                     raise JudgeError(
-                        f"judge endpoint {self.url} answered HTTP {response.status_code}: "
+                        f"judge endpoint {self.shown_url} answered HTTP {response.status_code}: "
                         f"{snippet or '(empty body)'}"
                     )
                 last = f"HTTP {response.status_code}: {snippet or '(empty body)'}"
@@ -138,7 +282,7 @@ class HttpOracle:
             if attempt < self.retries:
                 log.warning(
                     "judge endpoint %s: %s; retry %d of %d in %.1f s",
-                    self.url,
+                    self.shown_url,
                     last,
                     attempt + 1,
                     self.retries,
@@ -146,7 +290,7 @@ class HttpOracle:
                 )
                 self.sleep(delay)
         raise JudgeError(
-            f"judge endpoint {self.url} is unavailable after {self.retries + 1} attempt(s): "
+            f"judge endpoint {self.shown_url} is unavailable after {self.retries + 1} attempt(s): "
             f"{last}. Is the judge service running and reachable?"
         )
 
@@ -155,18 +299,20 @@ class HttpOracle:
         try:
             body = response.json()
         except ValueError as exc:
-            raise JudgeError(f"judge endpoint {self.url} answered with invalid JSON") from exc
+            raise JudgeError(f"judge endpoint {self.shown_url} answered with invalid JSON") from exc
         results = body.get("results") if isinstance(body, dict) else None
         if not isinstance(results, list):
-            raise JudgeError(f"judge endpoint {self.url}: the answer has no 'results' list")
+            raise JudgeError(f"judge endpoint {self.shown_url}: the answer has no 'results' list")
         by_id: dict[str, Judgement] = {}
         for item in results:
             if not isinstance(item, dict) or not isinstance(item.get("id"), str):
-                raise JudgeError(f"judge endpoint {self.url}: each result needs a string 'id'")
+                raise JudgeError(
+                    f"judge endpoint {self.shown_url}: each result needs a string 'id'"
+                )
             label = item.get("label")
             if label not in LABELS:
                 raise JudgeError(
-                    f"judge endpoint {self.url}: result {item['id']!r} has label {label!r}; "
+                    f"judge endpoint {self.shown_url}: result {item['id']!r} has label {label!r}; "
                     "expected relevant, not_relevant or unsure"
                 )
             score = item.get("score")
@@ -174,14 +320,15 @@ class HttpOracle:
                 isinstance(score, bool) or not isinstance(score, int | float)
             ):
                 raise JudgeError(
-                    f"judge endpoint {self.url}: result {item['id']!r} has a non-numeric score"
+                    f"judge endpoint {self.shown_url}: result {item['id']!r} has a non-numeric "
+                    "score"
                 )
             by_id[item["id"]] = Judgement(label, None if score is None else float(score))
         wanted = [str(offset + i) for i in range(len(pairs))]
         missing = [w for w in wanted if w not in by_id]
         if missing:
             raise JudgeError(
-                f"judge endpoint {self.url} did not answer {len(missing)} pair(s), first id "
+                f"judge endpoint {self.shown_url} did not answer {len(missing)} pair(s), first id "
                 f"{missing[0]!r}"
             )
         return [by_id[w] for w in wanted]
