@@ -25,8 +25,10 @@ $(VENV)/.dev-installed: pyproject.toml | $(PY)
 	$(PIP) install -q -e ".[st,dev,parquet]"
 	touch $@ $(VENV)/.core-installed
 
+# The daemon on a generated training run: metrics on http://127.0.0.1:9464, a mining change,
+# signed alerts printed by a local webhook receiver. Ctrl-C stops it (DEMO_ARGS="--duration 60").
 demo: $(VENV)/.core-installed
-	$(VENV)/bin/recallwatch demo
+	$(VENV)/bin/recallwatch demo $(DEMO_ARGS)
 
 lint: $(VENV)/.dev-installed
 	$(PY) -m ruff check service tests bench
@@ -42,6 +44,7 @@ test: lint typecheck unit
 
 bench: $(VENV)/.dev-installed
 	$(PY) bench/eval_speed.py
+	$(PY) bench/daemon_overhead.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build service/*.egg-info

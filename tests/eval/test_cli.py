@@ -92,7 +92,7 @@ def test_bad_encoder_is_a_config_error(example, capsys) -> None:  # type: ignore
     assert "--encoder: unknown encoder 'bert'" in capsys.readouterr().err
 
 
-def test_console_script_help_and_demo(tmp_path: Path) -> None:
+def test_console_script_help_and_eval_only_demo(tmp_path: Path) -> None:
     exe = Path(sys.executable).parent / "recallwatch"
     if not exe.exists():
         pytest.skip("the recallwatch console script is not installed in this environment")
@@ -101,7 +101,7 @@ def test_console_script_help_and_demo(tmp_path: Path) -> None:
     ).stdout
     assert "python:MODULE:FN" in help_text and "--json" in help_text
     done = subprocess.run(
-        [exe, "demo", "--workdir", str(tmp_path / "demo")],
+        [exe, "demo", "--eval-only", "--workdir", str(tmp_path / "demo")],
         check=False,
         capture_output=True,
         text=True,

@@ -79,6 +79,27 @@ def test_dockerfile_install_and_entrypoint_in_a_fresh_venv(tmp_path: Path) -> No
     )
     assert out.returncode == 0, out.stderr
     assert "--listen" in out.stdout and "--log-format" in out.stdout
+    # `make demo` runs on this same core install: the daemon demo delivers its alert.
+    demo = subprocess.run(
+        [
+            str(env_dir / "bin" / "recallwatch"),
+            "demo",
+            "--workdir",
+            str(tmp_path / "demo"),
+            "--interval",
+            "1",
+            "--duration",
+            "40",
+            "--listen",
+            "127.0.0.1:0",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert demo.returncode == 0, demo.stderr[-3000:]
+    assert "alert.firing" in demo.stdout and "signature verified" in demo.stdout
     # Without torch: the core install must not have pulled it (the st extra is opt-in).
     probe = subprocess.run([str(py), "-c", "import torch"], env=env, capture_output=True, text=True)
     assert probe.returncode != 0
