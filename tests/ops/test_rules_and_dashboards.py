@@ -136,3 +136,12 @@ def test_dashboard_queries_are_valid_promql(path: Path, tmp_path: Path) -> None:
     )
     assert out.returncode == 0, out.stdout + out.stderr
     assert f"SUCCESS: {len(rules)} rules found" in out.stdout
+
+
+def test_every_daemon_alert_name_has_a_runbook_section() -> None:
+    from recallwatch.alerts import ALERTNAMES
+    from recallwatch.notify.alertmanager import RUNBOOK_DOC
+
+    assert (REPO / RUNBOOK_DOC) == RUNBOOK
+    headings = set(re.findall(r"^## (\w+)$", RUNBOOK.read_text(), re.M))
+    assert set(ALERTNAMES.values()) <= headings, set(ALERTNAMES.values()) - headings

@@ -23,7 +23,7 @@ __all__ = ["DEFAULT_RESEND_SECONDS", "alertmanager_body", "alertmanager_labels"]
 
 DEFAULT_RESEND_SECONDS = 60.0
 #: Where each alert's runbook section lives (one heading per ``alertname``) when none is set.
-RUNBOOK_DOC = "docs/alerting.md"
+RUNBOOK_DOC = "docs/runbook.md"
 
 
 def alertmanager_labels(alert: Alert) -> dict[str, str]:
