@@ -173,3 +173,26 @@ def test_kubernetes_example_config_passes_check_config(tmp_path: Path) -> None:
     assert all("/heldout" in p or "/runs" in p or "/var/lib" in p for p in problems), (
         out.stdout + out.stderr
     )
+
+
+def test_readme_minimal_config_passes_check_config(tmp_path: Path) -> None:
+    readme = (REPO / "README.md").read_text()
+    block = readme.split("A minimal `recallwatch.yaml`", 1)[1].split("```yaml\n", 1)[1]
+    (tmp_path / "recallwatch.yaml").write_text(block.split("```", 1)[0])
+    env = {**os.environ, "RECALLWATCH_SLACK_WEBHOOK_URL": "https://hooks.invalid/T/B/x"}
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "recallwatch.cli",
+            "check-config",
+            str(tmp_path / "recallwatch.yaml"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    # The README's paths (/data/..., /checkpoints/...) do not exist here: only those may be reported.
+    problems = [ln for ln in (out.stdout + out.stderr).splitlines() if ln.startswith("  ")]
+    assert problems, out.stdout + out.stderr  # the held-out path is missing, so it must say so
+    assert all("/data/" in p or "/checkpoints/" in p for p in problems), out.stdout + out.stderr
