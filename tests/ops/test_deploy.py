@@ -192,7 +192,7 @@ def test_readme_minimal_config_passes_check_config(tmp_path: Path) -> None:
         text=True,
         env=env,
     )
-    # The README's paths (/data/..., /checkpoints/...) do not exist here: only those may be reported.
+    # The README's paths (/data/..., /checkpoints/...) do not exist here: only those may fail.
     problems = [ln for ln in (out.stdout + out.stderr).splitlines() if ln.startswith("  ")]
     assert problems, out.stdout + out.stderr  # the held-out path is missing, so it must say so
     assert all("/data/" in p or "/checkpoints/" in p for p in problems), out.stdout + out.stderr
