@@ -263,6 +263,39 @@ class FalseNegativeConfig(_Model):
     #: The acceptable FN rate the recommendation aims under.
     target: Annotated[float, Field(gt=0, lt=1)] = 0.05
     timeout_seconds: PositiveSeconds = 3600.0
+    #: HTTP judges: the ``Authorization`` header from an environment variable or a file (the
+    #: audit's child process reads it; only the variable's name or the file's path is here).
+    http_auth_env: str | None = None
+    http_auth_file: ConfigPath | None = None
+    #: HTTP judges: more headers, each ``NAME=ENVVAR`` (header NAME from variable ENVVAR).
+    http_header_env: list[str] = []
+    http_timeout_seconds: PositiveSeconds = 30.0
+    http_retries: Annotated[int, Field(ge=0)] = 3
+    http_batch_size: Annotated[int, Field(ge=1)] = 32
+
+    @field_validator("http_auth_env")
+    @classmethod
+    def _auth_env_set(cls, value: str | None) -> str | None:
+        if value is not None:
+            _read_secret("env", value)  # checked now, read again by the audit process
+        return value
+
+    @field_validator("http_auth_file")
+    @classmethod
+    def _auth_file_readable(cls, value: Path | None) -> Path | None:
+        if value is not None:
+            _read_secret("file", str(value))
+        return value
+
+    @field_validator("http_header_env")
+    @classmethod
+    def _header_env(cls, value: list[str]) -> list[str]:
+        for item in value:
+            name, sep, var = item.partition("=")
+            if not sep or not name.strip() or not var.strip() or any(c in name for c in ": "):
+                raise ValueError(f"expected NAME=ENVVAR, got {item!r}")
+            _read_secret("env", var.strip())
+        return value
 
     @field_validator("rank_buckets")
     @classmethod
@@ -275,6 +308,8 @@ class FalseNegativeConfig(_Model):
     def _size_once(self) -> FalseNegativeConfig:
         if self.sample_size is not None and self.half_width is not None:
             raise ValueError("give sample_size or half_width, not both")
+        if self.http_auth_env is not None and self.http_auth_file is not None:
+            raise ValueError("give http_auth_env or http_auth_file, not both")
         return self
 
 

@@ -6,13 +6,15 @@ Read top-down:
    APScheduler interval job, ``coalesce=True, max_instances=1``) to run now and every
    ``poll_interval_seconds``.
 2. ``poll`` scans every run directory and records each newly complete checkpoint (its step and
-   mining metadata) as ``discovered``; queued checkpoints that vanished are ``skipped``.
+   mining metadata) as ``discovered``; queued checkpoints that vanished are ``skipped``. Each run
+   is scanned on its own: an error in one is logged with its name and the others go on.
 3. ``dispatch`` starts evaluations while fewer than ``evaluation.concurrency`` run: oldest first
    within a run and round-robin across runs (``oldest_first``, never skipping), or only the newest
    of each run (``latest_only``, the older ones ``skipped``).
 4. ``evaluate_checkpoint`` evaluates the checkpoint on each held-out set in a child process (see
    ``runner``), skipping any already done under the same idempotency key, stores each result in
-   one transaction, estimates the mined set's false-negative rate where configured, and marks the
+   one transaction, estimates the mined set's false-negative rate where configured (a failed
+   audit is recorded, counted and retried with the set's next checkpoint), and marks the
    checkpoint ``evaluated`` (or ``failed`` with a bounded reason). Each finished evaluation frees a
    slot and dispatches the next one at once, so a backfill does not wait for polls.
 5. ``on_checkpoint`` gets each checkpoint that became ``evaluated`` or ``failed``: the regression
@@ -33,6 +35,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -43,6 +46,7 @@ from recallwatch.checkpoints import checkpoint_dirs, read_mining_metadata, scan_
 from recallwatch.config import Config, FalseNegativeConfig, HeldoutConfig, RunConfig, dataset_key
 from recallwatch.errors import RecallwatchError
 from recallwatch.logs import fields
+from recallwatch.mining.oracles.http import redact_url
 from recallwatch.runner import (
     EvaluationError,
     FnJob,
@@ -57,13 +61,15 @@ from recallwatch.store import CheckpointRow, FnEstimate, NewEvaluation, Store
 if TYPE_CHECKING:
     from recallwatch.alerting import Notifier
 
-__all__ = ["Daemon", "FnRunner", "fn_job"]
+__all__ = ["Daemon", "FnRunner", "fn_job", "redact_specs"]
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
 #: How often the periodic alert rules run (no recent evaluation, repeats, Alertmanager re-sends).
 NOTIFY_TICK_SECONDS = 10.0
+#: The state reason of an evaluated checkpoint queued again to retry its failed FN audit.
+FN_RETRY = "fn_retry"
 
 
 # -- false negatives ----------------------------------------------------------------------------
@@ -72,9 +78,39 @@ NOTIFY_TICK_SECONDS = 10.0
 FnRunner = Callable[[FnJob, float, threading.Event], FnEstimate]
 
 
+#: How an http judge is reached, not what it judges: left out of the audit's identity, so that
+#: changing them (or upgrading to a version that has them) re-audits nothing.
+_TRANSPORT_FIELDS = {
+    "http_auth_env",
+    "http_auth_file",
+    "http_header_env",
+    "http_timeout_seconds",
+    "http_retries",
+    "http_batch_size",
+}
+
+
 def _fn_config_hash(config: FalseNegativeConfig) -> str:
-    blob = json.dumps(config.model_dump(mode="json"), sort_keys=True).encode()
+    blob = json.dumps(
+        config.model_dump(mode="json", exclude=_TRANSPORT_FIELDS), sort_keys=True
+    ).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def redact_specs(text: str, specs: list[str]) -> str:
+    """``text`` with each http(s) oracle spec of ``specs`` replaced by its ``redact_url`` form."""
+    for spec in specs:
+        if spec.startswith(("http://", "https://")):
+            shown = redact_url(spec)
+            text = text.replace(spec, shown)
+            # As it appears inside JSON strings too (a URL with escaped characters).
+            text = text.replace(json.dumps(spec)[1:-1], json.dumps(shown)[1:-1])
+    return text
+
+
+def _redacted_estimate(est: FnEstimate, specs: list[str]) -> FnEstimate:
+    details = json.loads(redact_specs(json.dumps(dict(est.details)), specs))
+    return replace(est, oracle=redact_specs(est.oracle, specs), details=details)
 
 
 def fn_job(config: FalseNegativeConfig, mined_set: Path, mining: dict[str, Any]) -> FnJob:
@@ -100,6 +136,12 @@ def fn_job(config: FalseNegativeConfig, mined_set: Path, mining: dict[str, Any])
         control_size=config.control_size,
         seed=config.seed,
         target=config.target,
+        http_timeout=config.http_timeout_seconds,
+        http_retries=config.http_retries,
+        http_batch_size=config.http_batch_size,
+        http_auth_env=config.http_auth_env,
+        http_auth_file=None if config.http_auth_file is None else str(config.http_auth_file),
+        http_header_env=list(config.http_header_env),
     )
 
 
@@ -167,6 +209,15 @@ class Daemon:
                 log.info(
                     "%d failed checkpoint(s) queued again", retried, extra=fields(run=run.name)
                 )
+                if self.config.false_negatives is not None:
+                    audits = self.store.requeue_failed_audits(
+                        self._run_ids[run.name], _fn_config_hash(self.config.false_negatives), now
+                    )
+                    log.info(
+                        "%d failed false-negative audit(s) queued again",
+                        audits,
+                        extra=fields(run=run.name),
+                    )
             if requeued:
                 log.info(
                     "evaluation settings changed: %d checkpoint(s) queued again",
@@ -251,13 +302,16 @@ class Daemon:
 
     def poll(self) -> None:
         """Scan every run for newly complete checkpoints, then dispatch evaluations."""
-        try:
-            for run in self.config.runs:
+        errors = []
+        for run in self.config.runs:
+            try:
                 self._discover(run)
-            self.last_poll_error = None
-        except Exception as exc:  # a poll must never kill the scheduler job
-            self.last_poll_error = f"{type(exc).__name__}: {exc}"
-            log.exception("discovery failed; retrying at the next poll")
+            except Exception as exc:  # one run's failure must not stop the others, nor the job
+                errors.append(f"run {run.name}: {type(exc).__name__}: {exc}")
+                log.exception(
+                    "discovery failed; retrying at the next poll", extra=fields(run=run.name)
+                )
+        self.last_poll_error = "; ".join(errors) or None
         self.last_poll_at = self.clock()
         self.dispatch()
 
@@ -312,6 +366,8 @@ class Daemon:
                 )
         present = {p.name for p in checkpoint_dirs(run.directory, run.checkpoint_glob)}
         for row in self.store.checkpoints(run.name, states=["discovered"]):
+            if row.state_reason == FN_RETRY:
+                continue  # evaluated already: its audit needs the mined set, not the directory
             if row.name not in present and not Path(row.path).exists():
                 self._skip(row, "deleted", "the checkpoint was deleted before its evaluation")
 
@@ -355,10 +411,13 @@ class Daemon:
                 for r in self.store.checkpoints(run.name, states=["discovered"])
                 if r.id not in self._inflight
             ]
-            if self.config.evaluation.policy == "latest_only" and len(pending) > 1:
-                for old in pending[:-1]:
+            if self.config.evaluation.policy == "latest_only":
+                # An audit retry re-runs an evaluated checkpoint: never supersede it.
+                retries = [r for r in pending if r.state_reason == FN_RETRY]
+                fresh = [r for r in pending if r.state_reason != FN_RETRY]
+                for old in fresh[:-1]:
                     self._skip(old, "superseded", "a newer checkpoint was queued (latest_only)")
-                pending = pending[-1:]
+                pending = retries + fresh[-1:]
             queues.append(pending)
         chosen: list[CheckpointRow] = []
         depth = 0
@@ -415,7 +474,7 @@ class Daemon:
     def evaluate_checkpoint(self, row: CheckpointRow) -> None:
         """Evaluate a checkpoint on every held-out set, store the results and its final state."""
         run = self.config.run(row.run)
-        if not Path(row.path).is_dir():
+        if not Path(row.path).is_dir() and row.state_reason != FN_RETRY:
             self._skip(row, "deleted", "the checkpoint was deleted before its evaluation")
             return
         for heldout in self.config.heldout:
@@ -521,9 +580,27 @@ class Daemon:
                 log.warning("false-negative audit stopped by shutdown; re-run later", extra=where)
                 return False
             except EvaluationError as exc:
+                # Counted and kept; the next checkpoint of this mined set (or --retry-failed)
+                # audits it again. The recall stays right: the checkpoint is still evaluated.
+                message = redact_specs(exc.message, fn_config.oracles)
+                self.store.record_fn_audit_failure(
+                    row.id,
+                    self._run_ids[run.name],
+                    fingerprint=row.mining_fingerprint,
+                    config_hash=config_hash,
+                    reason=exc.reason,
+                    message=message,
+                    now=self.clock(),
+                )
                 where["fields"]["reason"] = exc.reason
-                log.warning("false-negative estimate failed: %s", exc.message, extra=where)
+                log.warning(
+                    "false-negative estimate failed: %s; retried with the next checkpoint "
+                    "of this mined set",
+                    message,
+                    extra=where,
+                )
                 return True
+            estimate = _redacted_estimate(estimate, fn_config.oracles)
             seconds = time.monotonic() - t0
             self.store.record_stage(
                 self._run_ids[run.name], "false_negatives", seconds, self.clock()

@@ -154,7 +154,9 @@ class RecallwatchCollector(Collector):
                     for k, value in ev.metrics.get(metric, {}).items():
                         family.add_metric([run, ev.dataset, k], value)
             self._verdicts(latest.id, run, baseline, regression)
-            est = self.store.fn_estimate(latest.id)
+            # Its mined set's estimate, else (a failed audit) the run's newest: a judge outage
+            # must not look like the rate going away (alerts on it would resolve).
+            est = self.store.exported_fn_estimate(latest)
             if est is not None:
                 for bound, value in (
                     ("estimate", est.estimate),
@@ -212,6 +214,14 @@ class RecallwatchCollector(Collector):
         for (run, reason), n in sorted(self.store.failures_by_run().items()):
             if self._shown(run):
                 failures.add_metric([run, reason], n)
+        audit_failures = CounterMetricFamily(
+            "recallwatch_false_negative_audit_failures",
+            "Failed false-negative audits of mined sets, by reason.",
+            labels=["run", "reason"],
+        )
+        for (run, reason), n in sorted(self.store.fn_audit_failures_by_run().items()):
+            if self._shown(run):
+                audit_failures.add_metric([run, reason], n)
         last = GaugeMetricFamily(
             "recallwatch_last_successful_evaluation_timestamp_seconds",
             "When the run's last evaluation finished successfully.",
@@ -228,7 +238,7 @@ class RecallwatchCollector(Collector):
         for run, n in sorted(self.store.pending_by_run().items()):
             if self._shown(run):
                 pending.add_metric([run], n)
-        yield from (total, failures, last, pending)
+        yield from (total, failures, audit_failures, last, pending)
 
     def _notifications(self) -> Iterator[Metric]:
         delivered = CounterMetricFamily(

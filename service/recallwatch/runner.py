@@ -189,6 +189,14 @@ class FnJob:
     control_size: int | None = None
     seed: int = 0
     target: float = 0.05
+    http_timeout: float = 30.0
+    http_retries: int = 3
+    http_batch_size: int = 32
+    #: Where the http judges' header values are (never the values: this job is written to a
+    #: file); the audit process resolves them from its environment, inherited from the daemon.
+    http_auth_env: str | None = None
+    http_auth_file: str | None = None
+    http_header_env: list[str] = field(default_factory=list)
 
 
 def estimate_job(job: FnJob) -> FnEstimate:
@@ -196,7 +204,12 @@ def estimate_job(job: FnJob) -> FnEstimate:
     from recallwatch.mining.audit import AuditConfig, run_audit
     from recallwatch.mining.corpus import load_corpus
     from recallwatch.mining.formats import ImportOptions, read_mined
-    from recallwatch.mining.oracles import JudgeRule, OracleOptions, open_oracles
+    from recallwatch.mining.oracles import (
+        JudgeRule,
+        OracleOptions,
+        open_oracles,
+        resolve_http_headers,
+    )
     from recallwatch.mining.sampling import RankBuckets
 
     corpus = load_corpus(job.corpus)
@@ -215,6 +228,14 @@ def estimate_job(job: FnJob) -> FnEstimate:
         rule=JudgeRule(relative_margin=margin, threshold=job.judge_threshold),
         device=job.device,
         batch_size=job.batch_size,
+        http_timeout=job.http_timeout,
+        http_retries=job.http_retries,
+        http_batch_size=job.http_batch_size,
+        http_headers=resolve_http_headers(
+            auth_env=job.http_auth_env,
+            auth_file=job.http_auth_file,
+            header_env=job.http_header_env,
+        ),
     )
     oracle = open_oracles(job.oracles, options, agree=job.agree)
     audit = run_audit(

@@ -89,6 +89,14 @@ class FalseNegatives(BaseModel):
     buckets: list[dict[str, Any]]
 
 
+class AuditFailure(BaseModel):
+    """The latest failed false-negative audit of a checkpoint's mined set."""
+
+    reason: str
+    message: str
+    failed_at: float
+
+
 class CheckpointDetail(Checkpoint):
     """A checkpoint with its mining metadata, every evaluation in detail and FN estimate."""
 
@@ -98,6 +106,7 @@ class CheckpointDetail(Checkpoint):
     evaluations: list[EvaluationDetail]  # type: ignore[assignment]
     history: list[Evaluation]
     false_negatives: FalseNegatives | None
+    false_negative_audit_failure: AuditFailure | None = None
 
 
 class Run(BaseModel):
@@ -354,6 +363,7 @@ def create_app(
             details.append(d)
         doc = _checkpoint(c, [])
         est = store.fn_estimate(c.id)
+        failure = None if est is not None else store.fn_audit_failure(c.id)
         doc.update(
             path=c.path,
             mining=store.mining_content(c.mining_fingerprint) if c.mining_fingerprint else None,
@@ -368,6 +378,7 @@ def create_app(
                     "buckets": [b.__dict__ for b in est.buckets],
                 }
             ),
+            false_negative_audit_failure=None if failure is None else dict(failure),
         )
         return doc
 

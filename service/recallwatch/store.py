@@ -1,12 +1,16 @@
 """SQLite persistence (WAL): runs, checkpoints, evaluations, FN estimates, verdicts, alerts.
 
-Crash safety comes from three rules. Every state change is one transaction. An evaluation's result
-is written in the same transaction that marks its checkpoint's progress, so after ``kill -9`` the
-store holds either the whole result or none of it. Checkpoints left ``evaluating`` by a crash go
-back to ``discovered`` on the next open (``recover``), so they are re-run once.
+Crash safety comes from three rules. Every write is one transaction (a failed ``COMMIT`` is rolled
+back, so the connection is never left inside a transaction), so after ``kill -9`` the store holds
+either the whole of a write or none of it. An evaluation's result (with its stage timings) is one
+such write; the checkpoint becomes ``evaluated`` in a later one, only after every held-out set and
+the false-negative audit. Checkpoints left ``evaluating`` by a crash go back to ``discovered`` on
+the next open (``recover``) and are run again, and the re-run skips each held-out set whose result
+is already stored (``done_evaluation``, looked up before evaluating), so nothing finished is lost
+or evaluated twice.
 
 Idempotency: a finished evaluation is unique per (checkpoint, held-out set, encoder, config hash),
-enforced by a partial unique index; the daemon looks it up before evaluating.
+enforced by a partial unique index.
 
 The schema is versioned with ``PRAGMA user_version``; ``MIGRATIONS[i]`` takes version i to i + 1
 and runs in one transaction at open. Add a migration, never edit a released one.
@@ -180,6 +184,19 @@ MIGRATIONS: list[list[str]] = [
             UNIQUE (message_id, channel))""",
         "CREATE INDEX outbox_by_channel ON outbox(channel, state, id)",
         "CREATE INDEX outbox_by_alert ON outbox(alert_id, id)",
+    ],
+    # 2 -> 3: failed false-negative audits (counted, retried on the next checkpoint of the set).
+    [
+        """CREATE TABLE fn_audit_failures (
+            id INTEGER PRIMARY KEY,
+            run_id INTEGER NOT NULL REFERENCES runs(id),
+            checkpoint_id INTEGER NOT NULL REFERENCES checkpoints(id),
+            mining_fingerprint TEXT NOT NULL,
+            config_hash TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            message TEXT NOT NULL,
+            failed_at REAL NOT NULL)""",
+        "CREATE INDEX fn_audit_failures_by_set ON fn_audit_failures(mining_fingerprint, id)",
     ],
 ]
 
@@ -449,10 +466,14 @@ class Store:
             self._conn.execute("BEGIN IMMEDIATE")
             try:
                 yield self._conn
+                # Inside the try: a COMMIT that fails (busy, disk full, I/O error, a deferred
+                # constraint) must not leave the connection in a transaction, or every later
+                # BEGIN fails.
+                self._conn.execute("COMMIT")
             except BaseException:
-                self._conn.execute("ROLLBACK")
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
                 raise
-            self._conn.execute("COMMIT")
 
     def _query(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> list[sqlite3.Row]:
         with self._mutex:
@@ -787,6 +808,87 @@ class Store:
             (checkpoint_id,),
         )
         return _fn(rows[0]) if rows else None
+
+    def exported_fn_estimate(self, checkpoint: CheckpointRow) -> FnEstimate | None:
+        """The estimate to export for a checkpoint: its own, else its mined set's, else a fallback.
+
+        Without an estimate of its own, the newest estimate of its run with the same mining
+        fingerprint; and if its audit failed, the newest estimate of its run, so that a judge
+        outage does not look like the rate going away.
+        """
+        est = self.fn_estimate(checkpoint.id)
+        if est is not None or checkpoint.mining_fingerprint is None:
+            return est
+        rows = self._query(
+            "SELECT f.* FROM fn_estimates f JOIN checkpoints c ON c.id = f.checkpoint_id "
+            "JOIN runs r ON r.id = c.run_id WHERE r.name = ? AND f.mining_fingerprint = ? "
+            "ORDER BY f.id DESC LIMIT 1",
+            (checkpoint.run, checkpoint.mining_fingerprint),
+        )
+        if rows:
+            return _fn(rows[0])
+        if self.fn_audit_failure(checkpoint.id) is None:
+            return None
+        rows = self._query(
+            "SELECT f.* FROM fn_estimates f JOIN checkpoints c ON c.id = f.checkpoint_id "
+            "JOIN runs r ON r.id = c.run_id WHERE r.name = ? ORDER BY f.id DESC LIMIT 1",
+            (checkpoint.run,),
+        )
+        return _fn(rows[0]) if rows else None
+
+    def record_fn_audit_failure(
+        self,
+        checkpoint_id: int,
+        run_id: int,
+        *,
+        fingerprint: str,
+        config_hash: str,
+        reason: str,
+        message: str,
+        now: float,
+    ) -> None:
+        """Record a failed false-negative audit of a checkpoint's mined set."""
+        with self._tx() as conn:
+            conn.execute(
+                "INSERT INTO fn_audit_failures(run_id, checkpoint_id, mining_fingerprint, "
+                "config_hash, reason, message, failed_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (run_id, checkpoint_id, fingerprint, config_hash, reason, message, now),
+            )
+
+    def fn_audit_failure(self, checkpoint_id: int) -> sqlite3.Row | None:
+        """The latest failed audit of a checkpoint (reason, message, failed_at), if any."""
+        rows = self._query(
+            "SELECT reason, message, failed_at FROM fn_audit_failures WHERE checkpoint_id = ? "
+            "ORDER BY id DESC LIMIT 1",
+            (checkpoint_id,),
+        )
+        return rows[0] if rows else None
+
+    def fn_audit_failures_by_run(self) -> dict[tuple[str, str], int]:
+        """Failed false-negative audits per (run, reason)."""
+        rows = self._query(
+            "SELECT r.name, f.reason, COUNT(*) FROM fn_audit_failures f "
+            "JOIN runs r ON r.id = f.run_id GROUP BY r.name, f.reason"
+        )
+        return {(r[0], r[1]): int(r[2]) for r in rows}
+
+    def requeue_failed_audits(self, run_id: int, config_hash: str, now: float) -> int:
+        """Queue again, per mined set still without an estimate, its last failed audit's checkpoint.
+
+        Its held-out evaluations are stored, so the re-run only repeats the audit.
+        """
+        with self._tx() as conn:
+            return conn.execute(
+                "UPDATE checkpoints SET state = 'discovered', state_reason = 'fn_retry', "
+                "state_message = NULL, updated_at = :now WHERE state = 'evaluated' AND id IN ("
+                "SELECT f.checkpoint_id FROM fn_audit_failures f "
+                "WHERE f.run_id = :run AND f.config_hash = :hash AND f.id = ("
+                "SELECT MAX(g.id) FROM fn_audit_failures g WHERE g.run_id = f.run_id "
+                "AND g.mining_fingerprint = f.mining_fingerprint AND g.config_hash = :hash) "
+                "AND NOT EXISTS (SELECT 1 FROM fn_estimates e "
+                "WHERE e.mining_fingerprint = f.mining_fingerprint AND e.config_hash = :hash))",
+                {"now": now, "run": run_id, "hash": config_hash},
+            ).rowcount
 
     def record_verdict(
         self,

@@ -319,3 +319,35 @@ def test_the_annotated_example_is_valid(monkeypatch: pytest.MonkeyPatch, tmp_pat
     assert config.encoder_for(config.runs[1]).spec == "precomputed"
     assert config.false_negatives is not None
     assert len(config.notifications.rules) == 4
+
+
+def test_http_judge_headers_come_from_env_or_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fn = {"corpus": "c", "oracles": ["https://judge/v1"]}
+    monkeypatch.setenv("JUDGE_TOKEN", "Bearer hush")
+    monkeypatch.setenv("JUDGE_TEAM", "search")
+    config = parse_config(
+        minimal(
+            false_negatives={
+                **fn,
+                "http_auth_env": "JUDGE_TOKEN",
+                "http_header_env": ["X-Team=JUDGE_TEAM"],
+                "http_timeout_seconds": 5,
+            }
+        )
+    )
+    assert config.false_negatives is not None
+    assert config.false_negatives.http_header_env == ["X-Team=JUDGE_TEAM"]
+    assert "hush" not in repr(config)  # only the variable's name is held
+    token = tmp_path / "token"
+    token.write_text("Bearer hush\n")
+    both = {**fn, "http_auth_env": "JUDGE_TOKEN", "http_auth_file": str(token)}
+    assert errors_of(minimal(false_negatives=both)) == [
+        ("false_negatives", "give http_auth_env or http_auth_file, not both")
+    ]
+    missing = errors_of(minimal(false_negatives={**fn, "http_auth_env": "NOT_SET_ANYWHERE"}))
+    assert [p for p, _ in missing] == ["false_negatives.http_auth_env"]
+    assert "NOT_SET_ANYWHERE" in missing[0][1]
+    bad = errors_of(minimal(false_negatives={**fn, "http_header_env": ["X-Team"]}))
+    assert "expected NAME=ENVVAR" in bad[0][1]

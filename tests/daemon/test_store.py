@@ -92,6 +92,41 @@ def test_unopenable_paths(tmp_path: Path) -> None:
         Store.open(tmp_path)
 
 
+def test_a_failing_commit_is_rolled_back_and_the_store_stays_usable(store: Store) -> None:
+    run = store.ensure_run("a", "/runs/a", 1.0)
+    # A real failing COMMIT: with foreign keys checked at commit time, a row naming a run that
+    # does not exist is accepted by the INSERT and refused by the COMMIT.
+    store._conn.execute("PRAGMA defer_foreign_keys = ON")
+    with pytest.raises(sqlite3.IntegrityError, match="FOREIGN KEY"):
+        store.record_stage(run + 99, "encode", 1.0, 2.0)
+    assert not store._conn.in_transaction
+    # Later writes work (before the fix: "cannot start a transaction within a transaction").
+    store.record_stage(run, "encode", 3.0, 4.0)
+    assert store.ensure_run("b", "/runs/b", 5.0) != run
+    assert store.stage_histograms([10.0]) == {"encode": ([1], 1, 3.0)}
+
+
+def test_audit_failures_are_counted_and_fall_back_to_an_earlier_estimate(store: Store) -> None:
+    run = store.ensure_run("a", "/runs/a", 1.0)
+    est = FnEstimate(
+        oracle="qrels", sample_size=10, false_negatives=1, estimate=0.1, lower=0.0, upper=0.4
+    )
+    old, failed, plain = add(store, run, 1, fp="A"), add(store, run, 2, fp="B"), add(store, run, 3)
+    store.record_fn_estimate(old, "A", "h", est, 5.0)
+    for cid in (old, failed, plain):
+        store.set_state(cid, "evaluated", 6.0)
+    store.record_fn_audit_failure(
+        failed, run, fingerprint="B", config_hash="h", reason="timeout", message="slow", now=7.0
+    )
+    assert store.fn_audit_failures_by_run() == {("a", "timeout"): 1}
+    assert store.exported_fn_estimate(store.checkpoint_by_id(failed)) == est
+    assert store.exported_fn_estimate(store.checkpoint_by_id(plain)) is None  # never audited
+    assert store.requeue_failed_audits(run, "other", 8.0) == 0
+    assert store.requeue_failed_audits(run, "h", 8.0) == 1
+    row = store.checkpoint_by_id(failed)
+    assert (row.state, row.state_reason) == ("discovered", "fn_retry")
+
+
 def test_checkpoint_is_recorded_once(store: Store) -> None:
     run = store.ensure_run("a", "/runs/a", 1.0)
     assert store.ensure_run("a", "/runs/a", 2.0) == run
