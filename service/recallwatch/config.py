@@ -36,6 +36,7 @@ from pydantic import (
 from recallwatch.encoders import EncoderOptions, validate_spec
 from recallwatch.errors import ConfigError
 from recallwatch.metrics import DEFAULT_KS
+from recallwatch.mining.oracles.http import redact_url
 
 __all__ = [
     "Config",
@@ -212,7 +213,7 @@ def _oracle_spec(value: str, info: ValidationInfo) -> str:
     kind, sep, arg = value.partition(":")
     if not sep or not arg or kind not in _ORACLE_KINDS:
         raise ValueError(
-            f"unknown oracle {value!r}; use qrels:PATH, labels:PATH, model:DIR, "
+            f"unknown oracle {redact_url(value)!r}; use qrels:PATH, labels:PATH, model:DIR, "
             "cross-encoder:DIR, bi-encoder:DIR, proxy:DIR or an http(s):// URL"
         )
     return f"{kind}:{_resolve_path(Path(arg), info)}"

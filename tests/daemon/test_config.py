@@ -351,3 +351,26 @@ def test_http_judge_headers_come_from_env_or_file(
     assert "NOT_SET_ANYWHERE" in missing[0][1]
     bad = errors_of(minimal(false_negatives={**fn, "http_header_env": ["X-Team"]}))
     assert "expected NAME=ENVVAR" in bad[0][1]
+
+
+def test_check_config_never_prints_judge_credentials(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    heldout = tmp_path / "heldout"
+    (heldout / "qrels").mkdir(parents=True)
+    for name in ("corpus.jsonl", "queries.jsonl", "qrels/test.tsv"):
+        (heldout / name).write_text("")
+    (tmp_path / "corpus").mkdir()
+    cfg = tmp_path / "rw.yaml"
+    cfg.write_text(
+        f"heldout: [{{path: {heldout}}}]\n"
+        "runs: [{name: a, directory: runs/a}]\n"
+        "evaluation: {encoder: precomputed}\n"
+        "false_negatives: {corpus: corpus, "
+        "oracles: ['http:https://user:hunter2@judge.invalid/v1?token=s3cret']}\n"
+    )
+    main(["check-config", str(cfg)])
+    captured = capsys.readouterr()
+    assert "judge.invalid" in captured.out + captured.err
+    assert "hunter2" not in captured.out + captured.err
+    assert "s3cret" not in captured.out + captured.err

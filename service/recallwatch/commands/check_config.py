@@ -7,6 +7,7 @@ from pathlib import Path
 
 from recallwatch.config import Config, load_config, preflight
 from recallwatch.errors import ConfigError
+from recallwatch.mining.oracles import redact_url
 
 __all__ = ["add_parser", "checked_config", "run"]
 
@@ -54,7 +55,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"  poll every {config.poll_interval_seconds:g} s; store {config.store.path}")
     print(f"  http on {config.http.listen}")
     fn = config.false_negatives
-    print(f"  false negatives: {'judged by ' + ', '.join(fn.oracles) if fn else 'off'}")
+    judges = ", ".join(redact_url(o) for o in fn.oracles) if fn else ""
+    print(f"  false negatives: {'judged by ' + judges if fn else 'off'}")
     n = config.notifications
     for c in n.channels:
         print(f"  channel {c.name}: {c.type}")

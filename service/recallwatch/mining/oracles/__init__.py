@@ -109,7 +109,8 @@ def open_oracle(spec: str, options: OracleOptions | None = None) -> Oracle:
             [
                 (
                     "oracle",
-                    f"unknown oracle {spec!r}; use qrels:PATH, labels:PATH, model:DIR, "
+                    f"unknown oracle {redact_url(spec)!r}; use qrels:PATH, labels:PATH, "
+                    "model:DIR, "
                     "cross-encoder:DIR, bi-encoder:DIR, proxy:DIR or an http(s):// URL",
                 )
             ]

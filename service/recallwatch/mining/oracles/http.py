@@ -31,6 +31,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -73,7 +74,11 @@ def redact_url(url: str) -> str:
     if "@" in netloc:
         netloc = f"{_REDACTED}@{netloc.rpartition('@')[2]}"
     query = _REDACTED if parts.query else ""
-    return SplitResult(parts.scheme, netloc, parts.path, query, "").geturl()
+    shown = SplitResult(parts.scheme, netloc, parts.path, query, "").geturl()
+    # A malformed spec (e.g. a URL nested in another prefix) can hide userinfo or a query
+    # where urlsplit does not look: scrub any that remain.
+    shown = re.sub(r"(?<=//)[^/\s@]*@", f"{_REDACTED}@", shown)
+    return re.sub(r"\?(?!\*\*\*$)[^\s'\"]*", f"?{_REDACTED}", shown)
 
 
 def _url_secrets(url: str) -> list[str]:
