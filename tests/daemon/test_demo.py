@@ -35,7 +35,7 @@ def test_demo_serves_metrics_and_delivers_signed_alerts(tmp_path: Path) -> None:
         stderr=subprocess.STDOUT,
     )
     try:
-        text = lambda: (tmp_path / "out.txt").read_text()  # noqa: E731
+        text = (tmp_path / "out.txt").read_text
         wait_for(lambda: "alert.firing" in text(), what="the demo's first alert", timeout=180)
         metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
         alerts = httpx.get(f"http://127.0.0.1:{port}/api/v1/alerts", timeout=10).json()

@@ -134,7 +134,7 @@ def test_ratio_interval_zero_counts() -> None:
     no_control_fn = ratio_interval(20, 400, 0, 400)
     assert math.isinf(no_control_fn.estimate)
     # No control false negative: unbounded above (the estimate must lie inside its interval).
-    assert 1.0 < no_control_fn.lower and no_control_fn.upper == math.inf
+    assert no_control_fn.lower > 1.0 and no_control_fn.upper == math.inf
     no_mined_fn = ratio_interval(0, 400, 5, 400)
     assert no_mined_fn.estimate == 0.0 and no_mined_fn.lower == 0.0
     assert no_control_fn.as_dict()["estimate"] is None
