@@ -136,7 +136,7 @@ def evaluate(
     judgements = JudgementIndex.build(
         heldout.query_ids,
         heldout.qrels,
-        {d: i for i, d in enumerate(heldout.corpus_ids)},
+        heldout.doc_position,
         heldout.relevance_level,
     )
     metrics = compute_metrics(top.positions, judgements, ks_t)

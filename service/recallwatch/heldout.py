@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,11 @@ class HeldoutSet:
     qrels: dict[str, dict[str, int]]
     #: Queries of the split that have no document with score >= relevance_level.
     excluded_query_ids: list[str] = field(default_factory=list)
+
+    @cached_property
+    def doc_position(self) -> dict[str, int]:
+        """Corpus position of each document id (built once, shared by every evaluation)."""
+        return {d: i for i, d in enumerate(self.corpus_ids)}
 
     @property
     def num_docs(self) -> int:

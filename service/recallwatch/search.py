@@ -154,8 +154,13 @@ class ExactSearcher:
             # Where the last fetched score still equals the K-th, more tied documents may lie
             # beyond the fetch: those rows are searched wider so ties resolve in trec_eval's order.
             overflow = np.flatnonzero(scores[:, fetch - 1] == scores[:, self.k - 1])
-        normal = np.setdiff1d(np.arange(nq), overflow, assume_unique=True)
-        keys[normal], pos[normal] = self._merge(normal, scores[normal], local[normal], positions)
+        if len(overflow) == 0:  # the common case: no copies of whole rows
+            keys, pos = self._merge(slice(None), scores, local, positions)
+        else:
+            normal = np.setdiff1d(np.arange(nq), overflow, assume_unique=True)
+            keys[normal], pos[normal] = self._merge(
+                normal, scores[normal], local[normal], positions
+            )
         wider = fetch
         while len(overflow):
             wider = min(n, wider * 4)
@@ -180,7 +185,7 @@ class ExactSearcher:
 
     def _merge(
         self,
-        rows: npt.NDArray[np.int64],
+        rows: npt.NDArray[np.int64] | slice,
         scores: npt.NDArray[np.float32],
         local: npt.NDArray[np.int64],
         positions: npt.NDArray[np.int64],

@@ -37,6 +37,11 @@ def read_ids(path: Path) -> list[str]:
     lines = text.split("\n")
     if lines and lines[-1] == "":
         lines.pop()
+    # Fast path (millions of ids): strip, then check blanks and duplicates in bulk; the slow
+    # loop below runs only to name the line of a problem.
+    fast = [line.strip() for line in lines]
+    if fast and all(fast) and len(set(fast)) == len(fast):
+        return fast
     ids: list[str] = []
     seen: dict[str, int] = {}
     for lineno, raw in enumerate(lines, start=1):
@@ -149,16 +154,18 @@ class PrecomputedSource:
     def corpus_shards(self, heldout: HeldoutSet, shard_rows: int) -> Iterator[CorpusShard]:
         """Stream ``corpus.npy`` in shards, skipping rows of ids outside the corpus."""
         path, ids, shape, dtype, offset = self._ids_and_header("corpus")
-        position = {d: i for i, d in enumerate(heldout.corpus_ids)}
-        present = set(ids)
-        missing = [d for d in heldout.corpus_ids if d not in present]
+        position = heldout.doc_position
+        row_positions = np.fromiter((position.get(d, -1) for d in ids), dtype=np.int64)
+        # Ids are unique, so the corpus is covered when every position appears once.
+        covered = np.count_nonzero(row_positions >= 0) == heldout.num_docs
+        present = set() if covered else set(ids)
+        missing = [] if covered else [d for d in heldout.corpus_ids if d not in present]
         if missing:
             raise EmbeddingError(
                 f"{len(missing)} corpus document(s) have no embedding, first: "
                 f"{', '.join(map(repr, missing[:5]))}",
                 path=self.dir / "corpus_ids.txt",
             )
-        row_positions = np.fromiter((position.get(d, -1) for d in ids), dtype=np.int64)
         nrows, dim = int(shape[0]), int(shape[1])
         row_bytes = dim * dtype.itemsize
         raw = np.empty((min(shard_rows, nrows), dim), dtype=dtype)
