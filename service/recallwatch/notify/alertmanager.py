@@ -10,16 +10,21 @@ Alertmanager forgets an alert whose ``endsAt`` passed, so while firing recallwat
 (every ``resend_interval`` seconds) with ``endsAt`` = now + 4 x ``resend_interval``, as Prometheus
 does; if recallwatch dies the alert ends by itself instead of firing forever. A resolved alert is
 sent once more with ``endsAt`` = the resolution time.
+
+The body is rendered when the alert is decided, but a firing alert's ``endsAt`` is recomputed per
+attempt (``with_ends_at``): max(stored, attempt time + 4 x ``resend_interval``), so an alert
+delivered after an outage, retries or a restart does not arrive already ended.
 """
 
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any
 
 from recallwatch.alerts import Alert, iso
 
-__all__ = ["DEFAULT_RESEND_SECONDS", "alertmanager_body", "alertmanager_labels"]
+__all__ = ["DEFAULT_RESEND_SECONDS", "alertmanager_body", "alertmanager_labels", "with_ends_at"]
 
 DEFAULT_RESEND_SECONDS = 60.0
 #: Where each alert's runbook section lives (one heading per ``alertname``) when none is set.
@@ -64,4 +69,37 @@ def alertmanager_body(alert: Alert, *, now: float, resend_interval: float) -> by
     }
     if "alert" in alert.links:
         doc["generatorURL"] = alert.links["alert"]
-    return json.dumps([doc], ensure_ascii=False, separators=(",", ":")).encode()
+    return _dump([doc])
+
+
+def with_ends_at(body: bytes, *, now: float, resend_interval: float) -> bytes:
+    """A stored firing body with ``endsAt`` moved to at least ``now`` + 4 x ``resend_interval``."""
+    try:
+        docs = json.loads(body)
+    except ValueError:
+        return body
+    if not isinstance(docs, list):
+        return body
+    ends = now + 4 * resend_interval
+    changed = False
+    for doc in docs:
+        if not isinstance(doc, dict):
+            continue
+        stored = _timestamp(doc.get("endsAt"))
+        if stored is None or stored < ends:
+            doc["endsAt"] = iso(ends)
+            changed = True
+    return _dump(docs) if changed else body
+
+
+def _timestamp(value: object) -> float | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def _dump(docs: list[Any]) -> bytes:
+    return json.dumps(docs, ensure_ascii=False, separators=(",", ":")).encode()

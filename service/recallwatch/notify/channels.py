@@ -2,7 +2,8 @@
 
 A message's body is rendered once, when it is decided (``render``), and stored in the outbox, so
 every retry sends the same bytes. What changes per attempt is computed by the target's
-``request``: the Standard Webhooks timestamp and signature, and the Alertmanager bearer token.
+``request``: the Standard Webhooks timestamp and signature, the Alertmanager bearer token, and a
+firing Alertmanager alert's ``endsAt`` (kept 4 resend intervals ahead of the attempt).
 """
 
 from __future__ import annotations
@@ -12,7 +13,11 @@ from dataclasses import dataclass, field
 
 from recallwatch.alerts import Alert, Event
 from recallwatch.config import AlertmanagerChannel, SlackChannel, WebhookChannel
-from recallwatch.notify.alertmanager import DEFAULT_RESEND_SECONDS, alertmanager_body
+from recallwatch.notify.alertmanager import (
+    DEFAULT_RESEND_SECONDS,
+    alertmanager_body,
+    with_ends_at,
+)
 from recallwatch.notify.delivery import OutboxMessage, Outgoing, Target
 from recallwatch.notify.slack import slack_message
 from recallwatch.notify.webhook import signature_headers, webhook_body
@@ -96,13 +101,17 @@ class AlertmanagerTarget:
     token: str | None = field(default=None, repr=False)
     timeout: float = 10.0
     min_interval: float = 0.0
+    resend_interval: float = DEFAULT_RESEND_SECONDS
 
     def request(self, message: OutboxMessage, now: float) -> Outgoing:
-        """POST the stored alert array, with the bearer token if any."""
+        """POST the stored alerts (firing ones end 4 resends after ``now``), with the token."""
         headers = {"Content-Type": JSON, "User-Agent": USER_AGENT}
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"
-        return Outgoing(f"{self.base_url.rstrip('/')}/api/v2/alerts", message.body, headers)
+        body = message.body
+        if message.event != "resolved":  # a resolved alert keeps its resolution time
+            body = with_ends_at(body, now=now, resend_interval=self.resend_interval)
+        return Outgoing(f"{self.base_url.rstrip('/')}/api/v2/alerts", body, headers)
 
 
 def target_for(channel: ChannelConfig) -> Target:
@@ -116,5 +125,9 @@ def target_for(channel: ChannelConfig) -> Target:
         assert url is not None
         return WebhookTarget(channel.name, url, _secret(channel, "secret"), channel.timeout_seconds)
     return AlertmanagerTarget(
-        channel.name, channel.url, _secret(channel, "bearer_token"), channel.timeout_seconds
+        channel.name,
+        channel.url,
+        _secret(channel, "bearer_token"),
+        channel.timeout_seconds,
+        resend_interval=channel.resend_interval_seconds,
     )

@@ -22,6 +22,7 @@ the random source injected, and tested on its own.
 from __future__ import annotations
 
 import email.utils
+import html
 import http.client
 import logging
 import math
@@ -29,17 +30,25 @@ import random
 import socket
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Mapping
+from contextlib import suppress
 from dataclasses import dataclass, field, replace
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import requests
+import urllib3
+from requests.adapters import HTTPAdapter
+
+if TYPE_CHECKING:
+    from urllib3._base_connection import BaseHTTPConnection
 
 from recallwatch.logs import fields
 from recallwatch.notify.messages import AttemptResult, MessageState, OutboxMessage, Outcome
 
 __all__ = [
     "AttemptResult",
+    "DeadlineAdapter",
     "Dispatcher",
     "MemoryOutbox",
     "Outbox",
@@ -49,7 +58,9 @@ __all__ = [
     "Target",
     "backoff_delay",
     "classify_status",
+    "new_session",
     "parse_retry_after",
+    "scrub_url_parts",
     "send_once",
     "silence_url_logging",
 ]
@@ -156,6 +167,109 @@ def _snippet(text: str, limit: int = 200) -> str:
     return clean[:limit] + ("…" if len(clean) > limit else "")
 
 
+#: At most this much of a response body is read (for the error snippet).
+BODY_LIMIT = 4096
+#: Path segments and query values at least this long are scrubbed from response snippets.
+_MIN_SCRUBBED = 6
+_REDACTED = "[redacted]"
+
+
+def scrub_url_parts(text: str, url: str) -> str:
+    """``text`` without the path, query or userinfo of ``url`` (a 404 page may echo them)."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        username, password = parts.username, parts.password
+    except ValueError:
+        return text
+    pieces: set[str] = {parts.query, username or "", password or ""}
+    if parts.path not in ("", "/"):
+        pieces.add(parts.path)
+        pieces.add(f"{parts.path}?{parts.query}" if parts.query else parts.path)
+    for segment in parts.path.split("/"):
+        pieces.add(segment if len(segment) >= _MIN_SCRUBBED else "")
+    for _, value in urllib.parse.parse_qsl(parts.query, keep_blank_values=True):
+        pieces.add(value if len(value) >= _MIN_SCRUBBED else "")
+    variants: set[str] = set()
+    for piece in pieces:
+        for form in (piece, urllib.parse.unquote(piece), urllib.parse.unquote_plus(piece)):
+            variants.update({form, form.replace("/", "\\/"), html.escape(form)})
+    variants.discard("")
+    for piece in sorted(variants, key=len, reverse=True):
+        text = text.replace(piece, _REDACTED)
+    return text
+
+
+class _Attempt:
+    """One attempt's connection, shut down by a watchdog when its deadline passes."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.connection: object | None = None
+        self.expired = False
+        self.done = False
+
+    def expire(self) -> None:
+        with self.lock:
+            if self.done:
+                return
+            self.expired = True
+            sock = getattr(self.connection, "sock", None)
+        if isinstance(sock, socket.socket):
+            with suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def finish(self) -> None:
+        with self.lock:
+            self.done = True
+
+
+_tracking = threading.local()
+
+
+def _track(connection: object) -> None:
+    attempt = getattr(_tracking, "attempt", None)
+    if isinstance(attempt, _Attempt):
+        with attempt.lock:
+            attempt.connection = connection
+
+
+class _TrackedHTTPPool(urllib3.HTTPConnectionPool):
+    def _get_conn(self, timeout: float | None = None) -> BaseHTTPConnection:
+        conn = super()._get_conn(timeout)
+        _track(conn)
+        return conn
+
+
+class _TrackedHTTPSPool(urllib3.HTTPSConnectionPool):
+    def _get_conn(self, timeout: float | None = None) -> BaseHTTPConnection:
+        conn = super()._get_conn(timeout)
+        _track(conn)
+        return conn
+
+
+class DeadlineAdapter(HTTPAdapter):
+    """An ``HTTPAdapter`` whose connections ``send_once`` can shut down at an attempt's deadline
+    while the response headers are still arriving."""
+
+    def init_poolmanager(
+        self, connections: int, maxsize: int, block: bool = False, **pool_kwargs: Any
+    ) -> None:
+        """Make the pool manager use pools that tell ``send_once`` which connection is in use."""
+        super().init_poolmanager(connections, maxsize, block, **pool_kwargs)
+        self.poolmanager.pool_classes_by_scheme = {
+            "http": _TrackedHTTPPool,
+            "https": _TrackedHTTPSPool,
+        }
+
+
+def new_session() -> requests.Session:
+    """An HTTP session for delivery: its attempts are bounded by their deadline throughout."""
+    session = requests.Session()
+    session.mount("http://", DeadlineAdapter())
+    session.mount("https://", DeadlineAdapter())
+    return session
+
+
 def _connection_error(exc: BaseException) -> str:
     seen: set[int] = set()
     current: BaseException | None = exc
@@ -183,6 +297,16 @@ def _first_arg_error(exc: BaseException) -> BaseException | None:
     return reason if isinstance(reason, BaseException) else None
 
 
+#: Errors raised before anything was sent, that a retry cannot fix.
+_NOT_SENT = (
+    requests.exceptions.InvalidURL,
+    requests.exceptions.MissingSchema,
+    requests.exceptions.InvalidSchema,
+    requests.exceptions.InvalidHeader,
+    requests.exceptions.URLRequired,
+)
+
+
 def send_once(
     session: requests.Session,
     request: Outgoing,
@@ -190,8 +314,34 @@ def send_once(
     timeout: float = DEFAULT_TIMEOUT_SECONDS,
     now: float | None = None,
 ) -> AttemptResult:
-    """Make one ``POST`` attempt (no redirects followed) and classify what came back."""
+    """Make one ``POST`` attempt (no redirects followed, at most ``timeout`` s) and classify it.
+
+    ``timeout`` bounds the whole attempt: a watchdog shuts the connection down at the deadline,
+    so a receiver that trickles its answer cannot hold the channel. Errors never name the URL.
+    """
     t0 = time.monotonic()
+    attempt = _Attempt()
+    watchdog = threading.Timer(timeout, attempt.expire)
+    watchdog.daemon = True
+    _tracking.attempt = attempt
+    watchdog.start()
+    try:
+        return _attempt(session, request, attempt, timeout, t0, now)
+    finally:
+        attempt.finish()
+        watchdog.cancel()
+        _tracking.attempt = None
+
+
+def _attempt(
+    session: requests.Session,
+    request: Outgoing,
+    attempt: _Attempt,
+    timeout: float,
+    t0: float,
+    now: float | None,
+) -> AttemptResult:
+    timed_out = f"timed out after {timeout:g} s"
     try:
         response = session.post(
             request.url,
@@ -199,16 +349,16 @@ def send_once(
             headers=dict(request.headers),
             timeout=timeout,
             allow_redirects=False,
+            stream=True,
         )
-    except requests.Timeout:
-        return AttemptResult("retry", error=f"timed out after {timeout:g} s", seconds=_since(t0))
-    except requests.ConnectionError as exc:
-        return AttemptResult("retry", error=_connection_error(exc), seconds=_since(t0))
-    except requests.RequestException as exc:  # a malformed URL and the like: retrying won't help
-        return AttemptResult(
-            "terminal", error=f"request not sent ({type(exc).__name__})", seconds=_since(t0)
-        )
+    except Exception as exc:
+        failed, why = _no_answer(exc, timed_out, expired=attempt.expired)
+        return AttemptResult(failed, error=why, seconds=_since(t0))
     with response:
+        if attempt.expired:  # cut off while the headers came in: what arrived is not an answer
+            return AttemptResult("retry", error=timed_out, seconds=_since(t0))
+        if response.raw is not None and getattr(response.raw, "connection", None) is not None:
+            _track_now(attempt, response.raw.connection)
         status = response.status_code
         outcome = classify_status(status)
         retry_after = None
@@ -216,12 +366,55 @@ def send_once(
             retry_after = parse_retry_after(
                 response.headers.get("Retry-After"), time.time() if now is None else now
             )
-        error = None
+        error: str | None = None
         if outcome != "ok":
-            kind = "redirect not followed" if 300 <= status < 400 else "HTTP error"
-            body = _snippet(response.text) if not 300 <= status < 400 else ""
+            redirect = 300 <= status < 400
+            kind = "redirect not followed" if redirect else "HTTP error"
+            body = "" if redirect else _snippet(scrub_url_parts(_read_some(response), request.url))
             error = f"{kind} {status}" + (f": {body}" if body else "")
     return AttemptResult(outcome, status, error, retry_after, _since(t0))
+
+
+def _no_answer(exc: Exception, timed_out: str, *, expired: bool) -> tuple[Outcome, str]:
+    """Classify an attempt that raised before a response came (``expired``: deadline passed)."""
+    if isinstance(exc, requests.Timeout):
+        return "retry", timed_out
+    if isinstance(exc, _NOT_SENT):  # a malformed URL and the like: retrying won't help
+        return "terminal", f"request not sent ({type(exc).__name__})"
+    if isinstance(exc, requests.ConnectionError):
+        return "retry", timed_out if expired else _connection_error(exc)
+    if isinstance(exc, requests.RequestException):  # sent, then the answer broke: worth a retry
+        return "retry", timed_out if expired else f"request failed ({type(exc).__name__})"
+    # Anything else (e.g. urllib3's LocationParseError) is a request that could not be made; its
+    # text would name the URL, so only its type is kept.
+    return "terminal", f"request not sent ({type(exc).__name__})"
+
+
+def _track_now(attempt: _Attempt, connection: object) -> None:
+    with attempt.lock:
+        attempt.connection = connection
+    if attempt.expired:  # the deadline passed while the headers came in
+        attempt.expire()
+
+
+def _read_some(response: requests.Response) -> str:
+    """Up to ``BODY_LIMIT`` bytes of the body as text; whatever arrived before an error."""
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        while size < BODY_LIMIT:
+            chunk = response.raw.read(min(512, BODY_LIMIT - size), decode_content=True)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    except Exception:  # a broken, undecodable or cut-off body: keep what came before
+        pass
+    data = b"".join(chunks)[:BODY_LIMIT]
+    try:
+        return data.decode(response.encoding or "utf-8", errors="replace")
+    except LookupError:
+        return data.decode("utf-8", errors="replace")
 
 
 def _since(t0: float) -> float:
@@ -352,7 +545,7 @@ class Dispatcher:
         targets: Mapping[str, Target],
         *,
         policy: RetryPolicy = RetryPolicy(),
-        session_factory: Callable[[], requests.Session] = requests.Session,
+        session_factory: Callable[[], requests.Session] = new_session,
         clock: Clock = time.time,
         rng: Random = random.random,
         idle_seconds: float = 30.0,

@@ -13,8 +13,9 @@ Signing (https://www.standardwebhooks.com/): three headers,
 - ``webhook-timestamp``: the attempt's Unix time in seconds;
 - ``webhook-signature``: ``v1,<base64 HMAC-SHA256(key, "{id}.{timestamp}.{body}")>``.
 
-The key is the secret with its ``whsec_`` prefix removed, base64-decoded (the spec's convention);
-a secret without the prefix is used as its UTF-8 bytes. ``verify`` is the receiver's side: it
+The key is the secret with an optional ``whsec_`` prefix removed, base64-decoded, as the
+specification and its reference library do (a secret that is not base64 is refused when the config
+loads). ``verify`` is the receiver's side: it
 checks the timestamp is within ``tolerance`` seconds of now and that one of the space-separated
 signatures matches, in constant time.
 """
@@ -61,15 +62,16 @@ def webhook_body(alert: Alert, event: Event, decided_at: float) -> bytes:
 
 
 def secret_key(secret: str) -> bytes:
-    """The HMAC key of a signing secret: ``whsec_<base64>`` decoded, else the UTF-8 bytes."""
-    if secret.startswith("whsec_"):
-        try:
-            return base64.b64decode(secret.removeprefix("whsec_"), validate=True)
-        except (binascii.Error, ValueError) as exc:
-            raise ValueError("a whsec_ signing secret must be base64 after the prefix") from exc
-    if not secret:
+    """The HMAC key of a signing secret: base64-decoded after an optional ``whsec_`` prefix."""
+    try:
+        key = base64.b64decode(secret.removeprefix("whsec_"), validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ValueError(
+            "the signing secret must be base64 (optionally prefixed with whsec_)"
+        ) from exc
+    if not key:
         raise ValueError("the signing secret is empty")
-    return secret.encode()
+    return key
 
 
 def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:

@@ -1,0 +1,234 @@
+"""Delivery review fixes, each against a real HTTP receiver on loopback."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import suppress
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+import requests
+from pydantic import ValidationError
+
+from recallwatch.config import AlertmanagerChannel, WebhookChannel
+from recallwatch.notify.channels import WebhookTarget, render, target_for
+from recallwatch.notify.delivery import (
+    Dispatcher,
+    MemoryOutbox,
+    Outgoing,
+    RetryPolicy,
+    new_session,
+    send_once,
+)
+from recallwatch.notify.webhook import verify, webhook_body
+from tests.alerting.receivers import Receiver
+from tests.alerting.samples import regression_alert
+from tests.daemon.helpers import wait_for
+
+FAST = RetryPolicy(base=0.05, factor=2.0, cap=0.4, jitter=0.5)
+
+
+def _ts(text: str) -> float:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+@pytest.fixture
+def dispatchers() -> Iterator[list[Dispatcher]]:
+    made: list[Dispatcher] = []
+    yield made
+    for d in made:
+        d.stop()
+
+
+def test_alertmanager_ends_at_is_recomputed_per_attempt(
+    receiver: Callable[..., Receiver], dispatchers: list[Dispatcher]
+) -> None:
+    am = receiver()
+    channel = AlertmanagerChannel(
+        type="alertmanager", name="am", url=am.url, resend_interval_seconds=60
+    )
+    decided = time.time() - 600  # delivered after a ten-minute outage
+    firing = regression_alert()
+    resolved = regression_alert(status="resolved")
+    outbox = MemoryOutbox()
+    rows = [
+        outbox.add(
+            message_id=f"m-{event}",
+            alert_id=alert.id,
+            channel="am",
+            rule="r",
+            event=event,
+            body=render(channel, alert, event, decided, resend_interval=60),  # type: ignore[arg-type]
+            now=decided,
+        ).id
+        for alert, event in ((firing, "firing"), (resolved, "resolved"))
+    ]
+    d = Dispatcher(outbox, {"am": target_for(channel)}, policy=FAST)
+    dispatchers.append(d)
+    sent_after = time.time()
+    d.start()
+    wait_for(
+        lambda: all(outbox.get(r).state == "delivered" for r in rows), timeout=10, what="delivery"
+    )
+    got_firing, got_resolved = (r.json()[0] for r in am.received())
+    assert _ts(got_firing["endsAt"]) >= sent_after + 4 * 60 - 0.01  # not already ended
+    assert _ts(got_resolved["endsAt"]) == resolved.resolved_at  # a resolved alert keeps its end
+
+
+# -- attempts that break after the request was sent -----------------------------------------------
+
+
+Handler = Callable[[BaseHTTPRequestHandler], None]
+
+
+@pytest.fixture
+def raw_server() -> Iterator[Callable[[Handler], str]]:
+    """A factory of ThreadingHTTPServers on 127.0.0.1:0 that answer by hand; yields base URLs."""
+    servers: list[ThreadingHTTPServer] = []
+
+    def make(answer: Handler) -> str:
+        class H(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                answer(self)
+                self.close_connection = True
+
+        server = ThreadingHTTPServer(("127.0.0.1", 0), H)
+        server.daemon_threads = True
+        threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        ).start()
+        servers.append(server)
+        host, port = server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    yield make
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+def _broken_chunked_503(h: BaseHTTPRequestHandler) -> None:
+    h.wfile.write(b"HTTP/1.1 503 Service Unavailable\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab")
+
+
+def _trickle(status: int) -> Handler:
+    def answer(h: BaseHTTPRequestHandler) -> None:
+        h.wfile.write(f"HTTP/1.1 {status} X\r\nContent-Length: 40\r\n\r\n".encode())
+        with suppress(OSError):
+            for _ in range(20):
+                h.wfile.write(b"x")
+                h.wfile.flush()
+                time.sleep(0.2)
+
+    return answer
+
+
+def _trickle_headers(h: BaseHTTPRequestHandler) -> None:
+    h.wfile.write(b"HTTP/1.1 200 OK\r\n")
+    with suppress(OSError):
+        for i in range(20):
+            h.wfile.write(f"X-Slow-{i}: 1\r\n".encode())
+            h.wfile.flush()
+            time.sleep(0.2)
+
+
+def test_a_broken_body_after_a_503_is_retried(raw_server: Callable[[Handler], str]) -> None:
+    with requests.Session() as s:
+        r = send_once(s, Outgoing(raw_server(_broken_chunked_503) + "/hook", b"{}"), timeout=3)
+    assert (r.outcome, r.status) == ("retry", 503)
+
+
+@pytest.mark.parametrize("status", [200, 503])
+def test_a_trickled_body_does_not_hold_the_attempt_past_its_timeout(
+    raw_server: Callable[[Handler], str], status: int
+) -> None:
+    with requests.Session() as s:
+        t0 = time.monotonic()
+        r = send_once(s, Outgoing(raw_server(_trickle(status)), b"{}"), timeout=1.0)
+        took = time.monotonic() - t0
+    assert r.status == status and r.outcome == ("ok" if status == 200 else "retry")
+    assert took < 1.8
+
+
+def test_trickled_headers_time_out_at_the_deadline(raw_server: Callable[[Handler], str]) -> None:
+    with new_session() as s:
+        t0 = time.monotonic()
+        r = send_once(s, Outgoing(raw_server(_trickle_headers), b"{}"), timeout=1.0)
+        took = time.monotonic() - t0
+    assert (r.outcome, r.error) == ("retry", "timed out after 1 s")
+    assert took < 1.8
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://" + "a" * 70 + ".com/SECRET6",  # urllib3's LocationParseError, not requests'
+        "http://[::1/services/SECRET3",
+    ],
+)
+def test_a_malformed_url_is_terminal_and_never_named(url: str) -> None:
+    with requests.Session() as s:
+        r = send_once(s, Outgoing(url, b"{}"), timeout=1)
+    assert r.outcome == "terminal" and (r.error or "").startswith("request not sent")
+    assert "SECRET" not in repr(r) and "aaaa" not in repr(r)
+
+
+# -- Standard Webhooks interop --------------------------------------------------------------------
+
+RAW_SECRET = "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+
+@pytest.mark.parametrize("ours", [RAW_SECRET, "whsec_" + RAW_SECRET])
+@pytest.mark.parametrize("theirs", [RAW_SECRET, "whsec_" + RAW_SECRET])
+def test_signatures_interoperate_with_the_reference_library(
+    receiver: Callable[..., Receiver], ours: str, theirs: str
+) -> None:
+    sw = pytest.importorskip("standardwebhooks")
+    hook = receiver()
+    body = webhook_body(regression_alert(), "firing", time.time())
+    message = MemoryOutbox().add(
+        message_id="msg_interop",
+        alert_id="a",
+        channel="hook",
+        rule="r",
+        event="firing",
+        body=body,
+        now=time.time(),
+    )
+    with requests.Session() as s:
+        target = WebhookTarget("hook", hook.url + "/in", ours)
+        r = send_once(s, target.request(message, time.time()), timeout=5)
+    assert r.outcome == "ok"
+    (got,) = hook.received()
+    assert sw.Webhook(theirs).verify(got.body, got.headers)["type"] == "alert.firing"  # ours -> ref
+    now = int(time.time())
+    signature = sw.Webhook(theirs).sign("msg_ref", datetime.fromtimestamp(now, UTC), body.decode())
+    headers = {
+        "webhook-id": "msg_ref",
+        "webhook-timestamp": str(now),
+        "webhook-signature": signature,
+    }
+    assert verify(ours, headers, body, now=now) == "msg_ref"  # ref -> ours
+
+
+@pytest.mark.parametrize("secret", ["whsec-123", "not base64!", "whsec_not base64!", "whsec_%%%"])
+def test_a_secret_that_is_not_base64_is_refused_when_the_config_loads(
+    monkeypatch: pytest.MonkeyPatch, secret: str
+) -> None:
+    monkeypatch.setenv("RW_HOOK_URL", "http://127.0.0.1:9/hook")
+    monkeypatch.setenv("RW_HOOK_SECRET", secret)
+    with pytest.raises(ValidationError, match=r"base64|empty") as err:
+        WebhookChannel(
+            type="webhook", name="hook", url_env="RW_HOOK_URL", secret_env="RW_HOOK_SECRET"
+        )
+    assert secret not in str(err.value)
