@@ -253,8 +253,19 @@ class RecallwatchCollector(Collector):
             "Failed delivery attempts (retried or terminal), by channel.",
             labels=["channel"],
         )
-        for channel, n in sorted(self.store.notification_failures().items()):
+        # Both counters start at 0 for every configured channel, so a first failure is an increase.
+        attempts = {**dict.fromkeys(self.channels, 0), **self.store.notification_failures()}
+        for channel, n in sorted(attempts.items()):
             failures.add_metric([channel], n)
+        failed = CounterMetricFamily(
+            "recallwatch_notifications_failed",
+            "Notifications that failed for good (terminal error, expired, channel removed), "
+            "by channel.",
+            labels=["channel"],
+        )
+        given_up = {**dict.fromkeys(self.channels, 0), **self.store.notifications_failed()}
+        for channel, n in sorted(given_up.items()):
+            failed.add_metric([channel], n)
         pending = GaugeMetricFamily(
             "recallwatch_outbox_pending",
             "Notifications waiting in the outbox for delivery, by channel.",
@@ -263,7 +274,7 @@ class RecallwatchCollector(Collector):
         waiting = {**dict.fromkeys(self.channels, 0), **self.store.outbox_pending()}
         for channel, n in sorted(waiting.items()):
             pending.add_metric([channel], float(n))
-        yield from (delivered, failures, pending)
+        yield from (delivered, failures, failed, pending)
 
     def _histogram(self) -> Iterator[Metric]:
         hist = HistogramMetricFamily(

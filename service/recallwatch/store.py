@@ -198,6 +198,21 @@ MIGRATIONS: list[list[str]] = [
             failed_at REAL NOT NULL)""",
         "CREATE INDEX fn_audit_failures_by_set ON fn_audit_failures(mining_fingerprint, id)",
     ],
+    # 3 -> 4: monotonic notification counters per channel (outbox rows of Alertmanager re-sends are
+    # deleted, so counting rows could go down), seeded from the outbox as it stands.
+    [
+        """CREATE TABLE notification_counters (
+            channel TEXT NOT NULL,
+            name TEXT NOT NULL CHECK (name IN ('failed_attempts', 'failed_messages')),
+            value INTEGER NOT NULL,
+            PRIMARY KEY (channel, name))""",
+        """INSERT INTO notification_counters(channel, name, value)
+            SELECT channel, 'failed_attempts', SUM(failures) FROM outbox GROUP BY channel
+            HAVING SUM(failures) > 0""",
+        """INSERT INTO notification_counters(channel, name, value)
+            SELECT channel, 'failed_messages', COUNT(*) FROM outbox WHERE state = 'failed'
+            GROUP BY channel""",
+    ],
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -1143,8 +1158,12 @@ class Store:
         state: MessageState,
         next_attempt_at: float,
     ) -> None:
-        """Store one delivery attempt's result and the message's new state."""
+        """Store one delivery attempt's result and the message's new state (and count them)."""
         with self._tx() as conn:
+            if result.outcome != "ok":
+                _count(conn, message.channel, "failed_attempts", 1)
+            if state == "failed":
+                _count(conn, message.channel, "failed_messages", 1)
             conn.execute(
                 "UPDATE outbox SET state = ?, attempts = attempts + 1, "
                 "failures = failures + ?, next_attempt_at = ?, last_attempt_at = ?, "
@@ -1165,6 +1184,13 @@ class Store:
         """Fail pending messages of channels not in ``channels`` (removed from the config)."""
         marks = ",".join("?" for _ in channels) or "''"
         with self._tx() as conn:
+            gone = conn.execute(
+                "SELECT channel, COUNT(*) FROM outbox "
+                f"WHERE state = 'pending' AND channel NOT IN ({marks}) GROUP BY channel",
+                tuple(channels),
+            ).fetchall()
+            for channel, n in gone:
+                _count(conn, channel, "failed_messages", int(n))
             return conn.execute(
                 "UPDATE outbox SET state = 'failed', "
                 "last_error = 'the channel is no longer configured', last_attempt_at = ? "
@@ -1181,9 +1207,19 @@ class Store:
         return {(r[0], r[1]): int(r[2]) for r in rows}
 
     def notification_failures(self) -> dict[str, int]:
-        """Failed delivery attempts per channel."""
-        rows = self._query("SELECT channel, SUM(failures) FROM outbox GROUP BY channel")
-        return {r[0]: int(r[1] or 0) for r in rows}
+        """Failed delivery attempts per channel, retried or terminal (monotonic)."""
+        return self._counters("failed_attempts")
+
+    def notifications_failed(self) -> dict[str, int]:
+        """Messages that failed for good (terminal, expired, channel removed) per channel."""
+        return self._counters("failed_messages")
+
+    def _counters(self, name: str) -> dict[str, int]:
+        rows = self._query(
+            "SELECT channel, value FROM notification_counters WHERE name = ? ORDER BY channel",
+            (name,),
+        )
+        return {r[0]: int(r[1]) for r in rows}
 
     def outbox_pending(self) -> dict[str, int]:
         """Messages waiting for delivery, per channel."""
@@ -1191,6 +1227,14 @@ class Store:
             "SELECT channel, COUNT(*) FROM outbox WHERE state = 'pending' GROUP BY channel"
         )
         return {r[0]: int(r[1]) for r in rows}
+
+
+def _count(conn: sqlite3.Connection, channel: str, name: str, n: int) -> None:
+    conn.execute(
+        "INSERT INTO notification_counters(channel, name, value) VALUES (?, ?, ?) "
+        "ON CONFLICT(channel, name) DO UPDATE SET value = value + excluded.value",
+        (channel, name, n),
+    )
 
 
 def _fn(row: sqlite3.Row) -> FnEstimate:

@@ -8,14 +8,17 @@ from collections.abc import Callable, Iterator
 from contextlib import suppress
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
+from prometheus_client import CollectorRegistry, generate_latest
 from pydantic import ValidationError
 
 from recallwatch.config import AlertmanagerChannel, WebhookChannel
-from recallwatch.notify.channels import WebhookTarget, render, target_for
+from recallwatch.exporter import RecallwatchCollector
+from recallwatch.notify.channels import AlertmanagerTarget, WebhookTarget, render, target_for
 from recallwatch.notify.delivery import (
     Dispatcher,
     MemoryOutbox,
@@ -25,7 +28,8 @@ from recallwatch.notify.delivery import (
     send_once,
 )
 from recallwatch.notify.webhook import verify, webhook_body
-from tests.alerting.receivers import Receiver
+from recallwatch.store import AlertWrite, NewMessage, Store
+from tests.alerting.receivers import Receiver, Reply, always, first
 from tests.alerting.samples import regression_alert
 from tests.daemon.helpers import wait_for
 
@@ -232,3 +236,54 @@ def test_a_secret_that_is_not_base64_is_refused_when_the_config_loads(
             type="webhook", name="hook", url_env="RW_HOOK_URL", secret_env="RW_HOOK_SECRET"
         )
     assert secret not in str(err.value)
+
+
+# -- notification counters ------------------------------------------------------------------------
+
+
+def _metrics(store: Store) -> str:
+    registry = CollectorRegistry()
+    registry.register(RecallwatchCollector(store, version="1", channels=["am", "hook", "idle"]))
+    return generate_latest(registry).decode()
+
+
+def test_notification_counters_never_go_down_and_count_messages_failed_for_good(
+    receiver: Callable[..., Receiver], dispatchers: list[Dispatcher], tmp_path: Path
+) -> None:
+    am = receiver(first(1, Reply(500, body=b"down")))
+    gone = receiver(always(Reply(404, body=b"no such hook")))
+    store = Store.open(tmp_path / "rw.db")
+    alert = regression_alert()
+    t0 = time.time()
+
+    def message(mid: str, channel: str, event: str, at: float) -> NewMessage:
+        return NewMessage(mid, alert.id, channel, "r", event, b"[]", at)
+
+    write = AlertWrite(alert, "firing", opened_at=t0, notified_at=t0, repeats=0)
+    store.apply_alerts(
+        [write], [message("r1", "am", "refresh", t0), message("h1", "hook", "firing", t0)]
+    )
+    targets = {"am": AlertmanagerTarget("am", am.url), "hook": WebhookTarget("hook", gone.url)}
+    d = Dispatcher(store, targets, policy=FAST)
+    dispatchers.append(d)
+    d.start()
+    wait_for(lambda: not store.outbox_pending(), timeout=10, what="delivery and failure")
+    d.stop()
+    before = _metrics(store)
+    for line in (
+        'recallwatch_notification_failures_total{channel="am"} 1.0',
+        'recallwatch_notification_failures_total{channel="hook"} 1.0',
+        'recallwatch_notification_failures_total{channel="idle"} 0.0',
+        'recallwatch_notifications_failed_total{channel="am"} 0.0',
+        'recallwatch_notifications_failed_total{channel="hook"} 1.0',
+        'recallwatch_notifications_failed_total{channel="idle"} 0.0',
+    ):
+        assert line in before
+    # An hour later the delivered re-send is pruned; the counters stay where they were.
+    store.apply_alerts([], [message("r2", "am", "refresh", time.time() + 3700)])
+    after = _metrics(store)
+    assert 'recallwatch_notification_failures_total{channel="am"} 1.0' in after
+    assert 'recallwatch_notifications_failed_total{channel="hook"} 1.0' in after
+    assert store.fail_pending_except(["hook"], time.time()) == 1  # the am channel is removed
+    assert store.notifications_failed() == {"am": 1, "hook": 1}
+    store.close()
