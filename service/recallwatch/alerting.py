@@ -77,6 +77,9 @@ from recallwatch.regression import (
     mining_segments,
     paired_values,
     per_query_metric,
+    permutations_for,
+    selection_alpha,
+    still_regressed,
     test_regression,
 )
 from recallwatch.store import (
@@ -112,8 +115,8 @@ class Decision:
     build: Callable[[str], Alert] | None
     #: The checkpoint that made this decision (a resolution names it).
     checkpoint: CheckpointRow | None = None
-    #: Open alerts of the same (rule, run, dataset, k) under another key resolve as superseded.
-    supersedes_scope: bool = False
+    #: Added to the description of the alert when this decision resolves it.
+    note: str | None = None
 
 
 class Alerting:
@@ -154,16 +157,38 @@ class Alerting:
         """Decide every rule for a checkpoint that was just evaluated (or failed)."""
         with self._lock:
             self._evaluations.clear()  # a per-decision cache of stored evaluations
-            decisions: list[Decision] = []
-            for rule in self.rules_for(row.run):
-                try:
-                    decisions += self._decide(rule, row)
-                except Exception:  # one broken rule must not silence the others
-                    log.exception(
-                        "alert rule failed",
-                        extra=fields(rule=rule.name, run=row.run, checkpoint=row.name),
-                    )
+            decisions = self._decide_rules(row)
+            newest = self._newest_evaluated(row)
+            if row.state == "evaluated" and newest is not None and newest.id != row.id:
+                # An older checkpoint finished late (concurrency, a re-queued failure, a
+                # re-evaluation): its verdicts are recorded above, but alerts follow the run's
+                # newest evaluated checkpoint, so that one decides again (with the late verdict).
+                decisions = [d for d in decisions if isinstance(d.rule, EvaluationFailingRule)]
+                decisions += [
+                    d
+                    for d in self._decide_rules(newest)
+                    if not isinstance(d.rule, EvaluationFailingRule)
+                ]
             self._apply(decisions)
+
+    def _decide_rules(self, row: CheckpointRow) -> list[Decision]:
+        decisions: list[Decision] = []
+        for rule in self.rules_for(row.run):
+            try:
+                decisions += self._decide(rule, row)
+            except Exception:  # one broken rule must not silence the others
+                log.exception(
+                    "alert rule failed",
+                    extra=fields(rule=rule.name, run=row.run, checkpoint=row.name),
+                )
+        return decisions
+
+    def _newest_evaluated(self, row: CheckpointRow) -> CheckpointRow | None:
+        """The run's evaluated checkpoint with the highest step (``row`` included if evaluated)."""
+        rows = self.store.checkpoints(row.run, states=["evaluated"])
+        if row.state == "evaluated" and all(r.id != row.id for r in rows):
+            rows.append(row)
+        return max(rows, key=_by_step, default=None)
 
     def tick(self) -> None:
         """Periodic work: stale-run rule, repeats of firing alerts, Alertmanager re-sends."""
@@ -201,7 +226,7 @@ class Alerting:
         rows = self.store.checkpoints(row.run, states=["evaluated"])
         if all(r.id != row.id for r in rows):
             rows.append(row)
-        rows.sort(key=lambda r: (r.step is None, r.step or 0, r.name))
+        rows.sort(key=_by_step)
         summaries: list[CheckpointSummary] = []
         evaluations: dict[int, tuple[CheckpointRow, int]] = {}
         for r in rows:
@@ -225,19 +250,17 @@ class Alerting:
         out: list[Decision] = []
         for heldout in self.config.heldout:
             for k in rule.ks:
-                decision = self._regression(rule, row, heldout, k)
-                if decision is not None:
-                    out.append(decision)
+                out += self._regression(rule, row, heldout, k)
         return out
 
     def _regression(
         self, rule: RecallRegressionRule, row: CheckpointRow, heldout: HeldoutConfig, k: int
-    ) -> Decision | None:
+    ) -> list[Decision]:
         dataset = heldout.dataset
         history, evaluations = self._history(row, dataset, rule.metric, k)
         current = next((c for c in history if c.id == row.id), None)
         if current is None or current.value is None:
-            return None
+            return []
         baseline = choose_baseline(
             history,
             current,
@@ -246,23 +269,25 @@ class Alerting:
             pinned=rule.baseline_checkpoint,
         )
         if baseline is None:
-            return None
+            return []
         base_row, base_eval = evaluations[baseline.checkpoint.id]
         _, cur_eval = evaluations[row.id]
         before_outcomes = self.store.outcomes(base_eval)
         after_outcomes = self.store.outcomes(cur_eval)
+        after_values = per_query_metric(after_outcomes, rule.metric, k)
         _, before, after = paired_values(
-            per_query_metric(before_outcomes, rule.metric, k),
-            per_query_metric(after_outcomes, rule.metric, k),
+            per_query_metric(before_outcomes, rule.metric, k), after_values
         )
         if before.size == 0:
-            return None
+            return []
+        # The best of m checkpoints is biased upwards: test at alpha / m (regression.py).
+        alpha = selection_alpha(rule.alpha, baseline.candidates)
         verdict = test_regression(
             before,
             after,
             min_drop=rule.min_drop,
-            alpha=rule.alpha,
-            permutations=rule.permutations,
+            alpha=alpha,
+            permutations=permutations_for(alpha, rule.permutations),
             seed=rule.seed,
         )
         now = self.clock()
@@ -282,11 +307,17 @@ class Alerting:
                 **verdict.as_dict(),
                 "rule": rule.name,
                 "baseline": baseline.checkpoint.name,
+                "candidates": baseline.candidates,
+                "rule_alpha": rule.alpha,
             },
         )
-        flags = self._recent_verdicts(rule, row, history, dataset, k, baseline)
-        firing = confirmed(flags, rule.confirm)
         key = AlertKey(rule.name, row.run, dataset, k, baseline.checkpoint.name)
+        if self.store.open_alert(key.as_string()) is not None:
+            # Hysteresis: an open alert stays open until the checkpoint is clearly not regressed.
+            firing = still_regressed(verdict, rule.resolve_alpha)
+        else:
+            flags = self._recent_verdicts(rule, row, history, dataset, k, baseline)
+            firing = confirmed(flags, rule.confirm)
 
         def build(aid: str) -> Alert:
             return self._regression_alert(
@@ -302,7 +333,51 @@ class Alerting:
                 after_outcomes,
             )
 
-        return Decision(rule, key, firing, row.name, build, row, supersedes_scope=True)
+        out = [Decision(rule, key, firing, row.name, build, row)]
+        for other in self.store.open_alerts(rule=rule.name, run=row.run):
+            if other.key != key.as_string() and (other.alert.key.dataset, other.alert.key.k) == (
+                dataset,
+                k,
+            ):
+                out.append(
+                    self._against_old_baseline(
+                        rule, row, other, key, history, evaluations, after_values
+                    )
+                )
+        return out
+
+    def _against_old_baseline(
+        self,
+        rule: RecallRegressionRule,
+        row: CheckpointRow,
+        other: AlertRecord,
+        key: AlertKey,
+        history: Sequence[CheckpointSummary],
+        evaluations: Mapping[int, tuple[CheckpointRow, int]],
+        after_values: Mapping[str, float],
+    ) -> Decision:
+        """Keep an alert of an older baseline open while ``row`` is still regressed against it."""
+        old_key = other.alert.key
+        note = f"superseded: the baseline is now {key.baseline}"
+        old = next((c for c in history if c.name == old_key.baseline and c.id in evaluations), None)
+        firing = False
+        if old is not None:
+            before_values = per_query_metric(
+                self.store.outcomes(evaluations[old.id][1]), rule.metric, old_key.k or 0
+            )
+            _, before, after = paired_values(before_values, after_values)
+            if before.size:
+                verdict = test_regression(
+                    before,
+                    after,
+                    min_drop=rule.min_drop,
+                    alpha=rule.alpha,
+                    permutations=rule.permutations,
+                    seed=rule.seed,
+                )
+                firing = still_regressed(verdict, rule.resolve_alpha)
+                note += f"; {row.name} is no longer regressed against {old.name}"
+        return Decision(rule, old_key, firing, row.name, None, row, note=note)
 
     def _recent_verdicts(
         self,
@@ -396,11 +471,9 @@ class Alerting:
         rows = self.store.checkpoints(row.run, states=["evaluated", "failed"])
         states = {r.id: r.state for r in rows}
         states[row.id] = row.state
-        ordered = sorted(
-            [*(r for r in rows if r.id != row.id), row],
-            key=lambda r: (r.step is None, r.step or 0, r.name),
-        )
+        ordered = sorted([*(r for r in rows if r.id != row.id), row], key=_by_step)
         streak = failing_streak([states[r.id] == "failed" for r in ordered])
+        row = ordered[-1]  # the newest checkpoint speaks for the run, whichever finished last
         key = AlertKey(rule.name, row.run)
         what = (
             f"the last {streak} evaluations of run {row.run} failed "
@@ -450,11 +523,13 @@ class Alerting:
     ) -> Alert:
         n = self.config.notifications
         run_name = run or (row.run if row else key.run)
+        name = alertname or ALERTNAMES[rule.type]
+        runbook = n.runbook_base_url
         return Alert(
             id=aid,
             key=key,
             rule_type=rule.type,
-            alertname=alertname or ALERTNAMES[rule.type],
+            alertname=name,
             severity=rule.severity,
             status="firing",
             summary=summary,
@@ -471,6 +546,7 @@ class Alerting:
                 checkpoint=row.name if row else None,
                 alert=aid,
             ),
+            runbook_url=None if runbook is None else f"{runbook.split('#')[0]}#{name.lower()}",
         )
 
     def _regression_alert(
@@ -606,15 +682,6 @@ class Alerting:
         messages: list[NewMessage] = []
         for d in decisions:
             record = self.store.open_alert(d.key.as_string())
-            if d.supersedes_scope:
-                for other in self.store.open_alerts(rule=d.key.rule, run=d.key.run):
-                    same_scope = (other.alert.key.dataset, other.alert.key.k) == (
-                        d.key.dataset,
-                        d.key.k,
-                    )
-                    if same_scope and other.key != d.key.as_string():
-                        note = f"superseded: the baseline is now {d.key.baseline}"
-                        self._resolve(other, d, now, writes, messages, note=note)
             episode = (
                 None
                 if record is None
@@ -622,7 +689,8 @@ class Alerting:
             )
             action = transition(episode, d.firing, now, self.repeat_interval)
             if action == "fire" and d.build is not None:
-                aid = alert_id(d.key, d.opened_by)
+                # Numbered episodes: a re-opened key is a new alert with new message ids.
+                aid = alert_id(d.key, d.opened_by, self.store.count_episodes(d.key.as_string()))
                 alert = d.build(aid)
                 writes.append(
                     AlertWrite(alert, "firing", opened_at=now, notified_at=now, repeats=0)
@@ -636,7 +704,7 @@ class Alerting:
             elif action == "repeat" and record is not None:
                 self._repeat(record, d.rule, now, writes, messages)
             elif action == "resolve" and record is not None:
-                self._resolve(record, d, now, writes, messages)
+                self._resolve(record, d, now, writes, messages, note=d.note)
         if writes or messages:
             self.store.apply_alerts(writes, messages)
             if os.environ.get(FAILPOINT_ENV) == "after-decision" and messages:
@@ -828,12 +896,15 @@ class Notifier:
         self.catch_up()
 
     def catch_up(self) -> None:
-        """Re-decide each run's latest checkpoint: a crash may have come between its evaluation
-        and its decision. Decisions are idempotent, so this never notifies twice."""
+        """Re-decide each run's latest evaluated and latest failed checkpoints (idempotent)."""
+        # A crash may have come between a checkpoint's evaluation (or failure) and its decision.
         for run in self.config.runs:
             latest = self.store.latest_evaluated(run.name)
             if latest is not None:
                 self.after_checkpoint(latest)
+            failed = self.store.checkpoints(run.name, states=["failed"])
+            if failed:
+                self.after_checkpoint(max(failed, key=_by_step))
 
     def after_checkpoint(self, row: CheckpointRow) -> None:
         """Decide the rules for a checkpoint that became evaluated or failed."""
@@ -857,6 +928,11 @@ class Notifier:
 
 
 # -- helpers ------------------------------------------------------------------------------------
+
+
+def _by_step(row: CheckpointRow) -> tuple[bool, int, str]:
+    """Checkpoints in step order (checkpoints without a step last, by name)."""
+    return (row.step is None, row.step or 0, row.name)
 
 
 def _verdict_kinds(rules: Sequence[Rule]) -> dict[str, str]:

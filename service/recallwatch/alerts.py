@@ -1,8 +1,9 @@
 """The alert model: what fired, on which run and checkpoint, and the evidence to act on.
 
 An alert is identified for deduplication by its **key** — (rule, run, dataset, k, baseline) — and
-each firing episode of a key has a stable **id** derived from the key and the checkpoint (or time)
-that opened it, so a re-computation after a crash gives the same id. Every notification about an
+each firing episode of a key has a stable **id** derived from the key, the checkpoint (or time)
+that opened it and the key's episode number, so a re-computation after a crash gives the same id
+and a re-opened key gets a new one. Every notification about an
 alert (firing, repeat, resolved) is a **message** with an id of its own, stable across retries:
 the ``webhook-id`` of the Standard Webhooks signature and the outbox row both use it.
 
@@ -90,9 +91,12 @@ class AlertKey:
         return ";".join(parts)
 
 
-def alert_id(key: AlertKey, opened_by: str) -> str:
-    """The stable id of the episode of ``key`` opened by ``opened_by`` (a checkpoint or a time)."""
-    digest = hashlib.sha256(f"{key.as_string()}|{opened_by}".encode()).hexdigest()
+def alert_id(key: AlertKey, opened_by: str, episode: int = 0) -> str:
+    """The stable id of the ``episode``-th episode of ``key``, opened by ``opened_by``."""
+    # The episode number makes a re-opened key (even by the same checkpoint) a new alert with new
+    # message ids; the first episode keeps the id it always had.
+    seed = f"{key.as_string()}|{opened_by}" + (f"|{episode}" if episode else "")
+    digest = hashlib.sha256(seed.encode()).hexdigest()
     return f"al_{digest[:24]}"
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import re
 from itertools import pairwise
@@ -440,6 +441,24 @@ class RecallRegressionRule(_Rule):
     baseline_checkpoint: str | None = None
     permutations: Annotated[int, Field(ge=100)] = 10_000
     seed: int = 0
+    #: An open alert resolves when p rises above this (or the drop falls below min_drop / 2).
+    resolve_alpha: Annotated[float, Field(gt=0, lt=1)] = 0.2
+
+    @model_validator(mode="after")
+    def _reachable_alpha(self) -> RecallRegressionRule:
+        """Reject an ``alpha`` the test cannot reach, and a ``resolve_alpha`` below ``alpha``."""
+        floor = 1.0 / (self.permutations + 1)
+        if self.alpha < floor:
+            raise ValueError(
+                f"alpha {self.alpha:g} can never fire: with {self.permutations} permutations the "
+                f"smallest p-value is {floor:.3g}; raise permutations to at least "
+                f"{math.ceil(1.0 / self.alpha)} (or raise alpha)"
+            )
+        if self.resolve_alpha < self.alpha:
+            raise ValueError(
+                f"resolve_alpha {self.resolve_alpha:g} must be at least alpha {self.alpha:g}"
+            )
+        return self
 
 
 class FalseNegativeRateRule(_Rule):
@@ -496,6 +515,8 @@ class NotificationsConfig(_Model):
     #: Base URL of the Grafana dashboard and of this service's API, for links in alerts.
     dashboard_url: str | None = None
     api_url: str | None = None
+    #: Absolute URL of docs/runbook.md; an alert links ``<base>#<alertname in lower case>``.
+    runbook_base_url: Annotated[str, Field(pattern=r"^https?://")] | None = None
     #: A still-firing alert is notified again this often (Slack, webhooks); null: never.
     repeat_interval_seconds: PositiveSeconds | None = 4 * 3600.0
     channels: list[Channel] = Field(default_factory=list)

@@ -15,9 +15,12 @@ The recall-regression rule, for one run, dataset, metric and k:
    randomisation test (``stats.paired_randomisation_test``: random sign flips of the per-query
    differences, ``permutations`` draws, seeded, p = (1 + #{T* <= T}) / (B + 1)). The checkpoint
    is *regressed* when the mean drop is at least ``min_drop`` (an effect floor, absolute) **and**
-   p <= ``alpha``.
+   p <= ``alpha``; against a ``best`` baseline chosen among m checkpoints, p <= ``alpha / m``
+   (``selection_alpha``: the best of m noisy checkpoints is biased upwards).
 4. **Confirmation.** With ``confirm`` = c, the alert fires when the last c checkpoints compared with
-   the same baseline are all regressed; it resolves at the first later one that is not.
+   the same baseline are all regressed. An open alert resolves only once a later checkpoint is
+   clearly not regressed (``still_regressed``: drop below ``min_drop / 2`` or p above
+   ``resolve_alpha``), so a drop near the threshold does not fire and resolve over and over.
 
 The other rules are one-line predicates over numbers (``fn_rate_high`` ...), kept here so that
 every "should we alert" question is answered in one module and tested without a daemon.
@@ -53,6 +56,9 @@ __all__ = [
     "mining_segments",
     "paired_values",
     "per_query_metric",
+    "permutations_for",
+    "selection_alpha",
+    "still_regressed",
     "test_regression",
 ]
 
@@ -87,6 +93,8 @@ class Baseline:
     policy: BaselinePolicy | Literal["pinned"]
     #: The first checkpoint under the current mining config (the mining change), if known.
     change: CheckpointSummary | None
+    #: How many checkpoints the baseline was chosen from (``best``: all scored candidates).
+    candidates: int = 1
 
 
 def mining_segments(history: Sequence[CheckpointSummary]) -> list[list[CheckpointSummary]]:
@@ -104,15 +112,16 @@ def mining_segments(history: Sequence[CheckpointSummary]) -> list[list[Checkpoin
 
 def _pick(
     candidates: Iterable[CheckpointSummary], policy: BaselinePolicy
-) -> CheckpointSummary | None:
+) -> tuple[CheckpointSummary, int] | None:
+    """The chosen checkpoint and how many it was chosen from (1 for ``last``)."""
     scored = [c for c in candidates if c.value is not None and math.isfinite(c.value)]
     if not scored:
         return None
     if policy == "last":
-        return scored[-1]
+        return scored[-1], 1
     # Best value; ties go to the earliest, so the baseline does not move without a reason.
     best = max(range(len(scored)), key=lambda i: (scored[i].value, -i))
-    return scored[best]
+    return scored[best], len(scored)
 
 
 def choose_baseline(
@@ -134,14 +143,35 @@ def choose_baseline(
         return None if chosen is None else Baseline(chosen, "pinned", "pinned", change)
     if mine is None:  # the current checkpoint has no mining metadata
         return None
+    kind: BaselineKind = compare_with
     if compare_with == "same_mining":
-        chosen = _pick(mine[:-1], policy)
-        return None if chosen is None else Baseline(chosen, "same_mining", policy, mine[0])
-    position = next(i for i, s in enumerate(segments) if s is mine)
-    if position == 0:
-        return None  # no mining change yet
-    chosen = _pick(segments[position - 1], policy)
-    return None if chosen is None else Baseline(chosen, "previous_mining", policy, mine[0])
+        candidates = mine[:-1]
+    else:
+        position = next(i for i, s in enumerate(segments) if s is mine)
+        if position == 0:
+            return None  # no mining change yet
+        candidates = segments[position - 1]
+    picked = _pick(candidates, policy)
+    if picked is None:
+        return None
+    return Baseline(picked[0], kind, policy, mine[0], candidates=picked[1])
+
+
+def selection_alpha(alpha: float, candidates: int) -> float:
+    """The level of the test against a baseline chosen as the best of ``candidates`` checkpoints.
+
+    The best of several noisy checkpoints is biased upwards, so testing against it at ``alpha``
+    alarms too often when nothing changed. Rejecting "not worse than the best" at ``alpha / m``
+    (Bonferroni) is a union-intersection test: it rejects only if the test against at least one
+    of the m candidates would, and under "nothing changed" that happens with probability at most
+    m * alpha / m = alpha, whatever the candidates' correlation.
+    """
+    return alpha / max(1, candidates)
+
+
+def permutations_for(alpha: float, permutations: int) -> int:
+    """Enough sign flips that p can fall well below ``alpha`` (p >= 1 / (B + 1))."""
+    return max(permutations, math.ceil(10.0 / alpha - 1e-9) - 1)
 
 
 @dataclass(frozen=True)
@@ -310,6 +340,11 @@ def test_regression(
 
 
 test_regression.__test__ = False  # type: ignore[attr-defined]  # not a pytest test
+
+
+def still_regressed(verdict: RegressionVerdict, resolve_alpha: float) -> bool:
+    """Whether an open alert stays open: a drop of at least min_drop / 2 with p <= resolve_alpha."""
+    return verdict.drop >= verdict.min_drop / 2 - 1e-12 and verdict.test.p_value <= resolve_alpha
 
 
 def confirmed(recent: Sequence[bool], confirm: int) -> bool:

@@ -1100,6 +1100,10 @@ class Store:
         rows = self._query("SELECT * FROM alerts WHERE key = ? AND status = 'firing'", (key,))
         return _alert_record(rows[0]) if rows else None
 
+    def count_episodes(self, key: str) -> int:
+        """How many alert episodes (firing or resolved) a key has had."""
+        return int(self._query("SELECT COUNT(*) FROM alerts WHERE key = ?", (key,))[0][0])
+
     def open_alerts(self, *, rule: str | None = None, run: str | None = None) -> list[AlertRecord]:
         """Firing alerts, optionally of one rule and run."""
         rows = self._query(

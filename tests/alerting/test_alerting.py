@@ -241,7 +241,7 @@ def test_same_mining_regression_says_it_is_not_mining(
     assert "not caused by mining" in record.alert.summary
 
 
-def test_a_new_mining_change_supersedes_the_old_baseline(
+def test_a_new_mining_change_keeps_the_old_alert_while_still_regressed(
     store: Store, synthetic: SyntheticSet
 ) -> None:
     config = make_config(synthetic.path, [{"name": "reg", "type": "recall_regression"}])
@@ -251,11 +251,18 @@ def test_a_new_mining_change_supersedes_the_old_baseline(
     alerting.after_checkpoint(run.add(100, A, hits(50)))
     alerting.after_checkpoint(run.add(200, B, hits(80)))
     first = store.open_alerts()[0].alert
-    alerting.after_checkpoint(run.add(300, {"range_min": 5}, hits(80)))  # vs the best of B
+    # A new mining change: the baseline moves to the best of B, but nothing recovered against
+    # checkpoint-100, so the old alert stays open and no RESOLVED is sent.
+    alerting.after_checkpoint(run.add(300, {"range_min": 5}, hits(80)))
+    assert [r.alert.id for r in store.open_alerts()] == [first.id]
+    assert [e for e, _, _ in outbox(store)] == ["firing"]
+    alerting.after_checkpoint(run.add(400, {"range_min": 5}, hits(50)))  # recovered
     assert store.open_alerts() == []
+    assert [e for e, _, _ in outbox(store)] == ["firing", "resolved"]
     old = store.alert(first.id)
     assert old is not None and old.status == "resolved"
     assert "superseded: the baseline is now checkpoint-200" in old.alert.description
+    assert "checkpoint-400 is no longer regressed against checkpoint-100" in old.alert.description
 
 
 def test_fn_rate_floor_and_failing_rules(store: Store, synthetic: SyntheticSet) -> None:
@@ -373,3 +380,178 @@ def test_pending_messages_of_removed_channels_fail_at_start(
     states = {m.channel: (m.state, m.last_error) for m in store.deliveries(alert.id)}
     assert states["gone"] == ("failed", "the channel is no longer configured")
     assert states["am"][0] == "pending"
+
+
+def test_a_late_older_checkpoint_does_not_decide_for_the_newest(
+    store: Store, synthetic: SyntheticSet
+) -> None:
+    config = make_config(synthetic.path, [{"name": "reg", "type": "recall_regression"}])
+    clock = Clock()
+    run = Run(store, config, synthetic, clock)
+    alerting = Alerting(config, store, clock=clock)
+    alerting.after_checkpoint(run.add(100, A, hits(50)))
+    newest = run.add(300, B, hits(80))  # regressed, and finishes first
+    alerting.after_checkpoint(newest)
+    (record,) = store.open_alerts()
+    late = run.add(200, B, hits(50))  # an older, healthy checkpoint finishes later
+    alerting.after_checkpoint(late)
+    assert [r.alert.id for r in store.open_alerts()] == [record.alert.id]
+    assert [e for e, _, _ in outbox(store)] == ["firing"]
+    (v,) = store.verdicts(late.id)  # its verdict is still recorded
+    assert v["regressed"] == 0
+    alerting.after_checkpoint(store.checkpoint_by_id(newest.id))  # e.g. catch_up: nothing new
+    assert [e for e, _, _ in outbox(store)] == ["firing"]
+
+
+def test_a_late_older_regressed_checkpoint_does_not_fire(
+    store: Store, synthetic: SyntheticSet
+) -> None:
+    config = make_config(synthetic.path, [{"name": "reg", "type": "recall_regression"}])
+    clock = Clock()
+    run = Run(store, config, synthetic, clock)
+    alerting = Alerting(config, store, clock=clock)
+    alerting.after_checkpoint(run.add(100, A, hits(50)))
+    alerting.after_checkpoint(run.add(300, B, hits(50)))
+    late = run.add(200, B, hits(80))
+    alerting.after_checkpoint(late)
+    assert store.open_alerts() == [] and outbox(store) == []
+    (v,) = store.verdicts(late.id)
+    assert v["regressed"] == 1
+
+
+def test_a_reopened_episode_is_a_new_alert_with_new_messages(
+    store: Store, synthetic: SyntheticSet
+) -> None:
+    from recallwatch.alerting import Decision
+    from recallwatch.alerts import AlertKey
+
+    config = make_config(synthetic.path, [{"name": "floor", "type": "recall_floor", "floor": 0.5}])
+    clock = Clock()
+    alerting = Alerting(config, store, clock=clock)
+    rule = config.notifications.rules[0]
+    key = AlertKey("floor", "r", "synth", 10)
+
+    def decide(firing: bool) -> None:
+        clock.now += 60
+        build = alerting_build(alerting, rule, key)
+        alerting._apply([Decision(rule, key, firing, "checkpoint-200", build)])
+
+    decide(True)
+    decide(True)  # a retry of the same episode (a re-queued checkpoint): nothing new
+    (first,) = store.open_alerts()
+    decide(False)
+    decide(True)  # the same checkpoint opens the key again (a re-decision after a resolve)
+    (second,) = store.open_alerts()
+    assert second.alert.id != first.alert.id
+    events = outbox(store)
+    assert [e for e, _, _ in events] == ["firing", "resolved", "firing"]
+    assert len({m for _, _, m in events}) == 3
+    decide(True)  # and that episode's id is stable too
+    assert [r.alert.id for r in store.open_alerts()] == [second.alert.id]
+    assert len(outbox(store)) == 3
+
+
+def alerting_build(alerting: Alerting, rule: Any, key: Any) -> Any:
+    from recallwatch.alerts import Evidence
+
+    def build(aid: str) -> Any:
+        return alerting._alert(aid, rule, key, None, "below", "below", Evidence(), run="r")
+
+    return build
+
+
+def test_an_open_alert_resolves_only_when_clearly_recovered(
+    store: Store, synthetic: SyntheticSet
+) -> None:
+    config = make_config(synthetic.path, [{"name": "reg", "type": "recall_regression"}])
+    clock = Clock()
+    run = Run(store, config, synthetic, clock)
+    alerting = Alerting(config, store, clock=clock)
+    alerting.after_checkpoint(run.add(100, A, hits(50)))
+    alerting.after_checkpoint(run.add(200, B, hits(80)))
+    # 5 more queries lost than the baseline: p = 1/32 > alpha, not a new alert, but not a
+    # recovery either (drop 1.7 points >= min_drop / 2, p <= resolve_alpha): it stays open.
+    near = run.add(300, B, hits(55))
+    alerting.after_checkpoint(near)
+    assert [e for e, _, _ in outbox(store)] == ["firing"]
+    (v,) = store.verdicts(near.id)
+    assert v["regressed"] == 0 and 0.01 < v["p_value"] <= 0.2
+    alerting.after_checkpoint(run.add(400, B, hits(80)))  # regressed again: the same episode
+    alerting.after_checkpoint(run.add(500, B, hits(51)))  # drop 0.3 points: recovered
+    assert [e for e, _, _ in outbox(store)] == ["firing", "resolved"]
+    assert store.open_alerts() == []
+
+
+def test_a_best_baseline_is_tested_at_alpha_over_the_candidates(
+    store: Store, synthetic: SyntheticSet
+) -> None:
+    config = make_config(synthetic.path, [{"name": "reg", "type": "recall_regression"}])
+    clock = Clock()
+    run = Run(store, config, synthetic, clock)
+    alerting = Alerting(config, store, clock=clock)
+    for step, n_miss in ((100, 60), (200, 50), (300, 55), (400, 58)):
+        alerting.after_checkpoint(run.add(step, A, hits(n_miss)))
+    bad = run.add(500, B, hits(58))  # 8 queries worse than the best of 4: p = 1/256
+    alerting.after_checkpoint(bad)
+    (v,) = store.verdicts(bad.id)
+    details = json.loads(v["details"])
+    assert details["baseline"] == "checkpoint-200" and details["candidates"] == 4
+    assert details["alpha"] == pytest.approx(0.0025) and details["rule_alpha"] == 0.01
+    assert v["p_value"] <= 0.01 and v["regressed"] == 0  # significant at 1%, not at 1% / 4
+    assert outbox(store) == []
+
+
+def test_an_alpha_the_test_cannot_reach_is_a_config_error(synthetic: SyntheticSet) -> None:
+    from recallwatch.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"notifications\.rules\.0: alpha 5e-05 can never fire"):
+        make_config(
+            synthetic.path,
+            [{"name": "reg", "type": "recall_regression", "alpha": 0.00005, "permutations": 1000}],
+        )
+    with pytest.raises(ConfigError, match=r"notifications\.rules\.0: resolve_alpha"):
+        make_config(
+            synthetic.path,
+            [{"name": "reg", "type": "recall_regression", "alpha": 0.05, "resolve_alpha": 0.01}],
+        )
+    make_config(synthetic.path, [{"name": "reg", "type": "recall_regression", "alpha": 0.001}])
+
+
+def test_catch_up_decides_a_failing_streak_left_undecided_by_a_crash(
+    store: Store, synthetic: SyntheticSet
+) -> None:
+    config = make_config(
+        synthetic.path, [{"name": "failing", "type": "evaluation_failing", "consecutive": 2}]
+    )
+    clock = Clock()
+    run = Run(store, config, synthetic, clock)
+    for step in (100, 200):
+        run.add(step, A, None)  # failed, and the daemon died before deciding
+    notifier = Notifier(config, store, clock=clock)
+    notifier.catch_up()
+    (record,) = store.open_alerts()
+    assert record.alert.alertname == "RecallwatchEvaluationFailing"
+    assert record.alert.checkpoint == "checkpoint-200"
+
+
+def test_runbook_url_is_absolute_when_configured(store: Store, synthetic: SyntheticSet) -> None:
+    doc = make_config(synthetic.path, []).model_dump(mode="json")
+    base = "https://git.example/recallwatch/blob/main/docs/runbook.md"
+    doc["notifications"]["runbook_base_url"] = base
+    doc["notifications"]["rules"] = [
+        {"name": "reg", "type": "recall_regression", "channels": ["am"]}
+    ]
+    for key in ("store", "http"):
+        doc.pop(key)
+    doc["runs"][0] = {"name": "r", "directory": "/nonexistent"}
+    config = parse_config(doc)
+    clock = Clock()
+    run = Run(store, config, synthetic, clock)
+    alerting = Alerting(config, store, clock=clock)
+    alerting.after_checkpoint(run.add(100, A, hits(50)))
+    alerting.after_checkpoint(run.add(200, B, hits(80)))
+    (record,) = store.open_alerts()
+    assert record.alert.runbook_url == f"{base}#recallregressionafterminingchange"
+    (body,) = store._query("SELECT body FROM outbox")
+    annotations = json.loads(body[0])[0]["annotations"]
+    assert annotations["runbook_url"] == f"{base}#recallregressionafterminingchange"

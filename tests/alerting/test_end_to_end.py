@@ -47,6 +47,8 @@ ALERTMANAGER = shutil.which("prometheus-alertmanager") or "/usr/bin/prometheus-a
 MINING_A = {"teacher": "all-MiniLM-L6-v2", "range_min": 10, "num_negatives": 5}
 MINING_B = {"teacher": "all-MiniLM-L6-v2", "range_min": 0, "num_negatives": 5}
 K = 10
+RUNBOOK = "https://git.example/recallwatch/blob/main/docs/runbook.md"
+RUNBOOK_URL = f"{RUNBOOK}#recallregressionafterminingchange"
 
 
 # -- checkpoints of controlled quality --------------------------------------------------------
@@ -201,6 +203,7 @@ def notifications(
     return {
         "dashboard_url": "http://grafana.example/d/recallwatch",
         "api_url": "http://recallwatch.example",
+        "runbook_base_url": RUNBOOK,
         "channels": chans,
         "rules": [
             {
@@ -304,6 +307,7 @@ def test_regression_after_mining_change_alerts_once_and_resolves(
     assert f"{lost_count} queries lost a relevant document from the top 10" in text
     assert "question " in text and "Document " in text  # query text and lost doc title
     assert resolved["text"].startswith("[critical] RESOLVED: ")
+    assert f"<{RUNBOOK_URL}|Runbook>" in text
     # -- Webhook: 500, 500, then delivered; the same id on every attempt; signatures verify.
     got = hook.received()
     assert len(got) == 4
@@ -328,6 +332,7 @@ def test_regression_after_mining_change_alerts_once_and_resolves(
     assert all(q["query_text"].startswith("question ") for q in ev["lost_top"])
     assert all(q["doc_title"].startswith("Document ") for q in ev["lost_top"])
     assert data["links"]["dashboard"] == "http://grafana.example/d/recallwatch?var-run=demo"
+    assert data["runbook_url"] == res["data"]["runbook_url"] == RUNBOOK_URL
     assert res["data"]["id"] == data["id"] and res["data"]["status"] == "resolved"
     assert res["data"]["checkpoint"] == "checkpoint-600"
     # -- The API and the metrics.
@@ -360,7 +365,8 @@ def test_regression_after_mining_change_alerts_once_and_resolves(
     assert labels["alertname"] == "RecallRegressionAfterMiningChange"
     assert (labels["run"], labels["severity"]) == ("demo", "critical")
     annotations = am[0]["alerts"][0]["annotations"]
-    assert "recall@10 fell" in annotations["summary"] and annotations["runbook_url"]
+    assert "recall@10 fell" in annotations["summary"]
+    assert annotations["runbook_url"] == RUNBOOK_URL
     assert sum(1 for doc in am if doc["status"] == "firing") == 1  # one alert, one notification
 
 

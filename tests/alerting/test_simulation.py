@@ -12,6 +12,11 @@ or 0.67 ("a true 3-point drop": the second one).
 The rule is the daemon's: ``min_drop`` 0.01, ``alpha`` 0.01, 10,000 sign flips with seed 0. The
 p-values of all pairs come from one vectorised call of the same function the daemon calls, and a
 few pairs are re-decided through ``test_regression`` to prove they are the same decision.
+
+Two more scenarios follow the daemon further. A previous mining segment of m checkpoints (all of
+the same quality, sharing the queries' easiness) with the default ``baseline: best``: the baseline
+is the best of them, chosen by ``choose_baseline``, and tested at ``selection_alpha``. And a
+20-checkpoint segment after a true drop near the threshold, with the open/resolve hysteresis.
 """
 
 from __future__ import annotations
@@ -21,6 +26,14 @@ from statistics import NormalDist
 import numpy as np
 import pytest
 
+from recallwatch.config import RecallRegressionRule
+from recallwatch.regression import (
+    CheckpointSummary,
+    choose_baseline,
+    permutations_for,
+    selection_alpha,
+    still_regressed,
+)
 from recallwatch.regression import test_regression as decide
 from recallwatch.stats import paired_randomisation_pvalues
 
@@ -117,3 +130,114 @@ def test_vectorised_decisions_equal_the_daemons_decision(
             for i in range(8)
         ]
         assert list(vectorised) == one_by_one
+
+
+# -- a previous segment of m checkpoints, default policy ---------------------------------------
+
+DEFAULT = RecallRegressionRule(type="recall_regression", name="default", channels=["c"])
+
+
+def _recall(
+    rng: np.random.Generator,
+    easiness: np.ndarray,
+    quality: float,
+    relevant: np.ndarray,
+    starts: np.ndarray,
+) -> np.ndarray:
+    """Per-query recall@10 of one checkpoint per row of ``easiness`` (fresh jitter)."""
+    hit = easiness + quality + TAU * rng.standard_normal(easiness.shape) > 0
+    return np.add.reduceat(hit, starts, axis=-1) / relevant
+
+
+def simulate_segment(m: int, drop: float, seed: int) -> np.ndarray:
+    """The default rule's verdict for PAIRS (previous segment of m, new checkpoint) draws."""
+    rng = np.random.default_rng(seed)
+    relevant = rng.choice([1, 2, 3], p=[0.5, 0.3, 0.2], size=QUERIES)
+    starts = np.concatenate([[0], np.cumsum(relevant)[:-1]])
+    scale = np.sqrt(1 + TAU**2)
+    q_before = NormalDist().inv_cdf(0.70) * scale
+    q_after = NormalDist().inv_cdf(0.70 - drop) * scale
+    easiness = rng.standard_normal((PAIRS, int(relevant.sum())))
+    previous = [_recall(rng, easiness, q_before, relevant, starts) for _ in range(m)]
+    after = _recall(rng, easiness, q_after, relevant, starts)
+    # The daemon's baseline choice, pair by pair: mining "a" for the segment, "b" after it.
+    means = np.stack([p.mean(axis=1) for p in previous], axis=1)
+    chosen = np.empty(PAIRS, dtype=np.int64)
+    candidates = set()
+    for i in range(PAIRS):
+        history = [CheckpointSummary(j, f"c{j}", j, "a", float(means[i, j])) for j in range(m)]
+        current = CheckpointSummary(m, f"c{m}", m, "b", float(after[i].mean()))
+        baseline = choose_baseline(
+            [*history, current], current, compare_with=DEFAULT.compare_with, policy=DEFAULT.baseline
+        )
+        assert baseline is not None
+        chosen[i] = baseline.checkpoint.id
+        candidates.add(baseline.candidates)
+    (count,) = candidates
+    before = np.stack(previous)[chosen, np.arange(PAIRS)]
+    alpha = selection_alpha(DEFAULT.alpha, count)
+    permutations = permutations_for(alpha, DEFAULT.permutations)
+    p = paired_randomisation_pvalues((after - before).T, permutations=permutations, seed=0)
+    observed = before.mean(axis=1) - after.mean(axis=1)
+    return (p <= alpha) & (observed >= DEFAULT.min_drop - 1e-12)
+
+
+@pytest.mark.parametrize("m", [1, 3, 5, 10])
+def test_default_baseline_over_a_previous_segment_of_m_checkpoints(m: int) -> None:
+    assert (DEFAULT.baseline, DEFAULT.alpha, DEFAULT.min_drop) == ("best", ALPHA, MIN_DROP)
+    false_alarms = float(simulate_segment(m, 0.0, seed=100 + m).mean())
+    detection = float(simulate_segment(m, 0.03, seed=200 + m).mean())
+    print(
+        f"m={m}: false alarms {false_alarms:.2%} (target <= {ALPHA + 0.005:.1%}), "
+        f"detection of a 3-point drop {detection:.2%} (target >= 90%)"
+    )
+    assert false_alarms <= ALPHA + 0.005
+    assert detection >= 0.90
+
+
+# -- hysteresis: a true drop near the threshold over a 20-checkpoint segment --------------------
+
+RUNS = 100
+SEGMENT = 20
+
+
+def episodes(drop: float, seed: int) -> tuple[float, float]:
+    """Mean firing episodes per segment: without hysteresis, and with the daemon's."""
+    rng = np.random.default_rng(seed)
+    relevant = rng.choice([1, 2, 3], p=[0.5, 0.3, 0.2], size=QUERIES)
+    starts = np.concatenate([[0], np.cumsum(relevant)[:-1]])
+    scale = np.sqrt(1 + TAU**2)
+    easiness = rng.standard_normal((RUNS, 1, int(relevant.sum())))
+    base = _recall(rng, easiness[:, 0], NormalDist().inv_cdf(0.70) * scale, relevant, starts)
+    quality = NormalDist().inv_cdf(0.70 - drop) * scale
+    after = _recall(rng, np.repeat(easiness, SEGMENT, axis=1), quality, relevant, starts)
+    differences = (after - base[:, None, :]).reshape(RUNS * SEGMENT, QUERIES)
+    p = paired_randomisation_pvalues(differences.T, permutations=PERMUTATIONS, seed=0)
+    p = p.reshape(RUNS, SEGMENT)
+    observed = base.mean(axis=1)[:, None] - after.mean(axis=2)
+    regressed = (p <= ALPHA) & (observed >= MIN_DROP - 1e-12)
+    still = (p <= DEFAULT.resolve_alpha) & (observed >= MIN_DROP / 2 - 1e-12)
+    # The same as regression.still_regressed, checkpoint by checkpoint.
+    for r, c in ((0, 0), (1, 5), (2, 19)):
+        verdict = decide(base[r], after[r, c], min_drop=MIN_DROP, alpha=ALPHA, seed=0)
+        assert still_regressed(verdict, DEFAULT.resolve_alpha) == still[r, c]
+    out = []
+    for keep in (regressed, still):
+        firing = np.zeros(RUNS, dtype=bool)
+        count = np.zeros(RUNS, dtype=np.int64)
+        for i in range(SEGMENT):
+            count += ~firing & regressed[:, i]
+            firing = np.where(firing, keep[:, i], regressed[:, i])
+        out.append(float(count.mean()))
+    return out[0], out[1]
+
+
+@pytest.mark.parametrize("drop", [0.015, 0.02])
+def test_hysteresis_keeps_a_near_threshold_drop_to_one_episode(drop: float) -> None:
+    without, with_hysteresis = episodes(drop, seed=5)
+    print(
+        f"{drop * 100:.1f}-point drop: {without:.2f} firing episodes per {SEGMENT} checkpoints "
+        f"without hysteresis, {with_hysteresis:.2f} with it"
+    )
+    assert without > 2.5  # the flapping the hysteresis is for
+    assert with_hysteresis <= 1.5

@@ -179,6 +179,8 @@ def slack_message(alert: Alert) -> dict[str, Any]:
         lines = [f"• {escape(str(k))}: {escape(_value(v))}" for k, v in ev.details.items()]
         blocks.append(_section(_lines_within("*Details*", lines, MAX_SECTION_TEXT, "details")))
     links = [f"<{url}|{escape(name.capitalize())}>" for name, url in alert.links.items()]
+    if alert.runbook_url:
+        links.append(f"<{alert.runbook_url}|Runbook>")
     context = [f"alert `{alert.id}`", f"rule `{escape(alert.key.rule)}`"]
     if links:
         blocks.append(_section(" · ".join(links)))
