@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -10,6 +11,7 @@ from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import pytest
 import requests
@@ -18,7 +20,13 @@ from pydantic import ValidationError
 
 from recallwatch.config import AlertmanagerChannel, WebhookChannel
 from recallwatch.exporter import RecallwatchCollector
-from recallwatch.notify.channels import AlertmanagerTarget, WebhookTarget, render, target_for
+from recallwatch.notify.channels import (
+    AlertmanagerTarget,
+    SlackTarget,
+    WebhookTarget,
+    render,
+    target_for,
+)
 from recallwatch.notify.delivery import (
     Dispatcher,
     MemoryOutbox,
@@ -29,7 +37,7 @@ from recallwatch.notify.delivery import (
 )
 from recallwatch.notify.webhook import verify, webhook_body
 from recallwatch.store import AlertWrite, NewMessage, Store
-from tests.alerting.receivers import Receiver, Reply, always, first
+from tests.alerting.receivers import Received, Receiver, Reply, always, first
 from tests.alerting.samples import regression_alert
 from tests.daemon.helpers import wait_for
 
@@ -287,3 +295,34 @@ def test_notification_counters_never_go_down_and_count_messages_failed_for_good(
     assert store.fail_pending_except(["hook"], time.time()) == 1  # the am channel is removed
     assert store.notifications_failed() == {"am": 1, "hook": 1}
     store.close()
+
+
+# -- response snippets --------------------------------------------------------------------------
+
+
+def test_a_404_page_echoing_the_url_is_scrubbed_from_errors_and_logs(
+    receiver: Callable[..., Receiver],
+    dispatchers: list[Dispatcher],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def echo(n: int, r: Received) -> Reply:
+        page = f"<pre>Cannot POST {r.path} (user hookuser, {unquote(r.path)})</pre>"
+        return Reply(404, body=page.encode())
+
+    hook = receiver(echo)
+    host = hook.url.removeprefix("http://")
+    url = f"http://hookuser:pw-secret-1@{host}/services/T0/B0/SECRETxyz%2Fz?token=tok-secret-2"
+    outbox = MemoryOutbox()
+    row = outbox.add(
+        message_id="m", alert_id="a", channel="slack", rule="r", event="firing", body=b"{}", now=0
+    )
+    d = Dispatcher(outbox, {"slack": SlackTarget("slack", url, min_interval=0.0)}, policy=FAST)
+    dispatchers.append(d)
+    with caplog.at_level(logging.DEBUG):
+        d.start()
+        wait_for(lambda: outbox.get(row.id).state == "failed", timeout=10, what="the 404")
+        d.stop()
+    error = outbox.get(row.id).last_error or ""
+    assert error.startswith("HTTP error 404: <pre>Cannot POST [redacted]")
+    for secret in ("SECRETxyz", "tok-secret-2", "hookuser", "pw-secret-1", "/services/"):
+        assert secret not in error and secret not in caplog.text
