@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import suppress
+from contextlib import closing, suppress
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -28,6 +29,7 @@ from recallwatch.notify.channels import (
     target_for,
 )
 from recallwatch.notify.delivery import (
+    AttemptResult,
     Dispatcher,
     MemoryOutbox,
     Outgoing,
@@ -97,10 +99,17 @@ def test_alertmanager_ends_at_is_recomputed_per_attempt(
 Handler = Callable[[BaseHTTPRequestHandler], None]
 
 
+class _QuietServer(ThreadingHTTPServer):
+    """A server that does not print the errors of clients that hang up on purpose."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Ignore the error."""
+
+
 @pytest.fixture
 def raw_server() -> Iterator[Callable[[Handler], str]]:
     """A factory of ThreadingHTTPServers on 127.0.0.1:0 that answer by hand; yields base URLs."""
-    servers: list[ThreadingHTTPServer] = []
+    servers: list[_QuietServer] = []
 
     def make(answer: Handler) -> str:
         class H(BaseHTTPRequestHandler):
@@ -114,7 +123,7 @@ def raw_server() -> Iterator[Callable[[Handler], str]]:
                 answer(self)
                 self.close_connection = True
 
-        server = ThreadingHTTPServer(("127.0.0.1", 0), H)
+        server = _QuietServer(("127.0.0.1", 0), H)
         server.daemon_threads = True
         threading.Thread(
             target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
@@ -326,3 +335,25 @@ def test_a_404_page_echoing_the_url_is_scrubbed_from_errors_and_logs(
     assert error.startswith("HTTP error 404: <pre>Cannot POST [redacted]")
     for secret in ("SECRETxyz", "tok-secret-2", "hookuser", "pw-secret-1", "/services/"):
         assert secret not in error and secret not in caplog.text
+
+
+def test_the_counter_migration_starts_from_the_outbox(tmp_path: Path) -> None:
+    path = tmp_path / "rw.db"
+    store = Store.open(path)
+    alert = regression_alert()
+    write = AlertWrite(alert, "firing", opened_at=0, notified_at=0, repeats=0)
+    store.apply_alerts([write], [NewMessage("h1", alert.id, "hook", "r", "firing", b"{}", 0)])
+    message = store.next_pending("hook")
+    assert message is not None
+    for state in ("pending", "failed"):
+        result = AttemptResult("retry" if state == "pending" else "terminal", 500, "HTTP error 500")
+        store.record_attempt(message, result, now=0, state=state, next_attempt_at=0)  # type: ignore[arg-type]
+    store.close()
+    with closing(sqlite3.connect(path)) as conn:  # as a store of schema 3 had it
+        conn.execute("DROP TABLE notification_counters")
+        conn.execute("PRAGMA user_version = 3")
+        conn.commit()
+    store = Store.open(path)
+    assert store.notification_failures() == {"hook": 2}
+    assert store.notifications_failed() == {"hook": 1}
+    store.close()

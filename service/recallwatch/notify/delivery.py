@@ -6,14 +6,18 @@ Semantics (``docs/alerting.md``, "Delivery"):
   once**. Receivers deduplicate on the message id (``webhook-id`` for webhooks).
 - Each channel has its own worker thread and HTTP session, so a hanging receiver delays only its
   own channel. Within a channel messages go oldest first (a resolve never overtakes its firing).
-- An attempt is one ``POST`` with a timeout (default 10 s) that does not follow redirects.
+- An attempt is one ``POST`` that does not follow redirects, bounded as a whole by its timeout
+  (default 10 s): a watchdog shuts the connection down at the deadline, so a receiver that
+  trickles its answer cannot hold the channel; at most ``BODY_LIMIT`` bytes of a body are read.
   Classification: 2xx delivered; 429 and 503 retried after ``Retry-After`` when given; 408, other
-  5xx, timeouts and connection errors retried with exponential backoff and jitter; any other
-  status (other 4xx, 3xx) is terminal and surfaced. A message still undelivered ``max_age``
-  seconds after it was decided is given up (terminal, reason ``expired``).
+  5xx, timeouts, connection errors and answers that break after the request was sent (a cut-off
+  or undecodable body) retried with exponential backoff and jitter; any other status (other 4xx,
+  3xx) and a request that cannot be made (a malformed URL) are terminal and surfaced. A message
+  still undelivered ``max_age`` seconds after it was decided is given up (terminal, ``expired``).
 - Per-channel rate limit: at least ``min_interval`` seconds between attempts (Slack: 1 s).
 - Neither URLs nor secrets are ever logged or stored in errors: errors are fixed phrases plus the
-  status code and a short, sanitised piece of the response body.
+  status code and a short, sanitised piece of the response body, from which the target URL's
+  path, query and userinfo are scrubbed (a 404 page may echo them).
 
 The retry arithmetic (``classify_status``, ``parse_retry_after``, ``backoff_delay``) is pure, with
 the random source injected, and tested on its own.
