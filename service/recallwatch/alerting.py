@@ -101,6 +101,10 @@ LOST_TOP = 5
 #: Test hook: ``RECALLWATCH_FAILPOINT=after-decision`` makes the daemon SIGKILL itself right after
 #: a decision is committed and before anything is sent (the crash the outbox exists for).
 FAILPOINT_ENV = "RECALLWATCH_FAILPOINT"
+#: Held-out files larger than this are not indexed: an alert streams its few texts from them.
+TEXT_INDEX_MAX_BYTES = 512 * 1024 * 1024
+#: The held-out files an alert takes texts from, and the field it takes.
+_TEXT_FILES = (("queries.jsonl", "text"), ("corpus.jsonl", "title"))
 
 
 @dataclass(frozen=True)
@@ -146,6 +150,7 @@ class Alerting:
         }
         self._last_resend: dict[str, float] = {}
         self._verdict_kinds = _verdict_kinds(config.notifications.rules)
+        self.texts = TextIndex()
 
     # -- entry points ---------------------------------------------------------------------------
 
@@ -155,6 +160,11 @@ class Alerting:
 
     def after_checkpoint(self, row: CheckpointRow) -> None:
         """Decide every rule for a checkpoint that was just evaluated (or failed)."""
+        if row.state == "evaluated" and any(
+            isinstance(r, RecallRegressionRule) for r in self.rules_for(row.run)
+        ):
+            # Outside the decision lock: reading a corpus must not hold up other decisions.
+            self.texts.warm(h.path for h in self.config.heldout)
         with self._lock:
             self._evaluations.clear()  # a per-decision cache of stored evaluations
             decisions = self._decide_rules(row)
@@ -568,7 +578,9 @@ class Alerting:
         )
         lost = lost_queries(before_outcomes, after_outcomes, k)
         top = lost[:LOST_TOP]
-        queries, titles = _texts(heldout.path, [q.query_id for q in top], [q.doc_id for q in top])
+        queries, titles = self.texts.lookup(
+            heldout.path, [q.query_id for q in top], [q.doc_id for q in top]
+        )
         diff: tuple[MiningKeyChange, ...] = ()
         if base_row.mining_fingerprint and row.mining_fingerprint:
             diff = tuple(
@@ -975,26 +987,80 @@ def _recommendation(est: FnEstimate | None) -> Mapping[str, Any] | None:
     return rec if isinstance(rec, Mapping) else None
 
 
-def _texts(
-    heldout: Path, query_ids: Sequence[str], doc_ids: Sequence[str]
-) -> tuple[dict[str, str], dict[str, str]]:
-    """Query texts and document titles of a few ids, streamed from the held-out set's files."""
-    queries: dict[str, str] = {}
-    titles: dict[str, str] = {}
-    for name, wanted, out, field in (
-        ("queries.jsonl", set(query_ids), queries, "text"),
-        ("corpus.jsonl", set(doc_ids), titles, "title"),
-    ):
-        if not wanted:
-            continue
-        try:
-            for _, obj in read_jsonl_objects(heldout / name):
-                oid = str(obj.get("_id"))
-                if oid in wanted:
-                    value = obj.get(field) or (obj.get("text") if field == "title" else "")
-                    out[oid] = str(value or "")[:300]
-                    if len(out) == len(wanted):
-                        break
-        except Exception:  # texts are a courtesy: an alert without them is still an alert
-            log.warning("could not read texts from %s", heldout / name)
-    return queries, titles
+class TextIndex:
+    """Query texts and document titles of held-out sets, read once per file version."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        #: path -> ((mtime_ns, size), id -> text), or None for a file that could not be read.
+        self._files: dict[Path, tuple[tuple[int, int], dict[str, str] | None]] = {}
+
+    def warm(self, heldouts: Iterable[Path]) -> None:
+        """Index the texts of each held-out set whose files are new or changed since last time."""
+        for heldout in heldouts:
+            for name, field in _TEXT_FILES:
+                self._load(heldout / name, field)
+
+    def lookup(
+        self, heldout: Path, query_ids: Sequence[str], doc_ids: Sequence[str]
+    ) -> tuple[dict[str, str], dict[str, str]]:
+        """Query texts and document titles of a few ids (streamed when not indexed)."""
+        out: list[dict[str, str]] = []
+        for (name, field), ids in zip(_TEXT_FILES, (query_ids, doc_ids), strict=True):
+            path = heldout / name
+            cached = self._files.get(path)  # no lock: never wait for another thread's reading
+            stamp = _stamp(path)
+            if cached is not None and cached[0] == stamp and cached[1] is not None:
+                texts = cached[1]
+                out.append({i: texts[i] for i in ids if i in texts})
+            else:
+                out.append(_stream_texts(path, field, set(ids)))
+        return out[0], out[1]
+
+    def _load(self, path: Path, field: str) -> None:
+        stamp = _stamp(path)
+        if stamp is None or stamp[1] > TEXT_INDEX_MAX_BYTES:
+            return
+        with self._lock:
+            cached = self._files.get(path)
+            if cached is not None and cached[0] == stamp:
+                return
+            texts: dict[str, str] = {}
+            try:
+                for _, obj in read_jsonl_objects(path):
+                    texts[str(obj.get("_id"))] = _text_of(obj, field)
+            except Exception:  # texts are a courtesy: an alert without them is still an alert
+                log.warning("could not read texts from %s", path)
+                self._files[path] = (stamp, None)
+                return
+            self._files[path] = (stamp, texts)
+
+
+def _stamp(path: Path) -> tuple[int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size)
+
+
+def _text_of(obj: Mapping[str, Any], field: str) -> str:
+    value = obj.get(field) or (obj.get("text") if field == "title" else "")
+    return str(value or "")[:300]
+
+
+def _stream_texts(path: Path, field: str, wanted: set[str]) -> dict[str, str]:
+    """The texts of a few ids, streamed from one held-out file."""
+    out: dict[str, str] = {}
+    if not wanted:
+        return out
+    try:
+        for _, obj in read_jsonl_objects(path):
+            oid = str(obj.get("_id"))
+            if oid in wanted:
+                out[oid] = _text_of(obj, field)
+                if len(out) == len(wanted):
+                    break
+    except Exception:  # texts are a courtesy: an alert without them is still an alert
+        log.warning("could not read texts from %s", path)
+    return out

@@ -169,9 +169,13 @@ def selection_alpha(alpha: float, candidates: int) -> float:
     return alpha / max(1, candidates)
 
 
+#: ``permutations_for`` never asks for more sign flips than this (a decision must stay quick).
+MAX_PERMUTATIONS = 200_000
+
+
 def permutations_for(alpha: float, permutations: int) -> int:
-    """Enough sign flips that p can fall well below ``alpha`` (p >= 1 / (B + 1))."""
-    return max(permutations, math.ceil(10.0 / alpha - 1e-9) - 1)
+    """Enough sign flips that p can fall well below ``alpha`` (p >= 1 / (B + 1)), within a cap."""
+    return max(permutations, min(MAX_PERMUTATIONS, math.ceil(10.0 / alpha - 1e-9) - 1))
 
 
 @dataclass(frozen=True)

@@ -555,3 +555,30 @@ def test_runbook_url_is_absolute_when_configured(store: Store, synthetic: Synthe
     (body,) = store._query("SELECT body FROM outbox")
     annotations = json.loads(body[0])[0]["annotations"]
     assert annotations["runbook_url"] == f"{base}#recallregressionafterminingchange"
+
+
+def test_texts_are_indexed_once_and_outside_the_decision_lock(
+    store: Store, synthetic: SyntheticSet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import recallwatch.alerting as alerting_module
+
+    config = make_config(synthetic.path, [{"name": "reg", "type": "recall_regression"}])
+    clock = Clock()
+    run = Run(store, config, synthetic, clock)
+    alerting = Alerting(config, store, clock=clock)
+    reads: list[tuple[str, bool]] = []
+    real = alerting_module.read_jsonl_objects
+
+    def counting(path: Path) -> Any:
+        reads.append((path.name, alerting._lock.locked()))
+        return real(path)
+
+    monkeypatch.setattr(alerting_module, "read_jsonl_objects", counting)
+    alerting.after_checkpoint(run.add(100, A, hits(50)))
+    for step, n_miss in ((200, 80), (300, 50), (400, 80)):  # fire, resolve, fire again
+        alerting.after_checkpoint(run.add(step, B, hits(n_miss)))
+    assert [e for e, _, _ in outbox(store)] == ["firing", "resolved", "firing"]
+    assert sorted(reads) == [("corpus.jsonl", False), ("queries.jsonl", False)]
+    (record,) = store.open_alerts()
+    assert record.alert.evidence.lost_top[0].doc_title.startswith("Document ")
+    assert record.alert.evidence.lost_top[0].query_text.startswith("question ")

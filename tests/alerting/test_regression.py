@@ -20,6 +20,9 @@ from recallwatch.regression import (
     mining_diff,
     mining_segments,
     per_query_metric,
+    permutations_for,
+    selection_alpha,
+    still_regressed,
 )
 from recallwatch.regression import test_regression as decide
 from recallwatch.stats import paired_randomisation_pvalues, paired_randomisation_test
@@ -264,3 +267,35 @@ def test_other_rules() -> None:
     assert evaluation_stale(None, since=0.0, now=101.0, after_seconds=100.0)
     assert not evaluation_stale(50.0, since=0.0, now=101.0, after_seconds=100.0)
     assert evaluation_stale(0.5, since=0.0, now=101.0, after_seconds=100.0)
+
+
+def test_a_best_baseline_counts_its_candidates_and_is_tested_at_alpha_over_them() -> None:
+    current = HISTORY[-1]
+    best = choose_baseline(HISTORY, current, policy="best")
+    last = choose_baseline(HISTORY, current, policy="last")
+    assert best is not None and last is not None
+    assert (best.checkpoint.name, best.candidates) == ("checkpoint-600", 2)
+    assert (last.checkpoint.name, last.candidates) == ("checkpoint-600", 1)
+    same = choose_baseline(HISTORY, HISTORY[2], compare_with="same_mining")
+    assert same is not None and same.candidates == 2
+    assert selection_alpha(0.01, 4) == pytest.approx(0.0025)
+    assert selection_alpha(0.01, 0) == 0.01
+    assert permutations_for(0.001, 10_000) == 10_000  # 10 / 0.001 - 1 is covered already
+    assert permutations_for(0.0001, 10_000) == 99_999
+    assert permutations_for(1e-9, 10_000) == 200_000  # capped
+
+
+def test_an_open_alert_stays_open_until_clearly_recovered() -> None:
+    before = np.ones(1000)
+    for lost, expected in ((20, True), (6, True), (4, False)):
+        after = before.copy()
+        after[:lost] = 0.0
+        verdict = decide(before, after, min_drop=0.01, alpha=0.01, permutations=2_000)
+        assert still_regressed(verdict, 0.2) is expected, lost
+    noisy = np.ones(1000)
+    noisy[:20] = 0.0
+    noisy_after = noisy.copy()
+    noisy_after[20:30] = 0.0  # 10 lost ...
+    noisy_after[:8] = 1.0  # ... and 8 gained: a 0.2-point drop, p far above 0.2
+    verdict = decide(noisy, noisy_after, min_drop=0.001, alpha=0.01, permutations=2_000)
+    assert verdict.test.p_value > 0.2 and not still_regressed(verdict, 0.2)
