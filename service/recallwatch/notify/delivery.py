@@ -173,7 +173,7 @@ def _snippet(text: str, limit: int = 200) -> str:
 
 #: At most this much of a response body is read (for the error snippet).
 BODY_LIMIT = 4096
-#: Path segments and query values at least this long are scrubbed from response snippets.
+#: Path segments, query values and userinfo at least this long are scrubbed from snippets.
 _MIN_SCRUBBED = 6
 _REDACTED = "[redacted]"
 
@@ -185,14 +185,19 @@ def scrub_url_parts(text: str, url: str) -> str:
         username, password = parts.username, parts.password
     except ValueError:
         return text
-    pieces: set[str] = {parts.query, username or "", password or ""}
+    whole = {parts.query, f"{parts.path}?{parts.query}" if parts.query else parts.path}
     if parts.path not in ("", "/"):
-        pieces.add(parts.path)
-        pieces.add(f"{parts.path}?{parts.query}" if parts.query else parts.path)
-    for segment in parts.path.split("/"):
-        pieces.add(segment if len(segment) >= _MIN_SCRUBBED else "")
-    for _, value in urllib.parse.parse_qsl(parts.query, keep_blank_values=True):
-        pieces.add(value if len(value) >= _MIN_SCRUBBED else "")
+        whole.add(parts.path)
+    # Pieces too short to be secret are left alone: replacing them would garble the text.
+    pieces = {w for w in whole if len(w) > 1}
+    for piece in (
+        username or "",
+        password or "",
+        *parts.path.split("/"),
+        *(v for _, v in urllib.parse.parse_qsl(parts.query, keep_blank_values=True)),
+    ):
+        if len(piece) >= _MIN_SCRUBBED:
+            pieces.add(piece)
     variants: set[str] = set()
     for piece in pieces:
         for form in (piece, urllib.parse.unquote(piece), urllib.parse.unquote_plus(piece)):
