@@ -622,10 +622,10 @@ class Alerting:
                 after=verdict.after,
                 difference=verdict.difference,
                 p_value=verdict.test.p_value,
-                alpha=rule.alpha,
+                alpha=verdict.alpha,  # alpha / m against a best baseline
                 min_drop=rule.min_drop,
                 queries=verdict.test.queries,
-                permutations=rule.permutations,
+                permutations=verdict.test.permutations,
             ),
             baseline=BaselineRef(
                 base_row.name,

@@ -183,6 +183,7 @@ def test_regression_fires_once_dedups_and_resolves(store: Store, synthetic: Synt
     assert ev.regression_kind == "mining_change" and ev.metric is not None
     assert ev.metric.before.estimate == pytest.approx(250 / 300)
     assert ev.metric.after.estimate == pytest.approx(230 / 300)
+    assert ev.metric.alpha == pytest.approx(0.01 / 2)  # the best of 2 candidates
     assert [(c.key, c.before, c.after) for c in ev.mining_diff] == [
         ("mined_set", "a.jsonl", "b.jsonl"),
         ("range_min", 10, 0),
