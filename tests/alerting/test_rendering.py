@@ -121,7 +121,10 @@ def test_the_reference_library_agrees_both_ways() -> None:
 
 def test_secret_conventions() -> None:
     assert secret_key("whsec_QUJD") == b"ABC"
-    assert secret_key("plain-secret") == b"plain-secret"
+    # Without the prefix the secret is base64 too, as the reference library reads it.
+    assert secret_key("QUJD") == b"ABC"
+    with pytest.raises(ValueError, match="base64"):
+        secret_key("plain-secret")
     with pytest.raises(ValueError, match="base64"):
         secret_key("whsec_not base64!")
     assert "webhook-signature" not in signature_headers(None, "m", 1, b"{}")

@@ -132,7 +132,7 @@ def test_secrets_come_from_env_or_file_and_never_show(
 ) -> None:
     monkeypatch.setenv("RW_SLACK", SECRET)
     secret_file = tmp_path / "signing"
-    secret_file.write_text("whsec-123\n")
+    secret_file.write_text("whsec_MTIz\n")
     doc = minimal(
         notifications={
             "channels": [
@@ -156,10 +156,10 @@ def test_secrets_come_from_env_or_file_and_never_show(
     url = slack.secret("webhook_url")
     assert url is not None and url.get_secret_value() == SECRET
     signing = hook.secret("secret")
-    assert signing is not None and signing.get_secret_value() == "whsec-123"
+    assert signing is not None and signing.get_secret_value() == "whsec_MTIz"
     assert am.secret("bearer_token") is None
     for text in (repr(config), str(config), config.model_dump_json()):
-        assert "very-secret-token" not in text and "whsec-123" not in text
+        assert "very-secret-token" not in text and "whsec_MTIz" not in text
 
 
 @pytest.mark.parametrize(
@@ -311,7 +311,7 @@ def test_the_annotated_example_is_valid(monkeypatch: pytest.MonkeyPatch, tmp_pat
     monkeypatch.setenv("RECALLWATCH_WEBHOOK_URL", "https://hooks.example.com/rw")
     example = Path(__file__).resolve().parents[2] / "examples" / "recallwatch.yaml"
     signing = tmp_path / "signing"
-    signing.write_text("whsec")
+    signing.write_text("whsec_c2VjcmV0")
     text = example.read_text().replace("/run/secrets/recallwatch-webhook-secret", str(signing))
     (tmp_path / "recallwatch.yaml").write_text(text)
     config = load_config(tmp_path / "recallwatch.yaml")

@@ -38,6 +38,7 @@ DESIGN_METRICS = {
     "recallwatch_checkpoints_pending",
     "recallwatch_notifications_total",
     "recallwatch_notification_failures_total",
+    "recallwatch_notifications_failed_total",
     "recallwatch_outbox_pending",
     "recallwatch_build_info",
 }
