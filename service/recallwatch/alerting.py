@@ -102,7 +102,7 @@ LOST_TOP = 5
 #: a decision is committed and before anything is sent (the crash the outbox exists for).
 FAILPOINT_ENV = "RECALLWATCH_FAILPOINT"
 #: Held-out files larger than this are not indexed: an alert streams its few texts from them.
-TEXT_INDEX_MAX_BYTES = 512 * 1024 * 1024
+TEXT_INDEX_MAX_BYTES = 128 * 1024 * 1024
 #: The held-out files an alert takes texts from, and the field it takes.
 _TEXT_FILES = (("queries.jsonl", "text"), ("corpus.jsonl", "title"))
 

@@ -583,3 +583,17 @@ def test_texts_are_indexed_once_and_outside_the_decision_lock(
     (record,) = store.open_alerts()
     assert record.alert.evidence.lost_top[0].doc_title.startswith("Document ")
     assert record.alert.evidence.lost_top[0].query_text.startswith("question ")
+
+
+def test_texts_of_a_held_out_set_too_large_to_index_are_streamed(
+    synthetic: SyntheticSet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import recallwatch.alerting as alerting_module
+
+    monkeypatch.setattr(alerting_module, "TEXT_INDEX_MAX_BYTES", 1)
+    index = alerting_module.TextIndex()
+    index.warm([synthetic.path])
+    query, doc = synthetic.query_ids[0], next(iter(synthetic.qrels[synthetic.query_ids[0]]))
+    queries, titles = index.lookup(synthetic.path, [query], [doc])
+    assert queries[query].startswith("question ") and titles[doc].startswith("Document ")
+    assert index._files == {}  # nothing was indexed
