@@ -12,7 +12,8 @@ own subprocess so peak RSS is its own:
   same precomputed embeddings (queries through a stub model that returns them; cosine only)
 
 It prints ratios measured in this run (these machines are noisy; never compare bare times across
-runs). recallwatch and anchor (a) are measured three times, alternating, and the fastest of each is used.
+runs). recallwatch and anchor (a) are measured three times, alternating; the fastest of each
+counts.
 Targets: recallwatch <= 1.15x (a); (b) >= 3x recallwatch; peak RSS <= 0.5 x corpus bytes + 300 MB.
 OPENBLAS_CORETYPE is left as the machine sets it (it affects both faiss measurements alike).
 
