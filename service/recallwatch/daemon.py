@@ -42,7 +42,12 @@ from typing import TYPE_CHECKING, Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from recallwatch.checkpoints import checkpoint_dirs, read_mining_metadata, scan_run
+from recallwatch.checkpoints import (
+    FoundCheckpoint,
+    checkpoint_dirs,
+    read_mining_metadata,
+    scan_run,
+)
 from recallwatch.config import Config, FalseNegativeConfig, HeldoutConfig, RunConfig, dataset_key
 from recallwatch.errors import RecallwatchError
 from recallwatch.logs import fields
@@ -176,6 +181,7 @@ class Daemon:
             self.on_checkpoint = notifier.after_checkpoint
         self.last_poll_at: float | None = None
         self.last_poll_error: str | None = None
+        self._bad_checkpoints: set[tuple[str, str]] = set()
         self._run_ids: dict[str, int] = {}
         self._keys: dict[str, dict[str, str]] = {}
         self._inflight: dict[int, Future[None]] = {}
@@ -302,10 +308,10 @@ class Daemon:
 
     def poll(self) -> None:
         """Scan every run for newly complete checkpoints, then dispatch evaluations."""
-        errors = []
+        errors: list[str] = []
         for run in self.config.runs:
             try:
-                self._discover(run)
+                errors += self._discover(run)
             except Exception as exc:  # one run's failure must not stop the others, nor the job
                 errors.append(f"run {run.name}: {type(exc).__name__}: {exc}")
                 log.exception(
@@ -315,7 +321,9 @@ class Daemon:
         self.last_poll_at = self.clock()
         self.dispatch()
 
-    def _discover(self, run: RunConfig) -> None:
+    def _discover(self, run: RunConfig) -> list[str]:
+        """Record the run's newly complete checkpoints; return one message per one that failed."""
+        errors: list[str] = []
         now = self.clock()
         run_id = self._run_ids[run.name]
         known = self.store.checkpoint_names(run_id)
@@ -331,45 +339,64 @@ class Daemon:
         for ckpt in found:
             if not ckpt.complete:
                 continue
-            mining, mining_error = None, None
             try:
-                mining = read_mining_metadata(ckpt.path, run.directory, run.mining_metadata)
-            except RecallwatchError as exc:
-                mining_error = str(exc)
-                log.warning(
-                    "unreadable mining metadata: %s",
-                    exc,
-                    extra=fields(run=run.name, checkpoint=ckpt.name),
-                )
-            added = self.store.add_checkpoint(
-                run_id,
-                name=ckpt.name,
-                path=str(ckpt.path),
-                step=ckpt.step,
-                eval_key=self._eval_key(run.name),
-                completed_at=ckpt.modified_at,
-                now=now,
-                mining_fingerprint=mining.fingerprint if mining else None,
-                mining_content=mining.canonical if mining else None,
-                mining_path=str(mining.path) if mining else None,
-                mining_error=mining_error,
-            )
-            if added is not None:
-                log.info(
-                    "discovered a complete checkpoint",
-                    extra=fields(
-                        run=run.name,
-                        checkpoint=ckpt.name,
-                        step=ckpt.step,
-                        mining_fingerprint=(mining.fingerprint[:12] if mining else None),
-                    ),
-                )
+                self._record_checkpoint(run, run_id, ckpt, now)
+            except Exception as exc:  # one bad checkpoint must not hide the ones after it
+                errors.append(f"run {run.name}: {ckpt.name!r}: {type(exc).__name__}: {exc}")
+                if (run.name, ckpt.name) not in self._bad_checkpoints:
+                    self._bad_checkpoints.add((run.name, ckpt.name))
+                    log.warning(
+                        "cannot record checkpoint %r (%s: %s); it is retried at every poll",
+                        ckpt.name,
+                        type(exc).__name__,
+                        exc,
+                        extra=fields(run=run.name),
+                    )
         present = {p.name for p in checkpoint_dirs(run.directory, run.checkpoint_glob)}
         for row in self.store.checkpoints(run.name, states=["discovered"]):
             if row.state_reason == FN_RETRY:
                 continue  # evaluated already: its audit needs the mined set, not the directory
             if row.name not in present and not Path(row.path).exists():
                 self._skip(row, "deleted", "the checkpoint was deleted before its evaluation")
+        return errors
+
+    def _record_checkpoint(
+        self, run: RunConfig, run_id: int, ckpt: FoundCheckpoint, now: float
+    ) -> None:
+        """Read one complete checkpoint's mining metadata and add it to the store."""
+        mining, mining_error = None, None
+        try:
+            mining = read_mining_metadata(ckpt.path, run.directory, run.mining_metadata)
+        except RecallwatchError as exc:
+            mining_error = str(exc)
+            log.warning(
+                "unreadable mining metadata: %s",
+                exc,
+                extra=fields(run=run.name, checkpoint=ckpt.name),
+            )
+        added = self.store.add_checkpoint(
+            run_id,
+            name=ckpt.name,
+            path=str(ckpt.path),
+            step=ckpt.step,
+            eval_key=self._eval_key(run.name),
+            completed_at=ckpt.modified_at,
+            now=now,
+            mining_fingerprint=mining.fingerprint if mining else None,
+            mining_content=mining.canonical if mining else None,
+            mining_path=str(mining.path) if mining else None,
+            mining_error=mining_error,
+        )
+        if added is not None:
+            log.info(
+                "discovered a complete checkpoint",
+                extra=fields(
+                    run=run.name,
+                    checkpoint=ckpt.name,
+                    step=ckpt.step,
+                    mining_fingerprint=(mining.fingerprint[:12] if mining else None),
+                ),
+            )
 
     def _skip(self, row: CheckpointRow, reason: str, message: str) -> None:
         if self.store.set_state(

@@ -407,18 +407,23 @@ def test_the_after_evaluation_hook_sees_final_states_and_cannot_break_the_daemon
     ]
 
 
-def test_a_run_whose_discovery_fails_does_not_stop_the_others(
+def test_a_checkpoint_that_cannot_be_recorded_stops_neither_its_run_nor_the_others(
     tmp_path: Path, synthetic: SyntheticSet, store: Store, caplog: pytest.LogCaptureFixture
 ) -> None:
     # Run "a" holds a checkpoint whose name is not UTF-8 (a real directory name on Linux,
-    # which the store cannot record); run "b", configured after it, must still be watched.
-    good = write_checkpoint(tmp_path / "a", 1, synthetic)
-    os.rename(bytes(good), bytes(tmp_path / "a") + b"/checkpoint-\xff")
+    # which the store cannot record) before a good one; run "b" is configured after it.
+    bad = write_checkpoint(tmp_path / "a", 1, synthetic)
+    os.rename(bytes(bad), bytes(tmp_path / "a") + b"/checkpoint-\xff")
+    write_checkpoint(tmp_path / "a", 2, synthetic)
     write_checkpoint(tmp_path / "b", 1, synthetic)
     runs = [{"name": r, "directory": str(tmp_path / r), "settle_seconds": 0} for r in ("a", "b")]
     d = daemon(make_config(tmp_path, synthetic, runs=runs), store)
-    with caplog.at_level(logging.ERROR, logger="recallwatch.daemon"):
+    with caplog.at_level(logging.WARNING, logger="recallwatch.daemon"):
         poll_until_idle(d)
+        d.poll()  # polled again: the bad one is retried, but warned about only once
+    assert states(store, "a") == {"checkpoint-2": "evaluated"}
     assert states(store, "b") == {"checkpoint-1": "evaluated"}
-    assert any(getattr(r, "fields", {}).get("run") == "a" for r in caplog.records)
-    assert (d.last_poll_error or "").startswith("run a: UnicodeEncodeError")
+    warned = [r for r in caplog.records if "cannot record checkpoint" in r.getMessage()]
+    assert len(warned) == 1 and getattr(warned[0], "fields", {}).get("run") == "a"
+    assert "UnicodeEncodeError" in (d.last_poll_error or "")
+    assert (d.last_poll_error or "").startswith("run a: 'checkpoint-")
