@@ -40,7 +40,7 @@ from recallwatch.notify.webhook import verify
 from recallwatch.synthetic import SyntheticSet, write_heldout
 from tests.alerting.receivers import Receiver, Reply, first
 from tests.daemon.conftest import Serve
-from tests.daemon.helpers import config_doc, free_port, wait_for, write_config
+from tests.daemon.helpers import config_doc, free_port, stop_processes, wait_for, write_config
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 ALERTMANAGER = shutil.which("prometheus-alertmanager") or "/usr/bin/prometheus-alertmanager"
@@ -176,13 +176,7 @@ def alertmanager(tmp_path: Path) -> Iterator[Callable[[str], str]]:
         return url
 
     yield start
-    for p in procs:
-        p.terminate()
-        try:
-            p.wait(15)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait(5)
+    stop_processes(procs)
 
 
 # -- the scenario -------------------------------------------------------------------------------

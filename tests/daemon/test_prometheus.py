@@ -14,7 +14,14 @@ import yaml
 
 from recallwatch.synthetic import SyntheticSet
 from tests.daemon.conftest import Serve
-from tests.daemon.helpers import config_doc, free_port, wait_for, write_checkpoint, write_config
+from tests.daemon.helpers import (
+    config_doc,
+    free_port,
+    stop_processes,
+    wait_for,
+    write_checkpoint,
+    write_config,
+)
 
 PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
 
@@ -57,13 +64,7 @@ def prometheus(tmp_path: Path) -> Iterator[Any]:
         return f"http://127.0.0.1:{port}"
 
     yield start
-    for p in procs:
-        p.terminate()
-        try:
-            p.wait(15)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait(5)
+    stop_processes(procs)
 
 
 def test_prometheus_scrapes_recall(
