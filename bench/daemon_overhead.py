@@ -35,7 +35,7 @@ import httpx
 import psutil
 import yaml
 
-from recallwatch.synthetic import SyntheticSet, write_heldout, write_precomputed_checkpoint
+from recallwatch.synthetic.heldout import SyntheticSet, write_heldout, write_precomputed_checkpoint
 
 MB = 1024 * 1024
 

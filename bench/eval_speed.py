@@ -80,8 +80,8 @@ def peak_rss_mb() -> float:
 
 def worker_recallwatch(ckpt: Path) -> dict[str, float]:
     from recallwatch.encoders.precomputed import PrecomputedSource
-    from recallwatch.evaluate import evaluate
-    from recallwatch.heldout import HeldoutSet
+    from recallwatch.evaluation.heldout import HeldoutSet
+    from recallwatch.evaluation.pipeline import evaluate
 
     qrels = json.loads((ckpt / "qrels.json").read_text())
     nd = len((ckpt / "eval_embeddings" / "corpus_ids.txt").read_text().split())

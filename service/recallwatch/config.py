@@ -36,7 +36,7 @@ from pydantic import (
 
 from recallwatch.encoders import EncoderOptions, validate_spec
 from recallwatch.errors import ConfigError
-from recallwatch.metrics import DEFAULT_KS
+from recallwatch.evaluation.metrics import DEFAULT_KS
 from recallwatch.mining.oracles.http import redact_url
 
 __all__ = [

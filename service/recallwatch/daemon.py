@@ -64,7 +64,7 @@ from recallwatch.runner import (
 from recallwatch.store import CheckpointRow, FnEstimate, NewEvaluation, Store
 
 if TYPE_CHECKING:
-    from recallwatch.alerting import Notifier
+    from recallwatch.alerting.engine import Notifier
 
 __all__ = ["Daemon", "FnRunner", "fn_job", "redact_specs"]
 

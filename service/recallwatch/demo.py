@@ -100,7 +100,7 @@ class DemoReceiver:
 
     def handle(self, headers: dict[str, str], body: bytes) -> int:
         """Verify one delivery and print it; return the HTTP status to answer."""
-        from recallwatch.alerts import Alert
+        from recallwatch.alerting.model import Alert
         from recallwatch.notify.slack import fallback_text
         from recallwatch.notify.webhook import WebhookVerificationError, verify
 
@@ -153,7 +153,7 @@ class DemoTrainer:
         import yaml
 
         from recallwatch.errors import ConfigError
-        from recallwatch.synthetic import write_heldout
+        from recallwatch.synthetic.heldout import write_heldout
 
         if self.workdir.exists() and any(self.workdir.iterdir()):
             raise ConfigError(
@@ -187,7 +187,7 @@ class DemoTrainer:
     def _write_mined_sets(self) -> None:
         """v2 mines ranks 1-30 of a simulated set; v1 the same without ranks 1-10 (range_min)."""
         from recallwatch.mining.mined import write_recallwatch_jsonl
-        from recallwatch.mining.simulate import simulate_mined_set
+        from recallwatch.synthetic.mined import simulate_mined_set
 
         sim = simulate_mined_set(num_queries=300, negatives_per_query=30, num_docs=5_000, seed=7)
         sim.write(self.workdir / "mining")  # the corpus and the dense audit qrels
@@ -200,7 +200,7 @@ class DemoTrainer:
         )
 
     def _checkpoint(self, i: int) -> None:
-        from recallwatch.synthetic import write_precomputed_checkpoint
+        from recallwatch.synthetic.heldout import write_precomputed_checkpoint
 
         step = 1000 * (i + 1)
         ckpt = write_precomputed_checkpoint(

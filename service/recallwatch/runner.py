@@ -100,8 +100,8 @@ Runner = Callable[[Job, float, threading.Event], Result]
 def evaluate_job(job: Job) -> Result:
     """Evaluate in this process (what the child runs)."""
     from recallwatch.encoders import EncoderOptions, open_source
-    from recallwatch.evaluate import evaluate
-    from recallwatch.heldout import load_heldout
+    from recallwatch.evaluation.heldout import load_heldout
+    from recallwatch.evaluation.pipeline import evaluate
 
     heldout = load_heldout(job.heldout, job.split, job.relevance_level)
     enc = job.encoder

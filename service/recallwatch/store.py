@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from recallwatch.alerts import Alert
+from recallwatch.alerting.model import Alert
 from recallwatch.errors import RecallwatchError
 from recallwatch.notify.messages import AttemptResult, MessageState, OutboxMessage
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from recallwatch.alerts import (
+from recallwatch.alerting.model import (
     ALERTNAMES,
     Alert,
     AlertKey,

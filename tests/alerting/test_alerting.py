@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from recallwatch.alerting import Alerting, Notifier
+from recallwatch.alerting.engine import Alerting, Notifier
 from recallwatch.config import Config, dataset_key, parse_config
 from recallwatch.store import (
     AlertWrite,
@@ -19,7 +19,7 @@ from recallwatch.store import (
     NewMessage,
     Store,
 )
-from recallwatch.synthetic import SyntheticSet, write_heldout
+from recallwatch.synthetic.heldout import SyntheticSet, write_heldout
 from tests.alerting.samples import regression_alert
 
 QUERIES = 300
@@ -423,8 +423,8 @@ def test_a_late_older_regressed_checkpoint_does_not_fire(
 def test_a_reopened_episode_is_a_new_alert_with_new_messages(
     store: Store, synthetic: SyntheticSet
 ) -> None:
-    from recallwatch.alerting import Decision
-    from recallwatch.alerts import AlertKey
+    from recallwatch.alerting.engine import Decision
+    from recallwatch.alerting.model import AlertKey
 
     config = make_config(synthetic.path, [{"name": "floor", "type": "recall_floor", "floor": 0.5}])
     clock = Clock()
@@ -453,7 +453,7 @@ def test_a_reopened_episode_is_a_new_alert_with_new_messages(
 
 
 def alerting_build(alerting: Alerting, rule: Any, key: Any) -> Any:
-    from recallwatch.alerts import Evidence
+    from recallwatch.alerting.model import Evidence
 
     def build(aid: str) -> Any:
         return alerting._alert(aid, rule, key, None, "below", "below", Evidence(), run="r")
@@ -561,7 +561,7 @@ def test_runbook_url_is_absolute_when_configured(store: Store, synthetic: Synthe
 def test_texts_are_indexed_once_and_outside_the_decision_lock(
     store: Store, synthetic: SyntheticSet, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import recallwatch.alerting as alerting_module
+    import recallwatch.alerting.engine as alerting_module
 
     config = make_config(synthetic.path, [{"name": "reg", "type": "recall_regression"}])
     clock = Clock()
@@ -588,7 +588,7 @@ def test_texts_are_indexed_once_and_outside_the_decision_lock(
 def test_texts_of_a_held_out_set_too_large_to_index_are_streamed(
     synthetic: SyntheticSet, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import recallwatch.alerting as alerting_module
+    import recallwatch.alerting.engine as alerting_module
 
     monkeypatch.setattr(alerting_module, "TEXT_INDEX_MAX_BYTES", 1)
     index = alerting_module.TextIndex()

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 import pytest
 import requests
 
-from recallwatch.alerts import message_id
+from recallwatch.alerting.model import message_id
 from recallwatch.notify.channels import AlertmanagerTarget, SlackTarget, WebhookTarget, render
 from recallwatch.notify.delivery import (
     AttemptResult,

@@ -37,7 +37,7 @@ import yaml
 from recallwatch.encoders.precomputed import EMBEDDINGS_DIR
 from recallwatch.notify.slack import check_limits
 from recallwatch.notify.webhook import verify
-from recallwatch.synthetic import SyntheticSet, write_heldout
+from recallwatch.synthetic.heldout import SyntheticSet, write_heldout
 from tests.alerting.receivers import Receiver, Reply, first
 from tests.daemon.conftest import Serve
 from tests.daemon.helpers import config_doc, free_port, stop_processes, wait_for, write_config

@@ -7,7 +7,7 @@ import itertools
 import numpy as np
 import pytest
 
-from recallwatch.regression import (
+from recallwatch.alerting.regression import (
     CheckpointSummary,
     amplification_high,
     below_floor,
@@ -24,7 +24,7 @@ from recallwatch.regression import (
     selection_alpha,
     still_regressed,
 )
-from recallwatch.regression import test_regression as decide
+from recallwatch.alerting.regression import test_regression as decide
 from recallwatch.stats import paired_randomisation_pvalues, paired_randomisation_test
 
 
@@ -145,7 +145,7 @@ def test_per_query_metric_from_outcomes(metric: str, k: int, expected: dict[str,
 
 
 def test_per_query_recall_agrees_with_compute_metrics() -> None:
-    from recallwatch.metrics import JudgementIndex, compute_metrics
+    from recallwatch.evaluation.metrics import JudgementIndex, compute_metrics
 
     rng = np.random.default_rng(0)
     positions = np.array([rng.permutation(50)[:20] for _ in range(30)], dtype=np.int64)

@@ -8,7 +8,13 @@ from datetime import UTC, datetime
 
 import pytest
 
-from recallwatch.alerts import Alert, OpenEpisode, message_id, recommendation_text, transition
+from recallwatch.alerting.model import (
+    Alert,
+    OpenEpisode,
+    message_id,
+    recommendation_text,
+    transition,
+)
 from recallwatch.notify.alertmanager import alertmanager_body, alertmanager_labels
 from recallwatch.notify.slack import MAX_BLOCKS, MAX_SECTION_TEXT, check_limits, slack_message
 from recallwatch.notify.webhook import (

@@ -26,15 +26,15 @@ from statistics import NormalDist
 import numpy as np
 import pytest
 
-from recallwatch.config import RecallRegressionRule
-from recallwatch.regression import (
+from recallwatch.alerting.regression import (
     CheckpointSummary,
     choose_baseline,
     permutations_for,
     selection_alpha,
     still_regressed,
 )
-from recallwatch.regression import test_regression as decide
+from recallwatch.alerting.regression import test_regression as decide
+from recallwatch.config import RecallRegressionRule
 from recallwatch.stats import paired_randomisation_pvalues
 
 QUERIES = 1_000

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from recallwatch.synthetic import SyntheticSet, write_heldout
+from recallwatch.synthetic.heldout import SyntheticSet, write_heldout
 from tests.daemon.helpers import REPO, wait_for
 
 

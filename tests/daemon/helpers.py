@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 import numpy as np
 import yaml
 
-from recallwatch.synthetic import SyntheticSet, write_precomputed_checkpoint
+from recallwatch.synthetic.heldout import SyntheticSet, write_precomputed_checkpoint
 
 T = TypeVar("T")
 REPO = Path(__file__).resolve().parents[2]

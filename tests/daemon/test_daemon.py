@@ -14,7 +14,6 @@ import pytest
 
 from recallwatch.config import Config, parse_config
 from recallwatch.daemon import Daemon
-from recallwatch.mining.simulate import simulate_mined_set
 from recallwatch.runner import (
     FnJob,
     Job,
@@ -25,7 +24,8 @@ from recallwatch.runner import (
     run_isolated,
 )
 from recallwatch.store import CheckpointRow, FnEstimate, Store
-from recallwatch.synthetic import SyntheticSet
+from recallwatch.synthetic.heldout import SyntheticSet
+from recallwatch.synthetic.mined import simulate_mined_set
 from tests.daemon.helpers import REPO, config_doc, wait_for, write_checkpoint
 
 HOLD_ENCODER = "python:tests.daemon.encoders:encode"

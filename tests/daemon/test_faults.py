@@ -16,7 +16,7 @@ import psutil
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from recallwatch.synthetic import SyntheticSet
+from recallwatch.synthetic.heldout import SyntheticSet
 from tests.daemon.conftest import Serve
 from tests.daemon.helpers import (
     REPO,

@@ -20,7 +20,6 @@ from prometheus_client import CollectorRegistry
 
 from recallwatch.daemon import Daemon
 from recallwatch.exporter import RecallwatchCollector
-from recallwatch.mining.simulate import simulate_mined_set
 from recallwatch.runner import (
     Job,
     Result,
@@ -30,7 +29,8 @@ from recallwatch.runner import (
 )
 from recallwatch.server import create_app
 from recallwatch.store import Store
-from recallwatch.synthetic import SyntheticSet
+from recallwatch.synthetic.heldout import SyntheticSet
+from recallwatch.synthetic.mined import simulate_mined_set
 from tests.daemon.helpers import REPO, write_checkpoint
 from tests.daemon.test_daemon import Clock, daemon, fn_section, make_config, poll_until_idle
 

@@ -12,7 +12,7 @@ import httpx
 import pytest
 import yaml
 
-from recallwatch.synthetic import SyntheticSet
+from recallwatch.synthetic.heldout import SyntheticSet
 from tests.daemon.conftest import Serve
 from tests.daemon.helpers import (
     config_doc,

@@ -10,7 +10,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from recallwatch.synthetic import write_heldout, write_precomputed_checkpoint
+from recallwatch.synthetic.heldout import write_heldout, write_precomputed_checkpoint
 from tests.daemon.helpers import wait_for
 
 

@@ -17,9 +17,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from recallwatch.encoders import open_source
-from recallwatch.evaluate import evaluate
-from recallwatch.heldout import load_heldout
-from recallwatch.synthetic import SyntheticSet
+from recallwatch.evaluation.heldout import load_heldout
+from recallwatch.evaluation.pipeline import evaluate
+from recallwatch.synthetic.heldout import SyntheticSet
 from tests.daemon.conftest import Serve
 from tests.daemon.helpers import (
     REPO,

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from recallwatch.cli import main
-from recallwatch.synthetic import write_heldout, write_precomputed_checkpoint
+from recallwatch.synthetic.heldout import write_heldout, write_precomputed_checkpoint
 
 
 @pytest.fixture

@@ -11,9 +11,9 @@ import pytest
 
 from recallwatch.encoders import open_source, validate_spec
 from recallwatch.errors import CheckpointError, ConfigError, EmbeddingError, EncoderError
-from recallwatch.evaluate import evaluate
-from recallwatch.heldout import HeldoutSet, load_heldout
-from recallwatch.synthetic import SyntheticSet, write_heldout, write_precomputed_checkpoint
+from recallwatch.evaluation.heldout import HeldoutSet, load_heldout
+from recallwatch.evaluation.pipeline import evaluate
+from recallwatch.synthetic.heldout import SyntheticSet, write_heldout, write_precomputed_checkpoint
 
 
 @pytest.fixture

@@ -7,10 +7,10 @@ from collections.abc import Mapping
 import numpy as np
 import pytest
 
-from recallwatch.evaluate import evaluate
-from recallwatch.heldout import HeldoutSet, load_heldout
-from recallwatch.metrics import JudgementIndex, QueryMetrics, compute_metrics
-from recallwatch.search import ExactSearcher, prepare_embeddings, tiebreak_ranks
+from recallwatch.evaluation.heldout import HeldoutSet, load_heldout
+from recallwatch.evaluation.metrics import JudgementIndex, QueryMetrics, compute_metrics
+from recallwatch.evaluation.pipeline import evaluate
+from recallwatch.evaluation.search import ExactSearcher, prepare_embeddings, tiebreak_ranks
 
 pytrec_eval = pytest.importorskip("pytrec_eval", reason="pip install pytrec-eval-terrier")
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from recallwatch.encoders import open_source
-from recallwatch.evaluate import evaluate
-from recallwatch.heldout import load_heldout
+from recallwatch.evaluation.heldout import load_heldout
+from recallwatch.evaluation.pipeline import evaluate
 from tests.eval.test_metrics_reference import _Precomputed
 
 MTEB_NDCG10 = 0.645

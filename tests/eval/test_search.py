@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from recallwatch.search import (
+from recallwatch.evaluation.search import (
     ExactSearcher,
     NonFiniteRowsError,
     Similarity,

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from recallwatch.mining.simulate import SimulatedSet, simulate_mined_set
+from recallwatch.synthetic.mined import SimulatedSet, simulate_mined_set
 
 DOCS = {
     "d1": ("Cats", "Cats are small domesticated carnivores."),

@@ -12,7 +12,7 @@ import pytest
 
 from recallwatch.cli import main
 from recallwatch.mining.formats import read_mined
-from recallwatch.mining.simulate import SimulatedSet, simulate_mined_set
+from recallwatch.synthetic.mined import SimulatedSet, simulate_mined_set
 
 from .conftest import write_jsonl
 

@@ -43,8 +43,8 @@ from recallwatch.mining.oracles import (
 )
 from recallwatch.mining.recommend import FilterSpec
 from recallwatch.mining.sampling import RankBuckets, draw_sample
-from recallwatch.mining.simulate import simulate_mined_set
 from recallwatch.stats import Interval, ratio_interval
+from recallwatch.synthetic.mined import simulate_mined_set
 
 from .conftest import write_jsonl
 from .test_oracles import PAIRS, good_judge, judge_server, reply

@@ -16,13 +16,13 @@ import numpy as np
 import pytest
 
 from recallwatch.cli import main
-from recallwatch.heldout import read_qrels
+from recallwatch.evaluation.heldout import read_qrels
+from recallwatch.evaluation.search import ExactSearcher, prepare_embeddings, tiebreak_ranks
 from recallwatch.mining.audit import AuditConfig, PairBuilder, draw, run_audit
 from recallwatch.mining.corpus import load_corpus
 from recallwatch.mining.formats import read_mined
 from recallwatch.mining.oracles import JudgeRule, ModelOracle, QrelsOracle
 from recallwatch.mining.oracles.model import open_scorer
-from recallwatch.search import ExactSearcher, prepare_embeddings, tiebreak_ranks
 
 DEPTH = 30
 

@@ -140,7 +140,7 @@ def test_dashboard_queries_are_valid_promql(path: Path, tmp_path: Path) -> None:
 
 
 def test_every_daemon_alert_name_has_a_runbook_section() -> None:
-    from recallwatch.alerts import ALERTNAMES
+    from recallwatch.alerting.model import ALERTNAMES
     from recallwatch.notify.alertmanager import RUNBOOK_DOC
 
     assert (REPO / RUNBOOK_DOC) == RUNBOOK

@@ -10,10 +10,10 @@ from pathlib import Path
 from recallwatch.commands.common import k_list, positive_int, write_json
 from recallwatch.encoders import EncoderOptions, open_source, validate_spec
 from recallwatch.errors import ConfigError
-from recallwatch.evaluate import DEFAULT_SHARD_ROWS, evaluate
-from recallwatch.heldout import load_heldout
-from recallwatch.metrics import DEFAULT_KS
-from recallwatch.report import evaluation_json, format_table
+from recallwatch.evaluation.heldout import load_heldout
+from recallwatch.evaluation.metrics import DEFAULT_KS
+from recallwatch.evaluation.pipeline import DEFAULT_SHARD_ROWS, evaluate
+from recallwatch.evaluation.report import evaluation_json, format_table
 
 __all__ = ["add_parser", "run"]
 

@@ -7,7 +7,7 @@ import os
 import time
 from pathlib import Path
 
-from recallwatch.alerts import ALERTNAMES, Alert, AlertKey, alert_id, message_id
+from recallwatch.alerting.model import ALERTNAMES, Alert, AlertKey, alert_id, message_id
 from recallwatch.config import Config, load_config
 from recallwatch.errors import ConfigError
 from recallwatch.notify.channels import render, target_for

@@ -18,7 +18,7 @@ import numpy.typing as npt
 
 from recallwatch.encoders.base import CorpusShard
 from recallwatch.errors import CheckpointError, EmbeddingError
-from recallwatch.heldout import HeldoutSet
+from recallwatch.evaluation.heldout import HeldoutSet
 
 __all__ = ["EMBEDDINGS_DIR", "PrecomputedSource", "read_ids", "read_npy_header"]
 

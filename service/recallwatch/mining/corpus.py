@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from recallwatch.errors import HeldoutError
-from recallwatch.heldout import document_text, read_jsonl_objects
+from recallwatch.evaluation.heldout import document_text, read_jsonl_objects
 
 __all__ = ["Corpus", "TextMatcher", "load_corpus", "normalize_text", "text_id"]
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from recallwatch.alerts import Alert, Event
+from recallwatch.alerting.model import Alert, Event
 from recallwatch.config import AlertmanagerChannel, SlackChannel, WebhookChannel
 from recallwatch.notify.alertmanager import (
     DEFAULT_RESEND_SECONDS,

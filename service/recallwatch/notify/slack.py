@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from recallwatch.alerts import Alert, Evidence, FnSnapshot
+from recallwatch.alerting.model import Alert, Evidence, FnSnapshot
 
 __all__ = [
     "MAX_BLOCKS",

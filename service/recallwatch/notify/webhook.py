@@ -30,7 +30,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from recallwatch.alerts import Alert, Event, iso
+from recallwatch.alerting.model import Alert, Event, iso
 
 __all__ = [
     "SCHEMA_VERSION",

@@ -23,7 +23,7 @@ import numpy as np
 import numpy.typing as npt
 
 from recallwatch.errors import InputError
-from recallwatch.heldout import read_jsonl_objects
+from recallwatch.evaluation.heldout import read_jsonl_objects
 from recallwatch.mining.oracles.base import LABELS, Judgement, Label, OracleInfo, Pair
 
 __all__ = [

@@ -27,7 +27,7 @@ from typing import Any
 
 import requests
 
-from recallwatch.alerts import (
+from recallwatch.alerting.model import (
     ALERTNAMES,
     Alert,
     AlertKey,
@@ -45,23 +45,7 @@ from recallwatch.alerts import (
     recommendation_text,
     transition,
 )
-from recallwatch.config import (
-    AlertmanagerChannel,
-    AmplificationRule,
-    Config,
-    EvaluationFailingRule,
-    FalseNegativeRateRule,
-    HeldoutConfig,
-    NoRecentEvaluationRule,
-    RecallFloorRule,
-    RecallRegressionRule,
-    Rule,
-)
-from recallwatch.heldout import read_jsonl_objects
-from recallwatch.logs import fields
-from recallwatch.notify.channels import ChannelConfig, render, target_for
-from recallwatch.notify.delivery import Dispatcher, RetryPolicy
-from recallwatch.regression import (
+from recallwatch.alerting.regression import (
     Baseline,
     CheckpointSummary,
     RegressionVerdict,
@@ -82,6 +66,22 @@ from recallwatch.regression import (
     still_regressed,
     test_regression,
 )
+from recallwatch.config import (
+    AlertmanagerChannel,
+    AmplificationRule,
+    Config,
+    EvaluationFailingRule,
+    FalseNegativeRateRule,
+    HeldoutConfig,
+    NoRecentEvaluationRule,
+    RecallFloorRule,
+    RecallRegressionRule,
+    Rule,
+)
+from recallwatch.evaluation.heldout import read_jsonl_objects
+from recallwatch.logs import fields
+from recallwatch.notify.channels import ChannelConfig, render, target_for
+from recallwatch.notify.delivery import Dispatcher, RetryPolicy
 from recallwatch.store import (
     AlertRecord,
     AlertWrite,

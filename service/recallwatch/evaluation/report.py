@@ -9,8 +9,8 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from recallwatch import __version__
-from recallwatch.evaluate import Evaluation
-from recallwatch.metrics import METRIC_NAMES
+from recallwatch.evaluation.metrics import METRIC_NAMES
+from recallwatch.evaluation.pipeline import Evaluation
 
 __all__ = ["environment", "evaluation_json", "format_table"]
 

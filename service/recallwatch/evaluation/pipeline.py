@@ -15,9 +15,9 @@ import numpy as np
 
 from recallwatch.encoders.base import CorpusShard, EmbeddingSource
 from recallwatch.errors import EmbeddingError
-from recallwatch.heldout import HeldoutSet
-from recallwatch.metrics import DEFAULT_KS, JudgementIndex, QueryMetrics, compute_metrics
-from recallwatch.search import (
+from recallwatch.evaluation.heldout import HeldoutSet
+from recallwatch.evaluation.metrics import DEFAULT_KS, JudgementIndex, QueryMetrics, compute_metrics
+from recallwatch.evaluation.search import (
     ExactSearcher,
     NonFiniteRowsError,
     Similarity,

@@ -1,0 +1,1 @@
+"""Evaluating one checkpoint on one held-out set: loading, exact search, retrieval metrics."""
