@@ -199,24 +199,24 @@ class Daemon:
     def prepare(self, *, retry_failed: bool = False) -> None:
         """Register runs; re-queue interrupted, re-keyed and (if asked) failed checkpoints."""
         now = self.clock()
-        for row in self.store.recover(now):
+        for row in self.store.queue.recover(now):
             log.warning(
                 "re-running a checkpoint interrupted mid-evaluation",
                 extra=fields(run=row.run, checkpoint=row.name, step=row.step),
             )
         for run in self.config.runs:
-            self._run_ids[run.name] = self.store.ensure_run(run.name, str(run.directory), now)
+            self._run_ids[run.name] = self.store.queue.ensure_run(run.name, str(run.directory), now)
             self._keys[run.name] = {
                 h.dataset: dataset_key(self.config, run, h) for h in self.config.heldout
             }
-            requeued = self.store.rekey(self._run_ids[run.name], self._eval_key(run.name), now)
+            requeued = self.store.queue.rekey(self._run_ids[run.name], self._eval_key(run.name), now)
             if retry_failed:
-                retried = self.store.requeue_failed(self._run_ids[run.name], now)
+                retried = self.store.queue.requeue_failed(self._run_ids[run.name], now)
                 log.info(
                     "%d failed checkpoint(s) queued again", retried, extra=fields(run=run.name)
                 )
                 if self.config.false_negatives is not None:
-                    audits = self.store.requeue_failed_audits(
+                    audits = self.store.queue.requeue_failed_audits(
                         self._run_ids[run.name], _fn_config_hash(self.config.false_negatives), now
                     )
                     log.info(
@@ -326,7 +326,7 @@ class Daemon:
         errors: list[str] = []
         now = self.clock()
         run_id = self._run_ids[run.name]
-        known = self.store.checkpoint_names(run_id)
+        known = self.store.queue.checkpoint_names(run_id)
         # Known checkpoints are not walked again: a poll stays cheap however long the run.
         found = scan_run(
             run.directory,
@@ -353,7 +353,7 @@ class Daemon:
                         extra=fields(run=run.name),
                     )
         present = {p.name for p in checkpoint_dirs(run.directory, run.checkpoint_glob)}
-        for row in self.store.checkpoints(run.name, states=["discovered"]):
+        for row in self.store.queue.checkpoints(run.name, states=["discovered"]):
             if row.state_reason == FN_RETRY:
                 continue  # evaluated already: its audit needs the mined set, not the directory
             if row.name not in present and not Path(row.path).exists():
@@ -374,7 +374,7 @@ class Daemon:
                 exc,
                 extra=fields(run=run.name, checkpoint=ckpt.name),
             )
-        added = self.store.add_checkpoint(
+        added = self.store.queue.add_checkpoint(
             run_id,
             name=ckpt.name,
             path=str(ckpt.path),
@@ -399,7 +399,7 @@ class Daemon:
             )
 
     def _skip(self, row: CheckpointRow, reason: str, message: str) -> None:
-        if self.store.set_state(
+        if self.store.queue.set_state(
             row.id,
             "skipped",
             self.clock(),
@@ -422,7 +422,7 @@ class Daemon:
                 return
             free = self.config.evaluation.concurrency - len(self._inflight)
             for row in self._next(free):
-                if not self.store.set_state(
+                if not self.store.queue.set_state(
                     row.id, "evaluating", self.clock(), expect=["discovered"]
                 ):
                     continue
@@ -435,7 +435,7 @@ class Daemon:
         for run in self.config.runs:
             pending = [
                 r
-                for r in self.store.checkpoints(run.name, states=["discovered"])
+                for r in self.store.queue.checkpoints(run.name, states=["discovered"])
                 if r.id not in self._inflight
             ]
             if self.config.evaluation.policy == "latest_only":
@@ -462,7 +462,7 @@ class Daemon:
                 extra=fields(run=row.run, checkpoint=row.name),
             )
             now = self.clock()
-            self.store.record_failure(
+            self.store.results.record_failure(
                 row.id,
                 dataset="",
                 encoder="",
@@ -488,7 +488,7 @@ class Daemon:
         if self.on_checkpoint is None:
             return
         try:
-            done = self.store.checkpoint_by_id(row.id)
+            done = self.store.queue.checkpoint_by_id(row.id)
             if done.state in ("evaluated", "failed"):
                 self.on_checkpoint(done)
         except Exception:
@@ -508,13 +508,13 @@ class Daemon:
             if not self._evaluate_on(row, run, heldout):
                 return  # failed, skipped or re-queued: the state says which
         if self._estimate_false_negatives(run, row):
-            self.store.set_state(row.id, "evaluated", self.clock())
+            self.store.queue.set_state(row.id, "evaluated", self.clock())
 
     def _evaluate_on(self, row: CheckpointRow, run: RunConfig, heldout: HeldoutConfig) -> bool:
         """Evaluate on one held-out set (unless already done under its key); False to stop."""
         encoder = self.config.encoder_for(run)
         key = self._keys[run.name][heldout.dataset]
-        if self.store.done_evaluation(row.id, heldout.dataset, encoder.spec, key) is not None:
+        if self.store.results.done_evaluation(row.id, heldout.dataset, encoder.spec, key) is not None:
             return True  # idempotent: already evaluated under this key
         job = Job(
             checkpoint=row.path,
@@ -531,14 +531,14 @@ class Daemon:
         try:
             result = self.runner(job, self.config.evaluation.timeout_seconds, self._cancel)
         except Interrupted:
-            self.store.set_state(row.id, "discovered", self.clock(), reason="interrupted")
+            self.store.queue.set_state(row.id, "discovered", self.clock(), reason="interrupted")
             log.warning("evaluation stopped by shutdown; it will be re-run", extra=where)
             return False
         except EvaluationError as exc:
             if not Path(row.path).is_dir():
                 self._skip(row, "deleted", "the checkpoint was deleted during its evaluation")
                 return False
-            self.store.record_failure(
+            self.store.results.record_failure(
                 row.id,
                 dataset=heldout.dataset,
                 encoder=encoder.spec,
@@ -552,7 +552,7 @@ class Daemon:
             log.warning("evaluation failed: %s", exc.message, extra=where)
             return False
         duration = time.monotonic() - t0
-        self.store.record_evaluation(
+        self.store.results.record_evaluation(
             NewEvaluation(
                 checkpoint_id=row.id,
                 dataset=heldout.dataset,
@@ -586,7 +586,7 @@ class Daemon:
                 extra=where,
             )
             return True
-        mining = self.store.mining_content(row.mining_fingerprint)
+        mining = self.store.queue.mining_content(row.mining_fingerprint)
         mined = mining.get(fn_config.mined_set_key) if isinstance(mining, dict) else None
         if not isinstance(mined, str) or not isinstance(mining, dict):
             log.info(
@@ -596,21 +596,21 @@ class Daemon:
             )
             return True
         config_hash = _fn_config_hash(fn_config)
-        estimate = self.store.fn_estimate_for(row.mining_fingerprint, config_hash)
+        estimate = self.store.results.fn_estimate_for(row.mining_fingerprint, config_hash)
         if estimate is None:  # a mined set not audited yet: audit it once
             job = fn_job(fn_config, run.directory / mined, mining)
             t0 = time.monotonic()
             try:
                 estimate = self.fn_runner(job, fn_config.timeout_seconds, self._cancel)
             except Interrupted:
-                self.store.set_state(row.id, "discovered", self.clock(), reason="interrupted")
+                self.store.queue.set_state(row.id, "discovered", self.clock(), reason="interrupted")
                 log.warning("false-negative audit stopped by shutdown; re-run later", extra=where)
                 return False
             except EvaluationError as exc:
                 # Counted and kept; the next checkpoint of this mined set (or --retry-failed)
                 # audits it again. The recall stays right: the checkpoint is still evaluated.
                 message = redact_specs(exc.message, fn_config.oracles)
-                self.store.record_fn_audit_failure(
+                self.store.results.record_fn_audit_failure(
                     row.id,
                     self._run_ids[run.name],
                     fingerprint=row.mining_fingerprint,
@@ -629,7 +629,7 @@ class Daemon:
                 return True
             estimate = _redacted_estimate(estimate, fn_config.oracles)
             seconds = time.monotonic() - t0
-            self.store.record_stage(
+            self.store.results.record_stage(
                 self._run_ids[run.name], "false_negatives", seconds, self.clock()
             )
             where["fields"].update(
@@ -642,7 +642,7 @@ class Daemon:
                 duration_seconds=round(seconds, 3),
             )
             log.info("false-negative rate estimated", extra=where)
-        self.store.record_fn_estimate(
+        self.store.results.record_fn_estimate(
             row.id, row.mining_fingerprint, config_hash, estimate, self.clock()
         )
         return True

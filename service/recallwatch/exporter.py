@@ -138,7 +138,7 @@ class RecallwatchCollector(Collector):
             "False-negative rate among mined negatives divided by that among random negatives.",
             labels=["run"],
         )
-        for summary in self.store.runs():
+        for summary in self.store.views.runs():
             latest, run = summary.latest, summary.name
             if latest is None or not self._shown(run):
                 continue
@@ -146,17 +146,17 @@ class RecallwatchCollector(Collector):
                 step.add_metric([run], float(latest.step))
             fp = (latest.mining_fingerprint or "none")[:FINGERPRINT_CHARS]
             info.add_metric([run, latest.name, fp], {})
-            changed = self.store.mining_change_at(latest)
+            changed = self.store.views.mining_change_at(latest)
             if changed is not None:
                 mining_change.add_metric([run], changed)
-            for ev in self.store.current_evaluations(latest.id):
+            for ev in self.store.results.current_evaluations(latest.id):
                 for metric, family in gauges.items():
                     for k, value in ev.metrics.get(metric, {}).items():
                         family.add_metric([run, ev.dataset, k], value)
             self._verdicts(latest.id, run, baseline, regression)
             # Its mined set's estimate, else (a failed audit) the run's newest: a judge outage
             # must not look like the rate going away (alerts on it would resolve).
-            est = self.store.exported_fn_estimate(latest)
+            est = self.store.views.exported_fn_estimate(latest)
             if est is not None:
                 for bound, value in (
                     ("estimate", est.estimate),
@@ -181,7 +181,7 @@ class RecallwatchCollector(Collector):
         # Several kinds of comparison may exist; the mining-change one names the baseline, and
         # the checkpoint counts as regressed when any kind says so.
         chosen: dict[tuple[str, str], tuple[float | None, int]] = {}
-        for v in self.store.verdicts(checkpoint_id):
+        for v in self.store.ledger.verdicts(checkpoint_id):
             if v["metric"] != "recall":
                 continue
             key = (v["dataset"], str(v["k"]))
@@ -203,7 +203,7 @@ class RecallwatchCollector(Collector):
             "Finished evaluations (one per checkpoint and held-out set).",
             labels=["run"],
         )
-        for run, n in sorted(self.store.counts_by_run().items()):
+        for run, n in sorted(self.store.views.counts_by_run().items()):
             if self._shown(run):
                 total.add_metric([run], n)
         failures = CounterMetricFamily(
@@ -211,7 +211,7 @@ class RecallwatchCollector(Collector):
             "Failed evaluations by reason.",
             labels=["run", "reason"],
         )
-        for (run, reason), n in sorted(self.store.failures_by_run().items()):
+        for (run, reason), n in sorted(self.store.views.failures_by_run().items()):
             if self._shown(run):
                 failures.add_metric([run, reason], n)
         audit_failures = CounterMetricFamily(
@@ -219,7 +219,7 @@ class RecallwatchCollector(Collector):
             "Failed false-negative audits of mined sets, by reason.",
             labels=["run", "reason"],
         )
-        for (run, reason), n in sorted(self.store.fn_audit_failures_by_run().items()):
+        for (run, reason), n in sorted(self.store.views.fn_audit_failures_by_run().items()):
             if self._shown(run):
                 audit_failures.add_metric([run, reason], n)
         last = GaugeMetricFamily(
@@ -227,7 +227,7 @@ class RecallwatchCollector(Collector):
             "When the run's last evaluation finished successfully.",
             labels=["run"],
         )
-        for run, ts in sorted(self.store.last_success_by_run().items()):
+        for run, ts in sorted(self.store.views.last_success_by_run().items()):
             if self._shown(run):
                 last.add_metric([run], ts)
         pending = GaugeMetricFamily(
@@ -235,7 +235,7 @@ class RecallwatchCollector(Collector):
             "Complete checkpoints discovered and not yet evaluated (queued or evaluating).",
             labels=["run"],
         )
-        for run, n in sorted(self.store.pending_by_run().items()):
+        for run, n in sorted(self.store.views.pending_by_run().items()):
             if self._shown(run):
                 pending.add_metric([run], n)
         yield from (total, failures, audit_failures, last, pending)
@@ -246,7 +246,7 @@ class RecallwatchCollector(Collector):
             "Notifications delivered (firing, repeat, resolved), by channel and rule.",
             labels=["channel", "rule"],
         )
-        for (channel, rule), n in sorted(self.store.notifications_delivered().items()):
+        for (channel, rule), n in sorted(self.store.outbox.notifications_delivered().items()):
             delivered.add_metric([channel, rule], n)
         failures = CounterMetricFamily(
             "recallwatch_notification_failures",
@@ -254,7 +254,7 @@ class RecallwatchCollector(Collector):
             labels=["channel"],
         )
         # Both counters start at 0 for every configured channel, so a first failure is an increase.
-        attempts = {**dict.fromkeys(self.channels, 0), **self.store.notification_failures()}
+        attempts = {**dict.fromkeys(self.channels, 0), **self.store.outbox.notification_failures()}
         for channel, n in sorted(attempts.items()):
             failures.add_metric([channel], n)
         failed = CounterMetricFamily(
@@ -263,7 +263,7 @@ class RecallwatchCollector(Collector):
             "by channel.",
             labels=["channel"],
         )
-        given_up = {**dict.fromkeys(self.channels, 0), **self.store.notifications_failed()}
+        given_up = {**dict.fromkeys(self.channels, 0), **self.store.outbox.notifications_failed()}
         for channel, n in sorted(given_up.items()):
             failed.add_metric([channel], n)
         pending = GaugeMetricFamily(
@@ -271,7 +271,7 @@ class RecallwatchCollector(Collector):
             "Notifications waiting in the outbox for delivery, by channel.",
             labels=["channel"],
         )
-        waiting = {**dict.fromkeys(self.channels, 0), **self.store.outbox_pending()}
+        waiting = {**dict.fromkeys(self.channels, 0), **self.store.outbox.outbox_pending()}
         for channel, n in sorted(waiting.items()):
             pending.add_metric([channel], float(n))
         yield from (delivered, failures, failed, pending)
@@ -283,7 +283,7 @@ class RecallwatchCollector(Collector):
             labels=["stage"],
         )
         for stage, (cumulative, count, total) in sorted(
-            self.store.stage_histograms(DURATION_BUCKETS).items()
+            self.store.views.stage_histograms(DURATION_BUCKETS).items()
         ):
             buckets = [
                 (_le(b), float(c)) for b, c in zip(DURATION_BUCKETS, cumulative, strict=True)

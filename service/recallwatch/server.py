@@ -166,9 +166,9 @@ def _checkpoint(c: CheckpointRow, evaluations: list[EvaluationRow]) -> dict[str,
 
 def _shown(store: Store, c: CheckpointRow) -> list[EvaluationRow]:
     """Current evaluations, or the failure that made the checkpoint fail."""
-    current = store.current_evaluations(c.id)
+    current = store.results.current_evaluations(c.id)
     if c.state == "failed":
-        failed = [e for e in store.evaluations(c.id) if e.status == "failed"]
+        failed = [e for e in store.results.evaluations(c.id) if e.status == "failed"]
         return current + failed[-1:]
     return current
 
@@ -257,7 +257,7 @@ def _alert_item(store: Store, record: AlertRecord) -> dict[str, Any]:
                 "last_status": m.last_status,
                 "last_error": m.last_error,
             }
-            for m in store.deliveries(record.alert.id)
+            for m in store.outbox.deliveries(record.alert.id)
         ],
     }
 
@@ -294,7 +294,7 @@ def create_app(
         return JSONResponse(state, status_code=200 if state["ready"] else 503)
 
     def checked_run(run: str) -> None:
-        if run not in {r.name for r in store.runs()}:
+        if run not in {r.name for r in store.views.runs()}:
             raise HTTPException(status_code=404, detail=f"no run named {run!r}")
 
     @app.get("/api/v1/runs", response_model=list[Run], summary="The watched runs")
@@ -308,7 +308,7 @@ def create_app(
                 "latest_step": r.latest.step if r.latest else None,
                 "last_successful_evaluation_at": r.last_successful_evaluation_at,
             }
-            for r in store.runs()
+            for r in store.views.runs()
         ]
 
     @app.get(
@@ -328,8 +328,8 @@ def create_app(
         states = (
             [state] if state else ["discovered", "evaluating", "evaluated", "failed", "skipped"]
         )
-        rows = store.checkpoints(run, states=states, newest_first=True, limit=limit, offset=offset)
-        total = store.count_checkpoints(run, states=states)
+        rows = store.queue.checkpoints(run, states=states, newest_first=True, limit=limit, offset=offset)
+        total = store.queue.count_checkpoints(run, states=states)
         return {
             "items": [_checkpoint(c, _shown(store, c)) for c in rows],
             "total": total,
@@ -345,7 +345,7 @@ def create_app(
     )
     def evaluation(run: str, checkpoint: str, per_query: bool = False) -> dict[str, Any]:
         checked_run(run)
-        c = store.checkpoint(run, checkpoint)
+        c = store.queue.checkpoint(run, checkpoint)
         if c is None:
             raise HTTPException(
                 status_code=404, detail=f"run {run!r} has no checkpoint {checkpoint!r}"
@@ -356,20 +356,20 @@ def create_app(
             d["counts"] = e.counts
             d["timings_seconds"] = e.timings
             if e.status == "done":
-                outcomes = store.outcomes(e.id)
+                outcomes = store.results.outcomes(e.id)
                 ks = sorted({int(k) for by_k in e.metrics.values() for k in by_k})
                 d["outcome_summary"] = outcome_summary(outcomes, ks)
                 d["per_query"] = outcomes if per_query else None
             details.append(d)
         doc = _checkpoint(c, [])
-        est = store.fn_estimate(c.id)
-        failure = None if est is not None else store.fn_audit_failure(c.id)
+        est = store.results.fn_estimate(c.id)
+        failure = None if est is not None else store.results.fn_audit_failure(c.id)
         doc.update(
             path=c.path,
-            mining=store.mining_content(c.mining_fingerprint) if c.mining_fingerprint else None,
+            mining=store.queue.mining_content(c.mining_fingerprint) if c.mining_fingerprint else None,
             mining_error=c.mining_error,
             evaluations=details,
-            history=[_evaluation(e) for e in store.evaluations(c.id)],
+            history=[_evaluation(e) for e in store.results.evaluations(c.id)],
             false_negatives=(
                 None
                 if est is None
@@ -392,8 +392,8 @@ def create_app(
         offset: int = Query(0, ge=0),
         status: str | None = Query(None, pattern="^(firing|resolved)$"),
     ) -> dict[str, Any]:
-        rows = store.alerts(status=status, limit=limit, offset=offset)
-        total = store.count_alerts(status=status)
+        rows = store.ledger.alerts(status=status, limit=limit, offset=offset)
+        total = store.ledger.count_alerts(status=status)
         return {
             "alerts": [_alert_item(store, r) for r in rows],
             "total": total,
@@ -408,7 +408,7 @@ def create_app(
         summary="One alert: its evidence and the delivery of each notification",
     )
     def alert(alert_id: str) -> dict[str, Any]:
-        record = store.alert(alert_id)
+        record = store.ledger.alert(alert_id)
         if record is None:
             raise HTTPException(status_code=404, detail=f"no alert {alert_id!r}")
         return _alert_item(store, record)

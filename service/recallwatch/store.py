@@ -405,6 +405,12 @@ class Store:
         self.path = path
         self._lock_fd = lock_fd
         self._mutex = threading.RLock()
+        # Transitional: the aggregates are being split out of this class (store/ package).
+        self.queue: Store = self
+        self.results: Store = self
+        self.ledger: Store = self
+        self.outbox: Store = self
+        self.views: Store = self
 
     # -- opening ------------------------------------------------------------------------------
 

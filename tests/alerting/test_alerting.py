@@ -73,7 +73,7 @@ class Run:
 
     def __init__(self, store: Store, config: Config, synthetic: SyntheticSet, clock: Clock) -> None:
         self.store, self.config, self.synthetic, self.clock = store, config, synthetic, clock
-        self.run_id = store.ensure_run("r", "/nonexistent", clock())
+        self.run_id = store.queue.ensure_run("r", "/nonexistent", clock())
         self.key = dataset_key(config, config.runs[0], config.heldout[0])
 
     def add(
@@ -87,7 +87,7 @@ class Run:
         from recallwatch.checkpoints import canonical_json, fingerprint
 
         self.clock.now += 60
-        cid = self.store.add_checkpoint(
+        cid = self.store.queue.add_checkpoint(
             self.run_id,
             name=f"checkpoint-{step}",
             path=f"/nonexistent/checkpoint-{step}",
@@ -100,7 +100,7 @@ class Run:
         )
         assert cid is not None
         if hits is None:
-            self.store.record_failure(
+            self.store.results.record_failure(
                 cid,
                 dataset="synth",
                 encoder="precomputed",
@@ -115,7 +115,7 @@ class Run:
                 q: {next(iter(self.synthetic.qrels[q])): (1 if h else 0)}
                 for q, h in zip(self.synthetic.query_ids, hits, strict=True)
             }
-            self.store.record_evaluation(
+            self.store.results.record_evaluation(
                 NewEvaluation(
                     checkpoint_id=cid,
                     dataset="synth",
@@ -131,11 +131,11 @@ class Run:
                 self.run_id,
             )
             if fn is not None:
-                self.store.record_fn_estimate(
+                self.store.results.record_fn_estimate(
                     cid, None if mining is None else fingerprint(mining), "h", fn, self.clock()
                 )
-            self.store.set_state(cid, "evaluated", self.clock())
-        return self.store.checkpoint_by_id(cid)
+            self.store.queue.set_state(cid, "evaluated", self.clock())
+        return self.store.queue.checkpoint_by_id(cid)
 
 
 def hits(n_miss: int, *, shift: int = 0) -> np.ndarray:
@@ -176,7 +176,7 @@ def test_regression_fires_once_dedups_and_resolves(store: Store, synthetic: Synt
     alerting.after_checkpoint(bad)  # a re-run of the same decision writes nothing twice
     ((event, channel, _),) = outbox(store)
     assert (event, channel) == ("firing", "am")
-    (record,) = store.open_alerts()
+    (record,) = store.ledger.open_alerts()
     alert = record.alert
     assert alert.key.baseline == "checkpoint-200" and alert.checkpoint == "checkpoint-400"
     ev = alert.evidence
@@ -194,15 +194,15 @@ def test_regression_fires_once_dedups_and_resolves(store: Store, synthetic: Synt
     assert ev.fn_after is not None and ev.fn_after.oracle == "qrels"
     assert ev.recommendation == ("set range_min=10: projected FN rate 3.8%, drops 21% of negatives")
     assert alert.links["alert"] == f"http://rw.example/api/v1/alerts/{alert.id}"
-    (v,) = [v for v in store.verdicts(bad.id) if v["kind"] == "previous_mining"]
+    (v,) = [v for v in store.ledger.verdicts(bad.id) if v["kind"] == "previous_mining"]
     assert v["regressed"] == 1 and v["p_value"] <= 0.01
     alerting.after_checkpoint(run.add(500, B, hits(71)))  # still regressed: nothing new
     assert len(outbox(store)) == 1
     alerting.after_checkpoint(run.add(600, B, hits(50)))  # recovered
     events = [e for e, _, _ in outbox(store)]
     assert events == ["firing", "resolved"]
-    assert store.open_alerts() == []
-    resolved = store.alert(alert.id)
+    assert store.ledger.open_alerts() == []
+    resolved = store.ledger.alert(alert.id)
     assert resolved is not None and resolved.status == "resolved"
     assert resolved.alert.checkpoint == "checkpoint-600"
 
@@ -236,7 +236,7 @@ def test_same_mining_regression_says_it_is_not_mining(
     alerting = Alerting(config, store, clock=clock)
     alerting.after_checkpoint(run.add(100, A, hits(50)))
     alerting.after_checkpoint(run.add(200, A, hits(80)))
-    (record,) = store.open_alerts()
+    (record,) = store.ledger.open_alerts()
     assert record.alert.alertname == "RecallRegression"
     assert record.alert.evidence.regression_kind == "same_mining"
     assert "not caused by mining" in record.alert.summary
@@ -251,16 +251,16 @@ def test_a_new_mining_change_keeps_the_old_alert_while_still_regressed(
     alerting = Alerting(config, store, clock=clock)
     alerting.after_checkpoint(run.add(100, A, hits(50)))
     alerting.after_checkpoint(run.add(200, B, hits(80)))
-    first = store.open_alerts()[0].alert
+    first = store.ledger.open_alerts()[0].alert
     # A new mining change: the baseline moves to the best of B, but nothing recovered against
     # checkpoint-100, so the old alert stays open and no RESOLVED is sent.
     alerting.after_checkpoint(run.add(300, {"range_min": 5}, hits(80)))
-    assert [r.alert.id for r in store.open_alerts()] == [first.id]
+    assert [r.alert.id for r in store.ledger.open_alerts()] == [first.id]
     assert [e for e, _, _ in outbox(store)] == ["firing"]
     alerting.after_checkpoint(run.add(400, {"range_min": 5}, hits(50)))  # recovered
-    assert store.open_alerts() == []
+    assert store.ledger.open_alerts() == []
     assert [e for e, _, _ in outbox(store)] == ["firing", "resolved"]
-    old = store.alert(first.id)
+    old = store.ledger.alert(first.id)
     assert old is not None and old.status == "resolved"
     assert "superseded: the baseline is now checkpoint-200" in old.alert.description
     assert "checkpoint-400 is no longer regressed against checkpoint-100" in old.alert.description
@@ -282,21 +282,21 @@ def test_fn_rate_floor_and_failing_rules(store: Store, synthetic: SyntheticSet) 
     high = FnEstimate("judge", 200, 20, 0.10, 0.062, 0.15, amplification=4.0)
     unsure = FnEstimate("judge", 200, 12, 0.06, 0.034, 0.10, amplification=2.0)
     alerting.after_checkpoint(run.add(100, A, hits(50), fn=unsure))
-    assert store.open_alerts() == []  # lower bound 3.4% is not above 5%
+    assert store.ledger.open_alerts() == []  # lower bound 3.4% is not above 5%
     alerting.after_checkpoint(run.add(200, B, hits(100), fn=high))
-    names = sorted(r.rule for r in store.open_alerts())
+    names = sorted(r.rule for r in store.ledger.open_alerts())
     assert names == ["amp", "floor", "fn"]
-    fn_alert = next(r.alert for r in store.open_alerts() if r.rule == "fn")
+    fn_alert = next(r.alert for r in store.ledger.open_alerts() if r.rule == "fn")
     assert fn_alert.alertname == "FalseNegativeRateHigh"
     assert fn_alert.evidence.fn_before is not None and fn_alert.evidence.fn_before.estimate == 0.06
     alerting.after_checkpoint(run.add(300, B, None))
-    assert "failing" not in {r.rule for r in store.open_alerts()}  # one failure in a row
+    assert "failing" not in {r.rule for r in store.ledger.open_alerts()}  # one failure in a row
     alerting.after_checkpoint(run.add(400, B, None))
-    failing = next(r.alert for r in store.open_alerts() if r.rule == "failing")
+    failing = next(r.alert for r in store.ledger.open_alerts() if r.rule == "failing")
     assert failing.alertname == "RecallwatchEvaluationFailing"
     assert failing.evidence.details["reason"] == "bad_embeddings"
     alerting.after_checkpoint(run.add(500, B, hits(10), fn=unsure))
-    assert store.open_alerts() == []  # everything resolved
+    assert store.ledger.open_alerts() == []  # everything resolved
 
 
 def test_no_recent_evaluation_and_repeats(store: Store, synthetic: SyntheticSet) -> None:
@@ -309,10 +309,10 @@ def test_no_recent_evaluation_and_repeats(store: Store, synthetic: SyntheticSet)
     run = Run(store, config, synthetic, clock)
     alerting = Alerting(config, store, clock=clock)
     alerting.tick()
-    assert store.open_alerts() == []
+    assert store.ledger.open_alerts() == []
     clock.now += 601
     alerting.tick()
-    (record,) = store.open_alerts()
+    (record,) = store.ledger.open_alerts()
     assert record.alert.alertname == "RecallwatchNoRecentEvaluation"
     clock.now += 3601
     alerting.tick()  # repeat (Alertmanager channels get re-sends instead of repeats)
@@ -320,7 +320,7 @@ def test_no_recent_evaluation_and_repeats(store: Store, synthetic: SyntheticSet)
     assert events[0] == "firing" and "repeat" not in events and "refresh" in events
     run.add(100, A, hits(10))
     alerting.tick()
-    assert store.open_alerts() == []
+    assert store.ledger.open_alerts() == []
     assert [e for e, _, _ in outbox(store)][-1] == "resolved"
 
 
@@ -347,7 +347,7 @@ def test_firing_alerts_repeat_on_ticks_and_two_rules_keep_their_own_verdicts(
     alerting.after_checkpoint(run.add(100, A, hits(50)))
     bad = run.add(200, B, hits(80))
     alerting.after_checkpoint(bad)
-    kinds = {v["kind"]: v["regressed"] for v in store.verdicts(bad.id)}
+    kinds = {v["kind"]: v["regressed"] for v in store.ledger.verdicts(bad.id)}
     assert kinds == {"previous_mining": 1, "previous_mining:loose": 0}
     assert [(e, c) for e, c, _ in outbox(store)] == [("firing", "hook"), ("firing", "am")]
     clock.now += 3599
@@ -359,7 +359,7 @@ def test_firing_alerts_repeat_on_ticks_and_two_rules_keep_their_own_verdicts(
     events = [(e, c) for e, c, _ in outbox(store)]
     assert events.count(("repeat", "hook")) == 1 and ("repeat", "am") not in events
     assert ("refresh", "am") in events  # Alertmanager gets re-sends instead
-    (record,) = store.open_alerts()
+    (record,) = store.ledger.open_alerts()
     assert record.repeats == 1
 
 
@@ -368,7 +368,7 @@ def test_pending_messages_of_removed_channels_fail_at_start(
 ) -> None:
     config = make_config(synthetic.path, [{"name": "reg", "type": "recall_regression"}])
     alert, clock = regression_alert(), Clock()
-    store.apply_alerts(
+    store.ledger.apply_alerts(
         [AlertWrite(alert, "firing", opened_at=clock(), notified_at=clock(), repeats=0)],
         [
             NewMessage("m1", alert.id, "gone", "reg", "firing", b"{}", clock()),
@@ -378,7 +378,7 @@ def test_pending_messages_of_removed_channels_fail_at_start(
     notifier = Notifier(config, store, clock=clock)
     notifier.start()  # "am" is configured (nothing listens there: it stays pending)
     notifier.stop()
-    states = {m.channel: (m.state, m.last_error) for m in store.deliveries(alert.id)}
+    states = {m.channel: (m.state, m.last_error) for m in store.outbox.deliveries(alert.id)}
     assert states["gone"] == ("failed", "the channel is no longer configured")
     assert states["am"][0] == "pending"
 
@@ -393,14 +393,14 @@ def test_a_late_older_checkpoint_does_not_decide_for_the_newest(
     alerting.after_checkpoint(run.add(100, A, hits(50)))
     newest = run.add(300, B, hits(80))  # regressed, and finishes first
     alerting.after_checkpoint(newest)
-    (record,) = store.open_alerts()
+    (record,) = store.ledger.open_alerts()
     late = run.add(200, B, hits(50))  # an older, healthy checkpoint finishes later
     alerting.after_checkpoint(late)
-    assert [r.alert.id for r in store.open_alerts()] == [record.alert.id]
+    assert [r.alert.id for r in store.ledger.open_alerts()] == [record.alert.id]
     assert [e for e, _, _ in outbox(store)] == ["firing"]
-    (v,) = store.verdicts(late.id)  # its verdict is still recorded
+    (v,) = store.ledger.verdicts(late.id)  # its verdict is still recorded
     assert v["regressed"] == 0
-    alerting.after_checkpoint(store.checkpoint_by_id(newest.id))  # e.g. catch_up: nothing new
+    alerting.after_checkpoint(store.queue.checkpoint_by_id(newest.id))  # e.g. catch_up: nothing new
     assert [e for e, _, _ in outbox(store)] == ["firing"]
 
 
@@ -415,8 +415,8 @@ def test_a_late_older_regressed_checkpoint_does_not_fire(
     alerting.after_checkpoint(run.add(300, B, hits(50)))
     late = run.add(200, B, hits(80))
     alerting.after_checkpoint(late)
-    assert store.open_alerts() == [] and outbox(store) == []
-    (v,) = store.verdicts(late.id)
+    assert store.ledger.open_alerts() == [] and outbox(store) == []
+    (v,) = store.ledger.verdicts(late.id)
     assert v["regressed"] == 1
 
 
@@ -439,16 +439,16 @@ def test_a_reopened_episode_is_a_new_alert_with_new_messages(
 
     decide(True)
     decide(True)  # a retry of the same episode (a re-queued checkpoint): nothing new
-    (first,) = store.open_alerts()
+    (first,) = store.ledger.open_alerts()
     decide(False)
     decide(True)  # the same checkpoint opens the key again (a re-decision after a resolve)
-    (second,) = store.open_alerts()
+    (second,) = store.ledger.open_alerts()
     assert second.alert.id != first.alert.id
     events = outbox(store)
     assert [e for e, _, _ in events] == ["firing", "resolved", "firing"]
     assert len({m for _, _, m in events}) == 3
     decide(True)  # and that episode's id is stable too
-    assert [r.alert.id for r in store.open_alerts()] == [second.alert.id]
+    assert [r.alert.id for r in store.ledger.open_alerts()] == [second.alert.id]
     assert len(outbox(store)) == 3
 
 
@@ -475,12 +475,12 @@ def test_an_open_alert_resolves_only_when_clearly_recovered(
     near = run.add(300, B, hits(55))
     alerting.after_checkpoint(near)
     assert [e for e, _, _ in outbox(store)] == ["firing"]
-    (v,) = store.verdicts(near.id)
+    (v,) = store.ledger.verdicts(near.id)
     assert v["regressed"] == 0 and 0.01 < v["p_value"] <= 0.2
     alerting.after_checkpoint(run.add(400, B, hits(80)))  # regressed again: the same episode
     alerting.after_checkpoint(run.add(500, B, hits(51)))  # drop 0.3 points: recovered
     assert [e for e, _, _ in outbox(store)] == ["firing", "resolved"]
-    assert store.open_alerts() == []
+    assert store.ledger.open_alerts() == []
 
 
 def test_a_best_baseline_is_tested_at_alpha_over_the_candidates(
@@ -494,7 +494,7 @@ def test_a_best_baseline_is_tested_at_alpha_over_the_candidates(
         alerting.after_checkpoint(run.add(step, A, hits(n_miss)))
     bad = run.add(500, B, hits(58))  # 8 queries worse than the best of 4: p = 1/256
     alerting.after_checkpoint(bad)
-    (v,) = store.verdicts(bad.id)
+    (v,) = store.ledger.verdicts(bad.id)
     details = json.loads(v["details"])
     assert details["baseline"] == "checkpoint-200" and details["candidates"] == 4
     assert details["alpha"] == pytest.approx(0.0025) and details["rule_alpha"] == 0.01
@@ -530,7 +530,7 @@ def test_catch_up_decides_a_failing_streak_left_undecided_by_a_crash(
         run.add(step, A, None)  # failed, and the daemon died before deciding
     notifier = Notifier(config, store, clock=clock)
     notifier.catch_up()
-    (record,) = store.open_alerts()
+    (record,) = store.ledger.open_alerts()
     assert record.alert.alertname == "RecallwatchEvaluationFailing"
     assert record.alert.checkpoint == "checkpoint-200"
 
@@ -551,7 +551,7 @@ def test_runbook_url_is_absolute_when_configured(store: Store, synthetic: Synthe
     alerting = Alerting(config, store, clock=clock)
     alerting.after_checkpoint(run.add(100, A, hits(50)))
     alerting.after_checkpoint(run.add(200, B, hits(80)))
-    (record,) = store.open_alerts()
+    (record,) = store.ledger.open_alerts()
     assert record.alert.runbook_url == f"{base}#recallregressionafterminingchange"
     (body,) = store._query("SELECT body FROM outbox")
     annotations = json.loads(body[0])[0]["annotations"]
@@ -580,7 +580,7 @@ def test_texts_are_indexed_once_and_outside_the_decision_lock(
         alerting.after_checkpoint(run.add(step, B, hits(n_miss)))
     assert [e for e, _, _ in outbox(store)] == ["firing", "resolved", "firing"]
     assert sorted(reads) == [("corpus.jsonl", False), ("queries.jsonl", False)]
-    (record,) = store.open_alerts()
+    (record,) = store.ledger.open_alerts()
     assert record.alert.evidence.lost_top[0].doc_title.startswith("Document ")
     assert record.alert.evidence.lost_top[0].query_text.startswith("question ")
 

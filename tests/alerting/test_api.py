@@ -22,12 +22,12 @@ def client(tmp_path: Path) -> Iterator[tuple[TestClient, Store]]:
     store = Store.open(tmp_path / "rw.db")
     resolved = regression_alert(status="resolved")
     older = AlertWrite(resolved, "resolved", opened_at=T0 - 100, notified_at=T0, repeats=1)
-    store.apply_alerts(
+    store.ledger.apply_alerts(
         [older],
         [NewMessage("m0", resolved.id, "hook", "r", "resolved", b"{}", T0)],
     )
     other = replace(regression_alert(), id="al_other")
-    store.apply_alerts(
+    store.ledger.apply_alerts(
         [AlertWrite(other, "firing", opened_at=T0, notified_at=T0, repeats=0)],
         [
             NewMessage("m1", "al_other", "hook", "r", "firing", b"{}", T0),
@@ -35,14 +35,14 @@ def client(tmp_path: Path) -> Iterator[tuple[TestClient, Store]]:
             NewMessage("m3", "al_other", "am", "r", "refresh", b"[]", T0),
         ],
     )
-    hook = store.next_pending("hook")
+    hook = store.outbox.next_pending("hook")
     assert hook is not None and hook.message_id == "m0"
-    store.record_attempt(
+    store.outbox.record_attempt(
         hook, AttemptResult("ok", 200), now=T0 + 1, state="delivered", next_attempt_at=T0 + 1
     )
-    hook = store.next_pending("hook")
+    hook = store.outbox.next_pending("hook")
     assert hook is not None and hook.message_id == "m1"
-    store.record_attempt(
+    store.outbox.record_attempt(
         hook,
         AttemptResult("terminal", 404, "HTTP error 404: gone"),
         now=T0 + 2,

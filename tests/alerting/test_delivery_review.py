@@ -277,14 +277,14 @@ def test_notification_counters_never_go_down_and_count_messages_failed_for_good(
         return NewMessage(mid, alert.id, channel, "r", event, b"[]", at)
 
     write = AlertWrite(alert, "firing", opened_at=t0, notified_at=t0, repeats=0)
-    store.apply_alerts(
+    store.ledger.apply_alerts(
         [write], [message("r1", "am", "refresh", t0), message("h1", "hook", "firing", t0)]
     )
     targets = {"am": AlertmanagerTarget("am", am.url), "hook": WebhookTarget("hook", gone.url)}
     d = Dispatcher(store, targets, policy=FAST)
     dispatchers.append(d)
     d.start()
-    wait_for(lambda: not store.outbox_pending(), timeout=10, what="delivery and failure")
+    wait_for(lambda: not store.outbox.outbox_pending(), timeout=10, what="delivery and failure")
     d.stop()
     before = _metrics(store)
     for line in (
@@ -297,12 +297,12 @@ def test_notification_counters_never_go_down_and_count_messages_failed_for_good(
     ):
         assert line in before
     # An hour later the delivered re-send is pruned; the counters stay where they were.
-    store.apply_alerts([], [message("r2", "am", "refresh", time.time() + 3700)])
+    store.ledger.apply_alerts([], [message("r2", "am", "refresh", time.time() + 3700)])
     after = _metrics(store)
     assert 'recallwatch_notification_failures_total{channel="am"} 1.0' in after
     assert 'recallwatch_notifications_failed_total{channel="hook"} 1.0' in after
-    assert store.fail_pending_except(["hook"], time.time()) == 1  # the am channel is removed
-    assert store.notifications_failed() == {"am": 1, "hook": 1}
+    assert store.outbox.fail_pending_except(["hook"], time.time()) == 1  # the am channel is removed
+    assert store.outbox.notifications_failed() == {"am": 1, "hook": 1}
     store.close()
 
 
@@ -342,18 +342,18 @@ def test_the_counter_migration_starts_from_the_outbox(tmp_path: Path) -> None:
     store = Store.open(path)
     alert = regression_alert()
     write = AlertWrite(alert, "firing", opened_at=0, notified_at=0, repeats=0)
-    store.apply_alerts([write], [NewMessage("h1", alert.id, "hook", "r", "firing", b"{}", 0)])
-    message = store.next_pending("hook")
+    store.ledger.apply_alerts([write], [NewMessage("h1", alert.id, "hook", "r", "firing", b"{}", 0)])
+    message = store.outbox.next_pending("hook")
     assert message is not None
     for state in ("pending", "failed"):
         result = AttemptResult("retry" if state == "pending" else "terminal", 500, "HTTP error 500")
-        store.record_attempt(message, result, now=0, state=state, next_attempt_at=0)  # type: ignore[arg-type]
+        store.outbox.record_attempt(message, result, now=0, state=state, next_attempt_at=0)  # type: ignore[arg-type]
     store.close()
     with closing(sqlite3.connect(path)) as conn:  # as a store of schema 3 had it
         conn.execute("DROP TABLE notification_counters")
         conn.execute("PRAGMA user_version = 3")
         conn.commit()
     store = Store.open(path)
-    assert store.notification_failures() == {"hook": 2}
-    assert store.notifications_failed() == {"hook": 1}
+    assert store.outbox.notification_failures() == {"hook": 2}
+    assert store.outbox.notifications_failed() == {"hook": 1}
     store.close()

@@ -92,7 +92,7 @@ def poll_until_idle(d: Daemon) -> None:
 
 
 def states(store: Store, run: str = "demo") -> dict[str, str]:
-    return {c.name: c.state for c in store.checkpoints(run)}
+    return {c.name: c.state for c in store.queue.checkpoints(run)}
 
 
 def test_backfill_evaluates_everything_oldest_first(
@@ -143,9 +143,9 @@ def test_deleted_before_evaluation_is_skipped(
     d.poll()
     gate.release.set()
     assert d.wait_idle(30)
-    row = store.checkpoint("demo", "checkpoint-2")
+    row = store.queue.checkpoint("demo", "checkpoint-2")
     assert row is not None and (row.state, row.state_reason) == ("skipped", "deleted")
-    assert store.failures_by_run() == {}
+    assert store.views.failures_by_run() == {}
 
 
 def test_latest_only_skips_older_queued_checkpoints(
@@ -160,7 +160,7 @@ def test_latest_only_skips_older_queued_checkpoints(
         "checkpoint-2": "skipped",
         "checkpoint-3": "evaluated",
     }
-    assert store.checkpoint("demo", "checkpoint-1").state_reason == "superseded"  # type: ignore[union-attr]
+    assert store.queue.checkpoint("demo", "checkpoint-1").state_reason == "superseded"  # type: ignore[union-attr]
 
 
 def test_concurrency_is_bounded_and_runs_take_turns(
@@ -196,19 +196,19 @@ def test_never_twice_under_the_same_key_again_after_a_config_change(
     gate.release.set()
     d = daemon(make_config(tmp_path, synthetic), store, runner=gate)
     poll_until_idle(d)
-    row = store.checkpoint("demo", "checkpoint-1")
+    row = store.queue.checkpoint("demo", "checkpoint-1")
     assert row is not None
     d.evaluate_checkpoint(row)  # e.g. a duplicate dispatch: the stored result is reused
     poll_until_idle(daemon(make_config(tmp_path, synthetic), store, runner=gate))
     assert len(gate.order) == 1
-    assert len(store.evaluations(row.id)) == 1
+    assert len(store.results.evaluations(row.id)) == 1
 
     changed = make_config(tmp_path, synthetic, evaluation={"ks": [1, 5]})
     poll_until_idle(daemon(changed, store, runner=gate))
     assert len(gate.order) == 2
-    current = store.current_evaluations(row.id)
+    current = store.results.current_evaluations(row.id)
     assert [sorted(e.metrics["recall"]) for e in current] == [["1", "5"]]
-    assert len(store.evaluations(row.id)) == 2
+    assert len(store.results.evaluations(row.id)) == 2
 
 
 def test_a_timeout_is_a_counted_failure_and_the_next_checkpoint_runs(
@@ -222,7 +222,7 @@ def test_a_timeout_is_a_counted_failure_and_the_next_checkpoint_runs(
     )
     poll_until_idle(daemon(config, store, runner=isolated))
     assert states(store) == {"checkpoint-1": "failed", "checkpoint-2": "evaluated"}
-    assert store.failures_by_run() == {("demo", "timeout"): 1}
+    assert store.views.failures_by_run() == {("demo", "timeout"): 1}
 
 
 def test_a_crashing_evaluation_process_is_a_counted_failure(
@@ -232,7 +232,7 @@ def test_a_crashing_evaluation_process_is_a_counted_failure(
     (ckpt / "crash").write_text("")
     config = make_config(tmp_path, synthetic, evaluation={"encoder": HOLD_ENCODER})
     poll_until_idle(daemon(config, store, runner=isolated))
-    row = store.checkpoint("demo", "checkpoint-1")
+    row = store.queue.checkpoint("demo", "checkpoint-1")
     assert row is not None and (row.state, row.state_reason) == ("failed", "crashed")
     assert row.state_message == "the evaluation process exited with 9"
 
@@ -247,9 +247,9 @@ def test_shutdown_past_the_grace_period_requeues_the_running_evaluation(
     d.poll()
     wait_for((ckpt / "started").exists, what="the evaluation to start")
     d.stop(grace_seconds=0.2)
-    row = store.checkpoint("demo", "checkpoint-1")
+    row = store.queue.checkpoint("demo", "checkpoint-1")
     assert row is not None and (row.state, row.state_reason) == ("discovered", "interrupted")
-    assert store.evaluations(row.id) == []
+    assert store.results.evaluations(row.id) == []
 
 
 def test_shutdown_lets_a_running_evaluation_finish_within_the_grace_period(
@@ -277,7 +277,7 @@ def test_unreadable_mining_metadata_does_not_block_evaluation(
     (ckpt / "mining.json").write_text("{broken")
     write_checkpoint(tmp_path / "run", 1, synthetic)
     poll_until_idle(daemon(make_config(tmp_path, synthetic), store))
-    row = store.checkpoint("demo", "checkpoint-1")
+    row = store.queue.checkpoint("demo", "checkpoint-1")
     assert row is not None and row.state == "evaluated"
     assert row.mining_fingerprint is None and "not valid JSON" in (row.mining_error or "")
 
@@ -308,16 +308,16 @@ def test_each_new_mined_set_is_audited_once_and_exported(
     )
     poll_until_idle(daemon(config, store, fn_runner=audit))
     assert len(jobs) == 1 and jobs[0].mined_set == str(run / "mined.jsonl")
-    ids = {c.name: c.id for c in store.checkpoints("demo")}
-    est = store.fn_estimate(ids["checkpoint-2"])
-    assert est is not None and est == store.fn_estimate(ids["checkpoint-1"])
-    assert store.fn_estimate(ids["checkpoint-3"]) is None
+    ids = {c.name: c.id for c in store.queue.checkpoints("demo")}
+    est = store.results.fn_estimate(ids["checkpoint-2"])
+    assert est is not None and est == store.results.fn_estimate(ids["checkpoint-1"])
+    assert store.results.fn_estimate(ids["checkpoint-3"]) is None
     assert est.lower <= truth.true_rate <= est.upper
     assert est.sample_size == 400 and est.oracle.startswith("qrels:")
     assert [b.rank_bucket for b in est.buckets][:3] == ["1", "2-3", "4-10"]
     assert est.amplification is not None and est.amplification > 1
     assert "recommendation" in est.details
-    assert store.stage_histograms([1e9])["false_negatives"][1] == 1
+    assert store.views.stage_histograms([1e9])["false_negatives"][1] == 1
     assert set(states(store).values()) == {"evaluated"}
 
 
@@ -379,9 +379,9 @@ def test_retry_failed_requeues_failed_checkpoints(
     d = Daemon(make_config(tmp_path, synthetic), store, runner=run_in_process, clock=Clock(1e10))
     d.prepare(retry_failed=True)
     poll_until_idle(d)
-    row = store.checkpoint("demo", "checkpoint-1")
+    row = store.queue.checkpoint("demo", "checkpoint-1")
     assert row is not None and row.state == "evaluated"
-    assert [e.status for e in store.evaluations(row.id)] == ["failed", "done"]
+    assert [e.status for e in store.results.evaluations(row.id)] == ["failed", "done"]
 
 
 def test_the_after_evaluation_hook_sees_final_states_and_cannot_break_the_daemon(

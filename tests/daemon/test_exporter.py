@@ -34,7 +34,7 @@ def registry(store: Store) -> CollectorRegistry:
 
 
 def evaluated(store: Store, run_id: int, step: int, recall10: float, *, fp: str = "a" * 64) -> int:
-    cid = store.add_checkpoint(
+    cid = store.queue.add_checkpoint(
         run_id,
         name=f"checkpoint-{step}",
         path=f"/r/checkpoint-{step}",
@@ -46,7 +46,7 @@ def evaluated(store: Store, run_id: int, step: int, recall10: float, *, fp: str 
         mining_content="{}",
     )
     assert cid is not None
-    store.record_evaluation(
+    store.results.record_evaluation(
         NewEvaluation(
             checkpoint_id=cid,
             dataset="synth",
@@ -63,7 +63,7 @@ def evaluated(store: Store, run_id: int, step: int, recall10: float, *, fp: str 
         ),
         run_id,
     )
-    store.set_state(cid, "evaluated", 3002.0 + step)
+    store.queue.set_state(cid, "evaluated", 3002.0 + step)
     return cid
 
 
@@ -75,7 +75,7 @@ def test_empty_store_exports_only_build_info(registry: CollectorRegistry) -> Non
 def test_latest_checkpoint_values_and_no_stale_labels(
     store: Store, registry: CollectorRegistry
 ) -> None:
-    run = store.ensure_run("a", "/r", 1.0)
+    run = store.queue.ensure_run("a", "/r", 1.0)
     evaluated(store, run, 100, 0.8)
     labels = {"run": "a", "dataset": "synth", "k": "10"}
     assert registry.get_sample_value("recallwatch_recall_ratio", labels) == 0.8
@@ -107,17 +107,17 @@ def test_latest_checkpoint_values_and_no_stale_labels(
 
 
 def test_pending_failures_and_durations(store: Store, registry: CollectorRegistry) -> None:
-    run = store.ensure_run("a", "/r", 1.0)
+    run = store.queue.ensure_run("a", "/r", 1.0)
     evaluated(store, run, 1, 0.5)
     for step in (2, 3):
-        store.add_checkpoint(
+        store.queue.add_checkpoint(
             run, name=f"c{step}", path="/x", step=step, eval_key=KEY, completed_at=1, now=1
         )
-    bad = store.add_checkpoint(
+    bad = store.queue.add_checkpoint(
         run, name="c4", path="/x", step=4, eval_key=KEY, completed_at=1, now=1
     )
     assert bad is not None
-    store.record_failure(
+    store.results.record_failure(
         bad,
         dataset="synth",
         encoder="precomputed",
@@ -145,10 +145,10 @@ def test_pending_failures_and_durations(store: Store, registry: CollectorRegistr
 
 
 def test_false_negatives_and_verdicts(store: Store, registry: CollectorRegistry) -> None:
-    run = store.ensure_run("a", "/r", 1.0)
+    run = store.queue.ensure_run("a", "/r", 1.0)
     base = evaluated(store, run, 1, 0.8)
     cid = evaluated(store, run, 2, 0.7, fp="b" * 64)
-    store.record_fn_estimate(
+    store.results.record_fn_estimate(
         cid,
         "b" * 64,
         "h",
@@ -168,7 +168,7 @@ def test_false_negatives_and_verdicts(store: Store, registry: CollectorRegistry)
         ),
         5.0,
     )
-    store.record_verdict(
+    store.ledger.record_verdict(
         cid,
         dataset="synth",
         metric="recall",
@@ -181,7 +181,7 @@ def test_false_negatives_and_verdicts(store: Store, registry: CollectorRegistry)
         regressed=True,
         now=5.0,
     )
-    store.record_verdict(
+    store.ledger.record_verdict(
         cid,
         dataset="synth",
         metric="recall",
@@ -224,8 +224,8 @@ def test_exposition_passes_promtool_and_openmetrics(
 
 
 def test_runs_dropped_from_the_config_are_not_exported(store: Store) -> None:
-    a = store.ensure_run("a", "/a", 1.0)
-    b = store.ensure_run("b", "/b", 1.0)
+    a = store.queue.ensure_run("a", "/a", 1.0)
+    b = store.queue.ensure_run("b", "/b", 1.0)
     evaluated(store, a, 1, 0.5)
     evaluated(store, b, 1, 0.5)
     registry = CollectorRegistry()

@@ -82,9 +82,9 @@ def test_a_failed_audit_is_counted_retried_on_the_next_checkpoint_and_still_expo
     second = {"mined_set": "second.jsonl", "range_min": 0}
     write_checkpoint(run, 2, synthetic, mining=second)
     poll_until_idle(d)
-    row = store.checkpoint("demo", "checkpoint-2")
+    row = store.queue.checkpoint("demo", "checkpoint-2")
     assert row is not None and row.state == "evaluated"
-    failure = store.fn_audit_failure(row.id)
+    failure = store.results.fn_audit_failure(row.id)
     assert failure is not None and "mined set not found" in failure["message"]
     reason = failure["reason"]
     assert (
@@ -107,11 +107,11 @@ def test_a_failed_audit_is_counted_retried_on_the_next_checkpoint_and_still_expo
     (run / "first.jsonl").write_text((run / "second.jsonl").read_text(encoding="utf-8"))
     write_checkpoint(run, 3, synthetic, mining=second)
     poll_until_idle(d)
-    third = store.checkpoint("demo", "checkpoint-3")
-    assert third is not None and store.fn_estimate(third.id) is not None
-    assert fn_ratio(registry) == store.fn_estimate(third.id).estimate  # type: ignore[union-attr]
+    third = store.queue.checkpoint("demo", "checkpoint-3")
+    assert third is not None and store.results.fn_estimate(third.id) is not None
+    assert fn_ratio(registry) == store.results.fn_estimate(third.id).estimate  # type: ignore[union-attr]
     # Checkpoint 2 trained on that set: its estimate is now the set's.
-    assert store.exported_fn_estimate(row) == store.fn_estimate(third.id)
+    assert store.views.exported_fn_estimate(row) == store.results.fn_estimate(third.id)
     # Counted once, and the count survives a restart (it is in the store).
     store.close()
     reopened = Store.open(tmp_path / "state" / "rw.db")
@@ -140,13 +140,13 @@ def test_retry_failed_re_audits_without_re_evaluating(
         evaluation={"policy": "latest_only"},
     )
     poll_until_idle(daemon(config, store, fn_runner=estimate_in_process))
-    row = store.checkpoint("demo", "checkpoint-1")
-    assert row is not None and store.fn_audit_failure(row.id) is not None
-    assert store.exported_fn_estimate(row) is None  # no estimate anywhere to fall back on
+    row = store.queue.checkpoint("demo", "checkpoint-1")
+    assert row is not None and store.results.fn_audit_failure(row.id) is not None
+    assert store.views.exported_fn_estimate(row) is None  # no estimate anywhere to fall back on
 
     (run / "later.jsonl").rename(run / "mined.jsonl")  # the operator fixes the cause
     poll_until_idle(daemon(config, store, fn_runner=estimate_in_process))
-    assert store.fn_estimate(row.id) is None  # not retried by itself
+    assert store.results.fn_estimate(row.id) is None  # not retried by itself
     shutil.rmtree(run / "checkpoint-1")  # rotated away meanwhile: the audit does not need it
     write_checkpoint(run, 2, synthetic)  # a newer checkpoint (no mining metadata) is queued
     evaluations: list[str] = []
@@ -158,11 +158,11 @@ def test_retry_failed_re_audits_without_re_evaluating(
     d = Daemon(config, store, runner=runner, fn_runner=estimate_in_process, clock=Clock(1e10))
     d.prepare(retry_failed=True)
     poll_until_idle(d)
-    done = store.checkpoint_by_id(row.id)
+    done = store.queue.checkpoint_by_id(row.id)
     # Neither superseded (latest_only) nor skipped as deleted: only the audit re-ran.
-    assert done.state == "evaluated" and store.fn_estimate(row.id) is not None
+    assert done.state == "evaluated" and store.results.fn_estimate(row.id) is not None
     assert evaluations == ["checkpoint-2"]
-    assert len(store.evaluations(row.id)) == 1
+    assert len(store.results.evaluations(row.id)) == 1
 
 
 class Judge:
@@ -248,14 +248,14 @@ def test_http_judge_token_reaches_the_judge_and_is_shown_nowhere(
     with caplog.at_level(logging.DEBUG):
         d = daemon(config, store, fn_runner=fn_runner)
         poll_until_idle(d)  # the judge is down: the audit fails
-        failed = store.checkpoint("demo", "checkpoint-1")
-        assert failed is not None and store.fn_audit_failure(failed.id) is not None
+        failed = store.queue.checkpoint("demo", "checkpoint-1")
+        assert failed is not None and store.results.fn_audit_failure(failed.id) is not None
         judge.down = False
         write_checkpoint(run, 2, synthetic, mining=mining)
         poll_until_idle(d)
-    row = store.checkpoint("demo", "checkpoint-2")
+    row = store.queue.checkpoint("demo", "checkpoint-2")
     assert row is not None
-    est = store.fn_estimate(row.id)
+    est = store.results.fn_estimate(row.id)
     assert est is not None and est.sample_size == 64 and est.false_negatives > 0
     assert judge.requests > 0 and judge.seen_auth[-1] == TOKEN
 

@@ -21,9 +21,9 @@ KEY = json.dumps({"synth": "k1"})
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[Store]:
     s = Store.open(tmp_path / "rw.db")
-    run = s.ensure_run("demo", "/runs/demo", 1.0)
+    run = s.queue.ensure_run("demo", "/runs/demo", 1.0)
     for step in range(1, 8):
-        cid = s.add_checkpoint(
+        cid = s.queue.add_checkpoint(
             run,
             name=f"checkpoint-{step}",
             path=f"/runs/demo/checkpoint-{step}",
@@ -33,7 +33,7 @@ def store(tmp_path: Path) -> Iterator[Store]:
             now=step,
         )
         assert cid is not None
-        s.record_evaluation(
+        s.results.record_evaluation(
             NewEvaluation(
                 checkpoint_id=cid,
                 dataset="synth",
@@ -48,7 +48,7 @@ def store(tmp_path: Path) -> Iterator[Store]:
             ),
             run,
         )
-        s.set_state(cid, "evaluated", 10.0 * step + 3)
+        s.queue.set_state(cid, "evaluated", 10.0 * step + 3)
     yield s
     s.close()
 

@@ -30,7 +30,7 @@ def store(tmp_path: Path) -> Store:
 
 
 def add(store: Store, run_id: int, step: int, *, fp: str | None = None) -> int:
-    cid = store.add_checkpoint(
+    cid = store.queue.add_checkpoint(
         run_id,
         name=f"checkpoint-{step}",
         path=f"/runs/a/checkpoint-{step}",
@@ -93,79 +93,79 @@ def test_unopenable_paths(tmp_path: Path) -> None:
 
 
 def test_a_failing_commit_is_rolled_back_and_the_store_stays_usable(store: Store) -> None:
-    run = store.ensure_run("a", "/runs/a", 1.0)
+    run = store.queue.ensure_run("a", "/runs/a", 1.0)
     # A real failing COMMIT: with foreign keys checked at commit time, a row naming a run that
     # does not exist is accepted by the INSERT and refused by the COMMIT.
     store._conn.execute("PRAGMA defer_foreign_keys = ON")
     with pytest.raises(sqlite3.IntegrityError, match="FOREIGN KEY"):
-        store.record_stage(run + 99, "encode", 1.0, 2.0)
+        store.results.record_stage(run + 99, "encode", 1.0, 2.0)
     assert not store._conn.in_transaction
     # Later writes work (before the fix: "cannot start a transaction within a transaction").
-    store.record_stage(run, "encode", 3.0, 4.0)
-    assert store.ensure_run("b", "/runs/b", 5.0) != run
-    assert store.stage_histograms([10.0]) == {"encode": ([1], 1, 3.0)}
+    store.results.record_stage(run, "encode", 3.0, 4.0)
+    assert store.queue.ensure_run("b", "/runs/b", 5.0) != run
+    assert store.views.stage_histograms([10.0]) == {"encode": ([1], 1, 3.0)}
 
 
 def test_audit_failures_are_counted_and_fall_back_to_an_earlier_estimate(store: Store) -> None:
-    run = store.ensure_run("a", "/runs/a", 1.0)
+    run = store.queue.ensure_run("a", "/runs/a", 1.0)
     est = FnEstimate(
         oracle="qrels", sample_size=10, false_negatives=1, estimate=0.1, lower=0.0, upper=0.4
     )
     old, failed, plain = add(store, run, 1, fp="A"), add(store, run, 2, fp="B"), add(store, run, 3)
-    store.record_fn_estimate(old, "A", "h", est, 5.0)
+    store.results.record_fn_estimate(old, "A", "h", est, 5.0)
     for cid in (old, failed, plain):
-        store.set_state(cid, "evaluated", 6.0)
-    store.record_fn_audit_failure(
+        store.queue.set_state(cid, "evaluated", 6.0)
+    store.results.record_fn_audit_failure(
         failed, run, fingerprint="B", config_hash="h", reason="timeout", message="slow", now=7.0
     )
-    assert store.fn_audit_failures_by_run() == {("a", "timeout"): 1}
-    assert store.exported_fn_estimate(store.checkpoint_by_id(failed)) == est
-    assert store.exported_fn_estimate(store.checkpoint_by_id(plain)) is None  # never audited
-    assert store.requeue_failed_audits(run, "other", 8.0) == 0
-    assert store.requeue_failed_audits(run, "h", 8.0) == 1
-    row = store.checkpoint_by_id(failed)
+    assert store.views.fn_audit_failures_by_run() == {("a", "timeout"): 1}
+    assert store.views.exported_fn_estimate(store.queue.checkpoint_by_id(failed)) == est
+    assert store.views.exported_fn_estimate(store.queue.checkpoint_by_id(plain)) is None  # never audited
+    assert store.queue.requeue_failed_audits(run, "other", 8.0) == 0
+    assert store.queue.requeue_failed_audits(run, "h", 8.0) == 1
+    row = store.queue.checkpoint_by_id(failed)
     assert (row.state, row.state_reason) == ("discovered", "fn_retry")
 
 
 def test_checkpoint_is_recorded_once(store: Store) -> None:
-    run = store.ensure_run("a", "/runs/a", 1.0)
-    assert store.ensure_run("a", "/runs/a", 2.0) == run
+    run = store.queue.ensure_run("a", "/runs/a", 1.0)
+    assert store.queue.ensure_run("a", "/runs/a", 2.0) == run
     add(store, run, 100)
-    again = store.add_checkpoint(
+    again = store.queue.add_checkpoint(
         run, name="checkpoint-100", path="/x", step=100, eval_key=KEY, completed_at=1, now=2
     )
     assert again is None
-    assert store.checkpoint_names(run) == {"checkpoint-100"}
+    assert store.queue.checkpoint_names(run) == {"checkpoint-100"}
 
 
 def test_done_evaluations_are_unique_per_key(store: Store) -> None:
-    run = store.ensure_run("a", "/runs/a", 1.0)
+    run = store.queue.ensure_run("a", "/runs/a", 1.0)
     cid = add(store, run, 100)
-    assert store.done_evaluation(cid, "synth", "precomputed", "k1") is None
-    eid = store.record_evaluation(finished(cid), run)
-    assert store.done_evaluation(cid, "synth", "precomputed", "k1") == eid
+    assert store.results.done_evaluation(cid, "synth", "precomputed", "k1") is None
+    eid = store.results.record_evaluation(finished(cid), run)
+    assert store.results.done_evaluation(cid, "synth", "precomputed", "k1") == eid
     with pytest.raises(sqlite3.IntegrityError):
-        store.record_evaluation(finished(cid), run)
-    store.record_evaluation(finished(cid, config_hash="k2"), run)  # another config: allowed
-    assert store.outcomes(eid) == {"q1": {"d1": 3}, "q2": {"d2": 0, "d3": 11}}
-    assert store.counts_by_run() == {"a": 2}
+        store.results.record_evaluation(finished(cid), run)
+    store.results.record_evaluation(finished(cid, config_hash="k2"), run)  # another config: allowed
+    assert store.results.outcomes(eid) == {"q1": {"d1": 3}, "q2": {"d2": 0, "d3": 11}}
+    assert store.views.counts_by_run() == {"a": 2}
 
 
 def test_recover_requeues_interrupted_checkpoints(store: Store) -> None:
-    run = store.ensure_run("a", "/runs/a", 1.0)
+    run = store.queue.ensure_run("a", "/runs/a", 1.0)
     cid = add(store, run, 100)
-    assert store.set_state(cid, "evaluating", 5.0, expect=["discovered"])
-    assert not store.set_state(cid, "evaluating", 5.0, expect=["discovered"])
-    recovered = store.recover(6.0)
+    assert store.queue.set_state(cid, "evaluating", 5.0, expect=["discovered"])
+    assert not store.queue.set_state(cid, "evaluating", 5.0, expect=["discovered"])
+    recovered = store.queue.recover(6.0)
     assert [c.name for c in recovered] == ["checkpoint-100"]
-    row = store.checkpoint("a", "checkpoint-100")
+    row = store.queue.checkpoint("a", "checkpoint-100")
     assert row is not None and row.state == "discovered" and row.attempts == 1
 
 
 def test_failure_is_recorded_with_the_checkpoint_state(store: Store) -> None:
-    run = store.ensure_run("a", "/runs/a", 1.0)
+    run = store.queue.ensure_run("a", "/runs/a", 1.0)
     cid = add(store, run, 100)
-    store.record_failure(
+    store.results.record_failure(
         cid,
         dataset="synth",
         encoder="precomputed",
@@ -175,20 +175,20 @@ def test_failure_is_recorded_with_the_checkpoint_state(store: Store) -> None:
         reason="bad_embeddings",
         message="NaN",
     )
-    row = store.checkpoint("a", "checkpoint-100")
+    row = store.queue.checkpoint("a", "checkpoint-100")
     assert row is not None and (row.state, row.state_reason) == ("failed", "bad_embeddings")
-    assert store.failures_by_run() == {("a", "bad_embeddings"): 1}
+    assert store.views.failures_by_run() == {("a", "bad_embeddings"): 1}
 
 
 def test_rekey_requeues_only_other_keys(store: Store) -> None:
-    run = store.ensure_run("a", "/runs/a", 1.0)
+    run = store.queue.ensure_run("a", "/runs/a", 1.0)
     for step in (1, 2, 3):
         add(store, run, step)
-    store.set_state(store.checkpoint("a", "checkpoint-1").id, "evaluated", 1)  # type: ignore[union-attr]
-    store.set_state(store.checkpoint("a", "checkpoint-2").id, "skipped", 1)  # type: ignore[union-attr]
-    assert store.rekey(run, KEY, 2.0) == 0
-    assert store.rekey(run, json.dumps({"synth": "k2"}), 2.0) == 2  # evaluated and discovered
-    states = {c.name: c.state for c in store.checkpoints("a")}
+    store.queue.set_state(store.queue.checkpoint("a", "checkpoint-1").id, "evaluated", 1)  # type: ignore[union-attr]
+    store.queue.set_state(store.queue.checkpoint("a", "checkpoint-2").id, "skipped", 1)  # type: ignore[union-attr]
+    assert store.queue.rekey(run, KEY, 2.0) == 0
+    assert store.queue.rekey(run, json.dumps({"synth": "k2"}), 2.0) == 2  # evaluated and discovered
+    states = {c.name: c.state for c in store.queue.checkpoints("a")}
     assert states == {
         "checkpoint-1": "discovered",
         "checkpoint-2": "skipped",
@@ -197,34 +197,34 @@ def test_rekey_requeues_only_other_keys(store: Store) -> None:
 
 
 def test_latest_and_current_evaluations(store: Store) -> None:
-    run = store.ensure_run("a", "/runs/a", 1.0)
+    run = store.queue.ensure_run("a", "/runs/a", 1.0)
     for step, recall in ((300, 0.3), (100, 0.1), (200, 0.2)):
         cid = add(store, run, step)
-        store.record_evaluation(finished(cid, recall), run)
-        store.record_evaluation(finished(cid, 0.99, config_hash="old"), run)
-        store.set_state(cid, "evaluated", 1.0)
-    latest = store.latest_evaluated("a")
+        store.results.record_evaluation(finished(cid, recall), run)
+        store.results.record_evaluation(finished(cid, 0.99, config_hash="old"), run)
+        store.queue.set_state(cid, "evaluated", 1.0)
+    latest = store.views.latest_evaluated("a")
     assert latest is not None and latest.name == "checkpoint-300"
-    current = store.current_evaluations(latest.id)
+    current = store.results.current_evaluations(latest.id)
     assert [e.metrics["recall"]["10"] for e in current] == [0.3]
-    page = store.checkpoints("a", newest_first=True, limit=2, offset=1)
+    page = store.queue.checkpoints("a", newest_first=True, limit=2, offset=1)
     assert [c.step for c in page] == [200, 100]
 
 
 def test_mining_change_time_is_the_start_of_the_current_streak(store: Store) -> None:
-    run = store.ensure_run("a", "/runs/a", 1.0)
+    run = store.queue.ensure_run("a", "/runs/a", 1.0)
     for step, fp in ((1, "A"), (2, "A"), (3, "B"), (4, None), (5, "A"), (6, "A")):
         add(store, run, step, fp=fp)
-    rows = {c.step: c for c in store.checkpoints("a")}
-    assert store.mining_change_at(rows[2]) == 1.0
-    assert store.mining_change_at(rows[3]) == 3.0
-    assert store.mining_change_at(rows[6]) == 5.0
-    assert store.mining_change_at(rows[4]) is None
-    assert store.mining_content("A") == {"fp": "A"}
+    rows = {c.step: c for c in store.queue.checkpoints("a")}
+    assert store.views.mining_change_at(rows[2]) == 1.0
+    assert store.views.mining_change_at(rows[3]) == 3.0
+    assert store.views.mining_change_at(rows[6]) == 5.0
+    assert store.views.mining_change_at(rows[4]) is None
+    assert store.queue.mining_content("A") == {"fp": "A"}
 
 
 def test_fn_estimates_are_found_by_mined_set(store: Store) -> None:
-    run = store.ensure_run("a", "/runs/a", 1.0)
+    run = store.queue.ensure_run("a", "/runs/a", 1.0)
     cid = add(store, run, 1, fp="A")
     est = FnEstimate(
         oracle="qrels",
@@ -236,10 +236,10 @@ def test_fn_estimates_are_found_by_mined_set(store: Store) -> None:
         amplification=4.0,
         buckets=(FnBucket("1-5", 50, 6, 0.12, 0.05, 0.24),),
     )
-    store.record_fn_estimate(cid, "A", "fnhash", est, 5.0)
-    assert store.fn_estimate_for("A", "fnhash") == est
-    assert store.fn_estimate_for("A", "other") is None
-    assert store.fn_estimate(cid) == est
+    store.results.record_fn_estimate(cid, "A", "fnhash", est, 5.0)
+    assert store.results.fn_estimate_for("A", "fnhash") == est
+    assert store.results.fn_estimate_for("A", "other") is None
+    assert store.results.fn_estimate(cid) == est
 
 
 def test_outcomes_round_trip_compactly() -> None:

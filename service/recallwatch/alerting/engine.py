@@ -195,7 +195,7 @@ class Alerting:
 
     def _newest_evaluated(self, row: CheckpointRow) -> CheckpointRow | None:
         """The run's evaluated checkpoint with the highest step (``row`` included if evaluated)."""
-        rows = self.store.checkpoints(row.run, states=["evaluated"])
+        rows = self.store.queue.checkpoints(row.run, states=["evaluated"])
         if row.state == "evaluated" and all(r.id != row.id for r in rows):
             rows.append(row)
         return max(rows, key=_by_step, default=None)
@@ -205,7 +205,7 @@ class Alerting:
         with self._lock:
             now = self.clock()
             decisions: list[Decision] = []
-            last = self.store.last_success_by_run()
+            last = self.store.views.last_success_by_run()
             for run in self.config.runs:
                 for rule in self.rules_for(run.name):
                     if isinstance(rule, NoRecentEvaluationRule):
@@ -233,7 +233,7 @@ class Alerting:
         self, row: CheckpointRow, dataset: str, metric: str, k: int
     ) -> tuple[list[CheckpointSummary], dict[int, tuple[CheckpointRow, int]]]:
         """The run's evaluated checkpoints (and ``row``) with the metric, and their evaluations."""
-        rows = self.store.checkpoints(row.run, states=["evaluated"])
+        rows = self.store.queue.checkpoints(row.run, states=["evaluated"])
         if all(r.id != row.id for r in rows):
             rows.append(row)
         rows.sort(key=_by_step)
@@ -251,7 +251,7 @@ class Alerting:
     def _current_evaluations(self, checkpoint_id: int) -> list[EvaluationRow]:
         cached = self._evaluations.get(checkpoint_id)
         if cached is None:
-            cached = self._evaluations[checkpoint_id] = self.store.current_evaluations(
+            cached = self._evaluations[checkpoint_id] = self.store.results.current_evaluations(
                 checkpoint_id
             )
         return cached
@@ -282,8 +282,8 @@ class Alerting:
             return []
         base_row, base_eval = evaluations[baseline.checkpoint.id]
         _, cur_eval = evaluations[row.id]
-        before_outcomes = self.store.outcomes(base_eval)
-        after_outcomes = self.store.outcomes(cur_eval)
+        before_outcomes = self.store.results.outcomes(base_eval)
+        after_outcomes = self.store.results.outcomes(cur_eval)
         after_values = per_query_metric(after_outcomes, rule.metric, k)
         _, before, after = paired_values(
             per_query_metric(before_outcomes, rule.metric, k), after_values
@@ -301,7 +301,7 @@ class Alerting:
             seed=rule.seed,
         )
         now = self.clock()
-        self.store.record_verdict(
+        self.store.ledger.record_verdict(
             row.id,
             dataset=dataset,
             metric=rule.metric,
@@ -322,7 +322,7 @@ class Alerting:
             },
         )
         key = AlertKey(rule.name, row.run, dataset, k, baseline.checkpoint.name)
-        if self.store.open_alert(key.as_string()) is not None:
+        if self.store.ledger.open_alert(key.as_string()) is not None:
             # Hysteresis: an open alert stays open until the checkpoint is clearly not regressed.
             firing = still_regressed(verdict, rule.resolve_alpha)
         else:
@@ -344,7 +344,7 @@ class Alerting:
             )
 
         out = [Decision(rule, key, firing, row.name, build, row)]
-        for other in self.store.open_alerts(rule=rule.name, run=row.run):
+        for other in self.store.ledger.open_alerts(rule=rule.name, run=row.run):
             if other.key != key.as_string() and (other.alert.key.dataset, other.alert.key.k) == (
                 dataset,
                 k,
@@ -373,7 +373,7 @@ class Alerting:
         firing = False
         if old is not None:
             before_values = per_query_metric(
-                self.store.outcomes(evaluations[old.id][1]), rule.metric, old_key.k or 0
+                self.store.results.outcomes(evaluations[old.id][1]), rule.metric, old_key.k or 0
             )
             _, before, after = paired_values(before_values, after_values)
             if before.size:
@@ -405,7 +405,7 @@ class Alerting:
         )
         flags: list[bool] = []
         for c in segment:
-            for v in self.store.verdicts(c.id):
+            for v in self.store.ledger.verdicts(c.id):
                 if (v["dataset"], v["metric"], v["k"], v["kind"]) == (
                     dataset,
                     rule.metric,
@@ -420,7 +420,7 @@ class Alerting:
     def _false_negatives(
         self, rule: FalseNegativeRateRule | AmplificationRule, row: CheckpointRow
     ) -> list[Decision]:
-        est = self.store.fn_estimate(row.id)
+        est = self.store.results.fn_estimate(row.id)
         if est is None:
             return []
         if isinstance(rule, FalseNegativeRateRule):
@@ -452,7 +452,7 @@ class Alerting:
 
     def _floor(self, rule: RecallFloorRule, row: CheckpointRow) -> list[Decision]:
         out = []
-        for ev in self.store.current_evaluations(row.id):
+        for ev in self.store.results.current_evaluations(row.id):
             value = ev.metrics.get(rule.metric, {}).get(str(rule.k))
             if value is None:
                 continue
@@ -478,7 +478,7 @@ class Alerting:
         return out
 
     def _failing(self, rule: EvaluationFailingRule, row: CheckpointRow) -> Decision:
-        rows = self.store.checkpoints(row.run, states=["evaluated", "failed"])
+        rows = self.store.queue.checkpoints(row.run, states=["evaluated", "failed"])
         states = {r.id: r.state for r in rows}
         states[row.id] = row.state
         ordered = sorted([*(r for r in rows if r.id != row.id), row], key=_by_step)
@@ -586,11 +586,11 @@ class Alerting:
             diff = tuple(
                 MiningKeyChange(c.key, c.before, c.after, c.change)
                 for c in mining_diff(
-                    self.store.mining_content(base_row.mining_fingerprint),
-                    self.store.mining_content(row.mining_fingerprint),
+                    self.store.queue.mining_content(base_row.mining_fingerprint),
+                    self.store.queue.mining_content(row.mining_fingerprint),
                 )
             )
-        fn_before, fn_after = self.store.fn_estimate(base_row.id), self.store.fn_estimate(row.id)
+        fn_before, fn_after = self.store.results.fn_estimate(base_row.id), self.store.results.fn_estimate(row.id)
         label = f"{rule.metric}@{k}"
         why = {
             "mining_change": "after a mining change",
@@ -658,18 +658,18 @@ class Alerting:
         return self._alert(aid, rule, key, row, summary, description, evidence, alertname=alertname)
 
     def _previous_mining_estimate(self, row: CheckpointRow) -> FnEstimate | None:
-        for r in self.store.checkpoints(row.run, states=["evaluated"], newest_first=True):
+        for r in self.store.queue.checkpoints(row.run, states=["evaluated"], newest_first=True):
             if (
                 r.step is not None
                 and row.step is not None
                 and r.step < row.step
                 and r.mining_fingerprint not in (None, row.mining_fingerprint)
             ):
-                return self.store.fn_estimate(r.id)
+                return self.store.results.fn_estimate(r.id)
         return None
 
     def _mining_diff_before(self, row: CheckpointRow) -> tuple[MiningKeyChange, ...]:
-        for r in self.store.checkpoints(row.run, states=["evaluated"], newest_first=True):
+        for r in self.store.queue.checkpoints(row.run, states=["evaluated"], newest_first=True):
             if (
                 r.step is not None
                 and row.step is not None
@@ -680,8 +680,8 @@ class Alerting:
                 return tuple(
                     MiningKeyChange(c.key, c.before, c.after, c.change)
                     for c in mining_diff(
-                        self.store.mining_content(r.mining_fingerprint or ""),
-                        self.store.mining_content(row.mining_fingerprint),
+                        self.store.queue.mining_content(r.mining_fingerprint or ""),
+                        self.store.queue.mining_content(row.mining_fingerprint),
                     )
                 )
         return ()
@@ -693,7 +693,7 @@ class Alerting:
         writes: list[AlertWrite] = []
         messages: list[NewMessage] = []
         for d in decisions:
-            record = self.store.open_alert(d.key.as_string())
+            record = self.store.ledger.open_alert(d.key.as_string())
             episode = (
                 None
                 if record is None
@@ -702,7 +702,7 @@ class Alerting:
             action = transition(episode, d.firing, now, self.repeat_interval)
             if action == "fire" and d.build is not None:
                 # Numbered episodes: a re-opened key is a new alert with new message ids.
-                aid = alert_id(d.key, d.opened_by, self.store.count_episodes(d.key.as_string()))
+                aid = alert_id(d.key, d.opened_by, self.store.ledger.count_episodes(d.key.as_string()))
                 alert = d.build(aid)
                 writes.append(
                     AlertWrite(alert, "firing", opened_at=now, notified_at=now, repeats=0)
@@ -718,7 +718,7 @@ class Alerting:
             elif action == "resolve" and record is not None:
                 self._resolve(record, d, now, writes, messages, note=d.note)
         if writes or messages:
-            self.store.apply_alerts(writes, messages)
+            self.store.ledger.apply_alerts(writes, messages)
             if os.environ.get(FAILPOINT_ENV) == "after-decision" and messages:
                 os.kill(os.getpid(), signal.SIGKILL)
             self.wake()
@@ -816,12 +816,12 @@ class Alerting:
             return
         writes: list[AlertWrite] = []
         messages: list[NewMessage] = []
-        for record in self.store.open_alerts():
+        for record in self.store.ledger.open_alerts():
             rule = self._rule(record.rule)
             if rule is not None and now - record.last_notified_at >= self.repeat_interval:
                 self._repeat(record, rule, now, writes, messages)
         if writes:
-            self.store.apply_alerts(writes, messages)
+            self.store.ledger.apply_alerts(writes, messages)
             self.wake()
 
     def _resend_to_alertmanager(self, now: float) -> None:
@@ -835,7 +835,7 @@ class Alerting:
         if not due:
             return
         messages = []
-        for record in self.store.open_alerts():
+        for record in self.store.ledger.open_alerts():
             rule = self._rule(record.rule)
             for name in rule.channels if rule is not None else []:
                 channel = due.get(name)
@@ -856,7 +856,7 @@ class Alerting:
                 )
         self._last_resend.update(dict.fromkeys(due, now))
         if messages:
-            self.store.apply_alerts([], messages)
+            self.store.ledger.apply_alerts([], messages)
             self.wake()
 
     def _rule(self, name: str) -> Rule | None:
@@ -896,7 +896,7 @@ class Notifier:
 
     def start(self) -> None:
         """Start delivering (pending messages of a previous run first), then catch up."""
-        dropped = self.store.fail_pending_except(
+        dropped = self.store.outbox.fail_pending_except(
             [c.name for c in self.config.notifications.channels], self.alerting.clock()
         )
         if dropped:
@@ -911,10 +911,10 @@ class Notifier:
         """Re-decide each run's latest evaluated and latest failed checkpoints (idempotent)."""
         # A crash may have come between a checkpoint's evaluation (or failure) and its decision.
         for run in self.config.runs:
-            latest = self.store.latest_evaluated(run.name)
+            latest = self.store.views.latest_evaluated(run.name)
             if latest is not None:
                 self.after_checkpoint(latest)
-            failed = self.store.checkpoints(run.name, states=["failed"])
+            failed = self.store.queue.checkpoints(run.name, states=["failed"])
             if failed:
                 self.after_checkpoint(max(failed, key=_by_step))
 
