@@ -16,9 +16,8 @@ import json
 import math
 import os
 import re
-from itertools import pairwise
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, get_args
 
 import yaml
 from pydantic import (
@@ -37,6 +36,7 @@ from pydantic import (
 from recallwatch.encoders import EncoderOptions, validate_spec
 from recallwatch.errors import ConfigError
 from recallwatch.evaluation.metrics import DEFAULT_KS
+from recallwatch.mining.audit_spec import AuditSpec
 from recallwatch.mining.oracles.http import redact_url
 
 __all__ = [
@@ -220,60 +220,22 @@ def _oracle_spec(value: str, info: ValidationInfo) -> str:
     return f"{kind}:{_resolve_path(Path(arg), info)}"
 
 
-class FalseNegativeConfig(_Model):
-    """The FN-rate audit of each new mined set (present = enabled); options as ``fn-rate``'s."""
+class FalseNegativeConfig(AuditSpec):
+    """The FN-rate audit of each new mined set (present = enabled).
+
+    Its audit options are ``mining.audit_spec.AuditSpec``'s (those of ``recallwatch fn-rate``);
+    this section adds where the mined sets and their corpus are, and the audit's timeout.
+    """
 
     #: Key of the mining metadata naming the mined set (a path relative to the run directory).
     mined_set_key: str = "mined_set"
     #: The BEIR directory (corpus.jsonl, queries.jsonl) the mined sets' ids and texts refer to.
     corpus: ConfigPath
-    format: Literal[
-        "auto",
-        "recallwatch",
-        "triplet",
-        "n-tuple",
-        "n-tuple-scores",
-        "labeled-pair",
-        "labeled-list",
-    ] = "auto"
-    allow_unmatched: bool = False
     #: Who judges: one spec, or several for an ensemble where ``agree`` must agree.
     oracles: Annotated[list[Annotated[str, AfterValidator(_oracle_spec)]], Field(min_length=1)]
-    agree: Annotated[int, Field(ge=1)] | None = None
-    relevance_level: int = 1
-    #: Judge models: FN when score(q, neg) >= score(q, pos) - |score(q, pos)| * margin ...
-    judge_relative_margin: Annotated[float, Field(ge=0, lt=1)] | None = None
-    #: ... or when score(q, neg) >= threshold. Neither given: relative margin 0.05.
-    judge_threshold: float | None = None
-    device: str = "cpu"
-    batch_size: Annotated[int, Field(ge=1)] = 32
-    #: Negatives to judge (default 400), or the size for a target interval half-width.
-    sample_size: Annotated[int, Field(ge=1)] | None = None
-    half_width: Annotated[float, Field(gt=0, lt=1)] | None = None
-    sampling: Literal["uniform", "stratified"] = "uniform"
-    #: Upper mining rank of each hardness bucket (the last bucket is open).
-    rank_buckets: Annotated[list[Annotated[int, Field(ge=1)]], Field(min_length=1)] = [
-        1,
-        3,
-        10,
-        30,
-        100,
-    ]
-    #: Random negatives judged for the amplification ratio (default: the sample size; 0: none).
-    control_size: Annotated[int, Field(ge=0)] | None = None
-    seed: int = 0
-    #: The acceptable FN rate the recommendation aims under.
-    target: Annotated[float, Field(gt=0, lt=1)] = 0.05
     timeout_seconds: PositiveSeconds = 3600.0
-    #: HTTP judges: the ``Authorization`` header from an environment variable or a file (the
-    #: audit's child process reads it; only the variable's name or the file's path is here).
-    http_auth_env: str | None = None
+    #: The audit's child process reads the header value again from this file.
     http_auth_file: ConfigPath | None = None
-    #: HTTP judges: more headers, each ``NAME=ENVVAR`` (header NAME from variable ENVVAR).
-    http_header_env: list[str] = []
-    http_timeout_seconds: PositiveSeconds = 30.0
-    http_retries: Annotated[int, Field(ge=0)] = 3
-    http_batch_size: Annotated[int, Field(ge=1)] = 32
 
     @field_validator("http_auth_env")
     @classmethod
@@ -291,28 +253,10 @@ class FalseNegativeConfig(_Model):
 
     @field_validator("http_header_env")
     @classmethod
-    def _header_env(cls, value: list[str]) -> list[str]:
+    def _header_env_set(cls, value: list[str]) -> list[str]:
         for item in value:
-            name, sep, var = item.partition("=")
-            if not sep or not name.strip() or not var.strip() or any(c in name for c in ": "):
-                raise ValueError(f"expected NAME=ENVVAR, got {item!r}")
-            _read_secret("env", var.strip())
+            _read_secret("env", item.partition("=")[2].strip())
         return value
-
-    @field_validator("rank_buckets")
-    @classmethod
-    def _increasing(cls, value: list[int]) -> list[int]:
-        if any(b <= a for a, b in pairwise(value)):
-            raise ValueError("bucket edges must increase strictly, e.g. [1, 3, 10, 30, 100]")
-        return value
-
-    @model_validator(mode="after")
-    def _size_once(self) -> FalseNegativeConfig:
-        if self.sample_size is not None and self.half_width is not None:
-            raise ValueError("give sample_size or half_width, not both")
-        if self.http_auth_env is not None and self.http_auth_file is not None:
-            raise ValueError("give http_auth_env or http_auth_file, not both")
-        return self
 
 
 # -- notifications: modelled and validated here, delivered by the alerting code -------------------
@@ -498,6 +442,7 @@ class NoRecentEvaluationRule(_Rule):
     after_seconds: PositiveSeconds = 24 * 3600.0
 
 
+#: The rule models; each one's ``type`` names the plugin deciding it (``alerting/rules/<type>.py``).
 Rule = Annotated[
     RecallRegressionRule
     | FalseNegativeRateRule
@@ -615,16 +560,12 @@ def _cross_checks(config: Config) -> list[tuple[str, str]]:
     return errors
 
 
+#: The ``type`` tags of the channel and rule models (a new rule model adds its own).
 _TAGS = {
-    "slack",
-    "webhook",
-    "alertmanager",
-    "recall_regression",
-    "false_negative_rate",
-    "label_noise_amplification",
-    "recall_floor",
-    "evaluation_failing",
-    "no_recent_evaluation",
+    tag
+    for union in (Channel, Rule)
+    for model in get_args(get_args(union)[0])
+    for tag in get_args(model.model_fields["type"].annotation)
 }
 
 

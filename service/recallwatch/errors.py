@@ -7,6 +7,8 @@ RecallwatchError
  +-- ConfigError(ValueError)       a configuration value, named by its dotted path
  +-- CheckpointError               a checkpoint that cannot be loaded (corrupt, incomplete)
  +-- EncoderError                  an encoder that failed while running
+ +-- EvaluationError               an evaluation or FN audit that failed in its child process
+                                   (any of the above arrives as one, with its reason)
 
 Every message says where (file and line, or field) and what to do about it.
 """
@@ -20,6 +22,7 @@ __all__ = [
     "ConfigError",
     "EmbeddingError",
     "EncoderError",
+    "EvaluationError",
     "HeldoutError",
     "InputError",
     "RecallwatchError",
@@ -104,3 +107,16 @@ class EncoderError(RecallwatchError):
     """An encoder that failed while producing embeddings."""
 
     reason = "encoder_failed"
+
+
+class EvaluationError(RecallwatchError):
+    """An evaluation or FN audit that failed: a bounded ``reason`` (a metric label), a ``message``.
+
+    The daemon's runner raises it for whatever stopped the child process: a ``RecallwatchError``
+    raised there (with that error's ``reason``), a timeout, a crash, an unexpected exception.
+    """
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message

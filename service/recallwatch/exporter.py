@@ -56,7 +56,7 @@ FINGERPRINT_CHARS = 12
 
 
 class RecallwatchCollector(Collector):
-    """Export the state in the store as the ``recallwatch_*`` metrics of DESIGN.md."""
+    """Export the state in the store as the ``recallwatch_*`` metrics (docs/daemon.md#metrics)."""
 
     def __init__(
         self,
@@ -152,10 +152,9 @@ class RecallwatchCollector(Collector):
             for ev in self.store.results.current_evaluations(latest.id):
                 for metric, family in gauges.items():
                     for k, value in ev.metrics.get(metric, {}).items():
-                        family.add_metric([run, ev.dataset, k], value)
+                        family.add_metric([run, ev.dataset, str(k)], value)
             self._verdicts(latest.id, run, baseline, regression)
-            # Its mined set's estimate, else (a failed audit) the run's newest: a judge outage
-            # must not look like the rate going away (alerts on it would resolve).
+            # Which estimate a checkpoint exports is the store's rule (``exported_fn_estimate``).
             est = self.store.views.exported_fn_estimate(latest)
             if est is not None:
                 for bound, value in (
@@ -182,16 +181,14 @@ class RecallwatchCollector(Collector):
         # the checkpoint counts as regressed when any kind says so.
         chosen: dict[tuple[str, str], tuple[float | None, int]] = {}
         for v in self.store.ledger.verdicts(checkpoint_id):
-            if v["metric"] != "recall":
+            if v.metric != "recall":
                 continue
-            key = (v["dataset"], str(v["k"]))
+            key = (v.dataset, str(v.k))
             prev_base, prev_reg = chosen.get(key, (None, 0))
             base = (
-                v["baseline_value"]
-                if v["kind"] == "previous_mining" or prev_base is None
-                else prev_base
+                v.baseline_value if v.kind == "previous_mining" or prev_base is None else prev_base
             )
-            chosen[key] = (base, max(prev_reg, int(v["regressed"])))
+            chosen[key] = (base, max(prev_reg, int(v.regressed)))
         for (dataset, k), (base, reg) in chosen.items():
             if base is not None:
                 baseline.add_metric([run, dataset, k], base)

@@ -13,6 +13,7 @@ import logging
 import socket
 import threading
 from collections.abc import Callable
+from dataclasses import asdict
 from typing import Any
 
 import uvicorn
@@ -72,6 +73,8 @@ class Checkpoint(BaseModel):
     discovered_at: float
     updated_at: float
     attempts: int
+    #: queued again only to retry its false-negative audit (its evaluations are stored)
+    audit_only: bool
     evaluations: list[Evaluation]
 
 
@@ -142,7 +145,7 @@ def _evaluation(e: EvaluationRow) -> dict[str, Any]:
         "started_at": e.started_at,
         "finished_at": e.finished_at,
         "duration_seconds": max(0.0, e.finished_at - e.started_at),
-        "metrics": e.metrics,
+        "metrics": {m: {str(k): v for k, v in by_k.items()} for m, by_k in e.metrics.items()},
         "reason": e.reason,
         "message": e.message,
     }
@@ -160,6 +163,7 @@ def _checkpoint(c: CheckpointRow, evaluations: list[EvaluationRow]) -> dict[str,
         "discovered_at": c.discovered_at,
         "updated_at": c.updated_at,
         "attempts": c.attempts,
+        "audit_only": c.audit_only,
         "evaluations": [_evaluation(e) for e in evaluations],
     }
 
@@ -328,7 +332,9 @@ def create_app(
         states = (
             [state] if state else ["discovered", "evaluating", "evaluated", "failed", "skipped"]
         )
-        rows = store.queue.checkpoints(run, states=states, newest_first=True, limit=limit, offset=offset)
+        rows = store.queue.checkpoints(
+            run, states=states, newest_first=True, limit=limit, offset=offset
+        )
         total = store.queue.count_checkpoints(run, states=states)
         return {
             "items": [_checkpoint(c, _shown(store, c)) for c in rows],
@@ -357,16 +363,17 @@ def create_app(
             d["timings_seconds"] = e.timings
             if e.status == "done":
                 outcomes = store.results.outcomes(e.id)
-                ks = sorted({int(k) for by_k in e.metrics.values() for k in by_k})
+                ks = sorted({k for by_k in e.metrics.values() for k in by_k})
                 d["outcome_summary"] = outcome_summary(outcomes, ks)
                 d["per_query"] = outcomes if per_query else None
             details.append(d)
         doc = _checkpoint(c, [])
         est = store.results.fn_estimate(c.id)
         failure = None if est is not None else store.results.fn_audit_failure(c.id)
+        mining = store.queue.mining_content(c.mining_fingerprint) if c.mining_fingerprint else None
         doc.update(
             path=c.path,
-            mining=store.queue.mining_content(c.mining_fingerprint) if c.mining_fingerprint else None,
+            mining=mining,
             mining_error=c.mining_error,
             evaluations=details,
             history=[_evaluation(e) for e in store.results.evaluations(c.id)],
@@ -378,7 +385,7 @@ def create_app(
                     "buckets": [b.__dict__ for b in est.buckets],
                 }
             ),
-            false_negative_audit_failure=None if failure is None else dict(failure),
+            false_negative_audit_failure=None if failure is None else asdict(failure),
         )
         return doc
 

@@ -34,13 +34,14 @@ import numpy as np
 import pytest
 import yaml
 
+from recallwatch import failpoints
 from recallwatch.encoders.precomputed import EMBEDDINGS_DIR
 from recallwatch.notify.slack import check_limits
 from recallwatch.notify.webhook import verify
 from recallwatch.synthetic.heldout import SyntheticSet, write_heldout
-from tests.alerting.receivers import Receiver, Reply, first
-from tests.daemon.conftest import Serve
 from tests.daemon.helpers import config_doc, free_port, stop_processes, wait_for, write_config
+from tests.helpers.receivers import Receiver, Reply, first
+from tests.helpers.serve import Serve
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 ALERTMANAGER = shutil.which("prometheus-alertmanager") or "/usr/bin/prometheus-alertmanager"
@@ -381,7 +382,7 @@ def test_kill_9_after_the_decision_delivers_after_restart_with_the_same_id(
     write_ckpt(run_dir, 200, emb, queries, MINING_B)
     # The failpoint makes the daemon SIGKILL itself right after committing the decision and
     # before anything is sent.
-    monkeypatch.setenv("RECALLWATCH_FAILPOINT", "after-decision")
+    monkeypatch.setenv(failpoints.ENV, failpoints.AFTER_DECISION)
     notif = notifications(None, hook.url, None, ["hook"])
     daemon = start_daemon(serve, tmp_path, heldout, run_dir, notif)
     assert daemon.proc is not None
@@ -391,11 +392,11 @@ def test_kill_9_after_the_decision_delivers_after_restart_with_the_same_id(
     ((pending_id, state),) = db.execute("SELECT message_id, state FROM outbox").fetchall()
     db.close()
     assert state == "pending"
-    monkeypatch.delenv("RECALLWATCH_FAILPOINT")
+    monkeypatch.delenv(failpoints.ENV)
     restarted = serve(daemon.config, daemon.log).start()
     wait_for(hook.received, timeout=60, what="delivery after the restart")
     restarted.stop()
     (got,) = hook.received()
     assert verify(SECRET, got.headers, got.body, now=time.time()) == pending_id
     assert got.json()["data"]["checkpoint"] == "checkpoint-200"
-    assert os.environ.get("RECALLWATCH_FAILPOINT") is None
+    assert os.environ.get(failpoints.ENV) is None

@@ -24,7 +24,7 @@ from recallwatch.alerting.regression import (
     selection_alpha,
     still_regressed,
 )
-from recallwatch.alerting.regression import test_regression as decide
+from recallwatch.alerting.regression import paired_regression_test as decide
 from recallwatch.stats import paired_randomisation_pvalues, paired_randomisation_test
 
 

@@ -11,7 +11,7 @@ or 0.67 ("a true 3-point drop": the second one).
 
 The rule is the daemon's: ``min_drop`` 0.01, ``alpha`` 0.01, 10,000 sign flips with seed 0. The
 p-values of all pairs come from one vectorised call of the same function the daemon calls, and a
-few pairs are re-decided through ``test_regression`` to prove they are the same decision.
+few pairs are re-decided through ``paired_regression_test`` to prove they are the same decision.
 
 Two more scenarios follow the daemon further. A previous mining segment of m checkpoints (all of
 the same quality, sharing the queries' easiness) with the default ``baseline: best``: the baseline
@@ -33,7 +33,7 @@ from recallwatch.alerting.regression import (
     selection_alpha,
     still_regressed,
 )
-from recallwatch.alerting.regression import test_regression as decide
+from recallwatch.alerting.regression import paired_regression_test as decide
 from recallwatch.config import RecallRegressionRule
 from recallwatch.stats import paired_randomisation_pvalues
 

@@ -1,11 +1,14 @@
-"""Helpers for the daemon tests: checkpoints on disk, configs, polling with a deadline."""
+"""Helpers for the daemon tests: checkpoints on disk, configs, polling with a deadline, and an
+in-process daemon with a test clock and runners that hold evaluations until released."""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -14,10 +17,18 @@ from typing import Any, TypeVar
 import numpy as np
 import yaml
 
+from recallwatch.config import Config, parse_config
+from recallwatch.daemon import Daemon
+from recallwatch.daemon.runner import Job, Result, run_in_process, run_isolated
+from recallwatch.store import Store
 from recallwatch.synthetic.heldout import SyntheticSet, write_precomputed_checkpoint
 
 T = TypeVar("T")
 REPO = Path(__file__).resolve().parents[2]
+#: A ``python:`` encoder that holds (``hold`` file) or crashes (``crash`` file) on demand.
+HOLD_ENCODER = "python:tests.daemon.encoders:encode"
+#: ``run_isolated`` whose child process can import the test encoders.
+isolated = functools.partial(run_isolated, env={**os.environ, "PYTHONPATH": str(REPO)})
 
 
 def wait_for(
@@ -122,3 +133,66 @@ def write_config(path: Path, doc: dict[str, Any]) -> Path:
     """Write a config document as YAML."""
     path.write_text(yaml.safe_dump(doc), encoding="utf-8")
     return path
+
+
+class Clock:
+    """A wall clock the test moves."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Gate:
+    """A runner that blocks each evaluation until released, counting how many run at once."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.lock = threading.Lock()
+        self.active = 0
+        self.most = 0
+        self.order: list[str] = []
+
+    def __call__(self, job: Job, timeout: float, cancel: threading.Event) -> Result:
+        with self.lock:
+            self.active += 1
+            self.most = max(self.most, self.active)
+            self.order.append(Path(job.checkpoint).name)
+        try:
+            assert self.release.wait(30), "the test never released the gate"
+            return run_in_process(job, timeout, cancel)
+        finally:
+            with self.lock:
+                self.active -= 1
+
+
+def make_config(tmp_path: Path, synthetic: SyntheticSet, **sections: Any) -> Config:
+    """A config over ``tmp_path/run`` (and any extra runs in ``sections``)."""
+    return parse_config(config_doc(tmp_path, synthetic.path, tmp_path / "run", **sections))
+
+
+def daemon(config: Config, store: Store, **kwargs: Any) -> Daemon:
+    """A prepared daemon whose clock is well past every checkpoint's settling time."""
+    kwargs.setdefault("runner", run_in_process)
+    kwargs.setdefault("clock", Clock(1e10))
+    d = Daemon(config, store, **kwargs)
+    d.prepare()
+    return d
+
+
+def poll_until_idle(d: Daemon) -> None:
+    """Poll once and wait until every evaluation it started (and their follow-ups) finished."""
+    d.poll()
+    assert d.wait_idle(60)
+
+
+def states(store: Store, run: str = "demo") -> dict[str, str]:
+    """Checkpoint name -> state, of one run."""
+    return {c.name: c.state for c in store.queue.checkpoints(run)}
+
+
+def fn_section(run: Path, **extra: Any) -> dict[str, Any]:
+    """A false_negatives section auditing with the simulated set's dense qrels."""
+    return {"corpus": str(run / "corpus"), "oracles": [f"qrels:{run / 'audit.tsv'}"], **extra}

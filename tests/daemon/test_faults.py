@@ -17,8 +17,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from recallwatch.synthetic.heldout import SyntheticSet
-from tests.daemon.conftest import Serve
 from tests.daemon.helpers import (
+    HOLD_ENCODER,
     REPO,
     config_doc,
     mark_complete,
@@ -26,8 +26,7 @@ from tests.daemon.helpers import (
     write_checkpoint,
     write_config,
 )
-
-HOLD_ENCODER = "python:tests.daemon.encoders:encode"
+from tests.helpers.serve import Serve
 
 
 def detail(api: httpx.Client, name: str) -> dict[str, Any] | None:

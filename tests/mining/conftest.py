@@ -2,58 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from recallwatch.synthetic.mined import SimulatedSet, simulate_mined_set
-
-DOCS = {
-    "d1": ("Cats", "Cats are small domesticated carnivores."),
-    "d2": ("Dogs", "Dogs are loyal   companions of humans."),
-    "d3": ("Cars", "Cars have four wheels and an engine."),
-    "d4": ("Trains", "Trains run on rails between stations."),
-    "d5": ("Kittens", "Kittens are young cats that play a lot."),
-    "d6": ("Puppies", "Puppies are young dogs."),
-}
-QUERIES = {"q1": "what are cats", "q2": "tell me about dogs"}
-
-
-def write_corpus(root: Path, docs: dict[str, tuple[str, str]] = DOCS) -> Path:
-    """Write a BEIR corpus directory (corpus.jsonl, queries.jsonl)."""
-    root.mkdir(parents=True, exist_ok=True)
-    with (root / "corpus.jsonl").open("w", encoding="utf-8") as fh:
-        for did, (title, text) in docs.items():
-            fh.write(json.dumps({"_id": did, "title": title, "text": text}) + "\n")
-    with (root / "queries.jsonl").open("w", encoding="utf-8") as fh:
-        for qid, text in QUERIES.items():
-            fh.write(json.dumps({"_id": qid, "text": text}) + "\n")
-    return root
-
-
-def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> Path:
-    """Write rows as JSON lines."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    return path
-
-
-@pytest.fixture
-def small_corpus(tmp_path: Path) -> Path:
-    """A six-document corpus with two queries."""
-    return write_corpus(tmp_path / "corpus")
-
-
-@pytest.fixture(scope="session")
-def simulated(tmp_path_factory: pytest.TempPathFactory) -> tuple[SimulatedSet, Path, Path, Path]:
-    """A simulated mined set on disk: (truth, corpus dir, mined JSONL, dense audit qrels)."""
-    sim = simulate_mined_set(num_queries=400, negatives_per_query=30, num_docs=5000, seed=11)
-    corpus, mined, qrels = sim.write(tmp_path_factory.mktemp("simulated"))
-    return sim, corpus, mined, qrels
+from tests.helpers.mining import simulated, small_corpus, write_corpus  # noqa: F401 - fixtures
 
 
 @pytest.fixture(scope="session")

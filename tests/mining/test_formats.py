@@ -10,13 +10,12 @@ import numpy as np
 import pytest
 
 from recallwatch.errors import InputError
-from recallwatch.mining.corpus import TextMatcher, load_corpus, normalize_text
+from recallwatch.mining.corpus import load_corpus
 from recallwatch.mining.filtering import confidence_filter, soft_filter, write_filtered
 from recallwatch.mining.formats import ImportOptions, read_mined
 from recallwatch.mining.recommend import FilterSpec
 from recallwatch.mining.st_formats import read_table
-
-from .conftest import write_jsonl
+from tests.helpers.mining import write_jsonl
 
 GOOD = {
     "query_id": "q1",
@@ -77,15 +76,6 @@ def test_duplicate_query_and_empty_set(small_corpus: Path, tmp_path: Path) -> No
     empty.write_text("\n")
     with pytest.raises(InputError, match="empty"):
         read_mined(empty, load_corpus(small_corpus), ImportOptions(format="recallwatch"))
-
-
-def test_text_matching_normalises_whitespace_and_titles(small_corpus: Path) -> None:
-    matcher = TextMatcher(load_corpus(small_corpus))
-    assert matcher.document("Dogs  Dogs are loyal companions\nof humans.") == "d2"
-    assert matcher.document("Dogs are loyal companions of humans.") == "d2"  # text without title
-    assert matcher.document("dogs are loyal companions of humans.") is None  # case matters
-    assert matcher.query("  what are   cats ") == "q1"
-    assert normalize_text(" a\t b\n") == "a b"
 
 
 def _st_triplets(small_corpus: Path, tmp_path: Path, rows: list[dict[str, object]]) -> Path:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
+import logging
 import socket
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +32,19 @@ from recallwatch.mining.oracles import (
     combine_votes,
     open_oracle,
     read_labels,
+    redact_url,
+    resolve_http_headers,
 )
 from recallwatch.mining.oracles.model import detect_model_kind
+from tests.helpers.judge import (
+    PASSWORD,
+    QUERY_SECRET,
+    TOKEN,
+    good_judge,
+    judge_server,
+    reply,
+    secrets_in,
+)
 
 PAIRS = [
     Pair("q1", "d5", "what are cats", "Kittens are young cats", ("d1",), ("Cats are animals",)),
@@ -174,58 +185,6 @@ def test_open_oracle_rejects_unknown_specs() -> None:
 
 # ------------------------------------------------------------------------ a real HTTP judge
 
-Handler = Callable[[BaseHTTPRequestHandler, dict[str, Any]], None]
-
-
-@contextmanager
-def judge_server(handler: Handler) -> Iterator[tuple[str, list[dict[str, Any]]]]:
-    """Run a judge endpoint on 127.0.0.1:0; yield its URL and the requests it received."""
-    received: list[dict[str, Any]] = []
-
-    class H(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            received.append(body)
-            handler(self, body)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), H)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/judge", received
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
-
-
-def reply(
-    h: BaseHTTPRequestHandler, status: int, body: object, headers: dict[str, str] | None = None
-) -> None:
-    data = json.dumps(body).encode() if not isinstance(body, bytes) else body
-    h.send_response(status)
-    h.send_header("Content-Type", "application/json")
-    h.send_header("Content-Length", str(len(data)))
-    for k, v in (headers or {}).items():
-        h.send_header(k, v)
-    h.end_headers()
-    h.wfile.write(data)
-
-
-def good_judge(h: BaseHTTPRequestHandler, body: dict[str, Any]) -> None:
-    results = [
-        {
-            "id": p["id"],
-            "label": "relevant" if "cat" in p["document"].lower() else "not_relevant",
-            "score": 0.5,
-        }
-        for p in reversed(body["pairs"])  # any order: matched by id
-    ]
-    reply(h, 200, {"results": results})
-
 
 def test_http_judge_contract_and_batches() -> None:
     sleeps: list[float] = []
@@ -344,3 +303,98 @@ def test_real_cross_encoder_directory(tmp_path: Path, minilm_dir: Path) -> None:
     out = oracle.judge(PAIRS[:2])
     assert all(j.score is not None and 0.0 <= j.score <= 1.0 for j in out)
     assert all(j.label in ("relevant", "not_relevant") for j in out)
+
+
+@pytest.mark.parametrize(
+    ("url_of", "redacted_of"),
+    [
+        (lambda base: base, lambda base: base),
+        (
+            lambda base: base + f"?token={QUERY_SECRET}&x=1",
+            lambda base: base + "?***",
+        ),
+        (
+            lambda base: base.replace("http://", f"http://judge:{PASSWORD}@") + "#frag",
+            lambda base: base.replace("http://", "http://***@"),
+        ),
+    ],
+    ids=["plain", "query-token", "userinfo"],
+)
+def test_redact_url(url_of: Callable[[str], str], redacted_of: Callable[[str], str]) -> None:
+    base = "https://judge.example:8443/v1/judge"
+    assert redact_url(url_of(base)) == redacted_of(base)
+
+
+def test_http_judge_sends_the_header_and_leaks_no_secret(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    seen: list[str | None] = []
+    calls = {"n": 0}
+
+    def judge(h: BaseHTTPRequestHandler, body: dict[str, Any]) -> None:
+        seen.append(h.headers.get("Authorization"))
+        calls["n"] += 1
+        if calls["n"] == 1:  # a retried failure that echoes what it got
+            reply(h, 503, {"error": f"busy; you sent {h.path} {h.headers.get('Authorization')}"})
+        else:
+            good_judge(h, body)
+
+    caplog.set_level(logging.DEBUG, logger="recallwatch")
+    headers = resolve_http_headers(auth_env="JUDGE_TOKEN", environ={"JUDGE_TOKEN": TOKEN})
+    with judge_server(judge) as (url, _), requests.Session() as session:
+        secret_url = url.replace("http://", f"http://judge:{PASSWORD}@") + f"?token={QUERY_SECRET}"
+        oracle = HttpOracle(secret_url, session=session, headers=headers, sleep=lambda s: None)
+        assert [j.label for j in oracle.judge(PAIRS[:1])] == ["relevant"]
+    assert seen == [TOKEN, TOKEN]  # the explicit header wins over the URL's userinfo
+    assert any("retry 1 of 3" in r.getMessage() for r in caplog.records)
+    shown = [r.getMessage() for r in caplog.records] + [oracle.info.spec, str(oracle.info)]
+    assert not secrets_in("\n".join(shown))
+    assert oracle.info.spec == "http:" + url.replace("http://", "http://***@") + "?***"
+
+
+@pytest.mark.parametrize("status", [503, 401])
+def test_http_judge_errors_leak_no_secret(status: int, caplog: pytest.LogCaptureFixture) -> None:
+    def echo(h: BaseHTTPRequestHandler, body: dict[str, Any]) -> None:
+        reply(h, status, {"error": f"{h.path} {h.headers.get('Authorization')}"})
+
+    caplog.set_level(logging.DEBUG, logger="recallwatch")
+    headers = {"Authorization": TOKEN}
+    with judge_server(echo) as (url, _), requests.Session() as session:
+        oracle = HttpOracle(
+            f"{url}?token={QUERY_SECRET}",
+            session=session,
+            headers=headers,
+            retries=1,
+            sleep=lambda s: None,
+        )
+        with pytest.raises(JudgeError) as err:
+            oracle.judge(PAIRS[:1])
+    message = str(err.value)
+    assert "***" in message and f"HTTP {status}" in message
+    assert not secrets_in(message + "\n".join(r.getMessage() for r in caplog.records))
+
+
+def test_http_judge_down_leaks_no_secret(caplog: pytest.LogCaptureFixture) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    caplog.set_level(logging.DEBUG, logger="recallwatch")
+    url = f"http://judge:{PASSWORD}@127.0.0.1:{port}/judge?token={QUERY_SECRET}"
+    with requests.Session() as session:
+        oracle = HttpOracle(url, session=session, retries=1, connect_timeout=2, sleep=lambda s: 0)
+        with pytest.raises(JudgeError, match="unavailable") as err:
+            oracle.judge(PAIRS[:1])
+    assert not secrets_in(str(err.value) + "\n".join(r.getMessage() for r in caplog.records))
+
+
+def test_missing_auth_variable_is_a_clear_error(
+    small_corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(ConfigError, match="'NO_SUCH_VAR' is not set"):
+        resolve_http_headers(auth_env="NO_SUCH_VAR", environ={})
+    with pytest.raises(ConfigError, match="NAME=ENVVAR"):
+        resolve_http_headers(header_env=["X-Key"], environ={})
+    with pytest.raises(ConfigError, match="cannot read"):
+        resolve_http_headers(auth_file=tmp_path / "missing")
+    with pytest.raises(ConfigError, match="one-line value"):
+        resolve_http_headers(auth_env="T", environ={"T": "Bearer a\nX-Evil: 1"})

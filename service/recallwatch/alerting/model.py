@@ -7,8 +7,7 @@ and a re-opened key gets a new one. Every notification about an
 alert (firing, repeat, resolved) is a **message** with an id of its own, stable across retries:
 the ``webhook-id`` of the Standard Webhooks signature and the outbox row both use it.
 
-``transition`` is the state machine of one key: given whether the rule fires now and the open
-episode (if any), it says whether to fire, repeat, resolve or do nothing.
+The state machine of one key (fire, repeat, resolve) lives in ``alerting.episodes``.
 
 Everything here is plain data with ``as_dict``/``from_dict`` (JSON), so an alert can be stored in
 the outbox, served by the API, and rendered by every channel from the same record.
@@ -36,19 +35,17 @@ __all__ = [
     "LostQueryRef",
     "MetricChange",
     "MiningKeyChange",
-    "OpenEpisode",
-    "Transition",
     "alert_id",
     "iso",
     "links_for",
     "message_id",
     "recommendation_text",
-    "transition",
 ]
 
 Status = Literal["firing", "resolved"]
-Event = Literal["firing", "repeat", "resolved", "test"]
-Transition = Literal["fire", "repeat", "resolve", "none"]
+#: What a notification says about its alert. ``refresh`` is an Alertmanager re-send of a firing
+#: alert that keeps its ``endsAt`` ahead (rendered as a repeat, outbox event ``refresh``).
+Event = Literal["firing", "repeat", "resolved", "test", "refresh"]
 
 #: Alertmanager ``alertname`` per rule type (CamelCase, like the Prometheus rules in ``alerts/``).
 ALERTNAMES: dict[str, str] = {
@@ -359,28 +356,3 @@ def links_for(
                 f"{base}/api/v1/runs/{quote(run, safe='')}/evaluations/{quote(checkpoint, safe='')}"
             )
     return links
-
-
-# -- the state machine of one key -----------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class OpenEpisode:
-    """An alert episode that is firing: its id, when it opened and was last notified."""
-
-    id: str
-    opened_at: float
-    last_notified_at: float
-
-
-def transition(
-    episode: OpenEpisode | None, firing: bool, now: float, repeat_interval: float | None
-) -> Transition:
-    """What to do for one key: fire a new episode, repeat the open one, resolve it, or nothing."""
-    if episode is None:
-        return "fire" if firing else "none"
-    if not firing:
-        return "resolve"
-    if repeat_interval is not None and now - episode.last_notified_at >= repeat_interval:
-        return "repeat"
-    return "none"

@@ -54,12 +54,12 @@ __all__ = [
     "lost_queries",
     "mining_diff",
     "mining_segments",
+    "paired_regression_test",
     "paired_values",
     "per_query_metric",
     "permutations_for",
     "selection_alpha",
     "still_regressed",
-    "test_regression",
 ]
 
 FloatArray = npt.NDArray[np.float64]
@@ -305,7 +305,7 @@ class RegressionVerdict:
         }
 
 
-def test_regression(
+def paired_regression_test(
     before: FloatArray,
     after: FloatArray,
     *,
@@ -341,9 +341,6 @@ def test_regression(
         significant=test.p_value <= alpha,
         large_enough=bool(large_enough),
     )
-
-
-test_regression.__test__ = False  # type: ignore[attr-defined]  # not a pytest test
 
 
 def still_regressed(verdict: RegressionVerdict, resolve_alpha: float) -> bool:

@@ -7,20 +7,16 @@ import logging
 import sys
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from recallwatch.commands.common import positive_int, write_json
 from recallwatch.errors import ConfigError
 from recallwatch.mining.audit import AuditConfig, PairBuilder, draw, run_audit
+from recallwatch.mining.audit_spec import AuditSpec, cli_flag
 from recallwatch.mining.corpus import Corpus, load_corpus
-from recallwatch.mining.formats import FORMATS, ImportOptions, read_mined
+from recallwatch.mining.formats import FORMATS, read_mined
 from recallwatch.mining.mined import MinedSet
-from recallwatch.mining.oracles import (
-    JudgeRule,
-    OracleOptions,
-    Pair,
-    open_oracles,
-    resolve_http_headers,
-    write_label_sheet,
-)
+from recallwatch.mining.oracles import OracleOptions, Pair, open_oracles, write_label_sheet
 from recallwatch.mining.report import audit_json, format_audit
 from recallwatch.mining.sampling import RankBuckets
 from recallwatch.stats import SPRTDesign
@@ -29,12 +25,15 @@ __all__ = [
     "add_mined_arguments",
     "add_oracle_arguments",
     "add_parser",
+    "audit_spec",
     "oracle_options",
     "read_mined_from_args",
     "run",
 ]
 
 log = logging.getLogger("recallwatch.fn_rate")
+#: The defaults of the audit options (``AuditSpec``), shown and used by the flags below.
+DEFAULT = AuditSpec()
 
 EPILOG = """\
 oracles (--oracle, repeat it for an ensemble where --agree M of them must agree):
@@ -110,7 +109,7 @@ def add_mined_arguments(p: argparse.ArgumentParser, *, corpus_required: bool) ->
         help="BEIR directory with corpus.jsonl (and queries.jsonl for query texts)",
     )
     g = p.add_argument_group("mined-set format")
-    g.add_argument("--format", choices=FORMATS, default="auto", help="default: detect")
+    g.add_argument("--format", choices=FORMATS, default=DEFAULT.format, help="default: detect")
     g.add_argument("--anchor-column", help="sentence-transformers anchor column (default: 1st)")
     g.add_argument("--positive-column", help="positive/document column (default: 2nd)")
     g.add_argument(
@@ -128,6 +127,7 @@ def add_mined_arguments(p: argparse.ArgumentParser, *, corpus_required: bool) ->
     g.add_argument(
         "--allow-unmatched",
         action="store_true",
+        default=DEFAULT.allow_unmatched,
         help="exclude (and count) texts that match no corpus document instead of failing",
     )
 
@@ -145,7 +145,12 @@ def add_oracle_arguments(p: argparse.ArgumentParser, *, required: bool) -> None:
     )
     p.add_argument("--agree", type=positive_int, help="ensemble: judges that must agree (m of n)")
     g = p.add_argument_group("judges")
-    g.add_argument("--relevance-level", type=int, default=1, help="qrels: min relevant grade")
+    g.add_argument(
+        "--relevance-level",
+        type=int,
+        default=DEFAULT.relevance_level,
+        help="qrels: min relevant grade",
+    )
     g.add_argument(
         "--judge-relative-margin",
         type=float,
@@ -156,11 +161,28 @@ def add_oracle_arguments(p: argparse.ArgumentParser, *, required: bool) -> None:
         "--judge-threshold is given",
     )
     g.add_argument("--judge-threshold", type=float, default=None, help="model: FN when score >= T")
-    g.add_argument("--device", default="cpu", help="torch device of judge models (default cpu)")
-    g.add_argument("--batch-size", type=positive_int, default=32, help="judge model batch size")
-    g.add_argument("--http-timeout", type=float, default=30.0, help="seconds per request")
-    g.add_argument("--http-retries", type=_non_negative_int, default=3)
-    g.add_argument("--http-batch-size", type=positive_int, default=32, help="pairs per request")
+    g.add_argument(
+        "--device", default=DEFAULT.device, help="torch device of judge models (default cpu)"
+    )
+    g.add_argument(
+        "--batch-size",
+        type=positive_int,
+        default=DEFAULT.batch_size,
+        help="judge model batch size",
+    )
+    g.add_argument(
+        "--http-timeout",
+        type=float,
+        default=DEFAULT.http_timeout_seconds,
+        help="seconds per request",
+    )
+    g.add_argument("--http-retries", type=_non_negative_int, default=DEFAULT.http_retries)
+    g.add_argument(
+        "--http-batch-size",
+        type=positive_int,
+        default=DEFAULT.http_batch_size,
+        help="pairs per request",
+    )
     auth = g.add_mutually_exclusive_group()
     auth.add_argument(
         "--http-auth-env",
@@ -183,48 +205,43 @@ def add_oracle_arguments(p: argparse.ArgumentParser, *, required: bool) -> None:
     )
 
 
+def audit_spec(args: argparse.Namespace) -> AuditSpec:
+    """The audit options given on the command line (a command without a flag: its default)."""
+    values = {}
+    for field in AuditSpec.model_fields:
+        dest = cli_flag(field).removeprefix("--").replace("-", "_")
+        if hasattr(args, dest):
+            value = getattr(args, dest)
+            values[field] = list(value.edges) if isinstance(value, RankBuckets) else value
+    try:
+        return AuditSpec.model_validate(values)
+    except ValidationError as exc:
+        errors = [(cli_flag(str(e["loc"][0])) if e["loc"] else "", e["msg"]) for e in exc.errors()]
+        raise ConfigError(errors, source="the command line") from None
+
+
 def read_mined_from_args(args: argparse.Namespace, corpus: Corpus | None) -> MinedSet:
     """Read the mined set named by ``add_mined_arguments``' arguments."""
     return read_mined(
         args.mined,
         corpus,
-        ImportOptions(
-            format=args.format,
+        audit_spec(args).import_options(
             anchor_column=args.anchor_column,
             positive_column=args.positive_column,
             rank_offset=args.rank_offset,
             positives_per_query=args.positives_per_query,
-            allow_unmatched=args.allow_unmatched,
         ),
     )
 
 
 def oracle_options(args: argparse.Namespace) -> OracleOptions:
     """Build oracle options from parsed arguments."""
-    margin = args.judge_relative_margin
-    if margin is None and args.judge_threshold is None:
-        margin = 0.05
     try:
-        rule = JudgeRule(relative_margin=margin, threshold=args.judge_threshold)
-    except ValueError as exc:
+        return audit_spec(args).oracle_options()
+    except ValueError as exc:  # the judge rule
         raise ConfigError(
             [("--judge-relative-margin", str(exc))], source="the command line"
         ) from exc
-    headers = resolve_http_headers(
-        auth_env=args.http_auth_env,
-        auth_file=args.http_auth_file,
-        header_env=args.http_header_env,
-    )
-    return OracleOptions(
-        relevance_level=args.relevance_level,
-        rule=rule,
-        device=args.device,
-        batch_size=args.batch_size,
-        http_timeout=args.http_timeout,
-        http_retries=args.http_retries,
-        http_batch_size=args.http_batch_size,
-        http_headers=headers,
-    )
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -252,25 +269,27 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         default=0.5,
         help="rate assumed for --half-width (0.5: worst case; default 0.5)",
     )
-    g.add_argument("--sampling", choices=("uniform", "stratified"), default="uniform")
+    g.add_argument("--sampling", choices=("uniform", "stratified"), default=DEFAULT.sampling)
     g.add_argument("--allocation", choices=("proportional", "equal"), default="proportional")
     g.add_argument("--min-per-bucket", type=_non_negative_int, default=20)
     g.add_argument(
         "--buckets",
         type=_buckets,
-        default=RankBuckets(),
+        default=RankBuckets(tuple(DEFAULT.rank_buckets)),
         help="upper rank of each bucket (default 1,3,10,30,100: 1, 2-3, 4-10, 11-30, 31-100, >100)",
     )
     g.add_argument(
         "--control",
         type=_non_negative_int,
-        default=None,
+        default=DEFAULT.control_size,
         help="random corpus negatives to judge for the amplification (default: the sample size; "
         "0 disables)",
     )
-    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--seed", type=int, default=DEFAULT.seed)
     g = p.add_argument_group("decision")
-    g.add_argument("--target", type=_fraction, default=0.05, help="acceptable FN rate (0.05)")
+    g.add_argument(
+        "--target", type=_fraction, default=DEFAULT.target, help="acceptable FN rate (0.05)"
+    )
     g.add_argument(
         "--criterion",
         choices=("upper", "estimate"),
@@ -296,17 +315,10 @@ def _config(args: argparse.Namespace) -> AuditConfig:
         sprt = SPRTDesign(args.sprt_h0, args.sprt_h1, args.alpha, args.beta)
     except ValueError as exc:
         raise ConfigError([("--sprt-h0/--sprt-h1", str(exc))], source="the command line") from exc
-    return AuditConfig(
-        sample_size=args.sample,
-        half_width=args.half_width,
+    return audit_spec(args).audit_config(
         assumed_rate=args.assumed_rate,
-        sampling=args.sampling,
         allocation=args.allocation,
         min_per_bucket=args.min_per_bucket,
-        buckets=args.buckets,
-        control_size=args.control,
-        seed=args.seed,
-        target=args.target,
         criterion=args.criterion,
         sprt=sprt,
     )

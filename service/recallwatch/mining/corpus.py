@@ -1,7 +1,8 @@
 """The corpus a mined set refers to: document and query texts by id, and text-to-id matching.
 
 A corpus directory is the BEIR layout: ``corpus.jsonl`` (``_id``, ``title``, ``text``) and, where
-the oracles need query texts, ``queries.jsonl`` (``_id``, ``text``). qrels are not needed here.
+the oracles need query texts, ``queries.jsonl`` (``_id``, ``text``), both read and validated by
+:mod:`recallwatch.beir`. qrels are not needed here.
 
 sentence-transformers' ``mine_hard_negatives`` writes texts, not ids. They are mapped back by
 exact match after whitespace normalisation (runs of whitespace become one space, ends stripped),
@@ -14,10 +15,9 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
+from recallwatch.beir import document_text, read_corpus, read_queries
 from recallwatch.errors import HeldoutError
-from recallwatch.evaluation.heldout import document_text, read_jsonl_objects
 
 __all__ = ["Corpus", "TextMatcher", "load_corpus", "normalize_text", "text_id"]
 
@@ -31,22 +31,6 @@ def text_id(text: str, prefix: str = "text") -> str:
     """A stable id for a text that has none (its normalised SHA-256, shortened)."""
     digest = hashlib.sha256(normalize_text(text).encode("utf-8")).hexdigest()[:16]
     return f"{prefix}:{digest}"
-
-
-def _string_field(obj: dict[str, Any], key: str, path: Path, line: int, *, required: bool) -> str:
-    value = obj.get(key)
-    if value is None and not required:
-        return ""
-    if key == "_id" and isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    if not isinstance(value, str) or (key == "_id" and not value):
-        raise HeldoutError(
-            f"expected a non-empty string, got {value!r}" if key == "_id" else "expected a string",
-            path=path,
-            line=line,
-            field=key,
-        )
-    return value
 
 
 @dataclass
@@ -80,37 +64,17 @@ class Corpus:
 
 
 def load_corpus(path: Path | str) -> Corpus:
-    """Load ``corpus.jsonl`` (required) and ``queries.jsonl`` (optional) of a BEIR directory."""
+    """Load ``corpus.jsonl`` (required) and ``queries.jsonl`` (optional) of a BEIR directory.
+
+    Both files are validated by :mod:`recallwatch.beir`, as the held-out loader validates them.
+    """
     root = Path(path)
     if not root.is_dir():
         raise HeldoutError("corpus directory not found (expected the BEIR layout)", path=root)
-    corpus_path = root / "corpus.jsonl"
-    ids: list[str] = []
-    titles: list[str] = []
-    bodies: list[str] = []
-    seen: dict[str, int] = {}
-    for line, obj in read_jsonl_objects(corpus_path):
-        ident = _string_field(obj, "_id", corpus_path, line, required=True)
-        if ident in seen:
-            raise HeldoutError(
-                f"duplicate document id {ident!r} (first on line {seen[ident]})",
-                path=corpus_path,
-                line=line,
-                field="_id",
-            )
-        seen[ident] = line
-        ids.append(ident)
-        titles.append(_string_field(obj, "title", corpus_path, line, required=False))
-        bodies.append(_string_field(obj, "text", corpus_path, line, required=True))
-    if not ids:
-        raise HeldoutError("the corpus is empty", path=corpus_path)
-    queries: dict[str, str] = {}
+    corpus = read_corpus(root / "corpus.jsonl")
     queries_path = root / "queries.jsonl"
-    if queries_path.is_file():
-        for line, obj in read_jsonl_objects(queries_path):
-            ident = _string_field(obj, "_id", queries_path, line, required=True)
-            queries[ident] = _string_field(obj, "text", queries_path, line, required=True)
-    return Corpus(root, ids, titles, bodies, queries)
+    queries = read_queries(queries_path) if queries_path.is_file() else {}
+    return Corpus(root, corpus.ids, corpus.titles, corpus.bodies, queries)
 
 
 class TextMatcher:

@@ -434,7 +434,11 @@ def _since(t0: float) -> float:
 
 
 class Outbox(Protocol):
-    """Persistent (or in-memory) storage of outbox messages, as the dispatcher needs it."""
+    """Storage of outbox messages, as the dispatcher needs it.
+
+    Implemented by the store (``recallwatch.store.outbox.SqliteOutbox``, the daemon's
+    ``store.outbox``) and in memory by ``MemoryOutbox``.
+    """
 
     def next_pending(self, channel: str) -> OutboxMessage | None:
         """The oldest pending message of a channel."""

@@ -1,0 +1,104 @@
+"""The daemon's alerting side: decisions after each checkpoint, and the delivery workers.
+
+``Notifier`` wires the decision engine (``engine.Alerting``) to the outbox's delivery workers
+(``notify.delivery.Dispatcher``): a decision that enqueues messages wakes the workers. At start
+it fails pending messages of channels no longer configured, starts delivering, and catches up on
+decisions a crash may have skipped.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable
+
+import requests
+
+from recallwatch.alerting.engine import Alerting
+from recallwatch.alerting.rules import by_step
+from recallwatch.config import Config
+from recallwatch.logs import fields
+from recallwatch.notify.channels import target_for
+from recallwatch.notify.delivery import Dispatcher, RetryPolicy
+from recallwatch.store import CheckpointRow, Store
+
+__all__ = ["Notifier"]
+
+log = logging.getLogger(__name__)
+
+
+class Notifier:
+    """The daemon's alerting side: decisions after each checkpoint, and the delivery workers."""
+
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        *,
+        clock: Callable[[], float] = time.time,
+        session_factory: Callable[[], requests.Session] = requests.Session,
+        policy: RetryPolicy | None = None,
+        rng: Callable[[], float] = random.random,
+    ) -> None:
+        self.config = config
+        self.store = store
+        targets = {c.name: target_for(c) for c in config.notifications.channels}
+        self.dispatcher = Dispatcher(
+            store.outbox,
+            targets,
+            policy=policy or RetryPolicy(),
+            session_factory=session_factory,
+            clock=clock,
+            rng=rng,
+        )
+        self.alerting = Alerting(config, store, clock=clock, wake=self.dispatcher.wake)
+
+    @property
+    def enabled(self) -> bool:
+        """Whether any rule is configured."""
+        return bool(self.config.notifications.rules)
+
+    def start(self) -> None:
+        """Start delivering (pending messages of a previous run first), then catch up."""
+        dropped = self.store.outbox.fail_pending_except(
+            [c.name for c in self.config.notifications.channels], self.alerting.clock()
+        )
+        if dropped:
+            log.warning(
+                "%d pending notification(s) were for channels no longer configured: failed",
+                dropped,
+            )
+        self.dispatcher.start()
+        self.catch_up()
+
+    def catch_up(self) -> None:
+        """Re-decide each run's latest evaluated and latest failed checkpoints (idempotent)."""
+        # A crash may have come between a checkpoint's evaluation (or failure) and its decision.
+        for run in self.config.runs:
+            latest = self.store.views.latest_evaluated(run.name)
+            if latest is not None:
+                self.after_checkpoint(latest)
+            failed = self.store.queue.checkpoints(run.name, states=["failed"])
+            if failed:
+                self.after_checkpoint(max(failed, key=by_step))
+
+    def after_checkpoint(self, row: CheckpointRow) -> None:
+        """Decide the rules for a checkpoint that became evaluated or failed."""
+        try:
+            self.alerting.after_checkpoint(row)
+        except Exception:
+            log.exception(
+                "the alert decision failed", extra=fields(run=row.run, checkpoint=row.name)
+            )
+
+    def tick(self) -> None:
+        """Periodic rules, repeats and Alertmanager re-sends."""
+        try:
+            self.alerting.tick()
+        except Exception:
+            log.exception("the periodic alert check failed")
+
+    def stop(self) -> None:
+        """Stop the delivery workers (pending messages stay in the outbox for the next start)."""
+        self.dispatcher.stop()

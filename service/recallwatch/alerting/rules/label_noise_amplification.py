@@ -1,0 +1,32 @@
+"""``label_noise_amplification``: the mined set's FN rate too many times the random negatives'.
+
+The rule reads the checkpoint's latest false-negative estimate (``store.results.fn_estimate``) and
+fires when its amplification (mined ÷ random FN rate) is known and above ``threshold``; its alert
+carries the same evidence as ``false_negative_rate``'s (``FnEstimateRule``).
+"""
+
+from __future__ import annotations
+
+from recallwatch.alerting.model import ALERTNAMES
+from recallwatch.alerting.regression import amplification_high
+from recallwatch.alerting.rules.base import register
+from recallwatch.alerting.rules.false_negative_rate import FnEstimateRule
+from recallwatch.config import AmplificationRule
+from recallwatch.store import FnEstimate
+
+__all__ = ["LabelNoiseAmplification"]
+
+
+@register
+class LabelNoiseAmplification(FnEstimateRule[AmplificationRule]):
+    """Label-noise amplification (mined ÷ random FN rate) above ``threshold``."""
+
+    type = "label_noise_amplification"
+    alertname = ALERTNAMES["label_noise_amplification"]
+
+    def judge(self, estimate: FnEstimate) -> tuple[bool, str]:
+        """Fires when the amplification is known and above the threshold."""
+        threshold = self.config.threshold
+        amp = "unknown" if estimate.amplification is None else f"{estimate.amplification:.1f}x"
+        what = f"label-noise amplification {amp} (threshold {threshold:g}x)"
+        return amplification_high(estimate.amplification, threshold), what

@@ -1,0 +1,332 @@
+"""``recall_regression``: a significant drop of a metric at k against a baseline checkpoint.
+
+For each held-out set and k of the rule, the checkpoint is compared with its baseline (the best or
+last checkpoint before the latest mining change, or of the same mining config, or a pinned one)
+by the paired test of ``alerting.regression``; every comparison is recorded as a verdict. A new
+alert fires when the last ``confirm`` verdicts against that baseline are regressed; an open one
+stays open until a checkpoint is clearly not regressed (hysteresis, ``still_regressed``). An alert
+of an older baseline stays open while the checkpoint is still regressed against that baseline.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from recallwatch.alerting.evidence import fn_snapshot, recommendation
+from recallwatch.alerting.model import (
+    ALERTNAMES,
+    Alert,
+    AlertKey,
+    BaselineRef,
+    Evidence,
+    MetricChange,
+)
+from recallwatch.alerting.regression import (
+    Baseline,
+    CheckpointSummary,
+    RegressionVerdict,
+    choose_baseline,
+    confirmed,
+    mining_segments,
+    paired_regression_test,
+    paired_values,
+    per_query_metric,
+    permutations_for,
+    selection_alpha,
+    still_regressed,
+)
+from recallwatch.alerting.rules.base import (
+    AlertRule,
+    Decision,
+    RuleConfig,
+    RuleContext,
+    VerdictWrite,
+    register,
+)
+from recallwatch.config import HeldoutConfig, RecallRegressionRule
+from recallwatch.store import AlertRecord, CheckpointRow
+
+__all__ = ["RecallRegression", "verdict_kind"]
+
+#: How many changed mining keys an alert's description names.
+MINING_KEYS_NAMED = 10
+
+
+def verdict_kind(rule: RecallRegressionRule, rules: Sequence[RuleConfig]) -> str:
+    """The verdict ``kind`` a regression rule stores its verdicts under, among all ``rules``.
+
+    The store keeps one verdict per (checkpoint, dataset, metric, k, kind) and the exporter reads
+    the ``previous_mining`` one as the baseline gauge: the first rule of each comparison gets the
+    plain kind, any further rule of the same comparison ``kind:rule-name``, so none overwrites
+    another's verdicts.
+    """
+    kind = _comparison(rule)
+    for other in rules:
+        if other.name == rule.name:
+            break
+        if (
+            isinstance(other, RecallRegressionRule)
+            and other.metric == rule.metric
+            and _comparison(other) == kind
+        ):
+            return f"{kind}:{rule.name}"
+    return kind
+
+
+def _comparison(rule: RecallRegressionRule) -> str:
+    """What a regression rule compares with: ``pinned``, ``previous_mining``, ``same_mining``."""
+    return "pinned" if rule.baseline_checkpoint else rule.compare_with
+
+
+@register
+class RecallRegression(AlertRule[RecallRegressionRule]):
+    """A significant drop of a metric at k against a baseline checkpoint."""
+
+    type = "recall_regression"
+    alertname = ALERTNAMES["recall_regression"]
+
+    def __init__(self, config: RecallRegressionRule, context: RuleContext) -> None:
+        super().__init__(config, context)
+        self.verdict_kind = verdict_kind(config, context.config.notifications.rules)
+
+    def prepare(self, row: CheckpointRow) -> None:
+        """Index the held-out texts an alert names (outside the decision lock)."""
+        if row.state == "evaluated":
+            self.context.evidence.texts.warm(h.path for h in self.context.config.heldout)
+
+    def decide(self, row: CheckpointRow) -> list[Decision]:
+        """One decision per held-out set and k (plus one per alert of an older baseline)."""
+        out: list[Decision] = []
+        for heldout in self.context.config.heldout:
+            for k in self.config.ks:
+                out += self._decide_one(row, heldout, k)
+        return out
+
+    def _decide_one(self, row: CheckpointRow, heldout: HeldoutConfig, k: int) -> list[Decision]:
+        rule, store = self.config, self.context.store
+        dataset = heldout.dataset
+        history, evaluations = self.context.history(row, dataset, rule.metric, k)
+        current = next((c for c in history if c.id == row.id), None)
+        if current is None or current.value is None:
+            return []
+        baseline = choose_baseline(
+            history,
+            current,
+            compare_with=rule.compare_with,
+            policy=rule.baseline,
+            pinned=rule.baseline_checkpoint,
+        )
+        if baseline is None:
+            return []
+        base_row, base_eval = evaluations[baseline.checkpoint.id]
+        _, cur_eval = evaluations[row.id]
+        before_outcomes = store.results.outcomes(base_eval)
+        after_outcomes = store.results.outcomes(cur_eval)
+        after_values = per_query_metric(after_outcomes, rule.metric, k)
+        _, before, after = paired_values(
+            per_query_metric(before_outcomes, rule.metric, k), after_values
+        )
+        if before.size == 0:
+            return []
+        # The best of m checkpoints is biased upwards: test at alpha / m (regression.py).
+        alpha = selection_alpha(rule.alpha, baseline.candidates)
+        verdict = paired_regression_test(
+            before,
+            after,
+            min_drop=rule.min_drop,
+            alpha=alpha,
+            permutations=permutations_for(alpha, rule.permutations),
+            seed=rule.seed,
+        )
+        record = VerdictWrite(
+            row.id,
+            dataset=dataset,
+            metric=rule.metric,
+            k=k,
+            kind=self.verdict_kind,
+            value=verdict.after.estimate,
+            regressed=verdict.regressed,
+            baseline_checkpoint_id=baseline.checkpoint.id,
+            baseline_value=verdict.before.estimate,
+            p_value=verdict.test.p_value,
+            details={
+                **verdict.as_dict(),
+                "rule": rule.name,
+                "baseline": baseline.checkpoint.name,
+                "candidates": baseline.candidates,
+                "rule_alpha": rule.alpha,
+            },
+        )
+        key = AlertKey(rule.name, row.run, dataset, k, baseline.checkpoint.name)
+        if store.ledger.open_alert(key.as_string()) is not None:
+            # Hysteresis: an open alert stays open until the checkpoint is clearly not regressed.
+            firing = still_regressed(verdict, rule.resolve_alpha)
+        else:
+            flags = self._earlier_verdicts(row, history, dataset, k, baseline)
+            firing = confirmed([*flags, verdict.regressed], rule.confirm)
+
+        def build(aid: str) -> Alert:
+            return self._alert(
+                aid,
+                row,
+                key,
+                heldout,
+                baseline,
+                base_row,
+                verdict,
+                before_outcomes,
+                after_outcomes,
+            )
+
+        out = [self.decision(key, firing, row.name, build, row, verdict=record)]
+        for other in store.ledger.open_alerts(rule=rule.name, run=row.run):
+            if other.key != key.as_string() and (other.alert.key.dataset, other.alert.key.k) == (
+                dataset,
+                k,
+            ):
+                out.append(
+                    self._against_old_baseline(row, other, key, history, evaluations, after_values)
+                )
+        return out
+
+    def _against_old_baseline(
+        self,
+        row: CheckpointRow,
+        other: AlertRecord,
+        key: AlertKey,
+        history: Sequence[CheckpointSummary],
+        evaluations: Mapping[int, tuple[CheckpointRow, int]],
+        after_values: Mapping[str, float],
+    ) -> Decision:
+        """Keep an alert of an older baseline open while ``row`` is still regressed against it."""
+        rule = self.config
+        old_key = other.alert.key
+        note = f"superseded: the baseline is now {key.baseline}"
+        old = next((c for c in history if c.name == old_key.baseline and c.id in evaluations), None)
+        firing = False
+        if old is not None:
+            before_values = per_query_metric(
+                self.context.store.results.outcomes(evaluations[old.id][1]),
+                rule.metric,
+                old_key.k or 0,
+            )
+            _, before, after = paired_values(before_values, after_values)
+            if before.size:
+                verdict = paired_regression_test(
+                    before,
+                    after,
+                    min_drop=rule.min_drop,
+                    alpha=rule.alpha,
+                    permutations=rule.permutations,
+                    seed=rule.seed,
+                )
+                firing = still_regressed(verdict, rule.resolve_alpha)
+                note += f"; {row.name} is no longer regressed against {old.name}"
+        return self.decision(old_key, firing, row.name, None, row, note=note)
+
+    def _earlier_verdicts(
+        self,
+        row: CheckpointRow,
+        history: Sequence[CheckpointSummary],
+        dataset: str,
+        k: int,
+        baseline: Baseline,
+    ) -> list[bool]:
+        """Stored verdicts of this rule, oldest first, over the current segment before ``row``."""
+        segment = next(
+            (s for s in reversed(mining_segments(history)) if any(c.id == row.id for c in s)),
+            [c for c in history if c.id == row.id],
+        )
+        flags: list[bool] = []
+        for c in segment:
+            if c.id == row.id:
+                break
+            for v in self.context.store.ledger.verdicts(c.id):
+                if (v.dataset, v.metric, v.k, v.kind) == (
+                    dataset,
+                    self.config.metric,
+                    k,
+                    self.verdict_kind,
+                ) and v.baseline_checkpoint_id == baseline.checkpoint.id:
+                    flags.append(bool(v.regressed))
+        return flags
+
+    def _alert(
+        self,
+        aid: str,
+        row: CheckpointRow,
+        key: AlertKey,
+        heldout: HeldoutConfig,
+        baseline: Baseline,
+        base_row: CheckpointRow,
+        verdict: RegressionVerdict,
+        before_outcomes: Mapping[str, Mapping[str, int]],
+        after_outcomes: Mapping[str, Mapping[str, int]],
+    ) -> Alert:
+        rule, evidence_reader, store = self.config, self.context.evidence, self.context.store
+        k = key.k or 0
+        kind = {"previous_mining": "mining_change", "same_mining": "same_mining"}.get(
+            baseline.kind, "pinned"
+        )
+        lost_count, lost_top = evidence_reader.lost_queries(
+            heldout.path, before_outcomes, after_outcomes, k
+        )
+        diff = evidence_reader.mining_diff(base_row.mining_fingerprint, row.mining_fingerprint)
+        fn_before = store.results.fn_estimate(base_row.id)
+        fn_after = store.results.fn_estimate(row.id)
+        label = f"{rule.metric}@{k}"
+        why = {
+            "mining_change": "after a mining change",
+            "same_mining": "under the same mining config (not caused by mining)",
+            "pinned": f"against the pinned baseline {base_row.name}",
+        }[kind]
+        summary = f"{label} fell {verdict.drop * 100:.1f} points {why} ({row.run}, {row.name})"
+        d = verdict.difference
+        description = (
+            f"{label} on {heldout.dataset}: {verdict.before.estimate:.4f} ({base_row.name}) → "
+            f"{verdict.after.estimate:.4f} ({row.name}), change {d.estimate:+.4f} "
+            f"[{d.lower:+.4f}, {d.upper:+.4f}], p = {verdict.test.p_value:.2g} over "
+            f"{verdict.test.queries} queries; {lost_count} queries lost a relevant document from "
+            f"the top {k}."
+        )
+        if diff:
+            named = diff[:MINING_KEYS_NAMED]
+            more = len(diff) - len(named)
+            description += (
+                " Mining keys changed: "
+                + ", ".join(c.key for c in named)
+                + (f" and {more} more." if more > 0 else ".")
+            )
+        evidence = Evidence(
+            regression_kind=kind,
+            metric=MetricChange(
+                metric=rule.metric,
+                k=k,
+                dataset=heldout.dataset,
+                before=verdict.before,
+                after=verdict.after,
+                difference=verdict.difference,
+                p_value=verdict.test.p_value,
+                alpha=verdict.alpha,  # alpha / m against a best baseline
+                min_drop=rule.min_drop,
+                queries=verdict.test.queries,
+                permutations=verdict.test.permutations,
+            ),
+            baseline=BaselineRef(
+                base_row.name,
+                base_row.step,
+                baseline.kind,
+                baseline.policy,
+                base_row.mining_fingerprint,
+            ),
+            mining_diff=diff,
+            fn_before=fn_snapshot(fn_before),
+            fn_after=fn_snapshot(fn_after),
+            lost_count=lost_count,
+            lost_top=lost_top,
+            recommendation=recommendation(fn_after),
+        )
+        alertname = ALERTNAMES[
+            "recall_regression" if kind != "same_mining" else "recall_regression_same_mining"
+        ]
+        return self.new_alert(aid, key, row, summary, description, evidence, alertname=alertname)

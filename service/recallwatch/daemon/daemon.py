@@ -1,0 +1,427 @@
+"""The daemon: every new complete checkpoint, evaluated once, its results stored and decided on.
+
+The pipeline, one hop per step (``Daemon.start`` schedules ``poll`` now and every
+``poll_interval_seconds``, as an APScheduler job with ``coalesce=True, max_instances=1``):
+
+1. found: ``Daemon.poll`` -> ``Discovery.discover`` scans each run directory (``scan_run``) for
+   newly complete checkpoints (ready marker present, settled). Each run is scanned on its own: an
+   error in one is logged with its name and the others go on.
+2. queued: ``Discovery.record`` stores each with its step and mining metadata as ``discovered``;
+   ``Daemon.dispatch`` takes free slots (``evaluation.concurrency``) in the order of
+   ``scheduling.next_checkpoints`` (``oldest_first`` round-robin, or ``latest_only``) and marks
+   them ``evaluating``.
+3. evaluated: ``Daemon.evaluate_checkpoint`` -> ``Daemon.evaluate_on`` runs each held-out set in a
+   child process (``runner.run_isolated``; a timeout or crash is a counted failure), skipping any
+   already done under the same idempotency key.
+4. stored: ``Daemon.evaluate_on`` writes each result in one transaction
+   (``store.results.record_evaluation``; a failure with ``record_failure``).
+5. audited: ``FnAuditor.audit`` attaches the false-negative estimate of the checkpoint's mined set
+   (audited once per set, in a child process); then the checkpoint is ``evaluated``.
+6. decided: ``Daemon.after_evaluation`` hands a checkpoint that became ``evaluated`` or ``failed``
+   to ``on_checkpoint``: with a notifier, ``alerting.Notifier.after_checkpoint`` decides the
+   regression and writes alerts with their outbox messages. It runs in the evaluation's slot:
+   keep it quick.
+7. notified: the notifier's delivery workers (``Notifier.start``) send the outbox's messages; a
+   ``notifications`` job runs the periodic rules (``Notifier.tick``) every
+   ``NOTIFY_TICK_SECONDS``.
+
+Each finished evaluation frees its slot and dispatches the next at once, so a backfill does not
+wait for polls. ``Daemon.prepare`` first re-queues what a crash or a config change left behind.
+The exporter and the HTTP API read the store; nothing here keeps state that a restart would lose.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from recallwatch.config import Config, HeldoutConfig, RunConfig, dataset_key
+from recallwatch.daemon.auditor import FnAuditor
+from recallwatch.daemon.discovery import Discovery
+from recallwatch.daemon.runner import (
+    AuditRunner,
+    EvaluationError,
+    Interrupted,
+    Job,
+    Runner,
+    estimate_isolated,
+    run_isolated,
+)
+from recallwatch.daemon.scheduling import next_checkpoints, skip
+from recallwatch.logs import fields
+from recallwatch.store import CheckpointRow, NewEvaluation, Store
+
+if TYPE_CHECKING:
+    from recallwatch.alerting.notifier import Notifier
+
+__all__ = ["NOTIFY_TICK_SECONDS", "Daemon"]
+
+#: The daemon's log: one logger name for its whole pipeline.
+log = logging.getLogger("recallwatch.daemon")
+
+Clock = Callable[[], float]
+#: How often the periodic alert rules run (no recent evaluation, repeats, Alertmanager re-sends).
+NOTIFY_TICK_SECONDS = 10.0
+
+
+class Daemon:
+    """Watch the configured runs and evaluate each new complete checkpoint once."""
+
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        *,
+        clock: Clock = time.time,
+        runner: Runner = run_isolated,
+        fn_runner: AuditRunner = estimate_isolated,
+        on_checkpoint: Callable[[CheckpointRow], None] | None = None,
+        notifier: Notifier | None = None,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.clock = clock
+        self.runner = runner
+        #: Called with a checkpoint that became evaluated or failed (the regression decision and
+        #: alert delivery hang here); its errors are logged, never fatal.
+        self.on_checkpoint = on_checkpoint
+        #: The regression decision and alert delivery (``alerting.Notifier``), when configured.
+        self.notifier = notifier
+        if notifier is not None and on_checkpoint is None:
+            self.on_checkpoint = notifier.after_checkpoint
+        self.discovery = Discovery(store, clock)
+        #: The false-negative auditor; None without a ``false_negatives`` section.
+        self.auditor = (
+            None
+            if config.false_negatives is None
+            else FnAuditor(config.false_negatives, store, fn_runner, clock)
+        )
+        self.last_poll_at: float | None = None
+        self.last_poll_error: str | None = None
+        self._run_ids: dict[str, int] = {}
+        self._keys: dict[str, dict[str, str]] = {}
+        self._inflight: dict[int, Future[None]] = {}
+        self._lock = threading.RLock()
+        self._idle = threading.Condition(self._lock)
+        self._stopping = False
+        self._cancel = threading.Event()
+        self._pool = ThreadPoolExecutor(
+            max_workers=config.evaluation.concurrency, thread_name_prefix="evaluation"
+        )
+        self._scheduler: BackgroundScheduler | None = None
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def prepare(self, *, retry_failed: bool = False) -> None:
+        """Register runs; re-queue interrupted, re-keyed and (if asked) failed checkpoints."""
+        now = self.clock()
+        for row in self.store.queue.recover(now):
+            log.warning(
+                "re-running a checkpoint interrupted mid-evaluation",
+                extra=fields(run=row.run, checkpoint=row.name, step=row.step),
+            )
+        for run in self.config.runs:
+            run_id = self.store.queue.ensure_run(run.name, str(run.directory), now)
+            self._run_ids[run.name] = run_id
+            self._keys[run.name] = {
+                h.dataset: dataset_key(self.config, run, h) for h in self.config.heldout
+            }
+            requeued = self.store.queue.rekey(run_id, self._eval_key(run.name), now)
+            if requeued:
+                log.info(
+                    "evaluation settings changed: %d checkpoint(s) queued again",
+                    requeued,
+                    extra=fields(run=run.name),
+                )
+            if retry_failed:
+                retried = self.store.queue.requeue_failed(run_id, now)
+                log.info(
+                    "%d failed checkpoint(s) queued again", retried, extra=fields(run=run.name)
+                )
+                if self.auditor is not None:
+                    audits = self.auditor.requeue_failed(run_id, now)
+                    log.info(
+                        "%d failed false-negative audit(s) queued again",
+                        audits,
+                        extra=fields(run=run.name),
+                    )
+        if self.auditor is None:
+            log.info("false-negative estimation is off (no false_negatives section in the config)")
+
+    def start(self, *, retry_failed: bool = False) -> None:
+        """Prepare, then poll now and every ``poll_interval_seconds`` in a background thread."""
+        self.prepare(retry_failed=retry_failed)
+        scheduler = BackgroundScheduler(timezone=UTC)
+        jobs = {"coalesce": True, "max_instances": 1, "misfire_grace_time": None}
+        scheduler.add_job(
+            self.poll,
+            "interval",
+            seconds=self.config.poll_interval_seconds,
+            id="discovery",
+            next_run_time=datetime.now(UTC),
+            **jobs,
+        )
+        if self.notifier is not None:
+            # Delivery first: messages a crash left in the outbox go out without waiting.
+            self.notifier.start()
+            scheduler.add_job(
+                self.notifier.tick,
+                "interval",
+                seconds=NOTIFY_TICK_SECONDS,
+                id="notifications",
+                **jobs,
+            )
+        scheduler.start()
+        self._scheduler = scheduler
+
+    @property
+    def scheduler_running(self) -> bool:
+        """Whether the discovery job is scheduled."""
+        return self._scheduler is not None and bool(self._scheduler.running)
+
+    def stop(self, grace_seconds: float | None = None) -> None:
+        """Stop polling; let running evaluations finish within the grace period, else re-queue."""
+        grace = (
+            self.config.evaluation.shutdown_grace_seconds
+            if grace_seconds is None
+            else grace_seconds
+        )
+        with self._lock:
+            self._stopping = True
+        if self._scheduler is not None and self._scheduler.running:
+            self._scheduler.shutdown(wait=True)
+        if not self.wait_idle(grace):
+            log.warning(
+                "evaluation still running after the %.0f s grace period: stopping it; "
+                "it will be re-run at the next start",
+                grace,
+            )
+            self._cancel.set()
+        self._pool.shutdown(wait=True)
+        if self.notifier is not None:
+            self.notifier.stop()
+
+    def force_stop(self) -> None:
+        """Stop running evaluations now (a second signal); they are re-run at the next start."""
+        self._cancel.set()
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait until no evaluation runs; False on timeout."""
+        deadline = time.monotonic() + timeout
+        with self._idle:
+            while self._inflight:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._idle.wait(left)
+        return True
+
+    # -- 1, 2: found, queued ------------------------------------------------------------------
+
+    def poll(self) -> None:
+        """Scan every run for newly complete checkpoints, then dispatch evaluations."""
+        errors: list[str] = []
+        for run in self.config.runs:
+            try:
+                errors += self.discovery.discover(
+                    run, self._run_ids[run.name], self._eval_key(run.name)
+                )
+            except Exception as exc:  # one run's failure must not stop the others, nor the job
+                errors.append(f"run {run.name}: {type(exc).__name__}: {exc}")
+                log.exception(
+                    "discovery failed; retrying at the next poll", extra=fields(run=run.name)
+                )
+        self.last_poll_error = "; ".join(errors) or None
+        self.last_poll_at = self.clock()
+        self.dispatch()
+
+    def dispatch(self) -> None:
+        """Start evaluations of queued checkpoints while slots are free."""
+        with self._lock:
+            if self._stopping:
+                return
+            free = self.config.evaluation.concurrency - len(self._inflight)
+            chosen = next_checkpoints(
+                self.config, self.store, free, running=self._inflight.keys(), clock=self.clock
+            )
+            for row in chosen:
+                if self.store.queue.set_state(
+                    row.id, "evaluating", self.clock(), expect=["discovered"]
+                ):
+                    self._inflight[row.id] = self._pool.submit(self._evaluate_and_continue, row)
+
+    def _evaluate_and_continue(self, row: CheckpointRow) -> None:
+        try:
+            self.evaluate_checkpoint(row)
+        except Exception as exc:
+            log.exception(
+                "unexpected error evaluating a checkpoint",
+                extra=fields(run=row.run, checkpoint=row.name),
+            )
+            now = self.clock()
+            self.store.results.record_failure(
+                row.id,
+                dataset="",
+                encoder="",
+                config_hash="",
+                started_at=now,
+                finished_at=now,
+                reason="internal",
+                message=f"{type(exc).__name__}: {exc} (the daemon log has the traceback)",
+            )
+        finally:
+            self.after_evaluation(row)
+            # Free the slot and take the next checkpoint under one lock, so that "idle" is never
+            # observed between two evaluations of a backfill.
+            with self._idle:
+                self._inflight.pop(row.id, None)
+                try:
+                    self.dispatch()
+                finally:
+                    self._idle.notify_all()
+
+    # -- 3, 4, 5: evaluated, stored, audited ---------------------------------------------------
+
+    def evaluate_checkpoint(self, row: CheckpointRow) -> None:
+        """Evaluate a checkpoint on every held-out set, store the results, audit, set its state."""
+        run = self.config.run(row.run)
+        if not row.audit_only and not Path(row.path).is_dir():
+            self._skip(row, "deleted", "the checkpoint was deleted before its evaluation")
+            return
+        for heldout in self.config.heldout:
+            if not self.evaluate_on(row, run, heldout):
+                return  # failed, skipped or re-queued: the state says which
+        if self.auditor is not None and not self.auditor.audit(
+            run, self._run_ids[run.name], row, self._cancel
+        ):
+            return  # stopped by shutdown: queued again
+        self.store.queue.set_state(row.id, "evaluated", self.clock())
+
+    def evaluate_on(self, row: CheckpointRow, run: RunConfig, heldout: HeldoutConfig) -> bool:
+        """Evaluate on one held-out set and store the result (unless done under its key).
+
+        False to stop: the evaluation failed (recorded), or the checkpoint was skipped or queued
+        again.
+        """
+        encoder = self.config.encoder_for(run)
+        key = self._keys[run.name][heldout.dataset]
+        done = self.store.results.done_evaluation(row.id, heldout.dataset, encoder.spec, key)
+        if done is not None:
+            return True  # idempotent: already evaluated under this key
+        job = Job(
+            checkpoint=row.path,
+            encoder=encoder.model_dump(mode="json"),
+            heldout=str(heldout.path),
+            split=heldout.split,
+            relevance_level=heldout.relevance_level,
+            ks=list(self.config.evaluation.ks),
+            similarity=self.config.evaluation.similarity,
+            shard_rows=self.config.evaluation.shard_rows,
+        )
+        where = fields(run=run.name, checkpoint=row.name, step=row.step, dataset=heldout.dataset)
+        started, t0 = self.clock(), time.monotonic()
+        try:
+            result = self.runner(job, self.config.evaluation.timeout_seconds, self._cancel)
+        except Interrupted:
+            self.store.queue.set_state(row.id, "discovered", self.clock(), reason="interrupted")
+            log.warning("evaluation stopped by shutdown; it will be re-run", extra=where)
+            return False
+        except EvaluationError as exc:
+            if not Path(row.path).is_dir():
+                self._skip(row, "deleted", "the checkpoint was deleted during its evaluation")
+                return False
+            self.store.results.record_failure(
+                row.id,
+                dataset=heldout.dataset,
+                encoder=encoder.spec,
+                config_hash=key,
+                started_at=started,
+                finished_at=self.clock(),
+                reason=exc.reason,
+                message=exc.message,
+            )
+            where["fields"]["reason"] = exc.reason
+            log.warning("evaluation failed: %s", exc.message, extra=where)
+            return False
+        duration = time.monotonic() - t0
+        self.store.results.record_evaluation(
+            NewEvaluation(
+                checkpoint_id=row.id,
+                dataset=heldout.dataset,
+                encoder=encoder.spec,
+                config_hash=key,
+                started_at=started,
+                finished_at=self.clock(),
+                metrics=result.metrics,
+                timings=result.timings,
+                counts=result.counts,
+                outcomes=result.outcomes,
+            ),
+            self._run_ids[run.name],
+        )
+        where["fields"].update(
+            duration_seconds=round(duration, 3),
+            **_headline(result.metrics, self.config.evaluation.ks),
+        )
+        log.info("evaluated", extra=where)
+        return True
+
+    # -- 6: decided (and 7, notified, by the notifier's workers) --------------------------------
+
+    def after_evaluation(self, row: CheckpointRow) -> None:
+        """Hand a checkpoint that reached evaluated or failed to ``on_checkpoint``."""
+        if self.on_checkpoint is None:
+            return
+        try:
+            done = self.store.queue.checkpoint_by_id(row.id)
+            if done.state in ("evaluated", "failed"):
+                self.on_checkpoint(done)
+        except Exception:
+            log.exception(
+                "the after-evaluation hook failed", extra=fields(run=row.run, checkpoint=row.name)
+            )
+
+    # -- readiness and helpers ----------------------------------------------------------------
+
+    def readiness(self) -> dict[str, Any]:
+        """The checks behind ``/readyz``: store open, scheduler running, last poll recent."""
+        now = self.clock()
+        limit = 2 * self.config.poll_interval_seconds + 10.0
+        recent = self.last_poll_at is not None and now - self.last_poll_at <= limit
+        checks = {
+            "store": self.store.ping(),
+            "scheduler": self.scheduler_running,
+            "recent_poll": recent,
+        }
+        return {
+            "ready": all(checks.values()),
+            "checks": checks,
+            "last_poll_at": self.last_poll_at,
+            "last_poll_error": self.last_poll_error,
+            "evaluating": len(self._inflight),
+        }
+
+    def _skip(self, row: CheckpointRow, reason: str, message: str) -> None:
+        skip(self.store, row, reason, message, self.clock())
+
+    def _eval_key(self, run: str) -> str:
+        return json.dumps(self._keys[run], sort_keys=True, separators=(",", ":"))
+
+
+def _headline(metrics: dict[str, dict[int, float]], ks: list[int]) -> dict[str, float]:
+    out = {
+        f"recall@{k}": round(metrics["recall"][k], 4) for k in ks if k in metrics.get("recall", {})
+    }
+    k10 = 10 if 10 in ks else ks[-1]
+    if k10 in metrics.get("ndcg", {}):
+        out[f"ndcg@{k10}"] = round(metrics["ndcg"][k10], 4)
+    return out

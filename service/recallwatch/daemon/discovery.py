@@ -1,0 +1,280 @@
+"""Discovery: find the newly complete checkpoints of each run and queue them, once each.
+
+``Discovery.discover`` scans one run directory (``scan_run``), records each newly complete
+checkpoint with its step and mining metadata as ``discovered`` (the queue's first state), and
+skips queued checkpoints whose directory vanished before their evaluation.
+
+A checkpoint is a directory under the run directory matching the run's glob (``checkpoint-*``).
+It is complete when its ready marker exists and nothing in it (files or directories, recursively)
+was modified for ``settle_seconds``; until then it is half-written and never evaluated. The step
+is the last number in the directory name, else ``global_step`` of ``trainer_state.json``.
+
+Mining metadata (default ``mining.json``, looked up in the checkpoint, then in the run directory)
+is JSON or YAML; its fingerprint is the SHA-256 of its canonical JSON (sorted keys, no spaces), so
+key order and formatting do not count as a mining change.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from recallwatch.config import RunConfig
+from recallwatch.daemon.scheduling import skip
+from recallwatch.errors import InputError, RecallwatchError
+from recallwatch.logs import fields
+from recallwatch.store import Store
+
+__all__ = [
+    "Discovery",
+    "FoundCheckpoint",
+    "MiningMetadata",
+    "canonical_json",
+    "checkpoint_dirs",
+    "checkpoint_step",
+    "fingerprint",
+    "newest_mtime",
+    "read_mining_metadata",
+    "scan_run",
+]
+
+#: The daemon's log: one logger name for its whole pipeline.
+log = logging.getLogger("recallwatch.daemon")
+
+
+@dataclass(frozen=True)
+class FoundCheckpoint:
+    """A checkpoint directory seen in one scan of a run."""
+
+    name: str
+    path: Path
+    step: int | None
+    complete: bool
+    #: Wall-clock time of its last modification (when it became complete, once it is).
+    modified_at: float
+
+
+@dataclass(frozen=True)
+class MiningMetadata:
+    """How the negatives a checkpoint trained on were mined, and the fingerprint of that."""
+
+    path: Path
+    content: Any
+    canonical: str
+    fingerprint: str
+
+
+def canonical_json(value: Any) -> str:
+    """Serialise JSON-compatible data canonically: sorted keys, no whitespace, UTF-8 kept."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def fingerprint(value: Any) -> str:
+    """SHA-256 (hex) of the canonical JSON of ``value``."""
+    return hashlib.sha256(canonical_json(value).encode("utf-8")).hexdigest()
+
+
+def checkpoint_step(path: Path) -> int | None:
+    """The training step: the last number in the name, else ``trainer_state.json``'s global_step."""
+    numbers = re.findall(r"\d+", path.name)
+    if numbers:
+        return int(numbers[-1])
+    try:
+        state = json.loads((path / "trainer_state.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    step = state.get("global_step") if isinstance(state, dict) else None
+    return step if isinstance(step, int) and not isinstance(step, bool) else None
+
+
+def newest_mtime(path: Path) -> float:
+    """Latest modification time of the directory or anything under it (symlinks not followed)."""
+    newest = path.stat().st_mtime
+    stack = [path]
+    while stack:
+        with os.scandir(stack.pop()) as entries:
+            for entry in entries:
+                st = entry.stat(follow_symlinks=False)
+                newest = max(newest, st.st_mtime)
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append(Path(entry.path))
+    return newest
+
+
+def _examine(path: Path, ready_marker: str, settle_seconds: float, now: float) -> FoundCheckpoint:
+    step = checkpoint_step(path)
+    try:
+        modified = newest_mtime(path)
+    except FileNotFoundError:  # being rotated away while we look
+        return FoundCheckpoint(path.name, path, step, False, now)
+    except OSError as exc:  # e.g. a subdirectory the trainer made unreadable to us
+        log.warning(
+            "cannot read checkpoint %s (%s); it stays pending until it is readable",
+            path,
+            exc.strerror or exc,
+        )
+        return FoundCheckpoint(path.name, path, step, False, now)
+    # A modification time in the future (clock skew on shared storage) counts as "just now".
+    complete = (path / ready_marker).exists() and min(modified, now) <= now - settle_seconds
+    return FoundCheckpoint(path.name, path, step, complete, modified)
+
+
+def checkpoint_dirs(directory: Path, glob: str) -> list[Path]:
+    """The checkpoint directories of a run (hidden ones, e.g. a trainer's temp dirs, excluded)."""
+    if not directory.is_dir():
+        return []
+    return [p for p in directory.glob(glob) if p.is_dir() and not p.name.startswith(".")]
+
+
+def scan_run(
+    directory: Path,
+    glob: str,
+    ready_marker: str,
+    settle_seconds: float,
+    *,
+    now: float,
+    skip: Collection[str] = (),
+) -> list[FoundCheckpoint]:
+    """The checkpoints of a run not named in ``skip``, complete or not, by step then name."""
+    found = [
+        _examine(p, ready_marker, settle_seconds, now)
+        for p in checkpoint_dirs(directory, glob)
+        if p.name not in skip
+    ]
+    return sorted(found, key=lambda c: (c.step is None, c.step or 0, c.name))
+
+
+def _parse(path: Path, text: str) -> Any:
+    if path.suffix == ".json":
+        return json.loads(text)
+    return yaml.safe_load(text)  # YAML is a superset of JSON
+
+
+def read_mining_metadata(checkpoint: Path, run_dir: Path, filename: str) -> MiningMetadata | None:
+    """Read a checkpoint's mining metadata (checkpoint first, then run directory), if any."""
+    for candidate in (checkpoint / filename, run_dir / filename):
+        try:
+            text = candidate.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            continue
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InputError(f"cannot read mining metadata: {exc}", path=candidate) from exc
+        try:
+            content = _parse(candidate, text)
+        except (ValueError, yaml.YAMLError) as exc:
+            raise InputError(
+                f"mining metadata is not valid JSON or YAML: {exc}", path=candidate
+            ) from exc
+        try:
+            canonical = canonical_json(content)
+        except (TypeError, ValueError) as exc:  # YAML dates and the like
+            raise InputError(
+                f"mining metadata must be plain JSON data: {exc}", path=candidate
+            ) from exc
+        digest = hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+        return MiningMetadata(candidate, content, canonical, digest)
+    return None
+
+
+class Discovery:
+    """Record the newly complete checkpoints of runs in the store's queue."""
+
+    def __init__(self, store: Store, clock: Callable[[], float]) -> None:
+        self.store = store
+        self.clock = clock
+        #: (run, checkpoint) that could not be recorded: warned about once, retried each poll.
+        self._unrecordable: set[tuple[str, str]] = set()
+
+    def discover(self, run: RunConfig, run_id: int, eval_key: str) -> list[str]:
+        """Record the run's newly complete checkpoints; return one message per one that failed.
+
+        Queued checkpoints whose directory is gone are ``skipped`` (reason ``deleted``).
+        """
+        errors: list[str] = []
+        now = self.clock()
+        known = self.store.queue.checkpoint_names(run_id)
+        # Known checkpoints are not walked again: a poll stays cheap however long the run.
+        found = scan_run(
+            run.directory,
+            run.checkpoint_glob,
+            run.ready_marker,
+            run.settle_seconds,
+            now=now,
+            skip=known,
+        )
+        for ckpt in found:
+            if not ckpt.complete:
+                continue
+            try:
+                self.record(run, run_id, eval_key, ckpt, now)
+            except Exception as exc:  # one bad checkpoint must not hide the ones after it
+                errors.append(f"run {run.name}: {ckpt.name!r}: {type(exc).__name__}: {exc}")
+                if (run.name, ckpt.name) not in self._unrecordable:
+                    self._unrecordable.add((run.name, ckpt.name))
+                    log.warning(
+                        "cannot record checkpoint %r (%s: %s); it is retried at every poll",
+                        ckpt.name,
+                        type(exc).__name__,
+                        exc,
+                        extra=fields(run=run.name),
+                    )
+        present = {p.name for p in checkpoint_dirs(run.directory, run.checkpoint_glob)}
+        for row in self.store.queue.checkpoints(run.name, states=["discovered"]):
+            if row.audit_only:
+                continue  # evaluated already: its audit needs the mined set, not the directory
+            if row.name not in present and not Path(row.path).exists():
+                skip(
+                    self.store,
+                    row,
+                    "deleted",
+                    "the checkpoint was deleted before its evaluation",
+                    self.clock(),
+                )
+        return errors
+
+    def record(
+        self, run: RunConfig, run_id: int, eval_key: str, ckpt: FoundCheckpoint, now: float
+    ) -> None:
+        """Read one complete checkpoint's mining metadata and queue it (``discovered``)."""
+        mining, mining_error = None, None
+        try:
+            mining = read_mining_metadata(ckpt.path, run.directory, run.mining_metadata)
+        except RecallwatchError as exc:
+            mining_error = str(exc)
+            log.warning(
+                "unreadable mining metadata: %s",
+                exc,
+                extra=fields(run=run.name, checkpoint=ckpt.name),
+            )
+        added = self.store.queue.add_checkpoint(
+            run_id,
+            name=ckpt.name,
+            path=str(ckpt.path),
+            step=ckpt.step,
+            eval_key=eval_key,
+            completed_at=ckpt.modified_at,
+            now=now,
+            mining_fingerprint=mining.fingerprint if mining else None,
+            mining_content=mining.canonical if mining else None,
+            mining_path=str(mining.path) if mining else None,
+            mining_error=mining_error,
+        )
+        if added is not None:
+            log.info(
+                "discovered a complete checkpoint",
+                extra=fields(
+                    run=run.name,
+                    checkpoint=ckpt.name,
+                    step=ckpt.step,
+                    mining_fingerprint=(mining.fingerprint[:12] if mining else None),
+                ),
+            )

@@ -1,0 +1,360 @@
+"""Run one evaluation (a checkpoint on a held-out set), or one FN-rate audit, in a child process.
+
+The daemon never evaluates in its own process: a child (``python -m recallwatch.daemon.runner``)
+loads the held-out set, opens the encoder (importing torch only if the encoder needs it),
+evaluates, and writes a small result file (means, timings, counts, compact per-query outcomes).
+So a hung evaluation can be killed at its timeout, a crash (segfault, out of memory) is a counted
+failure rather than the end of the daemon, and the daemon's memory stays that of a small web
+service.
+
+The false-negative audit of a mined set (``recallwatch fn-rate``'s ``run_audit``, with the options
+of an ``AuditSpec``) runs the same way, so a judge model's torch never enters the daemon either.
+
+The child exits by itself when its parent dies (``kill -9`` of the daemon), so no orphan keeps
+evaluating.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from recallwatch.errors import EvaluationError, RecallwatchError
+from recallwatch.mining.audit_spec import AuditSpec
+from recallwatch.store import FnBucket, FnEstimate
+
+__all__ = [
+    "AuditJob",
+    "AuditRunner",
+    "EvaluationError",
+    "Interrupted",
+    "Job",
+    "Result",
+    "Runner",
+    "estimate_in_process",
+    "estimate_isolated",
+    "estimate_job",
+    "evaluate_job",
+    "run_in_process",
+    "run_isolated",
+]
+
+#: Failure reasons (``EvaluationError.reason``) of the runner itself; the others are
+#: ``RecallwatchError.reason`` values.
+TIMEOUT, CRASHED, INTERNAL, NOT_JUDGED = "timeout", "crashed", "internal", "not_judged"
+
+
+@dataclass(frozen=True)
+class Job:
+    """What to evaluate: plain data, so it crosses the process boundary as JSON."""
+
+    checkpoint: str
+    encoder: dict[str, Any]
+    heldout: str
+    split: str
+    relevance_level: int
+    ks: list[int]
+    similarity: str
+    shard_rows: int
+
+
+@dataclass(frozen=True)
+class Result:
+    """What an evaluation produced, small enough to store."""
+
+    encoder: str
+    metrics: dict[str, dict[int, float]]
+    timings: dict[str, float]
+    counts: dict[str, int]
+    #: query id -> relevant doc id -> 1-based rank within the top max(k), 0 when not retrieved.
+    outcomes: dict[str, dict[str, int]]
+
+
+class Interrupted(Exception):  # noqa: N818 - a signal to re-queue, not an error
+    """The evaluation was stopped by shutdown; it must be re-run."""
+
+
+#: ``runner(job, timeout_seconds, cancel)`` returns a ``Result`` or raises one of the above.
+Runner = Callable[[Job, float, threading.Event], Result]
+
+
+def evaluate_job(job: Job) -> Result:
+    """Evaluate in this process (what the child runs)."""
+    from recallwatch.encoders import EncoderOptions, open_source
+    from recallwatch.evaluation.heldout import load_heldout
+    from recallwatch.evaluation.pipeline import evaluate
+
+    heldout = load_heldout(job.heldout, job.split, job.relevance_level)
+    enc = job.encoder
+    options = EncoderOptions(**{k: v for k, v in enc.items() if k != "spec"})
+    source = open_source(enc["spec"], job.checkpoint, options)
+    ev = evaluate(
+        heldout,
+        source,
+        ks=job.ks,
+        similarity=job.similarity,  # type: ignore[arg-type]
+        shard_rows=job.shard_rows,
+    )
+    doc_position = {d: i for i, d in enumerate(heldout.corpus_ids)}
+    outcomes: dict[str, dict[str, int]] = {}
+    for qi, qid in enumerate(heldout.query_ids):
+        ranked = ev.topk.positions[qi]
+        ranks: dict[str, int] = {}
+        for doc in heldout.relevant(qid):
+            hits = (ranked == doc_position[doc]).nonzero()[0]
+            ranks[doc] = int(hits[0]) + 1 if hits.size else 0
+        outcomes[qid] = ranks
+    return Result(
+        encoder=source.name,
+        metrics=ev.metrics.means(),
+        timings=dict(ev.timings),
+        counts={
+            "queries": ev.num_queries,
+            "excluded_queries": ev.num_excluded_queries,
+            "documents": ev.num_docs,
+            "dimension": ev.dim,
+        },
+        outcomes=outcomes,
+    )
+
+
+def run_in_process(job: Job, timeout: float, cancel: threading.Event) -> Result:
+    """Evaluate in the calling thread (tests, and tools that need no isolation); no timeout."""
+    result: Result = _translated(evaluate_job, job)
+    return result
+
+
+def run_isolated(
+    job: Job,
+    timeout: float,
+    cancel: threading.Event,
+    *,
+    python: str = sys.executable,
+    env: dict[str, str] | None = None,
+) -> Result:
+    """Evaluate in a child process; kill it at ``timeout`` seconds or when ``cancel`` is set."""
+    r = _in_child("evaluate", asdict(job), timeout, cancel, python=python, env=env)
+    return Result(
+        encoder=r["encoder"],
+        metrics={m: {int(k): v for k, v in by_k.items()} for m, by_k in r["metrics"].items()},
+        timings=r["timings"],
+        counts=r["counts"],
+        outcomes=r["outcomes"],
+    )
+
+
+# -- the false-negative audit of a mined set -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AuditJob:
+    """An FN-rate audit of one mined set: where it is, and the audit's options.
+
+    The spec's http options name where the judges' header values are, never the values (this job
+    is written to a file): the audit process reads them from the environment it inherits.
+    """
+
+    mined_set: str
+    corpus: str
+    spec: AuditSpec
+    #: ``range_min`` used when mining (sentence-transformers formats): added to each position.
+    rank_offset: int = 0
+
+    def as_json(self) -> dict[str, Any]:
+        """Plain data, to cross the process boundary."""
+        return {
+            "mined_set": self.mined_set,
+            "corpus": self.corpus,
+            "spec": self.spec.model_dump(mode="json"),
+            "rank_offset": self.rank_offset,
+        }
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> AuditJob:
+        """The job ``as_json`` wrote."""
+        return cls(
+            mined_set=doc["mined_set"],
+            corpus=doc["corpus"],
+            spec=AuditSpec.model_validate(doc["spec"]),
+            rank_offset=doc["rank_offset"],
+        )
+
+
+#: ``audit_runner(job, timeout_seconds, cancel)``: an FN-rate audit, like ``Runner``.
+AuditRunner = Callable[[AuditJob, float, threading.Event], FnEstimate]
+
+
+def estimate_job(job: AuditJob) -> FnEstimate:
+    """Run the audit in this process (what the child runs): sample, judge, estimate, recommend."""
+    from recallwatch.mining.audit import run_audit
+    from recallwatch.mining.corpus import load_corpus
+    from recallwatch.mining.formats import read_mined
+    from recallwatch.mining.oracles import open_oracles
+
+    spec = job.spec
+    corpus = load_corpus(job.corpus)
+    mined = read_mined(job.mined_set, corpus, spec.import_options(rank_offset=job.rank_offset))
+    oracle = open_oracles(spec.oracles, spec.oracle_options(), agree=spec.agree)
+    audit = run_audit(mined, corpus, oracle, spec.audit_config())
+    best = audit.rates.best
+    if best is None:
+        raise EvaluationError(NOT_JUDGED, "the oracle could judge none of the sampled negatives")
+    ratio = audit.amplification.ratio
+    return FnEstimate(
+        oracle=audit.oracle.spec,
+        sample_size=audit.rates.judged,
+        false_negatives=audit.rates.false_negatives,
+        estimate=best.estimate,
+        lower=best.lower,
+        upper=best.upper,
+        random_estimate=(
+            audit.amplification.random.estimate if audit.amplification.random else None
+        ),
+        amplification=(
+            ratio.estimate if ratio is not None and math.isfinite(ratio.estimate) else None
+        ),
+        buckets=tuple(
+            FnBucket(
+                b.label, b.judged, b.false_negatives, b.rate.estimate, b.rate.lower, b.rate.upper
+            )
+            for b in audit.rates.buckets
+            if b.rate is not None
+        ),
+        details=audit.as_dict(),
+    )
+
+
+def estimate_in_process(job: AuditJob, timeout: float, cancel: threading.Event) -> FnEstimate:
+    """Run the audit in the calling thread, with errors translated as ``run_in_process`` does."""
+    estimate: FnEstimate = _translated(estimate_job, job)
+    return estimate
+
+
+def estimate_isolated(
+    job: AuditJob,
+    timeout: float,
+    cancel: threading.Event,
+    *,
+    python: str = sys.executable,
+    env: dict[str, str] | None = None,
+) -> FnEstimate:
+    """Run the audit in a child process (a judge model's torch stays out of the daemon)."""
+    r = _in_child("estimate", job.as_json(), timeout, cancel, python=python, env=env)
+    return FnEstimate(**{**r, "buckets": tuple(FnBucket(**b) for b in r["buckets"])})
+
+
+# -- the child process ---------------------------------------------------------------------------
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    """Kill the child and whatever it started (tokenizer or data-loader workers)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+def _in_child(
+    kind: str,
+    payload: dict[str, Any],
+    timeout: float,
+    cancel: threading.Event,
+    *,
+    python: str,
+    env: dict[str, str] | None,
+    poll_seconds: float = 0.1,
+) -> dict[str, Any]:
+    what = {"evaluate": "evaluation", "estimate": "false-negative audit"}[kind]
+    with tempfile.TemporaryDirectory(prefix=f"recallwatch-{kind}-") as tmp:
+        job_file, out_file = Path(tmp) / "job.json", Path(tmp) / "result.json"
+        job_file.write_text(json.dumps(payload), encoding="utf-8")
+        proc = subprocess.Popen(
+            [python, "-m", "recallwatch.daemon.runner", kind, str(job_file), str(out_file)],
+            stdin=subprocess.DEVNULL,
+            env=env,
+            # Its own session: a Ctrl-C on the daemon's terminal reaches the daemon only, which
+            # then lets the evaluation finish within the grace period instead of losing it.
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        try:
+            while proc.poll() is None:
+                if cancel.is_set():
+                    _kill_group(proc)
+                    raise Interrupted("stopped by shutdown")
+                if time.monotonic() >= deadline:
+                    _kill_group(proc)
+                    raise EvaluationError(
+                        TIMEOUT, f"the {kind} process took longer than {timeout:g} s"
+                    )
+                cancel.wait(poll_seconds)
+        finally:
+            if proc.poll() is None:  # an unexpected exception in this loop
+                _kill_group(proc)
+        if not out_file.is_file():
+            code = proc.returncode
+            how = (
+                f"was killed by {signal.Signals(-code).name}" if code < 0 else f"exited with {code}"
+            )
+            hint = " (out of memory?)" if code == -signal.SIGKILL else ""
+            raise EvaluationError(CRASHED, f"the {what} process {how}{hint}")
+        doc = json.loads(out_file.read_text(encoding="utf-8"))
+    if not doc["ok"]:
+        raise EvaluationError(doc["reason"], doc["message"])
+    result: dict[str, Any] = doc["result"]
+    return result
+
+
+def _translated(fn: Callable[[Any], Any], job: Any) -> Any:
+    try:
+        return fn(job)
+    except EvaluationError:
+        raise
+    except RecallwatchError as exc:
+        raise EvaluationError(exc.reason, str(exc)) from exc
+    except Exception as exc:
+        raise EvaluationError(INTERNAL, f"{type(exc).__name__}: {exc}") from exc
+
+
+def _exit_with_parent(parent: int) -> None:
+    while True:
+        time.sleep(1.0)
+        if os.getppid() != parent:
+            os._exit(70)
+
+
+def _child(kind: str, job_file: str, out_file: str) -> int:
+    from recallwatch.logs import configure
+
+    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
+    configure(os.environ.get("RECALLWATCH_LOG_FORMAT", "human"), "WARNING")
+    # Anything the encoder prints goes to stderr: stdout is not ours to share.
+    os.dup2(2, 1)
+    payload = json.loads(Path(job_file).read_text(encoding="utf-8"))
+    try:
+        if kind == "estimate":
+            r: Any = estimate_in_process(AuditJob.from_json(payload), 0.0, threading.Event())
+        else:
+            r = run_in_process(Job(**payload), 0.0, threading.Event())
+        doc: dict[str, Any] = {"ok": True, "result": asdict(r)}
+    except EvaluationError as exc:
+        doc = {"ok": False, "reason": exc.reason, "message": exc.message}
+    tmp = Path(out_file + ".tmp")
+    tmp.write_text(json.dumps(doc), encoding="utf-8")
+    tmp.replace(out_file)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_child(sys.argv[1], sys.argv[2], sys.argv[3]))

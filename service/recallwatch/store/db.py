@@ -1,0 +1,152 @@
+"""The database: one SQLite connection (WAL) behind a lock, transactions and migrations.
+
+Every write is one transaction (``transaction``); a failed ``COMMIT`` is rolled back, so the
+connection is never left inside a transaction, and after ``kill -9`` the store holds either the
+whole of a write or none of it. The connection is shared by the daemon's threads behind one
+re-entrant lock. ``Database.open`` with ``exclusive`` takes a file lock beside the database, so a
+second daemon on the same store fails with a clear error instead of corrupting it.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import Any
+
+from recallwatch.errors import RecallwatchError
+from recallwatch.store.schema import MIGRATIONS, SCHEMA_VERSION
+
+__all__ = ["Database", "StoreError"]
+
+_HINT = "check that the directory exists (or can be created) and is writable by this user"
+
+
+class StoreError(RecallwatchError):
+    """The store cannot be opened, locked or written."""
+
+    reason = "store"
+
+
+class Database:
+    """One SQLite connection shared by threads: queries, transactions, schema version, lock."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path, lock_fd: int | None) -> None:
+        self._conn = conn
+        self.path = path
+        self._lock_fd = lock_fd
+        self._mutex = threading.RLock()
+
+    @classmethod
+    def open(cls, path: Path | str, *, exclusive: bool = True) -> Database:
+        """Open (creating and migrating) the database; ``exclusive`` locks out a second daemon."""
+        p = Path(path)
+        lock_fd = None
+        try:
+            p.parent.mkdir(parents=True, exist_ok=True)
+            if p.is_dir():
+                raise StoreError(f"cannot open the store {p}: it is a directory")
+            if exclusive:
+                lock_fd = _lock(p)
+            conn = sqlite3.connect(p, timeout=10.0, isolation_level=None, check_same_thread=False)
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA busy_timeout = 10000")
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise StoreError(f"cannot open the store {p}: SQLite refused WAL mode ({mode})")
+            conn.execute("PRAGMA synchronous = FULL")
+            conn.execute("PRAGMA foreign_keys = ON")
+            db = cls(conn, p, lock_fd)
+            db._migrate()
+        except StoreError:
+            _unlock(lock_fd)
+            raise
+        except (OSError, sqlite3.Error) as exc:
+            _unlock(lock_fd)
+            raise StoreError(f"cannot open the store {p}: {exc}; {_HINT}") from exc
+        return db
+
+    def _migrate(self) -> None:
+        """Run each migration the database lacks, each in one transaction."""
+        version = self.schema_version
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"the store {self.path} has schema version {version}, newer than this recallwatch "
+                f"({SCHEMA_VERSION}); upgrade recallwatch"
+            )
+        for target in range(version + 1, SCHEMA_VERSION + 1):
+            with self.transaction() as conn:
+                for statement in MIGRATIONS[target - 1]:
+                    conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {target}")
+
+    @property
+    def schema_version(self) -> int:
+        """The schema version of the open database."""
+        with self._mutex:
+            return int(self._conn.execute("PRAGMA user_version").fetchone()[0])
+
+    def close(self) -> None:
+        """Checkpoint the WAL, close the connection and release the lock."""
+        with self._mutex:
+            with suppress(sqlite3.Error):
+                self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            self._conn.close()
+            _unlock(self._lock_fd)
+            self._lock_fd = None
+
+    def ping(self) -> bool:
+        """True when the database answers a query."""
+        try:
+            with self._mutex:
+                self._conn.execute("SELECT 1").fetchone()
+            return True
+        except sqlite3.Error:
+            return False
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction (``BEGIN IMMEDIATE``), committed at the end or rolled back."""
+        with self._mutex:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+                # Inside the try: a COMMIT that fails (busy, disk full, I/O error, a deferred
+                # constraint) must not leave the connection in a transaction, or every later
+                # BEGIN fails.
+                self._conn.execute("COMMIT")
+            except BaseException:
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                raise
+
+    def query(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> list[sqlite3.Row]:
+        """Every row of one read."""
+        with self._mutex:
+            return self._conn.execute(sql, params).fetchall()
+
+
+def _lock(path: Path) -> int:
+    lock_path = path.with_name(path.name + ".lock")
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+        os.close(fd)
+        raise StoreError(
+            f"the store {path} is in use by another recallwatch process (pid {holder}); "
+            "stop it or use another store.path"
+        ) from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
+
+
+def _unlock(fd: int | None) -> None:
+    if fd is not None:
+        os.close(fd)  # closing releases the flock

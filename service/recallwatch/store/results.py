@@ -1,0 +1,279 @@
+"""Results: evaluations (with their per-query outcomes), stage timings, false-negative estimates
+and failed false-negative audits.
+
+Idempotency: a finished evaluation is unique per (checkpoint, held-out set, encoder, config
+hash), enforced by a partial unique index; the daemon looks it up (``done_evaluation``) before
+evaluating, so a re-run after a crash skips what is stored. An evaluation's result and its stage
+timings are one transaction.
+
+Metric ``k`` keys are ``int`` in Python and strings in the stored JSON (``{"recall": {"10": ..}}``).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import zlib
+from collections.abc import Mapping
+
+from recallwatch.store.db import Database
+from recallwatch.store.rows import (
+    EvaluationRow,
+    FnAuditFailure,
+    FnBucket,
+    FnEstimate,
+    NewEvaluation,
+)
+
+__all__ = ["Results", "fn_estimate_row", "pack_outcomes", "unpack_outcomes"]
+
+
+def pack_outcomes(outcomes: Mapping[str, Mapping[str, int]]) -> bytes:
+    """Compress per-query outcomes (query -> relevant doc -> rank) for storage."""
+    return zlib.compress(json.dumps(outcomes, separators=(",", ":")).encode(), 6)
+
+
+def unpack_outcomes(blob: bytes) -> dict[str, dict[str, int]]:
+    """Inverse of ``pack_outcomes``."""
+    value: dict[str, dict[str, int]] = json.loads(zlib.decompress(blob))
+    return value
+
+
+def _metrics_json(metrics: Mapping[str, Mapping[int, float]]) -> str:
+    return json.dumps({m: {str(k): v for k, v in by_k.items()} for m, by_k in metrics.items()})
+
+
+def _metrics_from_json(text: str | None) -> dict[str, dict[int, float]]:
+    stored: dict[str, dict[str, float]] = json.loads(text or "{}")
+    return {m: {int(k): v for k, v in by_k.items()} for m, by_k in stored.items()}
+
+
+def _evaluation_row(row: sqlite3.Row) -> EvaluationRow:
+    return EvaluationRow(
+        id=row["id"],
+        checkpoint_id=row["checkpoint_id"],
+        dataset=row["dataset"],
+        encoder=row["encoder"],
+        config_hash=row["config_hash"],
+        status=row["status"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        metrics=_metrics_from_json(row["metrics"]),
+        timings=json.loads(row["timings"] or "{}"),
+        counts=json.loads(row["counts"] or "{}"),
+        reason=row["reason"],
+        message=row["message"],
+    )
+
+
+def fn_estimate_row(row: sqlite3.Row) -> FnEstimate:
+    """An ``FnEstimate`` from a row of ``fn_estimates``."""
+    return FnEstimate(
+        oracle=row["oracle"],
+        sample_size=row["sample_size"],
+        false_negatives=row["false_negatives"],
+        estimate=row["estimate"],
+        lower=row["lower"],
+        upper=row["upper"],
+        random_estimate=row["random_estimate"],
+        amplification=row["amplification"],
+        buckets=tuple(FnBucket(**b) for b in json.loads(row["buckets"])),
+        details=json.loads(row["details"]),
+    )
+
+
+class Results:
+    """What evaluating and auditing checkpoints produced."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    # -- evaluations ------------------------------------------------------------------------
+
+    def done_evaluation(
+        self, checkpoint_id: int, dataset: str, encoder: str, config_hash: str
+    ) -> int | None:
+        """The id of the finished evaluation with this idempotency key, if any."""
+        rows = self._db.query(
+            "SELECT id FROM evaluations WHERE checkpoint_id = ? AND dataset = ? AND encoder = ? "
+            "AND config_hash = ? AND status = 'done'",
+            (checkpoint_id, dataset, encoder, config_hash),
+        )
+        return int(rows[0][0]) if rows else None
+
+    def record_evaluation(self, ev: NewEvaluation, run_id: int) -> int:
+        """Store a finished evaluation and its stage timings in one transaction."""
+        with self._db.transaction() as conn:
+            cur = conn.execute(
+                "INSERT INTO evaluations(checkpoint_id, dataset, encoder, config_hash, status, "
+                "started_at, finished_at, metrics, timings, counts, outcomes) "
+                "VALUES (?, ?, ?, ?, 'done', ?, ?, ?, ?, ?, ?)",
+                (
+                    ev.checkpoint_id,
+                    ev.dataset,
+                    ev.encoder,
+                    ev.config_hash,
+                    ev.started_at,
+                    ev.finished_at,
+                    _metrics_json(ev.metrics),
+                    json.dumps(dict(ev.timings)),
+                    json.dumps(dict(ev.counts)),
+                    pack_outcomes(ev.outcomes),
+                ),
+            )
+            conn.executemany(
+                "INSERT INTO stage_timings(run_id, stage, seconds, recorded_at) "
+                "VALUES (?, ?, ?, ?)",
+                [(run_id, stage, secs, ev.finished_at) for stage, secs in ev.timings.items()],
+            )
+            return int(cur.lastrowid or 0)
+
+    def record_failure(
+        self,
+        checkpoint_id: int,
+        *,
+        dataset: str,
+        encoder: str,
+        config_hash: str,
+        started_at: float,
+        finished_at: float,
+        reason: str,
+        message: str,
+    ) -> None:
+        """Store a failed evaluation and mark its checkpoint ``failed``, in one transaction."""
+        with self._db.transaction() as conn:
+            conn.execute(
+                "INSERT INTO evaluations(checkpoint_id, dataset, encoder, config_hash, status, "
+                "started_at, finished_at, reason, message) "
+                "VALUES (?, ?, ?, ?, 'failed', ?, ?, ?, ?)",
+                (
+                    checkpoint_id,
+                    dataset,
+                    encoder,
+                    config_hash,
+                    started_at,
+                    finished_at,
+                    reason,
+                    message,
+                ),
+            )
+            conn.execute(
+                "UPDATE checkpoints SET state = 'failed', state_reason = ?, state_message = ?, "
+                "audit_only = 0, updated_at = ? WHERE id = ?",
+                (reason, message, finished_at, checkpoint_id),
+            )
+
+    def evaluations(self, checkpoint_id: int) -> list[EvaluationRow]:
+        """Every evaluation of a checkpoint, oldest first."""
+        rows = self._db.query(
+            "SELECT * FROM evaluations WHERE checkpoint_id = ? ORDER BY id", (checkpoint_id,)
+        )
+        return [_evaluation_row(r) for r in rows]
+
+    def current_evaluations(self, checkpoint_id: int) -> list[EvaluationRow]:
+        """The finished evaluations of a checkpoint under its current evaluation key."""
+        rows = self._db.query(
+            "SELECT e.* FROM evaluations e JOIN checkpoints c ON c.id = e.checkpoint_id "
+            "WHERE e.checkpoint_id = ? AND e.status = 'done' "
+            "AND e.config_hash = json_extract(c.eval_key, '$.\"' || e.dataset || '\"') "
+            "ORDER BY e.dataset",
+            (checkpoint_id,),
+        )
+        return [_evaluation_row(r) for r in rows]
+
+    def outcomes(self, evaluation_id: int) -> dict[str, dict[str, int]]:
+        """The per-query outcomes of a finished evaluation."""
+        rows = self._db.query("SELECT outcomes FROM evaluations WHERE id = ?", (evaluation_id,))
+        return unpack_outcomes(rows[0][0]) if rows and rows[0][0] is not None else {}
+
+    def record_stage(self, run_id: int, stage: str, seconds: float, now: float) -> None:
+        """Record the duration of a stage outside an evaluation (e.g. false_negatives)."""
+        with self._db.transaction() as conn:
+            conn.execute(
+                "INSERT INTO stage_timings(run_id, stage, seconds, recorded_at) "
+                "VALUES (?, ?, ?, ?)",
+                (run_id, stage, seconds, now),
+            )
+
+    # -- false negatives --------------------------------------------------------------------
+
+    def record_fn_estimate(
+        self,
+        checkpoint_id: int,
+        fingerprint: str | None,
+        config_hash: str,
+        est: FnEstimate,
+        now: float,
+    ) -> None:
+        """Store (or replace) the false-negative estimate attached to a checkpoint."""
+        row = {
+            "checkpoint_id": checkpoint_id,
+            "mining_fingerprint": fingerprint,
+            "config_hash": config_hash,
+            "oracle": est.oracle,
+            "sample_size": est.sample_size,
+            "false_negatives": est.false_negatives,
+            "estimate": est.estimate,
+            "lower": est.lower,
+            "upper": est.upper,
+            "random_estimate": est.random_estimate,
+            "amplification": est.amplification,
+            "buckets": json.dumps([b.__dict__ for b in est.buckets]),
+            "details": json.dumps(dict(est.details)),
+            "created_at": now,
+        }
+        with self._db.transaction() as conn:
+            conn.execute(
+                f"INSERT OR REPLACE INTO fn_estimates({', '.join(row)}) "
+                f"VALUES ({', '.join(':' + k for k in row)})",
+                row,
+            )
+
+    def fn_estimate_for(self, fingerprint: str, config_hash: str) -> FnEstimate | None:
+        """A stored estimate of the mined set with this fingerprint, to reuse across checkpoints."""
+        rows = self._db.query(
+            "SELECT * FROM fn_estimates WHERE mining_fingerprint = ? AND config_hash = ? "
+            "ORDER BY id DESC LIMIT 1",
+            (fingerprint, config_hash),
+        )
+        return fn_estimate_row(rows[0]) if rows else None
+
+    def fn_estimate(self, checkpoint_id: int) -> FnEstimate | None:
+        """The latest estimate attached to a checkpoint."""
+        rows = self._db.query(
+            "SELECT * FROM fn_estimates WHERE checkpoint_id = ? ORDER BY id DESC LIMIT 1",
+            (checkpoint_id,),
+        )
+        return fn_estimate_row(rows[0]) if rows else None
+
+    def record_fn_audit_failure(
+        self,
+        checkpoint_id: int,
+        run_id: int,
+        *,
+        fingerprint: str,
+        config_hash: str,
+        reason: str,
+        message: str,
+        now: float,
+    ) -> None:
+        """Record a failed false-negative audit of a checkpoint's mined set."""
+        with self._db.transaction() as conn:
+            conn.execute(
+                "INSERT INTO fn_audit_failures(run_id, checkpoint_id, mining_fingerprint, "
+                "config_hash, reason, message, failed_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (run_id, checkpoint_id, fingerprint, config_hash, reason, message, now),
+            )
+
+    def fn_audit_failure(self, checkpoint_id: int) -> FnAuditFailure | None:
+        """The latest failed audit of a checkpoint, if any."""
+        rows = self._db.query(
+            "SELECT reason, message, failed_at FROM fn_audit_failures WHERE checkpoint_id = ? "
+            "ORDER BY id DESC LIMIT 1",
+            (checkpoint_id,),
+        )
+        if not rows:
+            return None
+        return FnAuditFailure(
+            reason=rows[0]["reason"], message=rows[0]["message"], failed_at=rows[0]["failed_at"]
+        )

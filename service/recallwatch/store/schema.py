@@ -1,0 +1,174 @@
+"""The SQLite schema, as the list of migrations that builds it.
+
+The schema is versioned with ``PRAGMA user_version``; ``MIGRATIONS[i]`` takes version i to i + 1,
+and ``Database.open`` runs each missing one in a transaction of its own. Add a migration, never
+edit a released one.
+"""
+
+from __future__ import annotations
+
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION"]
+
+MIGRATIONS: list[list[str]] = [
+    # 0 -> 1: the initial schema.
+    [
+        """CREATE TABLE runs (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE,
+            directory TEXT NOT NULL,
+            created_at REAL NOT NULL)""",
+        """CREATE TABLE mining_configs (
+            fingerprint TEXT PRIMARY KEY,
+            content TEXT NOT NULL,
+            first_seen_at REAL NOT NULL)""",
+        """CREATE TABLE checkpoints (
+            id INTEGER PRIMARY KEY,
+            run_id INTEGER NOT NULL REFERENCES runs(id),
+            name TEXT NOT NULL,
+            path TEXT NOT NULL,
+            step INTEGER,
+            state TEXT NOT NULL CHECK (state IN
+                ('discovered', 'evaluating', 'evaluated', 'failed', 'skipped')),
+            eval_key TEXT NOT NULL,
+            mining_fingerprint TEXT REFERENCES mining_configs(fingerprint),
+            mining_path TEXT,
+            mining_error TEXT,
+            completed_at REAL NOT NULL,
+            discovered_at REAL NOT NULL,
+            updated_at REAL NOT NULL,
+            state_reason TEXT,
+            state_message TEXT,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            UNIQUE (run_id, name))""",
+        "CREATE INDEX checkpoints_by_state ON checkpoints(state, run_id)",
+        """CREATE TABLE evaluations (
+            id INTEGER PRIMARY KEY,
+            checkpoint_id INTEGER NOT NULL REFERENCES checkpoints(id),
+            dataset TEXT NOT NULL,
+            encoder TEXT NOT NULL,
+            config_hash TEXT NOT NULL,
+            status TEXT NOT NULL CHECK (status IN ('done', 'failed')),
+            started_at REAL NOT NULL,
+            finished_at REAL NOT NULL,
+            metrics TEXT,
+            timings TEXT,
+            counts TEXT,
+            outcomes BLOB,
+            reason TEXT,
+            message TEXT)""",
+        """CREATE UNIQUE INDEX evaluations_once
+            ON evaluations(checkpoint_id, dataset, encoder, config_hash) WHERE status = 'done'""",
+        """CREATE TABLE stage_timings (
+            id INTEGER PRIMARY KEY,
+            run_id INTEGER NOT NULL REFERENCES runs(id),
+            stage TEXT NOT NULL,
+            seconds REAL NOT NULL,
+            recorded_at REAL NOT NULL)""",
+        """CREATE TABLE fn_estimates (
+            id INTEGER PRIMARY KEY,
+            checkpoint_id INTEGER NOT NULL REFERENCES checkpoints(id),
+            mining_fingerprint TEXT,
+            config_hash TEXT NOT NULL,
+            oracle TEXT NOT NULL,
+            sample_size INTEGER NOT NULL,
+            false_negatives INTEGER NOT NULL,
+            estimate REAL NOT NULL,
+            lower REAL NOT NULL,
+            upper REAL NOT NULL,
+            random_estimate REAL,
+            amplification REAL,
+            buckets TEXT NOT NULL,
+            details TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            UNIQUE (checkpoint_id, config_hash))""",
+        # The regression decision per checkpoint (written by the alerting code).
+        """CREATE TABLE verdicts (
+            id INTEGER PRIMARY KEY,
+            checkpoint_id INTEGER NOT NULL REFERENCES checkpoints(id),
+            dataset TEXT NOT NULL,
+            metric TEXT NOT NULL,
+            k INTEGER NOT NULL,
+            kind TEXT NOT NULL,
+            baseline_checkpoint_id INTEGER REFERENCES checkpoints(id),
+            value REAL NOT NULL,
+            baseline_value REAL,
+            p_value REAL,
+            regressed INTEGER NOT NULL,
+            details TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            UNIQUE (checkpoint_id, dataset, metric, k, kind))""",
+    ],
+    # 1 -> 2: alerts and the notification outbox (written by the alerting code).
+    [
+        """CREATE TABLE alerts (
+            id TEXT PRIMARY KEY,
+            key TEXT NOT NULL,
+            rule TEXT NOT NULL,
+            run TEXT NOT NULL,
+            status TEXT NOT NULL CHECK (status IN ('firing', 'resolved')),
+            opened_at REAL NOT NULL,
+            last_notified_at REAL NOT NULL,
+            resolved_at REAL,
+            repeats INTEGER NOT NULL DEFAULT 0,
+            document TEXT NOT NULL)""",
+        "CREATE UNIQUE INDEX alerts_open_key ON alerts(key) WHERE status = 'firing'",
+        """CREATE TABLE outbox (
+            id INTEGER PRIMARY KEY,
+            message_id TEXT NOT NULL,
+            alert_id TEXT NOT NULL REFERENCES alerts(id),
+            channel TEXT NOT NULL,
+            rule TEXT NOT NULL,
+            event TEXT NOT NULL,
+            body BLOB NOT NULL,
+            state TEXT NOT NULL CHECK (state IN ('pending', 'delivered', 'failed')),
+            created_at REAL NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            failures INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at REAL NOT NULL,
+            last_attempt_at REAL,
+            last_status INTEGER,
+            last_error TEXT,
+            delivered_at REAL,
+            UNIQUE (message_id, channel))""",
+        "CREATE INDEX outbox_by_channel ON outbox(channel, state, id)",
+        "CREATE INDEX outbox_by_alert ON outbox(alert_id, id)",
+    ],
+    # 2 -> 3: failed false-negative audits (counted, retried on the next checkpoint of the set).
+    [
+        """CREATE TABLE fn_audit_failures (
+            id INTEGER PRIMARY KEY,
+            run_id INTEGER NOT NULL REFERENCES runs(id),
+            checkpoint_id INTEGER NOT NULL REFERENCES checkpoints(id),
+            mining_fingerprint TEXT NOT NULL,
+            config_hash TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            message TEXT NOT NULL,
+            failed_at REAL NOT NULL)""",
+        "CREATE INDEX fn_audit_failures_by_set ON fn_audit_failures(mining_fingerprint, id)",
+    ],
+    # 3 -> 4: monotonic notification counters per channel (outbox rows of Alertmanager re-sends are
+    # deleted, so counting rows could go down), seeded from the outbox as it stands.
+    [
+        """CREATE TABLE notification_counters (
+            channel TEXT NOT NULL,
+            name TEXT NOT NULL CHECK (name IN ('failed_attempts', 'failed_messages')),
+            value INTEGER NOT NULL,
+            PRIMARY KEY (channel, name))""",
+        """INSERT INTO notification_counters(channel, name, value)
+            SELECT channel, 'failed_attempts', SUM(failures) FROM outbox GROUP BY channel
+            HAVING SUM(failures) > 0""",
+        """INSERT INTO notification_counters(channel, name, value)
+            SELECT channel, 'failed_messages', COUNT(*) FROM outbox WHERE state = 'failed'
+            GROUP BY channel""",
+    ],
+    # 4 -> 5: "queued again only to retry the false-negative audit" becomes a column of its own
+    # (it was the pseudo-reason 'fn_retry' in state_reason, lost at the next state change).
+    [
+        "ALTER TABLE checkpoints ADD COLUMN audit_only INTEGER NOT NULL DEFAULT 0",
+        """UPDATE checkpoints SET audit_only = 1, state_reason = NULL
+            WHERE state_reason = 'fn_retry'""",
+    ],
+]
+
+#: The version a freshly opened store has.
+SCHEMA_VERSION = len(MIGRATIONS)

@@ -1,0 +1,143 @@
+"""Read views: summaries and aggregates for the Prometheus exporter and the HTTP API.
+
+Nothing here writes. Each view is one or a few queries over the tables the other aggregates own,
+and the rule of which false-negative estimate a checkpoint exports (``exported_fn_estimate``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from recallwatch.store.db import Database
+from recallwatch.store.queue import CheckpointQueue
+from recallwatch.store.results import Results, fn_estimate_row
+from recallwatch.store.rows import STATES, CheckpointRow, FnEstimate, RunSummary
+
+__all__ = ["ReadViews"]
+
+
+class ReadViews:
+    """Per-run summaries and counters, read at scrape or request time."""
+
+    def __init__(self, db: Database, queue: CheckpointQueue, results: Results) -> None:
+        self._db = db
+        self._queue = queue
+        self._results = results
+
+    def runs(self) -> list[RunSummary]:
+        """Every run with counts by state and its latest evaluated checkpoint."""
+        out = []
+        for run in self._db.query("SELECT id, name, directory FROM runs ORDER BY name"):
+            counts: dict[str, int] = dict.fromkeys(STATES, 0)
+            for state, n in self._db.query(
+                "SELECT state, COUNT(*) FROM checkpoints WHERE run_id = ? GROUP BY state", (run[0],)
+            ):
+                counts[state] = n
+            last = self._db.query(
+                "SELECT MAX(e.finished_at) FROM evaluations e JOIN checkpoints c "
+                "ON c.id = e.checkpoint_id WHERE c.run_id = ? AND e.status = 'done'",
+                (run[0],),
+            )[0][0]
+            out.append(RunSummary(run[1], run[2], counts, self.latest_evaluated(run[1]), last))
+        return out
+
+    def latest_evaluated(self, run: str) -> CheckpointRow | None:
+        """The evaluated checkpoint of a run with the highest step."""
+        rows = self._queue.checkpoints(run, states=["evaluated"], newest_first=True, limit=1)
+        return rows[0] if rows else None
+
+    def mining_change_at(self, checkpoint: CheckpointRow) -> float | None:
+        """When the checkpoint's mining config first appeared in its run (after any other one)."""
+        if checkpoint.mining_fingerprint is None or checkpoint.step is None:
+            return None
+        rows = self._db.query(
+            "SELECT MIN(c.completed_at) FROM checkpoints c JOIN runs r ON r.id = c.run_id "
+            "WHERE r.name = :run AND c.mining_fingerprint = :fp AND c.step <= :step AND c.step > "
+            "COALESCE((SELECT MAX(o.step) FROM checkpoints o WHERE o.run_id = c.run_id "
+            "AND o.step < :step AND o.mining_fingerprint IS NOT :fp), -1)",
+            {"run": checkpoint.run, "fp": checkpoint.mining_fingerprint, "step": checkpoint.step},
+        )
+        value = rows[0][0]
+        return None if value is None else float(value)
+
+    def counts_by_run(self) -> dict[str, int]:
+        """Finished evaluations per run."""
+        rows = self._db.query(
+            "SELECT r.name, COUNT(e.id) FROM runs r LEFT JOIN checkpoints c ON c.run_id = r.id "
+            "LEFT JOIN evaluations e ON e.checkpoint_id = c.id AND e.status = 'done' "
+            "GROUP BY r.name"
+        )
+        return {r[0]: int(r[1]) for r in rows}
+
+    def failures_by_run(self) -> dict[tuple[str, str], int]:
+        """Failed evaluations per (run, reason)."""
+        rows = self._db.query(
+            "SELECT r.name, e.reason, COUNT(*) FROM evaluations e JOIN checkpoints c "
+            "ON c.id = e.checkpoint_id JOIN runs r ON r.id = c.run_id WHERE e.status = 'failed' "
+            "GROUP BY r.name, e.reason"
+        )
+        return {(r[0], r[1] or "error"): int(r[2]) for r in rows}
+
+    def pending_by_run(self) -> dict[str, int]:
+        """Checkpoints discovered but not yet evaluated (queued or evaluating), per run."""
+        rows = self._db.query(
+            "SELECT r.name, COUNT(c.id) FROM runs r LEFT JOIN checkpoints c ON c.run_id = r.id "
+            "AND c.state IN ('discovered', 'evaluating') GROUP BY r.name"
+        )
+        return {r[0]: int(r[1]) for r in rows}
+
+    def last_success_by_run(self) -> dict[str, float]:
+        """Time of the last finished evaluation, per run."""
+        rows = self._db.query(
+            "SELECT r.name, MAX(e.finished_at) FROM evaluations e JOIN checkpoints c "
+            "ON c.id = e.checkpoint_id JOIN runs r ON r.id = c.run_id WHERE e.status = 'done' "
+            "GROUP BY r.name"
+        )
+        return {r[0]: float(r[1]) for r in rows}
+
+    def stage_histograms(self, buckets: Sequence[float]) -> dict[str, tuple[list[int], int, float]]:
+        """Per stage: cumulative counts at each bucket bound, total count and sum of seconds."""
+        cols = ", ".join(f"SUM(seconds <= {float(b)!r})" for b in buckets)
+        rows = self._db.query(
+            f"SELECT stage, COUNT(*), SUM(seconds), {cols} FROM stage_timings GROUP BY stage"
+        )
+        return {r[0]: ([int(v or 0) for v in tuple(r)[3:]], int(r[1]), float(r[2])) for r in rows}
+
+    def fn_audit_failures_by_run(self) -> dict[tuple[str, str], int]:
+        """Failed false-negative audits per (run, reason)."""
+        rows = self._db.query(
+            "SELECT r.name, f.reason, COUNT(*) FROM fn_audit_failures f "
+            "JOIN runs r ON r.id = f.run_id GROUP BY r.name, f.reason"
+        )
+        return {(r[0], r[1]): int(r[2]) for r in rows}
+
+    def exported_fn_estimate(self, checkpoint: CheckpointRow) -> FnEstimate | None:
+        """The false-negative estimate to export for a checkpoint; the first that exists of:
+
+        1. its own estimate (``Results.fn_estimate``);
+        2. when it has a mining fingerprint: the newest estimate in its run of the same mined set
+           (the audit runs once per mined set, not per checkpoint);
+        3. when its own audit failed: the newest estimate of its run, whatever the mined set, so
+           that a judge outage does not look like the rate going away (alerts on it would
+           resolve).
+
+        A checkpoint without a mining fingerprint exports only its own estimate; one whose mined
+        set was never audited exports none.
+        """
+        own = self._results.fn_estimate(checkpoint.id)
+        if own is not None or checkpoint.mining_fingerprint is None:
+            return own
+        same_set = self._newest_run_estimate(checkpoint.run, checkpoint.mining_fingerprint)
+        if same_set is not None or self._results.fn_audit_failure(checkpoint.id) is None:
+            return same_set
+        return self._newest_run_estimate(checkpoint.run, None)
+
+    def _newest_run_estimate(self, run: str, fingerprint: str | None) -> FnEstimate | None:
+        """The newest estimate stored for a checkpoint of ``run`` (of one mined set, if given)."""
+        rows = self._db.query(
+            "SELECT f.* FROM fn_estimates f JOIN checkpoints c ON c.id = f.checkpoint_id "
+            "JOIN runs r ON r.id = c.run_id WHERE r.name = :run "
+            "AND (:fp IS NULL OR f.mining_fingerprint = :fp) ORDER BY f.id DESC LIMIT 1",
+            {"run": run, "fp": fingerprint},
+        )
+        return fn_estimate_row(rows[0]) if rows else None

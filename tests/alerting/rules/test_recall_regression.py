@@ -1,0 +1,222 @@
+"""The recall_regression rule over a real store: baselines, confirmation, hysteresis, evidence."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from recallwatch.alerting.engine import Alerting
+from recallwatch.alerting.rules.recall_regression import verdict_kind
+from recallwatch.config import RecallRegressionRule
+from recallwatch.store import FnEstimate, Store
+from recallwatch.synthetic.heldout import SyntheticSet
+from tests.alerting.helpers import REC, A, B, Clock, Run, hits, make_config, outbox, reparse
+
+
+def test_regression_fires_once_dedups_and_resolves(store: Store, synthetic: SyntheticSet) -> None:
+    config = make_config(synthetic.path, [{"name": "reg", "type": "recall_regression"}])
+    clock = Clock()
+    run = Run(store, config, synthetic, clock)
+    alerting = Alerting(config, store, clock=clock)
+    fn_b = FnEstimate("qrels", 200, 24, 0.12, 0.08, 0.17, details={"recommendation": REC})
+    for step, mining, h in ((100, A, hits(60)), (200, A, hits(50))):
+        alerting.after_checkpoint(run.add(step, mining, h))
+    assert outbox(store) == []  # no mining change yet
+    alerting.after_checkpoint(run.add(300, B, hits(52, shift=3)))  # noise-level change
+    assert outbox(store) == []
+    bad = run.add(400, B, hits(70), fn=fn_b)  # 20 more queries lost vs the best (200)
+    alerting.after_checkpoint(bad)
+    alerting.after_checkpoint(bad)  # a re-run of the same decision writes nothing twice
+    ((event, channel, _),) = outbox(store)
+    assert (event, channel) == ("firing", "am")
+    (record,) = store.ledger.open_alerts()
+    alert = record.alert
+    assert alert.key.baseline == "checkpoint-200" and alert.checkpoint == "checkpoint-400"
+    ev = alert.evidence
+    assert ev.regression_kind == "mining_change" and ev.metric is not None
+    assert ev.metric.before.estimate == pytest.approx(250 / 300)
+    assert ev.metric.after.estimate == pytest.approx(230 / 300)
+    assert ev.metric.alpha == pytest.approx(0.01 / 2)  # the best of 2 candidates
+    assert [(c.key, c.before, c.after) for c in ev.mining_diff] == [
+        ("mined_set", "a.jsonl", "b.jsonl"),
+        ("range_min", 10, 0),
+    ]
+    assert ev.lost_count == 20 and len(ev.lost_top) == 5
+    assert ev.lost_top[0].query_text.startswith("question ")
+    assert ev.lost_top[0].doc_title.startswith("Document ")
+    assert ev.fn_after is not None and ev.fn_after.oracle == "qrels"
+    assert ev.recommendation == ("set range_min=10: projected FN rate 3.8%, drops 21% of negatives")
+    assert alert.links["alert"] == f"http://rw.example/api/v1/alerts/{alert.id}"
+    (v,) = [v for v in store.ledger.verdicts(bad.id) if v.kind == "previous_mining"]
+    assert v.regressed and v.p_value is not None and v.p_value <= 0.01
+    alerting.after_checkpoint(run.add(500, B, hits(71)))  # still regressed: nothing new
+    assert len(outbox(store)) == 1
+    alerting.after_checkpoint(run.add(600, B, hits(50)))  # recovered
+    events = [e for e, _, _ in outbox(store)]
+    assert events == ["firing", "resolved"]
+    assert store.ledger.open_alerts() == []
+    resolved = store.ledger.alert(alert.id)
+    assert resolved is not None and resolved.status == "resolved"
+    assert resolved.alert.checkpoint == "checkpoint-600"
+
+
+def test_confirmation_needs_consecutive_regressions(store: Store, synthetic: SyntheticSet) -> None:
+    config = make_config(
+        synthetic.path, [{"name": "reg", "type": "recall_regression", "confirm": 2}]
+    )
+    clock = Clock()
+    run = Run(store, config, synthetic, clock)
+    alerting = Alerting(config, store, clock=clock)
+    alerting.after_checkpoint(run.add(100, A, hits(50)))
+    alerting.after_checkpoint(run.add(200, B, hits(70)))
+    assert outbox(store) == []  # one regressed checkpoint is not enough
+    alerting.after_checkpoint(run.add(300, B, hits(50)))
+    alerting.after_checkpoint(run.add(400, B, hits(70)))
+    assert outbox(store) == []  # not consecutive
+    alerting.after_checkpoint(run.add(500, B, hits(72)))
+    assert [e for e, _, _ in outbox(store)] == ["firing"]
+
+
+def test_same_mining_regression_says_it_is_not_mining(
+    store: Store, synthetic: SyntheticSet
+) -> None:
+    config = make_config(
+        synthetic.path,
+        [{"name": "same", "type": "recall_regression", "compare_with": "same_mining"}],
+    )
+    clock = Clock()
+    run = Run(store, config, synthetic, clock)
+    alerting = Alerting(config, store, clock=clock)
+    alerting.after_checkpoint(run.add(100, A, hits(50)))
+    alerting.after_checkpoint(run.add(200, A, hits(80)))
+    (record,) = store.ledger.open_alerts()
+    assert record.alert.alertname == "RecallRegression"
+    assert record.alert.evidence.regression_kind == "same_mining"
+    assert "not caused by mining" in record.alert.summary
+
+
+def test_a_new_mining_change_keeps_the_old_alert_while_still_regressed(
+    store: Store, synthetic: SyntheticSet
+) -> None:
+    config = make_config(synthetic.path, [{"name": "reg", "type": "recall_regression"}])
+    clock = Clock()
+    run = Run(store, config, synthetic, clock)
+    alerting = Alerting(config, store, clock=clock)
+    alerting.after_checkpoint(run.add(100, A, hits(50)))
+    alerting.after_checkpoint(run.add(200, B, hits(80)))
+    first = store.ledger.open_alerts()[0].alert
+    # A new mining change: the baseline moves to the best of B, but nothing recovered against
+    # checkpoint-100, so the old alert stays open and no RESOLVED is sent.
+    alerting.after_checkpoint(run.add(300, {"range_min": 5}, hits(80)))
+    assert [r.alert.id for r in store.ledger.open_alerts()] == [first.id]
+    assert [e for e, _, _ in outbox(store)] == ["firing"]
+    alerting.after_checkpoint(run.add(400, {"range_min": 5}, hits(50)))  # recovered
+    assert store.ledger.open_alerts() == []
+    assert [e for e, _, _ in outbox(store)] == ["firing", "resolved"]
+    old = store.ledger.alert(first.id)
+    assert old is not None and old.status == "resolved"
+    assert "superseded: the baseline is now checkpoint-200" in old.alert.description
+    assert "checkpoint-400 is no longer regressed against checkpoint-100" in old.alert.description
+
+
+def test_an_open_alert_resolves_only_when_clearly_recovered(
+    store: Store, synthetic: SyntheticSet
+) -> None:
+    config = make_config(synthetic.path, [{"name": "reg", "type": "recall_regression"}])
+    clock = Clock()
+    run = Run(store, config, synthetic, clock)
+    alerting = Alerting(config, store, clock=clock)
+    alerting.after_checkpoint(run.add(100, A, hits(50)))
+    alerting.after_checkpoint(run.add(200, B, hits(80)))
+    # 5 more queries lost than the baseline: p = 1/32 > alpha, not a new alert, but not a
+    # recovery either (drop 1.7 points >= min_drop / 2, p <= resolve_alpha): it stays open.
+    near = run.add(300, B, hits(55))
+    alerting.after_checkpoint(near)
+    assert [e for e, _, _ in outbox(store)] == ["firing"]
+    (v,) = store.ledger.verdicts(near.id)
+    assert not v.regressed and v.p_value is not None and 0.01 < v.p_value <= 0.2
+    alerting.after_checkpoint(run.add(400, B, hits(80)))  # regressed again: the same episode
+    alerting.after_checkpoint(run.add(500, B, hits(51)))  # drop 0.3 points: recovered
+    assert [e for e, _, _ in outbox(store)] == ["firing", "resolved"]
+    assert store.ledger.open_alerts() == []
+
+
+def test_a_best_baseline_is_tested_at_alpha_over_the_candidates(
+    store: Store, synthetic: SyntheticSet
+) -> None:
+    config = make_config(synthetic.path, [{"name": "reg", "type": "recall_regression"}])
+    clock = Clock()
+    run = Run(store, config, synthetic, clock)
+    alerting = Alerting(config, store, clock=clock)
+    for step, n_miss in ((100, 60), (200, 50), (300, 55), (400, 58)):
+        alerting.after_checkpoint(run.add(step, A, hits(n_miss)))
+    bad = run.add(500, B, hits(58))  # 8 queries worse than the best of 4: p = 1/256
+    alerting.after_checkpoint(bad)
+    (v,) = store.ledger.verdicts(bad.id)
+    details = v.details
+    assert details["baseline"] == "checkpoint-200" and details["candidates"] == 4
+    assert details["alpha"] == pytest.approx(0.0025) and details["rule_alpha"] == 0.01
+    # Significant at 1%, not at 1% / 4.
+    assert v.p_value is not None and v.p_value <= 0.01 and not v.regressed
+    assert outbox(store) == []
+
+
+def test_an_alpha_the_test_cannot_reach_is_a_config_error(synthetic: SyntheticSet) -> None:
+    from recallwatch.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"notifications\.rules\.0: alpha 5e-05 can never fire"):
+        make_config(
+            synthetic.path,
+            [{"name": "reg", "type": "recall_regression", "alpha": 0.00005, "permutations": 1000}],
+        )
+    with pytest.raises(ConfigError, match=r"notifications\.rules\.0: resolve_alpha"):
+        make_config(
+            synthetic.path,
+            [{"name": "reg", "type": "recall_regression", "alpha": 0.05, "resolve_alpha": 0.01}],
+        )
+    make_config(synthetic.path, [{"name": "reg", "type": "recall_regression", "alpha": 0.001}])
+
+
+def test_runbook_url_is_absolute_when_configured(store: Store, synthetic: SyntheticSet) -> None:
+    base = "https://git.example/recallwatch/blob/main/docs/runbook.md"
+    config = reparse(
+        make_config(synthetic.path, []),
+        runbook_base_url=base,
+        rules=[{"name": "reg", "type": "recall_regression", "channels": ["am"]}],
+    )
+    clock = Clock()
+    run = Run(store, config, synthetic, clock)
+    alerting = Alerting(config, store, clock=clock)
+    alerting.after_checkpoint(run.add(100, A, hits(50)))
+    alerting.after_checkpoint(run.add(200, B, hits(80)))
+    (record,) = store.ledger.open_alerts()
+    assert record.alert.runbook_url == f"{base}#recallregressionafterminingchange"
+    (body,) = store.db.query("SELECT body FROM outbox")
+    annotations = json.loads(body[0])[0]["annotations"]
+    assert annotations["runbook_url"] == f"{base}#recallregressionafterminingchange"
+
+
+def test_rules_of_the_same_comparison_get_their_own_verdict_kinds(
+    synthetic: SyntheticSet,
+) -> None:
+    config = make_config(
+        synthetic.path,
+        [
+            {"name": "strict", "type": "recall_regression"},
+            {"name": "loose", "type": "recall_regression", "min_drop": 0.5},
+            {"name": "same", "type": "recall_regression", "compare_with": "same_mining"},
+            {"name": "ndcg", "type": "recall_regression", "metric": "ndcg"},
+            {"name": "pinned", "type": "recall_regression", "baseline_checkpoint": "c-1"},
+            {"name": "floor", "type": "recall_floor", "floor": 0.5},
+        ],
+    )
+    rules = config.notifications.rules
+    kinds = {r.name: verdict_kind(r, rules) for r in rules if isinstance(r, RecallRegressionRule)}
+    assert kinds == {
+        "strict": "previous_mining",
+        "loose": "previous_mining:loose",
+        "same": "same_mining",
+        "ndcg": "previous_mining",
+        "pinned": "pinned",
+    }

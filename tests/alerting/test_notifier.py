@@ -1,0 +1,53 @@
+"""The Notifier: start (pending messages of removed channels) and catch-up after a crash."""
+
+from __future__ import annotations
+
+from recallwatch.alerting.notifier import Notifier
+from recallwatch.store import AlertWrite, NewMessage, Store
+from recallwatch.synthetic.heldout import SyntheticSet
+from tests.alerting.helpers import A, Clock, Run, make_config
+from tests.alerting.samples import regression_alert
+
+
+def test_pending_messages_of_removed_channels_fail_at_start(
+    store: Store, synthetic: SyntheticSet
+) -> None:
+    config = make_config(synthetic.path, [{"name": "reg", "type": "recall_regression"}])
+    alert, clock = regression_alert(), Clock()
+    store.ledger.apply_alerts(
+        [AlertWrite(alert, "firing", opened_at=clock(), notified_at=clock(), repeats=0)],
+        [
+            NewMessage("m1", alert.id, "gone", "reg", "firing", b"{}", clock()),
+            NewMessage("m2", alert.id, "am", "reg", "firing", b"[]", clock()),
+        ],
+    )
+    notifier = Notifier(config, store, clock=clock)
+    notifier.start()  # "am" is configured (nothing listens there: it stays pending)
+    notifier.stop()
+    states = {m.channel: (m.state, m.last_error) for m in store.outbox.deliveries(alert.id)}
+    assert states["gone"] == ("failed", "the channel is no longer configured")
+    assert states["am"][0] == "pending"
+
+
+def test_catch_up_decides_a_failing_streak_left_undecided_by_a_crash(
+    store: Store, synthetic: SyntheticSet
+) -> None:
+    config = make_config(
+        synthetic.path, [{"name": "failing", "type": "evaluation_failing", "consecutive": 2}]
+    )
+    clock = Clock()
+    run = Run(store, config, synthetic, clock)
+    for step in (100, 200):
+        run.add(step, A, None)  # failed, and the daemon died before deciding
+    notifier = Notifier(config, store, clock=clock)
+    notifier.catch_up()
+    (record,) = store.ledger.open_alerts()
+    assert record.alert.alertname == "RecallwatchEvaluationFailing"
+    assert record.alert.checkpoint == "checkpoint-200"
+
+
+def test_the_package_re_exports_the_engine_and_the_notifier() -> None:
+    from recallwatch import alerting
+    from recallwatch.alerting.engine import Alerting
+
+    assert alerting.Notifier is Notifier and alerting.Alerting is Alerting

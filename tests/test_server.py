@@ -1,0 +1,147 @@
+"""The HTTP API (in process, through FastAPI's test client)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from prometheus_client import CollectorRegistry
+
+from recallwatch.exporter import RecallwatchCollector
+from recallwatch.server import create_app, outcome_summary
+from recallwatch.store import NewEvaluation, Store
+
+KEY = json.dumps({"synth": "k1"})
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    s = Store.open(tmp_path / "rw.db")
+    run = s.queue.ensure_run("demo", "/runs/demo", 1.0)
+    for step in range(1, 8):
+        cid = s.queue.add_checkpoint(
+            run,
+            name=f"checkpoint-{step}",
+            path=f"/runs/demo/checkpoint-{step}",
+            step=step,
+            eval_key=KEY,
+            completed_at=step,
+            now=step,
+        )
+        assert cid is not None
+        s.results.record_evaluation(
+            NewEvaluation(
+                checkpoint_id=cid,
+                dataset="synth",
+                encoder="precomputed",
+                config_hash="k1",
+                started_at=10.0 * step,
+                finished_at=10.0 * step + 2,
+                metrics={"recall": {1: 0.5, 10: 0.9}},
+                timings={"search": 1.0},
+                counts={"queries": 3},
+                outcomes={"q1": {"d1": 1}, "q2": {"d2": 7, "d3": 0}, "q3": {"d4": 0}},
+            ),
+            run,
+        )
+        s.queue.set_state(cid, "evaluated", 10.0 * step + 3)
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def client(store: Store) -> Iterator[TestClient]:
+    registry = CollectorRegistry()
+    registry.register(RecallwatchCollector(store, version="0.0.1"))
+    ready: dict[str, Any] = {"ready": True, "checks": {}}
+    app = create_app(store, registry, readiness=lambda: ready, version="0.0.1")
+    with TestClient(app) as c:
+        c.ready = ready  # type: ignore[attr-defined]
+        yield c
+
+
+def test_runs(client: TestClient) -> None:
+    [run] = client.get("/api/v1/runs").json()
+    assert run["name"] == "demo"
+    assert run["latest_checkpoint"] == "checkpoint-7" and run["latest_step"] == 7
+    assert run["checkpoints"]["evaluated"] == 7
+    assert run["last_successful_evaluation_at"] == 72.0
+
+
+def test_evaluations_are_paged_newest_first(client: TestClient) -> None:
+    seen, offset = [], 0
+    while offset is not None:
+        page = client.get(
+            "/api/v1/runs/demo/evaluations", params={"limit": 3, "offset": offset}
+        ).json()
+        assert page["total"] == 7
+        seen += [c["name"] for c in page["items"]]
+        offset = page["next_offset"]
+    assert seen == [f"checkpoint-{s}" for s in range(7, 0, -1)]
+    first = client.get("/api/v1/runs/demo/evaluations", params={"limit": 1}).json()["items"][0]
+    assert first["evaluations"][0]["metrics"]["recall"]["10"] == 0.9
+    assert first["evaluations"][0]["duration_seconds"] == 2.0
+    assert (
+        client.get("/api/v1/runs/demo/evaluations", params={"state": "failed"}).json()["total"] == 0
+    )
+    assert client.get("/api/v1/runs/demo/evaluations", params={"limit": 0}).status_code == 422
+
+
+def test_one_checkpoint_with_outcomes(client: TestClient) -> None:
+    doc = client.get("/api/v1/runs/demo/evaluations/checkpoint-3").json()
+    assert doc["step"] == 3 and doc["state"] == "evaluated"
+    summary = doc["evaluations"][0]["outcome_summary"]
+    assert summary["queries"] == 3
+    assert summary["queries_with_relevant_in_top_k"] == {"1": 1, "10": 2}
+    assert summary["first_queries_without_relevant"] == ["q3"]
+    assert doc["evaluations"][0]["per_query"] is None
+    full = client.get("/api/v1/runs/demo/evaluations/checkpoint-3", params={"per_query": True})
+    assert full.json()["evaluations"][0]["per_query"]["q2"] == {"d2": 7, "d3": 0}
+
+
+def test_not_found(client: TestClient) -> None:
+    assert client.get("/api/v1/runs/nope/evaluations").status_code == 404
+    r = client.get("/api/v1/runs/demo/evaluations/checkpoint-99")
+    assert r.status_code == 404 and "checkpoint-99" in r.json()["detail"]
+
+
+def test_health_readiness_metrics_and_openapi(client: TestClient) -> None:
+    assert client.get("/healthz").json() == {"status": "ok"}
+    assert client.get("/readyz").status_code == 200
+    client.ready["ready"] = False  # type: ignore[attr-defined]
+    assert client.get("/readyz").status_code == 503
+    text = client.get("/metrics")
+    assert text.headers["content-type"].startswith("text/plain")
+    assert 'recallwatch_recall_ratio{dataset="synth",k="10",run="demo"} 0.9' in text.text
+    paths = client.get("/openapi.json").json()["paths"]
+    assert {"/api/v1/runs", "/api/v1/runs/{run}/evaluations", "/readyz"} <= paths.keys()
+
+
+def test_outcome_summary_counts_pairs_and_queries() -> None:
+    s = outcome_summary({"a": {"x": 1, "y": 20}, "b": {"z": 0}}, [1, 10, 100])
+    assert s["relevant_in_top_k"] == {"1": 1, "10": 1, "100": 2}
+    assert s["queries_with_relevant_in_top_k"] == {"1": 1, "10": 1, "100": 1}
+    assert s["queries_without_relevant_in_top_max_k"] == 1
+
+
+def test_an_audit_retry_shows_its_failure_and_audit_only(store: Store, client: TestClient) -> None:
+    row = store.queue.checkpoint("demo", "checkpoint-7")
+    assert row is not None
+    store.results.record_fn_audit_failure(
+        row.id, 1, fingerprint="A", config_hash="h", reason="timeout", message="slow", now=99.0
+    )
+    store.queue.requeue_failed_audits(1, "h", 100.0)
+    doc = client.get("/api/v1/runs/demo/evaluations/checkpoint-7").json()
+    assert (doc["state"], doc["audit_only"], doc["reason"]) == ("discovered", True, None)
+    assert doc["false_negative_audit_failure"] == {
+        "reason": "timeout",
+        "message": "slow",
+        "failed_at": 99.0,
+    }
+    assert doc["evaluations"][0]["metrics"] == {"recall": {"1": 0.5, "10": 0.9}}
+    page = client.get("/api/v1/runs/demo/evaluations", params={"limit": 2}).json()
+    assert [c["audit_only"] for c in page["items"]] == [True, False]
