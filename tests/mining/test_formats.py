@@ -14,7 +14,7 @@ from recallwatch.mining.corpus import load_corpus
 from recallwatch.mining.filtering import confidence_filter, soft_filter, write_filtered
 from recallwatch.mining.formats import ImportOptions, read_mined
 from recallwatch.mining.recommend import FilterSpec
-from recallwatch.mining.st_formats import read_table
+from recallwatch.mining.tables import read_table
 from tests.helpers.mining import write_jsonl
 
 GOOD = {

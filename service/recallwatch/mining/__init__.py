@@ -1,7 +1,8 @@
 """Mined sets and their false negatives: formats, sampling, oracles, estimates, mitigations.
 
-Reading order: ``formats`` (read any mined set) -> ``sampling`` -> ``oracles`` -> ``estimate`` ->
-``recommend`` -> ``filtering``; ``audit`` wires them together for ``recallwatch fn-rate``.
+Reading order: ``formats`` (read any mined set: ``mined``, ``st_formats`` over ``tables``, texts
+mapped to the ids of a ``corpus``) -> ``sampling`` -> ``oracles`` -> ``estimate`` -> ``recommend``
+-> ``filtering``; ``audit`` wires them together for ``recallwatch fn-rate``.
 """
 
 from __future__ import annotations

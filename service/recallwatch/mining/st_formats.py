@@ -13,7 +13,8 @@ labeled-list        anchor, [documents], ``labels`` ([1, 0, ...]) or ``scores`` 
 
 A query with several positives is repeated once per positive with the same negatives; they are
 merged back into one query. Files are JSON lines (``Dataset.to_json``), CSV (``Dataset.to_csv``;
-list cells as JSON or Python literals) or parquet (``Dataset.to_parquet``; needs pyarrow).
+list cells as JSON or Python literals) or parquet (``Dataset.to_parquet``; needs pyarrow), read and
+written by ``tables``.
 
 Texts are mapped to corpus ids (see ``corpus.TextMatcher``); texts that match nothing are counted
 and reported, and are an error unless explicitly allowed. The mining rank of a negative is its
@@ -23,14 +24,6 @@ mining; with ``sampling_strategy="random"`` positions are only an approximation 
 
 from __future__ import annotations
 
-import ast
-import contextlib
-import csv
-import io
-import json
-import math
-import re
-import tokenize
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,16 +32,24 @@ from typing import Any
 from recallwatch.errors import InputError
 from recallwatch.mining.corpus import Corpus, TextMatcher, normalize_text, text_id
 from recallwatch.mining.mined import ImportReport, MinedQuery, MinedSet, Negative
+from recallwatch.mining.tables import (
+    Table,
+    cell_label,
+    cell_list,
+    cell_number,
+    cell_text,
+    read_table,
+    table_kind,
+    write_rows,
+)
 
 __all__ = [
     "ST_FORMATS",
     "ImportOptions",
     "STSource",
-    "Table",
     "WriteSummary",
     "detect_format",
     "read_st_mined",
-    "read_table",
     "write_st_mined",
 ]
 
@@ -59,91 +60,6 @@ _MAX_EXAMPLES = 5
 #: (row index, slot): slot is None for a whole row, the negative's number for n-tuple columns,
 #: the list index for labeled-list.
 Location = tuple[int, int | None]
-
-
-@dataclass
-class Table:
-    """Rows of a JSONL, CSV or parquet file, with the line (or row) each came from."""
-
-    path: Path
-    kind: str
-    columns: list[str]
-    rows: list[dict[str, Any]]
-    lines: list[int]
-
-
-def _read_jsonl_table(path: Path) -> Table:
-    rows: list[dict[str, Any]] = []
-    lines: list[int] = []
-    columns: list[str] = []
-    with path.open("r", encoding="utf-8") as fh:
-        for lineno, raw in enumerate(fh, start=1):
-            if not raw.strip():
-                continue
-            try:
-                obj = json.loads(raw)
-            except json.JSONDecodeError as exc:
-                raise InputError(f"not valid JSON ({exc.msg})", path=path, line=lineno) from exc
-            if not isinstance(obj, dict):
-                raise InputError("expected a JSON object per line", path=path, line=lineno)
-            for key in obj:
-                if key not in columns:
-                    columns.append(key)
-            rows.append(obj)
-            lines.append(lineno)
-    return Table(path, "jsonl", columns, rows, lines)
-
-
-def _read_csv_table(path: Path) -> Table:
-    rows: list[dict[str, Any]] = []
-    lines: list[int] = []
-    with path.open("r", encoding="utf-8", newline="") as fh:
-        reader = csv.DictReader(fh)
-        columns = [c for c in (reader.fieldnames or []) if c]
-        # pandas writes an unnamed index column first when index=True; it is not data.
-        start = reader.line_num + 1
-        for row in reader:
-            rows.append({k: v for k, v in row.items() if k})
-            lines.append(start)
-            start = reader.line_num + 1
-    return Table(path, "csv", columns, rows, lines)
-
-
-def _read_parquet_table(path: Path) -> Table:
-    try:
-        import pyarrow.parquet as pq
-    except ImportError as exc:  # pragma: no cover - depends on the install
-        raise InputError(
-            "reading parquet needs pyarrow: pip install 'recallwatch[parquet]'", path=path
-        ) from exc
-    try:
-        table = pq.read_table(path)
-    except Exception as exc:
-        raise InputError(f"cannot read parquet ({exc})", path=path) from exc
-    rows = table.to_pylist()
-    return Table(path, "parquet", list(table.column_names), rows, list(range(1, len(rows) + 1)))
-
-
-def read_table(path: Path | str) -> Table:
-    """Read a JSONL / JSON-lines, CSV or parquet file into rows."""
-    p = Path(path)
-    if not p.is_file():
-        raise InputError("mined set not found", path=p)
-    suffix = p.suffix.lower()
-    try:
-        if suffix in (".jsonl", ".json", ".ndjson"):
-            table = _read_jsonl_table(p)
-        elif suffix == ".csv":
-            table = _read_csv_table(p)
-        elif suffix in (".parquet", ".pq"):
-            table = _read_parquet_table(p)
-        else:
-            raise InputError(f"unknown file type {suffix!r}: use .jsonl, .csv or .parquet", path=p)
-    except UnicodeDecodeError as exc:
-        raise InputError(f"not valid UTF-8 (byte {exc.start})", path=p) from exc
-    if not table.rows:
-        raise InputError("the mined set is empty: no row", path=p)
-    return table
 
 
 def detect_format(columns: list[str]) -> str:
@@ -201,80 +117,6 @@ class STSource:
     locations: dict[tuple[int, int], list[Location]]
 
 
-def _parse_list_text(text: str) -> list[Any] | None:
-    """Parse a list written into a CSV cell: JSON, a Python list, or numpy's array repr.
-
-    ``Dataset.to_csv`` writes list cells through pandas as numpy reprs: ``[0.75 0.63]`` (no
-    commas, wrapped lines) and ``['a' 'b']`` — adjacent string literals that Python itself would
-    concatenate, so strings are read token by token.
-    """
-    stripped = text.strip()
-    if not (stripped.startswith("[") and stripped.endswith("]")):
-        return None
-    with contextlib.suppress(ValueError):
-        parsed = json.loads(stripped)
-        if isinstance(parsed, list):
-            return parsed
-    inner = stripped[1:-1]
-    if "'" in inner or '"' in inner:
-        try:
-            tokens = list(tokenize.generate_tokens(io.StringIO(inner).readline))
-        except (tokenize.TokenError, SyntaxError):
-            return None
-        strings = [ast.literal_eval(t.string) for t in tokens if t.type == tokenize.STRING]
-        return strings if strings else None
-    parts = [p for p in re.split(r"[\s,]+", inner) if p]
-    try:
-        return [float(p) for p in parts]
-    except ValueError:
-        return None
-
-
-def _cell_list(value: Any, table: Table, line: int, column: str) -> list[Any]:
-    if isinstance(value, list):
-        return value
-    if isinstance(value, tuple):
-        return list(value)
-    if isinstance(value, str):
-        parsed = _parse_list_text(value)
-        if parsed is not None:
-            return parsed
-    raise InputError(
-        f"expected a list, got {value!r:.60}", path=table.path, line=line, field=column
-    )
-
-
-def _cell_text(value: Any, table: Table, line: int, column: str) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise InputError(
-            f"expected a non-empty text, got {value!r:.60}",
-            path=table.path,
-            line=line,
-            field=column,
-        )
-    return value
-
-
-def _cell_number(value: Any, table: Table, line: int, column: str) -> float:
-    if isinstance(value, str):
-        with contextlib.suppress(ValueError):
-            value = float(value)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise InputError(
-            f"expected a number, got {value!r:.60}", path=table.path, line=line, field=column
-        )
-    return float(value)
-
-
-def _label(value: Any, table: Table, line: int, column: str) -> int:
-    number = _cell_number(value, table, line, column)
-    if number not in (0.0, 1.0):
-        raise InputError(
-            f"expected a label 0 or 1, got {value!r}", path=table.path, line=line, field=column
-        )
-    return int(number)
-
-
 def _columns(table: Table, anchor: str | None, positive: str | None) -> tuple[str, str]:
     data = [c for c in table.columns if c not in _RESERVED and not c.startswith("negative_")]
     a = anchor or (data[0] if data else None)
@@ -321,14 +163,14 @@ def _group_rows(
         )
     for r, row in enumerate(table.rows):
         line = table.lines[r]
-        a = _cell_text(row.get(anchor), table, line, anchor)
+        a = cell_text(row.get(anchor), table, line, anchor)
         g = group(a, line)
         if fmt == "triplet":
-            p = _cell_text(row.get(positive), table, line, positive)
-            n = _cell_text(row.get("negative"), table, line, "negative")
+            p = cell_text(row.get(positive), table, line, positive)
+            n = cell_text(row.get("negative"), table, line, "negative")
             pos_s = neg_s = None
             if row.get("scores") is not None:
-                s = _cell_list(row["scores"], table, line, "scores")
+                s = cell_list(row["scores"], table, line, "scores")
                 if len(s) != 2:
                     raise InputError(
                         "expected scores [positive, negative]",
@@ -336,17 +178,17 @@ def _group_rows(
                         line=line,
                         field="scores",
                     )
-                pos_s = _cell_number(s[0], table, line, "scores")
-                neg_s = _cell_number(s[1], table, line, "scores")
+                pos_s = cell_number(s[0], table, line, "scores")
+                neg_s = cell_number(s[1], table, line, "scores")
             k = (normalize_text(a), normalize_text(p))
             triplet_seen[k] = triplet_seen.get(k, 0) + 1
             g.add_positive(p, pos_s, line)
             g.add_negative(n, triplet_seen[k], neg_s, line, (r, None))
         elif fmt.startswith("n-tuple"):
-            p = _cell_text(row.get(positive), table, line, positive)
+            p = cell_text(row.get(positive), table, line, positive)
             scores: list[Any] | None = None
             if row.get("scores") is not None:
-                scores = _cell_list(row["scores"], table, line, "scores")
+                scores = cell_list(row["scores"], table, line, "scores")
                 if len(scores) != len(n_cols) + 1:
                     raise InputError(
                         f"expected {len(n_cols) + 1} scores (positive, then each negative)",
@@ -359,37 +201,37 @@ def _group_rows(
                     "missing the scores column", path=table.path, line=line, field="scores"
                 )
             g.add_positive(
-                p, None if scores is None else _cell_number(scores[0], table, line, "scores"), line
+                p, None if scores is None else cell_number(scores[0], table, line, "scores"), line
             )
             for i, col in enumerate(n_cols, start=1):
-                n = _cell_text(row.get(col), table, line, col)
-                ns = None if scores is None else _cell_number(scores[i], table, line, "scores")
+                n = cell_text(row.get(col), table, line, col)
+                ns = None if scores is None else cell_number(scores[i], table, line, "scores")
                 g.add_negative(n, i, ns, line, (r, i))
         elif fmt == "labeled-pair":
-            d = _cell_text(row.get(positive), table, line, positive)
+            d = cell_text(row.get(positive), table, line, positive)
             key = normalize_text(a)
             pair_rows[key] = pair_rows.get(key, 0) + 1
             pair_score: float | None = None
             if "label" in table.columns:
-                is_pos = _label(row.get("label"), table, line, "label") == 1
+                is_pos = cell_label(row.get("label"), table, line, "label") == 1
             else:
                 is_pos = pair_rows[key] <= positives_per_query
-                pair_score = _cell_number(row.get("score"), table, line, "score")
+                pair_score = cell_number(row.get("score"), table, line, "score")
             if is_pos:
                 g.add_positive(d, pair_score, line)
             else:
                 g.add_negative(d, len(g.negatives) + 1, pair_score, line, (r, None))
         elif fmt == "labeled-list":
-            docs = _cell_list(row.get(positive), table, line, positive)
+            docs = cell_list(row.get(positive), table, line, positive)
             if "labels" in table.columns:
                 labels = [
-                    _label(v, table, line, "labels")
-                    for v in _cell_list(row.get("labels"), table, line, "labels")
+                    cell_label(v, table, line, "labels")
+                    for v in cell_list(row.get("labels"), table, line, "labels")
                 ]
                 lscores: list[float | None] = [None] * len(docs)
             else:
-                raw = _cell_list(row.get("scores"), table, line, "scores")
-                lscores = [_cell_number(v, table, line, "scores") for v in raw]
+                raw = cell_list(row.get("scores"), table, line, "scores")
+                lscores = [cell_number(v, table, line, "scores") for v in raw]
                 labels = [1] + [0] * (len(docs) - 1)
             if len(labels) != len(docs) or len(lscores) != len(docs):
                 raise InputError(
@@ -400,7 +242,7 @@ def _group_rows(
                 )
             position = 0
             for j, (doc, lab, sc) in enumerate(zip(docs, labels, lscores, strict=True)):
-                text = _cell_text(doc, table, line, positive)
+                text = cell_text(doc, table, line, positive)
                 if lab == 1:
                     g.add_positive(text, sc, line)
                 else:
@@ -540,40 +382,6 @@ class WriteSummary:
     untouched_negatives: int = 0
 
 
-def _write_rows(path: Path, kind: str, columns: list[str], rows: list[dict[str, Any]]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if kind == "jsonl":
-        with path.open("w", encoding="utf-8") as fh:
-            for row in rows:
-                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-    elif kind == "csv":
-        with path.open("w", encoding="utf-8", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=columns)
-            writer.writeheader()
-            for row in rows:
-                writer.writerow(
-                    {k: json.dumps(v) if isinstance(v, list) else v for k, v in row.items()}
-                )
-    else:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        pq.write_table(pa.Table.from_pylist(rows), path)
-
-
-def _kind_of(path: Path) -> str:
-    suffix = path.suffix.lower()
-    if suffix in (".jsonl", ".json", ".ndjson"):
-        return "jsonl"
-    if suffix == ".csv":
-        return "csv"
-    if suffix in (".parquet", ".pq"):
-        return "parquet"
-    raise InputError(
-        f"unknown output file type {suffix!r}: use .jsonl, .csv or .parquet", path=path
-    )
-
-
 def write_st_mined(
     mined: MinedSet,
     path: Path | str,
@@ -631,11 +439,11 @@ def write_st_mined(
             if weights is not None:
                 new["weights"] = [round(w, 6) for _, w, _ in ds]
         else:  # labeled-list
-            docs = _cell_list(
+            docs = cell_list(
                 row[source.positive_column], table, table.lines[r], source.positive_column
             )
             list_col = "labels" if "labels" in row else "scores"
-            values = _cell_list(row[list_col], table, table.lines[r], list_col)
+            values = cell_list(row[list_col], table, table.lines[r], list_col)
             keep_docs, keep_vals, ws = [], [], []
             for j, (doc, val) in enumerate(zip(docs, values, strict=True)):
                 kept, w, known = decision((r, j))
@@ -659,5 +467,5 @@ def write_st_mined(
         extra = "weights" if fmt.startswith("n-tuple") or fmt == "labeled-list" else "weight"
         if extra not in columns:
             columns.append(extra)
-    _write_rows(out, _kind_of(out), columns, rows)
+    write_rows(out, table_kind(out), columns, rows)
     return WriteSummary(len(table.rows), len(rows), collateral, untouched)
