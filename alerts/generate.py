@@ -251,8 +251,8 @@ def prometheusrule_file(
     }
     return (
         HEADER
-        + "# The rules of alerts/recallwatch.rules.yml for the Prometheus operator. Its Prometheus\n"
-        + "# must select this object (ruleSelector; often a `release: <name>` label).\n"
+        + "# The rules of alerts/recallwatch.rules.yml for the Prometheus operator. Its\n"
+        + "# Prometheus must select this object (ruleSelector; often a `release: <name>` label).\n"
         + _dump(doc)
     )
 

@@ -1,4 +1,4 @@
-"""Fixtures shared by every test area (eval/, mining/, daemon/ ...)."""
+"""Fixtures shared by every test area (evaluation/, mining/, daemon/ ...)."""
 
 from __future__ import annotations
 

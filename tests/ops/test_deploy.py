@@ -449,8 +449,7 @@ def test_inhibit_rule_mutes_the_prometheus_copy_of_a_daemon_alert(alertmanager: 
         with urllib.request.urlopen(f"{alertmanager}/api/v2/alerts", timeout=5) as resp:
             alerts = json.load(resp)
         state = {
-            (a["labels"].get("source", "daemon"), a["labels"]["run"]): a["status"]
-            for a in alerts
+            (a["labels"].get("source", "daemon"), a["labels"]["run"]): a["status"] for a in alerts
         }
         if len(state) == 3 and state[("prometheus", "r")]["inhibitedBy"]:
             break
@@ -597,7 +596,7 @@ def test_rendered_objects_validate_against_the_kubernetes_schemas(
     """Built-in kinds against Kubernetes' own OpenAPI schemas (kubernetes-validate, strict: no
     unknown fields); the two CRDs against the schemas above (kubernetes-validate has none)."""
     kv = pytest.importorskip("kubernetes_validate")
-    import jsonschema
+    jsonschema = pytest.importorskip("jsonschema")  # a dependency of kubernetes-validate
 
     _, docs = rendered
     for doc in docs:
@@ -710,10 +709,7 @@ def test_servicemonitor_scrapes_the_service_as_the_job_the_rules_select(
     job = labels[sm["spec"]["jobLabel"]]
     rules = one(docs, "PrometheusRule")["spec"]["groups"]
     selectors = {
-        s
-        for g in rules
-        for r in g["rules"]
-        for s in re.findall(r"up\{([^}]*)\}", r["expr"])
+        s for g in rules for r in g["rules"] for s in re.findall(r"up\{([^}]*)\}", r["expr"])
     }
     assert selectors == {f'job="{job}"'}
     # Not also scraped through pod annotations (every run would be exported twice).

@@ -173,7 +173,9 @@ def _run_promtool_test(rules: Path, tests: list[dict[str, Any]], tmp: Path) -> s
     test_file = tmp / f"{rules.stem}.test.yml"
     doc = {"rule_files": [str(rules)], "evaluation_interval": "1m", "tests": tests}
     test_file.write_text(yaml.safe_dump(doc, sort_keys=False))
-    out = subprocess.run([promtool(), "test", "rules", str(test_file)], capture_output=True, text=True)
+    out = subprocess.run(
+        [promtool(), "test", "rules", str(test_file)], capture_output=True, text=True
+    )
     return out.stdout + out.stderr if out.returncode != 0 else ""
 
 
@@ -187,16 +189,19 @@ def test_recallwatch_down_follows_the_generated_job_selector(tmp_path: Path) -> 
     gen = generator()
     selector = 'job="kubernetes-pods",app_kubernetes_io_name="recallwatch"'
     custom = tmp_path / "custom.rules.yml"
-    assert gen.main(
-        [
-            "--job-selector",
-            selector,
-            "--rules",
-            str(custom),
-            "--prometheusrule",
-            str(tmp_path / "prometheusrule.yaml"),
-        ]
-    ) == 0
+    assert (
+        gen.main(
+            [
+                "--job-selector",
+                selector,
+                "--rules",
+                str(custom),
+                "--prometheusrule",
+                str(tmp_path / "prometheusrule.yaml"),
+            ]
+        )
+        == 0
+    )
     url = f"{gen.RUNBOOK_BASE_URL}#recallwatchdown"
     labels = {"job": "kubernetes-pods", "app_kubernetes_io_name": "recallwatch", "instance": "p"}
     series = "up{" + ",".join(f'{k}="{v}"' for k, v in labels.items()) + "}"
@@ -223,8 +228,8 @@ def test_recallwatch_down_follows_the_generated_job_selector(tmp_path: Path) -> 
                             },
                             "exp_annotations": {
                                 "summary": "recallwatch is down or not scraped",
-                                "description": f"Prometheus cannot scrape recallwatch (up{{{selector}}}):"
-                                " no recall is being watched.",
+                                "description": "Prometheus cannot scrape recallwatch"
+                                f" (up{{{selector}}}): no recall is being watched.",
                                 "runbook_url": url,
                             },
                         }
