@@ -56,11 +56,11 @@ COMMON_LABELS = {"service": "recallwatch", "source": "prometheus"}
 #: its first failure, at 1, and ``increase()`` never sees that first step. A series counts as new
 #: when it had no sample between one day and one hour ago.
 _INCREASED = (
-    "sum by (run) (increase({m}[1h])) > 0\n"
+    "sum by (run) (increase({m}[{w}])) > 0\n"
     "or\n"
     "sum by (run) (\n"
     "  {m}\n"
-    "  unless last_over_time({m}[1d] offset 1h)\n"
+    "  unless last_over_time({m}[1d] offset {w})\n"
     ") > 0"
 )
 
@@ -69,8 +69,31 @@ def _indent(text: str, spaces: int = 2) -> str:
     return "\n".join(" " * spaces + line if line else line for line in text.splitlines())
 
 
-def rule_groups(job_selector: str, runbook_base_url: str) -> list[dict[str, Any]]:
-    """The rule groups, for a job selector and a runbook base URL."""
+#: Seconds per unit of a Prometheus duration.
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _seconds(duration: str) -> int:
+    number, unit = duration[:-1], duration[-1]
+    if unit not in _UNITS or not number.isdigit():
+        raise ValueError(f"not a duration like 30s, 5m, 1h: {duration!r}")
+    return int(number) * _UNITS[unit]
+
+
+def rule_groups(
+    job_selector: str,
+    runbook_base_url: str,
+    *,
+    window: str = "1h",
+    for_override: str | None = None,
+) -> list[dict[str, Any]]:
+    """The rule groups, for a job selector and a runbook base URL.
+
+    ``window`` (the "last hour" of the failing and no-recent-evaluation alerts) and
+    ``for_override`` (every alert's ``for``) exist for integration tests that cannot wait an
+    hour; the committed files use the defaults.
+    """
+    _seconds(window)
 
     def alert(
         name: str,
@@ -84,7 +107,7 @@ def rule_groups(job_selector: str, runbook_base_url: str) -> list[dict[str, Any]
             "alert": name,
             # Multi-line expressions as block literals; one-liners stay inline.
             "expr": expr.strip() + "\n" if expr.startswith("\n") else expr.strip(),
-            "for": duration,
+            "for": for_override or duration,
             "labels": {"severity": severity, **COMMON_LABELS},
             "annotations": {
                 "summary": summary,
@@ -95,9 +118,9 @@ def rule_groups(job_selector: str, runbook_base_url: str) -> list[dict[str, Any]
 
     failing = (
         "(\n"
-        + _indent(_INCREASED.format(m="recallwatch_evaluation_failures_total"))
+        + _indent(_INCREASED.format(m="recallwatch_evaluation_failures_total", w=window))
         + "\n)\nunless on (run)\n(\n"
-        + _indent(_INCREASED.format(m="recallwatch_evaluations_total"))
+        + _indent(_INCREASED.format(m="recallwatch_evaluations_total", w=window))
         + "\n)"
     )
     rules = [
@@ -171,13 +194,13 @@ recallwatch_evaluation_failures_total by reason and the daemon's log.
             # whose trainer stopped writing checkpoints has none pending and does not fire.
             """
 (
-  min by (run) (min_over_time(recallwatch_checkpoints_pending[1h])) > 0
+  min by (run) (min_over_time(recallwatch_checkpoints_pending[{w}])) > 0
   and on (run)
-  min by (run) (recallwatch_checkpoints_pending offset 1h) > 0
+  min by (run) (recallwatch_checkpoints_pending offset {w}) > 0
 )
 unless on (run)
-(time() - max by (run) (recallwatch_last_successful_evaluation_timestamp_seconds) < 3600)
-""",
+(time() - max by (run) (recallwatch_last_successful_evaluation_timestamp_seconds) < {s})
+""".format(w=window, s=_seconds(window)),
             "10m",
             "warning",
             "no checkpoint of run {{ $labels.run }} evaluated for over an hour",

@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-    from datasets import Dataset
+    from datasets import Dataset  # type: ignore[import-untyped]
     from sentence_transformers import (
         SentenceTransformer,
         SentenceTransformerTrainer,

@@ -5,7 +5,8 @@ from __future__ import annotations
 import time
 
 from recallwatch.alerting.model import message_id
-from recallwatch.notify.delivery import MemoryOutbox, RetryPolicy
+from recallwatch.notify.outbox import MemoryOutbox
+from recallwatch.notify.retry import RetryPolicy
 from tests.alerting.samples import regression_alert
 
 #: A Standard Webhooks secret (``whsec_`` + base64).

@@ -15,6 +15,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 T = TypeVar("T")
+SERVE = [sys.executable, "-m", "recallwatch.cli", "serve"]
 
 # Training on CPU emits warnings that are not ours (no accelerator for pin_memory, ...).
 TRAINING_WARNINGS = [
@@ -117,8 +118,7 @@ class Serve:
         env = {**os.environ, "PYTHONPATH": str(REPO / "service"), "HF_HUB_OFFLINE": "1"}
         with log.open("ab") as fh:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "recallwatch.cli", "serve", "--config", str(config)]
-                + ["--log-format", "json"],
+                [*SERVE, "--config", str(config), "--log-format", "json"],
                 stdout=fh,
                 stderr=fh,
                 env=env,

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 
 def _dataset(beir: Path) -> tuple[Any, list[str]]:
-    from datasets import Dataset
+    from datasets import Dataset  # type: ignore[import-untyped]
 
     pairs, corpus = train_pairs(beir)
     return Dataset.from_dict(pairs), corpus
@@ -49,7 +49,6 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
 def brute(tiny_beir: Path, teacher: Any) -> dict[str, Any]:
     """Cosine scores of every (train query, document) pair, encoded independently."""
     corpus = load_corpus(tiny_beir)
-    pairs, _ = train_pairs(tiny_beir)
     qids = list(dict.fromkeys(corpus.query_texts[q] for q in corpus.query_texts))
     texts = [corpus.text(d) for d in corpus.doc_ids]
     q_emb = teacher.encode(qids, normalize_embeddings=True, convert_to_numpy=True)
@@ -119,9 +118,14 @@ def test_same_call_same_fingerprint_any_change_changes_it(
     dataset, corpus = _dataset(tiny_beir)
     kw: dict[str, Any] = {"corpus": corpus, "num_negatives": 2, "verbose": False, "batch_size": 16}
     prints = []
-    for i, extra in enumerate(
-        [{}, {}, {"range_min": 1}, {"relative_margin": 0.1}, {"query_prompt": "q: "}]
-    ):
+    extras: list[dict[str, Any]] = [
+        {},
+        {},
+        {"range_min": 1},
+        {"relative_margin": 0.1},
+        {"query_prompt": "q: "},
+    ]
+    for i, extra in enumerate(extras):
         run = tmp_path / f"run{i}"
         mine(dataset, teacher, run_dir=run, id_corpus=tiny_beir, **kw, **extra)
         prints.append(fingerprint(json.loads((run / "mining.json").read_text())))
@@ -142,7 +146,7 @@ def test_without_id_corpus_texts_get_stable_ids_in_a_readable_corpus(
 ) -> None:
     dataset, corpus = _dataset(tiny_beir)
     mine(dataset, teacher, run_dir=tmp_path, corpus=corpus, num_negatives=2, verbose=False)
-    meta, lines = _mined(tmp_path)
+    meta, _ = _mined(tmp_path)
     assert meta["ids"] == {"documents": "text-sha256", "corpus_dir": "recallwatch-mining/corpus"}
     ids_corpus = load_corpus(tmp_path / meta["ids"]["corpus_dir"])
     mined = read_mined(tmp_path / meta["mined_set"], ids_corpus)  # every id is in the corpus
@@ -189,7 +193,7 @@ def risky(tmp_path_factory: pytest.TempPathFactory, tiny_beir: Path, teacher: An
         num_negatives=5,
         verbose=False,
     )
-    return run / json.loads((run / "mining.json").read_text())["mined_set"]
+    return run / str(json.loads((run / "mining.json").read_text())["mined_set"])
 
 
 def _audit_qrels(mined: Path, out: Path, fraction: float) -> Path:

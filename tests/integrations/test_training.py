@@ -1,4 +1,4 @@
-"""A real tiny training with ``mine`` and ``RecallwatchCallback``, watched by ``recallwatch serve``."""
+"""A real tiny training with ``mine`` and the callback, watched by ``recallwatch serve``."""
 
 from __future__ import annotations
 
@@ -191,7 +191,7 @@ def test_training_remines_mid_run_and_the_daemon_attributes_the_change(
 def test_rotation_resume_and_main_process_only(
     tmp_path: Path, tiny_beir: Path, minilm_dir: Path, teacher: Any
 ) -> None:
-    from datasets import Dataset
+    from datasets import Dataset  # type: ignore[import-untyped]
     from sentence_transformers import (
         SentenceTransformer,
         SentenceTransformerTrainer,
@@ -250,7 +250,6 @@ def test_rotation_resume_and_main_process_only(
     ):
         assert (ckpt / name).is_file(), name
     assert not list(ckpt.glob(".eval_embeddings*"))
-    assert model.training or True  # training continued after encoding (no exception)
 
     # Only the main process writes.
     other = run / "checkpoint-9"

@@ -14,10 +14,8 @@ from recallwatch.notify.channels import (
     render,
     target_for,
 )
-from recallwatch.notify.delivery import (
-    Dispatcher,
-    MemoryOutbox,
-)
+from recallwatch.notify.delivery import Dispatcher
+from recallwatch.notify.outbox import MemoryOutbox
 from tests.alerting.samples import T0, regression_alert
 from tests.daemon.helpers import wait_for
 from tests.helpers.notify import FAST, enqueue

@@ -25,18 +25,11 @@ from recallwatch.notify.channels import (
     SlackTarget,
     WebhookTarget,
 )
-from recallwatch.notify.delivery import (
-    AttemptResult,
-    Dispatcher,
-    MemoryOutbox,
-    Outgoing,
-    RetryPolicy,
-    backoff_delay,
-    classify_status,
-    new_session,
-    parse_retry_after,
-    send_once,
-)
+from recallwatch.notify.delivery import Dispatcher
+from recallwatch.notify.http import Outgoing, new_session, send_once
+from recallwatch.notify.messages import AttemptResult
+from recallwatch.notify.outbox import MemoryOutbox
+from recallwatch.notify.retry import RetryPolicy, backoff_delay, classify_status, parse_retry_after
 from recallwatch.notify.webhook import verify, webhook_body
 from recallwatch.store import AlertWrite, NewMessage, Store
 from tests.alerting.samples import regression_alert

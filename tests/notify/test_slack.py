@@ -7,10 +7,8 @@ import json
 from collections.abc import Callable
 
 from recallwatch.notify.channels import SlackTarget
-from recallwatch.notify.delivery import (
-    Dispatcher,
-    MemoryOutbox,
-)
+from recallwatch.notify.delivery import Dispatcher
+from recallwatch.notify.outbox import MemoryOutbox
 from recallwatch.notify.slack import MAX_BLOCKS, MAX_SECTION_TEXT, check_limits, slack_message
 from tests.alerting.samples import regression_alert
 from tests.daemon.helpers import wait_for

@@ -18,10 +18,8 @@ from recallwatch.config import WebhookChannel
 from recallwatch.notify.channels import (
     WebhookTarget,
 )
-from recallwatch.notify.delivery import (
-    MemoryOutbox,
-    send_once,
-)
+from recallwatch.notify.http import send_once
+from recallwatch.notify.outbox import MemoryOutbox
 from recallwatch.notify.webhook import (
     WebhookVerificationError,
     secret_key,

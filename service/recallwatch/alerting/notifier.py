@@ -20,7 +20,8 @@ from recallwatch.alerting.rules import by_step
 from recallwatch.config import Config
 from recallwatch.logs import fields
 from recallwatch.notify.channels import target_for
-from recallwatch.notify.delivery import Dispatcher, RetryPolicy
+from recallwatch.notify.delivery import Dispatcher
+from recallwatch.notify.retry import RetryPolicy
 from recallwatch.store import CheckpointRow, Store
 
 __all__ = ["Notifier"]

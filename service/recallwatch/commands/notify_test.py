@@ -11,7 +11,9 @@ from recallwatch.alerting.model import ALERTNAMES, Alert, AlertKey, alert_id, me
 from recallwatch.config import Config, load_config
 from recallwatch.errors import ConfigError
 from recallwatch.notify.channels import render, target_for
-from recallwatch.notify.delivery import Dispatcher, MemoryOutbox, RetryPolicy
+from recallwatch.notify.delivery import Dispatcher
+from recallwatch.notify.outbox import MemoryOutbox
+from recallwatch.notify.retry import RetryPolicy
 
 __all__ = ["add_parser", "run", "send_test"]
 

@@ -10,10 +10,10 @@ The pipeline, one hop per step (``Daemon.start`` schedules ``poll`` now and ever
    ``Daemon.dispatch`` takes free slots (``evaluation.concurrency``) in the order of
    ``scheduling.next_checkpoints`` (``oldest_first`` round-robin, or ``latest_only``) and marks
    them ``evaluating``.
-3. evaluated: ``Daemon.evaluate_checkpoint`` -> ``Daemon.evaluate_on`` runs each held-out set in a
-   child process (``runner.run_isolated``; a timeout or crash is a counted failure), skipping any
-   already done under the same idempotency key.
-4. stored: ``Daemon.evaluate_on`` writes each result in one transaction
+3. evaluated: ``Daemon.evaluate_checkpoint`` -> ``Evaluator.evaluate_on`` runs each held-out set
+   in a child process (``runner.run_isolated``; a timeout or crash is a counted failure),
+   skipping any already done under the same idempotency key.
+4. stored: ``Evaluator.evaluate_on`` writes each result in one transaction
    (``store.results.record_evaluation``; a failure with ``record_failure``).
 5. audited: ``FnAuditor.audit`` attaches the false-negative estimate of the checkpoint's mined set
    (audited once per set, in a child process); then the checkpoint is ``evaluated``.
@@ -44,21 +44,14 @@ from typing import TYPE_CHECKING, Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from recallwatch.config import Config, HeldoutConfig, RunConfig, dataset_key
+from recallwatch.config import Config, dataset_key
 from recallwatch.daemon.auditor import FnAuditor
 from recallwatch.daemon.discovery import Discovery
-from recallwatch.daemon.runner import (
-    AuditRunner,
-    EvaluationError,
-    Interrupted,
-    Job,
-    Runner,
-    estimate_isolated,
-    run_isolated,
-)
+from recallwatch.daemon.evaluation import Evaluator
+from recallwatch.daemon.runner import AuditRunner, Runner, estimate_isolated, run_isolated
 from recallwatch.daemon.scheduling import next_checkpoints, skip
 from recallwatch.logs import fields
-from recallwatch.store import CheckpointRow, NewEvaluation, Store
+from recallwatch.store import CheckpointRow, Store
 
 if TYPE_CHECKING:
     from recallwatch.alerting.notifier import Notifier
@@ -90,7 +83,6 @@ class Daemon:
         self.config = config
         self.store = store
         self.clock = clock
-        self.runner = runner
         #: Called with a checkpoint that became evaluated or failed (the regression decision and
         #: alert delivery hang here); its errors are logged, never fatal.
         self.on_checkpoint = on_checkpoint
@@ -99,6 +91,7 @@ class Daemon:
         if notifier is not None and on_checkpoint is None:
             self.on_checkpoint = notifier.after_checkpoint
         self.discovery = Discovery(store, clock)
+        self.evaluator = Evaluator(config, store, runner, clock)
         #: The false-negative auditor; None without a ``false_negatives`` section.
         self.auditor = (
             None
@@ -295,85 +288,18 @@ class Daemon:
         """Evaluate a checkpoint on every held-out set, store the results, audit, set its state."""
         run = self.config.run(row.run)
         if not row.audit_only and not Path(row.path).is_dir():
-            self._skip(row, "deleted", "the checkpoint was deleted before its evaluation")
+            message = "the checkpoint was deleted before its evaluation"
+            skip(self.store, row, "deleted", message, self.clock())
             return
+        run_id, keys = self._run_ids[run.name], self._keys[run.name]
         for heldout in self.config.heldout:
-            if not self.evaluate_on(row, run, heldout):
+            if not self.evaluator.evaluate_on(
+                row, run, run_id, heldout, keys[heldout.dataset], self._cancel
+            ):
                 return  # failed, skipped or re-queued: the state says which
-        if self.auditor is not None and not self.auditor.audit(
-            run, self._run_ids[run.name], row, self._cancel
-        ):
+        if self.auditor is not None and not self.auditor.audit(run, run_id, row, self._cancel):
             return  # stopped by shutdown: queued again
         self.store.queue.set_state(row.id, "evaluated", self.clock())
-
-    def evaluate_on(self, row: CheckpointRow, run: RunConfig, heldout: HeldoutConfig) -> bool:
-        """Evaluate on one held-out set and store the result (unless done under its key).
-
-        False to stop: the evaluation failed (recorded), or the checkpoint was skipped or queued
-        again.
-        """
-        encoder = self.config.encoder_for(run)
-        key = self._keys[run.name][heldout.dataset]
-        done = self.store.results.done_evaluation(row.id, heldout.dataset, encoder.spec, key)
-        if done is not None:
-            return True  # idempotent: already evaluated under this key
-        job = Job(
-            checkpoint=row.path,
-            encoder=encoder.model_dump(mode="json"),
-            heldout=str(heldout.path),
-            split=heldout.split,
-            relevance_level=heldout.relevance_level,
-            ks=list(self.config.evaluation.ks),
-            similarity=self.config.evaluation.similarity,
-            shard_rows=self.config.evaluation.shard_rows,
-        )
-        where = fields(run=run.name, checkpoint=row.name, step=row.step, dataset=heldout.dataset)
-        started, t0 = self.clock(), time.monotonic()
-        try:
-            result = self.runner(job, self.config.evaluation.timeout_seconds, self._cancel)
-        except Interrupted:
-            self.store.queue.set_state(row.id, "discovered", self.clock(), reason="interrupted")
-            log.warning("evaluation stopped by shutdown; it will be re-run", extra=where)
-            return False
-        except EvaluationError as exc:
-            if not Path(row.path).is_dir():
-                self._skip(row, "deleted", "the checkpoint was deleted during its evaluation")
-                return False
-            self.store.results.record_failure(
-                row.id,
-                dataset=heldout.dataset,
-                encoder=encoder.spec,
-                config_hash=key,
-                started_at=started,
-                finished_at=self.clock(),
-                reason=exc.reason,
-                message=exc.message,
-            )
-            where["fields"]["reason"] = exc.reason
-            log.warning("evaluation failed: %s", exc.message, extra=where)
-            return False
-        duration = time.monotonic() - t0
-        self.store.results.record_evaluation(
-            NewEvaluation(
-                checkpoint_id=row.id,
-                dataset=heldout.dataset,
-                encoder=encoder.spec,
-                config_hash=key,
-                started_at=started,
-                finished_at=self.clock(),
-                metrics=result.metrics,
-                timings=result.timings,
-                counts=result.counts,
-                outcomes=result.outcomes,
-            ),
-            self._run_ids[run.name],
-        )
-        where["fields"].update(
-            duration_seconds=round(duration, 3),
-            **_headline(result.metrics, self.config.evaluation.ks),
-        )
-        log.info("evaluated", extra=where)
-        return True
 
     # -- 6: decided (and 7, notified, by the notifier's workers) --------------------------------
 
@@ -410,18 +336,5 @@ class Daemon:
             "evaluating": len(self._inflight),
         }
 
-    def _skip(self, row: CheckpointRow, reason: str, message: str) -> None:
-        skip(self.store, row, reason, message, self.clock())
-
     def _eval_key(self, run: str) -> str:
         return json.dumps(self._keys[run], sort_keys=True, separators=(",", ":"))
-
-
-def _headline(metrics: dict[str, dict[int, float]], ks: list[int]) -> dict[str, float]:
-    out = {
-        f"recall@{k}": round(metrics["recall"][k], 4) for k in ks if k in metrics.get("recall", {})
-    }
-    k10 = 10 if 10 in ks else ks[-1]
-    if k10 in metrics.get("ndcg", {}):
-        out[f"ndcg@{k10}"] = round(metrics["ndcg"][k10], 4)
-    return out

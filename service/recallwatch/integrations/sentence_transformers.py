@@ -70,18 +70,11 @@ import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-
-if TYPE_CHECKING:  # transformers is typed but huge: mypy sees the callback base as ``object``
-    _CallbackBase = object
-else:
-    try:
-        from transformers import TrainerCallback as _CallbackBase
-    except ImportError:  # pragma: no cover - depends on the install
-        _CallbackBase = object
+from transformers import TrainerCallback
 
 __all__ = [
     "MINED_DIR",
@@ -371,14 +364,15 @@ def _reconstruct(a: dict[str, Any], cache: Path) -> _Candidates:
     if a.get("use_faiss"):
         import faiss
 
-        index = faiss.IndexFlatIP(model.get_embedding_dimension())
+        index: Any = faiss.IndexFlatIP(model.get_embedding_dimension())
         with contextlib.suppress(Exception):
             co = faiss.GpuMultipleClonerOptions()
             co.shard = True
             co.useFloat16 = True
             index = faiss.index_cpu_to_all_gpus(index, co=co)
         index.add(c_emb)
-        s_list, i_list = [], []
+        s_list: list[Any] = []
+        i_list: list[Any] = []
         for i in range(0, len(q_emb), a["faiss_batch_size"]):
             s, ix = index.search(q_emb[i : i + a["faiss_batch_size"]], k=width)
             s_list.append(s)
@@ -406,7 +400,7 @@ def _reconstruct(a: dict[str, Any], cache: Path) -> _Candidates:
     flat_pos = [p for ps in pos_idx for p in ps]
     pos_scores = model.similarity_pairwise(q_emb[rep], c_emb[flat_pos]).cpu()
 
-    ce = a.get("cross_encoder")
+    ce: Any = a.get("cross_encoder")
     rescored = ce is not None and any(
         a.get(k) is not None
         for k in ("absolute_margin", "relative_margin", "max_score", "min_score")
@@ -746,7 +740,7 @@ def _record(
 EncodeFn = Callable[[Any, Sequence[str], str], Any]
 
 
-class RecallwatchCallback(_CallbackBase):
+class RecallwatchCallback(TrainerCallback):
     """A transformers ``TrainerCallback`` that makes each checkpoint complete for recallwatch.
 
     On each save (``on_save``, which transformers calls after the checkpoint's model, optimizer

@@ -18,7 +18,9 @@ from recallwatch.notify.alertmanager import (
     alertmanager_body,
     with_ends_at,
 )
-from recallwatch.notify.delivery import OutboxMessage, Outgoing, Target
+from recallwatch.notify.delivery import Target
+from recallwatch.notify.http import Outgoing
+from recallwatch.notify.messages import OutboxMessage
 from recallwatch.notify.slack import slack_message
 from recallwatch.notify.webhook import signature_headers, webhook_body
 

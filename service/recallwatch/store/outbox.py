@@ -22,7 +22,7 @@ from recallwatch.store.db import Database
 from recallwatch.store.rows import NewMessage
 
 if TYPE_CHECKING:
-    from recallwatch.notify.delivery import Outbox
+    from recallwatch.notify.outbox import Outbox
 
 __all__ = ["REFRESH_RETENTION_SECONDS", "SqliteOutbox", "enqueue_messages"]
 

@@ -1,0 +1,132 @@
+"""Evaluate a checkpoint on one held-out set in a child process, and store the outcome.
+
+``Evaluator.evaluate_on`` is hops 3 and 4 of the daemon's pipeline (evaluated, stored): it skips a
+held-out set already evaluated under the same idempotency key, runs the evaluation through the
+daemon's runner (``runner.run_isolated``: a child process, killed at the timeout), and stores the
+result in one transaction (``store.results.record_evaluation``) or the failure with its bounded
+reason (``record_failure``). A checkpoint deleted during its evaluation is skipped, not failed;
+one stopped by shutdown is queued again.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from recallwatch.config import Config, HeldoutConfig, RunConfig
+from recallwatch.daemon.runner import EvaluationError, Interrupted, Job, Runner
+from recallwatch.daemon.scheduling import skip
+from recallwatch.logs import fields
+from recallwatch.store import CheckpointRow, NewEvaluation, Store
+
+__all__ = ["Evaluator"]
+
+#: The daemon's log: one logger name for its whole pipeline.
+log = logging.getLogger("recallwatch.daemon")
+
+
+class Evaluator:
+    """Run one checkpoint's evaluation on one held-out set and record what came of it."""
+
+    def __init__(
+        self, config: Config, store: Store, runner: Runner, clock: Callable[[], float]
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.runner = runner
+        self.clock = clock
+
+    def evaluate_on(
+        self,
+        row: CheckpointRow,
+        run: RunConfig,
+        run_id: int,
+        heldout: HeldoutConfig,
+        key: str,
+        cancel: threading.Event,
+    ) -> bool:
+        """Evaluate on one held-out set and store the result (unless done under its key).
+
+        False to stop: the evaluation failed (recorded), or the checkpoint was skipped or queued
+        again.
+        """
+        encoder = self.config.encoder_for(run)
+        done = self.store.results.done_evaluation(row.id, heldout.dataset, encoder.spec, key)
+        if done is not None:
+            return True  # idempotent: already evaluated under this key
+        job = Job(
+            checkpoint=row.path,
+            encoder=encoder.model_dump(mode="json"),
+            heldout=str(heldout.path),
+            split=heldout.split,
+            relevance_level=heldout.relevance_level,
+            ks=list(self.config.evaluation.ks),
+            similarity=self.config.evaluation.similarity,
+            shard_rows=self.config.evaluation.shard_rows,
+        )
+        where = fields(run=run.name, checkpoint=row.name, step=row.step, dataset=heldout.dataset)
+        started, t0 = self.clock(), time.monotonic()
+        try:
+            result = self.runner(job, self.config.evaluation.timeout_seconds, cancel)
+        except Interrupted:
+            self.store.queue.set_state(row.id, "discovered", self.clock(), reason="interrupted")
+            log.warning("evaluation stopped by shutdown; it will be re-run", extra=where)
+            return False
+        except EvaluationError as exc:
+            if not Path(row.path).is_dir():
+                skip(
+                    self.store,
+                    row,
+                    "deleted",
+                    "the checkpoint was deleted during its evaluation",
+                    self.clock(),
+                )
+                return False
+            self.store.results.record_failure(
+                row.id,
+                dataset=heldout.dataset,
+                encoder=encoder.spec,
+                config_hash=key,
+                started_at=started,
+                finished_at=self.clock(),
+                reason=exc.reason,
+                message=exc.message,
+            )
+            where["fields"]["reason"] = exc.reason
+            log.warning("evaluation failed: %s", exc.message, extra=where)
+            return False
+        duration = time.monotonic() - t0
+        self.store.results.record_evaluation(
+            NewEvaluation(
+                checkpoint_id=row.id,
+                dataset=heldout.dataset,
+                encoder=encoder.spec,
+                config_hash=key,
+                started_at=started,
+                finished_at=self.clock(),
+                metrics=result.metrics,
+                timings=result.timings,
+                counts=result.counts,
+                outcomes=result.outcomes,
+            ),
+            run_id,
+        )
+        where["fields"].update(
+            duration_seconds=round(duration, 3),
+            **_headline(result.metrics, self.config.evaluation.ks),
+        )
+        log.info("evaluated", extra=where)
+        return True
+
+
+def _headline(metrics: dict[str, dict[int, float]], ks: list[int]) -> dict[str, float]:
+    out = {
+        f"recall@{k}": round(metrics["recall"][k], 4) for k in ks if k in metrics.get("recall", {})
+    }
+    k10 = 10 if 10 in ks else ks[-1]
+    if k10 in metrics.get("ndcg", {}):
+        out[f"ndcg@{k10}"] = round(metrics["ndcg"][k10], 4)
+    return out
