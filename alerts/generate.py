@@ -93,7 +93,7 @@ def rule_groups(
     ``for_override`` (every alert's ``for``) exist for integration tests that cannot wait an
     hour; the committed files use the defaults.
     """
-    _seconds(window)
+    seconds = _seconds(window)
 
     def alert(
         name: str,
@@ -192,15 +192,15 @@ recallwatch_evaluation_failures_total by reason and the daemon's log.
             # Checkpoints waited for the whole last hour (also the run's very first one, before
             # any success exists) and no evaluation of the run succeeded in that hour. A run
             # whose trainer stopped writing checkpoints has none pending and does not fire.
-            """
+            f"""
 (
-  min by (run) (min_over_time(recallwatch_checkpoints_pending[{w}])) > 0
+  min by (run) (min_over_time(recallwatch_checkpoints_pending[{window}])) > 0
   and on (run)
-  min by (run) (recallwatch_checkpoints_pending offset {w}) > 0
+  min by (run) (recallwatch_checkpoints_pending offset {window}) > 0
 )
 unless on (run)
-(time() - max by (run) (recallwatch_last_successful_evaluation_timestamp_seconds) < {s})
-""".format(w=window, s=_seconds(window)),
+(time() - max by (run) (recallwatch_last_successful_evaluation_timestamp_seconds) < {seconds})
+""",
             "10m",
             "warning",
             "no checkpoint of run {{ $labels.run }} evaluated for over an hour",
@@ -248,19 +248,21 @@ HEADER = """\
 """
 
 
-def rules_file(job_selector: str = JOB_SELECTOR, runbook_base_url: str = RUNBOOK_BASE_URL) -> str:
-    """alerts/recallwatch.rules.yml."""
+def rules_file(
+    job_selector: str = JOB_SELECTOR, runbook_base_url: str = RUNBOOK_BASE_URL, **timing: Any
+) -> str:
+    """alerts/recallwatch.rules.yml (``timing``: ``rule_groups``' window / for_override)."""
     return (
         HEADER
         + "# Prometheus rules for recallwatch. Load with `rule_files: [recallwatch.rules.yml]`.\n"
         + "# Unit tests: `promtool test rules alerts/tests/*.test.yml`.\n"
         + f"# Job selector: {job_selector}   Runbook: {runbook_base_url}\n"
-        + _dump({"groups": rule_groups(job_selector, runbook_base_url)})
+        + _dump({"groups": rule_groups(job_selector, runbook_base_url, **timing)})
     )
 
 
 def prometheusrule_file(
-    job_selector: str = JOB_SELECTOR, runbook_base_url: str = RUNBOOK_BASE_URL
+    job_selector: str = JOB_SELECTOR, runbook_base_url: str = RUNBOOK_BASE_URL, **timing: Any
 ) -> str:
     """deploy/kubernetes/base/prometheusrule.yaml: the same groups for the Prometheus operator."""
     doc = {
@@ -270,7 +272,7 @@ def prometheusrule_file(
             "name": "recallwatch",
             "labels": {"app.kubernetes.io/name": "recallwatch"},
         },
-        "spec": {"groups": rule_groups(job_selector, runbook_base_url)},
+        "spec": {"groups": rule_groups(job_selector, runbook_base_url, **timing)},
     }
     return (
         HEADER
@@ -285,11 +287,12 @@ def outputs(
     runbook_base_url: str = RUNBOOK_BASE_URL,
     rules: Path = RULES_PATH,
     prometheusrule: Path = PROMETHEUSRULE_PATH,
+    **timing: Any,
 ) -> dict[Path, str]:
     """Every generated file and its content."""
     return {
-        rules: rules_file(job_selector, runbook_base_url),
-        prometheusrule: prometheusrule_file(job_selector, runbook_base_url),
+        rules: rules_file(job_selector, runbook_base_url, **timing),
+        prometheusrule: prometheusrule_file(job_selector, runbook_base_url, **timing),
     }
 
 
@@ -300,14 +303,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--runbook-base-url", default=RUNBOOK_BASE_URL)
     parser.add_argument("--rules", type=Path, default=RULES_PATH)
     parser.add_argument("--prometheusrule", type=Path, default=PROMETHEUSRULE_PATH)
+    parser.add_argument(
+        "--window", default="1h", help="the alerts' 'last hour' (integration tests: e.g. 2m)"
+    )
+    parser.add_argument(
+        "--for", dest="for_override", default=None, help="every alert's `for` (tests: e.g. 0s)"
+    )
     parser.add_argument("--check", action="store_true", help="exit 1 if a file is stale")
     args = parser.parse_args(argv)
     if not args.runbook_base_url.startswith(("http://", "https://")):
         parser.error("--runbook-base-url must be an absolute http(s) URL")
+    try:
+        files = outputs(
+            args.job_selector,
+            args.runbook_base_url,
+            args.rules,
+            args.prometheusrule,
+            window=args.window,
+            for_override=args.for_override,
+        )
+    except ValueError as e:
+        parser.error(str(e))
     stale = 0
-    for path, text in outputs(
-        args.job_selector, args.runbook_base_url, args.rules, args.prometheusrule
-    ).items():
+    for path, text in files.items():
         current = path.read_text() if path.exists() else ""
         if args.check:
             if current != text:

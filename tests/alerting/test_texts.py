@@ -22,13 +22,13 @@ def test_texts_are_indexed_once_and_outside_the_decision_lock(
     run = Run(store, config, synthetic, clock)
     alerting = Alerting(config, store, clock=clock)
     reads: list[tuple[str, bool]] = []
-    real = texts_module.read_jsonl_objects
+    real = texts_module.stream_fields
 
-    def counting(path: Path) -> Any:
+    def counting(path: Path, *args: Any, **kwargs: Any) -> Any:
         reads.append((path.name, alerting._lock.locked()))
-        return real(path)
+        return real(path, *args, **kwargs)
 
-    monkeypatch.setattr(texts_module, "read_jsonl_objects", counting)
+    monkeypatch.setattr(texts_module, "stream_fields", counting)
     alerting.after_checkpoint(run.add(100, A, hits(50)))
     for step, n_miss in ((200, 80), (300, 50), (400, 80)):  # fire, resolve, fire again
         alerting.after_checkpoint(run.add(step, B, hits(n_miss)))

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
 
-from recallwatch.beir import read_jsonl_objects
+from recallwatch.beir import stream_fields
 
 __all__ = ["TEXT_INDEX_MAX_BYTES", "TextIndex"]
 
@@ -76,36 +75,30 @@ def _stamp(path: Path) -> tuple[int, int] | None:
     return (st.st_mtime_ns, st.st_size)
 
 
-def _text_of(obj: Mapping[str, Any], field: str) -> str:
-    """The text shown for one record (a title falls back to the document's text), cut short."""
-    value = obj.get(field) or (obj.get("text") if field == "title" else "")
-    return str(value or "")[:300]
+#: Texts shown in an alert are cut to this many characters.
+TEXT_LIMIT = 300
+
+
+def _read(path: Path, field: str, wanted: set[str] | None) -> dict[str, str] | None:
+    """Texts of one held-out file (all, or the wanted ids), through the one BEIR reader.
+
+    A title falls back to the document's text. None when the file cannot be read: texts are a
+    courtesy, and an alert without them is still an alert.
+    """
+    fallback = "text" if field == "title" else None
+    try:
+        texts = stream_fields(path, field, wanted, fallback=fallback)
+    except Exception:
+        log.warning("could not read texts from %s", path)
+        return None
+    return {i: text[:TEXT_LIMIT] for i, text in texts.items()}
 
 
 def _read_texts(path: Path, field: str) -> dict[str, str] | None:
     """Every record's text of one held-out file, or None when the file cannot be read."""
-    texts: dict[str, str] = {}
-    try:
-        for _, obj in read_jsonl_objects(path):
-            texts[str(obj.get("_id"))] = _text_of(obj, field)
-    except Exception:  # texts are a courtesy: an alert without them is still an alert
-        log.warning("could not read texts from %s", path)
-        return None
-    return texts
+    return _read(path, field, None)
 
 
 def _stream_texts(path: Path, field: str, wanted: set[str]) -> dict[str, str]:
     """The texts of a few ids, streamed from one held-out file."""
-    out: dict[str, str] = {}
-    if not wanted:
-        return out
-    try:
-        for _, obj in read_jsonl_objects(path):
-            oid = str(obj.get("_id"))
-            if oid in wanted:
-                out[oid] = _text_of(obj, field)
-                if len(out) == len(wanted):
-                    break
-    except Exception:  # texts are a courtesy: an alert without them is still an alert
-        log.warning("could not read texts from %s", path)
-    return out
+    return _read(path, field, wanted) or {}
