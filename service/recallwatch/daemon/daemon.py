@@ -18,12 +18,12 @@ The pipeline, one hop per step (``Daemon.start`` schedules ``poll`` now and ever
 5. audited: ``FnAuditor.audit`` attaches the false-negative estimate of the checkpoint's mined set
    (audited once per set, in a child process); then the checkpoint is ``evaluated``.
 6. decided: ``Daemon.after_evaluation`` hands a checkpoint that became ``evaluated`` or ``failed``
-   to ``on_checkpoint``: with a notifier, ``alerting.Notifier.after_checkpoint`` decides the
-   regression and writes alerts with their outbox messages. It runs in the evaluation's slot:
-   keep it quick.
-7. notified: the notifier's delivery workers (``Notifier.start``) send the outbox's messages; a
-   ``notifications`` job runs the periodic rules (``Notifier.tick``) every
-   ``NOTIFY_TICK_SECONDS``.
+   to ``on_checkpoint``: with a notifier, ``Notifier.after_checkpoint`` ->
+   ``Alerting.after_checkpoint`` decides the rules and writes alerts with their outbox messages.
+   It runs in the evaluation's slot: keep it quick.
+7. notified: the delivery workers (``notify.delivery.Dispatcher``, started by ``Notifier.start``)
+   send the outbox's messages; a ``notifications`` job runs the periodic rules
+   (``Notifier.tick``) every ``NOTIFY_TICK_SECONDS``.
 
 Each finished evaluation frees its slot and dispatches the next at once, so a backfill does not
 wait for polls. ``Daemon.prepare`` first re-queues what a crash or a config change left behind.
