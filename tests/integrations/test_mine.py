@@ -15,7 +15,7 @@ import pytest
 from recallwatch.integrations.sentence_transformers import fingerprint, mine
 from recallwatch.mining.corpus import load_corpus
 from recallwatch.mining.formats import read_mined
-from tests.integrations.conftest import REPO, train_pairs
+from tests.integrations.helpers import REPO, audit_qrels, train_pairs
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -196,32 +196,10 @@ def risky(tmp_path_factory: pytest.TempPathFactory, tiny_beir: Path, teacher: An
     return run / str(json.loads((run / "mining.json").read_text())["mined_set"])
 
 
-def _audit_qrels(mined: Path, out: Path, fraction: float) -> Path:
-    """Audit judgements: the negatives scoring closest to their positive are false negatives."""
-    lines = [json.loads(x) for x in mined.read_text().splitlines()]
-    gaps = sorted(
-        (min(line["positive_scores"]) - n["score"]) / abs(min(line["positive_scores"]))
-        for line in lines
-        for n in line["negatives"]
-    )
-    cut = gaps[int(len(gaps) * fraction)]
-    rows = ["query-id\tcorpus-id\tscore"]
-    for line in lines:
-        pos = min(line["positive_scores"])
-        rows += [f"{line['query_id']}\t{p}\t1" for p in line["positive_ids"]]
-        rows += [
-            f"{line['query_id']}\t{n['doc_id']}\t1"
-            for n in line["negatives"]
-            if (pos - n["score"]) / abs(pos) < cut
-        ]
-    out.write_text("\n".join(rows) + "\n")
-    return out
-
-
 def test_fn_rate_recommends_a_margin_and_remining_drops_exactly_what_it_projected(
     tmp_path: Path, tiny_beir: Path, teacher: Any, risky: Path
 ) -> None:
-    audit = _audit_qrels(risky, tmp_path / "audit.tsv", 0.2)
+    audit = audit_qrels(risky, tmp_path / "audit.tsv", 0.2)
     fn_json = tmp_path / "fn.json"
     _cli(
         "fn-rate",

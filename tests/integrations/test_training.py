@@ -20,8 +20,14 @@ from recallwatch.integrations.sentence_transformers import (
     RecallwatchCallback,
     fingerprint,
 )
-from tests.integrations.conftest import REPO, TRAINING_WARNINGS, Serve, wait_until
-from tests.integrations.test_mine import _audit_qrels
+from tests.integrations.helpers import (
+    REPO,
+    TRAINING_WARNINGS,
+    Serve,
+    audit_qrels,
+    train_pairs,
+    wait_until,
+)
 
 pytestmark = [pytest.mark.filterwarnings(w) for w in TRAINING_WARNINGS]
 EXAMPLE = REPO / "examples" / "sentence-transformers" / "train_hardneg.py"
@@ -135,7 +141,7 @@ def test_training_remines_mid_run_and_the_daemon_attributes_the_change(
 
     # fn-rate on the risky mined set can recommend a margin: the scores are there.
     mined = run / final["mined_set"]
-    audit = _audit_qrels(mined, tmp_path / "audit.tsv", 0.2)
+    audit = audit_qrels(mined, tmp_path / "audit.tsv", 0.2)
     fn_json = tmp_path / "fn.json"
     _cli(
         "fn-rate",
@@ -200,7 +206,6 @@ def test_rotation_resume_and_main_process_only(
     from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
 
     from recallwatch.integrations.sentence_transformers import mine
-    from tests.integrations.conftest import train_pairs
 
     pairs, corpus = train_pairs(tiny_beir)
     run = tmp_path / "run"

@@ -65,16 +65,37 @@ def test_latest_and_current_evaluations(store: Store) -> None:
     assert [c.step for c in page] == [200, 100]
 
 
-def test_mining_change_time_is_the_start_of_the_current_streak(store: Store) -> None:
+def test_mining_change_time_is_the_start_of_the_current_segment(store: Store) -> None:
     run = store.queue.ensure_run("a", "/runs/a", 1.0)
     for step, fp in ((1, "A"), (2, "A"), (3, "B"), (4, None), (5, "A"), (6, "A")):
         add(store, run, step, fp=fp)
     rows = {c.step: c for c in store.queue.checkpoints("a")}
-    assert store.views.mining_change_at(rows[2]) == 1.0
+    # No earlier checkpoint mined differently: the mining never changed.
+    assert store.views.mining_change_at(rows[1]) is None
+    assert store.views.mining_change_at(rows[2]) is None
     assert store.views.mining_change_at(rows[3]) == 3.0
-    assert store.views.mining_change_at(rows[6]) == 5.0
+    # A checkpoint without mining metadata neither changes the mining nor has a change time.
     assert store.views.mining_change_at(rows[4]) is None
+    assert store.views.mining_change_at(rows[5]) == 5.0
+    assert store.views.mining_change_at(rows[6]) == 5.0
     assert store.queue.mining_content("A") == {"fp": "A"}
+
+
+def test_mining_change_ignores_checkpoints_without_metadata_and_other_runs(store: Store) -> None:
+    run = store.queue.ensure_run("a", "/runs/a", 1.0)
+    other = store.queue.ensure_run("b", "/runs/b", 1.0)
+    add(store, other, 1, fp="B")
+    for step, fp in ((2, "A"), (3, None), (4, "A")):
+        add(store, run, step, fp=fp)
+    rows = {c.step: c for c in store.queue.checkpoints("a")}
+    # Run b's different mining and a gap without metadata are no change of run a's mining.
+    assert store.views.mining_change_at(rows[4]) is None
+    add(store, run, 5, fp="B")
+    add(store, run, 6, fp=None)
+    add(store, run, 7, fp="A")
+    rows = {c.step: c for c in store.queue.checkpoints("a")}
+    assert store.views.mining_change_at(rows[5]) == 5.0
+    assert store.views.mining_change_at(rows[7]) == 7.0
 
 
 def test_run_summaries_and_per_run_counters(store: Store) -> None:

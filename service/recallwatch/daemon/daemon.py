@@ -129,12 +129,6 @@ class Daemon:
                 h.dataset: dataset_key(self.config, run, h) for h in self.config.heldout
             }
             requeued = self.store.queue.rekey(run_id, self._eval_key(run.name), now)
-            if requeued:
-                log.info(
-                    "evaluation settings changed: %d checkpoint(s) queued again",
-                    requeued,
-                    extra=fields(run=run.name),
-                )
             if retry_failed:
                 retried = self.store.queue.requeue_failed(run_id, now)
                 log.info(
@@ -147,6 +141,12 @@ class Daemon:
                         audits,
                         extra=fields(run=run.name),
                     )
+            if requeued:
+                log.info(
+                    "evaluation settings changed: %d checkpoint(s) queued again",
+                    requeued,
+                    extra=fields(run=run.name),
+                )
         if self.auditor is None:
             log.info("false-negative estimation is off (no false_negatives section in the config)")
 

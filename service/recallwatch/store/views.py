@@ -47,14 +47,24 @@ class ReadViews:
         return rows[0] if rows else None
 
     def mining_change_at(self, checkpoint: CheckpointRow) -> float | None:
-        """When the checkpoint's mining config first appeared in its run (after any other one)."""
+        """When the mining config of ``checkpoint`` replaced another one in its run, or None.
+
+        A run's checkpoints (by step, those without mining metadata left out) form segments of
+        equal mining fingerprint. The value is the completion time of the first checkpoint of the
+        segment ``checkpoint`` is in, and exists only when the mining really changed: some earlier
+        checkpoint (by step) has a different fingerprint. A run that always mined the same way, or
+        a checkpoint without a fingerprint or a step, has none.
+        """
         if checkpoint.mining_fingerprint is None or checkpoint.step is None:
             return None
         rows = self._db.query(
-            "SELECT MIN(c.completed_at) FROM checkpoints c JOIN runs r ON r.id = c.run_id "
-            "WHERE r.name = :run AND c.mining_fingerprint = :fp AND c.step <= :step AND c.step > "
-            "COALESCE((SELECT MAX(o.step) FROM checkpoints o WHERE o.run_id = c.run_id "
-            "AND o.step < :step AND o.mining_fingerprint IS NOT :fp), -1)",
+            "WITH run AS (SELECT id FROM runs WHERE name = :run), "
+            "prev AS (SELECT MAX(o.step) AS step FROM checkpoints o, run "
+            "WHERE o.run_id = run.id AND o.step < :step AND o.mining_fingerprint IS NOT NULL "
+            "AND o.mining_fingerprint != :fp) "
+            "SELECT MIN(c.completed_at) FROM checkpoints c, run, prev "
+            "WHERE c.run_id = run.id AND prev.step IS NOT NULL AND c.mining_fingerprint = :fp "
+            "AND c.step <= :step AND c.step > prev.step",
             {"run": checkpoint.run, "fp": checkpoint.mining_fingerprint, "step": checkpoint.step},
         )
         value = rows[0][0]
