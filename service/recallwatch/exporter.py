@@ -10,7 +10,10 @@ reason, channel, rule — never a checkpoint or query id (the checkpoint name is
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Iterator
+import importlib.metadata
+import platform
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from typing import Any
 
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -23,7 +26,15 @@ from prometheus_client.registry import Collector
 
 from recallwatch.store import Store
 
-__all__ = ["DURATION_BUCKETS", "HEADLINE_METRICS", "RecallwatchCollector"]
+__all__ = [
+    "COMPARISONS",
+    "DURATION_BUCKETS",
+    "EVALUATION_FAILURE_REASONS",
+    "HEADLINE_METRICS",
+    "DaemonHealthCollector",
+    "RecallwatchCollector",
+    "build_labels",
+]
 
 #: Evaluation stages take from milliseconds (precomputed) to hours (encoding a large corpus).
 DURATION_BUCKETS: tuple[float, ...] = (
@@ -50,6 +61,32 @@ HEADLINE_METRICS = {
     "ndcg": "recallwatch_ndcg_ratio",
 }
 
+#: What a regression verdict compares with: the ``compare_with`` label of
+#: ``recallwatch_recall_regression``. Stored verdict kinds are these, or ``<kind>:<rule>`` when
+#: several rules make the same comparison (``alerting.rules.recall_regression.verdict_kind``).
+COMPARISONS = ("previous_mining", "same_mining", "pinned")
+
+#: The ``reason`` values of ``recallwatch_evaluation_failures_total`` exported at 0 for every run
+#: before its first failure of that reason, so that a first failure is an increase (rules use
+#: ``increase()``): the ``RecallwatchError.reason`` of each error an evaluation can raise
+#: (``errors.py``) and the runner's own (``daemon.runner``: timeout, crashed, internal). Another
+#: reason appears when it first happens.
+EVALUATION_FAILURE_REASONS = (
+    "bad_checkpoint",
+    "bad_config",
+    "bad_embeddings",
+    "bad_heldout",
+    "bad_input",
+    "crashed",
+    "encoder_failed",
+    "error",
+    "internal",
+    "timeout",
+)
+
+#: Distributions named in ``recallwatch_build_info`` (besides recallwatch and Python).
+BUILD_DISTRIBUTIONS = {"numpy": ("numpy",), "faiss": ("faiss-cpu", "faiss-gpu", "faiss")}
+
 #: Characters of the mining fingerprint shown in ``recallwatch_checkpoint_info`` (like a short
 #: git hash; the API has the full SHA-256).
 FINGERPRINT_CHARS = 12
@@ -70,6 +107,7 @@ class RecallwatchCollector(Collector):
         #: Configured notification channels: each has an outbox gauge, 0 when nothing waits.
         self.channels = sorted(set(channels))
         self.version = version
+        self._build = build_labels(version)
         #: Export only these runs (the configured ones); a run dropped from the config disappears.
         self.runs = None if runs is None else frozenset(runs)
 
@@ -82,8 +120,12 @@ class RecallwatchCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         """Build every metric family from the store."""
-        build = InfoMetricFamily("recallwatch_build", "Version of recallwatch.", labels=["version"])
-        build.add_metric([self.version], {})
+        build = InfoMetricFamily(
+            "recallwatch_build",
+            "Versions of recallwatch, Python, numpy and faiss (one series).",
+            labels=list(self._build),
+        )
+        build.add_metric(list(self._build.values()), {})
         yield build
         yield from self._latest()
         yield from self._counters()
@@ -105,8 +147,9 @@ class RecallwatchCollector(Collector):
         )
         regression = GaugeMetricFamily(
             "recallwatch_recall_regression",
-            "1 when the latest checkpoint's recall@k regressed significantly, else 0.",
-            labels=run_ds_k,
+            "1 when the latest checkpoint's recall@k regressed significantly against the "
+            "baseline it is compared with (previous_mining, same_mining, pinned), else 0.",
+            labels=[*run_ds_k, "compare_with"],
         )
         step = GaugeMetricFamily(
             "recallwatch_checkpoint_step",
@@ -120,7 +163,8 @@ class RecallwatchCollector(Collector):
         )
         mining_change = GaugeMetricFamily(
             "recallwatch_mining_change_timestamp_seconds",
-            "When the latest checkpoint's mining configuration first appeared in the run.",
+            "When the latest checkpoint's mining configuration replaced another one in the run "
+            "(absent while the mining never changed).",
             labels=["run"],
         )
         fn = GaugeMetricFamily(
@@ -177,22 +221,30 @@ class RecallwatchCollector(Collector):
         baseline: GaugeMetricFamily,
         regression: GaugeMetricFamily,
     ) -> None:
-        # Several kinds of comparison may exist; the mining-change one names the baseline, and
-        # the checkpoint counts as regressed when any kind says so.
-        chosen: dict[tuple[str, str], tuple[float | None, int]] = {}
+        # One regression series per comparison (``compare_with``): the kinds ``<kind>:<rule>``
+        # of further rules making the same comparison count as their base kind, regressed when
+        # any of them says so. The baseline gauge names the mining-change baseline when there is
+        # one, else the first comparison's.
+        regressed: dict[tuple[str, str, str], int] = {}
+        bases: dict[tuple[str, str], tuple[bool, float]] = {}
         for v in self.store.ledger.verdicts(checkpoint_id):
             if v.metric != "recall":
                 continue
+            compare_with = v.kind.split(":", 1)[0]
+            if compare_with not in COMPARISONS:
+                continue
             key = (v.dataset, str(v.k))
-            prev_base, prev_reg = chosen.get(key, (None, 0))
-            base = (
-                v.baseline_value if v.kind == "previous_mining" or prev_base is None else prev_base
-            )
-            chosen[key] = (base, max(prev_reg, int(v.regressed)))
-        for (dataset, k), (base, reg) in chosen.items():
-            if base is not None:
-                baseline.add_metric([run, dataset, k], base)
-            regression.add_metric([run, dataset, k], float(reg))
+            series = (*key, compare_with)
+            regressed[series] = max(regressed.get(series, 0), int(v.regressed))
+            if v.baseline_value is not None:
+                chosen = bases.get(key)
+                mining = v.kind == "previous_mining"
+                if chosen is None or (mining and not chosen[0]):
+                    bases[key] = (mining, v.baseline_value)
+        for (dataset, k), (_, value) in bases.items():
+            baseline.add_metric([run, dataset, k], value)
+        for (dataset, k, compare_with), reg in sorted(regressed.items()):
+            regression.add_metric([run, dataset, k, compare_with], float(reg))
 
     def _counters(self) -> Iterator[Metric]:
         total = CounterMetricFamily(
@@ -200,15 +252,21 @@ class RecallwatchCollector(Collector):
             "Finished evaluations (one per checkpoint and held-out set).",
             labels=["run"],
         )
-        for run, n in sorted(self.store.views.counts_by_run().items()):
+        counts = self.store.views.counts_by_run()
+        for run, n in sorted(counts.items()):
             if self._shown(run):
                 total.add_metric([run], n)
         failures = CounterMetricFamily(
             "recallwatch_evaluation_failures",
-            "Failed evaluations by reason.",
+            "Failed evaluations by reason (0 for each known reason before its first failure).",
             labels=["run", "reason"],
         )
-        for (run, reason), n in sorted(self.store.views.failures_by_run().items()):
+        # Every run starts at 0 for the known reasons, so that its first failure is an increase.
+        failed: dict[tuple[str, str], int] = {
+            (run, reason): 0 for run in counts for reason in EVALUATION_FAILURE_REASONS
+        }
+        failed.update(self.store.views.failures_by_run())
+        for (run, reason), n in sorted(failed.items()):
             if self._shown(run):
                 failures.add_metric([run, reason], n)
         audit_failures = CounterMetricFamily(
@@ -292,3 +350,70 @@ class RecallwatchCollector(Collector):
 
 def _le(bound: float) -> str:
     return repr(float(bound))
+
+
+def _distribution_version(names: Iterable[str]) -> str:
+    for name in names:
+        try:
+            return importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return "none"
+
+
+def build_labels(version: str) -> dict[str, str]:
+    """The labels of ``recallwatch_build_info``: what runs, read once (package metadata, no
+    imports)."""
+    labels = {"version": version, "python_version": platform.python_version()}
+    for label, names in BUILD_DISTRIBUTIONS.items():
+        labels[f"{label}_version"] = _distribution_version(names)
+    return labels
+
+
+class DaemonHealthCollector(Collector):
+    """The daemon's own health, as ``/readyz`` knows it (``Daemon.readiness``), at scrape time.
+
+    ``recallwatch_up`` (the readiness verdict), ``recallwatch_scheduler_running``,
+    ``recallwatch_last_poll_timestamp_seconds`` (absent before the first poll),
+    ``recallwatch_last_poll_error`` (1 when the last poll met an error) and
+    ``recallwatch_evaluations_running``.
+    """
+
+    def __init__(self, readiness: Callable[[], Mapping[str, Any]]) -> None:
+        self.readiness = readiness
+
+    def describe(self) -> Iterable[Metric]:
+        """Describe no metric up front, so registering does not call the daemon."""
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        """Build the health gauges from one readiness check."""
+        state = self.readiness()
+        checks: Mapping[str, Any] = state.get("checks") or {}
+        yield GaugeMetricFamily(
+            "recallwatch_ready",
+            "1 when /readyz answers ready (store open, scheduler running, last poll recent).",
+            value=float(bool(state.get("ready"))),
+        )
+        yield GaugeMetricFamily(
+            "recallwatch_scheduler_running",
+            "1 while the daemon's scheduler (discovery polls, notification ticks) runs.",
+            value=float(bool(checks.get("scheduler"))),
+        )
+        last_poll = GaugeMetricFamily(
+            "recallwatch_last_poll_timestamp_seconds",
+            "When the daemon last finished scanning the runs for new checkpoints.",
+        )
+        if state.get("last_poll_at") is not None:
+            last_poll.add_metric([], float(state["last_poll_at"]))
+        yield last_poll
+        yield GaugeMetricFamily(
+            "recallwatch_last_poll_error",
+            "1 when the last poll met an error scanning a run (the log and /readyz say which).",
+            value=float(state.get("last_poll_error") is not None),
+        )
+        yield GaugeMetricFamily(
+            "recallwatch_evaluations_running",
+            "Evaluations running now.",
+            value=float(state.get("evaluating") or 0),
+        )
