@@ -362,8 +362,7 @@ def _distribution_version(names: Iterable[str]) -> str:
 
 
 def build_labels(version: str) -> dict[str, str]:
-    """The labels of ``recallwatch_build_info``: what runs, read once (package metadata, no
-    imports)."""
+    """The labels of ``recallwatch_build_info``, from package metadata (nothing is imported)."""
     labels = {"version": version, "python_version": platform.python_version()}
     for label, names in BUILD_DISTRIBUTIONS.items():
         labels[f"{label}_version"] = _distribution_version(names)
@@ -373,7 +372,7 @@ def build_labels(version: str) -> dict[str, str]:
 class DaemonHealthCollector(Collector):
     """The daemon's own health, as ``/readyz`` knows it (``Daemon.readiness``), at scrape time.
 
-    ``recallwatch_up`` (the readiness verdict), ``recallwatch_scheduler_running``,
+    ``recallwatch_ready`` (the readiness verdict), ``recallwatch_scheduler_running``,
     ``recallwatch_last_poll_timestamp_seconds`` (absent before the first poll),
     ``recallwatch_last_poll_error`` (1 when the last poll met an error) and
     ``recallwatch_evaluations_running``.
