@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
+import platform
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -13,7 +15,16 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
-from recallwatch.exporter import DURATION_BUCKETS, RecallwatchCollector
+from recallwatch import errors
+from recallwatch.daemon import runner
+from recallwatch.exporter import (
+    DURATION_BUCKETS,
+    EVALUATION_FAILURE_REASONS,
+    FAMILIES,
+    HEALTH_FAMILIES,
+    DaemonHealthCollector,
+    RecallwatchCollector,
+)
 from recallwatch.store import FnBucket, FnEstimate, NewEvaluation, Store
 
 KEY = json.dumps({"synth": "k1"})
@@ -68,7 +79,15 @@ def evaluated(store: Store, run_id: int, step: int, recall10: float, *, fp: str 
 
 
 def test_empty_store_exports_only_build_info(registry: CollectorRegistry) -> None:
-    assert registry.get_sample_value("recallwatch_build_info", {"version": "1.2.3"}) == 1
+    samples = [s for m in registry.collect() for s in m.samples]
+    assert [s.name for s in samples] == ["recallwatch_build_info"]
+    (build,) = samples
+    # One series naming what runs: recallwatch, Python, numpy and faiss.
+    assert build.value == 1
+    assert build.labels["version"] == "1.2.3"
+    assert build.labels["python_version"] == platform.python_version()
+    assert build.labels["numpy_version"] == importlib.metadata.version("numpy")
+    assert build.labels["faiss_version"] not in ("", "none")
     assert registry.get_sample_value("recallwatch_recall_ratio", {"run": "a"}) is None
 
 
@@ -80,6 +99,11 @@ def test_latest_checkpoint_values_and_no_stale_labels(
     labels = {"run": "a", "dataset": "synth", "k": "10"}
     assert registry.get_sample_value("recallwatch_recall_ratio", labels) == 0.8
     assert registry.get_sample_value("recallwatch_checkpoint_step", {"run": "a"}) == 100
+    # The first mining configuration of a run is no mining change.
+    assert (
+        registry.get_sample_value("recallwatch_mining_change_timestamp_seconds", {"run": "a"})
+        is None
+    )
     evaluated(store, run, 200, 0.7, fp="b" * 64)
     assert registry.get_sample_value("recallwatch_recall_ratio", labels) == 0.7
     assert registry.get_sample_value("recallwatch_ndcg_ratio", labels) == 0.7
@@ -202,7 +226,9 @@ def test_false_negatives_and_verdicts(store: Store, registry: CollectorRegistry)
     assert get("recallwatch_label_noise_amplification", {"run": "a"}) == 5.0
     labels = {"run": "a", "dataset": "synth", "k": "10"}
     assert get("recallwatch_recall_baseline_ratio", labels) == 0.8
-    assert get("recallwatch_recall_regression", labels) == 1
+    assert get("recallwatch_recall_regression", {**labels, "compare_with": "previous_mining"}) == 1
+    assert get("recallwatch_recall_regression", {**labels, "compare_with": "same_mining"}) == 0
+    assert get("recallwatch_recall_regression", {**labels, "compare_with": "pinned"}) is None
 
 
 def test_exposition_passes_promtool_and_openmetrics(
@@ -232,3 +258,141 @@ def test_runs_dropped_from_the_config_are_not_exported(store: Store) -> None:
     registry.register(RecallwatchCollector(store, version="1", runs=["a"]))
     text = generate_latest(registry).decode()
     assert 'run="a"' in text and 'run="b"' not in text
+
+
+def regression_series(registry: CollectorRegistry) -> dict[str, float]:
+    return {
+        s.labels["compare_with"]: s.value
+        for m in registry.collect()
+        if m.name == "recallwatch_recall_regression"
+        for s in m.samples
+    }
+
+
+def test_regression_has_one_series_per_comparison_the_max_over_its_rules(
+    store: Store, registry: CollectorRegistry
+) -> None:
+    run = store.queue.ensure_run("a", "/r", 1.0)
+    base = evaluated(store, run, 1, 0.8)
+    cid = evaluated(store, run, 2, 0.7)
+
+    def verdict(kind: str, regressed: bool, baseline: float) -> None:
+        store.ledger.record_verdict(
+            cid,
+            dataset="synth",
+            metric="recall",
+            k=10,
+            kind=kind,
+            value=0.7,
+            baseline_value=baseline,
+            baseline_checkpoint_id=base,
+            p_value=0.01 if regressed else 0.5,
+            regressed=regressed,
+            now=5.0,
+        )
+
+    # Two rules compare with the pinned baseline (the second stores ``pinned:<rule>``).
+    verdict("pinned", False, 0.71)
+    verdict("pinned:strict", True, 0.78)
+    verdict("same_mining", False, 0.72)
+    assert regression_series(registry) == {"pinned": 1.0, "same_mining": 0.0}
+    # Without a mining-change verdict the baseline gauge names the first comparison's baseline.
+    labels = {"run": "a", "dataset": "synth", "k": "10"}
+    assert registry.get_sample_value("recallwatch_recall_baseline_ratio", labels) == 0.71
+    verdict("previous_mining:other", False, 0.75)
+    verdict("previous_mining", False, 0.8)
+    assert regression_series(registry) == {
+        "pinned": 1.0,
+        "same_mining": 0.0,
+        "previous_mining": 0.0,
+    }
+    assert registry.get_sample_value("recallwatch_recall_baseline_ratio", labels) == 0.8
+
+
+def test_every_run_counts_failures_from_zero_for_the_known_reasons(
+    store: Store, registry: CollectorRegistry
+) -> None:
+    run = store.queue.ensure_run("a", "/r", 1.0)
+    store.queue.ensure_run("idle", "/i", 1.0)
+    name = "recallwatch_evaluation_failures_total"
+    for r in ("a", "idle"):
+        for reason in EVALUATION_FAILURE_REASONS:
+            assert registry.get_sample_value(name, {"run": r, "reason": reason}) == 0
+        assert registry.get_sample_value("recallwatch_evaluations_total", {"run": r}) == 0
+        assert registry.get_sample_value("recallwatch_checkpoints_pending", {"run": r}) == 0
+        # No success yet: no last-success series (an absent series, not a 0 timestamp).
+        last = "recallwatch_last_successful_evaluation_timestamp_seconds"
+        assert registry.get_sample_value(last, {"run": r}) is None
+    cid = store.queue.add_checkpoint(
+        run, name="c1", path="/x", step=1, eval_key=KEY, completed_at=1, now=1
+    )
+    assert cid is not None
+    for reason in ("timeout", "a_new_reason"):
+        store.results.record_failure(
+            cid,
+            dataset="synth",
+            encoder="precomputed",
+            config_hash="k1",
+            started_at=1,
+            finished_at=2,
+            reason=reason,
+            message="m",
+        )
+    assert registry.get_sample_value(name, {"run": "a", "reason": "timeout"}) == 1
+    assert registry.get_sample_value(name, {"run": "a", "reason": "a_new_reason"}) == 1
+    assert registry.get_sample_value(name, {"run": "a", "reason": "crashed"}) == 0
+    assert registry.get_sample_value(name, {"run": "idle", "reason": "timeout"}) == 0
+
+
+def test_the_known_failure_reasons_are_those_evaluations_can_fail_with() -> None:
+    def subclasses(cls: type) -> set[type]:
+        return {c for sub in cls.__subclasses__() for c in {sub, *subclasses(sub)}}
+
+    reasons = {c.reason for c in subclasses(errors.RecallwatchError) if "reason" in c.__dict__}
+    reasons |= {errors.RecallwatchError.reason, runner.TIMEOUT, runner.CRASHED, runner.INTERNAL}
+    # Not raised by an evaluation: the store's own errors (in the daemon, not the child) and a
+    # false-negative judge's (counted by recallwatch_false_negative_audit_failures_total).
+    reasons -= {"store", "judge_failed"}
+    assert reasons <= set(EVALUATION_FAILURE_REASONS)
+
+
+def test_daemon_health_from_readiness() -> None:
+    state: dict[str, object] = {
+        "ready": False,
+        "checks": {"store": True, "scheduler": True, "recent_poll": False},
+        "last_poll_at": None,
+        "last_poll_error": None,
+        "evaluating": 0,
+    }
+    registry = CollectorRegistry()
+    registry.register(DaemonHealthCollector(lambda: state))
+    get = registry.get_sample_value
+    assert get("recallwatch_ready") == 0
+    assert get("recallwatch_scheduler_running") == 1
+    assert get("recallwatch_last_poll_timestamp_seconds") is None  # no poll yet
+    assert get("recallwatch_last_poll_error") == 0
+    state.update(
+        ready=True,
+        checks={"store": True, "scheduler": False, "recent_poll": True},
+        last_poll_at=1234.5,
+        last_poll_error="run a: PermissionError",
+        evaluating=2,
+    )
+    assert get("recallwatch_ready") == 1
+    assert get("recallwatch_scheduler_running") == 0
+    assert get("recallwatch_last_poll_timestamp_seconds") == 1234.5
+    assert get("recallwatch_last_poll_error") == 1
+    assert get("recallwatch_evaluations_running") == 2
+
+
+def test_describe_names_every_family_without_reading_the_store(
+    store: Store, registry: CollectorRegistry
+) -> None:
+    test_false_negatives_and_verdicts(store, registry)
+    collector = RecallwatchCollector(store, version="1", channels=["ops"])
+    collected = {m.name: m.type for m in collector.collect()}
+    assert collected == FAMILIES
+    assert {m.name: m.type for m in collector.describe()} == FAMILIES
+    health = DaemonHealthCollector(lambda: {"ready": True, "last_poll_at": 1.0})
+    assert {m.name: m.type for m in health.collect()} == HEALTH_FAMILIES
+    assert {m.name: m.type for m in health.describe()} == HEALTH_FAMILIES

@@ -145,3 +145,54 @@ def test_an_audit_retry_shows_its_failure_and_audit_only(store: Store, client: T
     assert doc["evaluations"][0]["metrics"] == {"recall": {"1": 0.5, "10": 0.9}}
     page = client.get("/api/v1/runs/demo/evaluations", params={"limit": 2}).json()
     assert [c["audit_only"] for c in page["items"]] == [True, False]
+
+
+def test_healthz_fails_when_the_scheduler_is_dead(client: TestClient) -> None:
+    client.ready["checks"] = {"store": True, "scheduler": True}  # type: ignore[attr-defined]
+    assert client.get("/healthz").status_code == 200
+    client.ready["checks"]["scheduler"] = False  # type: ignore[attr-defined]
+    r = client.get("/healthz")
+    assert r.status_code == 503 and r.json() == {"status": "scheduler not running"}
+    # Readiness is another question: a dead scheduler fails liveness even while "ready".
+    assert client.get("/readyz").status_code == 200
+
+
+def test_metrics_come_gzipped_when_asked(client: TestClient) -> None:
+    r = client.get("/metrics", headers={"Accept-Encoding": "gzip"})
+    assert r.status_code == 200
+    assert r.headers["content-encoding"] == "gzip"
+    # httpx decodes the body; it is the full exposition.
+    assert 'recallwatch_recall_ratio{dataset="synth",k="10",run="demo"} 0.9' in r.text
+    plain = client.get("/metrics", headers={"Accept-Encoding": "identity"})
+    assert "content-encoding" not in plain.headers
+    assert "recallwatch_recall_ratio" in plain.text
+
+
+def test_metrics_filter_by_name(client: TestClient) -> None:
+    r = client.get(
+        "/metrics",
+        params=[("name[]", "recallwatch_checkpoint_step"), ("name[]", "recallwatch_ready")],
+    )
+    samples = {line for line in r.text.splitlines() if not line.startswith("#")}
+    assert samples == {'recallwatch_checkpoint_step{run="demo"} 7.0', "recallwatch_ready 1.0"}
+    om = client.get(
+        "/metrics",
+        params={"name[]": "recallwatch_evaluations_total"},
+        headers={"Accept": "application/openmetrics-text; version=1.0.0"},
+    )
+    assert om.headers["content-type"].startswith("application/openmetrics-text")
+    assert 'recallwatch_evaluations_total{run="demo"} 7.0' in om.text
+    assert "recallwatch_recall_ratio" not in om.text and om.text.endswith("# EOF\n")
+
+
+def test_openapi_declares_the_404_of_every_path_with_a_parameter(client: TestClient) -> None:
+    paths = client.get("/openapi.json").json()["paths"]
+    with_parameters = [p for p in paths if "{" in p]
+    assert len(with_parameters) == 3
+    for path in with_parameters:
+        answers = paths[path]["get"]["responses"]
+        assert answers["404"]["content"]["application/json"]["schema"] == {
+            "$ref": "#/components/schemas/NotFound"
+        }
+    assert "503" in paths["/healthz"]["get"]["responses"]
+    assert "503" in paths["/readyz"]["get"]["responses"]

@@ -84,6 +84,25 @@ class HttpConfig(_Model):
     """The HTTP listen address, ``HOST:PORT`` (``[::1]:9464`` for IPv6; port 0 picks a free one)."""
 
     listen: str = f"127.0.0.1:{DEFAULT_PORT}"
+    #: An optional read token for the web pages (``/runs`` ...), a secret: from an environment
+    #: variable or a file. Unset: the pages are open like the JSON API (see docs/web.md).
+    web_token_env: str | None = None
+    web_token_file: ConfigPath | None = None
+
+    @model_validator(mode="after")
+    def _check_web_token(self) -> HttpConfig:
+        if self.web_token_env is not None and self.web_token_file is not None:
+            raise ValueError("set web_token_env or web_token_file, not both")
+        self.web_token()
+        return self
+
+    def web_token(self) -> str | None:
+        """The web pages' read token, or None when the pages are open."""
+        if self.web_token_env is not None:
+            return _read_secret("env", self.web_token_env)
+        if self.web_token_file is not None:
+            return _read_secret("file", str(self.web_token_file))
+        return None
 
     @field_validator("listen")
     @classmethod

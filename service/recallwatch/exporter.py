@@ -30,7 +30,9 @@ __all__ = [
     "COMPARISONS",
     "DURATION_BUCKETS",
     "EVALUATION_FAILURE_REASONS",
+    "FAMILIES",
     "HEADLINE_METRICS",
+    "HEALTH_FAMILIES",
     "DaemonHealthCollector",
     "RecallwatchCollector",
     "build_labels",
@@ -92,6 +94,44 @@ BUILD_DISTRIBUTIONS = {"numpy": ("numpy",), "faiss": ("faiss-cpu", "faiss-gpu", 
 FINGERPRINT_CHARS = 12
 
 
+#: The families ``RecallwatchCollector`` exports: name -> type (``describe``).
+FAMILIES: dict[str, str] = {
+    "recallwatch_build": "info",
+    **dict.fromkeys(HEADLINE_METRICS.values(), "gauge"),
+    "recallwatch_recall_baseline_ratio": "gauge",
+    "recallwatch_recall_regression": "gauge",
+    "recallwatch_checkpoint_step": "gauge",
+    "recallwatch_checkpoint": "info",
+    "recallwatch_mining_change_timestamp_seconds": "gauge",
+    "recallwatch_false_negative_ratio": "gauge",
+    "recallwatch_false_negative_bucket_ratio": "gauge",
+    "recallwatch_label_noise_amplification": "gauge",
+    "recallwatch_evaluations": "counter",
+    "recallwatch_evaluation_failures": "counter",
+    "recallwatch_false_negative_audit_failures": "counter",
+    "recallwatch_last_successful_evaluation_timestamp_seconds": "gauge",
+    "recallwatch_checkpoints_pending": "gauge",
+    "recallwatch_notifications": "counter",
+    "recallwatch_notification_failures": "counter",
+    "recallwatch_notifications_failed": "counter",
+    "recallwatch_outbox_pending": "gauge",
+    "recallwatch_evaluation_duration_seconds": "histogram",
+}
+
+#: The families ``DaemonHealthCollector`` exports.
+HEALTH_FAMILIES: dict[str, str] = {
+    "recallwatch_ready": "gauge",
+    "recallwatch_scheduler_running": "gauge",
+    "recallwatch_last_poll_timestamp_seconds": "gauge",
+    "recallwatch_last_poll_error": "gauge",
+    "recallwatch_evaluations_running": "gauge",
+}
+
+
+def _described(families: Mapping[str, str]) -> list[Metric]:
+    return [Metric(name, "", kind) for name, kind in families.items()]
+
+
 class RecallwatchCollector(Collector):
     """Export the state in the store as the ``recallwatch_*`` metrics (docs/daemon.md#metrics)."""
 
@@ -115,8 +155,9 @@ class RecallwatchCollector(Collector):
         return self.runs is None or run in self.runs
 
     def describe(self) -> Iterable[Metric]:
-        """Describe no metric up front, so registering does not query the store."""
-        return []
+        """Every family's name and type, without querying the store (``name[]`` filtering and
+        the registry's duplicate check rely on it)."""
+        return _described(FAMILIES)
 
     def collect(self) -> Iterator[Metric]:
         """Build every metric family from the store."""
@@ -382,8 +423,8 @@ class DaemonHealthCollector(Collector):
         self.readiness = readiness
 
     def describe(self) -> Iterable[Metric]:
-        """Describe no metric up front, so registering does not call the daemon."""
-        return []
+        """Every family's name and type, without calling the daemon."""
+        return _described(HEALTH_FAMILIES)
 
     def collect(self) -> Iterator[Metric]:
         """Build the health gauges from one readiness check."""

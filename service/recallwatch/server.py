@@ -1,37 +1,78 @@
 """HTTP: ``/metrics``, ``/healthz``, ``/readyz`` and the JSON API (FastAPI, served by uvicorn).
 
 FastAPI gives typed responses and an OpenAPI document (``/openapi.json``, ``/docs``) for free;
-uvicorn runs it in a thread of the daemon process on a socket bound up front, so a busy port is
-a clear start-up error and port 0 works (the chosen port is logged).
+every answer the API gives is declared in it (the 404 of an unknown run, checkpoint or alert, the
+503 of an unhealthy daemon), and a schema fuzzer (schemathesis) checks so in the tests. uvicorn
+runs the app in a thread of the daemon process on a socket bound up front, so a busy port is a
+clear start-up error and port 0 works (the chosen port is logged).
+
+``/metrics`` is prometheus-client's ASGI app (gzip when asked, ``name[]`` filtering, OpenMetrics
+by ``Accept``), fed with the registry's metrics collected in a worker thread: a scrape reads the
+store, and that must not hold up the event loop (``/healthz`` answers meanwhile).
 
 API times are Unix timestamps in seconds, like Prometheus'.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
 import threading
 from collections.abc import Callable
 from dataclasses import asdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs
 
 import uvicorn
-from fastapi import FastAPI, HTTPException, Query, Request, Response
+from fastapi import FastAPI, HTTPException, Query
 from fastapi.responses import JSONResponse
-from prometheus_client import CollectorRegistry
-from prometheus_client.exposition import choose_encoder
+from prometheus_client import CollectorRegistry, make_asgi_app
+from prometheus_client.metrics_core import Metric
 from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from recallwatch.errors import ConfigError
+from recallwatch.exporter import DaemonHealthCollector
 from recallwatch.store import AlertRecord, CheckpointRow, EvaluationRow, Store
 
-__all__ = ["HttpServer", "create_app", "outcome_summary"]
+if TYPE_CHECKING:
+    from recallwatch.web import WebSettings
+
+__all__ = ["HttpServer", "MetricsApp", "create_app", "outcome_summary"]
 
 log = logging.getLogger(__name__)
 
 
 # -- response models ------------------------------------------------------------------------------
+
+
+class NotFound(BaseModel):
+    """No run, checkpoint or alert of that name."""
+
+    detail: str
+
+
+class Health(BaseModel):
+    """Liveness: ``ok``, or what is dead."""
+
+    status: str
+
+
+class Readiness(BaseModel):
+    """Readiness: each check, the last poll and what is running."""
+
+    ready: bool
+    checks: dict[str, bool]
+    last_poll_at: float | None
+    last_poll_error: str | None
+    evaluating: int
+
+
+#: The 404 answer of every path with a parameter, as the OpenAPI document declares it.
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": NotFound}}
 
 
 class Evaluation(BaseModel):
@@ -275,24 +316,45 @@ def create_app(
     *,
     readiness: Callable[[], dict[str, Any]],
     version: str,
+    web: WebSettings | None = None,
 ) -> FastAPI:
     """The FastAPI application over a store, a metrics registry and the daemon's readiness."""
     app = FastAPI(
         title="recallwatch",
         version=version,
         description="Retrieval recall of every checkpoint of watched training runs.",
+        # The web layer serves /docs and /redoc from local assets (FastAPI's load from a CDN).
+        docs_url=None,
+        redoc_url=None,
+    )
+    # The daemon's own health (what /readyz knows) as metrics, next to the store's.
+    registry.register(DaemonHealthCollector(readiness))
+    app.router.routes.append(
+        Route("/metrics", MetricsApp(registry), methods=["GET"], include_in_schema=False)
     )
 
-    @app.get("/metrics", include_in_schema=False)
-    def metrics(request: Request) -> Response:
-        encoder, content_type = choose_encoder(request.headers.get("accept", ""))
-        return Response(content=encoder(registry), media_type=content_type)
+    @app.get(
+        "/healthz",
+        response_model=Health,
+        summary="Liveness: the process answers and its scheduler runs",
+        responses={503: {"model": Health, "description": "The scheduler is not running"}},
+    )
+    def healthz() -> JSONResponse:
+        # A dead scheduler never polls again: restarting the process is the cure (liveness probe).
+        # Only a scheduler the daemon reports stopped fails it (a readiness without that check
+        # has no scheduler to watch).
+        alive = readiness().get("checks", {}).get("scheduler", True) is not False
+        return JSONResponse(
+            {"status": "ok" if alive else "scheduler not running"},
+            status_code=200 if alive else 503,
+        )
 
-    @app.get("/healthz", summary="Liveness: the process answers")
-    def healthz() -> dict[str, str]:
-        return {"status": "ok"}
-
-    @app.get("/readyz", summary="Readiness: store open, scheduler running, last poll recent")
+    @app.get(
+        "/readyz",
+        response_model=Readiness,
+        summary="Readiness: store open, scheduler running, last poll recent",
+        responses={503: {"model": Readiness, "description": "Not ready: a check failed"}},
+    )
     def readyz() -> JSONResponse:
         state = readiness()
         return JSONResponse(state, status_code=200 if state["ready"] else 503)
@@ -319,6 +381,7 @@ def create_app(
         "/api/v1/runs/{run}/evaluations",
         response_model=CheckpointPage,
         summary="A run's checkpoints and their evaluations, newest first, paged",
+        responses=NOT_FOUND,
     )
     def evaluations(
         run: str,
@@ -348,6 +411,7 @@ def create_app(
         "/api/v1/runs/{run}/evaluations/{checkpoint}",
         response_model=CheckpointDetail,
         summary="One checkpoint: metrics, per-query outcome summary, mining metadata, FN estimate",
+        responses=NOT_FOUND,
     )
     def evaluation(run: str, checkpoint: str, per_query: bool = False) -> dict[str, Any]:
         checked_run(run)
@@ -413,6 +477,7 @@ def create_app(
         "/api/v1/alerts/{alert_id}",
         response_model=AlertItem,
         summary="One alert: its evidence and the delivery of each notification",
+        responses=NOT_FOUND,
     )
     def alert(alert_id: str) -> dict[str, Any]:
         record = store.ledger.alert(alert_id)
@@ -420,10 +485,66 @@ def create_app(
             raise HTTPException(status_code=404, detail=f"no alert {alert_id!r}")
         return _alert_item(store, record)
 
+    from recallwatch.web import mount  # the web layer reads this module's helpers
+
+    mount(app, store, web)
     return app
 
 
+# -- metrics ---------------------------------------------------------------------------------
+
+
+class _Collected:
+    """Metrics collected once, for prometheus-client's exposition to encode (a registry's role)."""
+
+    def __init__(self, metrics: list[Metric]) -> None:
+        self._metrics = metrics
+
+    def collect(self) -> list[Metric]:
+        return self._metrics
+
+    def restricted_registry(self, names: Any) -> _Collected:
+        # Already restricted to ``name[]`` when collected.
+        return self
+
+
+class MetricsApp:
+    """``GET /metrics``: prometheus-client's ASGI app over metrics collected in a worker thread.
+
+    The ASGI app encodes (text or OpenMetrics by ``Accept``, gzip by ``Accept-Encoding``) and
+    ``name[]`` selects samples by name; the collection itself, which reads the store, runs in
+    Starlette's thread pool so that the event loop keeps answering.
+    """
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+
+    def _collect(self, names: list[str] | None) -> list[Metric]:
+        source = self.registry if names is None else self.registry.restricted_registry(names)
+        return list(source.collect())
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        query = parse_qs(scope.get("query_string", b"").decode("utf-8", errors="replace"))
+        metrics = await run_in_threadpool(self._collect, query.get("name[]"))
+        await make_asgi_app(_Collected(metrics))(scope, receive, send)
+
+
 # -- serving -------------------------------------------------------------------------------
+
+#: How often the idle server wakes (uvicorn's own loop wakes every 0.1 s): it refreshes the
+#: ``Date`` header and notices a stop. Ten wake-ups a second were most of the idle daemon's CPU.
+TICK_SECONDS = 1.0
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, waking once every ``TICK_SECONDS`` instead of ten times a second."""
+
+    async def main_loop(self) -> None:
+        # ``on_tick(0)`` refreshes the Date header (uvicorn does so when counter % 10 == 0) and
+        # says whether to exit.
+        while not await self.on_tick(0):
+            await asyncio.sleep(TICK_SECONDS)
+
 
 
 class HttpServer:
@@ -446,7 +567,7 @@ class HttpServer:
         self.host = host
         self.port = int(sock.getsockname()[1])
         config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off")
-        self._server = uvicorn.Server(config)
+        self._server = _Server(config)
         self._thread = threading.Thread(
             target=self._server.run, kwargs={"sockets": [sock]}, name="http", daemon=True
         )

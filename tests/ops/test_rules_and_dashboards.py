@@ -50,6 +50,12 @@ EXPORTED_METRICS = {
     "recallwatch_notifications_failed_total",
     "recallwatch_outbox_pending",
     "recallwatch_build_info",
+    "recallwatch_false_negative_audit_failures_total",
+    "recallwatch_ready",
+    "recallwatch_scheduler_running",
+    "recallwatch_last_poll_timestamp_seconds",
+    "recallwatch_last_poll_error",
+    "recallwatch_evaluations_running",
 }
 METRIC = re.compile(r"\brecallwatch_[a-z_]+\b")
 ALERTS = {

@@ -183,7 +183,9 @@ class Alerting:
             elif action == "repeat" and record is not None:
                 self.episodes.repeat(record, d.rule, now, changes)
             elif action == "resolve" and record is not None:
-                self.episodes.resolve(record, d.rule, d.checkpoint, now, changes, note=d.note)
+                self.episodes.resolve(
+                    record, d.rule, d.checkpoint, now, changes, note=d.note, resolution=d.resolution
+                )
         self._write(changes, failpoint=True)
 
     def _write(self, changes: EpisodeChanges, *, failpoint: bool = False) -> None:

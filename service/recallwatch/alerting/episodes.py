@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
-from recallwatch.alerting.model import Alert, Event, message_id
+from recallwatch.alerting.model import Alert, Event, Resolution, message_id
 from recallwatch.alerting.resend import resend_interval
 from recallwatch.alerting.rules.base import RuleConfig
 from recallwatch.config import AlertmanagerChannel
@@ -117,16 +117,19 @@ class Episodes:
         changes: EpisodeChanges,
         *,
         note: str | None = None,
+        resolution: Resolution | None = None,
     ) -> None:
         """Resolve an open episode, by ``checkpoint`` when a checkpoint decided it.
 
-        ``note`` is added to the alert's description (why it resolved). The messages go to the
+        ``resolution`` says what resolved it (the resolved message carries it instead of the
+        firing evidence); ``note`` is added to the alert's description. The messages go to the
         channels of the rule that opened the episode (``rule`` when it is no longer configured).
         """
         resolved = record.alert.resolved(
             now,
             checkpoint=checkpoint.name if checkpoint else None,
             step=checkpoint.step if checkpoint else None,
+            resolution=resolution,
         )
         if note:
             resolved = replace(resolved, description=f"{resolved.description} ({note})")

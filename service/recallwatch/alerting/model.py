@@ -35,6 +35,7 @@ __all__ = [
     "LostQueryRef",
     "MetricChange",
     "MiningKeyChange",
+    "Resolution",
     "alert_id",
     "iso",
     "links_for",
@@ -47,10 +48,14 @@ Status = Literal["firing", "resolved"]
 #: alert that keeps its ``endsAt`` ahead (rendered as a repeat, outbox event ``refresh``).
 Event = Literal["firing", "repeat", "resolved", "test", "refresh"]
 
-#: Alertmanager ``alertname`` per rule type (CamelCase, like the Prometheus rules in ``alerts/``).
+#: Alertmanager ``alertname`` per rule type (CamelCase, like the Prometheus rules in ``alerts/``:
+#: the same event has the same name on both paths). A regression after a mining change is
+#: ``RecallRegressionAfterMiningChange``; one under the same mining config or against a pinned
+#: baseline is ``RecallRegression``.
 ALERTNAMES: dict[str, str] = {
     "recall_regression": "RecallRegressionAfterMiningChange",
     "recall_regression_same_mining": "RecallRegression",
+    "recall_regression_pinned": "RecallRegression",
     "false_negative_rate": "FalseNegativeRateHigh",
     "label_noise_amplification": "LabelNoiseAmplificationHigh",
     "recall_floor": "RecallBelowFloor",
@@ -121,6 +126,9 @@ class MetricChange:
     min_drop: float
     queries: int
     permutations: int
+    #: The variance the test assumed (the level test's checkpoint-to-checkpoint SD, its sources
+    #: and the standard error's parts); None for a query-only test.
+    checkpoint_variance: Mapping[str, Any] | None = None
 
     @property
     def label(self) -> str:
@@ -195,6 +203,25 @@ class Evidence:
 
 
 @dataclass(frozen=True)
+class Resolution:
+    """What resolved an alert episode, in place of the evidence that fired it.
+
+    ``checkpoint`` (and its ``step``) decided it, ``summary`` and ``description`` say why in
+    words; for a regression, ``metric`` is that checkpoint's metric against the *same* baseline as
+    the firing evidence, with the paired test that says it is no longer regressed, and
+    ``criterion`` the rule that test was held to (the hysteresis of ``resolve_alpha``).
+    """
+
+    summary: str
+    description: str
+    checkpoint: str | None = None
+    step: int | None = None
+    metric: MetricChange | None = None
+    #: E.g. "drop < min_drop / 2 or p > resolve_alpha (0.2)".
+    criterion: str | None = None
+
+
+@dataclass(frozen=True)
 class Alert:
     """One alert episode as every channel renders it."""
 
@@ -214,17 +241,39 @@ class Alert:
     evidence: Evidence = field(default_factory=Evidence)
     links: Mapping[str, str] = field(default_factory=dict)
     runbook_url: str | None = None
+    #: What resolved it (resolved alerts): the firing ``evidence`` stays for reference.
+    resolution: Resolution | None = None
 
-    def resolved(self, at: float, *, checkpoint: str | None, step: int | None) -> Alert:
-        """The same alert, resolved at ``at`` by ``checkpoint``."""
+    def resolved(
+        self,
+        at: float,
+        *,
+        checkpoint: str | None,
+        step: int | None,
+        resolution: Resolution | None = None,
+    ) -> Alert:
+        """The same alert, resolved at ``at`` by ``checkpoint``.
+
+        With a ``resolution``, the summary and description are the resolution's (what resolved
+        it), not the firing ones; without, the firing summary is kept, marked resolved.
+        """
+        if resolution is None:
+            resolution = Resolution(
+                summary=self.summary,
+                description=self.description,
+                checkpoint=checkpoint,
+                step=step if checkpoint else None,
+            )
         return Alert(
             **{
                 **{f: getattr(self, f) for f in self.__dataclass_fields__},
                 "status": "resolved",
                 "resolved_at": at,
-                "summary": f"RESOLVED: {self.summary}",
+                "summary": f"RESOLVED: {resolution.summary}",
+                "description": resolution.description,
                 "checkpoint": checkpoint or self.checkpoint,
                 "step": step if checkpoint else self.step,
+                "resolution": resolution,
             }
         )
 
@@ -244,20 +293,9 @@ class Alert:
     def from_dict(cls, doc: Mapping[str, Any]) -> Alert:
         """Inverse of ``as_dict``."""
         ev = dict(doc.get("evidence") or {})
-        metric = ev.get("metric")
         evidence = Evidence(
             regression_kind=ev.get("regression_kind"),
-            metric=None
-            if metric is None
-            else MetricChange(
-                **{
-                    **metric,
-                    "before": Interval(**metric["before"]),
-                    "after": Interval(**metric["after"]),
-                    "difference": Interval(**metric["difference"]),
-                    "p_value": _num(metric["p_value"]),
-                }
-            ),
+            metric=_metric_change(ev.get("metric")),
             baseline=None if ev.get("baseline") is None else BaselineRef(**ev["baseline"]),
             mining_diff=tuple(MiningKeyChange(**c) for c in ev.get("mining_diff", ())),
             fn_before=None if ev.get("fn_before") is None else FnSnapshot(**ev["fn_before"]),
@@ -284,7 +322,28 @@ class Alert:
             evidence=evidence,
             links=dict(doc.get("links") or {}),
             runbook_url=doc.get("runbook_url"),
+            resolution=_resolution(doc.get("resolution")),
         )
+
+
+def _metric_change(doc: Mapping[str, Any] | None) -> MetricChange | None:
+    if doc is None:
+        return None
+    return MetricChange(
+        **{
+            **doc,
+            "before": Interval(**doc["before"]),
+            "after": Interval(**doc["after"]),
+            "difference": Interval(**doc["difference"]),
+            "p_value": _num(doc["p_value"]),
+        }
+    )
+
+
+def _resolution(doc: Mapping[str, Any] | None) -> Resolution | None:
+    if doc is None:
+        return None
+    return Resolution(**{**doc, "metric": _metric_change(doc.get("metric"))})
 
 
 def _num(value: Any) -> float:
@@ -343,16 +402,20 @@ def recommendation_text(recommendation: Mapping[str, Any] | None) -> str | None:
 def links_for(
     *, dashboard_url: str | None, api_url: str | None, run: str, checkpoint: str | None, alert: str
 ) -> dict[str, str]:
-    """Links to the Grafana dashboard and the JSON API for an alert."""
+    """Links to the Grafana dashboard and to the daemon's web pages for an alert.
+
+    ``alert`` and ``evaluation`` are the pages ``/alerts/ID`` and ``/runs/RUN/checkpoints/CKPT``
+    (each links its JSON in ``/api/v1``), under ``api_url``, the daemon's base URL.
+    """
     links: dict[str, str] = {}
     if dashboard_url:
         sep = "&" if "?" in dashboard_url else "?"
         links["dashboard"] = f"{dashboard_url}{sep}var-run={quote(run, safe='')}"
     if api_url:
         base = api_url.rstrip("/")
-        links["alert"] = f"{base}/api/v1/alerts/{alert}"
+        links["alert"] = f"{base}/alerts/{quote(alert, safe='')}"
         if checkpoint:
             links["evaluation"] = (
-                f"{base}/api/v1/runs/{quote(run, safe='')}/evaluations/{quote(checkpoint, safe='')}"
+                f"{base}/runs/{quote(run, safe='')}/checkpoints/{quote(checkpoint, safe='')}"
             )
     return links

@@ -91,6 +91,7 @@ def run(args: argparse.Namespace) -> int:
     from recallwatch.exporter import RecallwatchCollector
     from recallwatch.server import HttpServer, create_app
     from recallwatch.store import Store
+    from recallwatch.web import WebSettings
 
     configure(args.log_format, getattr(args, "log_level", "INFO"))
     trainer = receiver = None
@@ -129,7 +130,13 @@ def run(args: argparse.Namespace) -> int:
             )
         )
         ProcessCollector(registry=registry)
-        app = create_app(store, registry, readiness=daemon.readiness, version=__version__)
+        app = create_app(
+            store,
+            registry,
+            readiness=daemon.readiness,
+            version=__version__,
+            web=WebSettings.from_config(config),
+        )
         http = HttpServer(app, host, port)
         stop = _StopSignals(daemon)
         daemon.start(retry_failed=args.retry_failed)

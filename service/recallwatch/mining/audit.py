@@ -173,6 +173,8 @@ class DrawnSample:
     control: ControlSample
     eligible_negatives: int
     size_note: str
+    #: The rows the oracle can judge (the sampling frame); None: every row.
+    eligible: npt.NDArray[np.bool_] | None = None
 
 
 def draw(
@@ -248,7 +250,7 @@ def draw(
         control = control_sample(
             positives, len(corpus), control_size, control_rng, eligible_queries=eligible_queries
         )
-    return DrawnSample(table, sample, control, n_eligible, note)
+    return DrawnSample(table, sample, control, n_eligible, note, eligible)
 
 
 @dataclass(frozen=True)
@@ -331,7 +333,8 @@ def run_audit(
         drawn.table,
         rows,
         outcomes[judged] == FN,
-        drawn.sample.inclusion_weight()[judged],
+        buckets=cfg.buckets,
+        eligible=drawn.eligible,
         target=cfg.target,
         criterion=cfg.criterion,
         confidence=cfg.confidence,

@@ -5,14 +5,18 @@ Candidates are sentence-transformers' own knobs: ``range_min`` (skip the top ran
 positive), alone and ``range_min`` combined with ``relative_margin``. For each candidate:
 
 - the fraction of negatives it drops is exact (ranks and scores of every negative are known);
-- the projected false-negative rate of what it keeps is estimated from the judged sample
-  (weighted by each sampled negative's inclusion weight), with a Wilson interval on the Kish
-  effective sample size.
+- the projected false-negative rate of what it keeps uses the headline's estimator on what it
+  keeps (``projection``): per rank bucket the judged rate, weighted by the bucket's share of the
+  kept judgeable negatives, with the finite-population correction of the kept population. At a
+  census (every negative judged) the projection is exact, and the recommendation is the
+  least-dropping filter whose true rate is at most the target.
 
 The recommendation is the candidate that drops the fewest negatives while its projected rate —
 its upper confidence bound by default (``criterion="upper"``), or its point estimate — is at most
 the target. Re-mining with the filter replaces dropped negatives with deeper ones, whose rate is
-lower, so the projection is on the safe side.
+lower, so the projection is on the safe side. When no candidate qualifies, ``to_decide`` says
+what would decide it: about how many more judged negatives, in which rank buckets, would bring
+a candidate's upper bound to the target at its current estimate.
 """
 
 from __future__ import annotations
@@ -26,12 +30,15 @@ import numpy.typing as npt
 
 from recallwatch.mining.margins import implied_absolute_margin, st_relative_keep
 from recallwatch.mining.mined import NegativeTable
-from recallwatch.stats import Interval, z_value
+from recallwatch.mining.projection import CandidateGrid, bucket_counts, labels_to_reach, project
+from recallwatch.mining.sampling import RankBuckets
+from recallwatch.stats import Interval
 
 __all__ = [
     "Criterion",
     "FilterOption",
     "FilterSpec",
+    "LabelsToDecide",
     "Recommendation",
     "recommend",
 ]
@@ -113,6 +120,8 @@ class FilterOption:
     dropped_fraction: float
     projected: Interval
     kept_judged: int
+    #: Judgeable negatives the filter keeps: the population of its projection.
+    kept_population: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         """Return a JSON-friendly dict."""
@@ -123,6 +132,38 @@ class FilterOption:
             "dropped_fraction": self.dropped_fraction,
             "projected": self.projected.as_dict(),
             "kept_judged": self.kept_judged,
+            "kept_population": self.kept_population,
+        }
+
+
+@dataclass(frozen=True)
+class LabelsToDecide:
+    """What would decide a candidate: more judged negatives it keeps, per rank bucket."""
+
+    option: FilterOption
+    #: Why this candidate: "fewest labels" or "drops least".
+    why: str
+    more_labels: int
+    by_bucket: dict[str, int]
+
+    def describe(self) -> str:
+        """One sentence."""
+        where = ", ".join(f"{k}: {v:,}" for k, v in self.by_bucket.items() if v)
+        return (
+            f"{self.option.spec.describe()} ({self.why}: drops {self.option.dropped_fraction:.1%}, "
+            f"estimate {self.option.projected.estimate:.1%}, upper "
+            f"{self.option.projected.upper:.1%}) needs about {self.more_labels:,} more judged "
+            f"negatives among those it keeps, by mining rank {where or '-'}"
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return a JSON-friendly dict."""
+        return {
+            "option": self.option.as_dict(),
+            "why": self.why,
+            "more_labels": self.more_labels,
+            "by_bucket": dict(self.by_bucket),
+            "describe": self.describe(),
         }
 
 
@@ -136,6 +177,8 @@ class Recommendation:
     best: FilterOption | None
     options: list[FilterOption]
     notes: list[str] = field(default_factory=list)
+    #: When no candidate qualifies: the labels that would decide one (up to two candidates).
+    to_decide: list[LabelsToDecide] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         """Return a JSON-friendly dict."""
@@ -146,29 +189,8 @@ class Recommendation:
             "best": None if self.best is None else self.best.as_dict(),
             "options": [o.as_dict() for o in self.options],
             "notes": list(self.notes),
+            "to_decide": [d.as_dict() for d in self.to_decide],
         }
-
-
-def _projection(
-    kept: npt.NDArray[np.bool_],
-    y: npt.NDArray[np.float64],
-    w: npt.NDArray[np.float64],
-    confidence: float,
-) -> tuple[Interval | None, int]:
-    count = int(kept.sum())
-    if count == 0:
-        return None, 0
-    wk = w[kept]
-    total = float(wk.sum())
-    p = float((wk * y[kept]).sum() / total)
-    n_eff = total * total / float((wk * wk).sum())
-    z = z_value(confidence)
-    denom = 1 + z * z / n_eff
-    centre = (p + z * z / (2 * n_eff)) / denom
-    half = z / denom * float(np.sqrt(p * (1 - p) / n_eff + z * z / (4 * n_eff * n_eff)))
-    return Interval(
-        p, max(0.0, min(p, centre - half)), min(1.0, max(p, centre + half)), confidence
-    ), count
 
 
 def _candidates(table: NegativeTable, with_margins: bool) -> Iterator[tuple[str, FilterSpec]]:
@@ -189,12 +211,113 @@ def _candidates(table: NegativeTable, with_margins: bool) -> Iterator[tuple[str,
             yield "range_min+relative_margin", FilterSpec(int(r), m)
 
 
+@dataclass(frozen=True)
+class _Evaluated:
+    """Every candidate's counts and projection (parallel arrays)."""
+
+    families: list[str]
+    specs: list[FilterSpec]
+    dropped: npt.NDArray[np.float64]
+    kept_fn: npt.NDArray[np.int64]
+    kept_judged: npt.NDArray[np.int64]
+    kept_population: npt.NDArray[np.int64]
+    estimate: npt.NDArray[np.float64]
+    lower: npt.NDArray[np.float64]
+    upper: npt.NDArray[np.float64]
+    confidence: float
+
+    def option(self, i: int) -> FilterOption:
+        return FilterOption(
+            self.families[i],
+            self.specs[i],
+            float(self.dropped[i]),
+            Interval(
+                float(self.estimate[i]), float(self.lower[i]), float(self.upper[i]), self.confidence
+            ),
+            int(self.kept_judged[i].sum()),
+            int(self.kept_population[i].sum()),
+        )
+
+
+def _evaluate(
+    table: NegativeTable,
+    bucket: npt.NDArray[np.int64],
+    num_buckets: int,
+    rows: npt.NDArray[np.int64],
+    false_negative: npt.NDArray[np.bool_],
+    eligible: npt.NDArray[np.bool_] | None,
+    confidence: float,
+) -> _Evaluated:
+    pairs = list(_candidates(table, table.has_scores))
+    grid = CandidateGrid.of([(s.range_min, s.relative_margin, s.absolute_margin) for _, s in pairs])
+    rank, score, pos = table.rank, table.score, table.positive_score
+
+    def counts(sel: npt.NDArray[np.int64] | None) -> npt.NDArray[np.int64]:
+        if sel is None:
+            return bucket_counts(grid, rank, score, pos, bucket, num_buckets)
+        return bucket_counts(grid, rank[sel], score[sel], pos[sel], bucket[sel], num_buckets)
+
+    kept_all = counts(None)
+    population = kept_all if eligible is None else counts(np.flatnonzero(eligible))
+    judged = counts(rows)
+    fns = counts(rows[false_negative])
+    proj = project(fns, judged, population, confidence=confidence)
+    dropped = 1.0 - kept_all.sum(axis=1) / max(len(table), 1)
+    return _Evaluated(
+        [f for f, _ in pairs],
+        [s for _, s in pairs],
+        dropped,
+        fns,
+        judged,
+        population,
+        proj.estimate,
+        proj.lower,
+        proj.upper,
+        confidence,
+    )
+
+
+def _family_best(ev: _Evaluated, qualifies: npt.NDArray[np.bool_]) -> Iterator[tuple[str, int]]:
+    """The least-dropping qualifying candidate of each family (the first of equals)."""
+    families = np.array(ev.families)
+    for family in dict.fromkeys(ev.families):
+        idx = np.flatnonzero(qualifies & (families == family))
+        if idx.size:
+            least = float(ev.dropped[idx].min())
+            yield family, int(idx[ev.dropped[idx] <= least + 1e-12][0])
+
+
+def _to_decide(
+    ev: _Evaluated, labels: list[str], target: float, min_kept: int
+) -> list[LabelsToDecide]:
+    """The labels that would bring a candidate's upper bound to the target (up to two)."""
+    more = labels_to_reach(
+        ev.kept_fn, ev.kept_judged, ev.kept_population, target, confidence=ev.confidence
+    )
+    total = np.nansum(more, axis=1)
+    reachable = np.isfinite(more).all(axis=1) & (ev.kept_judged.sum(axis=1) > 0)
+    # A candidate with fewer than min_kept judged negatives also needs that many.
+    total = np.where(reachable, np.maximum(total, min_kept - ev.kept_judged.sum(axis=1)), np.inf)
+    if not np.isfinite(total).any():
+        return []
+    fewest = int(np.lexsort((ev.dropped, total))[0])
+    least = int(np.lexsort((total, np.where(np.isfinite(total), ev.dropped, np.inf)))[0])
+    out = []
+    for i, why in ((least, "drops least"), (fewest, "fewest labels")):
+        if out and out[0].option.spec == ev.specs[i]:
+            continue
+        by_bucket = {labels[b]: int(more[i, b]) for b in range(len(labels)) if more[i, b] > 0}
+        out.append(LabelsToDecide(ev.option(i), why, int(total[i]), by_bucket))
+    return out
+
+
 def recommend(
     table: NegativeTable,
     sample_rows: npt.NDArray[np.int64],
     false_negative: npt.NDArray[np.bool_],
-    weights: npt.NDArray[np.float64],
     *,
+    buckets: RankBuckets | None = None,
+    eligible: npt.NDArray[np.bool_] | None = None,
     target: float = 0.05,
     criterion: Criterion = "upper",
     confidence: float = 0.95,
@@ -202,47 +325,37 @@ def recommend(
 ) -> Recommendation:
     """Find the filter that drops the fewest negatives with projected rate <= ``target``.
 
-    ``sample_rows`` are the judged sampled rows of ``table`` (unsure ones left out),
-    ``false_negative`` their verdicts and ``weights`` their inclusion weights.
+    ``sample_rows`` are the judged sampled rows of ``table`` (unsure ones left out) and
+    ``false_negative`` their verdicts; ``buckets`` are the rank buckets of the headline estimate
+    and ``eligible`` the judgeable rows the sample was drawn from (None: every row).
     """
     if not 0.0 < target < 1.0:
         raise ValueError("target must be between 0 and 1")
     notes: list[str] = []
     if sample_rows.size == 0:
         return Recommendation(target, criterion, False, None, [], ["no judged negative"])
-    with_margins = table.has_scores
-    if not with_margins:
+    if not table.has_scores:
         notes.append(
             "the mined set has no scores for every negative and positive: only range_min "
             "can be recommended (add 'score' and 'positive_scores', or mine with output_scores)"
         )
-    y = false_negative.astype(np.float64)
-    s_rank = table.rank[sample_rows]
-    s_score, s_pos = table.score[sample_rows], table.positive_score[sample_rows]
-    total = len(table)
-    best_by_family: dict[str, FilterOption] = {}
-    current: FilterOption | None = None
-    for family, spec in _candidates(table, with_margins):
-        kept_sample = spec.keep(s_rank, s_score, s_pos)
-        projected, count = _projection(kept_sample, y, weights, confidence)
-        if projected is None or count < min_kept:
-            continue
-        dropped = (
-            1.0 - float(spec.keep(table.rank, table.score, table.positive_score).sum()) / total
-        )
-        option = FilterOption(family, spec, dropped, projected, count)
-        if spec.is_noop:
-            current = option
-        value = projected.upper if criterion == "upper" else projected.estimate
-        if value > target:
-            continue
-        held = best_by_family.get(family)
-        if held is None or dropped < held.dropped_fraction - 1e-12:
-            best_by_family[family] = option
-    if current is not None:
-        value = current.projected.upper if criterion == "upper" else current.projected.estimate
-        if value <= target:
-            return Recommendation(target, criterion, False, current, [current], notes)
+    rb = buckets or RankBuckets()
+    ev = _evaluate(
+        table,
+        rb.assign(table.rank),
+        len(rb),
+        np.asarray(sample_rows, dtype=np.int64),
+        np.asarray(false_negative, dtype=bool),
+        eligible,
+        confidence,
+    )
+    value = ev.upper if criterion == "upper" else ev.estimate
+    judged = ev.kept_judged.sum(axis=1)
+    qualifies = np.isfinite(value) & (judged >= min_kept) & (value <= target + 1e-12)
+    if qualifies[0]:  # the no-op filter: nothing to do
+        current = ev.option(0)
+        return Recommendation(target, criterion, False, current, [current], notes)
+    best_by_family = {family: ev.option(i) for family, i in _family_best(ev, qualifies)}
     combo = best_by_family.get("range_min+relative_margin")
     singles = [best_by_family.get(f) for f in ("range_min", "relative_margin")]
     if combo is not None and any(
@@ -250,11 +363,24 @@ def recommend(
     ):
         del best_by_family["range_min+relative_margin"]  # no better than one knob alone
     options = sorted(best_by_family.values(), key=lambda o: o.dropped_fraction)
-    if not options:
-        notes.append(
-            f"no candidate filter brings the projected rate to {target:.1%} "
-            f"({'upper bound' if criterion == 'upper' else 'estimate'}) while keeping "
-            f"{min_kept}+ judged negatives; judge a larger sample or mine from a cleaner model"
+    if options:
+        return Recommendation(target, criterion, True, options[0], options, notes)
+    what = "upper bound" if criterion == "upper" else "estimate"
+    decide = _to_decide(ev, rb.labels, target, min_kept) if criterion == "upper" else []
+    exact = bool(np.all(ev.kept_judged.sum(axis=1) >= ev.kept_population.sum(axis=1)))
+    if decide:
+        head = (
+            f"no candidate filter brings the projected rate to {target:.1%} ({what}) yet; "
+            "what would decide it: " + "; or ".join(d.describe() for d in decide)
         )
-        return Recommendation(target, criterion, True, None, [], notes)
-    return Recommendation(target, criterion, True, options[0], options, notes)
+    elif exact:
+        head = (
+            f"no candidate filter brings the rate to {target:.1%}: every negative is judged, "
+            "so more labels cannot change this; mine from a cleaner model or raise the target"
+        )
+    else:
+        head = (
+            f"no candidate filter brings the projected rate to {target:.1%} ({what}), and none "
+            "has an estimate under it that more labels could confirm; mine from a cleaner model"
+        )
+    return Recommendation(target, criterion, True, None, [], [head, *notes], decide)

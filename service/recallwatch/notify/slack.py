@@ -8,6 +8,10 @@ most 150 characters (plain text). Anything longer is cut and the message says so
 
 User-supplied strings (query texts, titles, mining values) are escaped for mrkdwn (``&``, ``<``,
 ``>``) so they cannot inject links or mentions.
+
+A resolved alert says what resolved it (``Alert.resolution``): the checkpoint, its metric against
+the same baseline and the test that says it recovered; the firing evidence (the old drop, lost
+queries, mining diff, recommendation) is not repeated.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from recallwatch.alerting.model import Alert, Evidence, FnSnapshot
+from recallwatch.alerting.model import Alert, Evidence, FnSnapshot, MetricChange
 
 __all__ = [
     "MAX_BLOCKS",
@@ -79,34 +83,43 @@ def _pct(x: float | None) -> str:
     return "?" if x is None else f"{x:.1%}"
 
 
+def _metric_rows(m: MetricChange, alpha_name: str = "α") -> list[tuple[str, str]]:
+    return [
+        (
+            f"{m.label} ({m.dataset})",
+            f"{m.before.estimate:.4f} [{m.before.lower:.4f}, {m.before.upper:.4f}] → "
+            f"{m.after.estimate:.4f} [{m.after.lower:.4f}, {m.after.upper:.4f}]",
+        ),
+        (
+            "Change",
+            f"{m.difference.estimate:+.4f} "
+            f"[{m.difference.lower:+.4f}, {m.difference.upper:+.4f}], "
+            f"p = {m.p_value:.2g} ({alpha_name} = {m.alpha:g}, {m.queries} queries)",
+        ),
+    ]
+
+
 def _fields(alert: Alert) -> list[dict[str, str]]:
     ev = alert.evidence
+    resolution = alert.resolution if alert.status == "resolved" else None
     rows: list[tuple[str, str]] = [("Run", alert.run)]
     if alert.checkpoint:
         step = f" (step {alert.step})" if alert.step is not None else ""
-        rows.append(("Checkpoint", f"{alert.checkpoint}{step}"))
+        what = "Resolved by" if resolution is not None else "Checkpoint"
+        rows.append((what, f"{alert.checkpoint}{step}"))
     if ev.baseline is not None:
         step = f" (step {ev.baseline.step})" if ev.baseline.step is not None else ""
         rows.append(("Baseline", f"{ev.baseline.checkpoint}{step}, {ev.baseline.policy}"))
-    if ev.metric is not None:
-        m = ev.metric
-        rows.append(
-            (
-                f"{m.label} ({m.dataset})",
-                f"{m.before.estimate:.4f} [{m.before.lower:.4f}, {m.before.upper:.4f}] → "
-                f"{m.after.estimate:.4f} [{m.after.lower:.4f}, {m.after.upper:.4f}]",
-            )
-        )
-        rows.append(
-            (
-                "Change",
-                f"{m.difference.estimate:+.4f} "
-                f"[{m.difference.lower:+.4f}, {m.difference.upper:+.4f}], "
-                f"p = {m.p_value:.2g} (α = {m.alpha:g}, {m.queries} queries)",
-            )
-        )
-    if ev.fn_before is not None or ev.fn_after is not None:
-        rows.append(("FN rate", _fn_text(ev)))
+    if resolution is not None:
+        if resolution.metric is not None:
+            rows += _metric_rows(resolution.metric, "resolve α")
+        if resolution.criterion:
+            rows.append(("Resolves when", f"not ({resolution.criterion})"))
+    else:
+        if ev.metric is not None:
+            rows += _metric_rows(ev.metric)
+        if ev.fn_before is not None or ev.fn_after is not None:
+            rows.append(("FN rate", _fn_text(ev)))
     if ev.regression_kind:
         rows.append(("Kind", _kind_text(ev.regression_kind)))
     rows.append(("Severity", alert.severity))
@@ -138,6 +151,9 @@ def _fn_text(ev: Evidence) -> str:
 def slack_message(alert: Alert) -> dict[str, Any]:
     """The Slack incoming-webhook payload (``text`` fallback and ``blocks``) of an alert."""
     ev = alert.evidence
+    if alert.status == "resolved" and alert.resolution is not None:
+        # What resolved it is in the fields; the firing evidence is not repeated.
+        ev = Evidence(regression_kind=ev.regression_kind, baseline=ev.baseline)
     icon = ":white_check_mark:" if alert.status == "resolved" else ":rotating_light:"
     title = ("Resolved: " if alert.status == "resolved" else "") + alert.alertname
     blocks: list[dict[str, Any]] = [
@@ -207,6 +223,14 @@ def fallback_text(alert: Alert) -> str:
     """The plain-text rendering of an alert (notifications, clients without Block Kit)."""
     ev = alert.evidence
     parts = [f"[{alert.severity}] {alert.summary}"]
+    if alert.status == "resolved" and alert.resolution is not None:
+        m = alert.resolution.metric
+        if m is not None:
+            parts.append(
+                f"{m.label}: {m.before.estimate:.4f} → {m.after.estimate:.4f} "
+                f"(p = {m.p_value:.2g}, resolve α = {m.alpha:g})"
+            )
+        return escape(" — ".join(parts))
     if ev.metric is not None:
         m = ev.metric
         parts.append(

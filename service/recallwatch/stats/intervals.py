@@ -197,26 +197,78 @@ def stratified_interval(
         raise ValueError("every stratum is empty")
     if (n[live] <= 0).any():
         raise ValueError("every non-empty stratum needs at least one trial")
-    x, n, size = x[live], n[live], size[live]
-    weight = size / size.sum()
-    p_h = x / n
-    p = float(np.clip((weight * p_h).sum(), 0.0, 1.0))
-    adjusted = (x + pseudo_count) / (n + 2 * pseudo_count)
-    fpc = 1.0 - n / size
-    variance = float((weight**2 * fpc * adjusted * (1 - adjusted) / n).sum())
-    if variance <= 0.0:  # every stratum fully judged
-        return StratifiedEstimate(Interval(p, p, p, confidence), 0.0, math.inf)
-    if 0.0 < p < 1.0:
-        effective_n = p * (1 - p) / variance
-    else:
-        # No event anywhere (or only events): p(1-p) is 0, so fall back to the sample size,
-        # capped by what the variance says the sample is worth.
-        effective_n = min(float(n.sum()), 0.25 / variance)
-    effective_n = max(effective_n, 1.0)
-    lo, hi = _wilson_bounds(p, effective_n, z_value(confidence))
-    return StratifiedEstimate(
-        Interval(p, min(lo, p), max(hi, p), confidence), variance, effective_n
+    est, lo, hi, variance, effective_n = stratified_intervals(
+        x[None, :], n[None, :], size[None, :], confidence=confidence, pseudo_count=pseudo_count
     )
+    return StratifiedEstimate(
+        Interval(float(est[0]), float(lo[0]), float(hi[0]), confidence),
+        float(variance[0]),
+        float(effective_n[0]),
+    )
+
+
+StratifiedArrays = tuple[
+    npt.NDArray[np.float64],
+    npt.NDArray[np.float64],
+    npt.NDArray[np.float64],
+    npt.NDArray[np.float64],
+    npt.NDArray[np.float64],
+]
+
+
+def stratified_intervals(
+    successes: npt.NDArray[np.floating] | npt.NDArray[np.integer],
+    trials: npt.NDArray[np.floating] | npt.NDArray[np.integer],
+    sizes: npt.NDArray[np.floating] | npt.NDArray[np.integer],
+    *,
+    confidence: float = 0.95,
+    pseudo_count: float = STRATUM_PSEUDO_COUNT,
+) -> StratifiedArrays:
+    """``stratified_interval`` for many estimates at once: one per row of (rows x strata) arrays.
+
+    Returns ``(estimate, lower, upper, variance, effective_n)``, one value per row. Strata with
+    ``sizes`` 0 are ignored; every other stratum needs at least one trial (merge empty ones
+    first). A row whose strata are all fully judged (or whose population is empty: NaN) has a
+    zero-width interval and an infinite effective size. No validation: the scalar
+    ``stratified_interval`` checks its input and calls this.
+    """
+    x = np.asarray(successes, dtype=np.float64)
+    n = np.asarray(trials, dtype=np.float64)
+    size = np.asarray(sizes, dtype=np.float64)
+    live = size > 0
+    total = size.sum(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        weight = np.where(live, size / total[:, None], 0.0)
+        p_h = np.where(live, x / n, 0.0)
+        p = np.clip((weight * p_h).sum(axis=1), 0.0, 1.0)
+        adjusted = (x + pseudo_count) / (n + 2 * pseudo_count)
+        fpc = np.where(live, 1.0 - n / size, 0.0)
+        terms = np.where(live, weight**2 * fpc * adjusted * (1 - adjusted) / n, 0.0)
+    variance = terms.sum(axis=1)
+    exact = variance <= 0.0
+    safe_var = np.where(exact, 1.0, variance)
+    inner = (p > 0.0) & (p < 1.0)
+    # No event anywhere (or only events): p(1-p) is 0, so fall back to the sample size, capped
+    # by what the variance says the sample is worth.
+    effective_n = np.where(
+        inner,
+        p * (1 - p) / safe_var,
+        np.minimum(np.where(live, n, 0.0).sum(axis=1), 0.25 / safe_var),
+    )
+    effective_n = np.maximum(effective_n, 1.0)
+    z = z_value(confidence)
+    z2 = z * z
+    denom = 1.0 + z2 / effective_n
+    centre = (p + z2 / (2 * effective_n)) / denom
+    half = (
+        z
+        / denom
+        * np.sqrt(np.maximum(p * (1 - p), 0.0) / effective_n + z2 / (4 * effective_n * effective_n))
+    )
+    lower = np.where(exact, p, np.minimum(np.maximum(0.0, centre - half), p))
+    upper = np.where(exact, p, np.maximum(np.minimum(1.0, centre + half), p))
+    effective_n = np.where(exact, np.inf, effective_n)
+    return p, lower, upper, np.where(exact, 0.0, variance), effective_n
 
 
 # --------------------------------------------------------------------------------------- ratios

@@ -47,7 +47,7 @@ def test_regression_fires_once_dedups_and_resolves(store: Store, synthetic: Synt
     assert ev.lost_top[0].doc_title.startswith("Document ")
     assert ev.fn_after is not None and ev.fn_after.oracle == "qrels"
     assert ev.recommendation == ("set range_min=10: projected FN rate 3.8%, drops 21% of negatives")
-    assert alert.links["alert"] == f"http://rw.example/api/v1/alerts/{alert.id}"
+    assert alert.links["alert"] == f"http://rw.example/alerts/{alert.id}"
     (v,) = [v for v in store.ledger.verdicts(bad.id) if v.kind == "previous_mining"]
     assert v.regressed and v.p_value is not None and v.p_value <= 0.01
     alerting.after_checkpoint(run.add(500, B, hits(71)))  # still regressed: nothing new
@@ -117,7 +117,12 @@ def test_a_new_mining_change_keeps_the_old_alert_while_still_regressed(
     old = store.ledger.alert(first.id)
     assert old is not None and old.status == "resolved"
     assert "superseded: the baseline is now checkpoint-200" in old.alert.description
-    assert "checkpoint-400 is no longer regressed against checkpoint-100" in old.alert.description
+    # What resolved it: checkpoint-400 against the alert's own baseline, checkpoint-100.
+    assert "checkpoint-400 is no longer regressed against checkpoint-100" in old.alert.summary
+    resolution = old.alert.resolution
+    assert resolution is not None and resolution.checkpoint == "checkpoint-400"
+    assert resolution.metric is not None
+    assert resolution.metric.before.estimate == resolution.metric.after.estimate
 
 
 def test_an_open_alert_resolves_only_when_clearly_recovered(

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 from recallwatch.alerting.evidence import EvidenceReader
-from recallwatch.alerting.model import Alert, AlertKey, Evidence, links_for
+from recallwatch.alerting.model import Alert, AlertKey, Evidence, Resolution, links_for
 from recallwatch.alerting.regression import CheckpointSummary
 from recallwatch.config import Config
 from recallwatch.errors import ConfigError
@@ -109,6 +109,8 @@ class Decision:
     note: str | None = None
     #: The regression verdict behind the decision, recorded by the engine before it applies.
     verdict: VerdictWrite | None = None
+    #: What resolves the alert when this decision does (the resolved message carries it).
+    resolution: Resolution | None = None
 
 
 def by_step(row: CheckpointRow) -> tuple[bool, int, str]:
@@ -218,9 +220,12 @@ class AlertRule(Generic[ConfigT]):
         *,
         note: str | None = None,
         verdict: VerdictWrite | None = None,
+        resolution: Resolution | None = None,
     ) -> Decision:
         """A ``Decision`` of this rule."""
-        return Decision(self.config, key, firing, opened_by, build, checkpoint, note, verdict)
+        return Decision(
+            self.config, key, firing, opened_by, build, checkpoint, note, verdict, resolution
+        )
 
     def new_alert(
         self,

@@ -6,6 +6,9 @@ by the paired test of ``alerting.regression``; every comparison is recorded as a
 alert fires when the last ``confirm`` verdicts against that baseline are regressed; an open one
 stays open until a checkpoint is clearly not regressed (hysteresis, ``still_regressed``). An alert
 of an older baseline stays open while the checkpoint is still regressed against that baseline.
+
+A resolution carries what resolved it (``Resolution``): the checkpoint, its metric against the
+same baseline as the firing evidence, and the test that says it is no longer regressed.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from recallwatch.alerting.model import (
     BaselineRef,
     Evidence,
     MetricChange,
+    Resolution,
 )
 from recallwatch.alerting.regression import (
     Baseline,
@@ -158,9 +162,12 @@ class RecallRegression(AlertRule[RecallRegressionRule]):
             },
         )
         key = AlertKey(rule.name, row.run, dataset, k, baseline.checkpoint.name)
+        resolution = None
         if store.ledger.open_alert(key.as_string()) is not None:
             # Hysteresis: an open alert stays open until the checkpoint is clearly not regressed.
             firing = still_regressed(verdict, rule.resolve_alpha)
+            if not firing:
+                resolution = self._resolution(row, base_row.name, dataset, k, verdict)
         else:
             flags = self._earlier_verdicts(row, history, dataset, k, baseline)
             firing = confirmed([*flags, verdict.regressed], rule.confirm)
@@ -178,7 +185,9 @@ class RecallRegression(AlertRule[RecallRegressionRule]):
                 after_outcomes,
             )
 
-        out = [self.decision(key, firing, row.name, build, row, verdict=record)]
+        out = [
+            self.decision(key, firing, row.name, build, row, verdict=record, resolution=resolution)
+        ]
         for other in store.ledger.open_alerts(rule=rule.name, run=row.run):
             if other.key != key.as_string() and (other.alert.key.dataset, other.alert.key.k) == (
                 dataset,
@@ -201,9 +210,18 @@ class RecallRegression(AlertRule[RecallRegressionRule]):
         """Keep an alert of an older baseline open while ``row`` is still regressed against it."""
         rule = self.config
         old_key = other.alert.key
-        note = f"superseded: the baseline is now {key.baseline}"
+        superseded = f"superseded: the baseline is now {key.baseline}"
         old = next((c for c in history if c.name == old_key.baseline and c.id in evaluations), None)
         firing = False
+        resolution = Resolution(
+            summary=f"{rule.metric}@{old_key.k} alert of {row.run} {superseded}",
+            description=(
+                f"The baseline {old_key.baseline} is no longer evaluated on "
+                f"{old_key.dataset}; the alert against it is {superseded}."
+            ),
+            checkpoint=row.name,
+            step=row.step,
+        )
         if old is not None:
             before_values = per_query_metric(
                 self.context.store.results.outcomes(evaluations[old.id][1]),
@@ -221,8 +239,69 @@ class RecallRegression(AlertRule[RecallRegressionRule]):
                     seed=rule.seed,
                 )
                 firing = still_regressed(verdict, rule.resolve_alpha)
-                note += f"; {row.name} is no longer regressed against {old.name}"
-        return self.decision(old_key, firing, row.name, None, row, note=note)
+                resolution = self._resolution(
+                    row, old.name, old_key.dataset or "", old_key.k or 0, verdict, superseded
+                )
+        return self.decision(old_key, firing, row.name, None, row, resolution=resolution)
+
+    def _resolution(
+        self,
+        row: CheckpointRow,
+        baseline: str,
+        dataset: str,
+        k: int,
+        verdict: RegressionVerdict,
+        superseded: str | None = None,
+    ) -> Resolution:
+        """What resolves an alert: ``row`` against the same ``baseline``, no longer regressed."""
+        rule = self.config
+        label = f"{rule.metric}@{k}"
+        half = rule.min_drop / 2
+        p = verdict.test.p_value
+        if verdict.drop <= 0:
+            why = f"no drop (p = {p:.2g})"
+        elif verdict.drop < half - 1e-12:
+            why = (
+                f"a drop of {verdict.drop:.4f}, under half the minimum drop ({half:.4f}) "
+                f"(p = {p:.2g})"
+            )
+        else:
+            why = f"p = {p:.2g} > resolve_alpha = {rule.resolve_alpha:g}: no longer significant"
+        d = verdict.difference
+        description = (
+            f"{label} on {dataset}: {verdict.before.estimate:.4f} ({baseline}) → "
+            f"{verdict.after.estimate:.4f} ({row.name}), change {d.estimate:+.4f} "
+            f"[{d.lower:+.4f}, {d.upper:+.4f}] over {verdict.test.queries} queries "
+            f"(paired randomisation test, {verdict.test.permutations} permutations): {why}."
+        )
+        if superseded:
+            description += f" The alert was {superseded}."
+        return Resolution(
+            summary=(
+                f"{label} recovered: {row.name} is no longer regressed against {baseline} "
+                f"({row.run}, {dataset})"
+            ),
+            description=description,
+            checkpoint=row.name,
+            step=row.step,
+            metric=MetricChange(
+                metric=rule.metric,
+                k=k,
+                dataset=dataset,
+                before=verdict.before,
+                after=verdict.after,
+                difference=verdict.difference,
+                p_value=p,
+                alpha=rule.resolve_alpha,
+                min_drop=rule.min_drop,
+                queries=verdict.test.queries,
+                permutations=verdict.test.permutations,
+            ),
+            criterion=(
+                f"an alert stays open while the drop is at least min_drop / 2 ({half:g}) "
+                f"with p <= resolve_alpha ({rule.resolve_alpha:g})"
+            ),
+        )
 
     def _earlier_verdicts(
         self,
@@ -326,7 +405,12 @@ class RecallRegression(AlertRule[RecallRegressionRule]):
             lost_top=lost_top,
             recommendation=recommendation(fn_after),
         )
+        # After a mining change: RecallRegressionAfterMiningChange; same mining or a pinned
+        # baseline: RecallRegression (the names of the Prometheus rules for the same events).
         alertname = ALERTNAMES[
-            "recall_regression" if kind != "same_mining" else "recall_regression_same_mining"
+            {
+                "mining_change": "recall_regression",
+                "same_mining": "recall_regression_same_mining",
+            }.get(kind, "recall_regression_pinned")
         ]
         return self.new_alert(aid, key, row, summary, description, evidence, alertname=alertname)

@@ -1,0 +1,211 @@
+"""Simulation of the regression rule with checkpoint-level variance, and the docs table.
+
+The model (shared with ``tests/alerting/test_simulation.py``, which runs a few cells of it).
+A held-out set of 1,000 queries with 1-3 relevant documents each (50/30/20%). Each (query,
+relevant document) pair has a latent easiness a ~ N(0, 1), drawn afresh per simulated run. A
+checkpoint j of quality q_j retrieves the document in its top 10 when a + q_j + tau * e > 0, with
+e ~ N(0, 1) drawn per checkpoint:
+
+- ``tau`` is query-level churn: two checkpoints of equal quality disagree on the recall@10 of
+  10% (tau 0.155), 15% (0.245) or 20% (0.34) of the queries;
+- q_j = q(config) + delta_j with delta_j ~ N(0, s^2): checkpoint-level variation, s chosen so
+  that the checkpoint's expected recall@10 has a standard deviation of ``checkpoint_sd`` points
+  (0 to 1) around its configuration's level;
+- q(config) gives an expected recall@10 of 0.70 before the mining change, and 0.70 ("nothing
+  changed") or 0.67 ("a sustained 3-point drop") after it.
+
+A run has ``pre`` checkpoints before the mining change and ``post`` after it. The decision at
+each post-change checkpoint is the daemon's (``alerting.regression``): the level test of the
+post checkpoints so far against the pre-change ones, at ``look_alpha`` (the per-look level that
+keeps alpha per mining change), with the checkpoint variance moderated from the pre-change
+segment and the rule's prior, ``min_drop`` 0.01, and the latest checkpoint not clearly back.
+
+    python bench/regression_simulation.py            # the full table of docs/alerting.md
+    python bench/regression_simulation.py --draws 500 --sd 0.7 --churn 0.2   # one quick cell
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+from dataclasses import dataclass
+from statistics import NormalDist
+
+import numpy as np
+import numpy.typing as npt
+
+from recallwatch.alerting.regression import level_decisions, look_alpha
+from recallwatch.stats.hierarchical import moderated_variance, segment_moments
+
+FloatArray = npt.NDArray[np.float64]
+
+QUERIES = 1_000
+#: Query-level churn (share of queries whose recall@10 differs between two checkpoints of equal
+#: quality) -> tau of the model, calibrated once over 200,000 query pairs.
+TAU = {0.10: 0.155, 0.15: 0.245, 0.20: 0.34}
+LEVEL = 0.70
+
+
+@dataclass(frozen=True)
+class Rule:
+    """The rule's settings the simulation decides with (the defaults of config.py)."""
+
+    alpha: float = 0.01
+    min_drop: float = 0.01
+    resolve_alpha: float = 0.2
+    checkpoint_sd: float = 0.01
+    checkpoint_sd_weight: float = 4.0
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One cell's outcome."""
+
+    checkpoint_sd: float
+    churn: float
+    measured_churn: float
+    measured_sd: float
+    false_alarms: float
+    detection: float
+    draws: int
+
+
+def _slope(tau: float) -> float:
+    """d(expected recall@10) / dq at the 0.70 level: converts recall points into quality."""
+    scale = math.sqrt(1 + tau**2)
+    return NormalDist().pdf(NormalDist().inv_cdf(LEVEL)) / scale
+
+
+def simulate_runs(
+    *,
+    draws: int,
+    checkpoint_sd: float,
+    tau: float,
+    drop: float,
+    pre: int,
+    post: int,
+    seed: int,
+) -> tuple[FloatArray, FloatArray]:
+    """Per-query recall@10 of ``draws`` runs: (draws, pre, N) and (draws, post, N)."""
+    rng = np.random.default_rng(seed)
+    relevant = rng.choice([1, 2, 3], p=[0.5, 0.3, 0.2], size=QUERIES)
+    starts = np.concatenate([[0], np.cumsum(relevant)[:-1]])
+    scale = math.sqrt(1 + tau**2)
+    q_pre = NormalDist().inv_cdf(LEVEL) * scale
+    q_post = NormalDist().inv_cdf(LEVEL - drop) * scale
+    shift_sd = checkpoint_sd / _slope(tau)
+    easiness = rng.standard_normal((draws, int(relevant.sum()))).astype(np.float32)
+
+    def checkpoint(quality: float) -> FloatArray:
+        delta = (shift_sd * rng.standard_normal((draws, 1))).astype(np.float32)
+        jitter = rng.standard_normal(easiness.shape, dtype=np.float32)
+        hit = easiness + np.float32(quality) + delta + np.float32(tau) * jitter > 0
+        return np.add.reduceat(hit, starts, axis=1) / relevant
+
+    before = np.stack([checkpoint(q_pre) for _ in range(pre)], axis=1)
+    after = np.stack([checkpoint(q_post) for _ in range(post)], axis=1)
+    return before, after
+
+
+def decide_runs(before: FloatArray, after: FloatArray, rule: Rule) -> npt.NDArray[np.bool_]:
+    """The rule's verdict at every post-change look: (draws, post) booleans."""
+    m = before.shape[1]
+    excess, df = segment_moments(before)
+    var, nu = moderated_variance(
+        excess, df, prior_sd=rule.checkpoint_sd, prior_df=rule.checkpoint_sd_weight
+    )
+    looks = [
+        level_decisions(
+            before,
+            after[:, : n + 1],
+            var,
+            nu,
+            min_drop=rule.min_drop,
+            alpha=look_alpha(rule.alpha, m, sequential=True, look=n + 1),
+            resolve_alpha=rule.resolve_alpha,
+        )
+        for n in range(after.shape[1])
+    ]
+    return np.stack(looks, axis=1)
+
+
+def run_cell(
+    checkpoint_sd: float,
+    churn: float,
+    *,
+    draws: int = 2_000,
+    pre: int = 5,
+    post: int = 6,
+    within: int = 2,
+    rule: Rule = Rule(),
+    seed: int = 0,
+    chunk: int = 500,
+) -> Cell:
+    """False alarms (any alert over ``post`` looks, nothing changed) and detection of a sustained
+    3-point drop within ``within`` looks, over ``draws`` runs each."""
+    tau = TAU[churn]
+    alarms, detected, churns, sds = 0, 0, [], []
+    for start in range(0, draws, chunk):
+        size = min(chunk, draws - start)
+        cell_seed = seed * 1_000_003 + int(checkpoint_sd * 1000) * 101 + int(churn * 100)
+        for drop, scenario in ((0.0, 1), (0.03, 2)):
+            before, after = simulate_runs(
+                draws=size,
+                checkpoint_sd=checkpoint_sd,
+                tau=tau,
+                drop=drop,
+                pre=pre,
+                post=post if drop == 0.0 else within,
+                seed=cell_seed * 7 + scenario * 100_003 + start,
+            )
+            verdicts = decide_runs(before, after, rule)
+            if drop == 0.0:
+                alarms += int(verdicts.any(axis=1).sum())
+                churns.append(float((before[:, 0] != before[:, 1]).mean()))
+                sds.append(float(before.mean(axis=2).std(axis=1, ddof=1).mean()))
+            else:
+                detected += int(verdicts[:, :within].any(axis=1).sum())
+    return Cell(
+        checkpoint_sd,
+        churn,
+        float(np.mean(churns)),
+        float(np.mean(sds)),
+        alarms / draws,
+        detected / draws,
+        draws,
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--draws", type=int, default=2_000)
+    parser.add_argument("--pre", type=int, default=5)
+    parser.add_argument("--post", type=int, default=6)
+    parser.add_argument("--sd", type=float, nargs="*", default=[0.0, 0.25, 0.5, 0.7, 1.0])
+    parser.add_argument("--churn", type=float, nargs="*", default=[0.10, 0.15, 0.20])
+    parser.add_argument("--prior-sd", type=float, default=Rule().checkpoint_sd * 100)
+    parser.add_argument("--prior-weight", type=float, default=Rule().checkpoint_sd_weight)
+    args = parser.parse_args()
+    rule = Rule(checkpoint_sd=args.prior_sd / 100, checkpoint_sd_weight=args.prior_weight)
+    print(
+        f"pre {args.pre}, post {args.post}, {args.draws} draws per cell, alpha {rule.alpha}, "
+        f"prior SD {rule.checkpoint_sd * 100:g} points worth {rule.checkpoint_sd_weight:g}"
+    )
+    print("| checkpoint SD | churn | false alarms per mining change | detection within 2 |")
+    print("|---|---|---|---|")
+    for sd in args.sd:
+        for churn in args.churn:
+            t0 = time.perf_counter()
+            cell = run_cell(
+                sd / 100, churn, draws=args.draws, pre=args.pre, post=args.post, rule=rule
+            )
+            print(
+                f"| {sd:.2f} | {cell.measured_churn:.1%} | {cell.false_alarms:.2%} | "
+                f"{cell.detection:.2%} |  <!-- {time.perf_counter() - t0:.0f} s -->",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,414 @@
+"""A two-level test of a metric's level before and after a change: queries and checkpoints.
+
+Per-query values of checkpoints trained under one configuration vary for two reasons: *which*
+queries a checkpoint happens to get right (query-level churn) and *how good* the checkpoint is as a
+whole (checkpoint-level variation: one save is half a point better than the next). The model is
+the two-way mixed model
+
+    y[j, q] = mu[q] + level(config of j) + delta[j] + e[j, q],
+
+with query effects ``mu`` (shared by all checkpoints, so they cancel in paired comparisons),
+checkpoint effects ``delta ~ N(0, sigma_c^2)`` and residual churn ``e``. A change in level between
+a *pre* group of m checkpoints and a *post* group of n is estimated by the difference of the
+group means, with variance ``sigma_c^2 (1/m + 1/n)`` (checkpoints) plus the churn part, measured
+from the per-query differences of the two group means (the paired part: exact for the queries at
+hand, like the sign-flip test).
+
+``sigma_c^2`` is estimated by the two-way ANOVA moments of each group of same-configuration
+checkpoints (the spread of checkpoint means beyond what their churn explains), pooled over groups
+and moderated by a prior ``(prior_sd, prior_df)`` the way limma moderates gene-wise variances:
+``(prior_df * prior_sd^2 + data) / (prior_df + data_df)``, referred to Student's t with
+``prior_df + data_df`` degrees of freedom (Welch-Satterthwaite with the churn part). With few
+checkpoints the prior dominates; with many, the run's own spread does.
+
+``sequential_alpha`` gives the per-look level of a test repeated as post-change checkpoints
+arrive (the post mean is cumulative), so that the chance of *any* look rejecting when nothing
+changed is ``alpha`` over an unbounded number of looks.
+
+Everything is vectorised over leading batch dimensions (the simulation decides thousands of runs
+in one call) and pure: no I/O, no clock; the only random draws are seeded.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = [
+    "CheckpointVariance",
+    "LevelTest",
+    "checkpoint_variance",
+    "level_test",
+    "level_test_arrays",
+    "moderated_variance",
+    "segment_moments",
+    "sequential_alpha",
+    "sequential_levels",
+    "student_t_cdf",
+    "student_t_quantile",
+]
+
+FloatArray = npt.NDArray[np.float64]
+
+#: Post-change looks ``sequential_alpha`` accounts for (later looks add almost nothing: the
+#: cumulative post mean has converged and the pre-change mean's error is common to all looks).
+SEQUENTIAL_LOOKS = 64
+_SEQUENTIAL_DRAWS = 400_000
+
+
+# -- Student's t ------------------------------------------------------------------------------
+
+
+def _betacf(a: FloatArray, b: FloatArray, x: FloatArray) -> FloatArray:
+    """Continued fraction of the regularised incomplete beta (modified Lentz), vectorised."""
+    tiny = 1e-300
+    qab, qap, qam = a + b, a + 1.0, a - 1.0
+    c = np.ones_like(x)
+    d = 1.0 - qab * x / qap
+    d = np.where(np.abs(d) < tiny, tiny, d)
+    d = 1.0 / d
+    h = d.copy()
+    for m in range(1, 400):
+        m2 = 2 * m
+        aa = m * (b - m) * x / ((qam + m2) * (a + m2))
+        d = 1.0 + aa * d
+        d = np.where(np.abs(d) < tiny, tiny, d)
+        c = 1.0 + aa / c
+        c = np.where(np.abs(c) < tiny, tiny, c)
+        d = 1.0 / d
+        h = h * d * c
+        aa = -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2))
+        d = 1.0 + aa * d
+        d = np.where(np.abs(d) < tiny, tiny, d)
+        c = 1.0 + aa / c
+        c = np.where(np.abs(c) < tiny, tiny, c)
+        d = 1.0 / d
+        delta = d * c
+        h = h * delta
+        if bool(np.all(np.abs(delta - 1.0) < 1e-14)):
+            break
+    return h
+
+
+def _betainc(a: FloatArray, b: FloatArray, x: FloatArray) -> FloatArray:
+    """The regularised incomplete beta function I_x(a, b), vectorised (Numerical Recipes 6.4)."""
+    lgamma = np.vectorize(math.lgamma, otypes=[np.float64])
+    x = np.clip(x, 0.0, 1.0)
+    inner = (x > 0.0) & (x < 1.0)
+    xs = np.where(inner, x, 0.5)
+    log_front = lgamma(a + b) - lgamma(a) - lgamma(b) + a * np.log(xs) + b * np.log1p(-xs)
+    front = np.exp(log_front)
+    direct = xs < (a + 1.0) / (a + b + 2.0)
+    # Evaluate the fraction where it converges fast, by symmetry elsewhere.
+    aa, bb, xx = np.where(direct, a, b), np.where(direct, b, a), np.where(direct, xs, 1.0 - xs)
+    cf = _betacf(aa, bb, xx)
+    value = np.where(direct, front * cf / a, 1.0 - front * cf / b)
+    return np.where(inner, value, np.where(x <= 0.0, 0.0, 1.0))
+
+
+def student_t_cdf(t: FloatArray | float, df: FloatArray | float) -> FloatArray:
+    """P(T <= t) for Student's t with ``df`` degrees of freedom (``inf``: the standard normal)."""
+    tt = np.asarray(t, dtype=np.float64)
+    nu = np.broadcast_to(np.asarray(df, dtype=np.float64), tt.shape)
+    tt = np.broadcast_to(tt, nu.shape)
+    if np.any(nu <= 0):
+        raise ValueError("degrees of freedom must be positive")
+    normal = np.vectorize(lambda v: 0.5 * math.erfc(-v / math.sqrt(2.0)), otypes=[np.float64])
+    big = ~np.isfinite(nu) | (nu > 1e7)
+    safe_nu = np.where(big, 1.0, nu)
+    finite_t = np.where(np.isfinite(tt), tt, 0.0)
+    x = safe_nu / (safe_nu + finite_t**2)
+    tail = 0.5 * _betainc(safe_nu / 2.0, np.full_like(safe_nu, 0.5), x)
+    cdf = np.where(finite_t < 0, tail, 1.0 - tail)
+    cdf = np.where(big, normal(finite_t) if finite_t.size else finite_t, cdf)
+    cdf = np.where(np.isposinf(tt), 1.0, np.where(np.isneginf(tt), 0.0, cdf))
+    return np.asarray(np.where(np.isnan(tt), np.nan, cdf), dtype=np.float64)
+
+
+def student_t_quantile(probability: float, df: float) -> float:
+    """The ``probability`` quantile of Student's t with ``df`` degrees of freedom (bisection)."""
+    if not 0.0 < probability < 1.0:
+        raise ValueError("probability must be in (0, 1)")
+    lo, hi = -1.0, 1.0
+    while float(student_t_cdf(lo, df)) > probability:
+        lo *= 2.0
+    while float(student_t_cdf(hi, df)) < probability:
+        hi *= 2.0
+    for _ in range(100):
+        mid = (lo + hi) / 2.0
+        if float(student_t_cdf(mid, df)) < probability:
+            lo = mid
+        else:
+            hi = mid
+        if hi - lo < 1e-10:
+            break
+    return (lo + hi) / 2.0
+
+
+# -- checkpoint-level variance ----------------------------------------------------------------
+
+
+def segment_moments(values: FloatArray) -> tuple[FloatArray, int]:
+    """The checkpoint-variance moment of one group of same-configuration checkpoints.
+
+    ``values`` is (..., J checkpoints, N queries). Returns (excess, J - 1): ``excess`` is the sum
+    of squared deviations of the checkpoint means from the group mean minus what their query
+    churn explains (J - 1 times the two-way residual mean square over N), so that
+    ``E[excess] = (J - 1) sigma_c^2``. It can be negative (no spread beyond churn). A group of
+    one checkpoint carries nothing (0, 0).
+    """
+    v = np.asarray(values, dtype=np.float64)
+    if v.ndim < 2:
+        raise ValueError("values must be (..., checkpoints, queries)")
+    j, n = v.shape[-2], v.shape[-1]
+    if j < 2 or n < 2:
+        return np.zeros(v.shape[:-2]), 0
+    means = v.mean(axis=-1)
+    grand = means.mean(axis=-1, keepdims=True)
+    ss_checkpoints = ((means - grand) ** 2).sum(axis=-1)
+    resid = v - v.mean(axis=-2, keepdims=True) - means[..., None] + grand[..., None]
+    ms_resid = (resid**2).sum(axis=(-2, -1)) / ((j - 1) * (n - 1))
+    return np.asarray(ss_checkpoints - (j - 1) * ms_resid / n, dtype=np.float64), j - 1
+
+
+@dataclass(frozen=True)
+class CheckpointVariance:
+    """The checkpoint-to-checkpoint variance a level test assumed, and where it came from."""
+
+    #: The standard deviation assumed (moderated: prior and data together).
+    sd: float
+    #: The run's own estimate (None without same-configuration checkpoint pairs; 0 when the
+    #: spread is no more than churn explains).
+    data_sd: float | None
+    #: Degrees of freedom from the run's checkpoints (sum of J - 1 over groups).
+    data_df: int
+    #: How many same-configuration groups (segments) the estimate pooled.
+    groups: int
+    prior_sd: float
+    prior_df: float
+
+    @property
+    def df(self) -> float:
+        """Degrees of freedom of the assumed variance (prior and data)."""
+        return self.prior_df + self.data_df
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return a JSON-friendly dict."""
+        return {
+            "sd": self.sd,
+            "data_sd": self.data_sd,
+            "data_df": self.data_df,
+            "groups": self.groups,
+            "prior_sd": self.prior_sd,
+            "prior_df": self.prior_df,
+            "df": self.df,
+        }
+
+    def describe(self) -> str:
+        """One sentence for people: the SD assumed, in points, and its sources."""
+        own = (
+            f"{self.data_sd * 100:.2f} from {self.data_df} degrees of freedom of this run's "
+            f"same-mining checkpoints"
+            if self.data_sd is not None
+            else "no same-mining checkpoint pairs in this run yet"
+        )
+        return (
+            f"checkpoint-to-checkpoint SD {self.sd * 100:.2f} points ({own}; prior "
+            f"{self.prior_sd * 100:.2f} worth {self.prior_df:g})"
+        )
+
+
+def moderated_variance(
+    excess: FloatArray | float, df: FloatArray | int, *, prior_sd: float, prior_df: float
+) -> tuple[FloatArray, FloatArray]:
+    """(variance, degrees of freedom) of the prior moderated by pooled moments (vectorised)."""
+    if prior_sd < 0 or prior_df <= 0:
+        raise ValueError("prior_sd must be non-negative and prior_df positive")
+    e, d = np.asarray(excess, dtype=np.float64), np.asarray(df, dtype=np.float64)
+    variance = np.maximum(0.0, (prior_df * prior_sd**2 + e) / (prior_df + d))
+    return variance, np.asarray(prior_df + d, dtype=np.float64)
+
+
+def checkpoint_variance(
+    groups: list[FloatArray], *, prior_sd: float, prior_df: float
+) -> CheckpointVariance:
+    """The moderated checkpoint variance from groups of same-configuration checkpoints.
+
+    Each group is (J, N): per-query values of J checkpoints under one configuration. Groups of
+    one checkpoint are skipped.
+    """
+    excess, df, used = 0.0, 0, 0
+    for g in groups:
+        e, d = segment_moments(np.asarray(g, dtype=np.float64))
+        if d:
+            excess += float(e)
+            df += d
+            used += 1
+    variance, _ = moderated_variance(excess, df, prior_sd=prior_sd, prior_df=prior_df)
+    data_sd = math.sqrt(max(0.0, excess / df)) if df else None
+    return CheckpointVariance(math.sqrt(float(variance)), data_sd, df, used, prior_sd, prior_df)
+
+
+# -- the level test ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LevelTest:
+    """Post-change level minus pre-change level, with both variance components."""
+
+    #: mean(post checkpoints) - mean(pre checkpoints), over the common queries.
+    difference: float
+    #: Its standard error, and the two parts of its variance.
+    se: float
+    se_queries: float
+    se_checkpoints: float
+    #: Welch-Satterthwaite degrees of freedom of the t reference.
+    df: float
+    statistic: float
+    #: One-sided p-value for a drop (P(T <= statistic)).
+    p_value: float
+    pre: int
+    post: int
+    queries: int
+    variance: CheckpointVariance
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return a JSON-friendly dict."""
+        return {
+            "difference": self.difference,
+            "se": self.se,
+            "se_queries": self.se_queries,
+            "se_checkpoints": self.se_checkpoints,
+            "df": self.df,
+            "statistic": self.statistic,
+            "p_value": self.p_value,
+            "pre_checkpoints": self.pre,
+            "post_checkpoints": self.post,
+            "queries": self.queries,
+            "checkpoint_variance": self.variance.as_dict(),
+        }
+
+
+def level_test_arrays(
+    pre: FloatArray,
+    post: FloatArray,
+    checkpoint_var: FloatArray | float,
+    df: FloatArray | float,
+) -> dict[str, FloatArray]:
+    """The level test, vectorised: ``pre`` (..., m, N) and ``post`` (..., n, N) per-query values.
+
+    ``checkpoint_var`` and ``df`` broadcast over the batch dimensions. Returns arrays
+    ``difference``, ``se``, ``se_queries``, ``se_checkpoints``, ``df``, ``statistic``, ``p``.
+    """
+    a_pre, a_post = np.asarray(pre, dtype=np.float64), np.asarray(post, dtype=np.float64)
+    m, n, queries = a_pre.shape[-2], a_post.shape[-2], a_pre.shape[-1]
+    if a_post.shape[-1] != queries or m < 1 or n < 1 or queries < 2:
+        raise ValueError("pre and post must be (..., checkpoints >= 1, the same queries >= 2)")
+    z = a_post.mean(axis=-2) - a_pre.mean(axis=-2)
+    difference = z.mean(axis=-1)
+    v_queries = z.var(axis=-1, ddof=1) / queries
+    v_checkpoints = np.asarray(checkpoint_var, dtype=np.float64) * (1.0 / m + 1.0 / n)
+    v_checkpoints = np.broadcast_to(v_checkpoints, difference.shape)
+    total = v_queries + v_checkpoints
+    nu = np.broadcast_to(np.asarray(df, dtype=np.float64), difference.shape)
+    denominator = v_checkpoints**2 / nu + v_queries**2 / (queries - 1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        df_eff = np.where(denominator > 0, total**2 / np.where(denominator > 0, denominator, 1), nu)
+        se = np.sqrt(total)
+        statistic = np.where(se > 0, difference / np.where(se > 0, se, 1.0), 0.0)
+    p = student_t_cdf(statistic, np.maximum(df_eff, 1e-9))
+    # No variance at all: identical values (p = 1), or a difference with no noise (p = 0).
+    p = np.where(se > 0, p, np.where(difference < 0, 0.0, 1.0))
+    return {
+        "difference": np.asarray(difference),
+        "se": np.asarray(se),
+        "se_queries": np.sqrt(v_queries),
+        "se_checkpoints": np.sqrt(v_checkpoints),
+        "df": np.asarray(df_eff),
+        "statistic": np.asarray(statistic),
+        "p": np.asarray(p),
+    }
+
+
+def level_test(pre: FloatArray, post: FloatArray, variance: CheckpointVariance) -> LevelTest:
+    """Test whether the post level is below the pre level (one-sided), one comparison."""
+    a_pre, a_post = np.atleast_2d(pre), np.atleast_2d(post)
+    out = level_test_arrays(a_pre, a_post, variance.sd**2, variance.df)
+    return LevelTest(
+        difference=float(out["difference"]),
+        se=float(out["se"]),
+        se_queries=float(out["se_queries"]),
+        se_checkpoints=float(out["se_checkpoints"]),
+        df=float(out["df"]),
+        statistic=float(out["statistic"]),
+        p_value=float(out["p"]),
+        pre=a_pre.shape[0],
+        post=a_post.shape[0],
+        queries=a_pre.shape[1],
+        variance=variance,
+    )
+
+
+# -- repeated looks ---------------------------------------------------------------------------
+
+
+#: Looks that get ``EARLY_SHARE`` of alpha: a mining change shows in its first checkpoints.
+EARLY_LOOKS = 3
+EARLY_SHARE = 0.9
+
+
+@functools.lru_cache(maxsize=256)
+def sequential_levels(alpha: float, pre: int) -> tuple[float, float]:
+    """Per-look levels (looks 1..EARLY_LOOKS, later looks) of the repeated level test.
+
+    At post-change look n two statistics are tested: the *cumulative* one (the mean of the first
+    n post-change checkpoints against the mean of the ``pre`` pre-change ones) and the *latest*
+    one (the n-th post-change checkpoint alone against the same pre mean). Standardised, with
+    X_i iid N(0, 1) and one B ~ N(0, 1/pre) common to all looks (the pre-change mean's error,
+    which never averages away), they are (mean(X_1..X_n) - B) / sqrt(1/n + 1/pre) and
+    (X_n - B) / sqrt(1 + 1/pre). The first ``EARLY_LOOKS`` looks share ``EARLY_SHARE`` of alpha
+    (one constant boundary: the alpha-quantile of the minimum of both statistics over them), the
+    later looks up to ``SEQUENTIAL_LOOKS`` the rest, so that the chance of *any* rejection over
+    the post-change segment when nothing changed is ``alpha``. Computed from a fixed-seed draw
+    of the process: a deterministic function of its arguments. The levels returned are the
+    one-sided normal levels of the two boundaries.
+    """
+    if not 0.0 < alpha < 1.0 or pre < 1:
+        raise ValueError("alpha must be in (0, 1) and pre at least 1")
+    rng = np.random.default_rng(20_241_127)
+    n = np.arange(1, SEQUENTIAL_LOOKS + 1, dtype=np.float64)
+    scale = np.sqrt(1.0 / n + 1.0 / pre)
+    early, late = [], []
+    for _ in range(_SEQUENTIAL_DRAWS // 50_000):
+        x = rng.standard_normal((50_000, SEQUENTIAL_LOOKS))
+        common = rng.standard_normal((50_000, 1)) / math.sqrt(pre)
+        z = np.minimum(
+            (np.cumsum(x, axis=1) / n - common) / scale,
+            (x - common) / math.sqrt(1.0 + 1.0 / pre),
+        )
+        early.append(z[:, :EARLY_LOOKS].min(axis=1))
+        late.append(z[:, EARLY_LOOKS:].min(axis=1))
+    first, rest = np.concatenate(early), np.concatenate(late)
+    c_early = float(np.quantile(first, EARLY_SHARE * alpha))
+    # The later boundary: P(first < c_early or rest < c_late) = alpha.
+    quiet = rest[first >= c_early]
+    extra = (alpha - float((first < c_early).mean())) * first.size / quiet.size
+    c_late = float(np.quantile(quiet, max(extra, 1e-9)))
+    return _normal_cdf(c_early), _normal_cdf(c_late)
+
+
+def sequential_alpha(alpha: float, pre: int, look: int = 1) -> float:
+    """The level of post-change look ``look`` (1-based) for ``alpha`` over all looks."""
+    if look < 1:
+        raise ValueError("look must be at least 1")
+    early, late = sequential_levels(alpha, pre)
+    return early if look <= EARLY_LOOKS else late
+
+
+def _normal_cdf(x: float) -> float:
+    return 0.5 * math.erfc(-x / math.sqrt(2.0))

@@ -1,0 +1,106 @@
+"""The optional read token of the web pages, and the request guards pages share.
+
+With ``http.web_token_env`` / ``http.web_token_file`` set, a page answers only a request that
+carries the token, by one of:
+
+- ``?token=TOKEN`` on any page: the answer is a redirect to the same URL without it, setting the
+  ``recallwatch_token`` cookie (HttpOnly, SameSite=Strict), so the token leaves the address bar;
+- the ``recallwatch_token`` cookie;
+- ``Authorization: Bearer TOKEN``.
+
+Without a token configured the pages are open, like the JSON API. Pages only read, so they need
+no CSRF protection; a page that accepts a POST checks ``same_origin`` and reads its body with
+``read_form`` (bounded).
+"""
+
+from __future__ import annotations
+
+import hmac
+from urllib.parse import parse_qs, urlencode
+
+from fastapi import HTTPException, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+__all__ = [
+    "COOKIE",
+    "MAX_FORM_BYTES",
+    "TokenRequiredError",
+    "authorize",
+    "read_form",
+    "same_origin",
+]
+
+COOKIE = "recallwatch_token"
+#: The largest form body a page reads (``read_form``); more is refused with 413.
+MAX_FORM_BYTES = 64 * 1024
+
+
+class TokenRequiredError(Exception):
+    """A page request without the read token (or with a token to move into the cookie)."""
+
+    def __init__(self, response: Response) -> None:
+        super().__init__("unauthorized")
+        self.response = response
+
+
+def _matches(given: str | None, token: str) -> bool:
+    return given is not None and hmac.compare_digest(given.encode(), token.encode())
+
+
+def authorize(request: Request, token: str | None) -> None:
+    """Let the request through, or raise ``TokenRequiredError`` with the answer to give."""
+    if token is None:
+        return
+    query = request.query_params.get("token")
+    if query is not None:
+        if not _matches(query, token):
+            raise TokenRequiredError(_refused(request))
+        rest = [(k, v) for k, v in request.query_params.multi_items() if k != "token"]
+        target = request.url.path + (f"?{urlencode(rest)}" if rest else "")
+        response = RedirectResponse(target, status_code=303)
+        response.set_cookie(
+            COOKIE, token, httponly=True, samesite="strict", secure=request.url.scheme == "https"
+        )
+        raise TokenRequiredError(response)
+    bearer = request.headers.get("authorization", "")
+    given = bearer[7:].strip() if bearer.lower().startswith("bearer ") else None
+    if _matches(given, token) or _matches(request.cookies.get(COOKIE), token):
+        return
+    raise TokenRequiredError(_refused(request))
+
+
+def _refused(request: Request) -> HTMLResponse:
+    body = (
+        "<!doctype html><html lang=en><head><meta charset=utf-8><title>recallwatch: token "
+        "required</title></head><body><h1>A read token is required</h1><p>Open this page with "
+        "<code>?token=...</code> once (it is then kept in a cookie), or send "
+        "<code>Authorization: Bearer ...</code>.</p></body></html>"
+    )
+    return HTMLResponse(body, status_code=401, headers={"WWW-Authenticate": "Bearer"})
+
+
+def same_origin(request: Request) -> None:
+    """Refuse (403) a state-changing request whose ``Origin``/``Referer`` is another site."""
+    source = request.headers.get("origin") or request.headers.get("referer")
+    host = request.headers.get("host", "")
+    if source is None:
+        raise HTTPException(status_code=403, detail="missing Origin header")
+    authority = source.split("://", 1)[-1].split("/", 1)[0]
+    if authority != host:
+        raise HTTPException(status_code=403, detail="cross-origin request refused")
+
+
+async def read_form(request: Request, max_bytes: int = MAX_FORM_BYTES) -> dict[str, list[str]]:
+    """An urlencoded form body, read up to ``max_bytes`` (413 beyond, 415 if not a form)."""
+    kind = request.headers.get("content-type", "").split(";")[0].strip()
+    if kind != "application/x-www-form-urlencoded":
+        raise HTTPException(status_code=415, detail="expected an urlencoded form")
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+        raise HTTPException(status_code=413, detail=f"form larger than {max_bytes} bytes")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > max_bytes:
+            raise HTTPException(status_code=413, detail=f"form larger than {max_bytes} bytes")
+    return parse_qs(body.decode("utf-8", errors="replace"), keep_blank_values=True)

@@ -1,0 +1,34 @@
+"""``/runs``: the watched runs; ``/runs/{run}``: a run's metrics against step."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
+
+from recallwatch.web.charts import run_figure
+from recallwatch.web.context import Reader
+from recallwatch.web.data import run_history
+from recallwatch.web.templates import render
+
+__all__ = ["router"]
+
+router = APIRouter()
+
+
+@router.get("/runs", response_class=HTMLResponse)
+def runs_page(request: Request, web: Reader) -> HTMLResponse:
+    """Every run: checkpoints by state, latest evaluated checkpoint, last evaluation."""
+    return render(request, "runs.html", title="Runs", runs=web.store.views.runs())
+
+
+@router.get("/runs/{run}", response_class=HTMLResponse)
+def run_page(request: Request, run: str, web: Reader) -> HTMLResponse:
+    """A run: recall@k, nDCG@k and the FN rate against step, mining changes and alerts marked."""
+    if run not in {r.name for r in web.store.views.runs()}:
+        return render(
+            request, "missing.html", status_code=404, title="Not found", what=f"run {run}"
+        )
+    history = run_history(web.store, run)
+    return render(
+        request, "run.html", title=f"Run {run}", history=history, chart=run_figure(history)
+    )

@@ -1,0 +1,64 @@
+"""A small store and the daemon's app over it, shared by the web tests."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from recallwatch.server import create_app
+from recallwatch.store import NewEvaluation, Store
+from recallwatch.web import WebSettings
+
+KEY = json.dumps({"synth": "k1"})
+
+
+@pytest.fixture
+def small_store(tmp_path: Path) -> Iterator[Store]:
+    """A run ``demo`` with three evaluated checkpoints (steps 100, 200, 300)."""
+    s = Store.open(tmp_path / "rw.db")
+    run = s.queue.ensure_run("demo", "/runs/demo", 1.0)
+    for i, step in enumerate((100, 200, 300)):
+        cid = s.queue.add_checkpoint(
+            run,
+            name=f"checkpoint-{step}",
+            path=f"/runs/demo/checkpoint-{step}",
+            step=step,
+            eval_key=KEY,
+            completed_at=float(step),
+            now=float(step),
+        )
+        assert cid is not None
+        s.results.record_evaluation(
+            NewEvaluation(
+                checkpoint_id=cid,
+                dataset="synth",
+                encoder="precomputed",
+                config_hash="k1",
+                started_at=float(step),
+                finished_at=float(step) + 2,
+                metrics={"recall": {1: 0.5 + i / 10, 10: 0.9}, "ndcg": {10: 0.7 - i / 20}},
+                timings={"search": 1.0},
+                counts={"queries": 3},
+                outcomes={"q1": {"d1": 1}, "q2": {"d2": 7 - i, "d3": 0}, "q3": {"d4": 0}},
+            ),
+            run,
+        )
+        s.queue.set_state(cid, "evaluated", float(step) + 3)
+    yield s
+    s.close()
+
+
+def app_over(store: Store, settings: WebSettings | None = None) -> Any:
+    """The daemon's FastAPI app over ``store`` (a ready daemon, a fresh metrics registry)."""
+    return create_app(
+        store,
+        CollectorRegistry(),
+        readiness=lambda: {"ready": True, "checks": {}},
+        version="0.0.1",
+        web=settings,
+    )
