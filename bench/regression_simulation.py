@@ -35,7 +35,7 @@ from statistics import NormalDist
 import numpy as np
 import numpy.typing as npt
 
-from recallwatch.alerting.regression import level_decisions, look_alpha
+from recallwatch.alerting.level import level_decisions, look_alpha
 from recallwatch.stats.hierarchical import moderated_variance, segment_moments
 
 FloatArray = npt.NDArray[np.float64]
@@ -115,18 +115,21 @@ def decide_runs(before: FloatArray, after: FloatArray, rule: Rule) -> npt.NDArra
     var, nu = moderated_variance(
         excess, df, prior_sd=rule.checkpoint_sd, prior_df=rule.checkpoint_sd_weight
     )
-    looks = [
-        level_decisions(
-            before,
-            after[:, : n + 1],
-            var,
-            nu,
-            min_drop=rule.min_drop,
-            alpha=look_alpha(rule.alpha, m, sequential=True, look=n + 1),
-            resolve_alpha=rule.resolve_alpha,
+    looks = []
+    for n in range(after.shape[1]):
+        alpha, latest_alpha = look_alpha(rule.alpha, m, sequential=True, look=n + 1)
+        looks.append(
+            level_decisions(
+                before,
+                after[:, : n + 1],
+                var,
+                nu,
+                min_drop=rule.min_drop,
+                alpha=alpha,
+                latest_alpha=latest_alpha,
+                resolve_alpha=rule.resolve_alpha,
+            )
         )
-        for n in range(after.shape[1])
-    ]
     return np.stack(looks, axis=1)
 
 

@@ -7,13 +7,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry
 
 from recallwatch.exporter import RecallwatchCollector
-from recallwatch.server import create_app, outcome_summary
+from recallwatch.server import HttpServer, create_app, outcome_summary
 from recallwatch.store import NewEvaluation, Store
+from tests.daemon.helpers import wait_for
 
 KEY = json.dumps({"synth": "k1"})
 
@@ -196,3 +198,24 @@ def test_openapi_declares_the_404_of_every_path_with_a_parameter(client: TestCli
         }
     assert "503" in paths["/healthz"]["get"]["responses"]
     assert "503" in paths["/readyz"]["get"]["responses"]
+
+
+def test_the_real_server_answers_with_a_date_and_stops(store: Store) -> None:
+    """uvicorn with the once-a-second tick (idle cost): the Date header is set, a stop ends it."""
+    ready = {"ready": True, "checks": {"scheduler": True}}
+    app = create_app(store, CollectorRegistry(), readiness=lambda: ready, version="1")
+    server = HttpServer(app, "127.0.0.1", 0)
+    server.start()
+    try:
+
+        def answer() -> httpx.Response | None:
+            try:
+                return httpx.get(f"{server.url}/healthz", timeout=5)
+            except httpx.TransportError:
+                return None
+
+        r = wait_for(answer, what="the server to answer")
+        assert r.status_code == 200 and r.headers["date"].endswith("GMT")
+    finally:
+        server.stop()
+    assert not server._thread.is_alive()

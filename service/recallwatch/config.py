@@ -143,6 +143,8 @@ class EncoderConfig(_Model):
     normalize: bool = False
     query_prompt: str | None = None
     document_prompt: str | None = None
+    #: ``auto``: the device's native reduced precision after a parity probe, else fp32.
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
 
     @model_validator(mode="before")
     @classmethod
@@ -167,6 +169,7 @@ class EncoderConfig(_Model):
             query_prompt=self.query_prompt,
             document_prompt=self.document_prompt,
             show_progress=False,
+            precision=self.precision,
         )
 
 
@@ -523,8 +526,13 @@ def dataset_key(config: Config, run: RunConfig, heldout: HeldoutConfig) -> str:
     encoder to a GPU must not re-evaluate a run's whole history.
     """
     enc = config.encoder_for(run)
+    # precision only where it can change the numbers (st) and is not fp32, which every evaluation
+    # before the setting existed used: such keys stay the same.
+    same = enc.spec != "st" or enc.precision == "fp32"
     doc = {
-        "encoder": enc.model_dump(mode="json", exclude={"device", "batch_size"}),
+        "encoder": enc.model_dump(
+            mode="json", exclude={"device", "batch_size"} | ({"precision"} if same else set())
+        ),
         "ks": config.evaluation.ks,
         "similarity": config.evaluation.similarity,
         "heldout": {

@@ -546,7 +546,6 @@ class _Server(uvicorn.Server):
             await asyncio.sleep(TICK_SECONDS)
 
 
-
 class HttpServer:
     """uvicorn serving an app on a socket bound at construction, in a background thread."""
 

@@ -13,6 +13,10 @@ The rule is the daemon's: ``min_drop`` 0.01, ``alpha`` 0.01, 10,000 sign flips w
 p-values of all pairs come from one vectorised call of the same function the daemon calls, and a
 few pairs are re-decided through ``paired_regression_test`` to prove they are the same decision.
 
+These first scenarios test the paired (query-only) test of two checkpoints; the daemon now decides
+with the level test, whose simulation with checkpoint-level variance is at the end of this module
+(the model and the full table's generator are in ``bench/regression_simulation.py``).
+
 Two more scenarios follow the daemon further. A previous mining segment of m checkpoints (all of
 the same quality, sharing the queries' easiness) with the default ``baseline: best``: the baseline
 is the best of them, chosen by ``choose_baseline``, and tested at ``selection_alpha``. And a
@@ -25,6 +29,7 @@ from statistics import NormalDist
 
 import numpy as np
 import pytest
+from bench.regression_simulation import Rule, run_cell
 
 from recallwatch.alerting.regression import (
     CheckpointSummary,
@@ -241,3 +246,37 @@ def test_hysteresis_keeps_a_near_threshold_drop_to_one_episode(drop: float) -> N
     )
     assert without > 2.5  # the flapping the hysteresis is for
     assert with_hysteresis <= 1.5
+
+
+# -- checkpoint-level variance: the level test per mining change (issue 15) --------------------
+
+#: The corners of the grid in docs/alerting.md (all of it: bench/regression_simulation.py).
+#: 2,000 runs per cell, 20 checkpoints before the mining change, 6 after it.
+CELLS = [(0.0, 0.20), (0.007, 0.10), (0.007, 0.20), (0.01, 0.10), (0.01, 0.20)]
+
+
+@pytest.mark.parametrize(("checkpoint_sd", "churn"), CELLS)
+def test_false_alarms_per_mining_change_and_detection_with_checkpoint_variance(
+    checkpoint_sd: float, churn: float
+) -> None:
+    rule = Rule()
+    default = RecallRegressionRule(type="recall_regression", name="d", channels=["c"])
+    assert (rule.alpha, rule.min_drop, rule.resolve_alpha) == (
+        default.alpha,
+        default.min_drop,
+        default.resolve_alpha,
+    )
+    assert (rule.checkpoint_sd, rule.checkpoint_sd_weight) == (
+        default.checkpoint_sd,
+        default.checkpoint_sd_weight,
+    )
+    cell = run_cell(checkpoint_sd, churn, draws=2_000, pre=20, post=6)
+    print(
+        f"checkpoint SD {checkpoint_sd * 100:.1f} points, churn {cell.measured_churn:.1%}: "
+        f"false alarms per mining change {cell.false_alarms:.2%}, detection of a 3-point drop "
+        f"within 2 checkpoints {cell.detection:.2%}"
+    )
+    assert abs(cell.measured_churn - churn) < 0.01  # the model is as noisy as documented
+    assert cell.false_alarms <= rule.alpha + 0.005
+    if checkpoint_sd <= 0.007:
+        assert cell.detection >= 0.90

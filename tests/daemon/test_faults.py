@@ -42,11 +42,12 @@ def in_state(api: httpx.Client, name: str, state: str) -> dict[str, Any] | None:
 
 
 def failures(text: str) -> dict[str, float]:
-    """``recallwatch_evaluation_failures_total`` by reason."""
+    """``recallwatch_evaluation_failures_total`` by reason, of the reasons that happened (every
+    known reason is exported at 0 before its first failure)."""
     out = {}
     for family in text_string_to_metric_families(text):
         for s in family.samples:
-            if s.name == "recallwatch_evaluation_failures_total":
+            if s.name == "recallwatch_evaluation_failures_total" and s.value:
                 out[s.labels["reason"]] = s.value
     return out
 

@@ -33,16 +33,31 @@ CHROMIUM_ARGS = [
 ]
 
 
+#: The one Playwright driver and browser of the process, and how many fixtures hold them: the
+#: fixture is registered by several conftests (one session fixture each), and Playwright's sync
+#: API allows one driver at a time.
+_SHARED: dict[str, Any] = {"users": 0}
+
+
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Any]:
     """A headless Chromium for the whole session."""
     sync_api = pytest.importorskip("playwright.sync_api")
     if shutil.which(CHROMIUM) is None:
         pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
-    with sync_api.sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        yield b
-        b.close()
+    if not _SHARED["users"]:
+        _SHARED["driver"] = sync_api.sync_playwright().start()
+        _SHARED["browser"] = _SHARED["driver"].chromium.launch(
+            executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
+        )
+    _SHARED["users"] += 1
+    try:
+        yield _SHARED["browser"]
+    finally:
+        _SHARED["users"] -= 1
+        if not _SHARED["users"]:
+            _SHARED.pop("browser").close()
+            _SHARED.pop("driver").stop()
 
 
 @dataclass

@@ -7,6 +7,7 @@ import logging
 import socket
 import threading
 from collections.abc import Callable
+from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
@@ -219,11 +220,42 @@ def test_http_judge_retries_5xx_and_honours_retry_after() -> None:
 
     sleeps: list[float] = []
     with judge_server(flaky) as (url, _), requests.Session() as session:
-        out = HttpOracle(url, session=session, retries=3, backoff=0.5, sleep=sleeps.append).judge(
-            PAIRS[:1]
-        )
+        out = HttpOracle(
+            url, session=session, retries=3, backoff=0.5, sleep=sleeps.append, rng=lambda: 1.0
+        ).judge(PAIRS[:1])
     assert out[0].label == "relevant"
     assert sleeps == [2.0, 1.0]  # Retry-After, then exponential backoff (0.5 * 2**1)
+
+
+def test_http_judge_reads_retry_after_as_a_date_and_jitters_its_backoff() -> None:
+    """``Retry-After`` as an HTTP date (the delivery code's parser); backoff with jitter."""
+    now = 1_700_000_000.0
+    calls = {"n": 0}
+
+    def busy(h: BaseHTTPRequestHandler, body: dict[str, Any]) -> None:
+        calls["n"] += 1
+        if calls["n"] == 1:  # 7 s after the injected clock's now, as an IMF-fixdate
+            reply(h, 429, {"error": "slow down"}, {"Retry-After": formatdate(now + 7, usegmt=True)})
+        elif calls["n"] == 2:
+            reply(h, 503, {"error": "busy"}, {"Retry-After": "soon"})  # unparseable: backoff
+        elif calls["n"] == 3:
+            reply(h, 503, {"error": "busy"}, {"Retry-After": "3600"})  # capped at 30 s
+        else:
+            good_judge(h, body)
+
+    sleeps: list[float] = []
+    with judge_server(busy) as (url, _), requests.Session() as session:
+        oracle = HttpOracle(
+            url,
+            session=session,
+            retries=3,
+            backoff=0.5,
+            sleep=sleeps.append,
+            clock=lambda: now,
+            rng=lambda: 0.0,  # the smallest jitter draw: half the nominal delay
+        )
+        assert oracle.judge(PAIRS[:1])[0].label == "relevant"
+    assert sleeps == [7.0, 0.5, 30.0]  # date; 0.5 * 2**1 * (1 - 0.5); the cap
 
 
 def test_http_judge_always_failing_gives_a_clear_error() -> None:

@@ -13,6 +13,8 @@ import numpy as np
 import pytest
 
 from recallwatch.mining.estimate import estimate_rates
+from recallwatch.mining.mined import NegativeTable
+from recallwatch.mining.recommend import recommend
 from recallwatch.mining.sampling import RankBuckets, draw_sample
 from recallwatch.stats import SPRTDesign, fixed_sample_test, sprt_run
 
@@ -111,3 +113,95 @@ def test_sprt_error_rates_and_labels_versus_fixed_sample(
     assert alpha_hat <= design.alpha + 0.01
     assert beta_hat <= design.beta + 0.01
     assert asn0 < fixed.n and asn1 < fixed.n and asn_mid < fixed.n
+
+
+# --------------------------------------------------------------------- recommendation simulation
+
+REC_RATES = np.array([0.32, 0.18, 0.09, 0.04, 0.04, 0.04])  # the issue's case: 7.2% overall
+REC_QUERIES, REC_RANKS, REC_SEEDS, REC_TARGET = 300, 30, 500, 0.05
+
+
+def _population(rng: np.random.Generator, scores: bool) -> tuple[NegativeTable, np.ndarray]:
+    """300 queries x 30 negatives with planted false negatives (and, optionally, the miner's
+    scores: a false negative scores closer to its positive, as in ``synthetic.mined``)."""
+    ranks = np.tile(np.arange(1, REC_RANKS + 1), REC_QUERIES)
+    fn = rng.random(ranks.size) < REC_RATES[RankBuckets().assign(ranks)]
+    score = positive = np.full(ranks.size, np.nan)
+    if scores:
+        positive = np.repeat(rng.uniform(0.70, 0.90, REC_QUERIES), REC_RANKS)
+        gap = 0.03 + 0.25 * np.log(ranks) / np.log(REC_RANKS)
+        gap = gap * np.where(fn, 0.35, 1.0) + np.abs(rng.normal(0.0, 0.02, ranks.size))
+        score = positive - gap
+    table = NegativeTable(
+        np.repeat(np.arange(REC_QUERIES), REC_RANKS),
+        np.tile(np.arange(REC_RANKS), REC_QUERIES),
+        ranks,
+        score,
+        positive,
+    )
+    return table, fn
+
+
+def _recommendation_runs(scores: bool) -> dict[float, dict[str, float]]:
+    buckets = RankBuckets()
+    out: dict[float, list[tuple[bool, float] | None]] = {0.05: [], 0.33: [], 1.0: []}
+    for seed in range(REC_SEEDS):
+        rng = np.random.default_rng([seed, 7])
+        table, fn = _population(rng, scores)
+        every = np.arange(len(table))
+        # At a census the projection is exact: the truth's best filter.
+        truth = recommend(table, every, fn, target=REC_TARGET)
+        assert truth.best is not None
+        for fraction, results in out.items():
+            if fraction == 1.0:
+                rec = truth
+            else:
+                sample = draw_sample(
+                    buckets.assign(table.rank),
+                    None,
+                    round(fraction * len(table)),
+                    rng,
+                    num_buckets=len(buckets),
+                    method="stratified",
+                )
+                rec = recommend(table, sample.rows, fn[sample.rows], target=REC_TARGET)
+            if rec.best is None:
+                results.append(None)
+                continue
+            kept = rec.best.spec.keep(table.rank, table.score, table.positive_score)
+            excess = rec.best.dropped_fraction - truth.best.dropped_fraction
+            results.append((float(fn[kept].mean()) <= REC_TARGET, excess))
+    summary = {}
+    for fraction, results in out.items():
+        got = [r for r in results if r is not None]
+        summary[fraction] = {
+            "recommended": len(got),
+            "true_rate_within_target": float(np.mean([r[0] for r in got])) if got else 1.0,
+            "mean_excess_dropped": float(np.mean([r[1] for r in got])) if got else float("nan"),
+            "none_recommended": 1.0 - len(got) / len(results),
+        }
+    return summary
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("scores", [True, False], ids=["scores", "ranks-only"])
+def test_recommendation_is_safe_and_exact_at_a_census(
+    scores: bool, record_property: pytest.RecordProperty
+) -> None:
+    """500 seeds x sampling fractions 5%, 33%, 100% (stratified), criterion=upper, target 5%."""
+    summary = _recommendation_runs(scores)
+    record_property("recommendation_simulation", json.dumps(summary))
+    print(
+        f"\nrecommendation ({'scores' if scores else 'ranks only'}):", json.dumps(summary, indent=1)
+    )
+    census = summary[1.0]
+    assert census["recommended"] == REC_SEEDS and census["true_rate_within_target"] == 1.0
+    assert census["mean_excess_dropped"] == 0.0
+    assert summary[0.33]["true_rate_within_target"] >= 0.95
+    if scores:
+        assert summary[0.05]["true_rate_within_target"] >= 0.95
+    else:
+        # Known shortfall, documented in docs/fn-rate.md: with ranks only and 450 labels a
+        # recommendation is rare (~80% of seeds get none) and, among the few, picking the least
+        # dropping of ~30 nested candidates favours lucky draws: ~92% stay within the target.
+        assert summary[0.05]["true_rate_within_target"] >= 0.85

@@ -196,3 +196,24 @@ def test_interval_json_without_infinities_is_unchanged() -> None:
         "upper": 0.2,
         "confidence": 0.95,
     }
+
+
+def test_stratified_intervals_match_the_scalar_one_row_by_row() -> None:
+    from recallwatch.stats import stratified_intervals
+
+    rows = [([1, 3, 0], [10, 50, 40], [20, 500, 4000]), ([0, 0, 0], [5, 5, 5], [5, 50, 50])]
+    rows += [([2, 4], [10, 20], [10, 20]), ([9, 1], [10, 30], [100, 300])]
+    width = 3
+    pad = [
+        (x + [0] * (width - len(x)), n + [0] * (width - len(n)), s + [0] * (width - len(s)))
+        for x, n, s in rows
+    ]
+    est, lo, hi, var, eff = stratified_intervals(
+        np.array([p[0] for p in pad]), np.array([p[1] for p in pad]), np.array([p[2] for p in pad])
+    )
+    for i, (x, n, size) in enumerate(rows):
+        one = stratified_interval(x, n, size)
+        assert (est[i], lo[i], hi[i]) == pytest.approx(
+            (one.interval.estimate, one.interval.lower, one.interval.upper)
+        )
+        assert var[i] == pytest.approx(one.variance) and eff[i] == one.effective_n

@@ -106,11 +106,7 @@ def test_alert_page_shows_evidence_deliveries_and_is_linked(history: History, ta
     assert any("hook" in d and "delivered" in d for d in deliveries)
     assert tab.page.locator("td img").count() == 0 and "pwned" not in tab.page.title()
     tab.page.goto(f"{history.daemon.url}/alerts")
-    assert (
-        tab.page.locator("table.alerts tbody tr").count()
-        == len([a for a in [item]] if item else [])
-        or tab.page.locator("table.alerts tbody tr").count() >= 1
-    )
+    assert tab.page.locator("table.alerts tbody tr").count() == 1  # the one alert
     tab.page.goto(f"{history.daemon.url}/runs")
     assert tab.page.locator("#runs tbody tr").first.inner_text().startswith("demo")
     assert tab.off_host() == [] and tab.errors == []

@@ -31,31 +31,19 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import numpy.typing as npt
 
 from recallwatch.stats import Interval, PairedTest, mean_interval, paired_randomisation_test
-from recallwatch.stats.hierarchical import (
-    CheckpointVariance,
-    LevelTest,
-    level_test,
-    level_test_arrays,
-    sequential_alpha,
-    student_t_quantile,
-)
 
 __all__ = [
     "Baseline",
     "CheckpointSummary",
-    "LevelVerdict",
     "LostQuery",
     "MiningChange",
     "RegressionVerdict",
-    "level_decisions",
-    "level_regression_test",
-    "look_alpha",
     "amplification_high",
     "below_floor",
     "choose_baseline",
@@ -73,6 +61,9 @@ __all__ = [
     "selection_alpha",
     "still_regressed",
 ]
+
+if TYPE_CHECKING:
+    from recallwatch.alerting.level import LevelVerdict
 
 FloatArray = npt.NDArray[np.float64]
 Metric = Literal["recall", "success", "mrr", "ndcg"]
@@ -355,177 +346,17 @@ def paired_regression_test(
     )
 
 
-# -- the level decision (checkpoint-level variance) ----------------------------------------------
-
-
-def look_alpha(alpha: float, pre: int, *, sequential: bool, look: int = 1) -> float:
-    """The level of one look: ``alpha`` spread over the post-change looks when ``sequential``.
-
-    A ``previous_mining`` comparison is looked at again at every post-change checkpoint (the post
-    level is cumulative), so each look is tested at ``stats.sequential_alpha`` and the chance of
-    any false alarm per mining change stays ``alpha``. Other comparisons (one checkpoint against
-    a pinned one or its own segment's earlier ones) are tested at ``alpha`` per checkpoint.
-    """
-    return sequential_alpha(alpha, max(1, pre), look) if sequential else alpha
-
-
-@dataclass(frozen=True)
-class LevelVerdict:
-    """Whether the post-change level regressed against the pre-change level, and the numbers.
-
-    ``level`` compares the mean of the post checkpoints so far with the mean of the pre ones,
-    with checkpoint-to-checkpoint variance and query churn both in its standard error; ``latest``
-    compares the latest checkpoint alone with the pre level (the hysteresis check: a checkpoint
-    that is clearly fine opens nothing and resolves an open alert).
-    """
-
-    before: Interval
-    after: Interval
-    #: after - before, with its interval from both variance components (Student's t).
-    difference: Interval
-    level: LevelTest
-    latest: LevelTest
-    alpha: float
-    min_drop: float
-    resolve_alpha: float
-    significant: bool
-    large_enough: bool
-    #: The same two conditions for the latest checkpoint alone against the pre level.
-    latest_significant: bool = False
-    latest_large_enough: bool = False
-
-    @property
-    def p_value(self) -> float:
-        """The p-value that decided: the smaller of the cumulative and the latest test's."""
-        return min(self.level.p_value, self.latest.p_value)
-
-    @property
-    def latest_holds(self) -> bool:
-        """The latest checkpoint is not clearly back: drop >= min_drop / 2, p <= resolve_alpha."""
-        return (
-            -self.latest.difference >= self.min_drop / 2 - 1e-12
-            and self.latest.p_value <= self.resolve_alpha
-        )
-
-    @property
-    def regressed(self) -> bool:
-        """A drop of at least ``min_drop`` significant at ``alpha`` (of the cumulative level or
-        of the latest checkpoint), and the latest checkpoint not clearly back."""
-        cumulative = self.significant and self.large_enough
-        latest = self.latest_significant and self.latest_large_enough
-        return (cumulative or latest) and self.latest_holds
-
-    @property
-    def drop(self) -> float:
-        """before - after (positive when the level fell)."""
-        return self.before.estimate - self.after.estimate
-
-    def as_dict(self) -> dict[str, Any]:
-        """Return a JSON-friendly dict."""
-        return {
-            "test": "level",
-            "before": self.before.as_dict(),
-            "after": self.after.as_dict(),
-            "difference": self.difference.as_dict(),
-            "p_value": self.level.p_value,
-            "queries": self.level.queries,
-            "level": self.level.as_dict(),
-            "latest": self.latest.as_dict(),
-            "alpha": self.alpha,
-            "min_drop": self.min_drop,
-            "resolve_alpha": self.resolve_alpha,
-            "significant": self.significant,
-            "large_enough": self.large_enough,
-            "latest_significant": self.latest_significant,
-            "latest_large_enough": self.latest_large_enough,
-            "latest_holds": self.latest_holds,
-            "regressed": self.regressed,
-        }
-
-
-def level_regression_test(
-    pre: FloatArray,
-    post: FloatArray,
-    variance: CheckpointVariance,
-    *,
-    min_drop: float = 0.01,
-    alpha: float = 0.01,
-    resolve_alpha: float = 0.2,
-    confidence: float = 0.95,
-) -> LevelVerdict:
-    """Decide whether the post level regressed against the pre level.
-
-    ``pre`` (m, N) and ``post`` (n, N) are per-query values over the same queries, checkpoints
-    in step order (the last row of ``post`` is the checkpoint under decision). ``alpha`` is the
-    level of this look (``look_alpha``).
-    """
-    if not 0.0 < alpha < 1.0:
-        raise ValueError("alpha must be between 0 and 1")
-    if min_drop < 0.0:
-        raise ValueError("min_drop must be non-negative")
-    a_pre, a_post = np.atleast_2d(pre), np.atleast_2d(post)
-    level = level_test(a_pre, a_post, variance)
-    latest = level_test(a_pre, a_post[-1:], variance)
-    before = mean_interval(a_pre.mean(axis=0), confidence=confidence)
-    after = mean_interval(a_post.mean(axis=0), confidence=confidence)
-    half = float(student_t_quantile(0.5 + confidence / 2, level.df)) * level.se
-    difference = Interval(
-        level.difference,
-        max(-1.0, level.difference - half),
-        min(1.0, level.difference + half),
-        confidence,
-    )
-    return LevelVerdict(
-        before=before,
-        after=after,
-        difference=difference,
-        level=level,
-        latest=latest,
-        alpha=alpha,
-        min_drop=min_drop,
-        resolve_alpha=resolve_alpha,
-        significant=level.p_value <= alpha,
-        large_enough=-level.difference >= min_drop - 1e-12,
-        latest_significant=latest.p_value <= alpha,
-        latest_large_enough=-latest.difference >= min_drop - 1e-12,
-    )
-
-
-def level_decisions(
-    pre: FloatArray,
-    post: FloatArray,
-    checkpoint_var: FloatArray | float,
-    df: FloatArray | float,
-    *,
-    min_drop: float,
-    alpha: float,
-    resolve_alpha: float,
-) -> npt.NDArray[np.bool_]:
-    """``level_regression_test(...).regressed`` for a batch: pre (..., m, N), post (..., n, N)."""
-    level = level_test_arrays(pre, post, checkpoint_var, df)
-    latest = level_test_arrays(pre, np.asarray(post)[..., -1:, :], checkpoint_var, df)
-    latest_drop = -latest["difference"]
-    return np.asarray(
-        (
-            ((level["p"] <= alpha) & (-level["difference"] >= min_drop - 1e-12))
-            | ((latest["p"] <= alpha) & (latest_drop >= min_drop - 1e-12))
-        )
-        & (latest_drop >= min_drop / 2 - 1e-12)
-        & (latest["p"] <= resolve_alpha)
-    )
-
-
 def still_regressed(verdict: RegressionVerdict | LevelVerdict, resolve_alpha: float) -> bool:
     """Whether an open alert stays open: a drop of at least min_drop / 2 with p <= resolve_alpha.
 
-    For a level verdict both are of the latest checkpoint alone against the pre level.
+    For a level verdict (``alerting.level``) both are of the latest checkpoint alone against the
+    pre level.
     """
-    if isinstance(verdict, LevelVerdict):
+    if isinstance(verdict, RegressionVerdict):
         return (
-            -verdict.latest.difference >= verdict.min_drop / 2 - 1e-12
-            and verdict.latest.p_value <= resolve_alpha
+            verdict.drop >= verdict.min_drop / 2 - 1e-12 and verdict.test.p_value <= resolve_alpha
         )
-    return verdict.drop >= verdict.min_drop / 2 - 1e-12 and verdict.test.p_value <= resolve_alpha
+    return verdict.still_regressed(resolve_alpha)
 
 
 def confirmed(recent: Sequence[bool], confirm: int) -> bool:

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from recallwatch.commands.common import k_list, positive_int, write_json
-from recallwatch.encoders import EncoderOptions, open_source, validate_spec
+from recallwatch.encoders import PRECISIONS, EncoderOptions, open_source, validate_spec
 from recallwatch.errors import ConfigError
 from recallwatch.evaluation.heldout import load_heldout
 from recallwatch.evaluation.metrics import DEFAULT_KS
@@ -66,6 +66,13 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     g.add_argument("--normalize", action="store_true", help="normalise embeddings in the model")
     g.add_argument("--query-prompt", default=None, help="prefix for queries, e.g. 'query: '")
     g.add_argument("--document-prompt", default=None, help="prefix for documents")
+    g.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="auto",
+        help="numeric precision: auto (the device's native bf16/fp16 if a parity probe on a few "
+        "held-out texts agrees with fp32, else fp32), fp32, bf16 or fp16 (default: auto)",
+    )
     p.add_argument(
         "--shard-rows",
         type=positive_int,
@@ -101,6 +108,7 @@ def run(args: argparse.Namespace) -> int:
             normalize=args.normalize,
             query_prompt=args.query_prompt,
             document_prompt=args.document_prompt,
+            precision=args.precision,
         ),
     )
 

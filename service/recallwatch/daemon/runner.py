@@ -80,6 +80,8 @@ class Result:
     counts: dict[str, int]
     #: query id -> relevant doc id -> 1-based rank within the top max(k), 0 when not retrieved.
     outcomes: dict[str, dict[str, int]]
+    #: The encoder's numeric precision (fp32, bf16, fp16); None for precomputed embeddings.
+    precision: str | None = None
 
 
 class Interrupted(Exception):  # noqa: N818 - a signal to re-queue, not an error
@@ -127,6 +129,7 @@ def evaluate_job(job: Job) -> Result:
             "dimension": ev.dim,
         },
         outcomes=outcomes,
+        precision=ev.precision,
     )
 
 
@@ -152,6 +155,7 @@ def run_isolated(
         timings=r["timings"],
         counts=r["counts"],
         outcomes=r["outcomes"],
+        precision=r.get("precision"),
     )
 
 

@@ -20,6 +20,7 @@ from recallwatch.encoders.base import (
     TextKind,
     check_matrix,
 )
+from recallwatch.encoders.precision import PRECISIONS, Precision
 from recallwatch.encoders.precomputed import PrecomputedSource
 from recallwatch.errors import ConfigError
 
@@ -28,6 +29,8 @@ __all__ = [
     "EmbeddingSource",
     "Encoder",
     "EncoderOptions",
+    "PRECISIONS",
+    "Precision",
     "TextEncoderSource",
     "TextKind",
     "check_matrix",
@@ -47,6 +50,8 @@ class EncoderOptions:
     query_prompt: str | None = None
     document_prompt: str | None = None
     show_progress: bool | None = None
+    #: ``auto``, ``fp32``, ``bf16`` or ``fp16`` (``encoders.precision``).
+    precision: Precision = "fp32"
 
 
 def validate_spec(spec: str) -> str:
@@ -88,6 +93,7 @@ def open_source(
                 query_prompt=opts.query_prompt,
                 document_prompt=opts.document_prompt,
                 show_progress=opts.show_progress,
+                precision=opts.precision,
             )
         )
     from recallwatch.encoders.python_entry import PythonEncoder

@@ -103,12 +103,34 @@ def check_matrix(
 
 
 class TextEncoderSource:
-    """An embedding source that runs an ``Encoder`` over the held-out texts."""
+    """An embedding source that runs an ``Encoder`` over the held-out texts.
+
+    An encoder with a ``prepare(samples)`` method (the ``st`` encoder: its ``auto`` precision's
+    parity probe) is given a few held-out queries and documents before the first encoding.
+    """
 
     def __init__(self, encoder: Encoder) -> None:
         self.encoder = encoder
         self.name = encoder.name
         self._dim: int | None = None
+
+    @property
+    def precision(self) -> str | None:
+        """The numeric precision the encoder computes in, where it says (``st``); else None."""
+        value = getattr(self.encoder, "precision", None)
+        return value if isinstance(value, str) else None
+
+    def _prepare(self, heldout: HeldoutSet) -> None:
+        prepare = getattr(self.encoder, "prepare", None)
+        if callable(prepare):
+            try:
+                prepare({"query": heldout.query_texts, "document": heldout.corpus_texts})
+            except RecallwatchError:
+                raise
+            except Exception as exc:
+                raise EncoderError(
+                    f"encoder {self.encoder.name!r} failed preparing: {type(exc).__name__}: {exc}"
+                ) from exc
 
     def _encode(self, texts: Sequence[str], kind: TextKind, what: str) -> npt.NDArray[np.float32]:
         try:
@@ -125,6 +147,7 @@ class TextEncoderSource:
 
     def queries(self, heldout: HeldoutSet) -> npt.NDArray[np.float32]:
         """Encode the evaluated queries."""
+        self._prepare(heldout)
         q = self._encode(heldout.query_texts, "query", "query embeddings")
         self._dim = q.shape[1]
         return q

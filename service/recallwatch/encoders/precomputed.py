@@ -3,8 +3,9 @@
 Layout: ``queries.npy`` and ``corpus.npy`` (float32 or float16, C order), row i <-> line i of
 ``query_ids.txt`` / ``corpus_ids.txt``. The query ids must cover every evaluated query (extra ids
 are ignored); the corpus ids must cover the whole corpus (rows of ids not in the corpus are
-skipped). The corpus file is streamed in shards with positioned reads into one reusable buffer, so
-memory stays bounded by a shard whatever the corpus size.
+skipped). The corpus file is streamed in shards with positioned reads into two reusable buffers
+(one searched while the next is read), so memory stays bounded by two shards whatever the corpus
+size.
 """
 
 from __future__ import annotations
@@ -168,16 +169,18 @@ class PrecomputedSource:
             )
         nrows, dim = int(shape[0]), int(shape[1])
         row_bytes = dim * dtype.itemsize
-        raw = np.empty((min(shard_rows, nrows), dim), dtype=dtype)
-        converted = (
-            np.empty((min(shard_rows, nrows), dim), dtype=np.float32)
-            if dtype != np.float32
-            else raw
-        )
+        rows_max = min(shard_rows, nrows)
+        # Two float32 buffers, alternating: the evaluation searches one shard while the next is
+        # read (evaluation.pipeline reads one shard ahead). Pages are touched only when used.
+        buffers = [np.empty((rows_max, dim), dtype=np.float32) for _ in range(2)]
+        raw = buffers[0] if dtype == np.float32 else np.empty((rows_max, dim), dtype=dtype)
         fd = os.open(path, os.O_RDONLY)
         try:
-            for start in range(0, nrows, shard_rows):
+            for i, start in enumerate(range(0, nrows, shard_rows)):
                 n = min(shard_rows, nrows - start)
+                converted = buffers[i % 2]
+                if dtype == np.float32:
+                    raw = converted
                 view = memoryview(raw[:n].reshape(-1).view(np.uint8))  # type: ignore[arg-type]
                 got = os.preadv(fd, [view], offset + start * row_bytes)
                 if got != n * row_bytes:

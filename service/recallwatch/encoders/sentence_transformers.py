@@ -2,6 +2,11 @@
 
 The checkpoint directory is a SentenceTransformer model directory (``modules.json``,
 ``config.json``, ``model.safetensors``, ...). It is loaded offline: nothing is downloaded.
+
+Precision (``encoders.precision``): ``fp32`` is sentence-transformers' own ``encode``, unchanged.
+``bf16``/``fp16`` encode with a reduced-precision copy of the model (``encoders.st_fast``). ``auto``
+picks the device's native reduced precision, if any, once a parity probe on a few held-out texts
+accepts it (``prepare``; else the first texts encoded); ``precision`` is then the one used.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -17,7 +23,17 @@ import numpy as np
 import numpy.typing as npt
 
 from recallwatch.encoders.base import TextKind
-from recallwatch.errors import CheckpointError
+from recallwatch.encoders.precision import (
+    PARITY_MIN_COSINE,
+    Capability,
+    Parity,
+    Precision,
+    Resolved,
+    capability,
+    parity,
+    probe_sample,
+)
+from recallwatch.errors import CheckpointError, ConfigError
 
 __all__ = ["SentenceTransformerEncoder", "load_offline"]
 
@@ -65,8 +81,22 @@ class SentenceTransformerEncoder:
         query_prompt: str | None = None,
         document_prompt: str | None = None,
         show_progress: bool | None = None,
+        precision: Precision = "fp32",
+        capability_of: Capability = capability,
+        parity_threshold: float = PARITY_MIN_COSINE,
+        probe_texts: int = 8,
     ) -> None:
         self.model_dir = Path(model_dir)
+        self.device = device
+        self.requested: Precision = precision
+        self.parity_threshold = parity_threshold
+        self.probe_texts = probe_texts
+        #: The precision encodings are computed in; None while ``auto`` waits for its probe.
+        self.precision: Resolved | None = None
+        #: The parity probe's outcome (``auto`` only).
+        self.parity: Parity | None = None
+        if precision not in ("auto", "fp32", "bf16", "fp16"):
+            raise ConfigError([("precision", f"unknown precision {precision!r}")])
         self.batch_size = batch_size
         self.normalize = normalize
         self.show_progress = sys.stderr.isatty() if show_progress is None else show_progress
@@ -94,6 +124,64 @@ class SentenceTransformerEncoder:
             self.model.max_seq_length,
             device,
         )
+        self._candidate: Resolved | None = None
+        if precision == "auto":
+            self._candidate = capability_of(device)
+            if self._candidate is None:
+                log.info("precision auto: %s has no native reduced precision; using fp32", device)
+                self.precision = "fp32"
+        elif precision == "fp32":
+            self.precision = "fp32"
+        else:
+            self.precision = self._reduce(precision)
+
+    def _reduce(self, precision: Resolved) -> Resolved:
+        """Switch to a ``precision`` copy of the model; fp32 if the model has no transformer."""
+        from recallwatch.encoders.st_fast import reduced_copy
+
+        fast = reduced_copy(self.model, precision, self.device)
+        if fast is None:
+            log.warning("precision %s: the model has no transformer module; using fp32", precision)
+            return "fp32"
+        self.model = fast
+        return precision
+
+    def prepare(self, samples: Mapping[TextKind, Sequence[str]]) -> None:
+        """Settle ``auto``: probe the candidate precision on a few of these held-out texts.
+
+        The candidate is kept if every probe text's embedding has a cosine of at least
+        ``parity_threshold`` to its fp32 embedding; otherwise the encoder stays in fp32 and the
+        log says why. The probe texts are encoded one per batch and all in one batch, so both the
+        unpadded and the padded way through the model are compared. No-op once settled.
+        """
+        if self.precision is not None or self._candidate is None:
+            return
+        from recallwatch.encoders.st_fast import reduced_copy
+
+        candidate = self._candidate
+        picked = {kind: probe_sample(texts, self.probe_texts) for kind, texts in samples.items()}
+        picked = {kind: texts for kind, texts in picked.items() if texts}
+        fast = reduced_copy(self.model, candidate, self.device)
+        if fast is None or not picked:
+            why = "the model has no transformer module" if fast is None else "no probe texts"
+            log.warning("precision auto: %s; using fp32", why)
+            self.precision = "fp32"
+            return
+        reference, reduced = [], []
+        for kind, texts in picked.items():
+            want = self._run(self.model, texts, kind, len(texts))
+            for batch_size in (1, len(texts)):
+                reference.append(want)
+                reduced.append(self._run(fast, texts, kind, batch_size))
+        self.parity = parity(
+            np.concatenate(reference), np.concatenate(reduced), candidate, self.parity_threshold
+        )
+        if self.parity.passed:
+            log.info("precision auto: %s; using %s", self.parity.describe(), candidate)
+            self.model, self.precision = fast, candidate
+        else:
+            log.warning("precision auto: %s; using fp32", self.parity.describe())
+            self.precision = "fp32"
 
     @property
     def dimension(self) -> int | None:
@@ -105,14 +193,21 @@ class SentenceTransformerEncoder:
         dim = getter()
         return None if dim is None else int(dim)
 
-    def encode(self, texts: Sequence[str], kind: TextKind) -> npt.NDArray[np.float32]:
-        """Encode queries or documents with the configured prompt for that kind."""
-        out = self.model.encode(
+    def _run(
+        self, model: Any, texts: Sequence[str], kind: TextKind, batch_size: int, progress: bool = False
+    ) -> npt.NDArray[np.float32]:
+        out = model.encode(
             list(texts),
-            batch_size=self.batch_size,
-            show_progress_bar=self.show_progress,
+            batch_size=batch_size,
+            show_progress_bar=progress,
             convert_to_numpy=True,
             normalize_embeddings=self.normalize,
             prompt=self.prompts[kind] or None,
         )
         return np.asarray(out, dtype=np.float32)
+
+    def encode(self, texts: Sequence[str], kind: TextKind) -> npt.NDArray[np.float32]:
+        """Encode queries or documents with the configured prompt for that kind."""
+        if self.precision is None:
+            self.prepare({kind: texts})
+        return self._run(self.model, texts, kind, self.batch_size, self.show_progress)

@@ -2,13 +2,21 @@
 
 The pipeline, top-down: query embeddings -> corpus shards (encoded or read) -> exact top-K search
 merged across shards -> per-query metrics. Each stage is timed with an injected clock.
+
+The corpus is read one shard ahead: while shard i is searched, a worker thread reads (or encodes)
+and prepares shard i + 1 (file reads, the float16 conversion, normalisation and faiss all release
+the GIL). So a source's shard must stay valid while the next one is produced (``PrecomputedSource``
+alternates two buffers). The ``encode`` timing is the time the search waited for a shard, the
+``search`` timing the searching itself.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -53,6 +61,9 @@ class Evaluation:
     topk: TopK
     #: seconds per stage: encode (embedding or reading), search, metrics
     timings: dict[str, float] = field(default_factory=dict)
+    #: The numeric precision of the encoder (``fp32``, ``bf16``, ``fp16``); None where the
+    #: embeddings were not computed by recallwatch (``precomputed``, ``python:``).
+    precision: str | None = None
 
     def mean(self, metric: str, k: int) -> float:
         """Mean of a metric at cutoff k."""
@@ -70,6 +81,32 @@ def _prepared(shard: CorpusShard, heldout: HeldoutSet, similarity: Similarity) -
             f"has {exc.problem}; {len(exc.rows)} row(s) in this shard are affected",
             path=shard.origin,
         ) from exc
+
+
+def _read_ahead(
+    shards: Iterator[CorpusShard], prepare: Callable[[CorpusShard], np.ndarray]
+) -> Iterator[tuple[CorpusShard, np.ndarray]]:
+    """Yield each shard with its prepared block, producing the next one in a worker meanwhile."""
+
+    def produce() -> tuple[CorpusShard, np.ndarray] | None:
+        shard = next(shards, None)
+        return None if shard is None else (shard, prepare(shard))
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="recallwatch-read-ahead") as pool:
+        pending = pool.submit(produce)
+        try:
+            while True:
+                item = pending.result()
+                if item is None:
+                    return
+                pending = pool.submit(produce)
+                yield item
+        finally:
+            if not pending.cancel():
+                pending.exception()  # wait for a running read before closing its source
+            close = getattr(shards, "close", None)
+            if callable(close):
+                close()
 
 
 def evaluate(
@@ -104,28 +141,31 @@ def evaluate(
         ) from exc
 
     seen = 0
-    shards = iter(source.corpus_shards(heldout, shard_rows))
-    while True:
-        t0 = clock()
-        shard = next(shards, None)
-        if shard is None:
-            timings["encode"] += clock() - t0
-            break
-        block = _prepared(shard, heldout, similarity)
-        t1 = clock()
-        timings["encode"] += t1 - t0
-        if block.shape[1] != searcher.dim:
-            raise EmbeddingError(
-                f"corpus dimension {block.shape[1]} does not match the query dimension "
-                f"{searcher.dim}",
-                path=shard.origin,
-                field="dimension",
-            )
-        searcher.add(block, shard.positions)
-        timings["search"] += clock() - t1
-        seen += len(shard.positions)
-        if progress is not None:
-            progress(seen, heldout.num_docs)
+    blocks = _read_ahead(
+        iter(source.corpus_shards(heldout, shard_rows)),
+        lambda shard: _prepared(shard, heldout, similarity),
+    )
+    with contextlib.closing(blocks):
+        while True:
+            t0 = clock()
+            item = next(blocks, None)
+            t1 = clock()
+            timings["encode"] += t1 - t0
+            if item is None:
+                break
+            shard, block = item
+            if block.shape[1] != searcher.dim:
+                raise EmbeddingError(
+                    f"corpus dimension {block.shape[1]} does not match the query dimension "
+                    f"{searcher.dim}",
+                    path=shard.origin,
+                    field="dimension",
+                )
+            searcher.add(block, shard.positions)
+            timings["search"] += clock() - t1
+            seen += len(shard.positions)
+            if progress is not None:
+                progress(seen, heldout.num_docs)
     if seen != heldout.num_docs:
         raise EmbeddingError(
             f"the embedding source covered {seen} of {heldout.num_docs} corpus documents",
@@ -154,4 +194,5 @@ def evaluate(
         metrics=metrics,
         topk=top,
         timings=timings,
+        precision=getattr(source, "precision", None),
     )

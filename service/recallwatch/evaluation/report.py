@@ -51,6 +51,7 @@ def evaluation_json(ev: Evaluation, *, checkpoint: str | None = None) -> dict[st
         "dataset": ev.dataset,
         "split": ev.split,
         "encoder": ev.encoder,
+        "precision": ev.precision,
         "similarity": ev.similarity,
         "ks": list(ev.ks),
         "metrics": {
@@ -79,6 +80,7 @@ def format_table(ev: Evaluation) -> str:
         f"{ev.dataset} ({ev.split}): {ev.num_queries} queries evaluated, "
         f"{ev.num_excluded_queries} excluded (no relevant document), {ev.num_docs} documents, "
         f"dim {ev.dim}, {ev.similarity}, encoder {ev.encoder}"
+        + (f" ({ev.precision})" if ev.precision else "")
     )
     rows.append("time: " + ", ".join(f"{stage} {secs:.2f}s" for stage, secs in ev.timings.items()))
     return "\n".join(rows)

@@ -49,6 +49,7 @@ __all__ = [
     "SequentialDecision",
     "estimate_amplification",
     "estimate_rates",
+    "merge_empty_buckets",
     "sequential_decision",
 ]
 
@@ -135,12 +136,13 @@ class RateEstimate:
         }
 
 
-def _merge_empty(
+def merge_empty_buckets(
     x: npt.NDArray[np.int64],
     n: npt.NDArray[np.int64],
     size: npt.NDArray[np.int64],
     labels: list[str],
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64], list[str]]:
+    """Merge each bucket with a population but no judged negative into its deeper neighbour."""
     xs, ns, sizes = list(x), list(n), list(size)
     names = list(labels)
     notes: list[str] = []
@@ -212,7 +214,7 @@ def estimate_rates(
     stratified: Interval | None = None
     eff_n: float | None = None
     if judged:
-        mx, mn, msize, merge_notes = _merge_empty(x, n, pop, labels)
+        mx, mn, msize, merge_notes = merge_empty_buckets(x, n, pop, labels)
         notes.extend(merge_notes)
         est = stratified_interval(mx, mn, msize, confidence=confidence)
         stratified, eff_n = est.interval, est.effective_n

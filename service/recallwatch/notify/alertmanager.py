@@ -3,8 +3,12 @@
 Each alert becomes one postable alert. Its **labels** identify it to Alertmanager (grouping,
 routing, inhibition, silences) and stay bounded: ``alertname`` (CamelCase, e.g.
 ``RecallRegressionAfterMiningChange``), ``run``, ``severity``, ``rule``, plus ``dataset``, ``k`` and
-``baseline`` where the rule has them — never a checkpoint or a query. Its **annotations** carry
-``summary``, ``description``, ``runbook_url``, and the links and alert id.
+``baseline`` where the rule has them — never a checkpoint or a query — and ``service`` =
+``recallwatch`` but never ``source="prometheus"``: ``alertname``, ``run``, ``dataset`` and ``k``
+are those the Prometheus rules give the same event (``dataset`` the held-out set's name, ``k`` as
+text, as the exporter labels them), so ``deploy/alertmanager-inhibit.yml`` mutes the Prometheus
+copy when both paths are on. Its **annotations** carry ``summary``, ``description`` (of a resolved
+alert: what resolved it), ``runbook_url``, and the links and alert id.
 
 Alertmanager forgets an alert whose ``endsAt`` passed, so while firing recallwatch re-sends it
 (every ``resend_interval`` seconds) with ``endsAt`` = now + 4 x ``resend_interval``, as Prometheus

@@ -7,6 +7,9 @@ The body (schema version 1, ``docs/alerting.md`` documents every field)::
      "timestamp": "2026-11-27T01:02:03.456Z",   # when the message was decided
      "data": { ...Alert.as_dict()... }}
 
+On ``alert.resolved``, ``data.resolution`` says what resolved the alert (the checkpoint, its
+metric against the same baseline and the test), and ``summary``/``description`` are its words.
+
 Signing (https://www.standardwebhooks.com/): three headers,
 
 - ``webhook-id``: the message id, the same on every retry (receivers deduplicate on it);

@@ -5,7 +5,10 @@ Everything here is a plain function over numbers or numpy arrays: no I/O, no clo
 - ``intervals`` — Wilson (with a finite-population correction), stratified, ratio and mean
   intervals, and sample sizes for a target half-width;
 - ``sequential`` — Wald's SPRT for a Bernoulli rate and the matching fixed-size binomial test;
-- ``paired`` — the paired randomisation (sign-flip) test behind the regression decision.
+- ``paired`` — the paired randomisation (sign-flip) test of two checkpoints;
+- ``hierarchical`` — the two-level (queries and checkpoints) test of a level change, with a
+  moderated checkpoint variance and per-look levels for repeated looks;
+- ``student_t`` — Student's t CDF and quantiles.
 """
 
 from recallwatch.stats.intervals import (

@@ -39,6 +39,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from recallwatch.stats.student_t import student_t_cdf
+
 __all__ = [
     "CheckpointVariance",
     "LevelTest",
@@ -49,8 +51,6 @@ __all__ = [
     "segment_moments",
     "sequential_alpha",
     "sequential_levels",
-    "student_t_cdf",
-    "student_t_quantile",
 ]
 
 FloatArray = npt.NDArray[np.float64]
@@ -59,95 +59,6 @@ FloatArray = npt.NDArray[np.float64]
 #: cumulative post mean has converged and the pre-change mean's error is common to all looks).
 SEQUENTIAL_LOOKS = 64
 _SEQUENTIAL_DRAWS = 400_000
-
-
-# -- Student's t ------------------------------------------------------------------------------
-
-
-def _betacf(a: FloatArray, b: FloatArray, x: FloatArray) -> FloatArray:
-    """Continued fraction of the regularised incomplete beta (modified Lentz), vectorised."""
-    tiny = 1e-300
-    qab, qap, qam = a + b, a + 1.0, a - 1.0
-    c = np.ones_like(x)
-    d = 1.0 - qab * x / qap
-    d = np.where(np.abs(d) < tiny, tiny, d)
-    d = 1.0 / d
-    h = d.copy()
-    for m in range(1, 400):
-        m2 = 2 * m
-        aa = m * (b - m) * x / ((qam + m2) * (a + m2))
-        d = 1.0 + aa * d
-        d = np.where(np.abs(d) < tiny, tiny, d)
-        c = 1.0 + aa / c
-        c = np.where(np.abs(c) < tiny, tiny, c)
-        d = 1.0 / d
-        h = h * d * c
-        aa = -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2))
-        d = 1.0 + aa * d
-        d = np.where(np.abs(d) < tiny, tiny, d)
-        c = 1.0 + aa / c
-        c = np.where(np.abs(c) < tiny, tiny, c)
-        d = 1.0 / d
-        delta = d * c
-        h = h * delta
-        if bool(np.all(np.abs(delta - 1.0) < 1e-14)):
-            break
-    return h
-
-
-def _betainc(a: FloatArray, b: FloatArray, x: FloatArray) -> FloatArray:
-    """The regularised incomplete beta function I_x(a, b), vectorised (Numerical Recipes 6.4)."""
-    lgamma = np.vectorize(math.lgamma, otypes=[np.float64])
-    x = np.clip(x, 0.0, 1.0)
-    inner = (x > 0.0) & (x < 1.0)
-    xs = np.where(inner, x, 0.5)
-    log_front = lgamma(a + b) - lgamma(a) - lgamma(b) + a * np.log(xs) + b * np.log1p(-xs)
-    front = np.exp(log_front)
-    direct = xs < (a + 1.0) / (a + b + 2.0)
-    # Evaluate the fraction where it converges fast, by symmetry elsewhere.
-    aa, bb, xx = np.where(direct, a, b), np.where(direct, b, a), np.where(direct, xs, 1.0 - xs)
-    cf = _betacf(aa, bb, xx)
-    value = np.where(direct, front * cf / a, 1.0 - front * cf / b)
-    return np.where(inner, value, np.where(x <= 0.0, 0.0, 1.0))
-
-
-def student_t_cdf(t: FloatArray | float, df: FloatArray | float) -> FloatArray:
-    """P(T <= t) for Student's t with ``df`` degrees of freedom (``inf``: the standard normal)."""
-    tt = np.asarray(t, dtype=np.float64)
-    nu = np.broadcast_to(np.asarray(df, dtype=np.float64), tt.shape)
-    tt = np.broadcast_to(tt, nu.shape)
-    if np.any(nu <= 0):
-        raise ValueError("degrees of freedom must be positive")
-    normal = np.vectorize(lambda v: 0.5 * math.erfc(-v / math.sqrt(2.0)), otypes=[np.float64])
-    big = ~np.isfinite(nu) | (nu > 1e7)
-    safe_nu = np.where(big, 1.0, nu)
-    finite_t = np.where(np.isfinite(tt), tt, 0.0)
-    x = safe_nu / (safe_nu + finite_t**2)
-    tail = 0.5 * _betainc(safe_nu / 2.0, np.full_like(safe_nu, 0.5), x)
-    cdf = np.where(finite_t < 0, tail, 1.0 - tail)
-    cdf = np.where(big, normal(finite_t) if finite_t.size else finite_t, cdf)
-    cdf = np.where(np.isposinf(tt), 1.0, np.where(np.isneginf(tt), 0.0, cdf))
-    return np.asarray(np.where(np.isnan(tt), np.nan, cdf), dtype=np.float64)
-
-
-def student_t_quantile(probability: float, df: float) -> float:
-    """The ``probability`` quantile of Student's t with ``df`` degrees of freedom (bisection)."""
-    if not 0.0 < probability < 1.0:
-        raise ValueError("probability must be in (0, 1)")
-    lo, hi = -1.0, 1.0
-    while float(student_t_cdf(lo, df)) > probability:
-        lo *= 2.0
-    while float(student_t_cdf(hi, df)) < probability:
-        hi *= 2.0
-    for _ in range(100):
-        mid = (lo + hi) / 2.0
-        if float(student_t_cdf(mid, df)) < probability:
-            lo = mid
-        else:
-            hi = mid
-        if hi - lo < 1e-10:
-            break
-    return (lo + hi) / 2.0
 
 
 # -- checkpoint-level variance ----------------------------------------------------------------
@@ -358,22 +269,25 @@ def level_test(pre: FloatArray, post: FloatArray, variance: CheckpointVariance) 
 
 
 #: Looks that get ``EARLY_SHARE`` of alpha: a mining change shows in its first checkpoints.
-EARLY_LOOKS = 3
-EARLY_SHARE = 0.9
+EARLY_LOOKS = 2
+EARLY_SHARE = 0.97
 
 
 @functools.lru_cache(maxsize=256)
 def sequential_levels(alpha: float, pre: int) -> tuple[float, float]:
     """Per-look levels (looks 1..EARLY_LOOKS, later looks) of the repeated level test.
 
-    At post-change look n two statistics are tested: the *cumulative* one (the mean of the first
-    n post-change checkpoints against the mean of the ``pre`` pre-change ones) and the *latest*
-    one (the n-th post-change checkpoint alone against the same pre mean). Standardised, with
+    At post-change look n the *cumulative* statistic (the mean of the first n post-change
+    checkpoints against the mean of the ``pre`` pre-change ones) is tested, and at the first
+    ``EARLY_LOOKS`` looks also the *latest* one (the n-th post-change checkpoint alone against the
+    same pre mean: a drop that shows only from the second checkpoint on is not diluted by a clean
+    first one). Standardised, with
     X_i iid N(0, 1) and one B ~ N(0, 1/pre) common to all looks (the pre-change mean's error,
     which never averages away), they are (mean(X_1..X_n) - B) / sqrt(1/n + 1/pre) and
     (X_n - B) / sqrt(1 + 1/pre). The first ``EARLY_LOOKS`` looks share ``EARLY_SHARE`` of alpha
     (one constant boundary: the alpha-quantile of the minimum of both statistics over them), the
-    later looks up to ``SEQUENTIAL_LOOKS`` the rest, so that the chance of *any* rejection over
+    later looks (cumulative only) up to ``SEQUENTIAL_LOOKS`` the rest, so that the chance of
+    *any* rejection over
     the post-change segment when nothing changed is ``alpha``. Computed from a fixed-seed draw
     of the process: a deterministic function of its arguments. The levels returned are the
     one-sided normal levels of the two boundaries.
@@ -387,12 +301,10 @@ def sequential_levels(alpha: float, pre: int) -> tuple[float, float]:
     for _ in range(_SEQUENTIAL_DRAWS // 50_000):
         x = rng.standard_normal((50_000, SEQUENTIAL_LOOKS))
         common = rng.standard_normal((50_000, 1)) / math.sqrt(pre)
-        z = np.minimum(
-            (np.cumsum(x, axis=1) / n - common) / scale,
-            (x - common) / math.sqrt(1.0 + 1.0 / pre),
-        )
-        early.append(z[:, :EARLY_LOOKS].min(axis=1))
-        late.append(z[:, EARLY_LOOKS:].min(axis=1))
+        cumulative = (np.cumsum(x, axis=1) / n - common) / scale
+        latest = (x[:, :EARLY_LOOKS] - common) / math.sqrt(1.0 + 1.0 / pre)
+        early.append(np.minimum(cumulative[:, :EARLY_LOOKS], latest).min(axis=1))
+        late.append(cumulative[:, EARLY_LOOKS:].min(axis=1))
     first, rest = np.concatenate(early), np.concatenate(late)
     c_early = float(np.quantile(first, EARLY_SHARE * alpha))
     # The later boundary: P(first < c_early or rest < c_late) = alpha.
@@ -402,12 +314,16 @@ def sequential_levels(alpha: float, pre: int) -> tuple[float, float]:
     return _normal_cdf(c_early), _normal_cdf(c_late)
 
 
-def sequential_alpha(alpha: float, pre: int, look: int = 1) -> float:
-    """The level of post-change look ``look`` (1-based) for ``alpha`` over all looks."""
+def sequential_alpha(alpha: float, pre: int, look: int = 1) -> tuple[float, float]:
+    """(cumulative, latest) levels of post-change look ``look`` (1-based), ``alpha`` over all.
+
+    The latest checkpoint's own test counts at the first ``EARLY_LOOKS`` looks only (level 0
+    after them: never significant).
+    """
     if look < 1:
         raise ValueError("look must be at least 1")
     early, late = sequential_levels(alpha, pre)
-    return early if look <= EARLY_LOOKS else late
+    return (early, early) if look <= EARLY_LOOKS else (late, 0.0)
 
 
 def _normal_cdf(x: float) -> float:

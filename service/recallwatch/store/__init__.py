@@ -13,6 +13,8 @@ caller, all sharing its connection:
   dispatcher's ``Outbox``.
 - ``views`` (``ReadViews``, ``store/views.py``): summaries and counters for the exporter and
   the API.
+- ``reviews`` (``Reviews``, ``store/reviews.py``): review labels of mined negatives, written by
+  the review pages and ``recallwatch review``.
 
 The connection, its lock, transactions and migrations are ``store/db.py`` (``Database``) and
 ``store/schema.py``; the rows every read returns are ``store/rows.py``.
@@ -27,6 +29,7 @@ from recallwatch.store.ledger import AlertLedger
 from recallwatch.store.outbox import SqliteOutbox
 from recallwatch.store.queue import CheckpointQueue
 from recallwatch.store.results import Results, pack_outcomes, unpack_outcomes
+from recallwatch.store.reviews import ReviewRow, Reviews, ReviewSetSummary
 from recallwatch.store.rows import (
     STATES,
     AlertRecord,
@@ -64,6 +67,9 @@ __all__ = [
     "NewMessage",
     "ReadViews",
     "Results",
+    "ReviewRow",
+    "ReviewSetSummary",
+    "Reviews",
     "RunSummary",
     "SqliteOutbox",
     "Store",
@@ -85,6 +91,7 @@ class Store:
         self.ledger = AlertLedger(db)
         self.outbox = SqliteOutbox(db)
         self.views = ReadViews(db, self.queue, self.results)
+        self.reviews = Reviews(db)
 
     @classmethod
     def open(cls, path: Path | str, *, exclusive: bool = True) -> Store:

@@ -168,6 +168,20 @@ MIGRATIONS: list[list[str]] = [
         """UPDATE checkpoints SET audit_only = 1, state_reason = NULL
             WHERE state_reason = 'fn_retry'""",
     ],
+    # 5 -> 6: review labels of mined negatives (the /review pages and `recallwatch review`): one
+    # label per reviewer and (mined set, query, document); a reviewer's new label replaces theirs.
+    [
+        """CREATE TABLE review_labels (
+            id INTEGER PRIMARY KEY,
+            mined_set TEXT NOT NULL,
+            query_id TEXT NOT NULL,
+            doc_id TEXT NOT NULL,
+            label TEXT NOT NULL CHECK (label IN ('relevant', 'not_relevant', 'unsure')),
+            reviewer TEXT NOT NULL,
+            labelled_at REAL NOT NULL,
+            UNIQUE (mined_set, query_id, doc_id, reviewer))""",
+        "CREATE INDEX review_labels_by_set ON review_labels(mined_set, labelled_at)",
+    ],
 ]
 
 #: The version a freshly opened store has.

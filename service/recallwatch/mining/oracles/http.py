@@ -13,9 +13,11 @@ Response, status 200::
 
 ``label`` is ``relevant`` (a false negative), ``not_relevant`` or ``unsure``; ``score`` is
 optional. Every id of the request must be answered once. Connection errors, timeouts, 429 and 5xx
-are retried with exponential backoff (``Retry-After`` honoured, capped); other statuses and
-malformed answers fail at once. The session, the sleep function and the clock of the backoff are
-injected so tests control them.
+are retried with exponential backoff and jitter; a ``Retry-After`` header (seconds or an HTTP
+date) is honoured, capped at 30 s. The arithmetic is the notification delivery's
+(``notify.retry``: ``backoff_delay``, ``parse_retry_after``), not a second copy. Other statuses and
+malformed answers fail at once. The session, the sleep function, the clock (for HTTP dates) and the
+random source of the jitter are injected so tests control them.
 
 Secrets: the URL may carry credentials (``https://user:pass@host/...``, ``?token=...``) and the
 headers an ``Authorization`` value. Wherever the endpoint is shown or stored — log messages,
@@ -31,6 +33,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import random
 import re
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -44,6 +47,7 @@ import requests
 
 from recallwatch.errors import ConfigError
 from recallwatch.mining.oracles.base import LABELS, JudgeError, Judgement, OracleInfo, Pair
+from recallwatch.notify.retry import RetryPolicy, backoff_delay, parse_retry_after
 
 __all__ = ["PROTOCOL", "HttpOracle", "redact_url", "resolve_http_headers"]
 
@@ -177,6 +181,9 @@ class HttpOracle:
         batch_size: int = 32,
         headers: dict[str, str] | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.time,
+        rng: Callable[[], float] = random.random,
+        jitter: float = 0.5,
     ) -> None:
         if not url.startswith(("http://", "https://")):
             raise ValueError(
@@ -197,6 +204,16 @@ class HttpOracle:
         self.timeout = (connect_timeout, timeout)
         self.retries = retries
         self.backoff = backoff
+        #: Backoff ``backoff * 2**attempt`` with ``jitter`` of it random; Retry-After up to 30 s.
+        self.policy = RetryPolicy(
+            base=backoff,
+            factor=2.0,
+            cap=backoff * 2.0 ** max(retries, 0),
+            jitter=jitter,
+            max_retry_after=_MAX_RETRY_AFTER,
+        )
+        self.clock = clock
+        self.rng = rng
         self.batch_size = batch_size
         self.headers = {"Content-Type": "application/json", **(headers or {})}
         self.sleep = sleep
@@ -255,7 +272,7 @@ class HttpOracle:
         data = json.dumps(body).encode("utf-8")
         last: str = ""
         for attempt in range(self.retries + 1):
-            delay = self.backoff * (2**attempt)
+            delay = backoff_delay(attempt + 1, self.policy, self.rng)
             try:
                 response = self.session.post(
                     self.url, data=data, headers=self.headers, timeout=self.timeout
@@ -281,9 +298,9 @@ class HttpOracle:
                         f"{snippet or '(empty body)'}"
                     )
                 last = f"HTTP {response.status_code}: {snippet or '(empty body)'}"
-                retry_after = response.headers.get("Retry-After")
-                if retry_after is not None and retry_after.strip().replace(".", "", 1).isdigit():
-                    delay = min(float(retry_after), _MAX_RETRY_AFTER)
+                retry_after = parse_retry_after(response.headers.get("Retry-After"), self.clock())
+                if retry_after is not None:
+                    delay = min(retry_after, self.policy.max_retry_after)
             if attempt < self.retries:
                 log.warning(
                     "judge endpoint %s: %s; retry %d of %d in %.1f s",

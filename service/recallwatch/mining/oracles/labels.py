@@ -5,6 +5,13 @@ A label file is CSV (header ``query_id,doc_id,label,reviewer,time``) or JSONL wi
 are optional. Other columns (texts, notes) are ignored, so a sheet written by
 ``recallwatch fn-rate --export-sample`` can be filled in and read back as it is.
 
+A file with a ``sample`` column (a sheet of ``fn-rate --export-sample`` or an export of the
+review pages) holds labels of the **seeded sample** of the whole mined set: drawn again with the
+same seed and size, every mined negative is in the frame and the sampled pairs without a label
+are left out as unjudged, so the rates are about the whole mined set (not about the labelled
+pairs only) and a review stopped early is still a valid sample. Without that column only the
+labelled pairs are sampled.
+
 ``LabelStore`` is the interface the review pages write to. When several reviewers label a pair,
 the pair's label is theirs if they agree and ``unsure`` if they do not; a reviewer's later label
 replaces their earlier one.
@@ -181,16 +188,32 @@ def read_labels(path: Path | str, *, skip_unlabelled: bool = True) -> list[Revie
     return labels
 
 
+def _has_sample_column(path: Path | str) -> bool:
+    """Whether a label file has the ``sample`` column of a seeded-sample sheet."""
+    p = Path(path)
+    if p.suffix.lower() in (".jsonl", ".json", ".ndjson"):
+        return any("sample" in row for _, row in read_jsonl_objects(p))
+    with p.open("r", encoding="utf-8", newline="") as fh:
+        return "sample" in (csv.DictReader(fh).fieldnames or [])
+
+
 class LabelsOracle:
     """Judge by review labels: only labelled pairs are eligible."""
 
     needs_text = False
     judges_whole_queries = False
 
-    def __init__(self, store: LabelStore, *, spec: str = "labels") -> None:
+    def __init__(
+        self, store: LabelStore, *, spec: str = "labels", seeded_sample: bool = False
+    ) -> None:
         self.store = store
+        #: Labels of the seeded sample of the whole mined set (see the module docstring).
+        self.seeded_sample = seeded_sample
         self._pairs = set(store.labelled_pairs())
-        self.info = OracleInfo("labels", spec, details={"labelled_pairs": len(self._pairs)})
+        details: dict[str, Any] = {"labelled_pairs": len(self._pairs)}
+        if seeded_sample:
+            details["seeded_sample"] = True
+        self.info = OracleInfo("labels", spec, details=details)
 
     @classmethod
     def from_file(cls, path: Path | str) -> LabelsOracle:
@@ -200,12 +223,16 @@ class LabelsOracle:
             raise InputError(
                 "the label file has no label (is every 'label' cell empty?)", path=path
             )
-        return cls(MemoryLabelStore(labels), spec=f"labels:{path}")
+        return cls(
+            MemoryLabelStore(labels), spec=f"labels:{path}", seeded_sample=_has_sample_column(path)
+        )
 
     def eligible(
         self, query_ids: Sequence[str], doc_ids: Sequence[str]
     ) -> npt.NDArray[np.bool_] | None:
-        """Labelled pairs."""
+        """Labelled pairs; every pair for the labels of a seeded sample."""
+        if self.seeded_sample:
+            return None
         return np.fromiter(
             ((q, d) in self._pairs for q, d in zip(query_ids, doc_ids, strict=True)),
             dtype=bool,

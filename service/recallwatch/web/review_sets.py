@@ -1,0 +1,139 @@
+"""Which mined sets can be reviewed, and their review plans (loaded once, then cached).
+
+- In the daemon (``daemon_sets``): every mined set a run's checkpoints name in their mining
+  metadata (``false_negatives.mined_set_key``), keyed by its mining fingerprint, read with the
+  ``false_negatives.corpus`` directory.
+- For ``recallwatch review`` (``file_set``): the one given file, keyed by a hash of its path.
+
+``ReviewSettings`` says how the sample is drawn (the seeded sample ``fn-rate`` draws with the
+same ``--seed`` and ``--sample``), the write token, and what to do after each change (the
+one-shot command rewrites its label file).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from recallwatch.mining.audit import AuditConfig
+from recallwatch.mining.corpus import load_corpus
+from recallwatch.mining.formats import read_mined
+from recallwatch.mining.review import ReviewPlan, plan_review
+from recallwatch.store import Store
+
+if TYPE_CHECKING:
+    from recallwatch.config import Config
+
+__all__ = ["TOKEN_ENV", "ReviewSet", "ReviewSets", "ReviewSettings", "daemon_sets", "file_set"]
+
+#: The environment variable that configures the review write token (else one is generated).
+TOKEN_ENV = "RECALLWATCH_REVIEW_TOKEN"
+
+
+@dataclass(frozen=True)
+class ReviewSet:
+    """A mined set that can be reviewed."""
+
+    key: str
+    title: str
+    mined: Path
+    corpus: Path | None
+    run: str | None = None
+
+
+@dataclass
+class ReviewSettings:
+    """How the review pages sample and who may write."""
+
+    #: Writes need it in the ``X-Review-Token`` header.
+    token: str
+    audit: AuditConfig = field(default_factory=lambda: AuditConfig(sample_size=400))
+    #: The daemon's corpus and mining-metadata key (None: only ``file`` sets).
+    corpus: Path | None = None
+    mined_set_key: str = "mined_set"
+    #: Called with the set's key after each label or undo (the one-shot command's CSV).
+    on_change: Callable[[str], None] | None = None
+    #: Whether the token was generated (and must be shown once).
+    generated: bool = False
+
+    @classmethod
+    def with_token(cls, token: str | None = None, **kwargs: object) -> ReviewSettings:
+        """Settings with the given token, ``$RECALLWATCH_REVIEW_TOKEN``, or a generated one."""
+        given = token or os.environ.get(TOKEN_ENV, "").strip() or None
+        return cls(  # type: ignore[arg-type]
+            token=given or secrets.token_urlsafe(24), generated=given is None, **kwargs
+        )
+
+    @classmethod
+    def from_config(cls, config: Config) -> ReviewSettings:
+        """The daemon's settings: its false-negative audit's corpus, key and sampling."""
+        fn = config.false_negatives
+        if fn is None:
+            return cls.with_token()
+        return cls.with_token(
+            audit=fn.audit_config(), corpus=Path(fn.corpus), mined_set_key=fn.mined_set_key
+        )
+
+
+def file_key(path: Path) -> str:
+    """The key of a mined set given as a file."""
+    return "file-" + hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:16]
+
+
+def file_set(mined: Path, corpus: Path | None) -> ReviewSet:
+    """The one set of ``recallwatch review``."""
+    return ReviewSet(file_key(mined), mined.name, mined, corpus)
+
+
+def daemon_sets(store: Store, settings: ReviewSettings) -> list[ReviewSet]:
+    """Every mined set named by the mining metadata of a watched run's checkpoints."""
+    out: dict[str, ReviewSet] = {}
+    for run in store.views.runs():
+        for row in store.queue.checkpoints(run.name, newest_first=True):
+            fp = row.mining_fingerprint
+            if fp is None or fp in out:
+                continue
+            content = store.queue.mining_content(fp)
+            name = content.get(settings.mined_set_key) if isinstance(content, dict) else None
+            if isinstance(name, str) and name:
+                path = Path(run.directory) / name
+                out[fp] = ReviewSet(fp, f"{run.name}: {name}", path, settings.corpus, run.name)
+    return list(out.values())
+
+
+class ReviewSets:
+    """The sets on offer and their plans (drawn once per set; thread-safe)."""
+
+    def __init__(self, settings: ReviewSettings, listing: Callable[[], list[ReviewSet]]) -> None:
+        self.settings = settings
+        self._listing = listing
+        self._plans: dict[str, ReviewPlan] = {}
+        self._lock = threading.Lock()
+
+    def all(self) -> list[ReviewSet]:
+        """The sets on offer now."""
+        return self._listing()
+
+    def get(self, key: str) -> ReviewSet | None:
+        """The set with this key, if on offer."""
+        return next((s for s in self.all() if s.key == key), None)
+
+    def preload(self, key: str, plan: ReviewPlan) -> None:
+        """Use this plan for the set ``key`` (a mined set read with import options)."""
+        with self._lock:
+            self._plans[key] = plan
+
+    def plan(self, rs: ReviewSet) -> ReviewPlan:
+        """The set's review plan (its seeded sample), read and drawn on first use."""
+        with self._lock:
+            if rs.key not in self._plans:
+                corpus = None if rs.corpus is None else load_corpus(rs.corpus)
+                mined = read_mined(rs.mined, corpus)
+                self._plans[rs.key] = plan_review(mined, corpus, self.settings.audit)
+            return self._plans[rs.key]

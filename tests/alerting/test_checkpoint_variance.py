@@ -1,0 +1,182 @@
+"""Real embeddings through the real daemon: checkpoints that differ in quality (issue 15).
+
+all-MiniLM-L6-v2 embeddings of SciFact (train + test queries together: 1,109 queries with their
+qrels, 5,183 documents; ``tests/conftest.py`` computes and caches them) are perturbed per
+checkpoint the way checkpoints of one training run differ:
+
+- each checkpoint adds its own Gaussian noise to every query embedding (scale ``lam``): two
+  checkpoints of equal quality then disagree on the recall@10 of 13-17% of the queries;
+- ``lam`` itself varies from checkpoint to checkpoint (checkpoint-level quality: recall@10 has a
+  standard deviation of about 0.7 point beyond the churn);
+- a *damaged* run's checkpoints after the mining change get a larger ``lam``: recall@10 about
+  3 points lower.
+
+Every run has ``PRE`` checkpoints under mining config A, then ``POST`` under config B. One
+``recallwatch serve`` watches all the runs at once with the default ``recall_regression`` rule;
+control runs must stay (almost) silent, damaged runs must alert. The rates are printed (run with
+``-s``) and asserted loosely: the precise rates are the simulation's (tests/alerting/
+test_simulation.py).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+
+from recallwatch.encoders.precomputed import EMBEDDINGS_DIR
+from tests.daemon.helpers import config_doc, wait_for, write_config
+from tests.helpers.receivers import Receiver
+from tests.helpers.serve import Serve
+
+PRE, POST = 8, 2
+CONTROL, DAMAGED = 10, 10
+#: Per-checkpoint noise scale of query embeddings (~13% / ~17% churn), its checkpoint-level SD
+#: (~0.7 point of recall@10) and the damage (~3 points).
+LAM = (1.3, 1.6)
+LAM_SD = 0.06
+DAMAGE = 0.25
+MINING_A = {"teacher": "all-MiniLM-L6-v2", "range_min": 10}
+MINING_B = {"teacher": "all-MiniLM-L6-v2", "range_min": 0}
+
+
+class Heldout:
+    """SciFact with train + test qrels as one held-out split, and its MiniLM embeddings."""
+
+    def __init__(self, root: Path, scifact: Path, cache: Any) -> None:
+        self.path = root / "scifact-all"
+        (self.path / "qrels").mkdir(parents=True)
+        for name in ("corpus.jsonl", "queries.jsonl"):
+            (self.path / name).symlink_to(scifact / name)
+        lines = ["query-id\tcorpus-id\tscore"]
+        relevant: dict[str, set[str]] = {}
+        for split in ("train", "test"):
+            for line in (scifact / "qrels" / f"{split}.tsv").read_text().splitlines()[1:]:
+                if line.strip():
+                    q, d, s = line.split("\t")
+                    lines.append(line)
+                    if int(s) > 0:
+                        relevant.setdefault(q, set()).add(d)
+        (self.path / "qrels" / "test.tsv").write_text("\n".join(lines) + "\n")
+        self.query_ids = [q for q in cache.query_ids if q in relevant]
+        row = {q: i for i, q in enumerate(cache.query_ids)}
+        self.queries = np.asarray(cache.queries[[row[q] for q in self.query_ids]], np.float32)
+        self.corpus = np.asarray(cache.corpus, np.float32)
+        doc = {d: i for i, d in enumerate(cache.corpus_ids)}
+        self.relevant = [np.array([doc[d] for d in relevant[q]]) for q in self.query_ids]
+        # One corpus file for every checkpoint (linked, not copied).
+        self.shared = root / "shared"
+        self.shared.mkdir()
+        np.save(self.shared / "corpus.npy", self.corpus)
+        (self.shared / "corpus_ids.txt").write_text("\n".join(cache.corpus_ids) + "\n")
+        (self.shared / "query_ids.txt").write_text("\n".join(self.query_ids) + "\n")
+
+    def checkpoint(self, lam: float, seed: int) -> np.ndarray:
+        """Query embeddings of one checkpoint: the base ones with noise of scale ``lam``."""
+        rng = np.random.default_rng(seed)
+        noise = rng.standard_normal(self.queries.shape).astype(np.float32)
+        x = self.queries + np.float32(lam / np.sqrt(self.queries.shape[1])) * noise
+        return np.asarray(x / np.linalg.norm(x, axis=1, keepdims=True), np.float32)
+
+    def recall(self, queries: np.ndarray) -> np.ndarray:
+        """Per-query recall@10 by brute force (for the printed spread and churn)."""
+        top = np.argpartition(-(queries @ self.corpus.T), 10, axis=1)[:, :10]
+        return np.array([np.isin(r, t).mean() for t, r in zip(top, self.relevant, strict=True)])
+
+    def write(self, run_dir: Path, step: int, queries: np.ndarray, mining: dict[str, Any]) -> None:
+        """A complete checkpoint with precomputed embeddings and its mining metadata."""
+        ckpt = run_dir / f"checkpoint-{step}"
+        out = ckpt / EMBEDDINGS_DIR
+        out.mkdir(parents=True)
+        np.save(out / "queries.npy", queries)
+        for name in ("corpus.npy", "corpus_ids.txt", "query_ids.txt"):
+            os.link(self.shared / name, out / name)
+        (ckpt / "mining.json").write_text(json.dumps(mining))
+        (ckpt / "trainer_state.json").write_text(json.dumps({"global_step": step}))
+
+
+def plan_run(index: int, damaged: bool) -> list[float]:
+    """Noise scales of one run's checkpoints: PRE under A, then POST under B."""
+    rng = np.random.default_rng(10_000 + index)
+    lam = LAM[index % 2]
+    scales = lam + LAM_SD * rng.standard_normal(PRE + POST)
+    if damaged:
+        scales[PRE:] += DAMAGE
+    return [float(s) for s in scales]
+
+
+@pytest.mark.slow
+def test_control_runs_stay_silent_and_damaged_runs_alert(
+    tmp_path: Path,
+    scifact_dir: Path,
+    scifact_minilm: Any,
+    serve: type[Serve],
+    receiver: Callable[..., Receiver],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    heldout = Heldout(tmp_path, scifact_dir, scifact_minilm)
+    runs = {f"control-{i:02d}": plan_run(i, False) for i in range(CONTROL)}
+    runs |= {f"damaged-{i:02d}": plan_run(100 + i, True) for i in range(DAMAGED)}
+    spread, churn, drops = [], [], []
+    for r, (name, scales) in enumerate(runs.items()):
+        recalls = []
+        for j, lam in enumerate(scales):
+            queries = heldout.checkpoint(lam, seed=1_000 * r + j)
+            heldout.write(
+                tmp_path / name, 100 * (j + 1), queries, MINING_A if j < PRE else MINING_B
+            )
+            recalls.append(heldout.recall(queries))
+        means = np.array([x.mean() for x in recalls])
+        spread.append(means[:PRE].std(ddof=1))
+        churn.append(np.mean([(a != b).mean() for a, b in itertools.pairwise(recalls)]))
+        drops.append(means[:PRE].mean() - means[PRE:].mean())
+    hook = receiver()
+    monkeypatch.setenv("CV_HOOK", hook.url + "/hook")
+    doc = config_doc(tmp_path, heldout.path, tmp_path / "unused")
+    doc["heldout"] = [{"name": "scifact", "path": str(heldout.path)}]
+    doc["runs"] = [
+        {"name": name, "directory": str(tmp_path / name), "settle_seconds": 0.3} for name in runs
+    ]
+    doc["evaluation"] |= {"ks": [10], "concurrency": 2}
+    doc["notifications"] = {
+        "channels": [{"name": "hook", "type": "webhook", "url_env": "CV_HOOK"}],
+        "rules": [{"name": "after-mining", "type": "recall_regression", "channels": ["hook"]}],
+    }
+    daemon = serve(write_config(tmp_path / "recallwatch.yaml", doc), tmp_path / "serve.log").start()
+    last = 100 * (PRE + POST)
+    with httpx.Client(base_url=daemon.url, timeout=30) as api:
+        wait_for(
+            lambda: (
+                len(states := api.get("/api/v1/runs").json()) == len(runs)
+                and all(s["latest_step"] == last for s in states)
+            ),
+            timeout=1_800,
+            interval=1.0,
+            what="every checkpoint of every run evaluated",
+        )
+        alerts = api.get("/api/v1/alerts").json()["alerts"]
+    alerted = {a["run"] for a in alerts}
+    control = sum(name in alerted for name in runs if name.startswith("control"))
+    damaged = sum(name in alerted for name in runs if name.startswith("damaged"))
+    # One alert per episode: no run has more than one alert of this rule.
+    assert len(alerts) == len(alerted)
+    dmg = [d for name, d in zip(runs, drops, strict=True) if name.startswith("damaged")]
+    print(
+        f"\nSciFact train+test ({len(heldout.query_ids)} queries), {PRE} + {POST} checkpoints: "
+        f"checkpoint spread (SD of recall@10 before the change) {np.mean(spread) * 100:.2f} "
+        f"points, churn {np.mean(churn):.1%}; control runs alerted {control} of {CONTROL}, "
+        f"damaged runs (mean drop {np.mean(dmg) * 100:.2f} points) {damaged} of {DAMAGED}"
+    )
+    ev = next(a for a in alerts)["evidence"]["metric"] if alerts else None
+    if ev is not None:
+        assert ev["checkpoint_variance"]["assumed"].startswith("checkpoint-to-checkpoint SD")
+    assert 0.10 <= float(np.mean(churn)) <= 0.20
+    assert control <= 1  # promised: 1% of mining changes (P(2 or more of 10) = 0.4%)
+    assert damaged >= DAMAGED * 0.6

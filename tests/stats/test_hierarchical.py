@@ -1,0 +1,133 @@
+"""The two-level test: checkpoint variance moments, moderation, the level test, repeated looks."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from recallwatch.stats.hierarchical import (
+    EARLY_LOOKS,
+    checkpoint_variance,
+    level_test,
+    level_test_arrays,
+    moderated_variance,
+    segment_moments,
+    sequential_alpha,
+    sequential_levels,
+)
+
+
+def two_level(
+    rng: np.random.Generator, draws: int, checkpoints: int, queries: int, sd_c: float, sd_e: float
+) -> np.ndarray:
+    """y[d, j, q] = mu[d, q] + delta[d, j] + e[d, j, q]: the model the moments assume."""
+    mu = rng.standard_normal((draws, 1, queries))
+    delta = sd_c * rng.standard_normal((draws, checkpoints, 1))
+    return mu + delta + sd_e * rng.standard_normal((draws, checkpoints, queries))
+
+
+@pytest.mark.parametrize("sd_c", [0.0, 0.01, 0.03])
+def test_segment_moments_estimate_the_checkpoint_variance_without_bias(sd_c: float) -> None:
+    rng = np.random.default_rng(1)
+    y = two_level(rng, 4_000, 4, 300, sd_c, 0.3)
+    excess, df = segment_moments(y)
+    assert df == 3 and excess.shape == (4_000,)
+    # The per-checkpoint churn alone would give a spread of 0.3 / sqrt(300) = 1.7 points.
+    assert float(excess.mean()) / df == pytest.approx(sd_c**2, abs=2e-5)
+
+
+def test_a_single_checkpoint_carries_no_variance_information() -> None:
+    excess, df = segment_moments(np.ones((1, 50)))
+    assert (float(excess), df) == (0.0, 0)
+    with pytest.raises(ValueError, match="checkpoints, queries"):
+        segment_moments(np.ones(5))
+
+
+def test_the_prior_is_moderated_by_the_runs_own_checkpoints() -> None:
+    # No groups: the prior alone, with its weight as degrees of freedom.
+    v = checkpoint_variance([], prior_sd=0.01, prior_df=4.0)
+    assert (v.sd, v.data_sd, v.data_df, v.df, v.groups) == (0.01, None, 0, 4.0, 0)
+    assert "no same-mining checkpoint pairs" in v.describe()
+    # Two groups whose checkpoints differ by 2 points with no churn: sigma_c^2 = 2e-4 each.
+    flat = np.zeros((2, 100))
+    flat[1] += 0.02
+    v = checkpoint_variance([flat, flat, np.zeros((1, 100))], prior_sd=0.01, prior_df=2.0)
+    assert (v.data_df, v.groups) == (2, 2)
+    assert v.data_sd == pytest.approx(math.sqrt(2e-4))
+    assert v.sd == pytest.approx(math.sqrt((2 * 1e-4 + 2 * 2e-4) / 4))
+    assert v.as_dict()["df"] == 4.0 and "2 degrees of freedom" in v.describe()
+    var, df = moderated_variance(np.array([-1.0]), np.array([1]), prior_sd=0.01, prior_df=1.0)
+    assert var[0] == 0.0 and df[0] == 2.0  # never negative
+    with pytest.raises(ValueError):
+        checkpoint_variance([], prior_sd=0.01, prior_df=0.0)
+
+
+@pytest.mark.parametrize("sd_c", [0.0, 0.01])
+def test_the_level_test_holds_its_level_with_both_components(sd_c: float) -> None:
+    rng = np.random.default_rng(2)
+    pre = two_level(rng, 6_000, 4, 400, sd_c, 0.3)
+    # The post checkpoints share the queries' effects (mu) of the pre ones, as real ones do.
+    mu = pre.mean(axis=1, keepdims=True)
+    post = (
+        mu + sd_c * rng.standard_normal((6_000, 2, 1)) + 0.3 * rng.standard_normal((6_000, 2, 400))
+    )
+    excess, df = segment_moments(pre)
+    var, nu = moderated_variance(excess, df, prior_sd=max(sd_c, 1e-4), prior_df=3.0)
+    p = level_test_arrays(pre, post, var, nu)["p"]
+    for alpha in (0.01, 0.05):
+        assert float((p <= alpha).mean()) <= alpha * 1.35 + 0.002
+
+
+def test_the_query_only_part_matches_a_paired_t_test() -> None:
+    rng = np.random.default_rng(3)
+    before, after = rng.random(500), rng.random(500) - 0.03
+    v = checkpoint_variance([], prior_sd=0.0, prior_df=1.0)
+    t = level_test(before, after, v)
+    d = after - before
+    assert t.difference == pytest.approx(d.mean())
+    assert t.se == pytest.approx(d.std(ddof=1) / math.sqrt(500)) and t.se_checkpoints == 0.0
+    assert t.df == pytest.approx(499)
+    import scipy.stats
+
+    assert t.p_value == pytest.approx(scipy.stats.ttest_rel(after, before).pvalue / 2, rel=1e-6)
+    assert t.as_dict()["checkpoint_variance"]["prior_df"] == 1.0
+
+
+def test_no_noise_at_all_gives_a_certain_answer() -> None:
+    v = checkpoint_variance([], prior_sd=0.0, prior_df=1.0)
+    same = np.ones((2, 10))
+    assert level_test(same, same[:1], v).p_value == 1.0
+    assert level_test(same, same[:1] - 0.1, v).p_value == 0.0
+
+
+@pytest.mark.parametrize("pre", [1, 3, 10])
+def test_repeated_looks_keep_alpha_per_change(pre: int) -> None:
+    # An independent draw of the process the levels were computed for: any look rejecting.
+    alpha = 0.01
+    early, late = sequential_levels(alpha, pre)
+    assert late < early < alpha
+    assert sequential_alpha(alpha, pre, EARLY_LOOKS) == (early, early)
+    assert sequential_alpha(alpha, pre, EARLY_LOOKS + 1) == (late, 0.0)
+    rng = np.random.default_rng(99)
+    looks = 64
+    n = np.arange(1, looks + 1)
+    x = rng.standard_normal((200_000, looks))
+    b = rng.standard_normal((200_000, 1)) / math.sqrt(pre)
+    cumulative = (np.cumsum(x, axis=1) / n - b) / np.sqrt(1 / n + 1 / pre)
+    latest = (x - b) / math.sqrt(1 + 1 / pre)
+    z_early = -math.sqrt(2) * _erfcinv(2 * early)
+    z_late = -math.sqrt(2) * _erfcinv(2 * late)
+    rejected = (
+        (cumulative[:, :EARLY_LOOKS] < z_early).any(axis=1)
+        | (latest[:, :EARLY_LOOKS] < z_early).any(axis=1)
+        | (cumulative[:, EARLY_LOOKS:] < z_late).any(axis=1)
+    )
+    assert float(rejected.mean()) == pytest.approx(alpha, abs=0.0015)
+
+
+def _erfcinv(y: float) -> float:
+    from statistics import NormalDist
+
+    return -NormalDist().inv_cdf(y / 2) / math.sqrt(2)
