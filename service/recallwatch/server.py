@@ -71,6 +71,10 @@ class Readiness(BaseModel):
     evaluating: int
 
 
+#: The largest page offset: SQLite integers are 64-bit (a larger one was a 500, found by the
+#: schema fuzzer); no store holds a billion checkpoints or alerts.
+MAX_OFFSET = 1_000_000_000
+
 #: The 404 answer of every path with a parameter, as the OpenAPI document declares it.
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": NotFound}}
 
@@ -386,7 +390,7 @@ def create_app(
     def evaluations(
         run: str,
         limit: int = Query(50, ge=1, le=500),
-        offset: int = Query(0, ge=0),
+        offset: int = Query(0, ge=0, le=MAX_OFFSET),
         state: str | None = Query(
             None, pattern="^(discovered|evaluating|evaluated|failed|skipped)$"
         ),
@@ -460,7 +464,7 @@ def create_app(
     )
     def alerts(
         limit: int = Query(50, ge=1, le=500),
-        offset: int = Query(0, ge=0),
+        offset: int = Query(0, ge=0, le=MAX_OFFSET),
         status: str | None = Query(None, pattern="^(firing|resolved)$"),
     ) -> dict[str, Any]:
         rows = store.ledger.alerts(status=status, limit=limit, offset=offset)

@@ -15,3 +15,20 @@ def synth(tmp_path: Path) -> tuple[SyntheticSet, HeldoutSet, Path]:
     s = write_heldout(tmp_path / "heldout", num_docs=300, num_queries=40, dim=16, seed=5)
     ckpt = write_precomputed_checkpoint(tmp_path / "ckpt", s, noise=0.5, seed=2)
     return s, load_heldout(s.path, "test"), ckpt
+
+
+@pytest.fixture
+def bf16_fragile_minilm(tmp_path: Path, minilm_dir: Path) -> Path:
+    """A real MiniLM checkpoint whose numbers do not survive bf16: the word embeddings carry a
+    constant offset of 256 that the embedding LayerNorm removes in fp32, while bf16 (8 bits of
+    mantissa: steps of 2 at 256) rounds away the information riding on it."""
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    ckpt = tmp_path / "checkpoint-fragile"
+    shutil.copytree(minilm_dir, ckpt, ignore=shutil.ignore_patterns("model.safetensors"))
+    weights = load_file(str(minilm_dir / "model.safetensors"))
+    weights["embeddings.word_embeddings.weight"] = weights["embeddings.word_embeddings.weight"] + 256
+    save_file(weights, str(ckpt / "model.safetensors"), metadata={"format": "pt"})
+    return ckpt

@@ -92,6 +92,8 @@ def run(args: argparse.Namespace) -> int:
     from recallwatch.server import HttpServer, create_app
     from recallwatch.store import Store
     from recallwatch.web import WebSettings
+    from recallwatch.web.review import enable_review
+    from recallwatch.web.review_sets import daemon_review
 
     configure(args.log_format, getattr(args, "log_level", "INFO"))
     trainer = receiver = None
@@ -137,6 +139,7 @@ def run(args: argparse.Namespace) -> int:
             version=__version__,
             web=WebSettings.from_config(config),
         )
+        enable_review(app, daemon_review(store, config))
         http = HttpServer(app, host, port)
         stop = _StopSignals(daemon)
         daemon.start(retry_failed=args.retry_failed)

@@ -13,6 +13,7 @@ one-shot command rewrites its label file).
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import secrets
 import threading
@@ -137,3 +138,29 @@ class ReviewSets:
                 mined = read_mined(rs.mined, corpus)
                 self._plans[rs.key] = plan_review(mined, corpus, self.settings.audit)
             return self._plans[rs.key]
+
+
+def daemon_review(store: Store, config: Config) -> ReviewSets:
+    """The daemon's review: its mined sets, labels mirrored to ``<store dir>/reviews/KEY.csv``.
+
+    That file is what a ``labels:`` oracle of the ``false_negatives`` section reads (its
+    ``sample`` column makes it a seeded-sample review). A generated token is logged once.
+    """
+    from recallwatch.mining.review import write_review_labels
+    from recallwatch.web.review import review_labels
+
+    settings = ReviewSettings.from_config(config)
+    sets = ReviewSets(settings, lambda: daemon_sets(store, settings))
+    folder = Path(store.path).parent / "reviews"
+
+    def mirror(key: str) -> None:
+        rs = sets.get(key)
+        ranks = {} if rs is None else {(i.query_id, i.doc_id): i.rank for i in sets.plan(rs).items}
+        write_review_labels(folder / f"{key}.csv", review_labels(store, key), ranks)
+
+    settings.on_change = mirror
+    if settings.generated:
+        logging.getLogger("recallwatch.daemon").warning(
+            "review token (shown once; set %s to choose it): %s", TOKEN_ENV, settings.token
+        )
+    return sets

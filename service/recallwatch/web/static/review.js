@@ -23,6 +23,12 @@
     localStorage.setItem("recallwatch.review.reviewer", reviewerInput.value.trim());
     load();
   });
+  // Enter in a field commits it and hands the keys back to labelling.
+  for (const input of [reviewerInput, tokenInput]) {
+    input.addEventListener("keydown", (e) => {
+      if (e.key === "Enter") input.blur();
+    });
+  }
   tokenInput.addEventListener("change", () => {
     localStorage.setItem("recallwatch.review.token", tokenInput.value.trim());
   });
