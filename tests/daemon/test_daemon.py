@@ -131,6 +131,27 @@ def test_readiness_needs_a_recent_poll_and_the_scheduler(
     assert d.readiness()["checks"]["scheduler"] is False
 
 
+def test_a_dead_scheduler_thread_is_not_running(
+    tmp_path: Path, synthetic: SyntheticSet, store: Store
+) -> None:
+    d = Daemon(make_config(tmp_path, synthetic), store, runner=run_in_process)
+    d.start()
+    try:
+        assert wait_for(lambda: d.scheduler_running, what="the scheduler")
+        scheduler = d._scheduler
+        assert scheduler is not None and scheduler.running
+        alive = scheduler._thread
+        dead = threading.Thread(target=lambda: None)  # stands in for a thread that died
+        dead.start()
+        dead.join()
+        scheduler._thread = dead
+        assert scheduler.running and not d.scheduler_running  # APScheduler alone would say yes
+        assert d.readiness()["checks"]["scheduler"] is False
+        scheduler._thread = alive
+    finally:
+        d.stop()
+
+
 def test_retry_failed_requeues_failed_checkpoints(
     tmp_path: Path, synthetic: SyntheticSet, store: Store
 ) -> None:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import pytest
 
 from recallwatch.mining.audit import AuditConfig, run_audit
-from recallwatch.mining.oracles import LabelsOracle, ReviewLabel
+from recallwatch.mining.oracles import Label, LabelsOracle, ReviewLabel
 from recallwatch.mining.review import (
     agreement,
     live_estimate,
@@ -68,8 +69,8 @@ def test_sprt_status_says_decided_on_a_planted_sample() -> None:
 
 def test_kappa_and_disagreements() -> None:
     pairs = [("q", f"d{i}") for i in range(10)]
-    ann = ["relevant"] * 4 + ["not_relevant"] * 6
-    bob = ["relevant"] * 3 + ["not_relevant"] * 7
+    ann = cast(list[Label], ["relevant"] * 4 + ["not_relevant"] * 6)
+    bob = cast(list[Label], ["relevant"] * 3 + ["not_relevant"] * 7)
     labels = [ReviewLabel(q, d, a, "ann", T0) for (q, d), a in zip(pairs, ann, strict=True)]
     labels += [
         ReviewLabel(q, d, b, "bob", T0 + timedelta(1)) for (q, d), b in zip(pairs, bob, strict=True)

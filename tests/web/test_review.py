@@ -103,7 +103,10 @@ def test_review_with_the_keyboard_resume_estimate_and_sprt(
     # The estimate on the page is the API's.
     state = _api(review)
     head = state["estimate"]["headline"]
-    pct = lambda v: f"{100 * v:.1f}%"  # noqa: E731 - the page's formatting
+
+    def pct(v: float) -> str:  # the page's formatting
+        return f"{100 * v:.1f}%"
+
     assert page.text_content("#headline") == (
         f"{pct(head['estimate'])} [{pct(head['lower'])}, {pct(head['upper'])}] from "
         f"{state['estimate']['judged']} judged"

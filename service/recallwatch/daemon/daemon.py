@@ -178,8 +178,15 @@ class Daemon:
 
     @property
     def scheduler_running(self) -> bool:
-        """Whether the discovery job is scheduled."""
-        return self._scheduler is not None and bool(self._scheduler.running)
+        """Whether the discovery job is scheduled and the scheduler's thread is alive.
+
+        APScheduler's ``running`` stays true when its thread dies of an unexpected error, so the
+        thread is checked too: a dead one fails ``/healthz`` and the liveness probe restarts us.
+        """
+        if self._scheduler is None or not self._scheduler.running:
+            return False
+        thread = getattr(self._scheduler, "_thread", None)
+        return thread is None or bool(thread.is_alive())
 
     def stop(self, grace_seconds: float | None = None) -> None:
         """Stop polling; let running evaluations finish within the grace period, else re-queue."""

@@ -302,7 +302,7 @@ def _to_decide(
         return []
     fewest = int(np.lexsort((ev.dropped, total))[0])
     least = int(np.lexsort((total, np.where(np.isfinite(total), ev.dropped, np.inf)))[0])
-    out = []
+    out: list[LabelsToDecide] = []
     for i, why in ((least, "drops least"), (fewest, "fewest labels")):
         if out and out[0].option.spec == ev.specs[i]:
             continue

@@ -273,7 +273,7 @@ def agreement(labels: Iterable[ReviewLabel]) -> Agreement:
     if n == 0:
         return Agreement(0, 0, None, [])
     agree = sum(a == b for a, b in zip(first, second, strict=True))
-    cats = ("relevant", "not_relevant", "unsure")
+    cats: tuple[Label, ...] = ("relevant", "not_relevant", "unsure")
     p1 = np.array([first.count(c) / n for c in cats])
     p2 = np.array([second.count(c) / n for c in cats])
     chance = float((p1 * p2).sum())

@@ -64,11 +64,24 @@ class ReviewSettings:
     generated: bool = False
 
     @classmethod
-    def with_token(cls, token: str | None = None, **kwargs: object) -> ReviewSettings:
+    def with_token(
+        cls,
+        token: str | None = None,
+        *,
+        audit: AuditConfig | None = None,
+        corpus: Path | None = None,
+        mined_set_key: str = "mined_set",
+        on_change: Callable[[str], None] | None = None,
+    ) -> ReviewSettings:
         """Settings with the given token, ``$RECALLWATCH_REVIEW_TOKEN``, or a generated one."""
         given = token or os.environ.get(TOKEN_ENV, "").strip() or None
-        return cls(  # type: ignore[arg-type]
-            token=given or secrets.token_urlsafe(24), generated=given is None, **kwargs
+        return cls(
+            token=given or secrets.token_urlsafe(24),
+            audit=audit or AuditConfig(sample_size=400),
+            corpus=corpus,
+            mined_set_key=mined_set_key,
+            on_change=on_change,
+            generated=given is None,
         )
 
     @classmethod
