@@ -1,4 +1,5 @@
-"""The collector: values from the store at scrape time, bounded labels, promtool-clean."""
+"""The collector: values from the store at scrape time, every evaluated checkpoint served to a
+scrape in step order, bounded labels, promtool-clean."""
 
 from __future__ import annotations
 
@@ -14,6 +15,9 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
+from starlette.applications import Starlette
+from starlette.routing import Route
+from starlette.testclient import TestClient
 
 from recallwatch import errors
 from recallwatch.daemon import runner
@@ -25,6 +29,7 @@ from recallwatch.exporter import (
     DaemonHealthCollector,
     RecallwatchCollector,
 )
+from recallwatch.server import MetricsApp
 from recallwatch.store import FnBucket, FnEstimate, NewEvaluation, Store
 
 KEY = json.dumps({"synth": "k1"})
@@ -91,6 +96,11 @@ def test_empty_store_exports_only_build_info(registry: CollectorRegistry) -> Non
     assert registry.get_sample_value("recallwatch_recall_ratio", {"run": "a"}) is None
 
 
+def scrape_once(registry: CollectorRegistry) -> None:
+    """One unfiltered scrape: it moves the export cursor on by one checkpoint."""
+    list(registry.collect())
+
+
 def test_latest_checkpoint_values_and_no_stale_labels(
     store: Store, registry: CollectorRegistry
 ) -> None:
@@ -125,9 +135,12 @@ def test_latest_checkpoint_values_and_no_stale_labels(
         )
         == 3201.0
     )
-    # An older checkpoint evaluated later (backfill) does not replace the latest by step.
+    # An older checkpoint evaluated later (concurrency, a retry) is served to one scrape, then
+    # the latest by step again: it never replaces the latest for good.
     evaluated(store, run, 150, 0.1)
+    assert registry.get_sample_value("recallwatch_checkpoint_step", {"run": "a"}) == 150
     assert registry.get_sample_value("recallwatch_recall_ratio", labels) == 0.7
+    assert registry.get_sample_value("recallwatch_checkpoint_step", {"run": "a"}) == 200
 
 
 def test_pending_failures_and_durations(store: Store, registry: CollectorRegistry) -> None:
@@ -171,6 +184,7 @@ def test_pending_failures_and_durations(store: Store, registry: CollectorRegistr
 def test_false_negatives_and_verdicts(store: Store, registry: CollectorRegistry) -> None:
     run = store.queue.ensure_run("a", "/r", 1.0)
     base = evaluated(store, run, 1, 0.8)
+    scrape_once(registry)  # served checkpoint 1: the next scrapes show checkpoint 2
     cid = evaluated(store, run, 2, 0.7, fp="b" * 64)
     store.results.record_fn_estimate(
         cid,
@@ -274,6 +288,7 @@ def test_regression_has_one_series_per_comparison_the_max_over_its_rules(
 ) -> None:
     run = store.queue.ensure_run("a", "/r", 1.0)
     base = evaluated(store, run, 1, 0.8)
+    scrape_once(registry)
     cid = evaluated(store, run, 2, 0.7)
 
     def verdict(kind: str, regressed: bool, baseline: float) -> None:
@@ -396,3 +411,141 @@ def test_describe_names_every_family_without_reading_the_store(
     health = DaemonHealthCollector(lambda: {"ready": True, "last_poll_at": 1.0})
     assert {m.name: m.type for m in health.collect()} == HEALTH_FAMILIES
     assert {m.name: m.type for m in health.describe()} == HEALTH_FAMILIES
+
+
+# -- every evaluated checkpoint, one per scrape -----------------------------------------------
+
+
+def exported(registry: CollectorRegistry) -> tuple[float | None, float | None, float | None]:
+    """One scrape: (step, recall@10, regression against previous_mining) of run ``a``."""
+    samples = {
+        (s.name, s.labels.get("k"), s.labels.get("compare_with")): s.value
+        for m in registry.collect()
+        for s in m.samples
+        if s.labels.get("run") == "a"
+    }
+    return (
+        samples.get(("recallwatch_checkpoint_step", None, None)),
+        samples.get(("recallwatch_recall_ratio", "10", None)),
+        samples.get(("recallwatch_recall_regression", "10", "previous_mining")),
+    )
+
+
+def regressed(store: Store, cid: int, base: int, flag: bool) -> None:
+    store.ledger.record_verdict(
+        cid,
+        dataset="synth",
+        metric="recall",
+        k=10,
+        kind="previous_mining",
+        value=0.5,
+        baseline_value=0.8,
+        baseline_checkpoint_id=base,
+        p_value=0.001 if flag else 0.5,
+        regressed=flag,
+        now=5.0,
+    )
+
+
+def test_a_backfill_is_served_one_checkpoint_per_scrape_in_step_order(
+    store: Store, registry: CollectorRegistry
+) -> None:
+    run = store.queue.ensure_run("a", "/r", 1.0)
+    recall = {100: 0.8, 200: 0.81, 300: 0.5, 400: 0.79, 500: 0.8, 600: 0.82}
+    ids = {}
+    # Evaluated between two scrapes, out of step order (a retried failure comes last).
+    for step in (100, 200, 400, 500, 600, 300):
+        ids[step] = evaluated(
+            store, run, step, recall[step], fp="a" * 64 if step < 300 else "b" * 64
+        )
+    for step in (300, 400, 500, 600):
+        regressed(store, ids[step], ids[200], step == 300)
+    seen = [exported(registry) for _ in range(8)]
+    # Each checkpoint once, lowest step first, its own recall and verdict; then the latest stays.
+    assert seen == [
+        (100.0, 0.8, None),
+        (200.0, 0.81, None),
+        (300.0, 0.5, 1.0),
+        (400.0, 0.79, 0.0),
+        (500.0, 0.8, 0.0),
+        (600.0, 0.82, 0.0),
+        (600.0, 0.82, 0.0),
+        (600.0, 0.82, 0.0),
+    ]
+    # The first checkpoint of the new mining is the change's step, whichever checkpoint is shown.
+    get = registry.get_sample_value
+    assert get("recallwatch_mining_change_step", {"run": "a"}) == 300
+    assert get("recallwatch_mining_change_timestamp_seconds", {"run": "a"}) == 1300.0
+    assert get("recallwatch_checkpoints_not_exported_total", {"run": "a"}) == 0
+
+
+def test_a_checkpoint_waits_while_the_daemon_still_decides_on_it(store: Store) -> None:
+    run = store.queue.ensure_run("a", "/r", 1.0)
+    first = evaluated(store, run, 1, 0.8)
+    busy: set[int] = set()
+    registry = CollectorRegistry()
+    registry.register(RecallwatchCollector(store, version="1", busy=lambda: busy))
+    assert exported(registry)[0] == 1  # evaluated before the start: the latest, no replay
+    second = evaluated(store, run, 2, 0.4)
+    busy.add(second)  # evaluated, its regression decision not recorded yet
+    assert [exported(registry) for _ in range(2)] == [(1.0, 0.8, None)] * 2
+    regressed(store, second, first, True)
+    busy.clear()
+    assert exported(registry) == (2.0, 0.4, 1.0)
+
+
+def test_a_restart_starts_at_the_latest_without_replaying(store: Store) -> None:
+    run = store.queue.ensure_run("a", "/r", 1.0)
+    for step in (1, 2, 3):
+        evaluated(store, run, step, step / 10)
+    registry = CollectorRegistry()
+    registry.register(RecallwatchCollector(store, version="1"))
+    assert [exported(registry)[0] for _ in range(2)] == [3.0, 3.0]
+    evaluated(store, run, 4, 0.4)
+    assert [exported(registry)[0] for _ in range(2)] == [4.0, 4.0]
+
+
+def test_a_backlog_over_the_limit_skips_the_oldest_and_counts_them(store: Store) -> None:
+    fresh = CollectorRegistry()
+    fresh.register(RecallwatchCollector(store, version="1", backlog_limit=2))
+    run = store.queue.ensure_run("a", "/r", 1.0)
+    for step in range(1, 6):
+        evaluated(store, run, step, 0.5)
+    assert [exported(fresh)[0] for _ in range(3)] == [4.0, 5.0, 5.0]
+    assert fresh.get_sample_value("recallwatch_checkpoints_not_exported_total", {"run": "a"}) == 3
+
+
+def metrics_client(store: Store) -> TestClient:
+    """``/metrics`` as the daemon serves it (``server.MetricsApp``), over the collector."""
+    registry = CollectorRegistry()
+    registry.register(RecallwatchCollector(store, version="1"))
+    app = Starlette(routes=[Route("/metrics", MetricsApp(registry), methods=["GET"])])
+    return TestClient(app)
+
+
+def step_of(text: str) -> float | None:
+    for line in text.splitlines():
+        if line.startswith('recallwatch_checkpoint_step{run="a"}'):
+            return float(line.split()[-1])
+    return None
+
+
+def test_only_scrapes_asking_for_checkpoint_metrics_advance_and_scrapers_have_own_cursors(
+    store: Store,
+) -> None:
+    run = store.queue.ensure_run("a", "/r", 1.0)
+    client = metrics_client(store)
+    for step in (1, 2, 3):
+        evaluated(store, run, step, 0.5)
+    step_only = {"name[]": "recallwatch_checkpoint_step"}
+    # A filtered scrape of other families (an outbox check, a health probe) moves nothing on.
+    for _ in range(3):
+        other = client.get("/metrics", params={"name[]": "recallwatch_evaluations_total"})
+        assert other.status_code == 200 and "recallwatch_evaluations_total" in other.text
+    assert step_of(client.get("/metrics", params=step_only).text) == 1
+    assert step_of(client.get("/metrics").text) == 2
+    # A second Prometheus with a name of its own sees every checkpoint too ...
+    second = [client.get("/metrics", params={"scraper": "b"}).text for _ in range(4)]
+    assert [step_of(t) for t in second] == [1, 2, 3, 3]
+    # ... and the default scraper goes on where it was.
+    assert step_of(client.get("/metrics").text) == 3

@@ -409,6 +409,10 @@ class RecallRegressionRule(_Rule):
     seed: int = 0
     #: An open alert resolves when p rises above this (or the drop falls below min_drop / 2).
     resolve_alpha: Annotated[float, Field(gt=0, lt=1)] = 0.2
+    #: Prior SD of the metric between checkpoints of one mining config (0.01 = 1 point), and how
+    #: many degrees of freedom it is worth beside the run's own same-mining checkpoints.
+    checkpoint_sd: Annotated[float, Field(ge=0, le=1)] = 0.01
+    checkpoint_sd_weight: Annotated[float, Field(gt=0)] = 4.0
 
     @model_validator(mode="after")
     def _reachable_alpha(self) -> RecallRegressionRule:

@@ -1,11 +1,14 @@
 """Prometheus metrics, produced at scrape time from the store by a custom collector.
 
-Nothing is kept in process memory: each scrape reads the current state from the store, so values
-survive restarts (they are re-exported from the store at start-up), a label set disappears as soon
-as its state does, and only the latest evaluated checkpoint of each run appears in
-``recallwatch_checkpoint_info``. Labels stay bounded: run, dataset, k, bound, rank_bucket, stage,
-reason, channel, rule — never a checkpoint or query id (the checkpoint name is only in the
-``_info`` metric).
+Values are read from the store at each scrape, so they survive restarts (re-exported from the store
+at start-up) and a label set disappears as soon as its state does. Labels stay bounded: run,
+dataset, k, bound, rank_bucket, stage, reason, channel, rule — never a checkpoint or query id (the
+checkpoint name is only in the ``_info`` metric).
+
+The per-checkpoint families (``CHECKPOINT_FAMILIES``) show one evaluated checkpoint per run, chosen
+by an ``ExportCursor``: each scrape that asks for them is served the next checkpoint evaluated since
+the start that no scrape was served yet, lowest step first, and the latest one once none waits; so
+every checkpoint of a backfill reaches Prometheus, one per scrape (docs/daemon.md#metrics).
 """
 
 from __future__ import annotations
@@ -24,9 +27,11 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from recallwatch.store import Store
+from recallwatch.export_cursor import BACKLOG_LIMIT, ScraperCursors, current_scrape
+from recallwatch.store import CheckpointRow, Store
 
 __all__ = [
+    "CHECKPOINT_FAMILIES",
     "COMPARISONS",
     "DURATION_BUCKETS",
     "EVALUATION_FAILURE_REASONS",
@@ -37,6 +42,7 @@ __all__ = [
     "RecallwatchCollector",
     "build_labels",
 ]
+
 
 #: Evaluation stages take from milliseconds (precomputed) to hours (encoding a large corpus).
 DURATION_BUCKETS: tuple[float, ...] = (
@@ -103,6 +109,7 @@ FAMILIES: dict[str, str] = {
     "recallwatch_checkpoint_step": "gauge",
     "recallwatch_checkpoint": "info",
     "recallwatch_mining_change_timestamp_seconds": "gauge",
+    "recallwatch_mining_change_step": "gauge",
     "recallwatch_false_negative_ratio": "gauge",
     "recallwatch_false_negative_bucket_ratio": "gauge",
     "recallwatch_label_noise_amplification": "gauge",
@@ -111,12 +118,31 @@ FAMILIES: dict[str, str] = {
     "recallwatch_false_negative_audit_failures": "counter",
     "recallwatch_last_successful_evaluation_timestamp_seconds": "gauge",
     "recallwatch_checkpoints_pending": "gauge",
+    "recallwatch_checkpoints_not_exported": "counter",
     "recallwatch_notifications": "counter",
     "recallwatch_notification_failures": "counter",
     "recallwatch_notifications_failed": "counter",
     "recallwatch_outbox_pending": "gauge",
     "recallwatch_evaluation_duration_seconds": "histogram",
 }
+
+#: The families that show one checkpoint per run: the one the scraper's ``ExportCursor`` chose.
+CHECKPOINT_FAMILIES = (
+    *HEADLINE_METRICS.values(),
+    "recallwatch_recall_baseline_ratio",
+    "recallwatch_recall_regression",
+    "recallwatch_checkpoint_step",
+    "recallwatch_checkpoint",
+    "recallwatch_mining_change_timestamp_seconds",
+    "recallwatch_mining_change_step",
+    "recallwatch_false_negative_ratio",
+    "recallwatch_false_negative_bucket_ratio",
+    "recallwatch_label_noise_amplification",
+)
+#: Their sample names: a ``name[]``-filtered scrape advances the cursor only if it asks for one.
+_CHECKPOINT_SAMPLES = frozenset(
+    f"{n}_info" if FAMILIES[n] == "info" else n for n in CHECKPOINT_FAMILIES
+)
 
 #: The families ``DaemonHealthCollector`` exports.
 HEALTH_FAMILIES: dict[str, str] = {
@@ -142,14 +168,23 @@ class RecallwatchCollector(Collector):
         version: str,
         runs: Collection[str] | None = None,
         channels: Collection[str] = (),
+        busy: Callable[[], Collection[int]] | None = None,
+        backlog_limit: int = BACKLOG_LIMIT,
     ) -> None:
         self.store = store
+        #: Checkpoints the daemon is still evaluating or deciding (``Daemon.in_flight``): an
+        #: evaluated one waits for its regression decision before it is exported.
+        self.busy = busy
         #: Configured notification channels: each has an outbox gauge, 0 when nothing waits.
         self.channels = sorted(set(channels))
         self.version = version
         self._build = build_labels(version)
         #: Export only these runs (the configured ones); a run dropped from the config disappears.
         self.runs = None if runs is None else frozenset(runs)
+        #: Evaluated checkpoints that may wait to be scraped, per run and scraper (then skipped).
+        self.backlog_limit = backlog_limit
+        # Which checkpoint each scraper is shown: after what was evaluated by now, one per scrape.
+        self._cursors = ScraperCursors(self.store.views.evaluated_ids(), backlog_limit)
 
     def _shown(self, run: str) -> bool:
         return self.runs is None or run in self.runs
@@ -168,44 +203,58 @@ class RecallwatchCollector(Collector):
         )
         build.add_metric(list(self._build.values()), {})
         yield build
-        yield from self._latest()
-        yield from self._counters()
+        current = current_scrape()
+        evaluated = {
+            r: ids for r, ids in self.store.views.evaluated_ids().items() if self._shown(r)
+        }
+        # Read after the evaluated checkpoints: one marked evaluated before that read is still in
+        # flight (busy) until its regression decision is recorded.
+        busy = frozenset(self.busy()) if self.busy is not None else frozenset()
+        advance = current.advances(_CHECKPOINT_SAMPLES)
+        chosen, skipped = self._cursors.choose(current.scraper, evaluated, busy, advance=advance)
+        yield from self._checkpoints(self.store.queue.checkpoint_by_id(c) for c in chosen)
+        yield from self._counters(skipped)
         yield from self._notifications()
         yield from self._histogram()
 
-    def _latest(self) -> Iterator[Metric]:
+    def _checkpoints(self, exported: Iterable[CheckpointRow]) -> Iterator[Metric]:
         run_ds_k = ["run", "dataset", "k"]
         gauges = {
-            m: GaugeMetricFamily(
-                name, f"{m}@k of the latest evaluated checkpoint.", labels=run_ds_k
-            )
+            m: GaugeMetricFamily(name, f"{m}@k of the exported checkpoint.", labels=run_ds_k)
             for m, name in HEADLINE_METRICS.items()
         }
         baseline = GaugeMetricFamily(
             "recallwatch_recall_baseline_ratio",
-            "recall@k of the baseline the latest checkpoint is compared with.",
+            "recall@k of the baseline the exported checkpoint is compared with.",
             labels=run_ds_k,
         )
         regression = GaugeMetricFamily(
             "recallwatch_recall_regression",
-            "1 when the latest checkpoint's recall@k regressed significantly against the "
+            "1 when the exported checkpoint's recall@k regressed significantly against the "
             "baseline it is compared with (previous_mining, same_mining, pinned), else 0.",
             labels=[*run_ds_k, "compare_with"],
         )
         step = GaugeMetricFamily(
             "recallwatch_checkpoint_step",
-            "Step of the latest evaluated checkpoint.",
+            "Step of the exported checkpoint: every evaluated checkpoint in turn, one per scrape, "
+            "then the latest.",
             labels=["run"],
         )
         info = InfoMetricFamily(
             "recallwatch_checkpoint",
-            "The latest evaluated checkpoint of each run.",
+            "The exported checkpoint of each run.",
             labels=["run", "checkpoint", "mining_fingerprint"],
         )
         mining_change = GaugeMetricFamily(
             "recallwatch_mining_change_timestamp_seconds",
-            "When the latest checkpoint's mining configuration replaced another one in the run "
+            "When the exported checkpoint's mining configuration replaced another one in the run "
             "(absent while the mining never changed).",
+            labels=["run"],
+        )
+        change_step = GaugeMetricFamily(
+            "recallwatch_mining_change_step",
+            "Step of the first checkpoint of the exported checkpoint's mining configuration, "
+            "when it replaced another one in the run (absent while the mining never changed).",
             labels=["run"],
         )
         fn = GaugeMetricFamily(
@@ -223,10 +272,8 @@ class RecallwatchCollector(Collector):
             "False-negative rate among mined negatives divided by that among random negatives.",
             labels=["run"],
         )
-        for summary in self.store.views.runs():
-            latest, run = summary.latest, summary.name
-            if latest is None or not self._shown(run):
-                continue
+        for latest in exported:
+            run = latest.run
             if latest.step is not None:
                 step.add_metric([run], float(latest.step))
             fp = (latest.mining_fingerprint or "none")[:FINGERPRINT_CHARS]
@@ -234,6 +281,9 @@ class RecallwatchCollector(Collector):
             changed = self.store.views.mining_change_at(latest)
             if changed is not None:
                 mining_change.add_metric([run], changed)
+            changed_step = self.store.views.mining_change_step(latest)
+            if changed_step is not None:
+                change_step.add_metric([run], float(changed_step))
             for ev in self.store.results.current_evaluations(latest.id):
                 for metric, family in gauges.items():
                     for k, value in ev.metrics.get(metric, {}).items():
@@ -253,7 +303,8 @@ class RecallwatchCollector(Collector):
                 if est.amplification is not None:
                     amplification.add_metric([run], est.amplification)
         yield from gauges.values()
-        yield from (baseline, regression, step, info, mining_change, fn, fn_bucket, amplification)
+        yield from (baseline, regression, step, info, mining_change, change_step)
+        yield from (fn, fn_bucket, amplification)
 
     def _verdicts(
         self,
@@ -287,7 +338,7 @@ class RecallwatchCollector(Collector):
         for (dataset, k, compare_with), reg in sorted(regressed.items()):
             regression.add_metric([run, dataset, k, compare_with], float(reg))
 
-    def _counters(self) -> Iterator[Metric]:
+    def _counters(self, skipped_by_run: Mapping[str, int]) -> Iterator[Metric]:
         total = CounterMetricFamily(
             "recallwatch_evaluations",
             "Finished evaluations (one per checkpoint and held-out set).",
@@ -334,7 +385,16 @@ class RecallwatchCollector(Collector):
         for run, n in sorted(self.store.views.pending_by_run().items()):
             if self._shown(run):
                 pending.add_metric([run], n)
-        yield from (total, failures, audit_failures, last, pending)
+        skipped = CounterMetricFamily(
+            "recallwatch_checkpoints_not_exported",
+            "Evaluated checkpoints this scraper was never shown: skipped because more than "
+            f"{self.backlog_limit} waited to be scraped.",
+            labels=["run"],
+        )
+        for run in sorted(counts):
+            if self._shown(run):
+                skipped.add_metric([run], skipped_by_run.get(run, 0))
+        yield from (total, failures, audit_failures, last, pending, skipped)
 
     def _notifications(self) -> Iterator[Metric]:
         delivered = CounterMetricFamily(

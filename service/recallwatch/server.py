@@ -35,6 +35,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from recallwatch.errors import ConfigError
+from recallwatch.export_cursor import scrape
 from recallwatch.exporter import DaemonHealthCollector
 from recallwatch.store import AlertRecord, CheckpointRow, EvaluationRow, Store
 
@@ -523,13 +524,15 @@ class MetricsApp:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
 
-    def _collect(self, names: list[str] | None) -> list[Metric]:
+    def _collect(self, names: list[str] | None, scraper: str) -> list[Metric]:
         source = self.registry if names is None else self.registry.restricted_registry(names)
-        return list(source.collect())
+        with scrape(names, scraper):  # which checkpoint this scraper is shown (export_cursor)
+            return list(source.collect())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         query = parse_qs(scope.get("query_string", b"").decode("utf-8", errors="replace"))
-        metrics = await run_in_threadpool(self._collect, query.get("name[]"))
+        scraper = query.get("scraper", [""])[0]
+        metrics = await run_in_threadpool(self._collect, query.get("name[]"), scraper)
         await make_asgi_app(_Collected(metrics))(scope, receive, send)
 
 

@@ -378,7 +378,8 @@ def test_kill_9_after_the_decision_delivers_after_restart_with_the_same_id(
     emb = Embeddings(heldout)
     run_dir = tmp_path / "run"
     write_ckpt(run_dir, 100, emb, emb.base, MINING_A)
-    queries, _ = emb.regressed(7)
+    # 10 points: one checkpoint against one, with the default one-point checkpoint SD assumed.
+    queries, _ = emb.regressed(7, points=0.10)
     write_ckpt(run_dir, 200, emb, queries, MINING_B)
     # The failpoint makes the daemon SIGKILL itself right after committing the decision and
     # before anything is sent.

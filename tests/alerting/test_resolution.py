@@ -79,14 +79,14 @@ def test_the_resolution_is_the_recovered_checkpoint_against_the_same_baseline(
     assert r.metric.before.estimate == firing.evidence.metric.before.estimate
     assert r.metric.after.estimate == pytest.approx(249 / 300)
     assert r.metric.p_value > 0.2 and r.metric.alpha == 0.2  # resolve_alpha
-    assert r.metric.queries == 300 and r.metric.permutations > 0
+    assert r.metric.queries == 300 and r.metric.checkpoint_variance is not None
     assert r.criterion is not None and "resolve_alpha (0.2)" in r.criterion
     assert resolved.summary == (
         "RESOLVED: recall@10 recovered: checkpoint-300 is no longer regressed against "
         "checkpoint-100 (r, synth)"
     )
     assert "0.8333 (checkpoint-100) → 0.8300 (checkpoint-300)" in resolved.description
-    assert "paired randomisation test" in resolved.description
+    assert "level test, assuming a checkpoint-to-checkpoint SD" in resolved.description
     # The firing drop and p-value are not repeated as if they were the news.
     assert "fell" not in resolved.summary and "fell" not in resolved.description
     assert resolved.checkpoint == "checkpoint-300"

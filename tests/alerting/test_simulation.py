@@ -266,6 +266,10 @@ def test_false_alarms_per_mining_change_and_detection_with_checkpoint_variance(
         default.min_drop,
         default.resolve_alpha,
     )
+    assert (rule.checkpoint_sd, rule.checkpoint_sd_weight) == (
+        default.checkpoint_sd,
+        default.checkpoint_sd_weight,
+    )
     cell = run_cell(checkpoint_sd, churn, draws=2_000, pre=20, post=6)
     print(
         f"checkpoint SD {checkpoint_sd * 100:.1f} points, churn {cell.measured_churn:.1%}: "

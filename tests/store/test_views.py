@@ -79,6 +79,9 @@ def test_mining_change_time_is_the_start_of_the_current_segment(store: Store) ->
     assert store.views.mining_change_at(rows[5]) == 5.0
     assert store.views.mining_change_at(rows[6]) == 5.0
     assert store.queue.mining_content("A") == {"fp": "A"}
+    # The same segment start, as a step: where the dashboard marks the change against step.
+    steps = {s: store.views.mining_change_step(rows[s]) for s in rows}
+    assert steps == {1: None, 2: None, 3: 3, 4: None, 5: 5, 6: 5}
 
 
 def test_mining_change_ignores_checkpoints_without_metadata_and_other_runs(store: Store) -> None:
@@ -118,3 +121,22 @@ def test_run_summaries_and_per_run_counters(store: Store) -> None:
         "metrics": ([1, 1], 1, 0.1),
         "search": ([0, 1], 1, 1.0),
     }
+
+
+def test_evaluated_ids_are_in_step_order_with_the_latest_last(store: Store) -> None:
+    a = store.queue.ensure_run("a", "/runs/a", 1.0)
+    b = store.queue.ensure_run("b", "/runs/b", 1.0)
+    ids = {step: add(store, a, step) for step in (30, 10, 20, 40)}
+    stepless = store.queue.add_checkpoint(
+        a, name="final", path="/runs/a/final", step=None, eval_key="{}", completed_at=1, now=1
+    )
+    assert stepless is not None
+    other = add(store, b, 5)
+    for cid in (*ids.values(), stepless, other):
+        store.queue.set_state(cid, "evaluated", 2.0)
+    store.queue.set_state(ids[40], "evaluating", 3.0)  # not evaluated (an audit retry)
+    got = store.views.evaluated_ids()
+    assert got == {"a": [stepless, ids[10], ids[20], ids[30]], "b": [other]}
+    # The last is the run's latest evaluated checkpoint, as the API and the alerts have it.
+    latest = store.views.latest_evaluated("a")
+    assert latest is not None and latest.id == got["a"][-1]

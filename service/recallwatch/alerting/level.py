@@ -83,6 +83,10 @@ class LevelVerdict:
     difference: Interval
     level: LevelTest
     latest: LevelTest
+    #: The latest checkpoint alone: its value and its difference from the pre level (what an
+    #: alert shows as "after": the checkpoint it is about).
+    latest_after: Interval
+    latest_difference: Interval
     alpha: float
     min_drop: float
     resolve_alpha: float
@@ -134,6 +138,8 @@ class LevelVerdict:
             "queries": self.level.queries,
             "level": self.level.as_dict(),
             "latest": self.latest.as_dict(),
+            "latest_after": self.latest_after.as_dict(),
+            "latest_difference": self.latest_difference.as_dict(),
             "alpha": self.alpha,
             "min_drop": self.min_drop,
             "resolve_alpha": self.resolve_alpha,
@@ -172,19 +178,15 @@ def level_regression_test(
     latest = level_test(a_pre, a_post[-1:], variance)
     before = mean_interval(a_pre.mean(axis=0), confidence=confidence)
     after = mean_interval(a_post.mean(axis=0), confidence=confidence)
-    half = float(student_t_quantile(0.5 + confidence / 2, level.df)) * level.se
-    difference = Interval(
-        level.difference,
-        max(-1.0, level.difference - half),
-        min(1.0, level.difference + half),
-        confidence,
-    )
+    difference = _difference(level, confidence)
     return LevelVerdict(
         before=before,
         after=after,
         difference=difference,
         level=level,
         latest=latest,
+        latest_after=mean_interval(a_post[-1], confidence=confidence),
+        latest_difference=_difference(latest, confidence),
         alpha=alpha,
         min_drop=min_drop,
         resolve_alpha=resolve_alpha,
@@ -192,6 +194,17 @@ def level_regression_test(
         large_enough=-level.difference >= min_drop - 1e-12,
         latest_significant=latest.p_value <= (alpha if latest_alpha is None else latest_alpha),
         latest_large_enough=-latest.difference >= min_drop - 1e-12,
+    )
+
+
+def _difference(test: LevelTest, confidence: float) -> Interval:
+    """post - pre with its Student's t interval (both variance components)."""
+    half = float(student_t_quantile(0.5 + confidence / 2, test.df)) * test.se
+    return Interval(
+        test.difference,
+        max(-1.0, test.difference - half),
+        min(1.0, test.difference + half),
+        confidence,
     )
 
 

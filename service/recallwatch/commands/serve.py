@@ -129,6 +129,7 @@ def run(args: argparse.Namespace) -> int:
                 version=__version__,
                 runs=[r.name for r in config.runs],
                 channels=[c.name for c in config.notifications.channels],
+                busy=daemon.in_flight,
             )
         )
         ProcessCollector(registry=registry)

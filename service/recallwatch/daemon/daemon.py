@@ -325,6 +325,12 @@ class Daemon:
 
     # -- readiness and helpers ----------------------------------------------------------------
 
+    def in_flight(self) -> frozenset[int]:
+        """Checkpoints being evaluated or decided now: the exporter holds an evaluated one back
+        until its decision is recorded (``after_evaluation`` runs after it is ``evaluated``)."""
+        with self._lock:
+            return frozenset(self._inflight)
+
     def readiness(self) -> dict[str, Any]:
         """The checks behind ``/readyz``: store open, scheduler running, last poll recent."""
         now = self.clock()

@@ -46,6 +46,18 @@ class ReadViews:
         rows = self._queue.checkpoints(run, states=["evaluated"], newest_first=True, limit=1)
         return rows[0] if rows else None
 
+    def evaluated_ids(self) -> dict[str, list[int]]:
+        """Every run's evaluated checkpoints (ids) in step order: the latest (as
+        ``latest_evaluated`` has it) last, checkpoints without a step first."""
+        rows = self._db.query(
+            "SELECT r.name, c.id FROM checkpoints c JOIN runs r ON r.id = c.run_id "
+            "WHERE c.state = 'evaluated' ORDER BY r.name, c.step IS NOT NULL, c.step, c.name"
+        )
+        out: dict[str, list[int]] = {}
+        for run, cid in rows:
+            out.setdefault(run, []).append(int(cid))
+        return out
+
     def mining_change_at(self, checkpoint: CheckpointRow) -> float | None:
         """When the mining config of ``checkpoint`` replaced another one in its run, or None.
 
@@ -55,6 +67,18 @@ class ReadViews:
         checkpoint (by step) has a different fingerprint. A run that always mined the same way, or
         a checkpoint without a fingerprint or a step, has none.
         """
+        change = self._segment_start(checkpoint)
+        return None if change is None else change[0]
+
+    def mining_change_step(self, checkpoint: CheckpointRow) -> int | None:
+        """The step of the first checkpoint of the mining segment ``checkpoint`` is in, only when
+        the mining really changed (as ``mining_change_at``), else None."""
+        change = self._segment_start(checkpoint)
+        return None if change is None else change[1]
+
+    def _segment_start(self, checkpoint: CheckpointRow) -> tuple[float, int] | None:
+        """(earliest completion time, lowest step) of ``checkpoint``'s mining segment, when an
+        earlier checkpoint (by step) has another mining fingerprint."""
         if checkpoint.mining_fingerprint is None or checkpoint.step is None:
             return None
         rows = self._db.query(
@@ -62,13 +86,13 @@ class ReadViews:
             "prev AS (SELECT MAX(o.step) AS step FROM checkpoints o, run "
             "WHERE o.run_id = run.id AND o.step < :step AND o.mining_fingerprint IS NOT NULL "
             "AND o.mining_fingerprint != :fp) "
-            "SELECT MIN(c.completed_at) FROM checkpoints c, run, prev "
+            "SELECT MIN(c.completed_at), MIN(c.step) FROM checkpoints c, run, prev "
             "WHERE c.run_id = run.id AND prev.step IS NOT NULL AND c.mining_fingerprint = :fp "
             "AND c.step <= :step AND c.step > prev.step",
             {"run": checkpoint.run, "fp": checkpoint.mining_fingerprint, "step": checkpoint.step},
         )
-        value = rows[0][0]
-        return None if value is None else float(value)
+        completed, step = rows[0]
+        return None if completed is None else (float(completed), int(step))
 
     def counts_by_run(self) -> dict[str, int]:
         """Finished evaluations per run."""

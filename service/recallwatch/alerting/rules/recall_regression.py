@@ -14,8 +14,10 @@ same baseline as the firing evidence, and the test that says it is no longer reg
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 
 from recallwatch.alerting.evidence import fn_snapshot, recommendation
+from recallwatch.alerting.level import LevelVerdict, decide_level, level_plan
 from recallwatch.alerting.model import (
     ALERTNAMES,
     Alert,
@@ -28,15 +30,10 @@ from recallwatch.alerting.model import (
 from recallwatch.alerting.regression import (
     Baseline,
     CheckpointSummary,
-    RegressionVerdict,
     choose_baseline,
     confirmed,
     mining_segments,
-    paired_regression_test,
-    paired_values,
     per_query_metric,
-    permutations_for,
-    selection_alpha,
     still_regressed,
 )
 from recallwatch.alerting.rules.base import (
@@ -127,37 +124,44 @@ class RecallRegression(AlertRule[RecallRegressionRule]):
         before_outcomes = store.results.outcomes(base_eval)
         after_outcomes = store.results.outcomes(cur_eval)
         after_values = per_query_metric(after_outcomes, rule.metric, k)
-        _, before, after = paired_values(
-            per_query_metric(before_outcomes, rule.metric, k), after_values
-        )
-        if before.size == 0:
-            return []
-        # The best of m checkpoints is biased upwards: test at alpha / m (regression.py).
-        alpha = selection_alpha(rule.alpha, baseline.candidates)
-        verdict = paired_regression_test(
-            before,
-            after,
+        # The level test (alerting/level.py): pre level against post level, with checkpoint
+        # variance from the run's same-mining segments and the rule's prior.
+        plan = level_plan(history, current, baseline)
+        values = {
+            c.id: per_query_metric(store.results.outcomes(evaluations[c.id][1]), rule.metric, k)
+            for c in plan.checkpoints
+            if c.id != row.id
+        }
+        values[row.id] = after_values
+        verdict = decide_level(
+            plan,
+            values,
+            alpha=rule.alpha,
             min_drop=rule.min_drop,
-            alpha=alpha,
-            permutations=permutations_for(alpha, rule.permutations),
-            seed=rule.seed,
+            resolve_alpha=rule.resolve_alpha,
+            prior_sd=rule.checkpoint_sd,
+            prior_df=rule.checkpoint_sd_weight,
         )
+        if verdict is None:
+            return []
         record = VerdictWrite(
             row.id,
             dataset=dataset,
             metric=rule.metric,
             k=k,
             kind=self.verdict_kind,
-            value=verdict.after.estimate,
+            value=current.value,
             regressed=verdict.regressed,
             baseline_checkpoint_id=baseline.checkpoint.id,
             baseline_value=verdict.before.estimate,
-            p_value=verdict.test.p_value,
+            p_value=verdict.p_value,
             details={
                 **verdict.as_dict(),
                 "rule": rule.name,
                 "baseline": baseline.checkpoint.name,
                 "candidates": baseline.candidates,
+                "pre": [c.name for c in plan.pre],
+                "post": [c.name for c in plan.post],
                 "rule_alpha": rule.alpha,
             },
         )
@@ -193,9 +197,7 @@ class RecallRegression(AlertRule[RecallRegressionRule]):
                 dataset,
                 k,
             ):
-                out.append(
-                    self._against_old_baseline(row, other, key, history, evaluations, after_values)
-                )
+                out.append(self._against_old_baseline(row, other, key, history, evaluations))
         return out
 
     def _against_old_baseline(
@@ -205,7 +207,6 @@ class RecallRegression(AlertRule[RecallRegressionRule]):
         key: AlertKey,
         history: Sequence[CheckpointSummary],
         evaluations: Mapping[int, tuple[CheckpointRow, int]],
-        after_values: Mapping[str, float],
     ) -> Decision:
         """Keep an alert of an older baseline open while ``row`` is still regressed against it."""
         rule = self.config
@@ -222,22 +223,30 @@ class RecallRegression(AlertRule[RecallRegressionRule]):
             checkpoint=row.name,
             step=row.step,
         )
-        if old is not None:
-            before_values = per_query_metric(
-                self.context.store.results.outcomes(evaluations[old.id][1]),
-                rule.metric,
-                old_key.k or 0,
-            )
-            _, before, after = paired_values(before_values, after_values)
-            if before.size:
-                verdict = paired_regression_test(
-                    before,
-                    after,
-                    min_drop=rule.min_drop,
-                    alpha=rule.alpha,
-                    permutations=rule.permutations,
-                    seed=rule.seed,
+        current = next((c for c in history if c.id == row.id), None)
+        if old is not None and current is not None:
+            # The old baseline's level (its segment) against this checkpoint alone.
+            plan = level_plan(history, current, Baseline(old, "pinned", "pinned", None))
+            segment = next((s for s in mining_segments(history) if old in s), [old])
+            plan = replace(plan, pre=tuple(c for c in segment if c.id in evaluations))
+            values = {
+                c.id: per_query_metric(
+                    self.context.store.results.outcomes(evaluations[c.id][1]),
+                    rule.metric,
+                    old_key.k or 0,
                 )
+                for c in plan.checkpoints
+            }
+            verdict = decide_level(
+                plan,
+                values,
+                alpha=rule.alpha,
+                min_drop=rule.min_drop,
+                resolve_alpha=rule.resolve_alpha,
+                prior_sd=rule.checkpoint_sd,
+                prior_df=rule.checkpoint_sd_weight,
+            )
+            if verdict is not None:
                 firing = still_regressed(verdict, rule.resolve_alpha)
                 resolution = self._resolution(
                     row, old.name, old_key.dataset or "", old_key.k or 0, verdict, superseded
@@ -250,29 +259,30 @@ class RecallRegression(AlertRule[RecallRegressionRule]):
         baseline: str,
         dataset: str,
         k: int,
-        verdict: RegressionVerdict,
+        verdict: LevelVerdict,
         superseded: str | None = None,
     ) -> Resolution:
         """What resolves an alert: ``row`` against the same ``baseline``, no longer regressed."""
         rule = self.config
         label = f"{rule.metric}@{k}"
         half = rule.min_drop / 2
-        p = verdict.test.p_value
-        if verdict.drop <= 0:
+        # What resolves is the latest checkpoint alone against the pre level (alerting/level.py).
+        p, drop = verdict.latest.p_value, -verdict.latest.difference
+        after, d = (
+            verdict.latest_after,
+            verdict.latest_difference,
+        )
+        if drop <= 0:
             why = f"no drop (p = {p:.2g})"
-        elif verdict.drop < half - 1e-12:
-            why = (
-                f"a drop of {verdict.drop:.4f}, under half the minimum drop ({half:.4f}) "
-                f"(p = {p:.2g})"
-            )
+        elif drop < half - 1e-12:
+            why = f"a drop of {drop:.4f}, under half the minimum drop ({half:.4f}) (p = {p:.2g})"
         else:
             why = f"p = {p:.2g} > resolve_alpha = {rule.resolve_alpha:g}: no longer significant"
-        d = verdict.difference
         description = (
             f"{label} on {dataset}: {verdict.before.estimate:.4f} ({baseline}) → "
-            f"{verdict.after.estimate:.4f} ({row.name}), change {d.estimate:+.4f} "
-            f"[{d.lower:+.4f}, {d.upper:+.4f}] over {verdict.test.queries} queries "
-            f"(paired randomisation test, {verdict.test.permutations} permutations): {why}."
+            f"{after.estimate:.4f} ({row.name}), change {d.estimate:+.4f} "
+            f"[{d.lower:+.4f}, {d.upper:+.4f}] over {verdict.latest.queries} queries "
+            f"(level test, assuming a {verdict.latest.variance.describe()}): {why}."
         )
         if superseded:
             description += f" The alert was {superseded}."
@@ -289,13 +299,17 @@ class RecallRegression(AlertRule[RecallRegressionRule]):
                 k=k,
                 dataset=dataset,
                 before=verdict.before,
-                after=verdict.after,
-                difference=verdict.difference,
+                after=after,
+                difference=d,
                 p_value=p,
                 alpha=rule.resolve_alpha,
                 min_drop=rule.min_drop,
-                queries=verdict.test.queries,
-                permutations=verdict.test.permutations,
+                queries=verdict.latest.queries,
+                permutations=0,  # a level test: no sign flips
+                checkpoint_variance={
+                    **verdict.latest.variance.as_dict(),
+                    "assumed": verdict.latest.variance.describe(),
+                },
             ),
             criterion=(
                 f"an alert stays open while the drop is at least min_drop / 2 ({half:g}) "
@@ -338,7 +352,7 @@ class RecallRegression(AlertRule[RecallRegressionRule]):
         heldout: HeldoutConfig,
         baseline: Baseline,
         base_row: CheckpointRow,
-        verdict: RegressionVerdict,
+        verdict: LevelVerdict,
         before_outcomes: Mapping[str, Mapping[str, int]],
         after_outcomes: Mapping[str, Mapping[str, int]],
     ) -> Alert:
@@ -359,14 +373,17 @@ class RecallRegression(AlertRule[RecallRegressionRule]):
             "same_mining": "under the same mining config (not caused by mining)",
             "pinned": f"against the pinned baseline {base_row.name}",
         }[kind]
-        summary = f"{label} fell {verdict.drop * 100:.1f} points {why} ({row.run}, {row.name})"
-        d = verdict.difference
+        # "after" is this checkpoint; the post level (all post-change checkpoints so far) and both
+        # tests are in checkpoint_variance and the verdict's details.
+        d = verdict.latest_difference
+        summary = f"{label} fell {-d.estimate * 100:.1f} points {why} ({row.run}, {row.name})"
         description = (
             f"{label} on {heldout.dataset}: {verdict.before.estimate:.4f} ({base_row.name}) → "
-            f"{verdict.after.estimate:.4f} ({row.name}), change {d.estimate:+.4f} "
-            f"[{d.lower:+.4f}, {d.upper:+.4f}], p = {verdict.test.p_value:.2g} over "
-            f"{verdict.test.queries} queries; {lost_count} queries lost a relevant document from "
-            f"the top {k}."
+            f"{verdict.latest_after.estimate:.4f} ({row.name}), change {d.estimate:+.4f} "
+            f"[{d.lower:+.4f}, {d.upper:+.4f}], p = {verdict.p_value:.2g} over "
+            f"{verdict.level.queries} queries; {lost_count} queries lost a relevant document from "
+            f"the top {k}. Levels: {verdict.level.pre} checkpoint(s) before against "
+            f"{verdict.level.post} after, assuming a {verdict.level.variance.describe()}."
         )
         if diff:
             named = diff[:MINING_KEYS_NAMED]
@@ -383,13 +400,25 @@ class RecallRegression(AlertRule[RecallRegressionRule]):
                 k=k,
                 dataset=heldout.dataset,
                 before=verdict.before,
-                after=verdict.after,
-                difference=verdict.difference,
-                p_value=verdict.test.p_value,
-                alpha=verdict.alpha,  # alpha / m against a best baseline
+                after=verdict.latest_after,
+                difference=verdict.latest_difference,
+                p_value=verdict.p_value,
+                alpha=verdict.alpha,  # this look's level (alpha spread over a change's looks)
                 min_drop=rule.min_drop,
-                queries=verdict.test.queries,
-                permutations=verdict.test.permutations,
+                queries=verdict.level.queries,
+                permutations=0,  # a level test: no sign flips
+                checkpoint_variance={
+                    **verdict.level.variance.as_dict(),
+                    "assumed": verdict.level.variance.describe(),
+                    "se": verdict.level.se,
+                    "se_queries": verdict.level.se_queries,
+                    "se_checkpoints": verdict.level.se_checkpoints,
+                    "pre_checkpoints": verdict.level.pre,
+                    "post_checkpoints": verdict.level.post,
+                    "post_level": verdict.after.estimate,
+                    "p_post_level": verdict.level.p_value,
+                    "p_checkpoint": verdict.latest.p_value,
+                },
             ),
             baseline=BaselineRef(
                 base_row.name,
