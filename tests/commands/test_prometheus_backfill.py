@@ -32,7 +32,10 @@ SCRAPE_INTERVAL = "2s"
 RESOLUTION = 0.5
 DEADLINE = 300.0
 RECALL = 'recallwatch_recall_ratio{run="demo",dataset="synth",k="10"}'
-REGRESSION = 'recallwatch_recall_regression{run="demo",dataset="synth",k="10",compare_with="previous_mining"}'
+REGRESSION = (
+    "recallwatch_recall_regression"
+    '{run="demo",dataset="synth",k="10",compare_with="previous_mining"}'
+)
 
 
 @pytest.fixture
@@ -147,6 +150,7 @@ def test_every_checkpoint_of_a_backfill_reaches_prometheus_in_step_order(
     # ... and the regression verdict it stored for it: the regressed checkpoints reached
     # Prometheus although a recovered one followed (one per scrape, none skipped).
     flagged = {int(steps[t]) for t in times if regression.get(t) == 1.0}
+    print("DEBUG", [(t - times[0], steps[t], recall[t], regression.get(t)) for t in times][::2], stored, first_scrape - started, [f - first_scrape for f in finished])
     assert flagged == {s for s, v in stored.items() if True in v}
     assert flagged >= {400}
     for t in times:

@@ -12,7 +12,7 @@ from recallwatch.encoders import PRECISIONS, EncoderOptions, open_source, valida
 from recallwatch.errors import ConfigError
 from recallwatch.evaluation.heldout import load_heldout
 from recallwatch.evaluation.metrics import DEFAULT_KS
-from recallwatch.evaluation.pipeline import DEFAULT_SHARD_ROWS, evaluate
+from recallwatch.evaluation.pipeline import DEFAULT_SHARD_BYTES, evaluate
 from recallwatch.evaluation.report import evaluation_json, format_table
 
 __all__ = ["add_parser", "run"]
@@ -76,8 +76,10 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument(
         "--shard-rows",
         type=positive_int,
-        default=DEFAULT_SHARD_ROWS,
-        help=f"corpus rows per search shard; bounds memory (default {DEFAULT_SHARD_ROWS})",
+        default=None,
+        help="corpus rows per search shard; two shards are held at once, so this bounds memory "
+        f"(default: {DEFAULT_SHARD_BYTES >> 20} MiB of float32 per shard, 131072 rows at 384 "
+        "dimensions)",
     )
     p.set_defaults(func=run)
 

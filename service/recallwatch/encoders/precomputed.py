@@ -155,8 +155,11 @@ class PrecomputedSource:
     def corpus_shards(self, heldout: HeldoutSet, shard_rows: int) -> Iterator[CorpusShard]:
         """Stream ``corpus.npy`` in shards, skipping rows of ids outside the corpus."""
         path, ids, shape, dtype, offset = self._ids_and_header("corpus")
-        position = heldout.doc_position
-        row_positions = np.fromiter((position.get(d, -1) for d in ids), dtype=np.int64)
+        if ids == heldout.corpus_ids:  # the common case: written in corpus order
+            row_positions = np.arange(len(ids), dtype=np.int64)
+        else:
+            position = heldout.doc_position
+            row_positions = np.fromiter((position.get(d, -1) for d in ids), dtype=np.int64)
         # Ids are unique, so the corpus is covered when every position appears once.
         covered = np.count_nonzero(row_positions >= 0) == heldout.num_docs
         present = set() if covered else set(ids)

@@ -33,7 +33,7 @@ from recallwatch.store import Store
 from recallwatch.store.reviews import LABEL_VALUES, ReviewRow
 from recallwatch.web.auth import read_form, same_origin
 from recallwatch.web.context import Reader
-from recallwatch.web.review_sets import ReviewSet, ReviewSets, ReviewSettings
+from recallwatch.web.review_sets import ReviewSet, ReviewSets
 from recallwatch.web.templates import NAV, render
 
 __all__ = ["STATE_KEY", "enable_review", "review_labels", "router"]
@@ -203,6 +203,3 @@ def review_export(request: Request, key: str, fmt: str, web: Reader) -> Response
         media_type=f"{kind}; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="labels-{key}.{fmt}"'},
     )
-
-
-__all__ += ["ReviewSettings"]
