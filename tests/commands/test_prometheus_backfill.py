@@ -117,11 +117,20 @@ def test_every_checkpoint_of_a_backfill_reaches_prometheus_in_step_order(
         )
         done = {c["step"]: c for c in evaluated()}
         assert sorted(done) == list(STEPS)
-        end = time.time()
-        steps = range_points(base, 'recallwatch_checkpoint_step{run="demo"}', started, end)
-        recall = range_points(base, RECALL, started, end)
-        regression = range_points(base, REGRESSION, started, end)
-        up = range_points(base, 'up{job="recallwatch"}', started, end)
+
+        def ranges() -> dict[str, dict[float, float]] | None:
+            """The range queries up to now, once their last point has checkpoint-600."""
+            end = time.time()
+            series = {
+                "step": range_points(base, 'recallwatch_checkpoint_step{run="demo"}', started, end),
+                "recall": range_points(base, RECALL, started, end),
+                "regression": range_points(base, REGRESSION, started, end),
+                "up": range_points(base, 'up{job="recallwatch"}', started, end),
+            }
+            return series if series["step"][max(series["step"])] == 600.0 else None
+
+        got = wait_for(ranges, timeout=DEADLINE, interval=0.5, what="the range up to 600")
+        steps, recall, regression, up = (got[k] for k in ("step", "recall", "regression", "up"))
     store = Store.open(history.store, exclusive=False)
     try:
         stored: dict[int, set[bool]] = {}
@@ -150,7 +159,13 @@ def test_every_checkpoint_of_a_backfill_reaches_prometheus_in_step_order(
     # ... and the regression verdict it stored for it: the regressed checkpoints reached
     # Prometheus although a recovered one followed (one per scrape, none skipped).
     flagged = {int(steps[t]) for t in times if regression.get(t) == 1.0}
-    print("DEBUG", [(t - times[0], steps[t], recall[t], regression.get(t)) for t in times][::2], stored, first_scrape - started, [f - first_scrape for f in finished])
+    print(
+        "DEBUG",
+        [(t - times[0], steps[t], recall[t], regression.get(t)) for t in times][::2],
+        stored,
+        first_scrape - started,
+        [f - first_scrape for f in finished],
+    )
     assert flagged == {s for s, v in stored.items() if True in v}
     assert flagged >= {400}
     for t in times:

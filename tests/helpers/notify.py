@@ -6,7 +6,7 @@ import time
 
 from recallwatch.alerting.model import message_id
 from recallwatch.notify.outbox import MemoryOutbox
-from recallwatch.notify.retry import RetryPolicy
+from recallwatch.retry import RetryPolicy
 from tests.alerting.samples import regression_alert
 
 #: A Standard Webhooks secret (``whsec_`` + base64).

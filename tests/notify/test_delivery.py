@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import itertools
 import logging
-import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import closing, suppress
+from contextlib import suppress
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -29,61 +28,13 @@ from recallwatch.notify.delivery import Dispatcher
 from recallwatch.notify.http import Outgoing, new_session, send_once
 from recallwatch.notify.messages import AttemptResult
 from recallwatch.notify.outbox import MemoryOutbox
-from recallwatch.notify.retry import RetryPolicy, backoff_delay, classify_status, parse_retry_after
 from recallwatch.notify.webhook import verify, webhook_body
+from recallwatch.retry import RetryPolicy
 from recallwatch.store import AlertWrite, NewMessage, Store
 from tests.alerting.samples import regression_alert
 from tests.daemon.helpers import wait_for
 from tests.helpers.notify import FAST, SECRET, enqueue
 from tests.helpers.receivers import CLOSE, HANG, OK, Received, Receiver, Reply, always, first
-
-
-@pytest.mark.parametrize(
-    ("status", "expected"),
-    [
-        (200, "ok"),
-        (204, "ok"),
-        (301, "terminal"),
-        (400, "terminal"),
-        (401, "terminal"),
-        (404, "terminal"),
-        (408, "retry"),
-        (410, "terminal"),
-        (429, "retry"),
-        (500, "retry"),
-        (503, "retry"),
-    ],
-)
-def test_classify_status(status: int, expected: str) -> None:
-    assert classify_status(status) == expected
-
-
-def test_backoff_is_exponential_capped_and_jittered() -> None:
-    policy = RetryPolicy(base=1.0, factor=2.0, cap=60.0, jitter=0.5)
-    low = [backoff_delay(n, policy, lambda: 0.0) for n in range(1, 9)]
-    high = [backoff_delay(n, policy, lambda: 0.999999) for n in range(1, 9)]
-    assert low == [0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0]
-    assert high == pytest.approx([1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 60.0, 60.0], rel=1e-5)
-    assert backoff_delay(10_000, policy, lambda: 0.5) == 45.0  # no overflow at huge attempts
-    with pytest.raises(ValueError):
-        RetryPolicy(jitter=2.0)
-
-
-@pytest.mark.parametrize(
-    ("value", "expected"),
-    [
-        ("2", 2.0),
-        (" 120 ", 120.0),
-        ("Wed, 21 Oct 2015 07:28:10 GMT", 10.0),
-        ("Wed, 21 Oct 2015 07:27:00 GMT", 0.0),  # in the past: now
-        ("soon", None),
-        ("-3", None),
-        (None, None),
-    ],
-)
-def test_parse_retry_after(value: str | None, expected: float | None) -> None:
-    now = 1445412480.0  # Wed, 21 Oct 2015 07:28:00 GMT
-    assert parse_retry_after(value, now) == expected
 
 
 @pytest.fixture
@@ -474,28 +425,3 @@ def test_a_404_page_echoing_the_url_is_scrubbed_from_errors_and_logs(
     assert error.startswith("HTTP error 404: <pre>Cannot POST [redacted]")
     for secret in ("SECRETxyz", "tok-secret-2", "hookuser", "pw-secret-1", "/services/"):
         assert secret not in error and secret not in caplog.text
-
-
-def test_the_counter_migration_starts_from_the_outbox(tmp_path: Path) -> None:
-    path = tmp_path / "rw.db"
-    store = Store.open(path)
-    alert = regression_alert()
-    write = AlertWrite(alert, "firing", opened_at=0, notified_at=0, repeats=0)
-    store.ledger.apply_alerts(
-        [write], [NewMessage("h1", alert.id, "hook", "r", "firing", b"{}", 0)]
-    )
-    message = store.outbox.next_pending("hook")
-    assert message is not None
-    for state in ("pending", "failed"):
-        result = AttemptResult("retry" if state == "pending" else "terminal", 500, "HTTP error 500")
-        store.outbox.record_attempt(message, result, now=0, state=state, next_attempt_at=0)  # type: ignore[arg-type]
-    store.close()
-    with closing(sqlite3.connect(path)) as conn:  # as a store of schema 3 had it
-        conn.execute("DROP TABLE notification_counters")
-        conn.execute("ALTER TABLE checkpoints DROP COLUMN audit_only")  # added by 4 -> 5
-        conn.execute("PRAGMA user_version = 3")
-        conn.commit()
-    store = Store.open(path)
-    assert store.outbox.notification_failures() == {"hook": 2}
-    assert store.outbox.notifications_failed() == {"hook": 1}
-    store.close()

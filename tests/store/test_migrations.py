@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 import pytest
 
-from recallwatch.store import MIGRATIONS, SCHEMA_VERSION, Store, StoreError
+from recallwatch.notify.messages import AttemptResult
+from recallwatch.store import MIGRATIONS, SCHEMA_VERSION, AlertWrite, NewMessage, Store, StoreError
+from tests.alerting.samples import regression_alert
 
 
 def test_schema_is_migrated_once_and_wal(tmp_path: Path) -> None:
@@ -71,3 +74,29 @@ def test_every_migration_runs_in_order_from_an_empty_file(tmp_path: Path) -> Non
     assert "audit_only" in columns
     assert {"runs", "checkpoints", "evaluations", "verdicts", "alerts", "outbox"} <= tables
     assert {"fn_audit_failures", "notification_counters"} <= tables
+
+
+def test_the_counter_migration_starts_from_the_outbox(tmp_path: Path) -> None:
+    path = tmp_path / "rw.db"
+    store = Store.open(path)
+    alert = regression_alert()
+    write = AlertWrite(alert, "firing", opened_at=0, notified_at=0, repeats=0)
+    store.ledger.apply_alerts(
+        [write], [NewMessage("h1", alert.id, "hook", "r", "firing", b"{}", 0)]
+    )
+    message = store.outbox.next_pending("hook")
+    assert message is not None
+    for state in ("pending", "failed"):
+        result = AttemptResult("retry" if state == "pending" else "terminal", 500, "HTTP error 500")
+        store.outbox.record_attempt(message, result, now=0, state=state, next_attempt_at=0)  # type: ignore[arg-type]
+    store.close()
+    with closing(sqlite3.connect(path)) as conn:  # as a store of schema 3 had it
+        conn.execute("DROP TABLE notification_counters")
+        conn.execute("ALTER TABLE checkpoints DROP COLUMN audit_only")  # added by 4 -> 5
+        conn.execute("DROP TABLE review_labels")  # added by 5 -> 6
+        conn.execute("PRAGMA user_version = 3")
+        conn.commit()
+    store = Store.open(path)
+    assert store.outbox.notification_failures() == {"hook": 2}
+    assert store.outbox.notifications_failed() == {"hook": 1}
+    store.close()

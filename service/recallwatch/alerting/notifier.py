@@ -21,7 +21,7 @@ from recallwatch.config import Config
 from recallwatch.logs import fields
 from recallwatch.notify.channels import target_for
 from recallwatch.notify.delivery import Dispatcher
-from recallwatch.notify.retry import RetryPolicy
+from recallwatch.retry import RetryPolicy
 from recallwatch.store import CheckpointRow, Store
 
 __all__ = ["Notifier"]

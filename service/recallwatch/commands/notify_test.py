@@ -13,7 +13,7 @@ from recallwatch.errors import ConfigError
 from recallwatch.notify.channels import render, target_for
 from recallwatch.notify.delivery import Dispatcher
 from recallwatch.notify.outbox import MemoryOutbox
-from recallwatch.notify.retry import RetryPolicy
+from recallwatch.retry import RetryPolicy
 
 __all__ = ["add_parser", "run", "send_test"]
 

@@ -40,7 +40,7 @@ from recallwatch.logs import fields
 from recallwatch.notify.http import Outgoing, new_session, send_once, silence_url_logging
 from recallwatch.notify.messages import AttemptResult, MessageState, OutboxMessage
 from recallwatch.notify.outbox import Outbox
-from recallwatch.notify.retry import DEFAULT_POLICY, RetryPolicy, backoff_delay
+from recallwatch.retry import DEFAULT_POLICY, RetryPolicy, backoff_delay
 
 log = logging.getLogger(__name__)
 

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from urllib3._base_connection import BaseHTTPConnection
 
 from recallwatch.notify.messages import AttemptResult, Outcome
-from recallwatch.notify.retry import classify_status, parse_retry_after
+from recallwatch.retry import classify_status, parse_retry_after
 
 log = logging.getLogger(__name__)
 

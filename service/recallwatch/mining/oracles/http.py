@@ -15,7 +15,7 @@ Response, status 200::
 optional. Every id of the request must be answered once. Connection errors, timeouts, 429 and 5xx
 are retried with exponential backoff and jitter; a ``Retry-After`` header (seconds or an HTTP
 date) is honoured, capped at 30 s. The arithmetic is the notification delivery's
-(``notify.retry``: ``backoff_delay``, ``parse_retry_after``), not a second copy. Other statuses and
+(``retry``: ``backoff_delay``, ``parse_retry_after``), not a second copy. Other statuses and
 malformed answers fail at once. The session, the sleep function, the clock (for HTTP dates) and the
 random source of the jitter are injected so tests control them.
 
@@ -47,7 +47,7 @@ import requests
 
 from recallwatch.errors import ConfigError
 from recallwatch.mining.oracles.base import LABELS, JudgeError, Judgement, OracleInfo, Pair
-from recallwatch.notify.retry import RetryPolicy, backoff_delay, parse_retry_after
+from recallwatch.retry import RetryPolicy, backoff_delay, parse_retry_after
 
 __all__ = ["PROTOCOL", "HttpOracle", "redact_url", "resolve_http_headers"]
 
