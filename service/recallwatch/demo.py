@@ -140,7 +140,7 @@ class DemoTrainer:
         "mined_set": "mined/negatives-v2.jsonl",
     }
     #: Query noise per checkpoint: lower is better recall.
-    NOISE = (0.95, 0.85, 0.78, 0.72, 0.68, 0.66, 0.8, 0.88, 0.92, 0.95, 0.97, 0.98)
+    NOISE = (0.95, 0.85, 0.78, 0.72, 0.68, 0.66, 1.1, 1.2, 1.25, 1.3, 1.3, 1.3)
     BACKFILL = 3
 
     def __init__(self, workdir: Path) -> None:

@@ -2,15 +2,18 @@
 
 ``recallwatch serve`` backfills the six-checkpoint run of ``tests.helpers.history`` (all written
 before it starts; 400 and 500 regress after a mining change, 600 recovers) while a real Prometheus
-(Debian package ``prometheus``) scrapes it every 2 s. Prometheus starts only once three
-checkpoints are evaluated, so that several wait for the first scrape. Prometheus' range query must
-hold every step in order, each with the recall@10 the daemon computed for it and the regression
-verdict it stored for it. Every wait is for a condition, bounded by a generous deadline.
+(Debian package ``prometheus``), started first, scrapes it every 2 s. Once Prometheus has the
+first checkpoint, it is paused (SIGSTOP) until two more are evaluated, so that several checkpoints
+are evaluated between two scrapes however fast the machine is. Prometheus' range query must hold
+every step in order, each with the recall@10 the daemon computed for it and the regression verdict
+it stored for it. Every wait is for a condition, bounded by a generous deadline.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -40,12 +43,13 @@ REGRESSION = (
 
 @pytest.fixture
 def prometheus(tmp_path: Path) -> Iterator[Any]:
-    """Start Prometheus on a free loopback port, scraping a target every ``SCRAPE_INTERVAL``."""
+    """Start Prometheus on a free loopback port, scraping a target every ``SCRAPE_INTERVAL``:
+    its URL and process."""
     if not Path(PROMETHEUS).is_file():
         pytest.skip("Prometheus is not installed: apt-get install -y prometheus")
     procs: list[subprocess.Popen[bytes]] = []
 
-    def start(target: str) -> str:
+    def start(target: str) -> tuple[str, subprocess.Popen[bytes]]:
         port = free_port()
         config = tmp_path / "prometheus.yml"
         scrape = {"scrape_interval": SCRAPE_INTERVAL, "scrape_timeout": SCRAPE_INTERVAL}
@@ -65,7 +69,7 @@ def prometheus(tmp_path: Path) -> Iterator[Any]:
                     stderr=log,
                 )
             )
-        return f"http://127.0.0.1:{port}"
+        return f"http://127.0.0.1:{port}", procs[-1]
 
     yield start
     stop_processes(procs)
@@ -89,6 +93,13 @@ def range_points(base: str, promql: str, start: float, end: float) -> dict[float
     return {float(t): float(v) for t, v in result[0]["values"]} if result else {}
 
 
+def samples(base: str, selector: str) -> list[tuple[float, float]]:
+    """Every sample Prometheus stored for one series: (scrape time, value)."""
+    result = instant(base, f"{selector}[1h]")
+    assert len(result) == 1, result
+    return [(float(t), float(v)) for t, v in result[0]["values"]]
+
+
 def runs_of(values: list[float]) -> list[float]:
     """The values with consecutive repeats collapsed: the sequence of exported checkpoints."""
     return [v for i, v in enumerate(values) if i == 0 or v != values[i - 1]]
@@ -97,26 +108,25 @@ def runs_of(values: list[float]) -> list[float]:
 def test_every_checkpoint_of_a_backfill_reaches_prometheus_in_step_order(
     tmp_path: Path, prometheus: Any
 ) -> None:
-    with backfilled(tmp_path, wait=False) as history, history.api() as api:
+    port = free_port()
+    started = time.time()
+    base, proc = prometheus(f"127.0.0.1:{port}")  # scraping before the daemon is up
+    listen = {"listen": f"127.0.0.1:{port}"}
+    with backfilled(tmp_path, wait=False, http=listen) as history, history.api() as api:
 
         def evaluated() -> list[dict[str, Any]]:
             return [c for c in evaluations(api) if c["state"] == "evaluated"]
 
-        wait_for(lambda: len(evaluated()) >= 3, timeout=DEADLINE, interval=0.2, what="3 evaluated")
-        started = time.time()
-        base = prometheus(history.daemon.url.removeprefix("http://"))
-        # Prometheus reaches the latest checkpoint only after it was served every earlier one.
-        wait_for(
-            lambda: (
-                [float(r["value"][1]) for r in instant(base, "recallwatch_checkpoint_step")]
-                == [600.0]
-            ),
-            timeout=DEADLINE,
-            interval=0.5,
-            what="Prometheus to scrape checkpoint-600",
-        )
-        done = {c["step"]: c for c in evaluated()}
-        assert sorted(done) == list(STEPS)
+        def exported() -> list[float]:
+            return [float(r["value"][1]) for r in instant(base, "recallwatch_checkpoint_step")]
+
+        wait_for(lambda: exported() == [100.0], timeout=DEADLINE, interval=0.2, what="step 100")
+        # A scrape that comes late: two more checkpoints are evaluated before the next one.
+        os.kill(proc.pid, signal.SIGSTOP)
+        try:
+            wait_for(lambda: len(evaluated()) >= 3, timeout=DEADLINE, interval=0.2, what="3 done")
+        finally:
+            os.kill(proc.pid, signal.SIGCONT)
 
         def ranges() -> dict[str, dict[float, float]] | None:
             """The range queries up to now, once their last point has checkpoint-600."""
@@ -125,12 +135,15 @@ def test_every_checkpoint_of_a_backfill_reaches_prometheus_in_step_order(
                 "step": range_points(base, 'recallwatch_checkpoint_step{run="demo"}', started, end),
                 "recall": range_points(base, RECALL, started, end),
                 "regression": range_points(base, REGRESSION, started, end),
-                "up": range_points(base, 'up{job="recallwatch"}', started, end),
             }
-            return series if series["step"][max(series["step"])] == 600.0 else None
+            last = series["step"][max(series["step"])] if series["step"] else None
+            return series if last == 600.0 else None
 
-        got = wait_for(ranges, timeout=DEADLINE, interval=0.5, what="the range up to 600")
-        steps, recall, regression, up = (got[k] for k in ("step", "recall", "regression", "up"))
+        got = wait_for(ranges, timeout=DEADLINE, interval=0.5, what="the range up to step 600")
+        steps, recall, regression = got["step"], got["recall"], got["regression"]
+        scraped = samples(base, 'recallwatch_checkpoint_step{run="demo"}')
+        done = {c["step"]: c for c in evaluated()}
+        assert sorted(done) == list(STEPS)
     store = Store.open(history.store, exclusive=False)
     try:
         stored: dict[int, set[bool]] = {}
@@ -145,12 +158,13 @@ def test_every_checkpoint_of_a_backfill_reaches_prometheus_in_step_order(
     finally:
         store.close()
 
-    # The first scrape came after three checkpoints were evaluated: a real backlog.
-    first_scrape = min(t for t, v in up.items() if v == 1.0)
-    finished = sorted(c["evaluations"][0]["finished_at"] for c in done.values())
-    assert sum(f < first_scrape for f in finished) >= 3
-    # Every step, in step order, each exported for at least one scrape.
+    # Several checkpoints were evaluated between two scrapes: when a scrape was served a step, at
+    # least two later ones had finished already (the backlog the old exporter lost).
+    finished = {s: c["evaluations"][0]["finished_at"] for s, c in done.items()}
+    waiting = [sum(finished[s] < t for s in STEPS if s > step) for t, step in scraped]
+    assert max(waiting) >= 2, (scraped, finished)
     times = sorted(steps)
+    # Every step, in step order, each exported for at least one scrape.
     assert runs_of([steps[t] for t in times]) == [float(s) for s in STEPS]
     # At each point, the recall@10 the daemon computed for the checkpoint then exported ...
     for t in times:
@@ -159,13 +173,6 @@ def test_every_checkpoint_of_a_backfill_reaches_prometheus_in_step_order(
     # ... and the regression verdict it stored for it: the regressed checkpoints reached
     # Prometheus although a recovered one followed (one per scrape, none skipped).
     flagged = {int(steps[t]) for t in times if regression.get(t) == 1.0}
-    print(
-        "DEBUG",
-        [(t - times[0], steps[t], recall[t], regression.get(t)) for t in times][::2],
-        stored,
-        first_scrape - started,
-        [f - first_scrape for f in finished],
-    )
     assert flagged == {s for s, v in stored.items() if True in v}
     assert flagged >= {400}
     for t in times:

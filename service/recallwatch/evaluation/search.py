@@ -88,8 +88,12 @@ def prepare_embeddings(
                 np.flatnonzero(zero).astype(np.int64), "an all-zero vector (cosine is undefined)"
             )
         norms = np.sqrt(sq)
-        if np.abs(norms - 1.0).max(initial=0.0) > _NORM_TOLERANCE:
+        off = np.abs(norms - 1.0) > _NORM_TOLERANCE
+        # Row by row, so a row's score never depends on which shard it was read in.
+        if off.all():
             out /= norms[:, None]
+        elif off.any():
+            out[off] /= norms[off, None]
     return out
 
 
