@@ -85,6 +85,9 @@ class Evaluation(BaseModel):
 
     dataset: str
     encoder: str
+    #: the encoder's numeric precision (fp32, bf16, fp16); null for precomputed embeddings.
+    #: Regression rules compare only evaluations of the same precision.
+    precision: str | None = None
     config_hash: str
     status: str
     started_at: float
@@ -186,6 +189,7 @@ def _evaluation(e: EvaluationRow) -> dict[str, Any]:
     return {
         "dataset": e.dataset,
         "encoder": e.encoder,
+        "precision": e.precision,
         "config_hash": e.config_hash,
         "status": e.status,
         "started_at": e.started_at,

@@ -111,6 +111,7 @@ class Evaluator:
                 timings=result.timings,
                 counts=result.counts,
                 outcomes=result.outcomes,
+                precision=result.precision,
             ),
             run_id,
         )

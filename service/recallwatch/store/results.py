@@ -63,6 +63,7 @@ def _evaluation_row(row: sqlite3.Row) -> EvaluationRow:
         counts=json.loads(row["counts"] or "{}"),
         reason=row["reason"],
         message=row["message"],
+        precision=row["precision"],
     )
 
 
@@ -106,8 +107,8 @@ class Results:
         with self._db.transaction() as conn:
             cur = conn.execute(
                 "INSERT INTO evaluations(checkpoint_id, dataset, encoder, config_hash, status, "
-                "started_at, finished_at, metrics, timings, counts, outcomes) "
-                "VALUES (?, ?, ?, ?, 'done', ?, ?, ?, ?, ?, ?)",
+                "started_at, finished_at, metrics, timings, counts, outcomes, precision) "
+                "VALUES (?, ?, ?, ?, 'done', ?, ?, ?, ?, ?, ?, ?)",
                 (
                     ev.checkpoint_id,
                     ev.dataset,
@@ -119,6 +120,7 @@ class Results:
                     json.dumps(dict(ev.timings)),
                     json.dumps(dict(ev.counts)),
                     pack_outcomes(ev.outcomes),
+                    ev.precision,
                 ),
             )
             conn.executemany(

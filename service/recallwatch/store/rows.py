@@ -74,6 +74,8 @@ class NewEvaluation:
     counts: Mapping[str, int]
     #: query id -> relevant doc id -> 1-based rank in the top max(k), 0 when not retrieved.
     outcomes: Mapping[str, Mapping[str, int]]
+    #: The encoder's numeric precision (fp32, bf16, fp16); None for precomputed embeddings.
+    precision: str | None = None
 
 
 @dataclass(frozen=True)
@@ -94,6 +96,8 @@ class EvaluationRow:
     counts: dict[str, int]
     reason: str | None
     message: str | None
+    #: The encoder's numeric precision (fp32, bf16, fp16); None where not computed by recallwatch.
+    precision: str | None = None
 
 
 @dataclass(frozen=True)

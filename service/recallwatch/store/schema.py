@@ -183,12 +183,11 @@ MIGRATIONS: list[list[str]] = [
         "CREATE INDEX review_labels_by_set ON review_labels(mined_set, labelled_at)",
     ],
     # 6 -> 7: the numeric precision an evaluation's encoder computed in (fp32, bf16, fp16; NULL
-    # for precomputed embeddings). Evaluations stored before it were all fp32 where recallwatch
-    # encoded, so those of a model encoder (st) get 'fp32'.
+    # where recallwatch did not compute the embeddings: precomputed, python:). The st encoder's
+    # evaluations stored before it were all fp32.
     [
         "ALTER TABLE evaluations ADD COLUMN precision TEXT",
-        """UPDATE evaluations SET precision = 'fp32'
-            WHERE status = 'done' AND encoder NOT IN ('precomputed') AND encoder NOT LIKE 'python:%'""",
+        "UPDATE evaluations SET precision = 'fp32' WHERE status = 'done' AND encoder = 'st'",
     ],
 ]
 
