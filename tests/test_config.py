@@ -250,6 +250,40 @@ def test_dataset_key_changes_with_what_changes_the_numbers() -> None:
     assert key(base) != key(parse_config(other_split))
 
 
+def test_encoder_precision_and_its_part_in_the_dataset_key() -> None:
+    def key(encoder: dict[str, Any]) -> str:
+        config = parse_config(minimal(evaluation={"encoder": encoder}))
+        return dataset_key(config, config.runs[0], config.heldout[0])
+
+    assert parse_config(minimal()).evaluation.encoder.precision == "auto"
+    assert parse_config(minimal()).evaluation.encoder.options().precision == "auto"
+    (error,) = errors_of(minimal(evaluation={"encoder": {"spec": "st", "precision": "fp8"}}))
+    assert error[0] == "evaluation.encoder.precision"
+    st = {"spec": "st"}
+    keys = {p: key({**st, "precision": p}) for p in ("auto", "fp32", "bf16", "fp16")}
+    assert len(set(keys.values())) == 4  # st: the precision can change the numbers
+    # fp32 keeps the key an st evaluation had before precision existed (no re-evaluation).
+    import hashlib
+    import json
+
+    config = parse_config(minimal(evaluation={"encoder": {**st, "precision": "fp32"}}))
+    enc = config.evaluation.encoder.model_dump(
+        mode="json", exclude={"device", "batch_size", "precision"}
+    )
+    heldout = config.heldout[0]
+    doc = {
+        "encoder": enc,
+        "ks": config.evaluation.ks,
+        "similarity": config.evaluation.similarity,
+        "heldout": {"path": str(heldout.path), "split": "test", "relevance_level": 1},
+    }
+    blob = json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
+    assert keys["fp32"] == hashlib.sha256(blob).hexdigest()[:16]
+    # Precomputed embeddings have no precision of recallwatch's: the setting changes nothing.
+    pre = {"spec": "precomputed"}
+    assert key({**pre, "precision": "bf16"}) == key({**pre, "precision": "fp32"}) == key(pre)
+
+
 def test_check_config_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     heldout = tmp_path / "heldout"
     (heldout / "qrels").mkdir(parents=True)

@@ -223,3 +223,44 @@ def test_the_real_server_answers_with_a_date_and_stops(store: Store) -> None:
     finally:
         server.stop()
     assert not server._thread.is_alive()
+
+
+def test_the_encoders_precision_is_shown_with_each_evaluation(
+    store: Store, client: TestClient
+) -> None:
+    run = store.queue.ensure_run("st-run", "/runs/st", 1.0)
+    cid = store.queue.add_checkpoint(
+        run,
+        name="checkpoint-1",
+        path="/runs/st/checkpoint-1",
+        step=1,
+        eval_key=KEY,
+        completed_at=1.0,
+        now=1.0,
+    )
+    assert cid is not None
+    store.results.record_evaluation(
+        NewEvaluation(
+            checkpoint_id=cid,
+            dataset="synth",
+            encoder="st",
+            config_hash="k1",
+            started_at=1.0,
+            finished_at=2.0,
+            metrics={"recall": {10: 0.8}},
+            timings={},
+            counts={},
+            outcomes={"q1": {"d1": 1}},
+            precision="bf16",
+        ),
+        run,
+    )
+    store.queue.set_state(cid, "evaluated", 3.0)
+    page = client.get("/api/v1/runs/st-run/evaluations").json()
+    assert page["items"][0]["evaluations"][0]["precision"] == "bf16"
+    doc = client.get("/api/v1/runs/st-run/evaluations/checkpoint-1").json()
+    assert doc["evaluations"][0]["precision"] == "bf16"
+    assert doc["history"][0]["precision"] == "bf16"
+    # Precomputed embeddings have no precision of recallwatch's.
+    old = client.get("/api/v1/runs/demo/evaluations/checkpoint-1").json()
+    assert old["evaluations"][0]["precision"] is None

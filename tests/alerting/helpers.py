@@ -85,6 +85,7 @@ class Run:
         hits: np.ndarray | None,
         *,
         fn: FnEstimate | None = None,
+        precision: str | None = None,
     ) -> CheckpointRow:
         """A checkpoint evaluated with ``hits`` per query (failed when None), one minute later."""
         self.clock.now += 60
@@ -128,6 +129,7 @@ class Run:
                     timings={},
                     counts={},
                     outcomes=outcomes,
+                    precision=precision,
                 ),
                 self.run_id,
             )

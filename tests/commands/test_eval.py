@@ -75,6 +75,7 @@ def test_eval_error_exits_2_with_located_message(example, capsys) -> None:  # ty
         (["--k", "0,5"], "cutoffs must be positive integers"),
         (["--k", "ten"], "expected comma-separated integers"),
         (["--similarity", "hamming"], "invalid choice: 'hamming'"),
+        (["--precision", "fp8"], "invalid choice: 'fp8'"),
     ],
 )
 def test_eval_argument_errors(example, capsys, args: list[str], message: str) -> None:  # type: ignore[no-untyped-def]
@@ -83,6 +84,31 @@ def test_eval_argument_errors(example, capsys, args: list[str], message: str) ->
         main(["eval", "--heldout", str(heldout), "--checkpoint", str(ckpt), *args])
     assert info.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_st_eval_records_the_precision_it_used(tmp_path: Path, minilm_dir: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    """``--precision auto`` on the real MiniLM: the device's bf16 where it has it (the probe
+    passes for this model), else fp32; ``--precision fp32`` is fp32. Both shown and written."""
+    from recallwatch.encoders.precision import capability
+
+    s = write_heldout(tmp_path / "heldout", num_docs=60, num_queries=6, dim=8, seed=2)
+    used = {}
+    for precision in ("auto", "fp32"):
+        out = tmp_path / f"{precision}.json"
+        args = ["eval", "--heldout", str(s.path), "--checkpoint", str(minilm_dir)]
+        args += ["--encoder", "st", "--precision", precision, "--k", "1,10", "--json", str(out)]
+        assert main(args) == 0
+        used[precision] = json.loads(out.read_text())["precision"]
+        assert f"encoder sentence-transformers ({used[precision]})" in capsys.readouterr().out
+    assert used == {"auto": capability("cpu") or "fp32", "fp32": "fp32"}
+
+
+def test_precomputed_eval_has_no_precision(example, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    heldout, ckpt = example
+    out = tmp_path / "e.json"
+    args = ["eval", "--heldout", str(heldout), "--checkpoint", str(ckpt)]
+    assert main([*args, "--encoder", "precomputed", "--precision", "bf16", "--json", str(out)]) == 0
+    assert json.loads(out.read_text())["precision"] is None
 
 
 def test_bad_encoder_is_a_config_error(example, capsys) -> None:  # type: ignore[no-untyped-def]

@@ -11,7 +11,9 @@ it stored for it. Every wait is for a condition, bounded by a generous deadline.
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -25,7 +27,7 @@ import pytest
 import yaml
 
 from recallwatch.store import Store
-from tests.daemon.helpers import free_port, stop_processes, wait_for
+from tests.daemon.helpers import REPO, free_port, stop_processes, wait_for
 from tests.helpers.history import STEPS, backfilled, evaluations
 
 PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
@@ -93,6 +95,15 @@ def range_points(base: str, promql: str, start: float, end: float) -> dict[float
     return {float(t): float(v) for t, v in result[0]["values"]} if result else {}
 
 
+def xy_marker_query() -> str:
+    """The shipped dashboard's mining-change marker on the recall-against-step panel, with its
+    variables matching everything."""
+    dashboard = json.loads((REPO / "dashboards" / "recallwatch.json").read_text())
+    (panel,) = [p for p in dashboard["panels"] if p["type"] == "xychart"]
+    (target,) = [t for t in panel["targets"] if t["legendFormat"] == "mining change"]
+    return re.sub(r"\$\w+", ".*", target["expr"])
+
+
 def samples(base: str, selector: str) -> list[tuple[float, float]]:
     """Every sample Prometheus stored for one series: (scrape time, value)."""
     result = instant(base, f"{selector}[1h]")
@@ -120,7 +131,7 @@ def test_every_checkpoint_of_a_backfill_reaches_prometheus_in_step_order(
         def exported() -> list[float]:
             return [float(r["value"][1]) for r in instant(base, "recallwatch_checkpoint_step")]
 
-        wait_for(lambda: exported() == [100.0], timeout=DEADLINE, interval=0.2, what="step 100")
+        wait_for(exported, timeout=DEADLINE, interval=0.2, what="Prometheus to have a step")
         # A scrape that comes late: two more checkpoints are evaluated before the next one.
         os.kill(proc.pid, signal.SIGSTOP)
         try:
@@ -135,12 +146,14 @@ def test_every_checkpoint_of_a_backfill_reaches_prometheus_in_step_order(
                 "step": range_points(base, 'recallwatch_checkpoint_step{run="demo"}', started, end),
                 "recall": range_points(base, RECALL, started, end),
                 "regression": range_points(base, REGRESSION, started, end),
+                "marker": range_points(base, xy_marker_query(), started, end),
             }
             last = series["step"][max(series["step"])] if series["step"] else None
             return series if last == 600.0 else None
 
         got = wait_for(ranges, timeout=DEADLINE, interval=0.5, what="the range up to step 600")
         steps, recall, regression = got["step"], got["recall"], got["regression"]
+        marker = got["marker"]
         scraped = samples(base, 'recallwatch_checkpoint_step{run="demo"}')
         done = {c["step"]: c for c in evaluated()}
         assert sorted(done) == list(STEPS)
@@ -178,3 +191,6 @@ def test_every_checkpoint_of_a_backfill_reaches_prometheus_in_step_order(
     for t in times:
         verdicts = stored[int(steps[t])]
         assert (regression.get(t) is None) == (not verdicts), (t, steps[t])
+    # The dashboard marks the mining change at the step of the first checkpoint mined with B.
+    assert {steps[t] for t in marker} == {400.0}
+    assert set(marker.values()) == {1.0}

@@ -104,7 +104,11 @@ def test_serve_evaluates_each_complete_checkpoint_once_in_order(
         )
         for step in (200, 300)
     }
-    text = api.get("/metrics").text
+    # Nothing scraped yet: each scrape is served the next evaluated checkpoint in step order
+    # (checkpoint-200 finished last), then the latest stays.
+    texts = [api.get("/metrics").text for _ in range(3)]
+    assert [sample(t, "recallwatch_checkpoint_step", run="demo") for t in texts] == [100, 200, 300]
+    text = texts[-1]
     labels = {"run": "demo", "dataset": "synth"}
     for k in (1, 10, 100):
         for metric in ("recall", "success", "mrr", "ndcg"):
@@ -162,13 +166,17 @@ def test_restart_reexports_from_the_store_without_reevaluating(
     first = serve(config, tmp_path / "first.log").start()
     with httpx.Client(base_url=first.url, timeout=10) as api:
         wait_for(lambda: evaluated(api, 2), what="backfill")
+        api.get("/metrics")  # served checkpoint-1; the next scrape, the latest
         before = api.get("/metrics").text
+    assert sample(before, "recallwatch_checkpoint_step", run="demo") == 2
     assert first.stop() == 0
 
     second = serve(config, tmp_path / "second.log").start()
     api = httpx.Client(base_url=second.url, timeout=10)
     request.addfinalizer(api.close)
     after = api.get("/metrics").text
+    # The restart starts at the latest checkpoint: what was evaluated before it is not replayed.
+    assert sample(after, "recallwatch_checkpoint_step", run="demo") == 2
     for name in ("recallwatch_recall_ratio", "recallwatch_evaluations_total"):
         labels = {"run": "demo"} if name.endswith("total") else {"run": "demo", "k": "10"}
         assert sample(after, name, **labels) == sample(before, name, **labels)

@@ -29,6 +29,8 @@ def bf16_fragile_minilm(tmp_path: Path, minilm_dir: Path) -> Path:
     ckpt = tmp_path / "checkpoint-fragile"
     shutil.copytree(minilm_dir, ckpt, ignore=shutil.ignore_patterns("model.safetensors"))
     weights = load_file(str(minilm_dir / "model.safetensors"))
-    weights["embeddings.word_embeddings.weight"] = weights["embeddings.word_embeddings.weight"] + 256
+    weights["embeddings.word_embeddings.weight"] = (
+        weights["embeddings.word_embeddings.weight"] + 256
+    )
     save_file(weights, str(ckpt / "model.safetensors"), metadata={"format": "pt"})
     return ckpt

@@ -1,4 +1,4 @@
-"""The reduced-precision copy of a SentenceTransformer: fused linears, mask dropping, fp32 output."""
+"""A SentenceTransformer's reduced-precision copy: fused linears, mask dropping, fp32 output."""
 
 from __future__ import annotations
 
@@ -8,9 +8,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
+pytest.importorskip("torch")
 
-from recallwatch.encoders.st_fast import (  # noqa: E402 - after the importorskip
+import torch
+
+from recallwatch.encoders.st_fast import (
     OneDnnLinear,
     drop_full_attention_mask,
     fuse_cpu_linears,
@@ -19,7 +21,7 @@ from recallwatch.encoders.st_fast import (  # noqa: E402 - after the importorski
 )
 
 
-class Recorder(torch.nn.Module):  # type: ignore[misc]
+class Recorder(torch.nn.Module):
     """A model whose forward records the attention mask it was given."""
 
     def __init__(self) -> None:
@@ -68,8 +70,10 @@ def test_reduced_copy_leaves_the_fp32_model_alone(minilm_dir: Path) -> None:
     before = model.encode(texts)
     fast = reduced_copy(model, "bf16", "cpu")
     assert fast is not None and fast is not model
-    assert next(transformer_module(model).auto_model.parameters()).dtype == torch.float32
-    assert next(transformer_module(fast).auto_model.parameters()).dtype == torch.bfloat16
+    plain, reduced = transformer_module(model), transformer_module(fast)
+    assert plain is not None and reduced is not None
+    assert next(plain.auto_model.parameters()).dtype == torch.float32
+    assert next(reduced.auto_model.parameters()).dtype == torch.bfloat16
     got = fast.encode(texts)
     assert got.dtype == np.float32
     cos = (got * before).sum(1) / np.linalg.norm(got, axis=1) / np.linalg.norm(before, axis=1)

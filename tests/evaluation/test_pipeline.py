@@ -21,7 +21,9 @@ from recallwatch.synthetic.heldout import write_heldout, write_precomputed_check
 @pytest.fixture
 def synth(tmp_path: Path) -> tuple[HeldoutSet, Path]:
     s = write_heldout(tmp_path / "heldout", num_docs=503, num_queries=40, dim=16, seed=3)
-    return load_heldout(s.path, "test"), write_precomputed_checkpoint(tmp_path / "ckpt", s, noise=0.5)
+    return load_heldout(s.path, "test"), write_precomputed_checkpoint(
+        tmp_path / "ckpt", s, noise=0.5
+    )
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float16"])

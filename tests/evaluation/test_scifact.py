@@ -63,3 +63,21 @@ def test_st_encoder_path_produces_the_cached_embeddings(
     assert np.allclose(q_live, q_cached, atol=1e-4)
     assert ev.mean("ndcg", 10) == pytest.approx(cached.mean("ndcg", 10), abs=1e-6)
     assert ev.encoder == "sentence-transformers"
+
+
+@pytest.mark.slow
+def test_reduced_precision_keeps_the_scifact_metrics_of_fp32(
+    scifact_dir: Path, minilm_dir: Path, scifact_minilm: object
+) -> None:
+    """``auto`` (bf16 where the CPU has it, after the parity probe) on the full SciFact test set:
+    recall@k and nDCG@k within 0.002 of the fp32 embeddings."""
+    from recallwatch.encoders import EncoderOptions
+
+    heldout = load_heldout(scifact_dir, "test")
+    source = open_source("st", minilm_dir, EncoderOptions(batch_size=32, precision="auto"))
+    ev = evaluate(heldout, source, ks=(1, 10, 100))
+    fp32 = evaluate(heldout, CachedEmbeddingSource(heldout, scifact_minilm), ks=(1, 10, 100))
+    for metric in ("recall", "ndcg"):
+        for k in (1, 10, 100):
+            assert ev.mean(metric, k) == pytest.approx(fp32.mean(metric, k), abs=0.002)
+    assert ev.precision in ("bf16", "fp32")

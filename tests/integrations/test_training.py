@@ -136,7 +136,10 @@ def test_training_remines_mid_run_and_the_daemon_attributes_the_change(
     # The daemon audited each mined set (it reads the ids mine wrote).
     assert after["false_negatives"] is not None and after["false_negatives"]["sample_size"] > 0
     assert before["false_negatives"] is not None
-    metrics = api.get("/metrics").text
+    # Each scrape is served the next evaluated checkpoint (docs/daemon.md#metrics): the fourth,
+    # the latest, trained on the re-mined set.
+    metrics = [api.get("/metrics").text for _ in ckpts][-1]
+    assert 'recallwatch_checkpoint_step{run="hardneg"} 4.0' in metrics
     assert 'recallwatch_mining_change_timestamp_seconds{run="hardneg"}' in metrics
 
     # fn-rate on the risky mined set can recommend a margin: the scores are there.

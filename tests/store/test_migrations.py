@@ -94,9 +94,37 @@ def test_the_counter_migration_starts_from_the_outbox(tmp_path: Path) -> None:
         conn.execute("DROP TABLE notification_counters")
         conn.execute("ALTER TABLE checkpoints DROP COLUMN audit_only")  # added by 4 -> 5
         conn.execute("DROP TABLE review_labels")  # added by 5 -> 6
+        conn.execute("ALTER TABLE evaluations DROP COLUMN precision")  # added by 6 -> 7
         conn.execute("PRAGMA user_version = 3")
         conn.commit()
     store = Store.open(path)
     assert store.outbox.notification_failures() == {"hook": 2}
     assert store.outbox.notifications_failed() == {"hook": 1}
+    store.close()
+
+
+def test_stored_st_evaluations_are_fp32_after_the_precision_migration(tmp_path: Path) -> None:
+    """6 -> 7: the st encoder computed in fp32 before precision existed; precomputed has none."""
+    path = tmp_path / "rw.db"
+    with closing(sqlite3.connect(path)) as conn:
+        for migration in MIGRATIONS[:6]:
+            for statement in migration:
+                conn.execute(statement)
+        conn.execute("PRAGMA user_version = 6")
+        conn.execute("INSERT INTO runs(id, name, directory, created_at) VALUES (1, 'a', '/a', 1)")
+        conn.execute(
+            "INSERT INTO checkpoints(id, run_id, name, path, state, eval_key, completed_at, "
+            "discovered_at, updated_at) VALUES (1, 1, 'c', '/a/c', 'evaluated', '{}', 1, 1, 1)"
+        )
+        for i, (encoder, status) in enumerate(
+            (("st", "done"), ("precomputed", "done"), ("st", "failed")), start=1
+        ):
+            conn.execute(
+                "INSERT INTO evaluations(id, checkpoint_id, dataset, encoder, config_hash, status, "
+                "started_at, finished_at) VALUES (?, 1, 'd', ?, ?, ?, 1, 2)",
+                (i, encoder, f"k{i}", status),
+            )
+        conn.commit()
+    store = Store.open(path)
+    assert [e.precision for e in store.results.evaluations(1)] == ["fp32", None, None]
     store.close()

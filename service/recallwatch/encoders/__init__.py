@@ -25,11 +25,11 @@ from recallwatch.encoders.precomputed import PrecomputedSource
 from recallwatch.errors import ConfigError
 
 __all__ = [
+    "PRECISIONS",
     "CorpusShard",
     "EmbeddingSource",
     "Encoder",
     "EncoderOptions",
-    "PRECISIONS",
     "Precision",
     "TextEncoderSource",
     "TextKind",

@@ -14,8 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import Sequence
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -194,7 +193,12 @@ class SentenceTransformerEncoder:
         return None if dim is None else int(dim)
 
     def _run(
-        self, model: Any, texts: Sequence[str], kind: TextKind, batch_size: int, progress: bool = False
+        self,
+        model: Any,
+        texts: Sequence[str],
+        kind: TextKind,
+        batch_size: int,
+        progress: bool = False,
     ) -> npt.NDArray[np.float32]:
         out = model.encode(
             list(texts),

@@ -69,7 +69,7 @@ class OneDnnLinear(torch.nn.Module):
 
 def _onednn_linear_works(dtype: torch.dtype) -> bool:
     """Whether oneDNN's fused linear runs here in ``dtype`` and matches ``F.linear``."""
-    if not torch.backends.mkldnn.is_available():
+    if not torch.backends.mkldnn.is_available():  # type: ignore[no-untyped-call]
         return False
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(3, 5, 16, generator=gen).to(dtype)
@@ -113,7 +113,7 @@ def drop_full_attention_mask(model: torch.nn.Module) -> None:
             kwargs["attention_mask"] = None
         return forward(*args, **kwargs)
 
-    model.forward = without_full_mask  # type: ignore[method-assign]
+    model.forward = without_full_mask
 
 
 def _outputs_to_fp32(_module: torch.nn.Module, _args: Any, output: Any) -> Any:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -48,6 +48,7 @@ DEFAULT_SHARD_BYTES = 192 << 20
 def shard_rows_for(dim: int, shard_bytes: int = DEFAULT_SHARD_BYTES) -> int:
     """Rows per shard so that a float32 shard of ``dim`` columns is about ``shard_bytes``."""
     return max(1024, shard_bytes // (4 * max(1, dim)))
+
 
 Progress = Callable[[int, int], None]
 
@@ -93,7 +94,7 @@ def _prepared(shard: CorpusShard, heldout: HeldoutSet, similarity: Similarity) -
 
 def _read_ahead(
     shards: Iterator[CorpusShard], prepare: Callable[[CorpusShard], np.ndarray]
-) -> Iterator[tuple[CorpusShard, np.ndarray]]:
+) -> Generator[tuple[CorpusShard, np.ndarray], None, None]:
     """Yield each shard with its prepared block, producing the next one in a worker meanwhile."""
 
     def produce() -> tuple[CorpusShard, np.ndarray] | None:

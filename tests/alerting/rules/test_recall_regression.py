@@ -236,3 +236,20 @@ def test_rules_of_the_same_comparison_get_their_own_verdict_kinds(
         "ndcg": "previous_mining",
         "pinned": "pinned",
     }
+
+
+def test_a_change_of_precision_is_not_a_regression(store: Store, synthetic: SyntheticSet) -> None:
+    """A bf16 evaluation is never compared with fp32 ones: no baseline, no verdict, no alert."""
+    config = make_config(synthetic.path, [{"name": "reg", "type": "recall_regression"}])
+    clock = Clock()
+    run = Run(store, config, synthetic, clock)
+    alerting = Alerting(config, store, clock=clock)
+    for step, mining, h in ((100, A, hits(60)), (200, A, hits(50))):
+        alerting.after_checkpoint(run.add(step, mining, h, precision="fp32"))
+    other = run.add(300, B, hits(120), precision="bf16")
+    alerting.after_checkpoint(other)
+    assert outbox(store) == []
+    assert store.ledger.verdicts(other.id) == []
+    # The same drop in the same precision is compared, and fires.
+    alerting.after_checkpoint(run.add(400, B, hits(120), precision="fp32"))
+    assert [event for event, _, _ in outbox(store)] == ["firing"]

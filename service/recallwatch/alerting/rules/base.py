@@ -157,18 +157,21 @@ class RuleContext:
         """The run's evaluated checkpoints (and ``row``) in step order, with ``metric@k``.
 
         Returns their summaries and, for those evaluated on ``dataset``, checkpoint id ->
-        (row, evaluation id).
+        (row, evaluation id). An evaluation in another numeric precision than ``row``'s (bf16 vs
+        fp32) is not comparable: it counts as not evaluated, so it is never a baseline.
         """
         rows = self.store.queue.checkpoints(row.run, states=["evaluated"])
         if all(r.id != row.id for r in rows):
             rows.append(row)
         rows.sort(key=by_step)
+        mine = next((e for e in self.current_evaluations(row.id) if e.dataset == dataset), None)
+        precision = None if mine is None else mine.precision
         summaries: list[CheckpointSummary] = []
         evaluations: dict[int, tuple[CheckpointRow, int]] = {}
         for r in rows:
             ev = next((e for e in self.current_evaluations(r.id) if e.dataset == dataset), None)
             value = None
-            if ev is not None:
+            if ev is not None and ev.precision == precision:
                 value = ev.metrics.get(metric, {}).get(k)
                 evaluations[r.id] = (r, ev.id)
             summaries.append(CheckpointSummary(r.id, r.name, r.step, r.mining_fingerprint, value))
