@@ -80,6 +80,10 @@ def _seconds(duration: str) -> int:
     return int(number) * _UNITS[unit]
 
 
+#: How long a regression alert holds after the last regressed sample (see the regression alerts).
+HOLD = "10m"
+
+
 def rule_groups(
     job_selector: str,
     runbook_base_url: str,
@@ -129,12 +133,18 @@ def rule_groups(
             # Only verdicts against the previous mining configuration's baseline, on runs whose
             # mining configuration did change (the exporter exports the change timestamp only
             # then). Same-mining and pinned-baseline verdicts are RecallRegression below.
-            """
-max by (run, dataset, k) (recallwatch_recall_regression{compare_with="previous_mining"} == 1)
+            # max_over_time: during a backfill the exporter shows each checkpoint to one scrape
+            # only (docs/daemon.md), so a regressed checkpoint followed quickly by a recovered
+            # one is a single sample; the verdict is already a statistical decision, so one
+            # sample fires, and the alert holds for HOLD after the last regressed sample.
+            f"""
+max by (run, dataset, k) (
+  max_over_time(recallwatch_recall_regression{{compare_with="previous_mining"}}[{HOLD}]) == 1
+)
 and on (run)
-recallwatch_mining_change_timestamp_seconds
+max by (run) (max_over_time(recallwatch_mining_change_timestamp_seconds[{HOLD}]))
 """,
-            "5m",
+            "0m",
             "critical",
             "recall@{{ $labels.k }} regressed on run {{ $labels.run }} ({{ $labels.dataset }}) "
             "after a mining change",
@@ -148,10 +158,12 @@ recommended filter.
         ),
         alert(
             "RecallRegression",
-            """
-max by (run, dataset, k) (recallwatch_recall_regression{compare_with=~"same_mining|pinned"} == 1)
+            f"""
+max by (run, dataset, k) (
+  max_over_time(recallwatch_recall_regression{{compare_with=~"same_mining|pinned"}}[{HOLD}]) == 1
+)
 """,
-            "5m",
+            "0m",
             "warning",
             "recall@{{ $labels.k }} regressed on run {{ $labels.run }} ({{ $labels.dataset }}), "
             "not after a mining change",
