@@ -25,10 +25,9 @@ from recallwatch.exporter import (
     DURATION_BUCKETS,
     EVALUATION_FAILURE_REASONS,
     FAMILIES,
-    HEALTH_FAMILIES,
-    DaemonHealthCollector,
     RecallwatchCollector,
 )
+from recallwatch.exporter_health import HEALTH_FAMILIES, DaemonHealthCollector
 from recallwatch.server import MetricsApp
 from recallwatch.store import FnBucket, FnEstimate, NewEvaluation, Store
 

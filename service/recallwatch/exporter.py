@@ -16,7 +16,6 @@ from __future__ import annotations
 import importlib.metadata
 import platform
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
-from typing import Any
 
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -37,8 +36,6 @@ __all__ = [
     "EVALUATION_FAILURE_REASONS",
     "FAMILIES",
     "HEADLINE_METRICS",
-    "HEALTH_FAMILIES",
-    "DaemonHealthCollector",
     "RecallwatchCollector",
     "build_labels",
 ]
@@ -143,15 +140,6 @@ CHECKPOINT_FAMILIES = (
 _CHECKPOINT_SAMPLES = frozenset(
     f"{n}_info" if FAMILIES[n] == "info" else n for n in CHECKPOINT_FAMILIES
 )
-
-#: The families ``DaemonHealthCollector`` exports.
-HEALTH_FAMILIES: dict[str, str] = {
-    "recallwatch_ready": "gauge",
-    "recallwatch_scheduler_running": "gauge",
-    "recallwatch_last_poll_timestamp_seconds": "gauge",
-    "recallwatch_last_poll_error": "gauge",
-    "recallwatch_evaluations_running": "gauge",
-}
 
 
 def _described(families: Mapping[str, str]) -> list[Metric]:
@@ -468,52 +456,3 @@ def build_labels(version: str) -> dict[str, str]:
     for label, names in BUILD_DISTRIBUTIONS.items():
         labels[f"{label}_version"] = _distribution_version(names)
     return labels
-
-
-class DaemonHealthCollector(Collector):
-    """The daemon's own health, as ``/readyz`` knows it (``Daemon.readiness``), at scrape time.
-
-    ``recallwatch_ready`` (the readiness verdict), ``recallwatch_scheduler_running``,
-    ``recallwatch_last_poll_timestamp_seconds`` (absent before the first poll),
-    ``recallwatch_last_poll_error`` (1 when the last poll met an error) and
-    ``recallwatch_evaluations_running``.
-    """
-
-    def __init__(self, readiness: Callable[[], Mapping[str, Any]]) -> None:
-        self.readiness = readiness
-
-    def describe(self) -> Iterable[Metric]:
-        """Every family's name and type, without calling the daemon."""
-        return _described(HEALTH_FAMILIES)
-
-    def collect(self) -> Iterator[Metric]:
-        """Build the health gauges from one readiness check."""
-        state = self.readiness()
-        checks: Mapping[str, Any] = state.get("checks") or {}
-        yield GaugeMetricFamily(
-            "recallwatch_ready",
-            "1 when /readyz answers ready (store open, scheduler running, last poll recent).",
-            value=float(bool(state.get("ready"))),
-        )
-        yield GaugeMetricFamily(
-            "recallwatch_scheduler_running",
-            "1 while the daemon's scheduler (discovery polls, notification ticks) runs.",
-            value=float(bool(checks.get("scheduler"))),
-        )
-        last_poll = GaugeMetricFamily(
-            "recallwatch_last_poll_timestamp_seconds",
-            "When the daemon last finished scanning the runs for new checkpoints.",
-        )
-        if state.get("last_poll_at") is not None:
-            last_poll.add_metric([], float(state["last_poll_at"]))
-        yield last_poll
-        yield GaugeMetricFamily(
-            "recallwatch_last_poll_error",
-            "1 when the last poll met an error scanning a run (the log and /readyz say which).",
-            value=float(state.get("last_poll_error") is not None),
-        )
-        yield GaugeMetricFamily(
-            "recallwatch_evaluations_running",
-            "Evaluations running now.",
-            value=float(state.get("evaluating") or 0),
-        )

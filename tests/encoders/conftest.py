@@ -19,9 +19,10 @@ def synth(tmp_path: Path) -> tuple[SyntheticSet, HeldoutSet, Path]:
 
 @pytest.fixture
 def bf16_fragile_minilm(tmp_path: Path, minilm_dir: Path) -> Path:
-    """A real MiniLM checkpoint whose numbers do not survive bf16: the word embeddings carry a
-    constant offset of 256 that the embedding LayerNorm removes in fp32, while bf16 (8 bits of
-    mantissa: steps of 2 at 256) rounds away the information riding on it."""
+    """A real MiniLM checkpoint whose numbers do not survive bf16 linear layers: each attention
+    output projection's bias carries a constant offset of 256, which the LayerNorm after it removes
+    exactly in fp32, while a bf16 output (8 bits of mantissa: steps of 2 at 256) rounds away the
+    whole signal riding on it."""
     import shutil
 
     from safetensors.torch import load_file, save_file
@@ -29,8 +30,8 @@ def bf16_fragile_minilm(tmp_path: Path, minilm_dir: Path) -> Path:
     ckpt = tmp_path / "checkpoint-fragile"
     shutil.copytree(minilm_dir, ckpt, ignore=shutil.ignore_patterns("model.safetensors"))
     weights = load_file(str(minilm_dir / "model.safetensors"))
-    weights["embeddings.word_embeddings.weight"] = (
-        weights["embeddings.word_embeddings.weight"] + 256
-    )
+    for name in weights:
+        if name.endswith("attention.output.dense.bias"):
+            weights[name] = weights[name] + 256
     save_file(weights, str(ckpt / "model.safetensors"), metadata={"format": "pt"})
     return ckpt

@@ -69,7 +69,7 @@ def test_parity_passes_for_rounding_and_fails_for_a_different_direction() -> Non
     bad[3] = rng.standard_normal(32)
     q = parity(ref, bad, "bf16")
     assert not q.passed and q.min_cosine < 0.5
-    assert "FAILED" in q.describe() and "bf16 vs fp32 on 6 held-out texts" in q.describe()
+    assert "FAILED" in q.describe() and "bf16 vs fp32 on 6 probe embeddings" in q.describe()
 
 
 def test_parity_counts_non_finite_zero_or_misshapen_output_as_failed() -> None:

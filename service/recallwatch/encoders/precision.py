@@ -83,6 +83,7 @@ class Parity:
     """The outcome of a parity probe."""
 
     candidate: Resolved
+    #: embeddings compared (the st encoder encodes each probe text two ways: 2 per text)
     texts: int
     min_cosine: float
     threshold: float
@@ -96,7 +97,7 @@ class Parity:
         """One line for the log."""
         verdict = "passed" if self.passed else "FAILED"
         return (
-            f"parity probe {verdict}: {self.candidate} vs fp32 on {self.texts} held-out texts, "
+            f"parity probe {verdict}: {self.candidate} vs fp32 on {self.texts} probe embeddings, "
             f"minimum cosine {self.min_cosine:.6f} (threshold {self.threshold})"
         )
 

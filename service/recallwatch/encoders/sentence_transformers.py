@@ -171,7 +171,18 @@ class SentenceTransformerEncoder:
             want = self._run(self.model, texts, kind, len(texts))
             for batch_size in (1, len(texts)):
                 reference.append(want)
-                reduced.append(self._run(fast, texts, kind, batch_size))
+                try:
+                    reduced.append(self._run(fast, texts, kind, batch_size))
+                except Exception as exc:  # a reduced copy that cannot run fails the probe
+                    log.warning(
+                        "precision auto: the %s copy failed in the parity probe (%s: %s); "
+                        "using fp32",
+                        candidate,
+                        type(exc).__name__,
+                        exc,
+                    )
+                    self.precision = "fp32"
+                    return
         self.parity = parity(
             np.concatenate(reference), np.concatenate(reduced), candidate, self.parity_threshold
         )

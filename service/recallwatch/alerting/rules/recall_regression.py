@@ -8,7 +8,9 @@ stays open until a checkpoint is clearly not regressed (hysteresis, ``still_regr
 of an older baseline stays open while the checkpoint is still regressed against that baseline.
 
 A resolution carries what resolved it (``Resolution``): the checkpoint, its metric against the
-same baseline as the firing evidence, and the test that says it is no longer regressed.
+same baseline as the firing evidence, and the test that says it is no longer regressed. This
+module decides and reads the evidence; ``regression_alerts`` writes the alert's texts, evidence
+and resolution.
 """
 
 from __future__ import annotations
@@ -16,17 +18,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
-from recallwatch.alerting.evidence import fn_snapshot, recommendation
 from recallwatch.alerting.level import LevelVerdict, decide_level, level_plan
-from recallwatch.alerting.model import (
-    ALERTNAMES,
-    Alert,
-    AlertKey,
-    BaselineRef,
-    Evidence,
-    MetricChange,
-    Resolution,
-)
+from recallwatch.alerting.model import ALERTNAMES, Alert, AlertKey
 from recallwatch.alerting.regression import (
     Baseline,
     CheckpointSummary,
@@ -44,13 +37,15 @@ from recallwatch.alerting.rules.base import (
     VerdictWrite,
     register,
 )
+from recallwatch.alerting.rules.regression_alerts import (
+    firing_alert,
+    resolution_for,
+    superseded_resolution,
+)
 from recallwatch.config import HeldoutConfig, RecallRegressionRule
 from recallwatch.store import AlertRecord, CheckpointRow
 
 __all__ = ["RecallRegression", "verdict_kind"]
-
-#: How many changed mining keys an alert's description names.
-MINING_KEYS_NAMED = 10
 
 
 def verdict_kind(rule: RecallRegressionRule, rules: Sequence[RuleConfig]) -> str:
@@ -171,7 +166,7 @@ class RecallRegression(AlertRule[RecallRegressionRule]):
             # Hysteresis: an open alert stays open until the checkpoint is clearly not regressed.
             firing = still_regressed(verdict, rule.resolve_alpha)
             if not firing:
-                resolution = self._resolution(row, base_row.name, dataset, k, verdict)
+                resolution = resolution_for(rule, row, base_row.name, dataset, k, verdict)
         else:
             flags = self._earlier_verdicts(row, history, dataset, k, baseline)
             firing = confirmed([*flags, verdict.regressed], rule.confirm)
@@ -214,15 +209,7 @@ class RecallRegression(AlertRule[RecallRegressionRule]):
         superseded = f"superseded: the baseline is now {key.baseline}"
         old = next((c for c in history if c.name == old_key.baseline and c.id in evaluations), None)
         firing = False
-        resolution = Resolution(
-            summary=f"{rule.metric}@{old_key.k} alert of {row.run} {superseded}",
-            description=(
-                f"The baseline {old_key.baseline} is no longer evaluated on "
-                f"{old_key.dataset}; the alert against it is {superseded}."
-            ),
-            checkpoint=row.name,
-            step=row.step,
-        )
+        resolution = superseded_resolution(rule, row, old_key, superseded)
         current = next((c for c in history if c.id == row.id), None)
         if old is not None and current is not None:
             # The old baseline's level (its segment) against this checkpoint alone.
@@ -248,74 +235,10 @@ class RecallRegression(AlertRule[RecallRegressionRule]):
             )
             if verdict is not None:
                 firing = still_regressed(verdict, rule.resolve_alpha)
-                resolution = self._resolution(
-                    row, old.name, old_key.dataset or "", old_key.k or 0, verdict, superseded
+                resolution = resolution_for(
+                    rule, row, old.name, old_key.dataset or "", old_key.k or 0, verdict, superseded
                 )
         return self.decision(old_key, firing, row.name, None, row, resolution=resolution)
-
-    def _resolution(
-        self,
-        row: CheckpointRow,
-        baseline: str,
-        dataset: str,
-        k: int,
-        verdict: LevelVerdict,
-        superseded: str | None = None,
-    ) -> Resolution:
-        """What resolves an alert: ``row`` against the same ``baseline``, no longer regressed."""
-        rule = self.config
-        label = f"{rule.metric}@{k}"
-        half = rule.min_drop / 2
-        # What resolves is the latest checkpoint alone against the pre level (alerting/level.py).
-        p, drop = verdict.latest.p_value, -verdict.latest.difference
-        after, d = (
-            verdict.latest_after,
-            verdict.latest_difference,
-        )
-        if drop <= 0:
-            why = f"no drop (p = {p:.2g})"
-        elif drop < half - 1e-12:
-            why = f"a drop of {drop:.4f}, under half the minimum drop ({half:.4f}) (p = {p:.2g})"
-        else:
-            why = f"p = {p:.2g} > resolve_alpha = {rule.resolve_alpha:g}: no longer significant"
-        description = (
-            f"{label} on {dataset}: {verdict.before.estimate:.4f} ({baseline}) → "
-            f"{after.estimate:.4f} ({row.name}), change {d.estimate:+.4f} "
-            f"[{d.lower:+.4f}, {d.upper:+.4f}] over {verdict.latest.queries} queries "
-            f"(level test, assuming a {verdict.latest.variance.describe()}): {why}."
-        )
-        if superseded:
-            description += f" The alert was {superseded}."
-        return Resolution(
-            summary=(
-                f"{label} recovered: {row.name} is no longer regressed against {baseline} "
-                f"({row.run}, {dataset})"
-            ),
-            description=description,
-            checkpoint=row.name,
-            step=row.step,
-            metric=MetricChange(
-                metric=rule.metric,
-                k=k,
-                dataset=dataset,
-                before=verdict.before,
-                after=after,
-                difference=d,
-                p_value=p,
-                alpha=rule.resolve_alpha,
-                min_drop=rule.min_drop,
-                queries=verdict.latest.queries,
-                permutations=0,  # a level test: no sign flips
-                checkpoint_variance={
-                    **verdict.latest.variance.as_dict(),
-                    "assumed": verdict.latest.variance.describe(),
-                },
-            ),
-            criterion=(
-                f"an alert stays open while the drop is at least min_drop / 2 ({half:g}) "
-                f"with p <= resolve_alpha ({rule.resolve_alpha:g})"
-            ),
-        )
 
     def _earlier_verdicts(
         self,
@@ -356,90 +279,28 @@ class RecallRegression(AlertRule[RecallRegressionRule]):
         before_outcomes: Mapping[str, Mapping[str, int]],
         after_outcomes: Mapping[str, Mapping[str, int]],
     ) -> Alert:
-        rule, evidence_reader, store = self.config, self.context.evidence, self.context.store
+        """The alert document: its evidence read here, its texts from ``regression_alerts``."""
+        evidence_reader, store = self.context.evidence, self.context.store
         k = key.k or 0
-        kind = {"previous_mining": "mining_change", "same_mining": "same_mining"}.get(
-            baseline.kind, "pinned"
-        )
         lost_count, lost_top = evidence_reader.lost_queries(
             heldout.path, before_outcomes, after_outcomes, k
         )
-        diff = evidence_reader.mining_diff(base_row.mining_fingerprint, row.mining_fingerprint)
-        fn_before = store.results.fn_estimate(base_row.id)
-        fn_after = store.results.fn_estimate(row.id)
-        label = f"{rule.metric}@{k}"
-        why = {
-            "mining_change": "after a mining change",
-            "same_mining": "under the same mining config (not caused by mining)",
-            "pinned": f"against the pinned baseline {base_row.name}",
-        }[kind]
-        # "after" is this checkpoint; the post level (all post-change checkpoints so far) and both
-        # tests are in checkpoint_variance and the verdict's details.
-        d = verdict.latest_difference
-        summary = f"{label} fell {-d.estimate * 100:.1f} points {why} ({row.run}, {row.name})"
-        description = (
-            f"{label} on {heldout.dataset}: {verdict.before.estimate:.4f} ({base_row.name}) → "
-            f"{verdict.latest_after.estimate:.4f} ({row.name}), change {d.estimate:+.4f} "
-            f"[{d.lower:+.4f}, {d.upper:+.4f}], p = {verdict.p_value:.2g} over "
-            f"{verdict.level.queries} queries; {lost_count} queries lost a relevant document from "
-            f"the top {k}. Levels: {verdict.level.pre} checkpoint(s) before against "
-            f"{verdict.level.post} after, assuming a {verdict.level.variance.describe()}."
-        )
-        if diff:
-            named = diff[:MINING_KEYS_NAMED]
-            more = len(diff) - len(named)
-            description += (
-                " Mining keys changed: "
-                + ", ".join(c.key for c in named)
-                + (f" and {more} more." if more > 0 else ".")
-            )
-        evidence = Evidence(
-            regression_kind=kind,
-            metric=MetricChange(
-                metric=rule.metric,
-                k=k,
-                dataset=heldout.dataset,
-                before=verdict.before,
-                after=verdict.latest_after,
-                difference=verdict.latest_difference,
-                p_value=verdict.p_value,
-                alpha=verdict.alpha,  # this look's level (alpha spread over a change's looks)
-                min_drop=rule.min_drop,
-                queries=verdict.level.queries,
-                permutations=0,  # a level test: no sign flips
-                checkpoint_variance={
-                    **verdict.level.variance.as_dict(),
-                    "assumed": verdict.level.variance.describe(),
-                    "se": verdict.level.se,
-                    "se_queries": verdict.level.se_queries,
-                    "se_checkpoints": verdict.level.se_checkpoints,
-                    "pre_checkpoints": verdict.level.pre,
-                    "post_checkpoints": verdict.level.post,
-                    "post_level": verdict.after.estimate,
-                    "p_post_level": verdict.level.p_value,
-                    "p_checkpoint": verdict.latest.p_value,
-                },
-            ),
-            baseline=BaselineRef(
-                base_row.name,
-                base_row.step,
-                baseline.kind,
-                baseline.policy,
-                base_row.mining_fingerprint,
-            ),
-            mining_diff=diff,
-            fn_before=fn_snapshot(fn_before),
-            fn_after=fn_snapshot(fn_after),
+        made = firing_alert(
+            self.config,
+            row,
+            heldout.dataset,
+            k,
+            baseline,
+            base_row,
+            verdict,
             lost_count=lost_count,
             lost_top=lost_top,
-            recommendation=recommendation(fn_after),
+            mining_diff=evidence_reader.mining_diff(
+                base_row.mining_fingerprint, row.mining_fingerprint
+            ),
+            fn_before=store.results.fn_estimate(base_row.id),
+            fn_after=store.results.fn_estimate(row.id),
         )
-        # After a mining change: RecallRegressionAfterMiningChange; same mining or a pinned
-        # baseline: RecallRegression (the names of the Prometheus rules for the same events).
-        alertname = ALERTNAMES[
-            {
-                "mining_change": "recall_regression",
-                "same_mining": "recall_regression_same_mining",
-            }.get(kind, "recall_regression_pinned")
-        ]
-        return self.new_alert(aid, key, row, summary, description, evidence, alertname=alertname)
+        return self.new_alert(
+            aid, key, row, made.summary, made.description, made.evidence, alertname=made.alertname
+        )
