@@ -370,35 +370,6 @@ def test_the_known_failure_reasons_are_those_evaluations_can_fail_with() -> None
     assert reasons <= set(EVALUATION_FAILURE_REASONS)
 
 
-def test_daemon_health_from_readiness() -> None:
-    state: dict[str, object] = {
-        "ready": False,
-        "checks": {"store": True, "scheduler": True, "recent_poll": False},
-        "last_poll_at": None,
-        "last_poll_error": None,
-        "evaluating": 0,
-    }
-    registry = CollectorRegistry()
-    registry.register(DaemonHealthCollector(lambda: state))
-    get = registry.get_sample_value
-    assert get("recallwatch_ready") == 0
-    assert get("recallwatch_scheduler_running") == 1
-    assert get("recallwatch_last_poll_timestamp_seconds") is None  # no poll yet
-    assert get("recallwatch_last_poll_error") == 0
-    state.update(
-        ready=True,
-        checks={"store": True, "scheduler": False, "recent_poll": True},
-        last_poll_at=1234.5,
-        last_poll_error="run a: PermissionError",
-        evaluating=2,
-    )
-    assert get("recallwatch_ready") == 1
-    assert get("recallwatch_scheduler_running") == 0
-    assert get("recallwatch_last_poll_timestamp_seconds") == 1234.5
-    assert get("recallwatch_last_poll_error") == 1
-    assert get("recallwatch_evaluations_running") == 2
-
-
 def test_describe_names_every_family_without_reading_the_store(
     store: Store, registry: CollectorRegistry
 ) -> None:

@@ -1,0 +1,52 @@
+"""Tests of recallwatch.exporter_health: the daemon's own health as Prometheus metrics."""
+
+from __future__ import annotations
+import importlib.metadata
+import json
+import platform
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+import pytest
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
+from prometheus_client.openmetrics.parser import text_string_to_metric_families
+from starlette.applications import Starlette
+from starlette.routing import Route
+from starlette.testclient import TestClient
+from recallwatch import errors
+from recallwatch.daemon import runner
+from recallwatch.exporter import (
+from recallwatch.exporter_health import HEALTH_FAMILIES, DaemonHealthCollector
+from recallwatch.server import MetricsApp
+from recallwatch.store import FnBucket, FnEstimate, NewEvaluation, Store
+
+
+def test_daemon_health_from_readiness() -> None:
+    state: dict[str, object] = {
+        "ready": False,
+        "checks": {"store": True, "scheduler": True, "recent_poll": False},
+        "last_poll_at": None,
+        "last_poll_error": None,
+        "evaluating": 0,
+    }
+    registry = CollectorRegistry()
+    registry.register(DaemonHealthCollector(lambda: state))
+    get = registry.get_sample_value
+    assert get("recallwatch_ready") == 0
+    assert get("recallwatch_scheduler_running") == 1
+    assert get("recallwatch_last_poll_timestamp_seconds") is None  # no poll yet
+    assert get("recallwatch_last_poll_error") == 0
+    state.update(
+        ready=True,
+        checks={"store": True, "scheduler": False, "recent_poll": True},
+        last_poll_at=1234.5,
+        last_poll_error="run a: PermissionError",
+        evaluating=2,
+    )
+    assert get("recallwatch_ready") == 1
+    assert get("recallwatch_scheduler_running") == 0
+    assert get("recallwatch_last_poll_timestamp_seconds") == 1234.5
+    assert get("recallwatch_last_poll_error") == 1
+    assert get("recallwatch_evaluations_running") == 2
