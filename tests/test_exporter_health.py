@@ -1,26 +1,10 @@
 """Tests of recallwatch.exporter_health: the daemon's own health as Prometheus metrics."""
 
 from __future__ import annotations
-import importlib.metadata
-import json
-import platform
-import shutil
-import subprocess
-from collections.abc import Iterator
-from pathlib import Path
-import pytest
-from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
-from prometheus_client.openmetrics.parser import text_string_to_metric_families
-from starlette.applications import Starlette
-from starlette.routing import Route
-from starlette.testclient import TestClient
-from recallwatch import errors
-from recallwatch.daemon import runner
-from recallwatch.exporter import (
-from recallwatch.exporter_health import HEALTH_FAMILIES, DaemonHealthCollector
-from recallwatch.server import MetricsApp
-from recallwatch.store import FnBucket, FnEstimate, NewEvaluation, Store
+
+from prometheus_client import CollectorRegistry
+
+from recallwatch.exporter_health import DaemonHealthCollector
 
 
 def test_daemon_health_from_readiness() -> None:
