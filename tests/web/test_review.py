@@ -65,6 +65,16 @@ def _progress(tab: Tab, done: int) -> None:
     )
 
 
+def _item(tab: Tab, position: int) -> None:
+    """Wait until the page shows the item at ``position`` (1-based) for the named reviewer."""
+    tab.page.wait_for_function(
+        "n => !document.getElementById('item').hidden"
+        " && document.getElementById('position').textContent === String(n)"
+        " && document.getElementById('pair').textContent.includes(' / ')",
+        arg=position,
+    )
+
+
 def _api(r: dict[str, Any], reviewer: str = "ann") -> dict[str, Any]:
     got = requests.get(
         f"{r['url']}/review/{r['key']}/state", params={"reviewer": reviewer}, timeout=10
@@ -81,6 +91,7 @@ def test_review_with_the_keyboard_resume_estimate_and_sprt(
     page.fill("#reviewer", "ann")
     page.press("#reviewer", "Enter")  # commits the name (a change event) and leaves the field
     _progress(tab, 0)
+    _item(tab, 1)  # the first render (before the name) shows progress but no item yet
     # A document's markup is shown as text and never runs.
     negative = page.text_content("#negative") or ""
     assert "<script>window.pwned = 1</script>" in negative and "<b>bold</b>" in negative
@@ -98,6 +109,7 @@ def test_review_with_the_keyboard_resume_estimate_and_sprt(
     # Reload: the page resumes at the 13th item with the name remembered by the browser.
     page.reload()
     _progress(tab, 12)
+    _item(tab, 13)
     assert page.input_value("#reviewer") == "ann"
     assert page.text_content("#position") == "13"
     # The estimate on the page is the API's.
