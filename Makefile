@@ -31,8 +31,8 @@ demo: $(VENV)/.core-installed
 	$(VENV)/bin/recallwatch demo $(DEMO_ARGS)
 
 lint: $(VENV)/.dev-installed
-	$(PY) -m ruff check service tests bench
-	$(PY) -m ruff format --check service tests bench
+	$(PY) -m ruff check service tests bench alerts deploy examples
+	$(PY) -m ruff format --check service tests bench alerts deploy examples
 
 typecheck: $(VENV)/.dev-installed
 	$(PY) -m mypy
