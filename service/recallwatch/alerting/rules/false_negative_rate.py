@@ -9,6 +9,7 @@ recommendation.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import Protocol, TypeVar
 
 from recallwatch.alerting.evidence import fn_snapshot, recommendation
@@ -31,12 +32,16 @@ class ThresholdRuleConfig(RuleConfig, Protocol):
 ThresholdT = TypeVar("ThresholdT", bound=ThresholdRuleConfig)
 
 
-class FnEstimateRule(AlertRule[ThresholdT]):
-    """A rule over the checkpoint's FN estimate: ``judge`` says whether it fires, and why."""
+class FnEstimateRule(AlertRule[ThresholdT], ABC):
+    """A rule over the checkpoint's FN estimate: ``judge`` says whether it fires, and why.
 
+    Abstract: the registered subclasses (``FalseNegativeRate``, ``LabelNoiseAmplification``)
+    implement ``judge``.
+    """
+
+    @abstractmethod
     def judge(self, estimate: FnEstimate) -> tuple[bool, str]:
         """Whether the estimate fires the rule, and the sentence that says so."""
-        raise NotImplementedError
 
     def decide(self, row: CheckpointRow) -> list[Decision]:
         """One decision per run, from the checkpoint's latest FN estimate (none without one)."""
