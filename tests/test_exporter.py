@@ -22,6 +22,7 @@ from starlette.testclient import TestClient
 from recallwatch import errors
 from recallwatch.daemon import runner
 from recallwatch.exporter import (
+    AUDIT_FAILURE_REASONS,
     DURATION_BUCKETS,
     EVALUATION_FAILURE_REASONS,
     FAMILIES,
@@ -358,6 +359,28 @@ def test_every_run_counts_failures_from_zero_for_the_known_reasons(
     assert registry.get_sample_value(name, {"run": "idle", "reason": "timeout"}) == 0
 
 
+def test_audit_failures_count_from_zero_when_an_audit_is_configured(store: Store) -> None:
+    run = store.queue.ensure_run("a", "/r", 1.0)
+    name = "recallwatch_false_negative_audit_failures_total"
+    plain, audited = CollectorRegistry(), CollectorRegistry()
+    plain.register(RecallwatchCollector(store, version="1"))
+    audited.register(RecallwatchCollector(store, version="1", audited=True))
+    for reason in AUDIT_FAILURE_REASONS:
+        assert audited.get_sample_value(name, {"run": "a", "reason": reason}) == 0
+        # Without an audit configured there is no series to start.
+        assert plain.get_sample_value(name, {"run": "a", "reason": reason}) is None
+    cid = store.queue.add_checkpoint(
+        run, name="c1", path="/x", step=1, eval_key=KEY, completed_at=1, now=1
+    )
+    assert cid is not None
+    store.results.record_fn_audit_failure(
+        cid, run, fingerprint="f", config_hash="k1", reason="judge_failed", message="m", now=2
+    )
+    assert audited.get_sample_value(name, {"run": "a", "reason": "judge_failed"}) == 1
+    assert audited.get_sample_value(name, {"run": "a", "reason": "timeout"}) == 0
+    assert plain.get_sample_value(name, {"run": "a", "reason": "judge_failed"}) == 1
+
+
 def test_the_known_failure_reasons_are_those_evaluations_can_fail_with() -> None:
     def subclasses(cls: type) -> set[type]:
         return {c for sub in cls.__subclasses__() for c in {sub, *subclasses(sub)}}
@@ -368,6 +391,10 @@ def test_the_known_failure_reasons_are_those_evaluations_can_fail_with() -> None
     # false-negative judge's (counted by recallwatch_false_negative_audit_failures_total).
     reasons -= {"store", "judge_failed"}
     assert reasons <= set(EVALUATION_FAILURE_REASONS)
+    # An audit fails with the judge's reason or any of an evaluation's but the held-out set's,
+    # checkpoint's, embeddings' and encoder's (an audit reads none of them).
+    audit = reasons - {"bad_heldout", "bad_checkpoint", "bad_embeddings", "encoder_failed"}
+    assert audit | {"judge_failed", runner.NOT_JUDGED} <= set(AUDIT_FAILURE_REASONS)
 
 
 def test_describe_names_every_family_without_reading_the_store(

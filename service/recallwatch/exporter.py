@@ -89,6 +89,21 @@ EVALUATION_FAILURE_REASONS = (
     "timeout",
 )
 
+#: The ``reason`` values of ``recallwatch_false_negative_audit_failures_total`` exported at 0 for
+#: every run when a false-negative audit is configured (``audited``): the judge's
+#: (``judge_failed``), the mined set's and config's errors, and the runner's own. Another reason
+#: appears when it first happens.
+AUDIT_FAILURE_REASONS = (
+    "bad_config",
+    "bad_input",
+    "crashed",
+    "error",
+    "internal",
+    "judge_failed",
+    "not_judged",
+    "timeout",
+)
+
 #: Distributions named in ``recallwatch_build_info`` (besides recallwatch and Python).
 BUILD_DISTRIBUTIONS = {"numpy": ("numpy",), "faiss": ("faiss-cpu", "faiss-gpu", "faiss")}
 
@@ -158,8 +173,11 @@ class RecallwatchCollector(Collector):
         channels: Collection[str] = (),
         busy: Callable[[], Collection[int]] | None = None,
         backlog_limit: int = BACKLOG_LIMIT,
+        audited: bool = False,
     ) -> None:
         self.store = store
+        #: Whether a false-negative audit is configured: its failure counters then start at 0.
+        self.audited = audited
         #: Checkpoints the daemon is still evaluating or deciding (``Daemon.in_flight``): an
         #: evaluated one waits for its regression decision before it is exported.
         self.busy = busy
@@ -354,7 +372,14 @@ class RecallwatchCollector(Collector):
             "Failed false-negative audits of mined sets, by reason.",
             labels=["run", "reason"],
         )
-        for (run, reason), n in sorted(self.store.views.fn_audit_failures_by_run().items()):
+        # With an audit configured, every run starts at 0 for the known reasons (as above).
+        audit_failed: dict[tuple[str, str], int] = {
+            (run, reason): 0
+            for run in (counts if self.audited else ())
+            for reason in AUDIT_FAILURE_REASONS
+        }
+        audit_failed.update(self.store.views.fn_audit_failures_by_run())
+        for (run, reason), n in sorted(audit_failed.items()):
             if self._shown(run):
                 audit_failures.add_metric([run, reason], n)
         last = GaugeMetricFamily(

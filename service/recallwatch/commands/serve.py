@@ -130,6 +130,7 @@ def run(args: argparse.Namespace) -> int:
                 runs=[r.name for r in config.runs],
                 channels=[c.name for c in config.notifications.channels],
                 busy=daemon.in_flight,
+                audited=config.false_negatives is not None,
             )
         )
         ProcessCollector(registry=registry)
