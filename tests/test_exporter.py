@@ -4,7 +4,6 @@ scrape in step order, bounded labels, promtool-clean."""
 from __future__ import annotations
 
 import importlib.metadata
-import json
 import platform
 import shutil
 import subprocess
@@ -31,8 +30,7 @@ from recallwatch.exporter import (
 from recallwatch.exporter_health import HEALTH_FAMILIES, DaemonHealthCollector
 from recallwatch.server import MetricsApp
 from recallwatch.store import FnBucket, FnEstimate, NewEvaluation, Store
-
-KEY = json.dumps({"synth": "k1"})
+from tests.store.helpers import KEY, fail
 
 
 @pytest.fixture
@@ -154,16 +152,7 @@ def test_pending_failures_and_durations(store: Store, registry: CollectorRegistr
         run, name="c4", path="/x", step=4, eval_key=KEY, completed_at=1, now=1
     )
     assert bad is not None
-    store.results.record_failure(
-        bad,
-        dataset="synth",
-        encoder="precomputed",
-        config_hash="k1",
-        started_at=1,
-        finished_at=2,
-        reason="timeout",
-        message="slow",
-    )
+    fail(store, bad, "timeout", "slow")
     assert registry.get_sample_value("recallwatch_checkpoints_pending", {"run": "a"}) == 2
     assert (
         registry.get_sample_value(
@@ -343,16 +332,7 @@ def test_every_run_counts_failures_from_zero_for_the_known_reasons(
     )
     assert cid is not None
     for reason in ("timeout", "a_new_reason"):
-        store.results.record_failure(
-            cid,
-            dataset="synth",
-            encoder="precomputed",
-            config_hash="k1",
-            started_at=1,
-            finished_at=2,
-            reason=reason,
-            message="m",
-        )
+        fail(store, cid, reason, "m")
     assert registry.get_sample_value(name, {"run": "a", "reason": "timeout"}) == 1
     assert registry.get_sample_value(name, {"run": "a", "reason": "a_new_reason"}) == 1
     assert registry.get_sample_value(name, {"run": "a", "reason": "crashed"}) == 0

@@ -41,3 +41,17 @@ def finished(cid: int, recall: float = 0.5, config_hash: str = "k1") -> NewEvalu
         counts={"queries": 2},
         outcomes={"q1": {"d1": 3}, "q2": {"d2": 0, "d3": 11}},
     )
+
+
+def fail(store: Store, cid: int, reason: str, message: str = "m", *, at: float = 1.0) -> None:
+    """Record a failed evaluation of checkpoint ``cid`` on "synth" (config "k1") at ``at``."""
+    store.results.record_failure(
+        cid,
+        dataset="synth",
+        encoder="precomputed",
+        config_hash="k1",
+        started_at=at,
+        finished_at=at + 1,
+        reason=reason,
+        message=message,
+    )

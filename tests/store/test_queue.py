@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from recallwatch.store import CheckpointRow, FnEstimate, Store
-from tests.store.helpers import KEY, add, finished
+from tests.store.helpers import KEY, add, fail, finished
 
 
 def test_checkpoint_is_recorded_once(store: Store) -> None:
@@ -104,16 +104,7 @@ def test_audit_only_is_cleared_by_evaluated_failed_skipped_and_rekey(store: Stor
         assert (row.state, row.audit_only) == (final, False)
     store.queue.set_state(cid, "evaluated", 9.0)
     assert store.queue.requeue_failed_audits(run, "h", 10.0) == 1
-    store.results.record_failure(
-        cid,
-        dataset="synth",
-        encoder="precomputed",
-        config_hash="k1",
-        started_at=11,
-        finished_at=12,
-        reason="internal",
-        message="boom",
-    )
+    fail(store, cid, "internal", "boom", at=11)
     assert not store.queue.checkpoint_by_id(cid).audit_only
     store.queue.set_state(cid, "evaluated", 13.0)
     assert store.queue.requeue_failed_audits(run, "h", 14.0) == 1

@@ -15,7 +15,7 @@ from recallwatch.store import (
     pack_outcomes,
     unpack_outcomes,
 )
-from tests.store.helpers import add, finished
+from tests.store.helpers import add, fail, finished
 
 
 def test_done_evaluations_are_unique_per_key(store: Store) -> None:
@@ -34,16 +34,7 @@ def test_done_evaluations_are_unique_per_key(store: Store) -> None:
 def test_failure_is_recorded_with_the_checkpoint_state(store: Store) -> None:
     run = store.queue.ensure_run("a", "/runs/a", 1.0)
     cid = add(store, run, 100)
-    store.results.record_failure(
-        cid,
-        dataset="synth",
-        encoder="precomputed",
-        config_hash="k1",
-        started_at=1,
-        finished_at=2,
-        reason="bad_embeddings",
-        message="NaN",
-    )
+    fail(store, cid, "bad_embeddings", "NaN")
     row = store.queue.checkpoint("a", "checkpoint-100")
     assert row is not None and (row.state, row.state_reason) == ("failed", "bad_embeddings")
     assert store.views.failures_by_run() == {("a", "bad_embeddings"): 1}
@@ -65,16 +56,7 @@ def test_metric_k_keys_are_ints_in_python_and_strings_on_disk(store: Store) -> N
 def test_a_failed_evaluation_has_no_metrics(store: Store) -> None:
     run = store.queue.ensure_run("a", "/runs/a", 1.0)
     cid = add(store, run, 100)
-    store.results.record_failure(
-        cid,
-        dataset="synth",
-        encoder="precomputed",
-        config_hash="k1",
-        started_at=1,
-        finished_at=2,
-        reason="timeout",
-        message="slow",
-    )
+    fail(store, cid, "timeout", "slow")
     (ev,) = store.results.evaluations(cid)
     assert (ev.status, ev.metrics, ev.reason, ev.message) == ("failed", {}, "timeout", "slow")
     assert store.results.current_evaluations(cid) == []
