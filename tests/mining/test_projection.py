@@ -9,12 +9,14 @@ from recallwatch.mining.estimate import merge_empty_buckets
 from recallwatch.mining.projection import (
     CandidateGrid,
     bucket_counts,
+    confirmable,
+    confirming_z,
     labels_to_reach,
     merge_empty_strata,
     project,
 )
 from recallwatch.mining.recommend import FilterSpec
-from recallwatch.stats import stratified_interval
+from recallwatch.stats import stratified_interval, z_value
 
 
 def test_grid_keeps_what_each_filter_spec_keeps() -> None:
@@ -68,3 +70,26 @@ def test_labels_to_reach_bring_the_upper_bound_to_the_target() -> None:
     assert np.isnan(
         labels_to_reach(np.array([[20]]), np.array([[100]]), np.array([[900]]), 0.05)
     ).all()
+
+
+def test_confirming_z_is_the_level_where_the_upper_bound_meets_the_target() -> None:
+    rng = np.random.default_rng(1)
+    n = rng.integers(5, 200, (400, 4))
+    size = n + rng.integers(0, 2000, (400, 4))
+    x = (rng.random((400, 4)) * 0.1 * n).astype(np.int64)
+    z = confirming_z(x, n, size, 0.05)
+    assert np.isfinite(z).any() and np.isneginf(z).any()
+    for confidence in (0.5, 0.9, 0.95, 0.99, 0.999):
+        meets = project(x, n, size, confidence=confidence).upper <= 0.05 + 1e-12
+        assert (meets == (z >= z_value(confidence) - 1e-9)).all()
+    # A census meeting the target is confirmed at any level; one above it never is.
+    exact = confirming_z(
+        np.array([[1], [9]]), np.array([[100], [100]]), np.array([[100], [100]]), 0.05
+    )
+    assert list(exact) == [np.inf, -np.inf]
+
+
+def test_confirmable_reads_the_design_only() -> None:
+    n, size = np.array([[15], [400], [0], [300]]), np.array([[300], [6000], [50], [300]])
+    # 15 judged of 300 cannot confirm 2.5% at a 5% target; 400 of 6,000 can; a census always.
+    assert list(confirmable(n, size, 0.025, 0.05)) == [False, True, False, True]

@@ -118,7 +118,9 @@ def test_sprt_error_rates_and_labels_versus_fixed_sample(
 # --------------------------------------------------------------------- recommendation simulation
 
 REC_RATES = np.array([0.32, 0.18, 0.09, 0.04, 0.04, 0.04])  # the issue's case: 7.2% overall
-REC_QUERIES, REC_RANKS, REC_SEEDS, REC_TARGET = 300, 30, 500, 0.05
+REC_QUERIES, REC_RANKS, REC_TARGET = 300, 30, 0.05
+#: Ranks only is cheap (~30 candidates), so it runs the 2,000 seeds the hard row needs.
+REC_SEEDS = {True: 500, False: 2000}
 
 
 def _population(rng: np.random.Generator, scores: bool) -> tuple[NegativeTable, np.ndarray]:
@@ -145,7 +147,7 @@ def _population(rng: np.random.Generator, scores: bool) -> tuple[NegativeTable, 
 def _recommendation_runs(scores: bool) -> dict[float, dict[str, float]]:
     buckets = RankBuckets()
     out: dict[float, list[tuple[bool, float] | None]] = {0.05: [], 0.33: [], 1.0: []}
-    for seed in range(REC_SEEDS):
+    for seed in range(REC_SEEDS[scores]):
         rng = np.random.default_rng([seed, 7])
         table, fn = _population(rng, scores)
         every = np.arange(len(table))
@@ -188,20 +190,16 @@ def _recommendation_runs(scores: bool) -> dict[float, dict[str, float]]:
 def test_recommendation_is_safe_and_exact_at_a_census(
     scores: bool, record_property: pytest.RecordProperty
 ) -> None:
-    """500 seeds x sampling fractions 5%, 33%, 100% (stratified), criterion=upper, target 5%."""
+    """500 seeds (ranks only: 2,000) x sampling fractions 5%, 33%, 100% (stratified),
+    criterion=upper, target 5%."""
     summary = _recommendation_runs(scores)
     record_property("recommendation_simulation", json.dumps(summary))
     print(
         f"\nrecommendation ({'scores' if scores else 'ranks only'}):", json.dumps(summary, indent=1)
     )
     census = summary[1.0]
-    assert census["recommended"] == REC_SEEDS and census["true_rate_within_target"] == 1.0
+    assert census["recommended"] == REC_SEEDS[scores] and census["true_rate_within_target"] == 1.0
     assert census["mean_excess_dropped"] == 0.0
+    # Every row, ranks only at 450 labels included (docs/fn-rate.md: the sequential tests).
     assert summary[0.33]["true_rate_within_target"] >= 0.95
-    if scores:
-        assert summary[0.05]["true_rate_within_target"] >= 0.95
-    else:
-        # Known shortfall, documented in docs/fn-rate.md: with ranks only and 450 labels a
-        # recommendation is rare (~80% of seeds get none) and, among the few, picking the least
-        # dropping of ~30 nested candidates favours lucky draws: ~92% stay within the target.
-        assert summary[0.05]["true_rate_within_target"] >= 0.85
+    assert summary[0.05]["true_rate_within_target"] >= 0.95

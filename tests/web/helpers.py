@@ -62,3 +62,57 @@ def app_over(store: Store, settings: WebSettings | None = None) -> Any:
         version="0.0.1",
         web=settings,
     )
+
+
+# ------------------------------------------------------------------ the review page (review.js)
+
+
+def wait_progress(tab: Any, done: int) -> None:
+    """Wait until the review page's progress line starts with ``done`` labels."""
+    tab.page.wait_for_function(
+        "n => document.getElementById('progress').textContent.startsWith(n + ' of ')", arg=done
+    )
+
+
+def wait_item(tab: Any, position: int) -> None:
+    """Wait until the review page shows the item at ``position`` (1-based) to the reviewer."""
+    tab.page.wait_for_function(
+        "n => !document.getElementById('item').hidden"
+        " && document.getElementById('position').textContent === String(n)"
+        " && document.getElementById('pair').textContent.includes(' / ')",
+        arg=position,
+    )
+
+
+def pct(v: float) -> str:
+    """A rate as the review page formats it."""
+    return f"{100 * v:.1f}%"
+
+
+def estimate_shown(tab: Any) -> tuple[str, list[list[str]], str]:
+    """The review page's headline, per-bucket rows and SPRT status, as text."""
+    rows = tab.page.eval_on_selector_all(
+        "#buckets tbody tr", "rows => rows.map(r => [...r.cells].map(c => c.textContent))"
+    )
+    return tab.page.text_content("#headline"), rows, tab.page.text_content("#sprt")
+
+
+def estimate_of(state: dict[str, Any]) -> tuple[str, list[list[str]], str]:
+    """What the review page should show for the review API's ``state`` (``estimate_shown``)."""
+    head, est = state["estimate"]["headline"], state["estimate"]
+    headline = (
+        f"{pct(head['estimate'])} [{pct(head['lower'])}, {pct(head['upper'])}] from "
+        f"{est['judged']} judged"
+    )
+    rows = [
+        [
+            b["bucket"],
+            str(b["judged"]),
+            str(b["false_negatives"]),
+            pct(b["rate"]["estimate"]) if b["rate"] else "-",
+            f"[{pct(b['rate']['lower'])}, {pct(b['rate']['upper'])}]" if b["rate"] else "-",
+        ]
+        for b in est["rates"]["buckets"]
+        if b["population"]
+    ]
+    return headline, rows, est["status"]

@@ -20,6 +20,7 @@ from recallwatch.commands.review import review_app
 from recallwatch.mining.audit import AuditConfig
 from recallwatch.synthetic.mined import simulate_mined_set
 from tests.helpers.browser import Tab, live_app
+from tests.web.helpers import estimate_of, estimate_shown, wait_item, wait_progress
 
 SAMPLE, SEED, TOKEN = 40, 3, "s3cret-review-token"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
@@ -59,22 +60,6 @@ def review(tmp_path: Path) -> Iterator[dict[str, Any]]:
     store.close()
 
 
-def _progress(tab: Tab, done: int) -> None:
-    tab.page.wait_for_function(
-        "n => document.getElementById('progress').textContent.startsWith(n + ' of ')", arg=done
-    )
-
-
-def _item(tab: Tab, position: int) -> None:
-    """Wait until the page shows the item at ``position`` (1-based) for the named reviewer."""
-    tab.page.wait_for_function(
-        "n => !document.getElementById('item').hidden"
-        " && document.getElementById('position').textContent === String(n)"
-        " && document.getElementById('pair').textContent.includes(' / ')",
-        arg=position,
-    )
-
-
 def _api(r: dict[str, Any], reviewer: str = "ann") -> dict[str, Any]:
     got = requests.get(
         f"{r['url']}/review/{r['key']}/state", params={"reviewer": reviewer}, timeout=10
@@ -90,8 +75,8 @@ def test_review_with_the_keyboard_resume_estimate_and_sprt(
     page.goto(f"{review['url']}/review/{review['key']}#token={TOKEN}")
     page.fill("#reviewer", "ann")
     page.press("#reviewer", "Enter")  # commits the name (a change event) and leaves the field
-    _progress(tab, 0)
-    _item(tab, 1)  # the first render (before the name) shows progress but no item yet
+    wait_progress(tab, 0)
+    wait_item(tab, 1)  # the first render (before the name) shows progress but no item yet
     # A document's markup is shown as text and never runs.
     negative = page.text_content("#negative") or ""
     assert "<script>window.pwned = 1</script>" in negative and "<b>bold</b>" in negative
@@ -102,49 +87,50 @@ def test_review_with_the_keyboard_resume_estimate_and_sprt(
         query_id, doc_id = (page.text_content("#pair") or "").split(" / ")
         key = "r" if doc_id in sim.relevant[query_id] else "n"
         page.keyboard.press(key)
-        _progress(tab, i + 1)
+        wait_progress(tab, i + 1)
         statuses.append(page.text_content("#sprt"))
     assert statuses[0] == "keep going"
     assert statuses[-1].startswith("decided: too high after ")
     # Reload: the page resumes at the 13th item with the name remembered by the browser.
     page.reload()
-    _progress(tab, 12)
-    _item(tab, 13)
+    wait_progress(tab, 12)
+    wait_item(tab, 13)
     assert page.input_value("#reviewer") == "ann"
     assert page.text_content("#position") == "13"
     # The estimate on the page is the API's.
     state = _api(review)
-    head = state["estimate"]["headline"]
-
-    def pct(v: float) -> str:  # the page's formatting
-        return f"{100 * v:.1f}%"
-
-    assert page.text_content("#headline") == (
-        f"{pct(head['estimate'])} [{pct(head['lower'])}, {pct(head['upper'])}] from "
-        f"{state['estimate']['judged']} judged"
-    )
-    rows = page.eval_on_selector_all(
-        "#buckets tbody tr", "rows => rows.map(r => [...r.cells].map(c => c.textContent))"
-    )
-    api_rows = [
-        [
-            b["bucket"],
-            str(b["judged"]),
-            str(b["false_negatives"]),
-            pct(b["rate"]["estimate"]) if b["rate"] else "-",
-            f"[{pct(b['rate']['lower'])}, {pct(b['rate']['upper'])}]" if b["rate"] else "-",
-        ]
-        for b in state["estimate"]["rates"]["buckets"]
-        if b["population"]
-    ]
-    assert rows == api_rows
-    assert page.text_content("#sprt") == state["estimate"]["status"]
+    assert estimate_shown(tab) == estimate_of(state)
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "review.png"), full_page=True)
     # Backspace takes the last label back.
     page.keyboard.press("Backspace")
-    _progress(tab, 11)
+    wait_progress(tab, 11)
     assert not tab.errors and not tab.off_host()
+
+
+def test_a_late_answer_never_overwrites_a_newer_one(review: dict[str, Any], tab: Tab) -> None:
+    # The page asks for the state before the reviewer is named and again after: the first
+    # answer (no item: nobody to review for) is held back until the second one has rendered.
+    page, held = tab.page, []
+
+    def hold_unnamed(route: Any) -> None:
+        if route.request.url.endswith("/state?reviewer="):
+            held.append(route)
+        else:
+            route.continue_()
+
+    page.route("**/state?*", hold_unnamed)
+    page.goto(f"{review['url']}/review/{review['key']}#token={TOKEN}")
+    while not held:
+        page.wait_for_timeout(50)  # until the first request is parked (a condition, no bound)
+    page.fill("#reviewer", "ann")
+    page.press("#reviewer", "Enter")
+    wait_item(tab, 1)
+    held[0].continue_()
+    page.wait_for_function("() => window.recallwatchReview.answers.handled >= 2")
+    assert page.is_visible("#item") and page.text_content("#position") == "1"
+    assert " / " in (page.text_content("#pair") or "")
+    assert not tab.errors
 
 
 def test_a_write_without_the_token_is_refused_and_stores_nothing(review: dict[str, Any]) -> None:

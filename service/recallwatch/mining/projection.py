@@ -25,7 +25,15 @@ import numpy.typing as npt
 from recallwatch.mining.margins import implied_absolute_margin, st_relative_keep
 from recallwatch.stats import STRATUM_PSEUDO_COUNT, stratified_intervals
 
-__all__ = ["CandidateGrid", "Projections", "bucket_counts", "labels_to_reach", "project"]
+__all__ = [
+    "CandidateGrid",
+    "Projections",
+    "bucket_counts",
+    "confirmable",
+    "confirming_z",
+    "labels_to_reach",
+    "project",
+]
 
 _CHUNK_CELLS = 16_000_000  # candidates x rows per chunk (bytes of the boolean keep matrix)
 IntArray = npt.NDArray[np.int64]
@@ -94,7 +102,7 @@ def bucket_counts(
 
 
 def merge_empty_strata(
-    x: IntArray, n: IntArray, size: IntArray
+    x: IntArray | FloatArray, n: IntArray, size: IntArray
 ) -> tuple[FloatArray, FloatArray, FloatArray]:
     """Merge each stratum with a population but no judged negative into its deeper neighbour.
 
@@ -146,6 +154,53 @@ def project(x: IntArray, n: IntArray, size: IntArray, *, confidence: float = 0.9
         )
         est[ok], lower[ok], upper[ok] = e, lo, hi
     return Projections(est, lower, upper, judged.astype(np.int64), size.sum(axis=1))
+
+
+def confirmable(
+    n: IntArray, size: IntArray, rate: float, target: float, *, confidence: float = 0.95
+) -> npt.NDArray[np.bool_]:
+    """Per candidate: would its upper bound meet ``target`` were its judged rate ``rate``?
+
+    Uses only what the sample design fixes (judged negatives and population per bucket), never
+    a verdict, so choosing candidates by it keeps a test of their labels valid. A candidate
+    that keeps no judged negative is not confirmable; one whose kept negatives are all judged
+    always is (its projection is exact).
+    """
+    mx, mn, msize = merge_empty_strata(n.astype(np.float64) * rate, n, size)
+    ok = (n.sum(axis=1) > 0) & (size.sum(axis=1) > 0)
+    out = np.zeros(ok.shape, dtype=bool)
+    if ok.any():
+        _, _, upper, variance, _ = stratified_intervals(
+            mx[ok], mn[ok], msize[ok], confidence=confidence, pseudo_count=STRATUM_PSEUDO_COUNT
+        )
+        out[ok] = (upper <= target + 1e-12) | (variance <= 0.0)
+    return out
+
+
+def confirming_z(x: IntArray, n: IntArray, size: IntArray, target: float) -> FloatArray:
+    """Per candidate: the largest normal quantile ``z`` whose upper bound still meets ``target``.
+
+    The projection's upper bound is a Wilson bound on the effective sample size ``m``: the
+    largest rate ``t`` with ``(t - p)^2 <= z^2 t (1 - t) / m``. It is at most ``target`` exactly
+    when ``z <= (target - p) * sqrt(m / (target (1 - target)))``, so a candidate passes a test
+    at confidence ``c`` when this value is at least ``z_value(c)``. An exact projection (every
+    kept negative judged) that meets the target gives infinity; an estimate above the target,
+    or no judged negative, minus infinity.
+    """
+    mx, mn, msize = merge_empty_strata(x, n, size)
+    judged = n.sum(axis=1)
+    ok = (judged > 0) & (size.sum(axis=1) > 0)
+    out = np.full(judged.shape, -np.inf)
+    if ok.any():
+        p, _, _, variance, m = stratified_intervals(
+            mx[ok], mn[ok], msize[ok], pseudo_count=STRATUM_PSEUDO_COUNT
+        )
+        meets = p <= target + 1e-12
+        with np.errstate(invalid="ignore"):
+            z = (target - p) * np.sqrt(m / (target * (1.0 - target)))
+        z = np.where(variance <= 0.0, np.inf, np.maximum(z, 0.0))
+        out[ok] = np.where(meets, z, -np.inf)
+    return out
 
 
 def labels_to_reach(

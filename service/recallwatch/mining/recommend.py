@@ -11,12 +11,38 @@ positive), alone and ``range_min`` combined with ``relative_margin``. For each c
   census (every negative judged) the projection is exact, and the recommendation is the
   least-dropping filter whose true rate is at most the target.
 
-The recommendation is the candidate that drops the fewest negatives while its projected rate —
-its upper confidence bound by default (``criterion="upper"``), or its point estimate — is at most
-the target. Re-mining with the filter replaces dropped negatives with deeper ones, whose rate is
-lower, so the projection is on the safe side. When no candidate qualifies, ``to_decide`` says
-what would decide it: about how many more judged negatives, in which rank buckets, would bring
-a candidate's upper bound to the target at its current estimate.
+The recommendation is the least-dropping candidate *confirmed* to meet the target. With
+``criterion="upper"`` (the default) a candidate is confirmed by a test of "its rate exceeds the
+target" that keeps the chance of recommending any filter whose true rate is over the target at
+most ``1 - confidence`` (the familywise error), however many candidates there are. Taking the
+least-dropping of ~30 nested candidates whose 95% upper bound meets the target, each tested on
+its own, recommended an over-target filter in ~8% of the seeds that got a recommendation
+(ranks only, 450 labels; ``docs/fn-rate.md``). The procedure:
+
+- Families (``range_min``, ``relative_margin``, ``absolute_margin``, ``range_min`` with
+  ``relative_margin``) share the error level equally (Bonferroni).
+- Within a family, candidates are tested in a fixed order, most dropping first (what a
+  candidate drops is known exactly and does not depend on any verdict), with Wiens' fallback
+  procedure: each test gets ``alpha / m`` of the family's level (``m`` candidates), plus the
+  whole level of the test before it when that one passed. A passing run of nested candidates
+  thus tests at a growing level (the plain fixed-sequence test's whole level after a long run)
+  while one weak candidate early in the order does not end the walk. A test at level ``a``
+  passes when the projection's upper bound at confidence ``1 - a`` meets the target
+  (``projection.confirming_z``).
+- A candidate enters the sequence only if its judged sample could confirm a rate of half the
+  target (``ADMIT_AT``; sample design only), so candidates that keep a handful of judged
+  negatives do not dilute the level. Candidates whose projection is exact (every negative they
+  keep is judged) carry no error: they pass when they meet the target, outside the sequence.
+  At a census every projection is exact, so the recommendation is the least-dropping filter
+  whose true rate is at most the target.
+
+The no-op filter is the headline itself: when its upper bound meets the target, no filter is
+needed. ``criterion="estimate"`` compares point estimates, candidate by candidate, with no error
+control. Re-mining with the filter replaces dropped negatives with deeper ones, whose rate is
+lower, so the projection is on the safe side. When no candidate is confirmed, ``to_decide``
+says what would decide the first failing candidate of each family's sequence: about how many
+more judged negatives, in which rank buckets, would bring its upper bound (at the level it was
+tested at) to the target at its current estimate.
 """
 
 from __future__ import annotations
@@ -30,9 +56,16 @@ import numpy.typing as npt
 
 from recallwatch.mining.margins import implied_absolute_margin, st_relative_keep
 from recallwatch.mining.mined import NegativeTable
-from recallwatch.mining.projection import CandidateGrid, bucket_counts, labels_to_reach, project
+from recallwatch.mining.projection import (
+    CandidateGrid,
+    bucket_counts,
+    confirmable,
+    confirming_z,
+    labels_to_reach,
+    project,
+)
 from recallwatch.mining.sampling import RankBuckets
-from recallwatch.stats import Interval
+from recallwatch.stats import Interval, z_value
 
 __all__ = [
     "Criterion",
@@ -48,6 +81,8 @@ RELATIVE_GRID = tuple(round(0.01 * i, 2) for i in range(51)) + tuple(
     round(0.05 * i, 2) for i in range(11, 21)
 )
 _MAX_RANGE_MIN_COMBOS = 30
+#: A candidate is tested only if its judged sample could confirm this fraction of the target.
+ADMIT_AT = 0.5
 
 
 @dataclass(frozen=True)
@@ -277,38 +312,113 @@ def _evaluate(
     )
 
 
-def _family_best(ev: _Evaluated, qualifies: npt.NDArray[np.bool_]) -> Iterator[tuple[str, int]]:
-    """The least-dropping qualifying candidate of each family (the first of equals)."""
+def _least_dropping(ev: _Evaluated, chosen: npt.NDArray[np.bool_]) -> Iterator[tuple[str, int]]:
+    """The least-dropping chosen candidate of each family (the first of equals)."""
     families = np.array(ev.families)
     for family in dict.fromkeys(ev.families):
-        idx = np.flatnonzero(qualifies & (families == family))
+        idx = np.flatnonzero(chosen & (families == family))
         if idx.size:
             least = float(ev.dropped[idx].min())
             yield family, int(idx[ev.dropped[idx] <= least + 1e-12][0])
 
 
-def _to_decide(
-    ev: _Evaluated, labels: list[str], target: float, min_kept: int
-) -> list[LabelsToDecide]:
-    """The labels that would bring a candidate's upper bound to the target (up to two)."""
-    more = labels_to_reach(
-        ev.kept_fn, ev.kept_judged, ev.kept_population, target, confidence=ev.confidence
+@dataclass(frozen=True)
+class _Walk:
+    """The sequential test of one sequence: what passed, where it stopped."""
+
+    ev: _Evaluated
+    passed: list[int]
+    #: The first candidate of the sequence that failed (None: every one passed).
+    stopped_at: int | None
+    #: How many candidates the sequence holds.
+    length: int
+    #: The error level (two-sided: 1 - confidence) ``stopped_at`` was tested at.
+    stopped_level: float
+    why: str = "first of the sequence to fail"
+
+
+def _walk(
+    ev: _Evaluated,
+    members: npt.NDArray[np.int64],
+    strength: npt.NDArray[np.float64],
+    target: float,
+    min_kept: int,
+    alpha: float,
+) -> _Walk:
+    """Test ``members`` in a fixed order, most dropping first (see the module docstring).
+
+    ``strength`` is each candidate's ``projection.confirming_z``: it passes a test at level
+    ``a`` when its upper bound at confidence ``1 - a`` meets the target. Candidates whose
+    projection is exact are decided without error and stay out of the sequence (those that
+    meet the target pass). The others enter it only if their judged sample could confirm a rate
+    of ``ADMIT_AT`` x target: the sample design decides membership and order, never a verdict.
+    """
+    judged = ev.kept_judged.sum(axis=1)
+    exact = judged[members] >= ev.kept_population[members].sum(axis=1)
+    passed = [int(i) for i in members[exact & (strength[members] == np.inf)]]
+    tested = members[~exact]
+    admitted = (judged[tested] >= min_kept) & confirmable(
+        ev.kept_judged[tested],
+        ev.kept_population[tested],
+        ADMIT_AT * target,
+        target,
+        confidence=ev.confidence,
     )
-    total = np.nansum(more, axis=1)
-    reachable = np.isfinite(more).all(axis=1) & (ev.kept_judged.sum(axis=1) > 0)
-    # A candidate with fewer than min_kept judged negatives also needs that many.
-    total = np.where(reachable, np.maximum(total, min_kept - ev.kept_judged.sum(axis=1)), np.inf)
-    if not np.isfinite(total).any():
-        return []
-    fewest = int(np.lexsort((ev.dropped, total))[0])
-    least = int(np.lexsort((total, np.where(np.isfinite(total), ev.dropped, np.inf)))[0])
-    out: list[LabelsToDecide] = []
-    for i, why in ((least, "drops least"), (fewest, "fewest labels")):
-        if out and out[0].option.spec == ev.specs[i]:
+    if not admitted.any():  # none could be confirmed yet: what would decide the closest one
+        closest = tested[np.isfinite(strength[tested])]
+        stop = int(closest[np.argmax(strength[closest])]) if closest.size else None
+        return _Walk(ev, passed, stop, 0, alpha, "closest to confirmation; none is testable yet")
+    tested = tested[admitted]
+    order = tested[np.argsort(-ev.dropped[tested], kind="stable")].tolist()
+    level, stopped, stopped_level = 0.0, None, alpha
+    for i in order:
+        # Each test gets alpha / len(order), plus the level of the test before it if that passed.
+        level += alpha / len(order)
+        if strength[i] >= z_value(1.0 - level):
+            passed.append(i)
             continue
-        by_bucket = {labels[b]: int(more[i, b]) for b in range(len(labels)) if more[i, b] > 0}
-        out.append(LabelsToDecide(ev.option(i), why, int(total[i]), by_bucket))
-    return out
+        if stopped is None:
+            stopped, stopped_level = i, level
+        level = 0.0
+    return _Walk(ev, passed, stopped, len(order), stopped_level)
+
+
+def _sequences(ev: _Evaluated, target: float, min_kept: int) -> list[_Walk]:
+    """Sequential tests of every candidate but the no-op (see the module docstring)."""
+    strength = confirming_z(ev.kept_fn, ev.kept_judged, ev.kept_population, target)
+    alpha = 1.0 - ev.confidence
+    families = np.array(ev.families)
+    members = np.arange(1, len(families), dtype=np.int64)
+    names = list(dict.fromkeys(ev.families[1:]))
+    share = alpha / max(len(names), 1)  # Bonferroni over the families
+    return [
+        _walk(ev, members[families[members] == name], strength, target, min_kept, share)
+        for name in names
+    ]
+
+
+def _to_decide(
+    walks: list[_Walk], labels: list[str], target: float, min_kept: int
+) -> list[LabelsToDecide]:
+    """What would let each walk go on: the labels its first failing candidate needs."""
+    out: list[LabelsToDecide] = []
+    for walk in walks:
+        if walk.stopped_at is None:
+            continue
+        ev, i = walk.ev, walk.stopped_at
+        more = labels_to_reach(
+            ev.kept_fn[i : i + 1],
+            ev.kept_judged[i : i + 1],
+            ev.kept_population[i : i + 1],
+            target,
+            confidence=1.0 - walk.stopped_level,
+        )[0]
+        if not np.isfinite(more).all():
+            continue
+        total = max(int(np.nansum(more)), min_kept - int(ev.kept_judged[i].sum()))
+        by_bucket = {labels[b]: int(more[b]) for b in range(len(labels)) if more[b] > 0}
+        out.append(LabelsToDecide(ev.option(i), walk.why, total, by_bucket))
+    return sorted(out, key=lambda d: d.more_labels)
 
 
 def recommend(
@@ -352,10 +462,17 @@ def recommend(
     value = ev.upper if criterion == "upper" else ev.estimate
     judged = ev.kept_judged.sum(axis=1)
     qualifies = np.isfinite(value) & (judged >= min_kept) & (value <= target + 1e-12)
-    if qualifies[0]:  # the no-op filter: nothing to do
+    if qualifies[0]:  # the no-op filter (the headline itself): nothing to do
         current = ev.option(0)
         return Recommendation(target, criterion, False, current, [current], notes)
-    best_by_family = {family: ev.option(i) for family, i in _family_best(ev, qualifies)}
+    walks: list[_Walk] = []
+    if criterion == "upper":
+        walks = _sequences(ev, target, min_kept)
+        passed = np.isin(np.arange(len(ev.families)), [i for w in walks for i in w.passed])
+        options = [ev.option(i) for _, i in _least_dropping(ev, passed)]
+    else:
+        options = [ev.option(i) for _, i in _least_dropping(ev, qualifies)]
+    best_by_family = {o.family: o for o in options}  # one per family
     combo = best_by_family.get("range_min+relative_margin")
     singles = [best_by_family.get(f) for f in ("range_min", "relative_margin")]
     if combo is not None and any(
@@ -366,8 +483,8 @@ def recommend(
     if options:
         return Recommendation(target, criterion, True, options[0], options, notes)
     what = "upper bound" if criterion == "upper" else "estimate"
-    decide = _to_decide(ev, rb.labels, target, min_kept) if criterion == "upper" else []
-    exact = bool(np.all(ev.kept_judged.sum(axis=1) >= ev.kept_population.sum(axis=1)))
+    decide = _to_decide(walks, rb.labels, target, min_kept)
+    exact = bool(np.all(judged >= ev.kept_population.sum(axis=1)))
     if decide:
         head = (
             f"no candidate filter brings the projected rate to {target:.1%} ({what}) yet; "
@@ -380,7 +497,8 @@ def recommend(
         )
     else:
         head = (
-            f"no candidate filter brings the projected rate to {target:.1%} ({what}), and none "
-            "has an estimate under it that more labels could confirm; mine from a cleaner model"
+            f"no candidate filter brings the projected rate to {target:.1%} ({what}), and the "
+            "first candidate tested has an estimate above it that more labels are unlikely to "
+            "confirm; mine from a cleaner model"
         )
     return Recommendation(target, criterion, True, None, [], [head, *notes], decide)

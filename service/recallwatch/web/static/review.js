@@ -9,6 +9,10 @@
   const tokenInput = $("token");
   let state = null;
   let busy = false;
+  // Each request takes a number; an answer is shown only if no later request was made, so an
+  // answer that arrives late (the state before the reviewer was named) never overwrites a newer.
+  let latest = 0;
+  const answers = { handled: 0 }; // answers received (shown or dropped): tests wait on it
 
   // The reviewer's name is remembered by the browser; the token too (this browser only). A
   // "#token=..." fragment (never sent to the server) from the start-up message fills it in.
@@ -123,14 +127,19 @@
 
   async function load() {
     const reviewer = reviewerInput.value.trim();
+    const mine = ++latest;
     const r = await fetch(`${base}/state?reviewer=${encodeURIComponent(reviewer)}`, {
       credentials: "same-origin",
     });
     if (!r.ok) {
-      say(`could not load the review (${r.status})`, true);
+      answers.handled += 1;
+      if (mine === latest) say(`could not load the review (${r.status})`, true);
       return;
     }
-    render(await r.json());
+    const body = await r.json();
+    answers.handled += 1;
+    if (mine !== latest) return;
+    render(body);
     if (!reviewer) say("enter your name to start", false);
   }
 
@@ -142,6 +151,7 @@
     }
     if (busy) return;
     busy = true;
+    const mine = ++latest;
     try {
       const r = await fetch(`${base}/${path}`, {
         method: "POST",
@@ -160,8 +170,11 @@
         say(`refused (${r.status})`, true);
         return;
       }
+      const body = await r.json();
+      answers.handled += 1;
+      if (mine !== latest) return; // a reload after this write shows the newer state
       say("", false);
-      render(await r.json());
+      render(body);
     } finally {
       busy = false;
     }
@@ -187,6 +200,6 @@
       post("undo", {});
     }
   });
-  window.recallwatchReview = { boot: boot };
+  window.recallwatchReview = { boot: boot, answers: answers };
   load();
 })();
