@@ -187,10 +187,48 @@ class HeldoutConfig(_Model):
         return self.name or re.sub(r"[^A-Za-z0-9_.:-]", "_", self.path.name)[:63] or "heldout"
 
 
+class RayConfig(_Model):
+    """``evaluation.ray``: the corpus in shards, one Ray task each (``backend: ray``; scale.md).
+
+    Workers open the checkpoint and the held-out set at the same paths as the daemon: a shared
+    filesystem mounted at the same place on every node.
+    """
+
+    #: Unset: a Ray started on this machine per evaluation. ``auto``, ``ray://HOST:PORT`` (Ray
+    #: Client, a KubeRay head's port 10001) or ``HOST:PORT`` (the head's GCS, in-cluster).
+    address: str | None = None
+    shards: Annotated[int, Field(ge=1, le=100_000)] = 8
+    #: Resources of each task (the query encoding and each shard).
+    num_cpus: Annotated[float, Field(ge=0)] = 1.0
+    num_gpus: Annotated[float, Field(ge=0)] = 0.0
+    #: Ray's retries of a task whose worker died.
+    max_retries: Annotated[int, Field(ge=0, le=100)] = 3
+    #: Bound on reaching the cluster; past it the evaluation fails as ``cluster_unavailable``.
+    connect_timeout_seconds: PositiveSeconds = 10.0
+    #: Ray's runtime environment for the workers (``env_vars``, ``pip``, ``working_dir`` ...).
+    runtime_env: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("address")
+    @classmethod
+    def _check_address(cls, value: str | None) -> str | None:
+        from recallwatch.evaluation.distributed.cluster import check_address
+
+        if value is not None:
+            check_address(value)
+        return value
+
+    def options(self) -> dict[str, Any]:
+        """Plain data for ``evaluation.distributed.RayOptions.from_json``."""
+        return {"kind": "ray", **self.model_dump(mode="json")}
+
+
 class EvaluationConfig(_Model):
     """What every checkpoint is evaluated with, and how the evaluation queue behaves."""
 
     encoder: EncoderConfig = EncoderConfig()
+    #: ``local``: in the daemon's child process. ``ray``: on a Ray cluster (``ray`` section).
+    backend: Literal["local", "ray"] = "local"
+    ray: RayConfig = RayConfig()
     ks: Annotated[list[Annotated[int, Field(ge=1)]], Field(min_length=1)] = list(DEFAULT_KS)
     similarity: Literal["cosine", "dot", "l2"] = "cosine"
     shard_rows: Annotated[int, Field(ge=1)] = 65_536
@@ -413,6 +451,11 @@ class RecallRegressionRule(_Rule):
     #: many degrees of freedom it is worth beside the run's own same-mining checkpoints.
     checkpoint_sd: Annotated[float, Field(ge=0, le=1)] = 0.01
     checkpoint_sd_weight: Annotated[float, Field(gt=0)] = 4.0
+    #: Also pool the checkpoint variance of other runs evaluated on the same held-out set (same
+    #: evaluation key and precision): each mining segment of theirs adds its J - 1 degrees of
+    #: freedom; the most recent ``checkpoint_sd_history_runs`` such runs count.
+    checkpoint_sd_history: bool = True
+    checkpoint_sd_history_runs: Annotated[int, Field(ge=1, le=1000)] = 20
 
     @model_validator(mode="after")
     def _reachable_alpha(self) -> RecallRegressionRule:
@@ -680,6 +723,10 @@ def preflight(config: Config) -> tuple[list[tuple[str, str]], list[tuple[str, st
                     "then pip install 'recallwatch[st]'",
                 )
             )
+    if config.evaluation.backend == "ray" and importlib.util.find_spec("ray") is None:
+        errors.append(
+            ("evaluation.backend", "the ray backend needs Ray: pip install 'recallwatch[ray]'")
+        )
     for i, r in enumerate(config.runs):
         if not r.directory.is_dir():
             warnings.append(

@@ -74,14 +74,15 @@ COMPARISONS = ("previous_mining", "same_mining", "pinned")
 #: The ``reason`` values of ``recallwatch_evaluation_failures_total`` exported at 0 for every run
 #: before its first failure of that reason, so that a first failure is an increase (rules use
 #: ``increase()``): the ``RecallwatchError.reason`` of each error an evaluation can raise
-#: (``errors.py``) and the runner's own (``daemon.runner``: timeout, crashed, internal). Another
-#: reason appears when it first happens.
+#: (``errors.py``), the runner's own (``daemon.runner``: timeout, crashed, internal) and the Ray
+#: backend's (``cluster_unavailable``). Another reason appears when it first happens.
 EVALUATION_FAILURE_REASONS = (
     "bad_checkpoint",
     "bad_config",
     "bad_embeddings",
     "bad_heldout",
     "bad_input",
+    "cluster_unavailable",
     "crashed",
     "encoder_failed",
     "error",

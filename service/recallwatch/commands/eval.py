@@ -12,7 +12,7 @@ from recallwatch.encoders import PRECISIONS, EncoderOptions, open_source, valida
 from recallwatch.errors import ConfigError
 from recallwatch.evaluation.heldout import load_heldout
 from recallwatch.evaluation.metrics import DEFAULT_KS
-from recallwatch.evaluation.pipeline import DEFAULT_SHARD_BYTES, evaluate
+from recallwatch.evaluation.pipeline import DEFAULT_SHARD_BYTES, Evaluation, evaluate
 from recallwatch.evaluation.report import evaluation_json, format_table
 
 __all__ = ["add_parser", "run"]
@@ -81,6 +81,23 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         f"(default: {DEFAULT_SHARD_BYTES >> 20} MiB of float32 per shard, 131072 rows at 384 "
         "dimensions)",
     )
+    r = p.add_argument_group("backend (docs/scale.md)")
+    r.add_argument(
+        "--backend",
+        choices=("local", "ray"),
+        default="local",
+        help="local: in this process (default); ray: the corpus in shards on a Ray cluster "
+        "(pip install 'recallwatch[ray]')",
+    )
+    r.add_argument(
+        "--ray-address",
+        default=None,
+        help="auto, ray://HOST:PORT (Ray Client) or HOST:PORT (GCS); default: start Ray here",
+    )
+    r.add_argument("--ray-shards", type=positive_int, default=8, help="corpus shards (default 8)")
+    r.add_argument(
+        "--ray-num-gpus", type=float, default=0.0, help="GPUs per shard task (default 0)"
+    )
     p.set_defaults(func=run)
 
 
@@ -92,6 +109,8 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(
             [("--encoder", msg) for _, msg in exc.errors], source="the command line"
         ) from exc
+    if args.backend == "ray":
+        return _run_on_ray(args, spec)
     log.info("loading held-out set %s (split %s)", args.heldout, args.split)
     heldout = load_heldout(args.heldout, args.split, args.relevance_level)
     log.info(
@@ -100,23 +119,7 @@ def run(args: argparse.Namespace) -> int:
         len(heldout.excluded_query_ids),
         heldout.num_docs,
     )
-    source = open_source(
-        spec,
-        args.checkpoint,
-        EncoderOptions(
-            device=args.device,
-            batch_size=args.batch_size,
-            max_seq_length=args.max_seq_length,
-            normalize=args.normalize,
-            query_prompt=args.query_prompt,
-            document_prompt=args.document_prompt,
-            precision=args.precision,
-        ),
-    )
-
-    def progress(done: int, total: int) -> None:
-        log.info("searched %d/%d documents", done, total)
-
+    source = open_source(spec, args.checkpoint, _encoder_options(args))
     ev = evaluate(
         heldout,
         source,
@@ -125,6 +128,55 @@ def run(args: argparse.Namespace) -> int:
         shard_rows=args.shard_rows,
         progress=progress,
     )
+    return _report(args, ev)
+
+
+def _encoder_options(args: argparse.Namespace) -> EncoderOptions:
+    return EncoderOptions(
+        device=args.device,
+        batch_size=args.batch_size,
+        max_seq_length=args.max_seq_length,
+        normalize=args.normalize,
+        query_prompt=args.query_prompt,
+        document_prompt=args.document_prompt,
+        precision=args.precision,
+    )
+
+
+def progress(done: int, total: int) -> None:
+    """Log the search's progress."""
+    log.info("searched %d/%d documents", done, total)
+
+
+def _run_on_ray(args: argparse.Namespace, spec: str) -> int:
+    from recallwatch.evaluation.distributed import RayOptions, evaluate_on_ray
+    from recallwatch.evaluation.distributed.cluster import check_address
+
+    if args.ray_address is not None:
+        try:
+            check_address(args.ray_address)
+        except ValueError as exc:
+            raise ConfigError([("--ray-address", str(exc))], source="the command line") from exc
+    options = RayOptions(
+        address=args.ray_address, shards=args.ray_shards, num_gpus=args.ray_num_gpus
+    )
+    ev, _ = evaluate_on_ray(
+        args.heldout,
+        args.split,
+        args.relevance_level,
+        spec,
+        args.checkpoint,
+        _encoder_options(args),
+        options,
+        ks=args.k,
+        similarity=args.similarity,
+        shard_rows=args.shard_rows,
+        progress=progress,
+    )
+    return _report(args, ev)
+
+
+def _report(args: argparse.Namespace, ev: Evaluation) -> int:
     print(format_table(ev))
     if args.json_out:
         write_json(args.json_out, evaluation_json(ev, checkpoint=str(args.checkpoint)))

@@ -47,7 +47,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from recallwatch.config import Config, dataset_key
 from recallwatch.daemon.auditor import FnAuditor
 from recallwatch.daemon.discovery import Discovery
-from recallwatch.daemon.evaluation import Evaluator
+from recallwatch.daemon.evaluation import Evaluator, requeue_unavailable
 from recallwatch.daemon.runner import AuditRunner, Runner, estimate_isolated, run_isolated
 from recallwatch.daemon.scheduling import next_checkpoints, skip
 from recallwatch.logs import fields
@@ -242,6 +242,8 @@ class Daemon:
                 )
         self.last_poll_error = "; ".join(errors) or None
         self.last_poll_at = self.clock()
+        for run in self.config.runs:  # a Ray cluster that could not be reached: try again now
+            requeue_unavailable(self.store, run.name, self.last_poll_at)
         self.dispatch()
 
     def dispatch(self) -> None:

@@ -19,10 +19,11 @@ from pathlib import Path
 from recallwatch.config import Config, HeldoutConfig, RunConfig
 from recallwatch.daemon.runner import EvaluationError, Interrupted, Job, Runner
 from recallwatch.daemon.scheduling import skip
+from recallwatch.evaluation.distributed.cluster import CLUSTER_UNAVAILABLE
 from recallwatch.logs import fields
 from recallwatch.store import CheckpointRow, NewEvaluation, Store
 
-__all__ = ["Evaluator"]
+__all__ = ["Evaluator", "requeue_unavailable"]
 
 #: The daemon's log: one logger name for its whole pipeline.
 log = logging.getLogger("recallwatch.daemon")
@@ -66,6 +67,11 @@ class Evaluator:
             ks=list(self.config.evaluation.ks),
             similarity=self.config.evaluation.similarity,
             shard_rows=self.config.evaluation.shard_rows,
+            backend=(
+                self.config.evaluation.ray.options()
+                if self.config.evaluation.backend == "ray"
+                else {}
+            ),
         )
         where = fields(run=run.name, checkpoint=row.name, step=row.step, dataset=heldout.dataset)
         started, t0 = self.clock(), time.monotonic()
@@ -96,7 +102,12 @@ class Evaluator:
                 message=exc.message,
             )
             where["fields"]["reason"] = exc.reason
-            log.warning("evaluation failed: %s", exc.message, extra=where)
+            if exc.reason == CLUSTER_UNAVAILABLE:
+                log.warning(
+                    "evaluation failed: %s; retrying at the next poll", exc.message, extra=where
+                )
+            else:
+                log.warning("evaluation failed: %s", exc.message, extra=where)
             return False
         duration = time.monotonic() - t0
         self.store.results.record_evaluation(
@@ -121,6 +132,19 @@ class Evaluator:
         )
         log.info("evaluated", extra=where)
         return True
+
+
+def requeue_unavailable(store: Store, run: str, now: float) -> int:
+    """Queue again a run's checkpoints that failed because the Ray cluster could not be reached
+    (``cluster_unavailable``): the daemon calls it at each poll, so they are retried then. The
+    failure stays recorded (counted in ``recallwatch_evaluation_failures_total``)."""
+    retried = 0
+    for row in store.queue.checkpoints(run, states=["failed"]):
+        if row.state_reason == CLUSTER_UNAVAILABLE:
+            retried += store.queue.set_state(
+                row.id, "discovered", now, reason="retry", expect=["failed"]
+            )
+    return retried
 
 
 def _headline(metrics: dict[str, dict[int, float]], ks: list[int]) -> dict[str, float]:

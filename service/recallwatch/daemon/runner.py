@@ -27,13 +27,17 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from recallwatch.errors import EvaluationError, RecallwatchError
 from recallwatch.mining.audit_spec import AuditSpec
 from recallwatch.store import FnBucket, FnEstimate
+
+if TYPE_CHECKING:
+    from recallwatch.evaluation.distributed import DistributedHeldout
+    from recallwatch.evaluation.heldout import HeldoutSet
 
 __all__ = [
     "AuditJob",
@@ -68,6 +72,8 @@ class Job:
     ks: list[int]
     similarity: str
     shard_rows: int
+    #: Empty: evaluate in this process. ``{"kind": "ray", ...}``: on Ray (``RayConfig.options``).
+    backend: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -98,18 +104,35 @@ def evaluate_job(job: Job) -> Result:
     from recallwatch.evaluation.heldout import load_heldout
     from recallwatch.evaluation.pipeline import evaluate
 
-    heldout = load_heldout(job.heldout, job.split, job.relevance_level)
     enc = job.encoder
     options = EncoderOptions(**{k: v for k, v in enc.items() if k != "spec"})
-    source = open_source(enc["spec"], job.checkpoint, options)
-    ev = evaluate(
-        heldout,
-        source,
-        ks=job.ks,
-        similarity=job.similarity,  # type: ignore[arg-type]
-        shard_rows=job.shard_rows,
-    )
-    doc_position = {d: i for i, d in enumerate(heldout.corpus_ids)}
+    heldout: HeldoutSet | DistributedHeldout
+    if job.backend.get("kind") == "ray":
+        from recallwatch.evaluation.distributed import RayOptions, evaluate_on_ray
+
+        ev, heldout = evaluate_on_ray(
+            job.heldout,
+            job.split,
+            job.relevance_level,
+            enc["spec"],
+            job.checkpoint,
+            options,
+            RayOptions.from_json(job.backend),
+            ks=job.ks,
+            similarity=job.similarity,  # type: ignore[arg-type]
+            shard_rows=job.shard_rows,
+        )
+    else:
+        heldout = load_heldout(job.heldout, job.split, job.relevance_level)
+        source = open_source(enc["spec"], job.checkpoint, options)
+        ev = evaluate(
+            heldout,
+            source,
+            ks=job.ks,
+            similarity=job.similarity,  # type: ignore[arg-type]
+            shard_rows=job.shard_rows,
+        )
+    doc_position = heldout.doc_position
     outcomes: dict[str, dict[str, int]] = {}
     for qi, qid in enumerate(heldout.query_ids):
         ranked = ev.topk.positions[qi]
@@ -119,7 +142,7 @@ def evaluate_job(job: Job) -> Result:
             ranks[doc] = int(hits[0]) + 1 if hits.size else 0
         outcomes[qid] = ranks
     return Result(
-        encoder=source.name,
+        encoder=ev.encoder,
         metrics=ev.metrics.means(),
         timings=dict(ev.timings),
         counts={
