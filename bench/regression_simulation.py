@@ -15,12 +15,18 @@ e ~ N(0, 1) drawn per checkpoint:
   changed") or 0.67 ("a sustained 3-point drop") after it.
 
 A run has ``pre`` checkpoints before the mining change and ``post`` after it. The decision at
-each post-change checkpoint is the daemon's (``alerting.regression``): the level test of the
-post checkpoints so far against the pre-change ones, at ``look_alpha`` (the per-look level that
-keeps alpha per mining change), with the checkpoint variance moderated from the pre-change
-segment and the rule's prior, ``min_drop`` 0.01, and the latest checkpoint not clearly back.
+each post-change checkpoint is the daemon's (``alerting.level``): the level test of the post
+checkpoints so far against the pre-change ones, at ``look_alpha`` (the per-look level that keeps
+alpha per mining change), ``min_drop`` 0.01, and the latest checkpoint not clearly back; the
+checkpoint variance pools the pre-change segment, ``--history-runs`` earlier runs of the same
+held-out set (each simulated like this one, ``--history-shape`` checkpoints before and after its
+own mining change, no change in level) and the rule's prior, with Satterthwaite's degrees of
+freedom (``stats.moderated_variance``).
 
-    python bench/regression_simulation.py            # the full table of docs/alerting.md
+    # the issue's scenario: 2 checkpoints before the change, history of 10 earlier 2 + 2 runs
+    python bench/regression_simulation.py --pre 2 --history-runs 10
+    python bench/regression_simulation.py --pre 2 --known-sd     # the ceiling: SD known exactly
+    python bench/regression_simulation.py --pre 20                # no history, 20 before
     python bench/regression_simulation.py --draws 500 --sd 0.7 --churn 0.2   # one quick cell
 """
 
@@ -101,20 +107,95 @@ def simulate_runs(
         delta = (shift_sd * rng.standard_normal((draws, 1))).astype(np.float32)
         jitter = rng.standard_normal(easiness.shape, dtype=np.float32)
         hit = easiness + np.float32(quality) + delta + np.float32(tau) * jitter > 0
-        return np.add.reduceat(hit, starts, axis=1) / relevant
+        return np.asarray(np.add.reduceat(hit, starts, axis=1) / relevant, dtype=np.float64)
 
     before = np.stack([checkpoint(q_pre) for _ in range(pre)], axis=1)
     after = np.stack([checkpoint(q_post) for _ in range(post)], axis=1)
     return before, after
 
 
-def decide_runs(before: FloatArray, after: FloatArray, rule: Rule) -> npt.NDArray[np.bool_]:
-    """The rule's verdict at every post-change look: (draws, post) booleans."""
+@dataclass(frozen=True)
+class Pooled:
+    """``stats.hierarchical.Moments`` for a batch of draws: one value per draw in each field."""
+
+    excess: FloatArray
+    df: int
+    churn: FloatArray
+    churn_sq: FloatArray
+
+    @classmethod
+    def of(cls, values: FloatArray) -> Pooled:
+        """The moments of one segment per draw: ``values`` (draws, J, N)."""
+        excess, df, churn = segment_moments(values)
+        return cls(excess, df, df * churn, df * churn**2)
+
+    @classmethod
+    def zero(cls, draws: int) -> Pooled:
+        """No groups."""
+        return cls(np.zeros(draws), 0, np.zeros(draws), np.zeros(draws))
+
+    def __add__(self, other: Pooled) -> Pooled:
+        return Pooled(
+            self.excess + other.excess,
+            self.df + other.df,
+            self.churn + other.churn,
+            self.churn_sq + other.churn_sq,
+        )
+
+
+def history_moments(
+    *, draws: int, checkpoint_sd: float, tau: float, runs: int, shape: tuple[int, int], seed: int
+) -> Pooled:
+    """Checkpoint-variance moments pooled over ``runs`` earlier runs of the same held-out set.
+
+    Each earlier run is simulated like the run under decision (its own queries' easiness and
+    checkpoint qualities, the same checkpoint SD and churn), with ``shape`` = (checkpoints before,
+    after) its mining change and no change in level; each of its two segments contributes its
+    J - 1 degrees of freedom, as ``store.variance`` and the rule pool them. Returns the summed
+    moments, one value per draw (arrays in the fields).
+    """
+    total = Pooled.zero(draws)
+    for r in range(runs):
+        before, after = simulate_runs(
+            draws=draws,
+            checkpoint_sd=checkpoint_sd,
+            tau=tau,
+            drop=0.0,
+            pre=shape[0],
+            post=shape[1],
+            seed=seed * 7_919 + r,
+        )
+        total += Pooled.of(before) + Pooled.of(after)
+    return total
+
+
+def decide_runs(
+    before: FloatArray,
+    after: FloatArray,
+    rule: Rule,
+    history: Pooled | None = None,
+    *,
+    known_sd: float | None = None,
+) -> npt.NDArray[np.bool_]:
+    """The rule's verdict at every post-change look: (draws, post) booleans.
+
+    The checkpoint variance pools, like the daemon's (``alerting.level.level_plan``): the
+    pre-change segment, the earlier runs' ``history`` moments, and the rule's prior.
+    ``known_sd``: the true checkpoint SD instead (the ceiling no estimate can beat: what the
+    test could do if the variance were known exactly).
+    """
     m = before.shape[1]
-    excess, df = segment_moments(before)
+    pooled = Pooled.of(before) + (history if history is not None else Pooled.zero(len(before)))
     var, nu = moderated_variance(
-        excess, df, prior_sd=rule.checkpoint_sd, prior_df=rule.checkpoint_sd_weight
+        pooled.excess,
+        pooled.df,
+        prior_sd=rule.checkpoint_sd,
+        prior_df=rule.checkpoint_sd_weight,
+        churn=pooled.churn,
+        churn_sq=pooled.churn_sq,
     )
+    if known_sd is not None:
+        var, nu = np.full(before.shape[0], known_sd**2), np.full(before.shape[0], np.inf)
     looks = []
     for n in range(after.shape[1]):
         alpha, latest_alpha = look_alpha(rule.alpha, m, sequential=True, look=n + 1)
@@ -142,17 +223,23 @@ def run_cell(
     post: int = 6,
     within: int = 2,
     rule: Rule = Rule(),
+    history_runs: int = 0,
+    history_shape: tuple[int, int] = (2, 2),
+    known_sd: bool = False,
     seed: int = 0,
     chunk: int = 500,
 ) -> Cell:
     """False alarms (any alert over ``post`` looks, nothing changed) and detection of a sustained
-    3-point drop within ``within`` looks, over ``draws`` runs each."""
+    3-point drop within ``within`` looks, over ``draws`` runs each; with the checkpoint-variance
+    moments of ``history_runs`` earlier runs (``history_shape`` checkpoints before and after
+    their own mining change), or with the true checkpoint SD (``known_sd``: the ceiling)."""
     tau = TAU[churn]
     alarms, detected, churns, sds = 0, 0, [], []
     for start in range(0, draws, chunk):
         size = min(chunk, draws - start)
         cell_seed = seed * 1_000_003 + int(checkpoint_sd * 1000) * 101 + int(churn * 100)
         for drop, scenario in ((0.0, 1), (0.03, 2)):
+            run_seed = cell_seed * 7 + scenario * 100_003 + start
             before, after = simulate_runs(
                 draws=size,
                 checkpoint_sd=checkpoint_sd,
@@ -160,9 +247,23 @@ def run_cell(
                 drop=drop,
                 pre=pre,
                 post=post if drop == 0.0 else within,
-                seed=cell_seed * 7 + scenario * 100_003 + start,
+                seed=run_seed,
             )
-            verdicts = decide_runs(before, after, rule)
+            history = (
+                history_moments(
+                    draws=size,
+                    checkpoint_sd=checkpoint_sd,
+                    tau=tau,
+                    runs=history_runs,
+                    shape=history_shape,
+                    seed=run_seed,
+                )
+                if history_runs
+                else None
+            )
+            verdicts = decide_runs(
+                before, after, rule, history, known_sd=checkpoint_sd if known_sd else None
+            )
             if drop == 0.0:
                 alarms += int(verdicts.any(axis=1).sum())
                 churns.append(float((before[:, 0] != before[:, 1]).mean()))
@@ -183,17 +284,47 @@ def run_cell(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--draws", type=int, default=2_000)
-    parser.add_argument("--pre", type=int, default=5)
+    parser.add_argument("--pre", type=int, default=20)
     parser.add_argument("--post", type=int, default=6)
     parser.add_argument("--sd", type=float, nargs="*", default=[0.0, 0.25, 0.5, 0.7, 1.0])
     parser.add_argument("--churn", type=float, nargs="*", default=[0.10, 0.15, 0.20])
     parser.add_argument("--prior-sd", type=float, default=Rule().checkpoint_sd * 100)
     parser.add_argument("--prior-weight", type=float, default=Rule().checkpoint_sd_weight)
+    parser.add_argument(
+        "--history-runs",
+        type=int,
+        default=0,
+        help="earlier runs of the same held-out set whose segments' variance is pooled",
+    )
+    parser.add_argument(
+        "--history-shape",
+        type=int,
+        nargs=2,
+        default=[2, 2],
+        metavar=("BEFORE", "AFTER"),
+        help="checkpoints of each earlier run before and after its mining change (default 2 2)",
+    )
+    parser.add_argument(
+        "--known-sd",
+        action="store_true",
+        help="decide with the true checkpoint SD (the ceiling of any variance estimate)",
+    )
     args = parser.parse_args()
     rule = Rule(checkpoint_sd=args.prior_sd / 100, checkpoint_sd_weight=args.prior_weight)
+    source = (
+        "the true checkpoint SD (known)"
+        if args.known_sd
+        else f"prior SD {rule.checkpoint_sd * 100:g} points worth {rule.checkpoint_sd_weight:g}"
+        + (
+            f", history of {args.history_runs} earlier runs of "
+            f"{args.history_shape[0]} + {args.history_shape[1]} checkpoints"
+            if args.history_runs
+            else ", no history"
+        )
+    )
     print(
         f"pre {args.pre}, post {args.post}, {args.draws} draws per cell, alpha {rule.alpha}, "
-        f"prior SD {rule.checkpoint_sd * 100:g} points worth {rule.checkpoint_sd_weight:g}"
+        f"{source}"
     )
     print("| checkpoint SD | churn | false alarms per mining change | detection within 2 |")
     print("|---|---|---|---|")
@@ -201,7 +332,15 @@ def main() -> None:
         for churn in args.churn:
             t0 = time.perf_counter()
             cell = run_cell(
-                sd / 100, churn, draws=args.draws, pre=args.pre, post=args.post, rule=rule
+                sd / 100,
+                churn,
+                draws=args.draws,
+                pre=args.pre,
+                post=args.post,
+                rule=rule,
+                history_runs=args.history_runs,
+                history_shape=(args.history_shape[0], args.history_shape[1]),
+                known_sd=args.known_sd,
             )
             print(
                 f"| {sd:.2f} | {cell.measured_churn:.1%} | {cell.false_alarms:.2%} | "

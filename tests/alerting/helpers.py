@@ -73,9 +73,17 @@ def reparse(config: Config, **notifications: Any) -> Config:
 class Run:
     """Checkpoints with chosen per-query hits written into a real store."""
 
-    def __init__(self, store: Store, config: Config, synthetic: SyntheticSet, clock: Clock) -> None:
+    def __init__(
+        self,
+        store: Store,
+        config: Config,
+        synthetic: SyntheticSet,
+        clock: Clock,
+        *,
+        name: str = "r",
+    ) -> None:
         self.store, self.config, self.synthetic, self.clock = store, config, synthetic, clock
-        self.run_id = store.queue.ensure_run("r", "/nonexistent", clock())
+        self.run_id = store.queue.ensure_run(name, "/nonexistent", clock())
         self.key = dataset_key(config, config.runs[0], config.heldout[0])
 
     def add(

@@ -250,8 +250,12 @@ def test_hysteresis_keeps_a_near_threshold_drop_to_one_episode(drop: float) -> N
 
 # -- checkpoint-level variance: the level test per mining change (issue 15) --------------------
 
+#: Earlier runs of the same held-out set in the issue's scenario (2 + 2 checkpoints each).
+HISTORY_RUNS = 10
+
 #: The corners of the grid in docs/alerting.md (all of it: bench/regression_simulation.py).
-#: 2,000 runs per cell, 20 checkpoints before the mining change, 6 after it.
+#: 2,000 runs per cell, 20 checkpoints before the mining change, 6 after it, and the history of
+#: HISTORY_RUNS earlier runs (on by default: ``checkpoint_sd_history``).
 CELLS = [(0.0, 0.20), (0.007, 0.10), (0.007, 0.20), (0.01, 0.10), (0.01, 0.20)]
 
 
@@ -270,7 +274,7 @@ def test_false_alarms_per_mining_change_and_detection_with_checkpoint_variance(
         default.checkpoint_sd,
         default.checkpoint_sd_weight,
     )
-    cell = run_cell(checkpoint_sd, churn, draws=2_000, pre=20, post=6)
+    cell = run_cell(checkpoint_sd, churn, draws=2_000, pre=20, post=6, history_runs=HISTORY_RUNS)
     print(
         f"checkpoint SD {checkpoint_sd * 100:.1f} points, churn {cell.measured_churn:.1%}: "
         f"false alarms per mining change {cell.false_alarms:.2%}, detection of a 3-point drop "
@@ -280,3 +284,51 @@ def test_false_alarms_per_mining_change_and_detection_with_checkpoint_variance(
     assert cell.false_alarms <= rule.alpha + 0.005
     if checkpoint_sd <= 0.007:
         assert cell.detection >= 0.90
+
+
+# -- few pre-change checkpoints: Satterthwaite's degrees of freedom, and earlier runs ----------
+
+
+@pytest.mark.parametrize("pre", [5, 10])
+def test_few_degrees_of_freedom_and_a_large_checkpoint_sd_hold_the_false_alarm_target(
+    pre: int,
+) -> None:
+    # The worst cell of the grid (checkpoint SD 1 point, 20% churn), no history: with the
+    # nominal degrees of freedom (prior + J - 1) this was 1.6% at 5 and 10 pre-change checkpoints.
+    cell = run_cell(0.01, 0.20, draws=2_000, pre=pre, post=6)
+    print(f"pre {pre}, SD 1 point, 20% churn: false alarms {cell.false_alarms:.2%}")
+    assert cell.false_alarms <= Rule().alpha + 0.005
+
+
+#: The issue's scenario: 2 checkpoints before the change, history of HISTORY_RUNS earlier runs:
+#: (checkpoint SD, churn, whether detection >= 90% is reachable there at all; docs/alerting.md).
+ISSUE_CELLS = [(0.0, 0.10, True), (0.0025, 0.15, True), (0.007, 0.20, False), (0.01, 0.15, False)]
+
+
+@pytest.mark.parametrize(("checkpoint_sd", "churn", "reachable"), ISSUE_CELLS)
+def test_two_checkpoints_before_the_change_with_a_history_of_earlier_runs(
+    checkpoint_sd: float, churn: float, reachable: bool
+) -> None:
+    cell = run_cell(checkpoint_sd, churn, draws=2_000, pre=2, post=6, history_runs=HISTORY_RUNS)
+    print(
+        f"pre 2, history of {HISTORY_RUNS} runs, SD {checkpoint_sd * 100:.2f} points, churn "
+        f"{cell.measured_churn:.1%}: false alarms {cell.false_alarms:.2%}, detection "
+        f"{cell.detection:.2%}"
+    )
+    assert cell.false_alarms <= Rule().alpha + 0.005
+    if reachable:
+        assert cell.detection >= 0.90
+
+
+def test_two_checkpoints_before_the_change_are_a_power_limit_even_with_the_sd_known() -> None:
+    # Where the issue's scenario misses 90% detection with history, knowing the checkpoint SD
+    # exactly (what an infinite history would give) misses it too: the pre level is the mean of
+    # two noisy checkpoints, and no estimate of the variance makes it more precise.
+    known = run_cell(0.007, 0.20, draws=2_000, pre=2, post=6, known_sd=True)
+    history = run_cell(0.007, 0.20, draws=2_000, pre=2, post=6, history_runs=HISTORY_RUNS)
+    print(
+        f"pre 2, SD 0.7 point, 20% churn: detection {known.detection:.2%} with the SD known, "
+        f"{history.detection:.2%} with a history of {HISTORY_RUNS} runs"
+    )
+    assert history.detection < known.detection < 0.80
+    assert known.false_alarms <= Rule().alpha + 0.005

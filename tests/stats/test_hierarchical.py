@@ -9,10 +9,13 @@ import pytest
 
 from recallwatch.stats.hierarchical import (
     EARLY_LOOKS,
+    Moments,
+    VarianceHistory,
     checkpoint_variance,
     level_test,
     level_test_arrays,
     moderated_variance,
+    pooled_moments,
     segment_moments,
     sequential_alpha,
     sequential_levels,
@@ -32,15 +35,17 @@ def two_level(
 def test_segment_moments_estimate_the_checkpoint_variance_without_bias(sd_c: float) -> None:
     rng = np.random.default_rng(1)
     y = two_level(rng, 4_000, 4, 300, sd_c, 0.3)
-    excess, df = segment_moments(y)
-    assert df == 3 and excess.shape == (4_000,)
+    excess, df, churn = segment_moments(y)
+    assert df == 3 and excess.shape == churn.shape == (4_000,)
     # The per-checkpoint churn alone would give a spread of 0.3 / sqrt(300) = 1.7 points.
     assert float(excess.mean()) / df == pytest.approx(sd_c**2, abs=2e-5)
+    assert float(churn.mean()) == pytest.approx(0.3**2 / 300, rel=0.01)
 
 
 def test_a_single_checkpoint_carries_no_variance_information() -> None:
-    excess, df = segment_moments(np.ones((1, 50)))
-    assert (float(excess), df) == (0.0, 0)
+    excess, df, churn = segment_moments(np.ones((1, 50)))
+    assert (float(excess), df, float(churn)) == (0.0, 0, 0.0)
+    assert Moments.of(np.ones((1, 50))) == Moments() and Moments().sd is None
     with pytest.raises(ValueError, match="checkpoints, queries"):
         segment_moments(np.ones(5))
 
@@ -57,11 +62,78 @@ def test_the_prior_is_moderated_by_the_runs_own_checkpoints() -> None:
     assert (v.data_df, v.groups) == (2, 2)
     assert v.data_sd == pytest.approx(math.sqrt(2e-4))
     assert v.sd == pytest.approx(math.sqrt((2 * 1e-4 + 2 * 2e-4) / 4))
-    assert v.as_dict()["df"] == 4.0 and "2 degrees of freedom" in v.describe()
+    # No churn: the spread of checkpoint means measures sigma_c^2 with all its degrees of freedom.
+    assert v.as_dict()["df"] == pytest.approx(4.0) and "2 degrees of freedom" in v.describe()
     var, df = moderated_variance(np.array([-1.0]), np.array([1]), prior_sd=0.01, prior_df=1.0)
     assert var[0] == 0.0 and df[0] == 2.0  # never negative
     with pytest.raises(ValueError):
         checkpoint_variance([], prior_sd=0.01, prior_df=0.0)
+
+
+def test_moments_add_up_over_groups_and_runs() -> None:
+    rng = np.random.default_rng(5)
+    groups = [two_level(rng, 1, j, 200, 0.01, 0.3)[0] for j in (2, 3, 4)]
+    parts = [Moments.of(g) for g in groups]
+    total = pooled_moments(groups)
+    assert (total.df, total.groups) == (1 + 2 + 3, 3)
+    assert total.excess == pytest.approx(sum(p.excess for p in parts))
+    assert total.churn == pytest.approx(sum(p.churn for p in parts))
+    assert total.churn_sq == pytest.approx(sum(p.churn**2 / p.df for p in parts))
+    assert parts[0] + parts[1] + parts[2] == total
+    assert total.sd == pytest.approx(math.sqrt(max(0.0, total.excess / 6)))
+
+
+def test_satterthwaite_degrees_of_freedom_count_the_churn() -> None:
+    # No churn: the nominal prior_df + df. Churn as large as the checkpoint variance: fewer.
+    var, nu = moderated_variance(8e-4, 8, prior_sd=0.01, prior_df=4.0)
+    assert float(var) == pytest.approx(1e-4) and float(nu) == pytest.approx(12.0)
+    r = 1e-4  # the churn part of one checkpoint mean's variance, per group of 8 (df 8)
+    var, nu = moderated_variance(
+        8e-4, 8, prior_sd=0.01, prior_df=4.0, churn=8 * r, churn_sq=8 * r**2
+    )
+    # nu = D^2 v^2 / (prior_df v^2 + df (v + R)^2) = 144 / (4 + 32)
+    assert float(nu) == pytest.approx(144 / 36)
+    # A zero variance adds nothing to the test: its degrees of freedom are the nominal ones.
+    var, nu = moderated_variance(-1.0, 2, prior_sd=0.0, prior_df=1.0, churn=2e-4, churn_sq=2e-8)
+    assert (float(var), float(nu)) == (0.0, 3.0)
+
+
+def test_earlier_runs_join_the_estimate_and_the_evidence_says_so() -> None:
+    flat = np.zeros((2, 100))
+    flat[1] += 0.02  # 2e-4 of checkpoint variance, no churn
+    past = VarianceHistory(pooled_moments([flat] * 9), runs=9)
+    v = checkpoint_variance([], prior_sd=0.01, prior_df=4.0, history=past)
+    assert (v.data_df, v.history_df, v.history_runs, v.history_groups) == (0, 9, 9, 9)
+    assert v.history_sd == pytest.approx(math.sqrt(2e-4))
+    assert v.sd == pytest.approx(math.sqrt((4 * 1e-4 + 9 * 2e-4) / 13))
+    assert v.nominal_df == v.df == pytest.approx(13.0)
+    assert "pooled from 9 earlier runs of this held-out set, 9 degrees of freedom" in v.describe()
+    d = v.as_dict()
+    assert (d["history_df"], d["history_runs"], d["nominal_df"]) == (9, 9, 13.0)
+    # No history: nothing said about it.
+    assert "earlier" not in checkpoint_variance([], prior_sd=0.01, prior_df=4.0).describe()
+
+
+def test_few_checkpoints_with_large_churn_hold_the_level() -> None:
+    # Five checkpoints per side, checkpoint SD 1 point, churn adding as much again to each
+    # checkpoint mean, the prior right: the nominal degrees of freedom (prior + J - 1) make the
+    # t reference liberal; Satterthwaite's hold alpha.
+    rng = np.random.default_rng(6)
+    draws, j, queries, sd_c, sd_e = 20_000, 5, 200, 0.01, 0.01 * math.sqrt(200)
+    both = two_level(rng, draws, 2 * j, queries, sd_c, sd_e)  # one set of query effects
+    pre, post = both[:, :j], both[:, j:]
+    excess, df, churn = segment_moments(pre)
+    rates = {}
+    variants: dict[str, tuple[np.ndarray | float, np.ndarray | float]] = {
+        "nominal": (0.0, 0.0),
+        "satterthwaite": (df * churn, df * churn**2),
+    }
+    for name, (c1, c2) in variants.items():
+        var, nu = moderated_variance(excess, df, prior_sd=sd_c, prior_df=4.0, churn=c1, churn_sq=c2)
+        p = level_test_arrays(pre, post, var, nu)["p"]
+        rates[name] = float((p <= 0.01).mean())
+    print(f"rejection at alpha 1%: {rates}")
+    assert rates["satterthwaite"] <= 0.011 < rates["nominal"]
 
 
 @pytest.mark.parametrize("sd_c", [0.0, 0.01])
@@ -73,8 +145,10 @@ def test_the_level_test_holds_its_level_with_both_components(sd_c: float) -> Non
     post = (
         mu + sd_c * rng.standard_normal((6_000, 2, 1)) + 0.3 * rng.standard_normal((6_000, 2, 400))
     )
-    excess, df = segment_moments(pre)
-    var, nu = moderated_variance(excess, df, prior_sd=max(sd_c, 1e-4), prior_df=3.0)
+    excess, df, churn = segment_moments(pre)
+    var, nu = moderated_variance(
+        excess, df, prior_sd=max(sd_c, 1e-4), prior_df=3.0, churn=df * churn, churn_sq=df * churn**2
+    )
     p = level_test_arrays(pre, post, var, nu)["p"]
     for alpha in (0.01, 0.05):
         assert float((p <= alpha).mean()) <= alpha * 1.35 + 0.002

@@ -7,7 +7,8 @@ decision compares *levels*: the mean of the checkpoints before the change (the b
 segment) with the mean of the checkpoints after it so far, with both variance components in the
 standard error (``stats.hierarchical``): query churn, measured from the per-query differences,
 and checkpoint-to-checkpoint variation, estimated from the run's own same-mining segments before
-the change and moderated by the rule's prior (``checkpoint_sd`` worth ``checkpoint_sd_weight``
+the change, the segments of earlier runs of the same held-out set (``VarianceHistory``, found
+by the rule in the store) and the rule's prior (``checkpoint_sd`` worth ``checkpoint_sd_weight``
 degrees of freedom).
 
 - ``level_plan`` says which checkpoints are compared and which measure the variance;
@@ -34,6 +35,7 @@ from recallwatch.stats import Interval, mean_interval
 from recallwatch.stats.hierarchical import (
     CheckpointVariance,
     LevelTest,
+    VarianceHistory,
     checkpoint_variance,
     level_test,
     level_test_arrays,
@@ -274,7 +276,12 @@ def level_plan(
     up to ``current`` (sequential). ``same_mining``: the earlier checkpoints of the segment
     against ``current``. Pinned: the pinned checkpoint against ``current``. Checkpoint variance
     comes from every same-mining segment before ``current``'s (and, for ``same_mining``, the
-    segment's earlier checkpoints): never from the checkpoints under test after the change.
+    segment's earlier checkpoints): never from the checkpoints under test after the change. Their
+    spread would be a valid estimate under a sustained shift, but it couples the decision to how
+    the change hit them: a drop that hits them unevenly, or a partial recovery, widens it, and
+    the latest checkpoint's test (the hysteresis) would then resolve an alert on a checkpoint
+    still well below the pre level; the simulation measured at most 1 point of detection for
+    it (docs/alerting.md).
     """
     ids = [c.id for c in history]
     before = list(history[: ids.index(current.id)]) if current.id in ids else list(history)
@@ -312,17 +319,22 @@ def decide_level(
     resolve_alpha: float,
     prior_sd: float,
     prior_df: float,
+    history: VarianceHistory | None = None,
 ) -> LevelVerdict | None:
     """The level verdict of ``plan`` from per-query values by checkpoint id (None: no queries).
 
-    ``alpha`` is the rule's; the look's levels come from ``look_alpha``.
+    ``alpha`` is the rule's; the look's levels come from ``look_alpha``. ``history``: the
+    checkpoint-variance moments of earlier runs of the same held-out set (plain data).
     """
     pre_post = aligned_values([values[c.id] for c in (*plan.pre, *plan.post)])
     if pre_post.shape[1] < 2:
         return None
     groups = [aligned_values([values[c.id] for c in g]) for g in plan.groups]
     variance = checkpoint_variance(
-        [g for g in groups if g.shape[1] >= 2], prior_sd=prior_sd, prior_df=prior_df
+        [g for g in groups if g.shape[1] >= 2],
+        prior_sd=prior_sd,
+        prior_df=prior_df,
+        history=history,
     )
     cumulative, latest = look_alpha(
         alpha, len(plan.pre), sequential=plan.sequential, look=plan.look

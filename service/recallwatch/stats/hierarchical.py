@@ -16,10 +16,13 @@ hand, like the sign-flip test).
 
 ``sigma_c^2`` is estimated by the two-way ANOVA moments of each group of same-configuration
 checkpoints (the spread of checkpoint means beyond what their churn explains), pooled over groups
-and moderated by a prior ``(prior_sd, prior_df)`` the way limma moderates gene-wise variances:
-``(prior_df * prior_sd^2 + data) / (prior_df + data_df)``, referred to Student's t with
-``prior_df + data_df`` degrees of freedom (Welch-Satterthwaite with the churn part). With few
-checkpoints the prior dominates; with many, the run's own spread does.
+(the run's own segments and, where given, the segments of earlier runs of the same held-out set:
+``VarianceHistory``) and moderated by a prior ``(prior_sd, prior_df)`` the way limma moderates
+gene-wise variances: ``(prior_df * prior_sd^2 + data) / (prior_df + data_df)``. Its degrees of
+freedom are Satterthwaite's (``moderated_variance``): fewer than ``prior_df + data_df`` where
+churn makes the spread of checkpoint means a noisy measure of ``sigma_c^2``. The statistic is
+referred to Student's t with the Welch-Satterthwaite combination of those and the churn part's.
+With few checkpoints the prior and the earlier runs dominate; with many, the run's own spread.
 
 ``sequential_alpha`` gives the per-look level of a test repeated as post-change checkpoints
 arrive (the post mean is cumulative), so that the chance of *any* look rejecting when nothing
@@ -33,6 +36,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,10 +48,13 @@ from recallwatch.stats.student_t import student_t_cdf
 __all__ = [
     "CheckpointVariance",
     "LevelTest",
+    "Moments",
+    "VarianceHistory",
     "checkpoint_variance",
     "level_test",
     "level_test_arrays",
     "moderated_variance",
+    "pooled_moments",
     "segment_moments",
     "sequential_alpha",
     "sequential_levels",
@@ -64,49 +71,129 @@ _SEQUENTIAL_DRAWS = 400_000
 # -- checkpoint-level variance ----------------------------------------------------------------
 
 
-def segment_moments(values: FloatArray) -> tuple[FloatArray, int]:
-    """The checkpoint-variance moment of one group of same-configuration checkpoints.
+def segment_moments(values: FloatArray) -> tuple[FloatArray, int, FloatArray]:
+    """The checkpoint-variance moments of one group of same-configuration checkpoints.
 
-    ``values`` is (..., J checkpoints, N queries). Returns (excess, J - 1): ``excess`` is the sum
-    of squared deviations of the checkpoint means from the group mean minus what their query
-    churn explains (J - 1 times the two-way residual mean square over N), so that
-    ``E[excess] = (J - 1) sigma_c^2``. It can be negative (no spread beyond churn). A group of
-    one checkpoint carries nothing (0, 0).
+    ``values`` is (..., J checkpoints, N queries). Returns (excess, J - 1, churn): ``churn`` is
+    the part of one checkpoint mean's variance that query churn explains (the two-way residual
+    mean square over N), and ``excess`` the sum of squared deviations of the checkpoint means
+    from the group mean minus J - 1 times ``churn``, so that ``E[excess] = (J - 1) sigma_c^2``.
+    ``excess`` can be negative (no spread beyond churn). A group of one checkpoint carries
+    nothing (0, 0, 0).
     """
     v = np.asarray(values, dtype=np.float64)
     if v.ndim < 2:
         raise ValueError("values must be (..., checkpoints, queries)")
     j, n = v.shape[-2], v.shape[-1]
     if j < 2 or n < 2:
-        return np.zeros(v.shape[:-2]), 0
+        zero = np.zeros(v.shape[:-2])
+        return zero, 0, zero
     means = v.mean(axis=-1)
     grand = means.mean(axis=-1, keepdims=True)
     ss_checkpoints = ((means - grand) ** 2).sum(axis=-1)
     resid = v - v.mean(axis=-2, keepdims=True) - means[..., None] + grand[..., None]
-    ms_resid = (resid**2).sum(axis=(-2, -1)) / ((j - 1) * (n - 1))
-    return np.asarray(ss_checkpoints - (j - 1) * ms_resid / n, dtype=np.float64), j - 1
+    churn = (resid**2).sum(axis=(-2, -1)) / ((j - 1) * (n - 1)) / n
+    return (
+        np.asarray(ss_checkpoints - (j - 1) * churn, dtype=np.float64),
+        j - 1,
+        np.asarray(churn, dtype=np.float64),
+    )
+
+
+@dataclass(frozen=True)
+class Moments:
+    """Checkpoint-variance moments of groups of same-configuration checkpoints, summed.
+
+    Additive: the moments of several groups (segments of one run, or of many runs on the same
+    held-out set) are the sum of theirs. With R_i the churn part of one checkpoint mean's
+    variance in group i (``segment_moments``): ``excess`` = sum of (SS_i - (J_i - 1) R_i),
+    ``df`` = sum of (J_i - 1), ``churn`` = sum of (J_i - 1) R_i, ``churn_sq`` = sum of
+    (J_i - 1) R_i^2 (the last two give the estimate's Satterthwaite degrees of freedom).
+    """
+
+    excess: float = 0.0
+    df: int = 0
+    churn: float = 0.0
+    churn_sq: float = 0.0
+    groups: int = 0
+
+    @classmethod
+    def of(cls, values: FloatArray) -> Moments:
+        """The moments of one group: (J checkpoints, N queries) per-query values."""
+        excess, df, churn = segment_moments(np.asarray(values, dtype=np.float64))
+        if not df:
+            return cls()
+        r = float(churn)
+        return cls(float(excess), df, df * r, df * r * r, 1)
+
+    def __add__(self, other: Moments) -> Moments:
+        return Moments(
+            self.excess + other.excess,
+            self.df + other.df,
+            self.churn + other.churn,
+            self.churn_sq + other.churn_sq,
+            self.groups + other.groups,
+        )
+
+    @property
+    def sd(self) -> float | None:
+        """The groups' own estimate of the checkpoint SD (None without degrees of freedom)."""
+        return math.sqrt(max(0.0, self.excess / self.df)) if self.df else None
+
+
+def pooled_moments(groups: Iterable[FloatArray]) -> Moments:
+    """The summed moments of groups of same-configuration checkpoints ((J, N) each)."""
+    total = Moments()
+    for g in groups:
+        total += Moments.of(g)
+    return total
+
+
+@dataclass(frozen=True)
+class VarianceHistory:
+    """Checkpoint-variance moments pooled from earlier runs of the same held-out set.
+
+    Plain data for the decision: the store finds the runs (``store.variance``), the caller
+    computes their segments' moments; ``runs`` is how many runs contributed degrees of freedom.
+    """
+
+    moments: Moments
+    runs: int
 
 
 @dataclass(frozen=True)
 class CheckpointVariance:
     """The checkpoint-to-checkpoint variance a level test assumed, and where it came from."""
 
-    #: The standard deviation assumed (moderated: prior and data together).
+    #: The standard deviation assumed (moderated: prior, earlier runs and this run together).
     sd: float
     #: The run's own estimate (None without same-configuration checkpoint pairs; 0 when the
     #: spread is no more than churn explains).
     data_sd: float | None
     #: Degrees of freedom from the run's checkpoints (sum of J - 1 over groups).
     data_df: int
-    #: How many same-configuration groups (segments) the estimate pooled.
+    #: How many same-configuration groups (segments) of this run the estimate pooled.
     groups: int
     prior_sd: float
     prior_df: float
+    #: Earlier runs of the same held-out set: their estimate, degrees of freedom, runs, segments.
+    history_sd: float | None = None
+    history_df: int = 0
+    history_runs: int = 0
+    history_groups: int = 0
+    #: Satterthwaite degrees of freedom of the estimate (``moderated_variance``); at most
+    #: ``nominal_df``, less where churn makes the checkpoint means' spread a noisy measure.
+    effective_df: float | None = None
+
+    @property
+    def nominal_df(self) -> float:
+        """Prior weight plus the degrees of freedom of the checkpoints (this and earlier runs)."""
+        return self.prior_df + self.data_df + self.history_df
 
     @property
     def df(self) -> float:
-        """Degrees of freedom of the assumed variance (prior and data)."""
-        return self.prior_df + self.data_df
+        """Degrees of freedom of the assumed variance (Satterthwaite)."""
+        return self.nominal_df if self.effective_df is None else self.effective_df
 
     def as_dict(self) -> dict[str, Any]:
         """Return a JSON-friendly dict."""
@@ -117,6 +204,11 @@ class CheckpointVariance:
             "groups": self.groups,
             "prior_sd": self.prior_sd,
             "prior_df": self.prior_df,
+            "history_sd": self.history_sd,
+            "history_df": self.history_df,
+            "history_runs": self.history_runs,
+            "history_groups": self.history_groups,
+            "nominal_df": self.nominal_df,
             "df": self.df,
         }
 
@@ -128,41 +220,94 @@ class CheckpointVariance:
             if self.data_sd is not None
             else "no same-mining checkpoint pairs in this run yet"
         )
+        history = (
+            f"{self.history_sd * 100:.2f} pooled from {self.history_runs} earlier "
+            f"run{'s' if self.history_runs != 1 else ''} of this held-out set, "
+            f"{self.history_df} degrees of freedom; "
+            if self.history_sd is not None
+            else ""
+        )
         return (
-            f"checkpoint-to-checkpoint SD {self.sd * 100:.2f} points ({own}; prior "
-            f"{self.prior_sd * 100:.2f} worth {self.prior_df:g})"
+            f"checkpoint-to-checkpoint SD {self.sd * 100:.2f} points ({history}{own}; prior "
+            f"{self.prior_sd * 100:.2f} worth {self.prior_df:g}; {self.df:.1f} effective "
+            f"degrees of freedom)"
         )
 
 
 def moderated_variance(
-    excess: FloatArray | float, df: FloatArray | int, *, prior_sd: float, prior_df: float
+    excess: FloatArray | float,
+    df: FloatArray | int,
+    *,
+    prior_sd: float,
+    prior_df: float,
+    churn: FloatArray | float = 0.0,
+    churn_sq: FloatArray | float = 0.0,
 ) -> tuple[FloatArray, FloatArray]:
-    """(variance, degrees of freedom) of the prior moderated by pooled moments (vectorised)."""
+    """(variance, Satterthwaite degrees of freedom) of the prior moderated by pooled moments.
+
+    The variance is ``(prior_df prior_sd^2 + excess) / (prior_df + df)`` (never negative). Its
+    degrees of freedom are not ``prior_df + df``: each group's sum of squares of checkpoint means
+    is ``(sigma_c^2 + R_i) chi^2_{J_i - 1}``, churn included, so it is a noisier measure of
+    ``sigma_c^2`` than ``J_i - 1`` degrees of freedom say when churn is large against the
+    checkpoint variance. Satterthwaite's approximation, with the estimate in place of sigma_c^2
+    (``churn`` and ``churn_sq`` from ``Moments``):
+
+        nu = D^2 v^2 / (prior_df v^2 + sum_i (J_i - 1) (v + R_i)^2),   D = prior_df + df.
+
+    Without churn it is D; counting the churn is what keeps the t reference from being liberal
+    with few checkpoints and a large checkpoint SD. Vectorised over the arguments.
+    """
     if prior_sd < 0 or prior_df <= 0:
         raise ValueError("prior_sd must be non-negative and prior_df positive")
     e, d = np.asarray(excess, dtype=np.float64), np.asarray(df, dtype=np.float64)
-    variance = np.maximum(0.0, (prior_df * prior_sd**2 + e) / (prior_df + d))
-    return variance, np.asarray(prior_df + d, dtype=np.float64)
+    c1, c2 = np.asarray(churn, dtype=np.float64), np.asarray(churn_sq, dtype=np.float64)
+    total = prior_df + d
+    variance = np.maximum(0.0, (prior_df * prior_sd**2 + e) / total)
+    spread = total * variance**2 + 2.0 * variance * c1 + c2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        nu = np.where(spread > 0, total**2 * variance**2 / np.where(spread > 0, spread, 1), total)
+    # A zero variance contributes nothing to the test, whatever its degrees of freedom.
+    nu = np.where(variance > 0, np.minimum(nu, total), total)
+    return variance, np.asarray(nu, dtype=np.float64)
 
 
 def checkpoint_variance(
-    groups: list[FloatArray], *, prior_sd: float, prior_df: float
+    groups: list[FloatArray],
+    *,
+    prior_sd: float,
+    prior_df: float,
+    history: VarianceHistory | None = None,
 ) -> CheckpointVariance:
     """The moderated checkpoint variance from groups of same-configuration checkpoints.
 
-    Each group is (J, N): per-query values of J checkpoints under one configuration. Groups of
-    one checkpoint are skipped.
+    Each group is (J, N): per-query values of J checkpoints under one configuration of this
+    run. Groups of one checkpoint are skipped. ``history``: moments pooled from earlier runs of
+    the same held-out set, added to the run's own.
     """
-    excess, df, used = 0.0, 0, 0
-    for g in groups:
-        e, d = segment_moments(np.asarray(g, dtype=np.float64))
-        if d:
-            excess += float(e)
-            df += d
-            used += 1
-    variance, _ = moderated_variance(excess, df, prior_sd=prior_sd, prior_df=prior_df)
-    data_sd = math.sqrt(max(0.0, excess / df)) if df else None
-    return CheckpointVariance(math.sqrt(float(variance)), data_sd, df, used, prior_sd, prior_df)
+    own = pooled_moments(np.asarray(g, dtype=np.float64) for g in groups)
+    past = history.moments if history is not None else Moments()
+    total = own + past
+    variance, nu = moderated_variance(
+        total.excess,
+        total.df,
+        prior_sd=prior_sd,
+        prior_df=prior_df,
+        churn=total.churn,
+        churn_sq=total.churn_sq,
+    )
+    return CheckpointVariance(
+        sd=math.sqrt(float(variance)),
+        data_sd=own.sd,
+        data_df=own.df,
+        groups=own.groups,
+        prior_sd=prior_sd,
+        prior_df=prior_df,
+        history_sd=past.sd,
+        history_df=past.df,
+        history_runs=history.runs if history is not None and past.df else 0,
+        history_groups=past.groups,
+        effective_df=float(nu),
+    )
 
 
 # -- the level test ---------------------------------------------------------------------------

@@ -15,6 +15,8 @@ caller, all sharing its connection:
   the API.
 - ``reviews`` (``Reviews``, ``store/reviews.py``): review labels of mined negatives, written by
   the review pages and ``recallwatch review``.
+- ``variance`` (``VarianceSources``, ``store/variance.py``): comparable evaluations of other
+  runs on a held-out set, read by the regression rule for its checkpoint-variance history.
 
 The connection, its lock, transactions and migrations are ``store/db.py`` (``Database``) and
 ``store/schema.py``; the rows every read returns are ``store/rows.py``.
@@ -46,6 +48,7 @@ from recallwatch.store.rows import (
     VerdictRow,
 )
 from recallwatch.store.schema import MIGRATIONS, SCHEMA_VERSION
+from recallwatch.store.variance import PastEvaluation, VarianceSources
 from recallwatch.store.views import ReadViews
 
 __all__ = [
@@ -65,6 +68,7 @@ __all__ = [
     "FnEstimate",
     "NewEvaluation",
     "NewMessage",
+    "PastEvaluation",
     "ReadViews",
     "Results",
     "ReviewRow",
@@ -74,6 +78,7 @@ __all__ = [
     "SqliteOutbox",
     "Store",
     "StoreError",
+    "VarianceSources",
     "VerdictRow",
     "pack_outcomes",
     "unpack_outcomes",
@@ -92,6 +97,7 @@ class Store:
         self.outbox = SqliteOutbox(db)
         self.views = ReadViews(db, self.queue, self.results)
         self.reviews = Reviews(db)
+        self.variance = VarianceSources(db)
 
     @classmethod
     def open(cls, path: Path | str, *, exclusive: bool = True) -> Store:

@@ -253,3 +253,75 @@ def test_a_change_of_precision_is_not_a_regression(store: Store, synthetic: Synt
     # The same drop in the same precision is compared, and fires.
     alerting.after_checkpoint(run.add(400, B, hits(120), precision="fp32"))
     assert [event for event, _, _ in outbox(store)] == ["firing"]
+
+
+def _verdict_variance(store: Store, checkpoint_id: int) -> dict[str, object]:
+    (verdict,) = store.ledger.verdicts(checkpoint_id)
+    variance: dict[str, object] = verdict.details["level"]["checkpoint_variance"]
+    return variance
+
+
+@pytest.mark.parametrize("history", [True, False])
+def test_earlier_runs_on_the_same_heldout_set_lend_their_checkpoint_variance(
+    store: Store, synthetic: SyntheticSet, history: bool
+) -> None:
+    rule = {"name": "reg", "type": "recall_regression", "checkpoint_sd_history": history}
+    config = make_config(synthetic.path, [rule])
+    clock = Clock()
+    # Six earlier runs of the shape (2 checkpoints under A, 2 under B) whose same-mining
+    # checkpoints differ by churn alone (the same number of misses, other queries): 12 degrees
+    # of freedom saying the checkpoint SD is about zero. A run in another precision (bf16) is
+    # not comparable and lends nothing.
+    for i in range(7):
+        past = Run(store, config, synthetic, clock, name=f"past-{i}")
+        for step, mining, shift in ((100, A, 0), (200, A, 6), (300, B, 3), (400, B, 9)):
+            past.add(step, mining, hits(45, shift=shift + i), precision="bf16" if i == 6 else None)
+    run = Run(store, config, synthetic, clock)
+    alerting = Alerting(config, store, clock=clock)
+    alerting.after_checkpoint(run.add(100, A, hits(45)))
+    alerting.after_checkpoint(run.add(200, A, hits(45, shift=6)))
+    # 12 more queries missed (4 points): with the one-point prior alone (and this run's one
+    # degree of freedom) not significant at the first look's alpha; with the history it is.
+    bad = run.add(300, B, hits(57, shift=3))
+    alerting.after_checkpoint(bad)
+    variance = _verdict_variance(store, bad.id)
+    if history:
+        assert (variance["history_runs"], variance["history_df"], variance["data_df"]) == (6, 12, 1)
+        (record,) = store.ledger.open_alerts()
+        metric = record.alert.evidence.metric
+        assert metric is not None and metric.checkpoint_variance is not None
+        assumed = metric.checkpoint_variance["assumed"]
+        assert "pooled from 6 earlier runs of this held-out set, 12 degrees of freedom" in assumed
+        assert assumed in record.alert.description
+    else:
+        assert (variance["history_runs"], variance["history_df"], variance["data_df"]) == (0, 0, 1)
+        assert store.ledger.open_alerts() == []
+
+
+def test_a_decision_waits_for_an_earlier_checkpoint_still_being_evaluated(
+    store: Store, synthetic: SyntheticSet
+) -> None:
+    config = make_config(synthetic.path, [{"name": "reg", "type": "recall_regression"}])
+    clock = Clock()
+    run = Run(store, config, synthetic, clock)
+    alerting = Alerting(config, store, clock=clock)
+    alerting.after_checkpoint(run.add(100, A, hits(50)))
+    # The last pre-change checkpoint is still being evaluated when the first post-change one
+    # (clearly worse) finishes: no decision yet, no verdict, no alert against checkpoint-100.
+    late = run.add(200, A, hits(52, shift=3))
+    store.queue.set_state(late.id, "evaluating", clock())
+    bad = run.add(300, B, hits(90))
+    alerting.after_checkpoint(bad)
+    assert store.ledger.verdicts(bad.id) == [] and outbox(store) == []
+    # Once it is evaluated the engine decides the newest checkpoint again, against the whole
+    # pre-change segment: one alert, keyed on the segment's best checkpoint.
+    store.queue.set_state(late.id, "evaluated", clock())
+    alerting.after_checkpoint(store.queue.checkpoint_by_id(late.id))
+    (record,) = store.ledger.open_alerts()
+    assert (
+        record.alert.key.baseline == "checkpoint-100"
+        and record.alert.checkpoint == "checkpoint-300"
+    )
+    (verdict,) = store.ledger.verdicts(bad.id)
+    assert verdict.details["pre"] == ["checkpoint-100", "checkpoint-200"]
+    assert [e for e, _, _ in outbox(store)] == ["firing"]

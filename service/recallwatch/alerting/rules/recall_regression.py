@@ -2,7 +2,10 @@
 
 For each held-out set and k of the rule, the checkpoint is compared with its baseline (the best or
 last checkpoint before the latest mining change, or of the same mining config, or a pinned one)
-by the paired test of ``alerting.regression``; every comparison is recorded as a verdict. A new
+by the level test of ``alerting.level``, with the checkpoint variance of the run's own segments,
+of other runs on the same held-out set (``PastVariance``, read from ``store.variance``:
+``checkpoint_sd_history``) and the rule's prior; every comparison is recorded as a verdict. A
+checkpoint waits while an earlier one of its run is still being evaluated. A new
 alert fires when the last ``confirm`` verdicts against that baseline are regressed; an open one
 stays open until a checkpoint is clearly not regressed (hysteresis, ``still_regressed``). An alert
 of an older baseline stays open while the checkpoint is still regressed against that baseline.
@@ -15,14 +18,16 @@ and resolution.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
-from recallwatch.alerting.level import LevelVerdict, decide_level, level_plan
+from recallwatch.alerting.level import LevelVerdict, aligned_values, decide_level, level_plan
 from recallwatch.alerting.model import ALERTNAMES, Alert, AlertKey
 from recallwatch.alerting.regression import (
     Baseline,
     CheckpointSummary,
+    Metric,
     choose_baseline,
     confirmed,
     mining_segments,
@@ -43,9 +48,13 @@ from recallwatch.alerting.rules.regression_alerts import (
     superseded_resolution,
 )
 from recallwatch.config import HeldoutConfig, RecallRegressionRule
-from recallwatch.store import AlertRecord, CheckpointRow
+from recallwatch.stats.hierarchical import Moments, VarianceHistory
+from recallwatch.store import AlertRecord, CheckpointRow, Store
 
-__all__ = ["RecallRegression", "verdict_kind"]
+#: Segments whose checkpoint-variance moments a rule keeps (stored evaluations never change).
+_MOMENTS_CACHE = 4_096
+
+__all__ = ["PastVariance", "RecallRegression", "verdict_kind"]
 
 
 def verdict_kind(rule: RecallRegressionRule, rules: Sequence[RuleConfig]) -> str:
@@ -74,6 +83,69 @@ def _comparison(rule: RecallRegressionRule) -> str:
     return "pinned" if rule.baseline_checkpoint else rule.compare_with
 
 
+class PastVariance:
+    """Checkpoint-variance moments of other runs on a held-out set, for ``VarianceHistory``.
+
+    Comparable evaluations (``store.variance``: the same dataset, evaluation key and precision)
+    of the most recent other runs, split into mining segments; each segment of two or more
+    checkpoints adds its moments (its J - 1 degrees of freedom), computed once per segment and
+    k: stored evaluations never change.
+    """
+
+    def __init__(self, store: Store, metric: Metric) -> None:
+        self.store, self.metric = store, metric
+        #: (evaluation ids of a segment, k) -> its checkpoint-variance moments.
+        self._moments: dict[tuple[tuple[int, ...], int], Moments] = {}
+
+    def pooled(
+        self,
+        run: str,
+        dataset: str,
+        config_hash: str,
+        precision: str | None,
+        k: int,
+        max_runs: int,
+    ) -> VarianceHistory | None:
+        """The pooled moments of up to ``max_runs`` runs other than ``run`` (None: no df)."""
+        past = self.store.variance.past_evaluations(
+            dataset=dataset,
+            config_hash=config_hash,
+            precision=precision,
+            exclude_run=run,
+            max_runs=max_runs,
+        )
+        total, runs = Moments(), 0
+        for _, group in itertools.groupby(past, key=lambda p: p.run):
+            evaluations = list(group)
+            by_id = {p.checkpoint_id: p.evaluation_id for p in evaluations}
+            summaries = [
+                CheckpointSummary(p.checkpoint_id, p.checkpoint, p.step, p.mining_fingerprint, 0.0)
+                for p in evaluations
+            ]
+            run_moments = Moments()
+            for segment in mining_segments(summaries):
+                if len(segment) >= 2:
+                    run_moments += self._segment(tuple(by_id[c.id] for c in segment), k)
+            if run_moments.df:
+                total, runs = total + run_moments, runs + 1
+        return VarianceHistory(total, runs) if total.df else None
+
+    def _segment(self, evaluation_ids: tuple[int, ...], k: int) -> Moments:
+        """The moments of one segment of stored evaluations (cached)."""
+        key = (evaluation_ids, k)
+        cached = self._moments.get(key)
+        if cached is None:
+            outcomes = self.store.results.outcomes
+            values = aligned_values(
+                [per_query_metric(outcomes(e), self.metric, k) for e in evaluation_ids]
+            )
+            cached = Moments.of(values) if values.shape[1] >= 2 else Moments()
+            if len(self._moments) >= _MOMENTS_CACHE:
+                self._moments.clear()
+            self._moments[key] = cached
+        return cached
+
+
 @register
 class RecallRegression(AlertRule[RecallRegressionRule]):
     """A significant drop of a metric at k against a baseline checkpoint."""
@@ -84,6 +156,7 @@ class RecallRegression(AlertRule[RecallRegressionRule]):
     def __init__(self, config: RecallRegressionRule, context: RuleContext) -> None:
         super().__init__(config, context)
         self.verdict_kind = verdict_kind(config, context.config.notifications.rules)
+        self._history = PastVariance(context.store, config.metric)
 
     def prepare(self, row: CheckpointRow) -> None:
         """Index the held-out texts an alert names (outside the decision lock)."""
@@ -91,7 +164,17 @@ class RecallRegression(AlertRule[RecallRegressionRule]):
             self.context.evidence.texts.warm(h.path for h in self.context.config.heldout)
 
     def decide(self, row: CheckpointRow) -> list[Decision]:
-        """One decision per held-out set and k (plus one per alert of an older baseline)."""
+        """One decision per held-out set and k (plus one per alert of an older baseline).
+
+        None while an earlier checkpoint of the run is still being evaluated: decided now, the
+        segments would lack it (a first post-change checkpoint that finishes before the last
+        pre-change one would be tested against a pre level without it, and tested again, as a
+        new comparison with a new baseline, once it is in: two chances at a false alarm per
+        mining change). When the earlier one is evaluated the engine decides the run's newest
+        checkpoint again; should it fail instead, the next checkpoint decides.
+        """
+        if self._waits_for_earlier(row):
+            return []
         out: list[Decision] = []
         for heldout in self.context.config.heldout:
             for k in self.config.ks:
@@ -128,6 +211,7 @@ class RecallRegression(AlertRule[RecallRegressionRule]):
             if c.id != row.id
         }
         values[row.id] = after_values
+        history_moments = self.variance_history(row, dataset, k)
         verdict = decide_level(
             plan,
             values,
@@ -136,6 +220,7 @@ class RecallRegression(AlertRule[RecallRegressionRule]):
             resolve_alpha=rule.resolve_alpha,
             prior_sd=rule.checkpoint_sd,
             prior_df=rule.checkpoint_sd_weight,
+            history=history_moments,
         )
         if verdict is None:
             return []
@@ -232,6 +317,7 @@ class RecallRegression(AlertRule[RecallRegressionRule]):
                 resolve_alpha=rule.resolve_alpha,
                 prior_sd=rule.checkpoint_sd,
                 prior_df=rule.checkpoint_sd_weight,
+                history=self.variance_history(row, old_key.dataset or "", old_key.k or 0),
             )
             if verdict is not None:
                 firing = still_regressed(verdict, rule.resolve_alpha)
@@ -239,6 +325,24 @@ class RecallRegression(AlertRule[RecallRegressionRule]):
                     rule, row, old.name, old_key.dataset or "", old_key.k or 0, verdict, superseded
                 )
         return self.decision(old_key, firing, row.name, None, row, resolution=resolution)
+
+    def _waits_for_earlier(self, row: CheckpointRow) -> bool:
+        """Whether a checkpoint of ``row``'s run with a lower step is being evaluated."""
+        if row.step is None:
+            return False
+        running = self.context.store.queue.checkpoints(row.run, states=["evaluating"])
+        return any(c.step is not None and c.step < row.step for c in running)
+
+    def variance_history(self, row: CheckpointRow, dataset: str, k: int) -> VarianceHistory | None:
+        """Checkpoint-variance moments of other runs on the same held-out set (None: none)."""
+        rule = self.config
+        evaluations = self.context.current_evaluations(row.id)
+        mine = next((e for e in evaluations if e.dataset == dataset), None)
+        if not rule.checkpoint_sd_history or mine is None:
+            return None
+        return self._history.pooled(
+            row.run, dataset, mine.config_hash, mine.precision, k, rule.checkpoint_sd_history_runs
+        )
 
     def _earlier_verdicts(
         self,
