@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from recallwatch.daemon.runner import EvaluationError, Job, run_in_process
+from recallwatch.daemon.runner import EvaluationError, Job, run_in_process, run_isolated
 from recallwatch.errors import RecallwatchError
 from recallwatch.synthetic.heldout import write_heldout, write_precomputed_checkpoint
 from tests.daemon.helpers import wait_for
@@ -91,3 +91,45 @@ def test_sigint_to_the_process_group_spares_the_evaluation(tmp_path: Path) -> No
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
     assert json.loads(out.strip().splitlines()[-1]) == {"ok": True, "queries": 20}
+
+
+def test_a_child_killed_by_sigbus_is_a_crash_that_names_the_likely_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A real SIGBUS: the encoder touches a page of a mapped file that was cut short under it,
+    # what a corpus.npy truncated during its own (memory-mapped) evaluation does.
+    synthetic = write_heldout(tmp_path / "heldout", num_docs=50, num_queries=5, dim=8, seed=3)
+    ckpt = write_precomputed_checkpoint(tmp_path / "ckpt", synthetic, noise=0.3)
+    (tmp_path / "bus_enc.py").write_text(
+        textwrap.dedent(
+            f"""
+            import faulthandler, mmap, os
+            def encode(checkpoint, texts, kind):
+                faulthandler.disable()
+                path = {str(tmp_path / "mapped.bin")!r}
+                with open(path, "wb") as f:
+                    f.write(bytes(8192))
+                with open(path, "r+b") as f:
+                    view = mmap.mmap(f.fileno(), 8192)
+                os.truncate(path, 0)
+                view[4096]
+            """
+        )
+    )
+    job = Job(
+        checkpoint=str(ckpt),
+        encoder={"spec": "python:bus_enc:encode"},
+        heldout=str(synthetic.path),
+        split="test",
+        relevance_level=1,
+        ks=[1],
+        similarity="cosine",
+        shard_rows=1000,
+    )
+    monkeypatch.setenv("PYTHONPATH", f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
+    with pytest.raises(EvaluationError) as info:
+        run_isolated(job, 120.0, threading.Event())
+    assert info.value.reason == "crashed"
+    assert "killed by SIGBUS" in info.value.message
+    assert "corpus.npy truncated while it was read" in info.value.message
+    assert "--retry-failed" in info.value.message

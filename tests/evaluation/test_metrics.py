@@ -8,7 +8,12 @@ import numpy as np
 import pytest
 
 from recallwatch.evaluation.heldout import load_heldout
-from recallwatch.evaluation.metrics import JudgementIndex, QueryMetrics, compute_metrics
+from recallwatch.evaluation.metrics import (
+    JudgementIndex,
+    QueryMetrics,
+    compute_metrics,
+    judged_positions,
+)
 from recallwatch.evaluation.pipeline import evaluate
 from recallwatch.evaluation.search import ExactSearcher, prepare_embeddings, tiebreak_ranks
 from tests.helpers.embedding_sources import CachedEmbeddingSource
@@ -109,6 +114,18 @@ def test_random_graded_qrels_with_ties(seed: int, relevance_level: int) -> None:
         query_ids, qrels, {d: i for i, d in enumerate(doc_ids)}, relevance_level
     )
     ours = compute_metrics(top.positions, judgements, KS)
+    # The evaluation indexes only the judged documents' positions: the same index.
+    judged_only = JudgementIndex.build(
+        query_ids,
+        qrels,
+        judged_positions(query_ids, qrels, doc_ids),
+        relevance_level,
+        num_docs=nd,
+    )
+    assert judged_only.num_docs == judgements.num_docs == nd
+    assert np.array_equal(judged_only.keys, judgements.keys)
+    assert np.array_equal(judged_only.grades, judgements.grades)
+    assert np.array_equal(judged_only.num_relevant, judgements.num_relevant)
     ref = trec_reference(
         {q_: qrels[q_] for q_ in query_ids},
         run_of(query_ids, doc_ids, top.positions, top.scores),

@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 
 from recallwatch.evaluation.search import (
+    MERGE_WIDTH,
+    TIE_MARGIN,
     ExactSearcher,
     NonFiniteRowsError,
     Similarity,
@@ -79,6 +81,20 @@ def test_prepare_embeddings_normalises_for_cosine_only() -> None:
     assert np.allclose(prepare_embeddings(x.copy(), "dot"), [[3.0, 4.0]])
 
 
+def test_prepare_embeddings_copies_a_read_only_matrix_only_to_normalise_it() -> None:
+    """A mapped corpus file is searched where it lies unless rows must change."""
+    unit = np.array([[0.6, 0.8], [1.0, 0.0]], dtype=np.float32)
+    unit.flags.writeable = False
+    assert prepare_embeddings(unit, "cosine") is unit
+    assert prepare_embeddings(unit, "dot") is unit
+    long = np.array([[3.0, 4.0], [1.0, 0.0]], dtype=np.float32)
+    long.flags.writeable = False
+    out = prepare_embeddings(long, "cosine")
+    assert out is not long and out.flags.writeable
+    assert np.allclose(out, [[0.6, 0.8], [1.0, 0.0]])
+    assert long.tolist() == [[3.0, 4.0], [1.0, 0.0]]
+
+
 @pytest.mark.parametrize(
     ("row", "sim", "problem"),
     [
@@ -103,3 +119,40 @@ def test_shard_dimension_mismatch_is_refused() -> None:
     )
     with pytest.raises(ValueError, match=r"expected \(n, 4\)"):
         searcher.add(np.ones((1, 5), np.float32), np.array([0]))
+
+
+def test_candidates_merged_in_batches_equal_brute_force_with_ties() -> None:
+    """Many shards: candidates wait and are merged every ``MERGE_WIDTH`` pending columns (the
+    first 60 shards: integer scores in a wide range, few ties), or at once before a shard whose ties
+    reach past the fetch is merged (the last 15: scores in {-2..2}, ties everywhere)."""
+    rng = np.random.default_rng(5)
+    wide = rng.integers(-50, 51, size=(2400, 8))
+    tied = np.pad(rng.integers(-1, 2, size=(600, 2)), ((0, 0), (0, 6)))
+    x = np.concatenate([wide, tied]).astype(np.float32)
+    q = rng.integers(-2, 3, size=(12, 8)).astype(np.float32)
+    ids = [f"doc-{i:04d}" if i % 5 else f"d{i}" for i in range(3000)]
+    assert 60 * (15 + TIE_MARGIN) > 2 * MERGE_WIDTH
+    top = run_search(q, x, ids, 15, "dot", 40)
+    assert top.positions.tolist() == brute_force(q, x, ids, 15, "dot")
+    assert np.all(np.diff(top.scores, axis=1) <= 0)
+
+
+def test_shards_top_k_added_as_candidates_equal_one_search_with_ties() -> None:
+    """Each shard searched on its own (as a Ray task does), then its top-K added to one searcher
+    over the whole corpus: the same ranking as one search, ties in trec_eval's order."""
+    rng = np.random.default_rng(9)
+    x = rng.integers(-2, 3, size=(300, 6)).astype(np.float32)
+    q = rng.integers(-2, 3, size=(20, 6)).astype(np.float32)
+    ids = [f"doc-{i:03d}" if i % 4 else f"d{i}" for i in range(300)]
+    ranks = tiebreak_ranks(ids)
+    merged = ExactSearcher(q, 10, similarity="dot", tiebreak=ranks)
+    for a in range(0, 300, 70):
+        shard = ExactSearcher(q, 10, similarity="dot", tiebreak=ranks)
+        shard.add(x[a : a + 70], np.arange(a, min(a + 70, 300), dtype=np.int64))
+        part = shard.result()
+        merged.add_candidates(part.scores, part.positions)
+    assert merged.result().positions.tolist() == brute_force(q, x, ids, 10, "dot")
+    with pytest.raises(ValueError, match="expected \\(20, width\\)"):
+        merged.add_candidates(np.zeros((3, 2), np.float32), np.zeros((3, 2), np.int64))
+    with pytest.raises(ValueError, match="no -1 padding"):
+        merged.add_candidates(np.zeros((20, 1), np.float32), np.full((20, 1), -1, np.int64))

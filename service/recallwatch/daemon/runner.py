@@ -334,7 +334,13 @@ def _in_child(
             how = (
                 f"was killed by {signal.Signals(-code).name}" if code < 0 else f"exited with {code}"
             )
-            hint = " (out of memory?)" if code == -signal.SIGKILL else ""
+            hint = {
+                -signal.SIGKILL: " (out of memory?)",
+                # Precomputed float32 embeddings are memory-mapped: a file cut short while it
+                # is read ends the process with SIGBUS.
+                -signal.SIGBUS: " (eval_embeddings/corpus.npy truncated while it was read? "
+                "Rewrite it whole, then `recallwatch serve --retry-failed`)",
+            }.get(code, "")
             raise EvaluationError(CRASHED, f"the {what} process {how}{hint}")
         doc = json.loads(out_file.read_text(encoding="utf-8"))
     if not doc["ok"]:

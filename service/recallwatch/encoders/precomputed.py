@@ -3,13 +3,14 @@
 Layout: ``queries.npy`` and ``corpus.npy`` (float32 or float16, C order), row i <-> line i of
 ``query_ids.txt`` / ``corpus_ids.txt``. The query ids must cover every evaluated query (extra ids
 are ignored); the corpus ids must cover the whole corpus (rows of ids not in the corpus are
-skipped). The corpus file is streamed in shards with positioned reads into two reusable buffers
-(one searched while the next is read), so memory stays bounded by two shards whatever the corpus
-size.
+skipped). The corpus file is streamed in shards (float32: mapped read-only; float16: read into two
+reusable buffers and converted), one searched while the next is read, so memory stays bounded by
+two shards whatever the corpus size.
 """
 
 from __future__ import annotations
 
+import mmap
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -93,6 +94,18 @@ def read_npy_header(path: Path) -> tuple[tuple[int, ...], np.dtype[np.generic], 
     return shape, dtype, offset
 
 
+def _map_rows(fd: int, path: Path, start: int, rows: int, dim: int) -> npt.NDArray[np.float32]:
+    """``rows`` float32 rows of ``dim`` at byte ``start`` of the open file, mapped read-only."""
+    end, size = start + rows * dim * 4, os.fstat(fd).st_size
+    if size < end:  # mapped pages past the end would fault, not read short
+        raise EmbeddingError(f"the file shrank to {size} bytes while reading", path=path)
+    base = start - start % mmap.ALLOCATIONGRANULARITY
+    flags = mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0)  # page tables filled here
+    mapping = mmap.mmap(fd, end - base, flags=flags, prot=mmap.PROT_READ, offset=base)
+    block = np.frombuffer(mapping, dtype=np.float32, count=rows * dim, offset=start - base)
+    return block.reshape(rows, dim)
+
+
 def _missing(wanted: list[str], have: dict[str, int]) -> list[str]:
     return [w for w in wanted if w not in have]
 
@@ -173,25 +186,27 @@ class PrecomputedSource:
         nrows, dim = int(shape[0]), int(shape[1])
         row_bytes = dim * dtype.itemsize
         rows_max = min(shard_rows, nrows)
-        # Two float32 buffers, alternating: the evaluation searches one shard while the next is
-        # read (evaluation.pipeline reads one shard ahead). Pages are touched only when used.
-        buffers = [np.empty((rows_max, dim), dtype=np.float32) for _ in range(2)]
-        raw = buffers[0] if dtype == np.float32 else np.empty((rows_max, dim), dtype=dtype)
+        # float32: each shard is the file's pages mapped read-only, not copied (touching a fresh
+        # buffer costs more than the read itself: page zeroing, huge-page compaction); unmapped
+        # once the evaluation drops it. float16: converted into two float32 buffers, alternating
+        # (the evaluation searches one shard while the next is read, one shard ahead).
+        mapped = dtype == np.float32
+        buffers = [] if mapped else [np.empty((rows_max, dim), dtype=np.float32) for _ in range(2)]
+        raw = np.empty((0 if mapped else rows_max, dim), dtype=dtype)
         fd = os.open(path, os.O_RDONLY)
         try:
             for i, start in enumerate(range(0, nrows, shard_rows)):
                 n = min(shard_rows, nrows - start)
-                converted = buffers[i % 2]
-                if dtype == np.float32:
-                    raw = converted
-                view = memoryview(raw[:n].reshape(-1).view(np.uint8))  # type: ignore[arg-type]
-                got = os.preadv(fd, [view], offset + start * row_bytes)
-                if got != n * row_bytes:
-                    raise EmbeddingError(
-                        f"short read at row {start}: the file changed while reading", path=path
-                    )
-                block = converted[:n]
-                if converted is not raw:
+                if mapped:
+                    block = _map_rows(fd, path, offset + start * row_bytes, n, dim)
+                else:
+                    view = memoryview(raw[:n].reshape(-1).view(np.uint8))  # type: ignore[arg-type]
+                    got = os.preadv(fd, [view], offset + start * row_bytes)
+                    if got != n * row_bytes:
+                        raise EmbeddingError(
+                            f"short read at row {start}: the file changed while reading", path=path
+                        )
+                    block = buffers[i % 2][:n]
                     np.copyto(block, raw[:n], casting="unsafe")
                 pos = row_positions[start : start + n]
                 rows = np.arange(start, start + n, dtype=np.int64)

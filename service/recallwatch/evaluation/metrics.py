@@ -30,6 +30,7 @@ __all__ = [
     "JudgementIndex",
     "QueryMetrics",
     "compute_metrics",
+    "judged_positions",
 ]
 
 DEFAULT_KS: tuple[int, ...] = (1, 5, 10, 20, 100)
@@ -60,29 +61,39 @@ class JudgementIndex:
         qrels: Mapping[str, Mapping[str, int]],
         doc_position: Mapping[str, int],
         relevance_level: int = 1,
+        *,
+        num_docs: int | None = None,
     ) -> JudgementIndex:
-        """Index ``qrels`` of the queries, in order; judged docs must be in ``doc_position``."""
-        num_docs = len(doc_position)
-        keys: list[int] = []
-        grades: list[int] = []
-        num_relevant = np.zeros(len(query_ids), dtype=np.int64)
-        ideal: list[npt.NDArray[np.float64]] = []
-        for qi, qid in enumerate(query_ids):
-            judged = qrels[qid]
-            for did, grade in judged.items():
-                keys.append(qi * num_docs + doc_position[did])
-                grades.append(grade)
-            num_relevant[qi] = sum(1 for g in judged.values() if g >= relevance_level)
-            ideal.append(
-                np.sort(np.array([g for g in judged.values() if g > 0], dtype=float))[::-1]
-            )
-        key_arr = np.asarray(keys, dtype=np.int64)
+        """Index ``qrels`` of the queries, in order; judged docs must be in ``doc_position``.
+
+        ``doc_position`` may hold only the judged documents when ``num_docs`` gives the corpus
+        size (``judged_positions`` builds such a mapping without indexing the whole corpus);
+        otherwise the corpus size is ``len(doc_position)``.
+        """
+        if num_docs is None:
+            num_docs = len(doc_position)
+        judged = [qrels[qid] for qid in query_ids]
+        counts = np.fromiter((len(j) for j in judged), dtype=np.int64, count=len(judged))
+        total = int(counts.sum())
+        docs = np.fromiter(
+            (doc_position[did] for j in judged for did in j), dtype=np.int64, count=total
+        )
+        grade = np.fromiter((g for j in judged for g in j.values()), dtype=np.int64, count=total)
+        query = np.repeat(np.arange(len(judged), dtype=np.int64), counts)
+        relevant = np.bincount(query[grade >= relevance_level], minlength=len(judged))
+        # Per query, its positive grades in descending order (for the ideal DCG).
+        positive = grade > 0
+        order = np.lexsort((-grade[positive], query[positive]))
+        sorted_gains = grade[positive][order].astype(np.float64)
+        bounds = np.cumsum(np.bincount(query[positive], minlength=len(judged)))[:-1]
+        ideal = list(np.split(sorted_gains, bounds)) if judged else []
+        key_arr = query * num_docs + docs
         order = np.argsort(key_arr, kind="stable")
         return cls(
             num_docs=num_docs,
             keys=key_arr[order],
-            grades=np.asarray(grades, dtype=np.int64)[order],
-            num_relevant=num_relevant,
+            grades=grade[order],
+            num_relevant=relevant.astype(np.int64),
             ideal_gains=ideal,
             relevance_level=relevance_level,
         )
@@ -115,6 +126,15 @@ class QueryMetrics:
         return {
             m: {k: float(v.mean()) for k, v in by_k.items()} for m, by_k in self.per_query.items()
         }
+
+
+def judged_positions(
+    query_ids: Sequence[str], qrels: Mapping[str, Mapping[str, int]], corpus_ids: Sequence[str]
+) -> dict[str, int]:
+    """Corpus position of each document judged for ``query_ids``: one pass over the corpus ids,
+    without the whole-corpus dictionary (a few times cheaper on a large corpus)."""
+    judged = {d for q in query_ids for d in qrels[q]}
+    return {d: i for i, d in enumerate(corpus_ids) if d in judged}
 
 
 def compute_metrics(

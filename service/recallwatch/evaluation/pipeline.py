@@ -6,8 +6,10 @@ merged across shards -> per-query metrics. Each stage is timed with an injected 
 The corpus is read one shard ahead: while shard i is searched, a worker thread reads (or encodes)
 and prepares shard i + 1 (file reads, the float16 conversion, normalisation and faiss all release
 the GIL). So a source's shard must stay valid while the next one is produced (``PrecomputedSource``
-alternates two buffers). The ``encode`` timing is the time the search waited for a shard, the
-``search`` timing the searching itself.
+alternates two buffers). The first shard is read while the judgements are indexed, so that work
+is neither before nor after the search. The ``encode`` timing is the time the search waited for a
+shard, the ``search`` timing the searching itself, the ``metrics`` timing the judgement index, the
+final merge of the top-K and the metrics.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Generator, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -24,7 +26,13 @@ import numpy as np
 from recallwatch.encoders.base import CorpusShard, EmbeddingSource
 from recallwatch.errors import EmbeddingError
 from recallwatch.evaluation.heldout import HeldoutSet
-from recallwatch.evaluation.metrics import DEFAULT_KS, JudgementIndex, QueryMetrics, compute_metrics
+from recallwatch.evaluation.metrics import (
+    DEFAULT_KS,
+    JudgementIndex,
+    QueryMetrics,
+    compute_metrics,
+    judged_positions,
+)
 from recallwatch.evaluation.search import (
     ExactSearcher,
     NonFiniteRowsError,
@@ -92,30 +100,75 @@ def _prepared(shard: CorpusShard, heldout: HeldoutSet, similarity: Similarity) -
         ) from exc
 
 
-def _read_ahead(
-    shards: Iterator[CorpusShard], prepare: Callable[[CorpusShard], np.ndarray]
-) -> Generator[tuple[CorpusShard, np.ndarray], None, None]:
-    """Yield each shard with its prepared block, producing the next one in a worker meanwhile."""
+class _ReadAhead:
+    """Each shard with its prepared block, the next one produced in a worker meanwhile.
 
-    def produce() -> tuple[CorpusShard, np.ndarray] | None:
-        shard = next(shards, None)
-        return None if shard is None else (shard, prepare(shard))
+    Production of the first shard starts at construction, so it overlaps whatever the caller does
+    before asking for it. ``close`` waits for a running production, then closes the source.
+    """
 
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="recallwatch-read-ahead") as pool:
-        pending = pool.submit(produce)
-        try:
-            while True:
-                item = pending.result()
-                if item is None:
-                    return
-                pending = pool.submit(produce)
-                yield item
-        finally:
-            if not pending.cancel():
-                pending.exception()  # wait for a running read before closing its source
-            close = getattr(shards, "close", None)
-            if callable(close):
-                close()
+    def __init__(
+        self, shards: Iterator[CorpusShard], prepare: Callable[[CorpusShard], np.ndarray]
+    ) -> None:
+        self._shards = shards
+        self._prepare = prepare
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="recallwatch-read-ahead")
+        self._pending = self._pool.submit(self._produce)
+
+    def _produce(self) -> tuple[CorpusShard, np.ndarray] | None:
+        shard = next(self._shards, None)
+        return None if shard is None else (shard, self._prepare(shard))
+
+    def next(self) -> tuple[CorpusShard, np.ndarray] | None:
+        """The next shard and its block (None after the last), and start producing the one after."""
+        item = self._pending.result()
+        if item is not None:
+            self._pending = self._pool.submit(self._produce)
+        return item
+
+    def close(self) -> None:
+        """Stop reading ahead and close the source."""
+        if not self._pending.cancel():
+            self._pending.exception()  # wait for a running read before closing its source
+        self._pool.shutdown(wait=True)
+        close = getattr(self._shards, "close", None)
+        if callable(close):
+            close()
+
+
+def _search(
+    searcher: ExactSearcher,
+    reader: _ReadAhead,
+    heldout: HeldoutSet,
+    timings: dict[str, float],
+    clock: Callable[[], float],
+    progress: Progress | None,
+) -> int:
+    """Search every shard the reader produces; return the number of corpus rows searched."""
+    seen = 0
+    while True:
+        t0 = clock()
+        item = reader.next()
+        t1 = clock()
+        timings["encode"] += t1 - t0
+        if item is None:
+            return seen
+        shard, block = item
+        if block.shape[1] != searcher.dim:
+            raise EmbeddingError(
+                f"corpus dimension {block.shape[1]} does not match the query dimension "
+                f"{searcher.dim}",
+                path=shard.origin,
+                field="dimension",
+            )
+        searcher.add(block, shard.positions)
+        timings["search"] += clock() - t1
+        seen += len(shard.positions)
+        # Drop this shard before the one after the next is produced: a source may reuse or
+        # unmap its memory then (two shards held at once, not three).
+        del item, shard, block
+        if progress is not None:
+            progress(seen, heldout.num_docs)
 
 
 def evaluate(
@@ -152,33 +205,23 @@ def evaluate(
             path=source.name,
         ) from exc
 
-    seen = 0
     rows = shard_rows if shard_rows is not None else shard_rows_for(searcher.dim)
-    blocks = _read_ahead(
+    reader = _ReadAhead(
         iter(source.corpus_shards(heldout, rows)),
         lambda shard: _prepared(shard, heldout, similarity),
     )
-    with contextlib.closing(blocks):
-        while True:
-            t0 = clock()
-            item = next(blocks, None)
-            t1 = clock()
-            timings["encode"] += t1 - t0
-            if item is None:
-                break
-            shard, block = item
-            if block.shape[1] != searcher.dim:
-                raise EmbeddingError(
-                    f"corpus dimension {block.shape[1]} does not match the query dimension "
-                    f"{searcher.dim}",
-                    path=shard.origin,
-                    field="dimension",
-                )
-            searcher.add(block, shard.positions)
-            timings["search"] += clock() - t1
-            seen += len(shard.positions)
-            if progress is not None:
-                progress(seen, heldout.num_docs)
+    with contextlib.closing(reader):
+        # While the first shard is read: index the judgements, off the path after the search.
+        t0 = clock()
+        judgements = JudgementIndex.build(
+            heldout.query_ids,
+            heldout.qrels,
+            judged_positions(heldout.query_ids, heldout.qrels, heldout.corpus_ids),
+            heldout.relevance_level,
+            num_docs=heldout.num_docs,
+        )
+        timings["metrics"] += clock() - t0
+        seen = _search(searcher, reader, heldout, timings, clock, progress)
     if seen != heldout.num_docs:
         raise EmbeddingError(
             f"the embedding source covered {seen} of {heldout.num_docs} corpus documents",
@@ -186,14 +229,8 @@ def evaluate(
         )
     t0 = clock()
     top = searcher.result()
-    judgements = JudgementIndex.build(
-        heldout.query_ids,
-        heldout.qrels,
-        heldout.doc_position,
-        heldout.relevance_level,
-    )
     metrics = compute_metrics(top.positions, judgements, ks_t)
-    timings["metrics"] = clock() - t0
+    timings["metrics"] += clock() - t0
     return Evaluation(
         dataset=heldout.name,
         split=heldout.split,

@@ -13,6 +13,11 @@ order, the order trec_eval (and so pytrec_eval) sorts ties in, so our ranked lis
 Each shard is searched for ``K + TIE_MARGIN`` candidates; a query whose candidates are still tied at
 the last one is searched wider until the tie is exhausted, so ties straddling the K-th place are
 resolved in that order too.
+
+Merging is deferred: each shard's candidates wait (scores and corpus positions, a few bytes per
+query and candidate) until ``MERGE_WIDTH`` columns have gathered or the result is asked for, then
+one partition merges them, instead of one per shard. The top-K under the total order (score, tie
+rank) is the same whichever way the candidates are grouped.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import numpy as np
 import numpy.typing as npt
 
 __all__ = [
+    "MERGE_WIDTH",
     "TIE_MARGIN",
     "ExactSearcher",
     "Similarity",
@@ -36,6 +42,9 @@ __all__ = [
 
 Similarity = Literal["cosine", "dot", "l2"]
 TIE_MARGIN = 8
+#: Pending candidate columns per query that trigger a merge (bounds the memory of deferred merging
+#: to about ``num_queries x MERGE_WIDTH x 12`` bytes).
+MERGE_WIDTH = 512
 _NORM_TOLERANCE = 1e-4
 _LOW32 = np.uint64(0xFFFFFFFF)
 
@@ -72,11 +81,11 @@ def prepare_embeddings(
 ) -> npt.NDArray[np.float32]:
     """Check rows are finite and, for cosine, L2-normalise them (in place where possible).
 
+    A float32 C-ordered matrix whose rows need no change is returned as it is, read-only ones
+    (a mapped file) included: only rows to normalise cost a copy.
     Raises ``NonFiniteRowsError`` naming the offending rows.
     """
     out = np.ascontiguousarray(x, dtype=np.float32)
-    if not out.flags.writeable:
-        out = out.copy()
     sq = np.einsum("ij,ij->i", out, out)
     bad = ~np.isfinite(sq)
     if bad.any():
@@ -89,6 +98,8 @@ def prepare_embeddings(
             )
         norms = np.sqrt(sq)
         off = np.abs(norms - 1.0) > _NORM_TOLERANCE
+        if off.any() and not out.flags.writeable:
+            out = out.copy()
         # Row by row, so a row's score never depends on which shard it was read in.
         if off.all():
             out /= norms[:, None]
@@ -136,6 +147,9 @@ class ExactSearcher:
         # key = (sortable score << 32) | (2^32 - 1 - tiebreak rank): larger key = better result.
         self._keys = np.zeros((nq, 0), dtype=np.uint64)
         self._positions = np.zeros((nq, 0), dtype=np.int64)
+        # Candidates of shards searched but not merged yet: (scores, corpus positions) blocks.
+        self._pending: list[tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]] = []
+        self._pending_width = 0
         self.docs_seen = 0
 
     def add(self, shard: npt.NDArray[np.float32], positions: npt.NDArray[np.int64]) -> None:
@@ -150,21 +164,25 @@ class ExactSearcher:
         nq = self._queries.shape[0]
         fetch = min(self.k + TIE_MARGIN, n)
         scores, local = self._knn(self._queries, shard, fetch)
-        width = min(self.k, self._keys.shape[1] + fetch)
-        keys = np.empty((nq, width), dtype=np.uint64)
-        pos = np.empty((nq, width), dtype=np.int64)
         overflow = np.zeros(0, dtype=np.int64)
         if self.k <= fetch < n:
             # Where the last fetched score still equals the K-th, more tied documents may lie
             # beyond the fetch: those rows are searched wider so ties resolve in trec_eval's order.
             overflow = np.flatnonzero(scores[:, fetch - 1] == scores[:, self.k - 1])
-        if len(overflow) == 0:  # the common case: no copies of whole rows
-            keys, pos = self._merge(slice(None), scores, local, positions)
-        else:
-            normal = np.setdiff1d(np.arange(nq), overflow, assume_unique=True)
-            keys[normal], pos[normal] = self._merge(
-                normal, scores[normal], local[normal], positions
-            )
+        if len(overflow) == 0:  # the common case: keep the candidates, merge later
+            self._pending.append((scores, positions[local]))
+            self._pending_width += fetch
+            if self._pending_width >= MERGE_WIDTH:
+                self._merge_pending()
+            self.docs_seen += n
+            return
+        # Some rows have ties beyond the fetch: merge everything now, those rows wider.
+        self._merge_pending()
+        width = min(self.k, self._keys.shape[1] + fetch)
+        keys = np.empty((nq, width), dtype=np.uint64)
+        pos = np.empty((nq, width), dtype=np.int64)
+        normal = np.setdiff1d(np.arange(nq), overflow, assume_unique=True)
+        keys[normal], pos[normal] = self._merge(normal, scores[normal], local[normal], positions)
         wider = fetch
         while len(overflow):
             wider = min(n, wider * 4)
@@ -175,6 +193,24 @@ class ExactSearcher:
             overflow = overflow[~done]
         self._keys, self._positions = keys, pos
         self.docs_seen += n
+
+    def add_candidates(
+        self, scores: npt.NDArray[np.float32], positions: npt.NDArray[np.int64]
+    ) -> None:
+        """Add candidates scored elsewhere (another searcher's top-K, e.g. a Ray shard's): row
+        ``i`` of ``scores`` and ``positions`` scores query ``i`` against those corpus positions.
+        They are merged in the same order as searched ones (score, then the tie-break rank)."""
+        if scores.shape != positions.shape or scores.shape[0] != self._queries.shape[0]:
+            raise ValueError(
+                f"candidates have shapes {scores.shape} and {positions.shape}, expected "
+                f"({self._queries.shape[0]}, width) for both"
+            )
+        if positions.size and int(positions.min()) < 0:
+            raise ValueError("candidate positions must be corpus positions (no -1 padding)")
+        self._pending.append((scores.astype(np.float32, copy=False), positions))
+        self._pending_width += scores.shape[1]
+        if self._pending_width >= MERGE_WIDTH:
+            self._merge_pending()
 
     def _knn(
         self, queries: npt.NDArray[np.float32], shard: npt.NDArray[np.float32], k: int
@@ -195,21 +231,41 @@ class ExactSearcher:
         positions: npt.NDArray[np.int64],
     ) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.int64]]:
         """Merge candidates of ``rows`` into their running top-K; return the new keys/positions."""
-        pos = positions[local]
-        keys = (_sortable(scores) << np.uint64(32)) | (
-            _LOW32 - self._tiebreak[pos].astype(np.uint64)
-        )
-        keys = np.concatenate([self._keys[rows], keys], axis=1)
-        pos = np.concatenate([self._positions[rows], pos], axis=1)
-        width = keys.shape[1]
+        return self._merge_positions(rows, [scores], [positions[local]])
+
+    def _merge_pending(self) -> None:
+        """Merge the candidates of every shard searched since the last merge."""
+        if self._pending:
+            scores = [s for s, _ in self._pending]
+            positions = [p for _, p in self._pending]
+            self._pending, self._pending_width = [], 0
+            self._keys, self._positions = self._merge_positions(slice(None), scores, positions)
+
+    def _merge_positions(
+        self,
+        rows: npt.NDArray[np.int64] | slice,
+        scores: list[npt.NDArray[np.float32]],
+        positions: list[npt.NDArray[np.int64]],
+    ) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.int64]]:
+        """Merge blocks of candidates (scores and corpus positions) of ``rows`` into their running
+        top-K in one partition; return the new keys/positions."""
+        keys = [self._keys[rows]]
+        keys += [
+            (_sortable(s) << np.uint64(32)) | (_LOW32 - self._tiebreak[p].astype(np.uint64))
+            for s, p in zip(scores, positions, strict=True)
+        ]
+        key = np.concatenate(keys, axis=1)
+        pos = np.concatenate([self._positions[rows], *positions], axis=1)
+        width = key.shape[1]
         if width > self.k:
-            top = np.argpartition(keys, width - self.k, axis=1)[:, width - self.k :]
-            keys = np.take_along_axis(keys, top, axis=1)
+            top = np.argpartition(key, width - self.k, axis=1)[:, width - self.k :]
+            key = np.take_along_axis(key, top, axis=1)
             pos = np.take_along_axis(pos, top, axis=1)
-        return keys, pos
+        return key, pos
 
     def result(self) -> TopK:
         """Return the merged top-K, best first, padded to K columns."""
+        self._merge_pending()
         order = np.argsort(self._keys, axis=1)[:, ::-1]
         keys = np.take_along_axis(self._keys, order, axis=1)
         pos = np.take_along_axis(self._positions, order, axis=1)

@@ -7,7 +7,7 @@ of the shards' top-Ks, whichever way they are grouped. Ranks among the candidate
 ranks in the whole corpus do, so the candidates' ids are all the driver needs, never the corpus.
 
 The merge itself is ``search.ExactSearcher``'s: a searcher over the candidates (its "corpus" is
-the candidate list) takes each shard's scored candidates through ``ExactSearcher._merge``.
+the candidate list) takes each shard's scored candidates (``ExactSearcher.add_candidates``).
 """
 
 from __future__ import annotations
@@ -34,12 +34,9 @@ def merge(parts: Sequence[ShardTopK], k: int) -> ShardTopK:
     searcher = ExactSearcher(
         np.ones((nq, 1), dtype=np.float32), k, similarity="dot", tiebreak=tiebreak_ranks(ids)
     )
-    every = np.arange(len(ids), dtype=np.int64)
     base = 0
     for p in parts:
-        searcher._keys, searcher._positions = searcher._merge(
-            slice(None), p.scores, p.candidates + base, every
-        )
+        searcher.add_candidates(p.scores, p.candidates + base)
         base += len(p.ids)
     top = searcher.result()
     docs = sum(p.docs for p in parts)
