@@ -34,6 +34,17 @@ def _start(args: list[str], env: dict[str, str]) -> tuple[subprocess.Popen[str],
     return proc, page, lines
 
 
+def _stop(proc: subprocess.Popen[str], sig: signal.Signals) -> str:
+    """Send ``sig`` and wait for the exit; its stderr. Killed (and its pipes closed) if it hangs."""
+    proc.send_signal(sig)
+    try:
+        return proc.communicate(timeout=60)[1]
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        raise
+
+
 def test_one_shot_review_writes_labels_that_fn_rate_reads_back(
     simulated: Simulated, tmp_path: Path
 ) -> None:
@@ -61,8 +72,8 @@ def test_one_shot_review_writes_labels_that_fn_rate_reads_back(
             assert requests.post(f"{url}/label", data=form, headers=headers, timeout=10).ok
         state = requests.get(f"{url}/state?reviewer=ann", timeout=10).json()
     finally:
-        proc.send_signal(signal.SIGINT)
-        proc.communicate(timeout=60)
+        err = _stop(proc, signal.SIGINT)
+    assert proc.returncode == 0 and "stopped" in err
     with labels.open(newline="") as fh:
         rows = list(csv.DictReader(fh))
     assert len(rows) == 10 and {r["reviewer"] for r in rows} == {"ann"}
@@ -83,5 +94,5 @@ def test_one_shot_review_writes_labels_that_fn_rate_reads_back(
         assert again["progress"] == {"done": 10, "total": 30}
         assert again["estimate"] == state["estimate"]
     finally:
-        proc.send_signal(signal.SIGINT)
-        proc.communicate(timeout=60)
+        err = _stop(proc, signal.SIGTERM)  # as a service manager stops it
+    assert proc.returncode == 0 and "stopped" in err

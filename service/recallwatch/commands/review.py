@@ -10,6 +10,7 @@ them reads the labels back to the estimate the page shows.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import tempfile
 import threading
@@ -162,9 +163,13 @@ def run(args: argparse.Namespace) -> int:
         if not args.no_browser:
             webbrowser.open(f"{url}#token={settings.token}")
         stop = threading.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.set())
         try:
-            stop.wait()
-        except KeyboardInterrupt:
+            # A timed wait: the kernel may deliver the signal to the server's thread, and an
+            # untimed wait in the main thread would then never see it.
+            while not stop.wait(0.5):
+                pass
             print("stopped", file=sys.stderr)
         finally:
             server.stop()
