@@ -12,6 +12,7 @@ sentence-transformers do.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -19,7 +20,7 @@ from pathlib import Path
 from recallwatch.beir import read_corpus, read_qrels, read_queries
 from recallwatch.errors import HeldoutError
 
-__all__ = ["HeldoutSet", "load_heldout"]
+__all__ = ["HeldoutSet", "evaluated_queries", "load_heldout"]
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,37 @@ class HeldoutSet:
         return {d: s for d, s in self.qrels[query_id].items() if s >= self.relevance_level}
 
 
+def evaluated_queries(
+    queries: Mapping[str, str],
+    raw_qrels: Mapping[str, Mapping[str, tuple[int, int]]],
+    relevance_level: int,
+    *,
+    split: str,
+    qrels_path: Path,
+) -> tuple[list[str], dict[str, dict[str, int]], list[str]]:
+    """The queries evaluated (a judged document with score >= ``relevance_level``), in the order
+    of queries.jsonl so results are deterministic and easy to diff; their grades; the judged
+    queries excluded (no relevant document). None evaluated is a ``HeldoutError``."""
+    query_ids: list[str] = []
+    excluded: list[str] = []
+    qrels: dict[str, dict[str, int]] = {}
+    for qid in queries:
+        if qid not in raw_qrels:
+            continue
+        grades = {did: score for did, (score, _) in raw_qrels[qid].items()}
+        if any(score >= relevance_level for score in grades.values()):
+            query_ids.append(qid)
+            qrels[qid] = grades
+        else:
+            excluded.append(qid)
+    if not query_ids:
+        raise HeldoutError(
+            f"no query of split {split!r} has a document with score >= {relevance_level}",
+            path=qrels_path,
+        )
+    return query_ids, qrels, excluded
+
+
 def load_heldout(path: Path | str, split: str = "test", relevance_level: int = 1) -> HeldoutSet:
     """Load and validate a BEIR held-out directory for one qrels split."""
     root = Path(path)
@@ -95,24 +127,9 @@ def load_heldout(path: Path | str, split: str = "test", relevance_level: int = 1
                     field="corpus-id",
                 )
 
-    query_ids: list[str] = []
-    excluded: list[str] = []
-    qrels: dict[str, dict[str, int]] = {}
-    # Keep the order of queries.jsonl so results are deterministic and easy to diff.
-    for qid in queries:
-        if qid not in raw_qrels:
-            continue
-        grades = {did: score for did, (score, _) in raw_qrels[qid].items()}
-        if any(score >= relevance_level for score in grades.values()):
-            query_ids.append(qid)
-            qrels[qid] = grades
-        else:
-            excluded.append(qid)
-    if not query_ids:
-        raise HeldoutError(
-            f"no query of split {split!r} has a document with score >= {relevance_level}",
-            path=qrels_path,
-        )
+    query_ids, qrels, excluded = evaluated_queries(
+        queries, raw_qrels, relevance_level, split=split, qrels_path=qrels_path
+    )
     return HeldoutSet(
         name=root.name,
         path=root,

@@ -32,7 +32,7 @@ from recallwatch.beir import CORPUS, _id_of, _string_of, document_text, read_qre
 from recallwatch.encoders.precision import probe_sample
 from recallwatch.encoders.precomputed import EMBEDDINGS_DIR
 from recallwatch.errors import EmbeddingError, HeldoutError
-from recallwatch.evaluation.heldout import HeldoutSet
+from recallwatch.evaluation.heldout import HeldoutSet, evaluated_queries
 
 __all__ = [
     "MAX_GRANULES",
@@ -189,23 +189,9 @@ def _queries_and_qrels(
                     field="query-id",
                 )
             judged_line.setdefault(did, lineno)
-    query_ids: list[str] = []
-    excluded: list[str] = []
-    qrels: dict[str, dict[str, int]] = {}
-    for qid in queries:
-        if qid not in raw:
-            continue
-        grades = {did: score for did, (score, _) in raw[qid].items()}
-        if any(score >= relevance_level for score in grades.values()):
-            query_ids.append(qid)
-            qrels[qid] = grades
-        else:
-            excluded.append(qid)
-    if not query_ids:
-        raise HeldoutError(
-            f"no query of split {split!r} has a document with score >= {relevance_level}",
-            path=qrels_path,
-        )
+    query_ids, qrels, excluded = evaluated_queries(
+        queries, raw, relevance_level, split=split, qrels_path=qrels_path
+    )
     return query_ids, [queries[q] for q in query_ids], qrels, excluded, judged_line
 
 
