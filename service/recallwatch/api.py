@@ -244,6 +244,17 @@ class AlertPage(BaseModel):
     next_offset: int | None
 
 
+def _page(key: str, items: list[Any], total: int, limit: int, offset: int) -> dict[str, Any]:
+    """One page of a listing under ``key``, with where the next page starts (None: the last)."""
+    return {
+        key: items,
+        "total": total,
+        "limit": limit,
+        "offset": offset,
+        "next_offset": offset + limit if offset + limit < total else None,
+    }
+
+
 def _alert_item(store: Store, record: AlertRecord) -> dict[str, Any]:
     return {
         "id": record.alert.id,
@@ -320,13 +331,9 @@ def router(store: Store) -> APIRouter:
             run, states=states, newest_first=True, limit=limit, offset=offset
         )
         total = store.queue.count_checkpoints(run, states=states)
-        return {
-            "items": [_checkpoint(c, _shown(store, c)) for c in rows],
-            "total": total,
-            "limit": limit,
-            "offset": offset,
-            "next_offset": offset + limit if offset + limit < total else None,
-        }
+        return _page(
+            "items", [_checkpoint(c, _shown(store, c)) for c in rows], total, limit, offset
+        )
 
     @api.get(
         "/api/v1/runs/{run}/evaluations/{checkpoint}",
@@ -386,13 +393,7 @@ def router(store: Store) -> APIRouter:
     ) -> dict[str, Any]:
         rows = store.ledger.alerts(status=status, limit=limit, offset=offset)
         total = store.ledger.count_alerts(status=status)
-        return {
-            "alerts": [_alert_item(store, r) for r in rows],
-            "total": total,
-            "limit": limit,
-            "offset": offset,
-            "next_offset": offset + limit if offset + limit < total else None,
-        }
+        return _page("alerts", [_alert_item(store, r) for r in rows], total, limit, offset)
 
     @api.get(
         "/api/v1/alerts/{alert_id}",
