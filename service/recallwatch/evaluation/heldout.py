@@ -20,7 +20,7 @@ from pathlib import Path
 from recallwatch.beir import read_corpus, read_qrels, read_queries
 from recallwatch.errors import HeldoutError
 
-__all__ = ["HeldoutSet", "evaluated_queries", "load_heldout"]
+__all__ = ["HeldoutSet", "evaluated_queries", "judged_documents", "load_heldout"]
 
 
 @dataclass(frozen=True)
@@ -59,6 +59,29 @@ class HeldoutSet:
     def relevant(self, query_id: str) -> dict[str, int]:
         """Return the relevant documents of a query (score >= relevance_level)."""
         return {d: s for d, s in self.qrels[query_id].items() if s >= self.relevance_level}
+
+
+def judged_documents(
+    raw_qrels: Mapping[str, Mapping[str, tuple[int, int]]],
+    queries: Mapping[str, str],
+    *,
+    queries_path: Path,
+    qrels_path: Path,
+) -> dict[str, int]:
+    """Each judged document's first qrels line; a judged query missing from queries.jsonl is a
+    ``HeldoutError`` naming its line."""
+    judged: dict[str, int] = {}
+    for qid, docs in raw_qrels.items():
+        for did, (_, lineno) in docs.items():
+            if qid not in queries:
+                raise HeldoutError(
+                    f"query id {qid!r} is not in {queries_path.name}",
+                    path=qrels_path,
+                    line=lineno,
+                    field="query-id",
+                )
+            judged.setdefault(did, lineno)
+    return judged
 
 
 def evaluated_queries(
@@ -110,22 +133,15 @@ def load_heldout(path: Path | str, split: str = "test", relevance_level: int = 1
     raw_qrels = read_qrels(qrels_path)
 
     doc_set = set(corpus_ids)
-    for qid, docs in raw_qrels.items():
-        for did, (_, lineno) in docs.items():
-            if qid not in queries:
-                raise HeldoutError(
-                    f"query id {qid!r} is not in {queries_path.name}",
-                    path=qrels_path,
-                    line=lineno,
-                    field="query-id",
-                )
-            if did not in doc_set:
-                raise HeldoutError(
-                    f"corpus id {did!r} is not in corpus.jsonl",
-                    path=qrels_path,
-                    line=lineno,
-                    field="corpus-id",
-                )
+    judged = judged_documents(raw_qrels, queries, queries_path=queries_path, qrels_path=qrels_path)
+    for did, lineno in judged.items():
+        if did not in doc_set:
+            raise HeldoutError(
+                f"corpus id {did!r} is not in corpus.jsonl",
+                path=qrels_path,
+                line=lineno,
+                field="corpus-id",
+            )
 
     query_ids, qrels, excluded = evaluated_queries(
         queries, raw_qrels, relevance_level, split=split, qrels_path=qrels_path

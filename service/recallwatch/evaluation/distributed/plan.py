@@ -32,7 +32,7 @@ from recallwatch.beir import CORPUS, _id_of, _string_of, document_text, read_qre
 from recallwatch.encoders.precision import probe_sample
 from recallwatch.encoders.precomputed import EMBEDDINGS_DIR
 from recallwatch.errors import EmbeddingError, HeldoutError
-from recallwatch.evaluation.heldout import HeldoutSet, evaluated_queries
+from recallwatch.evaluation.heldout import HeldoutSet, evaluated_queries, judged_documents
 
 __all__ = [
     "MAX_GRANULES",
@@ -178,17 +178,7 @@ def _queries_and_qrels(
     queries_path = root / "queries.jsonl"
     queries = read_queries(queries_path)
     raw = read_qrels(qrels_path)
-    judged_line: dict[str, int] = {}
-    for qid, docs in raw.items():
-        for did, (_, lineno) in docs.items():
-            if qid not in queries:
-                raise HeldoutError(
-                    f"query id {qid!r} is not in {queries_path.name}",
-                    path=qrels_path,
-                    line=lineno,
-                    field="query-id",
-                )
-            judged_line.setdefault(did, lineno)
+    judged_line = judged_documents(raw, queries, queries_path=queries_path, qrels_path=qrels_path)
     query_ids, qrels, excluded = evaluated_queries(
         queries, raw, relevance_level, split=split, qrels_path=qrels_path
     )
