@@ -143,8 +143,10 @@ class EncoderConfig(_Model):
     normalize: bool = False
     query_prompt: str | None = None
     document_prompt: str | None = None
-    #: ``auto``: the device's native reduced precision after a parity probe, else fp32.
-    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    #: ``fp32`` (default): sentence-transformers' own numbers. ``auto``: the device's native
+    #: reduced precision after a parity probe, else fp32; it can move recall@k by a few queries
+    #: (docs/daemon.md, "Encoder precision"), so it is an opt-in.
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "fp32"
 
     @model_validator(mode="before")
     @classmethod

@@ -88,19 +88,21 @@ def test_eval_argument_errors(example, capsys, args: list[str], message: str) ->
 
 def test_st_eval_records_the_precision_it_used(tmp_path: Path, minilm_dir: Path, capsys) -> None:  # type: ignore[no-untyped-def]
     """``--precision auto`` on the real MiniLM: the device's bf16 where it has it (the probe
-    passes for this model), else fp32; ``--precision fp32`` is fp32. Both shown and written."""
+    passes for this model), else fp32; ``--precision fp32`` and the default are fp32. All shown
+    and written."""
     from recallwatch.encoders.precision import capability
 
     s = write_heldout(tmp_path / "heldout", num_docs=60, num_queries=6, dim=8, seed=2)
     used = {}
-    for precision in ("auto", "fp32"):
+    for precision in ("auto", "fp32", "default"):
         out = tmp_path / f"{precision}.json"
         args = ["eval", "--heldout", str(s.path), "--checkpoint", str(minilm_dir)]
-        args += ["--encoder", "st", "--precision", precision, "--k", "1,10", "--json", str(out)]
+        args += ["--encoder", "st", "--k", "1,10", "--json", str(out)]
+        args += [] if precision == "default" else ["--precision", precision]
         assert main(args) == 0
         used[precision] = json.loads(out.read_text())["precision"]
         assert f"encoder sentence-transformers ({used[precision]})" in capsys.readouterr().out
-    assert used == {"auto": capability("cpu") or "fp32", "fp32": "fp32"}
+    assert used == {"auto": capability("cpu") or "fp32", "fp32": "fp32", "default": "fp32"}
 
 
 def test_precomputed_eval_has_no_precision(example, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

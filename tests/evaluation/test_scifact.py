@@ -65,19 +65,36 @@ def test_st_encoder_path_produces_the_cached_embeddings(
     assert ev.encoder == "sentence-transformers"
 
 
+#: The shift docs/daemon.md ("Encoder precision") states for ``auto``/bf16 on SciFact test: every
+#: recall@k and nDCG@k within 0.01 of fp32 (3 of its 300 queries). Measured on a CPU with AMX-BF16:
+#: recall@10 +0.0067 (2 queries), nDCG@10 +0.0021, every other k within 0.0002.
+REDUCED_PRECISION_SHIFT = 0.01
+
+
 @pytest.mark.slow
-def test_reduced_precision_keeps_the_scifact_metrics_of_fp32(
+def test_auto_precision_keeps_the_scifact_metrics_within_the_documented_shift(
     scifact_dir: Path, minilm_dir: Path, scifact_minilm: object
 ) -> None:
-    """``auto`` (bf16 where the CPU has it, after the parity probe) on the full SciFact test set:
-    recall@k and nDCG@k within 0.002 of the fp32 embeddings."""
-    from recallwatch.encoders import EncoderOptions
+    """``auto`` on the full SciFact test set, where the CPU computes bf16 natively: the parity
+    probe keeps bf16, and every recall@k and nDCG@k is within the documented shift of fp32.
 
+    The test means the same on every machine: where there is no native bf16, ``auto`` is fp32
+    and there is nothing to compare, so it skips and says so.
+    """
+    from recallwatch.encoders import EncoderOptions
+    from recallwatch.encoders.precision import BF16_CPU_FLAGS, capability
+
+    if capability("cpu") != "bf16":
+        pytest.skip(
+            f"this CPU has none of {sorted(BF16_CPU_FLAGS)}: precision auto runs fp32 here, "
+            "so there is no reduced precision to compare with fp32"
+        )
     heldout = load_heldout(scifact_dir, "test")
     source = open_source("st", minilm_dir, EncoderOptions(batch_size=32, precision="auto"))
     ev = evaluate(heldout, source, ks=(1, 10, 100))
     fp32 = evaluate(heldout, CachedEmbeddingSource(heldout, scifact_minilm), ks=(1, 10, 100))
+    assert ev.precision == "bf16"  # what actually ran: the probe accepted bf16
     for metric in ("recall", "ndcg"):
         for k in (1, 10, 100):
-            assert ev.mean(metric, k) == pytest.approx(fp32.mean(metric, k), abs=0.002)
-    assert ev.precision in ("bf16", "fp32")
+            shift = abs(ev.mean(metric, k) - fp32.mean(metric, k))
+            assert shift <= REDUCED_PRECISION_SHIFT, (metric, k, shift)

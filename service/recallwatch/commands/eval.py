@@ -69,9 +69,11 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     g.add_argument(
         "--precision",
         choices=PRECISIONS,
-        default="auto",
-        help="numeric precision: auto (the device's native bf16/fp16 if a parity probe on a few "
-        "held-out texts agrees with fp32, else fp32), fp32, bf16 or fp16 (default: auto)",
+        default="fp32",
+        help="numeric precision: fp32 (default; sentence-transformers' own numbers), auto (the "
+        "device's native bf16/fp16 if a parity probe on a few held-out texts agrees with fp32, "
+        "else fp32: about 2x faster on a CPU with bf16, recall@10 can move by a few queries), "
+        "bf16 or fp16",
     )
     p.add_argument(
         "--shard-rows",
