@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry
 
 from recallwatch.api import outcome_summary
-from recallwatch.exporter import RecallwatchCollector
+from recallwatch.metrics.collector import RecallwatchCollector
 from recallwatch.server import HttpServer, create_app
 from recallwatch.store import NewEvaluation, Store
 from tests.daemon.helpers import wait_for

@@ -18,7 +18,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from prometheus_client import CollectorRegistry
 
-from recallwatch.exporter import RecallwatchCollector
+from recallwatch.metrics.collector import RecallwatchCollector
 from recallwatch.server import HttpServer, create_app
 from recallwatch.store import AlertWrite, NewEvaluation, NewMessage, Store
 from tests.alerting.samples import T0, regression_alert
