@@ -20,6 +20,7 @@ from starlette.testclient import TestClient
 
 from recallwatch import errors
 from recallwatch.daemon import runner
+from recallwatch.metrics.app import MetricsApp
 from recallwatch.metrics.collector import (
     AUDIT_FAILURE_REASONS,
     DURATION_BUCKETS,
@@ -28,7 +29,6 @@ from recallwatch.metrics.collector import (
     RecallwatchCollector,
 )
 from recallwatch.metrics.health import HEALTH_FAMILIES, DaemonHealthCollector
-from recallwatch.metrics.app import MetricsApp
 from recallwatch.store import FnBucket, FnEstimate, NewEvaluation, Store
 from tests.store.helpers import KEY, fail
 
