@@ -1,5 +1,6 @@
-"""The self-contained HTML report of one run: the run page's chart and tables, every checkpoint's
-metrics and lost/gained queries, the run's alerts and FN audits, in one file.
+"""The pages of one run rendered into one self-contained HTML file (``recallwatch report``): the run
+page's chart and tables, every checkpoint's metrics and lost/gained queries, the run's alerts and
+FN audits.
 
 Stylesheet, plotly.js (from the installed ``plotly`` package) and the chart script are inlined, so
 the file opens from disk with no network (plotly.js makes it about 5 MB).
@@ -19,13 +20,13 @@ from recallwatch.web.charts import run_figure
 from recallwatch.web.data import checkpoint_view, run_history
 from recallwatch.web.templates import render_string
 
-__all__ = ["render_report"]
+__all__ = ["render_standalone"]
 
 
-def render_report(
+def render_standalone(
     store: Store, run: str, *, heldouts: Mapping[str, Path], generated_at: float
 ) -> str:
-    """The report of ``run`` as one HTML document."""
+    """The pages of ``run`` as one self-contained HTML document (the ``recallwatch report``)."""
     if run not in {r.name for r in store.views.runs()}:
         known = ", ".join(sorted(r.name for r in store.views.runs())) or "none"
         raise RecallwatchError(f"the store has no run named {run!r} (runs: {known})")
