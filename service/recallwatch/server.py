@@ -20,7 +20,7 @@ import logging
 import socket
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
@@ -34,9 +34,7 @@ from recallwatch.errors import ConfigError
 from recallwatch.metrics.app import MetricsApp
 from recallwatch.metrics.health import DaemonHealthCollector
 from recallwatch.store import Store
-
-if TYPE_CHECKING:
-    from recallwatch.web import WebSettings
+from recallwatch.web import WebSettings, mount
 
 __all__ = ["HttpServer", "create_app"]
 
@@ -115,9 +113,6 @@ def create_app(
         return JSONResponse(state, status_code=200 if state["ready"] else 503)
 
     app.include_router(api.router(store))
-
-    from recallwatch.web import mount  # the web layer, loaded when an app is made
-
     mount(app, store, web)
     return app
 
