@@ -20,7 +20,7 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel
 
-from recallwatch.store import CheckpointRow, EvaluationRow, FnEstimate, Store
+from recallwatch.store import CheckpointRow, EvaluationRow, FnEstimate, RunSummary, Store
 from recallwatch.views import checkpoints as checkpoint_views
 from recallwatch.views.alerts import AlertView, alert, alerts
 from recallwatch.views.checkpoints import STATES, CheckpointItem, checkpoint_of, checkpoints
@@ -203,6 +203,17 @@ def _page(key: str, page: Page[Any], render: Callable[[Any], dict[str, Any]]) ->
     }
 
 
+def _run(r: RunSummary) -> dict[str, Any]:
+    return {
+        "name": r.name,
+        "directory": r.directory,
+        "checkpoints": r.states,
+        "latest_checkpoint": r.latest.name if r.latest else None,
+        "latest_step": r.latest.step if r.latest else None,
+        "last_successful_evaluation_at": r.last_successful_evaluation_at,
+    }
+
+
 def _evaluation(e: EvaluationRow) -> dict[str, Any]:
     return {
         "dataset": e.dataset,
@@ -354,17 +365,7 @@ def router(store: Store) -> APIRouter:
     # build the views took the short names.
     @api.get("/api/v1/runs", response_model=list[Run], summary="The watched runs", name="runs")
     def list_runs() -> list[dict[str, Any]]:
-        return [
-            {
-                "name": r.name,
-                "directory": r.directory,
-                "checkpoints": r.states,
-                "latest_checkpoint": r.latest.name if r.latest else None,
-                "latest_step": r.latest.step if r.latest else None,
-                "last_successful_evaluation_at": r.last_successful_evaluation_at,
-            }
-            for r in runs(store)
-        ]
+        return [_run(r) for r in runs(store)]
 
     def list_checkpoints(
         run: str,
