@@ -120,7 +120,7 @@ def step_exposed(api: httpx.Client) -> float | None:
 
 def evaluation(api: httpx.Client, step: int) -> dict[str, Any]:
     """The API's record of a checkpoint's evaluation."""
-    doc = api.get(f"/api/v1/runs/bench/evaluations/checkpoint-{step}").json()
+    doc = api.get(f"/api/v1/runs/bench/checkpoints/checkpoint-{step}").json()
     return dict(doc["evaluations"][0])
 
 

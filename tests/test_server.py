@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry
 
 from recallwatch.api import outcome_summary
-from recallwatch.exporter import RecallwatchCollector
+from recallwatch.metrics.collector import RecallwatchCollector
 from recallwatch.server import HttpServer, create_app
 from recallwatch.store import NewEvaluation, Store
 from tests.daemon.helpers import wait_for
@@ -116,6 +116,30 @@ def test_not_found(client: TestClient) -> None:
     assert r.status_code == 404 and "checkpoint-99" in r.json()["detail"]
 
 
+@pytest.mark.parametrize(
+    ("path", "params"),
+    [
+        ("/api/v1/runs/demo/{noun}", {}),
+        ("/api/v1/runs/demo/{noun}", {"limit": 2, "offset": 3, "state": "evaluated"}),
+        ("/api/v1/runs/demo/{noun}/checkpoint-3", {}),
+        ("/api/v1/runs/demo/{noun}/checkpoint-3", {"per_query": True}),
+        ("/api/v1/runs/demo/{noun}/checkpoint-99", {}),
+        ("/api/v1/runs/nope/{noun}", {}),
+        ("/api/v1/runs/demo/{noun}", {"limit": 0}),
+    ],
+)
+def test_the_evaluations_paths_answer_as_the_checkpoints_paths(
+    client: TestClient, path: str, params: dict[str, Any]
+) -> None:
+    """``/checkpoints`` is the noun of the pages; the older ``/evaluations`` paths are aliases."""
+    new = client.get(path.format(noun="checkpoints"), params=params)
+    old = client.get(path.format(noun="evaluations"), params=params)
+    assert (new.status_code, new.json()) == (old.status_code, old.json())
+    operations = client.get("/openapi.json").json()["paths"]
+    assert operations["/api/v1/runs/{run}/evaluations"]["get"]["deprecated"] is True
+    assert "deprecated" not in operations["/api/v1/runs/{run}/checkpoints"]["get"]
+
+
 def test_health_readiness_metrics_and_openapi(client: TestClient) -> None:
     assert client.get("/healthz").json() == {"status": "ok"}
     assert client.get("/readyz").status_code == 200
@@ -195,7 +219,9 @@ def test_metrics_filter_by_name(client: TestClient) -> None:
 def test_openapi_declares_the_404_of_every_path_with_a_parameter(client: TestClient) -> None:
     paths = client.get("/openapi.json").json()["paths"]
     with_parameters = [p for p in paths if "{" in p]
-    assert len(with_parameters) == 3
+    # A run's checkpoints and one checkpoint (``/checkpoints``, and their ``/evaluations``
+    # aliases), one alert.
+    assert len(with_parameters) == 5
     for path in with_parameters:
         answers = paths[path]["get"]["responses"]
         assert answers["404"]["content"]["application/json"]["schema"] == {

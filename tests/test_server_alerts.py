@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry, generate_latest
 
-from recallwatch.exporter import RecallwatchCollector
+from recallwatch.metrics.collector import RecallwatchCollector
 from recallwatch.notify.messages import AttemptResult
 from recallwatch.server import create_app
 from recallwatch.store import AlertWrite, NewMessage, Store

@@ -1,23 +1,33 @@
 """The JSON API, ``/api/v1/...``: runs, their checkpoints and evaluations, alerts.
 
-``router(store)`` is the FastAPI router ``server.create_app`` includes: typed responses (the
-pydantic models below, published in the OpenAPI document) built from the store's rows, and the
-404 of an unknown run, checkpoint or alert declared on every path with a parameter.
+``router(store)`` is the FastAPI router ``server.create_app`` includes. Each route renders a view
+(``recallwatch.views``, the same the web pages render as HTML) as JSON: typed responses (the
+pydantic models below, published in the OpenAPI document), and the 404 of an unknown run,
+checkpoint or alert declared on every path with a parameter.
+
+A checkpoint is ``/api/v1/runs/{run}/checkpoints/{checkpoint}``, as on the pages; the older
+``.../evaluations`` paths answer the same and stay as documented aliases (``ALIASES``).
 
 API times are Unix timestamps in seconds, like Prometheus'.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel
 
-from recallwatch.store import AlertRecord, CheckpointRow, EvaluationRow, Store
+from recallwatch.store import CheckpointRow, EvaluationRow, FnEstimate, RunSummary, Store
+from recallwatch.views import checkpoints as checkpoint_views
+from recallwatch.views.alerts import AlertView, alert, alerts
+from recallwatch.views.checkpoints import STATES, CheckpointItem, checkpoint_of, checkpoints
+from recallwatch.views.paging import Page
+from recallwatch.views.runs import run_names, runs
 
-__all__ = ["MAX_OFFSET", "NOT_FOUND", "outcome_summary", "router"]
+__all__ = ["ALIASES", "MAX_OFFSET", "NOT_FOUND", "outcome_summary", "router"]
 
 
 # -- response models ------------------------------------------------------------------------------
@@ -139,71 +149,6 @@ class CheckpointPage(BaseModel):
     next_offset: int | None
 
 
-# -- conversions ----------------------------------------------------------------------------------
-
-
-def _evaluation(e: EvaluationRow) -> dict[str, Any]:
-    return {
-        "dataset": e.dataset,
-        "encoder": e.encoder,
-        "precision": e.precision,
-        "config_hash": e.config_hash,
-        "status": e.status,
-        "started_at": e.started_at,
-        "finished_at": e.finished_at,
-        "duration_seconds": max(0.0, e.finished_at - e.started_at),
-        "metrics": {m: {str(k): v for k, v in by_k.items()} for m, by_k in e.metrics.items()},
-        "reason": e.reason,
-        "message": e.message,
-    }
-
-
-def _checkpoint(c: CheckpointRow, evaluations: list[EvaluationRow]) -> dict[str, Any]:
-    return {
-        "name": c.name,
-        "step": c.step,
-        "state": c.state,
-        "reason": c.state_reason,
-        "message": c.state_message,
-        "mining_fingerprint": c.mining_fingerprint,
-        "completed_at": c.completed_at,
-        "discovered_at": c.discovered_at,
-        "updated_at": c.updated_at,
-        "attempts": c.attempts,
-        "audit_only": c.audit_only,
-        "evaluations": [_evaluation(e) for e in evaluations],
-    }
-
-
-def _shown(store: Store, c: CheckpointRow) -> list[EvaluationRow]:
-    """Current evaluations, or the failure that made the checkpoint fail."""
-    current = store.results.current_evaluations(c.id)
-    if c.state == "failed":
-        failed = [e for e in store.results.evaluations(c.id) if e.status == "failed"]
-        return current + failed[-1:]
-    return current
-
-
-def outcome_summary(outcomes: dict[str, dict[str, int]], ks: list[int]) -> dict[str, Any]:
-    """Summarise per-query outcomes: hits per k and the queries with no relevant document found."""
-    kmax = max(ks) if ks else 0
-    pairs = [r for ranks in outcomes.values() for r in ranks.values()]
-    missed = sorted(
-        q for q, ranks in outcomes.items() if not any(0 < r <= kmax for r in ranks.values())
-    )
-    return {
-        "queries": len(outcomes),
-        "relevant_pairs": len(pairs),
-        "queries_with_relevant_in_top_k": {
-            str(k): sum(1 for ranks in outcomes.values() if any(0 < r <= k for r in ranks.values()))
-            for k in ks
-        },
-        "relevant_in_top_k": {str(k): sum(1 for r in pairs if 0 < r <= k) for k in ks},
-        "queries_without_relevant_in_top_max_k": len(missed),
-        "first_queries_without_relevant": missed[:20],
-    }
-
-
 class Delivery(BaseModel):
     """One notification of an alert to one channel, and how its delivery went."""
 
@@ -244,18 +189,130 @@ class AlertPage(BaseModel):
     next_offset: int | None
 
 
-def _page(key: str, items: list[Any], total: int, limit: int, offset: int) -> dict[str, Any]:
+# -- JSON renderings of the views ------------------------------------------------------------
+
+
+def _page(key: str, page: Page[Any], render: Callable[[Any], dict[str, Any]]) -> dict[str, Any]:
     """One page of a listing under ``key``, with where the next page starts (None: the last)."""
     return {
-        key: items,
-        "total": total,
-        "limit": limit,
-        "offset": offset,
-        "next_offset": offset + limit if offset + limit < total else None,
+        key: [render(item) for item in page.items],
+        "total": page.total,
+        "limit": page.limit,
+        "offset": page.offset,
+        "next_offset": page.next_offset,
     }
 
 
-def _alert_item(store: Store, record: AlertRecord) -> dict[str, Any]:
+def _run(r: RunSummary) -> dict[str, Any]:
+    return {
+        "name": r.name,
+        "directory": r.directory,
+        "checkpoints": r.states,
+        "latest_checkpoint": r.latest.name if r.latest else None,
+        "latest_step": r.latest.step if r.latest else None,
+        "last_successful_evaluation_at": r.last_successful_evaluation_at,
+    }
+
+
+def _evaluation(e: EvaluationRow) -> dict[str, Any]:
+    return {
+        "dataset": e.dataset,
+        "encoder": e.encoder,
+        "precision": e.precision,
+        "config_hash": e.config_hash,
+        "status": e.status,
+        "started_at": e.started_at,
+        "finished_at": e.finished_at,
+        "duration_seconds": max(0.0, e.finished_at - e.started_at),
+        "metrics": {m: {str(k): v for k, v in by_k.items()} for m, by_k in e.metrics.items()},
+        "reason": e.reason,
+        "message": e.message,
+    }
+
+
+def _checkpoint(c: CheckpointRow, evaluations: list[EvaluationRow]) -> dict[str, Any]:
+    return {
+        "name": c.name,
+        "step": c.step,
+        "state": c.state,
+        "reason": c.state_reason,
+        "message": c.state_message,
+        "mining_fingerprint": c.mining_fingerprint,
+        "completed_at": c.completed_at,
+        "discovered_at": c.discovered_at,
+        "updated_at": c.updated_at,
+        "attempts": c.attempts,
+        "audit_only": c.audit_only,
+        "evaluations": [_evaluation(e) for e in evaluations],
+    }
+
+
+def _checkpoint_item(item: CheckpointItem) -> dict[str, Any]:
+    return _checkpoint(item.checkpoint, item.evaluations)
+
+
+def outcome_summary(outcomes: dict[str, dict[str, int]], ks: list[int]) -> dict[str, Any]:
+    """Summarise per-query outcomes: hits per k and the queries with no relevant document found."""
+    kmax = max(ks) if ks else 0
+    pairs = [r for ranks in outcomes.values() for r in ranks.values()]
+    missed = sorted(
+        q for q, ranks in outcomes.items() if not any(0 < r <= kmax for r in ranks.values())
+    )
+    return {
+        "queries": len(outcomes),
+        "relevant_pairs": len(pairs),
+        "queries_with_relevant_in_top_k": {
+            str(k): sum(1 for ranks in outcomes.values() if any(0 < r <= k for r in ranks.values()))
+            for k in ks
+        },
+        "relevant_in_top_k": {str(k): sum(1 for r in pairs if 0 < r <= k) for k in ks},
+        "queries_without_relevant_in_top_max_k": len(missed),
+        "first_queries_without_relevant": missed[:20],
+    }
+
+
+def _false_negatives(est: FnEstimate | None) -> dict[str, Any] | None:
+    if est is None:
+        return None
+    return {
+        **{k: getattr(est, k) for k in FalseNegatives.model_fields if k != "buckets"},
+        "buckets": [b.__dict__ for b in est.buckets],
+    }
+
+
+def _checkpoint_detail(
+    view: checkpoint_views.CheckpointDetail, *, per_query: bool
+) -> dict[str, Any]:
+    details = []
+    for e in view.evaluations:
+        d = _evaluation(e)
+        d["counts"] = e.counts
+        d["timings_seconds"] = e.timings
+        if e.status == "done":
+            outcomes = view.outcomes[e.id]
+            ks = sorted({k for by_k in e.metrics.values() for k in by_k})
+            d["outcome_summary"] = outcome_summary(outcomes, ks)
+            d["per_query"] = outcomes if per_query else None
+        details.append(d)
+    c = view.checkpoint
+    fn = view.false_negatives
+    # The API names the latest failed audit only while the checkpoint has no estimate of its own.
+    failure = None if fn.own is not None else fn.failure
+    doc = _checkpoint(c, [])
+    doc.update(
+        path=c.path,
+        mining=view.mining,
+        mining_error=c.mining_error,
+        evaluations=details,
+        history=[_evaluation(e) for e in view.history],
+        false_negatives=_false_negatives(fn.own),
+        false_negative_audit_failure=None if failure is None else asdict(failure),
+    )
+    return doc
+
+
+def _alert_item(view: AlertView) -> dict[str, Any]:
+    record = view.record
     return {
         "id": record.alert.id,
         "rule": record.rule,
@@ -265,7 +322,7 @@ def _alert_item(store: Store, record: AlertRecord) -> dict[str, Any]:
         "last_notified_at": record.last_notified_at,
         "resolved_at": record.resolved_at,
         "repeats": record.repeats,
-        "alert": record.alert.as_dict(),
+        "alert": view.document,
         "deliveries": [
             {
                 "message_id": m.message_id,
@@ -279,12 +336,21 @@ def _alert_item(store: Store, record: AlertRecord) -> dict[str, Any]:
                 "last_status": m.last_status,
                 "last_error": m.last_error,
             }
-            for m in store.outbox.deliveries(record.alert.id)
+            for m in view.deliveries
         ],
     }
 
 
 # -- the routes ----------------------------------------------------------------------------------
+
+#: A run's checkpoints and one checkpoint, by the noun of the pages, and the older paths that
+#: answer the same (documented aliases, deprecated in the OpenAPI document).
+CHECKPOINTS = "/api/v1/runs/{run}/checkpoints"
+CHECKPOINT = "/api/v1/runs/{run}/checkpoints/{checkpoint}"
+ALIASES = {
+    CHECKPOINTS: "/api/v1/runs/{run}/evaluations",
+    CHECKPOINT: "/api/v1/runs/{run}/evaluations/{checkpoint}",
+}
 
 
 def router(store: Store) -> APIRouter:
@@ -292,119 +358,78 @@ def router(store: Store) -> APIRouter:
     api = APIRouter()
 
     def checked_run(run: str) -> None:
-        if run not in {r.name for r in store.views.runs()}:
+        if run not in run_names(store):
             raise HTTPException(status_code=404, detail=f"no run named {run!r}")
 
-    @api.get("/api/v1/runs", response_model=list[Run], summary="The watched runs")
-    def runs() -> list[dict[str, Any]]:
-        return [
-            {
-                "name": r.name,
-                "directory": r.directory,
-                "checkpoints": r.states,
-                "latest_checkpoint": r.latest.name if r.latest else None,
-                "latest_step": r.latest.step if r.latest else None,
-                "last_successful_evaluation_at": r.last_successful_evaluation_at,
-            }
-            for r in store.views.runs()
-        ]
+    # Route names make the OpenAPI operation ids: kept as they were before the functions that
+    # build the views took the short names.
+    @api.get("/api/v1/runs", response_model=list[Run], summary="The watched runs", name="runs")
+    def list_runs() -> list[dict[str, Any]]:
+        return [_run(r) for r in runs(store)]
 
-    @api.get(
-        "/api/v1/runs/{run}/evaluations",
-        response_model=CheckpointPage,
-        summary="A run's checkpoints and their evaluations, newest first, paged",
-        responses=NOT_FOUND,
-    )
-    def evaluations(
+    def list_checkpoints(
         run: str,
         limit: int = Query(50, ge=1, le=500),
         offset: int = Query(0, ge=0, le=MAX_OFFSET),
-        state: str | None = Query(
-            None, pattern="^(discovered|evaluating|evaluated|failed|skipped)$"
-        ),
+        state: str | None = Query(None, pattern=f"^({'|'.join(STATES)})$"),
     ) -> dict[str, Any]:
         checked_run(run)
-        states = (
-            [state] if state else ["discovered", "evaluating", "evaluated", "failed", "skipped"]
-        )
-        rows = store.queue.checkpoints(
-            run, states=states, newest_first=True, limit=limit, offset=offset
-        )
-        total = store.queue.count_checkpoints(run, states=states)
-        return _page(
-            "items", [_checkpoint(c, _shown(store, c)) for c in rows], total, limit, offset
-        )
+        page = checkpoints(store, run, state=state, limit=limit, offset=offset)
+        return _page("items", page, _checkpoint_item)
 
-    @api.get(
-        "/api/v1/runs/{run}/evaluations/{checkpoint}",
-        response_model=CheckpointDetail,
-        summary="One checkpoint: metrics, per-query outcome summary, mining metadata, FN estimate",
-        responses=NOT_FOUND,
-    )
-    def evaluation(run: str, checkpoint: str, per_query: bool = False) -> dict[str, Any]:
+    def one_checkpoint(run: str, checkpoint: str, per_query: bool = False) -> dict[str, Any]:
         checked_run(run)
-        c = store.queue.checkpoint(run, checkpoint)
-        if c is None:
+        view = checkpoint_of(store, run, checkpoint)
+        if view is None:
             raise HTTPException(
                 status_code=404, detail=f"run {run!r} has no checkpoint {checkpoint!r}"
             )
-        details = []
-        for e in _shown(store, c):
-            d = _evaluation(e)
-            d["counts"] = e.counts
-            d["timings_seconds"] = e.timings
-            if e.status == "done":
-                outcomes = store.results.outcomes(e.id)
-                ks = sorted({k for by_k in e.metrics.values() for k in by_k})
-                d["outcome_summary"] = outcome_summary(outcomes, ks)
-                d["per_query"] = outcomes if per_query else None
-            details.append(d)
-        doc = _checkpoint(c, [])
-        est = store.results.fn_estimate(c.id)
-        failure = None if est is not None else store.results.fn_audit_failure(c.id)
-        mining = store.queue.mining_content(c.mining_fingerprint) if c.mining_fingerprint else None
-        doc.update(
-            path=c.path,
-            mining=mining,
-            mining_error=c.mining_error,
-            evaluations=details,
-            history=[_evaluation(e) for e in store.results.evaluations(c.id)],
-            false_negatives=(
-                None
-                if est is None
-                else {
-                    **{k: getattr(est, k) for k in FalseNegatives.model_fields if k != "buckets"},
-                    "buckets": [b.__dict__ for b in est.buckets],
-                }
-            ),
-            false_negative_audit_failure=None if failure is None else asdict(failure),
-        )
-        return doc
+        return _checkpoint_detail(view, per_query=per_query)
+
+    listing = "A run's checkpoints and their evaluations, newest first, paged"
+    detail = "One checkpoint: metrics, per-query outcome summary, mining metadata, FN estimate"
+    for path, endpoint, names, model, summary in (
+        (CHECKPOINTS, list_checkpoints, ("checkpoints", "evaluations"), CheckpointPage, listing),
+        (CHECKPOINT, one_checkpoint, ("checkpoint", "evaluation"), CheckpointDetail, detail),
+    ):
+        for route, name, alias in ((path, names[0], False), (ALIASES[path], names[1], True)):
+            api.add_api_route(
+                route,
+                endpoint,
+                name=name,
+                methods=["GET"],
+                response_model=model,
+                summary=f"{summary} (alias of {path})" if alias else summary,
+                responses=NOT_FOUND,
+                deprecated=alias or None,
+            )
 
     @api.get(
         "/api/v1/alerts",
         response_model=AlertPage,
         summary="Alerts with their evidence and delivery state, newest first, paged",
+        name="alerts",
     )
-    def alerts(
+    def list_alerts(
         limit: int = Query(50, ge=1, le=500),
         offset: int = Query(0, ge=0, le=MAX_OFFSET),
         status: str | None = Query(None, pattern="^(firing|resolved)$"),
     ) -> dict[str, Any]:
-        rows = store.ledger.alerts(status=status, limit=limit, offset=offset)
-        total = store.ledger.count_alerts(status=status)
-        return _page("alerts", [_alert_item(store, r) for r in rows], total, limit, offset)
+        return _page(
+            "alerts", alerts(store, status=status, limit=limit, offset=offset), _alert_item
+        )
 
     @api.get(
         "/api/v1/alerts/{alert_id}",
         response_model=AlertItem,
         summary="One alert: its evidence and the delivery of each notification",
         responses=NOT_FOUND,
+        name="alert",
     )
-    def alert(alert_id: str) -> dict[str, Any]:
-        record = store.ledger.alert(alert_id)
-        if record is None:
+    def one_alert(alert_id: str) -> dict[str, Any]:
+        view = alert(store, alert_id)
+        if view is None:
             raise HTTPException(status_code=404, detail=f"no alert {alert_id!r}")
-        return _alert_item(store, record)
+        return _alert_item(view)
 
     return api

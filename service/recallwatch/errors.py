@@ -16,16 +16,51 @@ Every message says where (file and line, or field) and what to do about it.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 __all__ = [
+    "AuditFailureReason",
     "CheckpointError",
     "ConfigError",
     "EmbeddingError",
     "EncoderError",
     "EvaluationError",
+    "EvaluationFailureReason",
     "HeldoutError",
     "InputError",
     "RecallwatchError",
+]
+
+#: Why an evaluation fails, the one list: the ``reason`` of each error an evaluation can raise
+#: (below, the Ray backend's ``ClusterUnavailableError``) and the daemon runner's own (``timeout``,
+#: ``crashed``, ``internal``). ``recallwatch_evaluation_failures_total`` starts every run at 0 for
+#: each, so that a first failure is an increase; a reason outside it is recorded all the same.
+EvaluationFailureReason = Literal[
+    "bad_checkpoint",
+    "bad_config",
+    "bad_embeddings",
+    "bad_heldout",
+    "bad_input",
+    "cluster_unavailable",
+    "crashed",
+    "encoder_failed",
+    "error",
+    "internal",
+    "timeout",
+]
+
+#: Why a false-negative audit fails, the one list: the judge's (``JudgeError``, and the runner's
+#: ``not_judged`` when it judged nothing), the mined set's and config's errors, and the runner's
+#: own; ``recallwatch_false_negative_audit_failures_total`` starts at 0 for each.
+AuditFailureReason = Literal[
+    "bad_config",
+    "bad_input",
+    "crashed",
+    "error",
+    "internal",
+    "judge_failed",
+    "not_judged",
+    "timeout",
 ]
 
 

@@ -6,9 +6,9 @@ every answer the API gives is declared in it (the 404 of an unknown run, checkpo
 runs the app in a thread of the daemon process on a socket bound up front, so a busy port is a
 clear start-up error and port 0 works (the chosen port is logged).
 
-``/metrics`` is prometheus-client's ASGI app (gzip when asked, ``name[]`` filtering, OpenMetrics
-by ``Accept``), fed with the registry's metrics collected in a worker thread: a scrape reads the
-store, and that must not hold up the event loop (``/healthz`` answers meanwhile).
+``/metrics`` is ``metrics.app.MetricsApp``: prometheus-client's ASGI app (gzip when asked,
+``name[]`` filtering, OpenMetrics by ``Accept``), fed with the registry's metrics collected in a
+worker thread, so that a scrape, which reads the store, does not hold up the event loop.
 
 The JSON API's routes and response models live in ``api``; the web pages in ``web``.
 """
@@ -20,29 +20,23 @@ import logging
 import socket
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs
+from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
-from prometheus_client import CollectorRegistry, make_asgi_app
-from prometheus_client.metrics_core import Metric
+from prometheus_client import CollectorRegistry
 from pydantic import BaseModel
-from starlette.concurrency import run_in_threadpool
 from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
 
 from recallwatch import api
 from recallwatch.errors import ConfigError
-from recallwatch.export_cursor import scrape
-from recallwatch.exporter_health import DaemonHealthCollector
+from recallwatch.metrics.app import MetricsApp
+from recallwatch.metrics.health import DaemonHealthCollector
 from recallwatch.store import Store
+from recallwatch.web import WebSettings, mount
 
-if TYPE_CHECKING:
-    from recallwatch.web import WebSettings
-
-__all__ = ["HttpServer", "MetricsApp", "create_app"]
+__all__ = ["HttpServer", "create_app"]
 
 log = logging.getLogger(__name__)
 
@@ -119,51 +113,8 @@ def create_app(
         return JSONResponse(state, status_code=200 if state["ready"] else 503)
 
     app.include_router(api.router(store))
-
-    from recallwatch.web import mount  # the web layer, loaded when an app is made
-
     mount(app, store, web)
     return app
-
-
-# -- metrics ---------------------------------------------------------------------------------
-
-
-class _Collected:
-    """Metrics collected once, for prometheus-client's exposition to encode (a registry's role)."""
-
-    def __init__(self, metrics: list[Metric]) -> None:
-        self._metrics = metrics
-
-    def collect(self) -> list[Metric]:
-        return self._metrics
-
-    def restricted_registry(self, names: Any) -> _Collected:
-        # Already restricted to ``name[]`` when collected.
-        return self
-
-
-class MetricsApp:
-    """``GET /metrics``: prometheus-client's ASGI app over metrics collected in a worker thread.
-
-    The ASGI app encodes (text or OpenMetrics by ``Accept``, gzip by ``Accept-Encoding``) and
-    ``name[]`` selects samples by name; the collection itself, which reads the store, runs in
-    Starlette's thread pool so that the event loop keeps answering.
-    """
-
-    def __init__(self, registry: CollectorRegistry) -> None:
-        self.registry = registry
-
-    def _collect(self, names: list[str] | None, scraper: str) -> list[Metric]:
-        source = self.registry if names is None else self.registry.restricted_registry(names)
-        with scrape(names, scraper):  # which checkpoint this scraper is shown (export_cursor)
-            return list(source.collect())
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        query = parse_qs(scope.get("query_string", b"").decode("utf-8", errors="replace"))
-        scraper = query.get("scraper", [""])[0]
-        metrics = await run_in_threadpool(self._collect, query.get("name[]"), scraper)
-        await make_asgi_app(_Collected(metrics))(scope, receive, send)
 
 
 # -- serving -------------------------------------------------------------------------------

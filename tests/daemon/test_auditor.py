@@ -30,7 +30,7 @@ from recallwatch.daemon.runner import (
     estimate_isolated,
     run_in_process,
 )
-from recallwatch.exporter import RecallwatchCollector
+from recallwatch.metrics.collector import RecallwatchCollector
 from recallwatch.mining.audit_spec import AuditSpec
 from recallwatch.server import create_app
 from recallwatch.store import FnEstimate, Store

@@ -18,7 +18,7 @@ import requests
 from prometheus_client import CollectorRegistry, generate_latest
 
 from recallwatch.alerting.model import message_id
-from recallwatch.exporter import RecallwatchCollector
+from recallwatch.metrics.collector import RecallwatchCollector
 from recallwatch.notify.channels import (
     AlertmanagerTarget,
     SlackTarget,

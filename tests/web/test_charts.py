@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 from recallwatch.store import Store
+from recallwatch.views.runs import run_history
 from recallwatch.web.charts import run_figure
-from recallwatch.web.data import run_history
 
 
 def test_run_figure_plots_each_metric_at_k_against_step(small_store: Store) -> None:

@@ -42,7 +42,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 def run(args: argparse.Namespace) -> int:
     """Write the report; print where."""
     from recallwatch.store import Store
-    from recallwatch.web.report import render_report
+    from recallwatch.web.standalone import render_standalone
 
     heldouts: dict[str, Path] = {}
     if args.config is not None:
@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
         )
     store = Store.open(store_path, exclusive=False)
     try:
-        html = render_report(store, args.run, heldouts=heldouts, generated_at=time.time())
+        html = render_standalone(store, args.run, heldouts=heldouts, generated_at=time.time())
     finally:
         store.close()
     args.out.parent.mkdir(parents=True, exist_ok=True)

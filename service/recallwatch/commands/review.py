@@ -31,8 +31,9 @@ from recallwatch.mining.review import plan_review, write_review_labels
 from recallwatch.mining.sampling import RankBuckets
 from recallwatch.mining.st_formats import ImportOptions
 from recallwatch.store import ReviewRow, Store
+from recallwatch.views.reviews import review_labels
 from recallwatch.web import WebSettings, mount
-from recallwatch.web.review import enable_review, review_labels
+from recallwatch.web.review import enable_review
 from recallwatch.web.review_sets import ReviewSets, ReviewSettings, file_set
 
 __all__ = ["add_parser", "review_app", "run"]

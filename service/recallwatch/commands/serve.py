@@ -88,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
 
     from recallwatch.alerting.notifier import Notifier
     from recallwatch.daemon import Daemon
-    from recallwatch.exporter import RecallwatchCollector
+    from recallwatch.metrics.collector import RecallwatchCollector
     from recallwatch.server import HttpServer, create_app
     from recallwatch.store import Store
     from recallwatch.web import WebSettings

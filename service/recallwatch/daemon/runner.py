@@ -29,9 +29,14 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
-from recallwatch.errors import EvaluationError, RecallwatchError
+from recallwatch.errors import (
+    AuditFailureReason,
+    EvaluationError,
+    EvaluationFailureReason,
+    RecallwatchError,
+)
 from recallwatch.mining.audit_spec import AuditSpec
 from recallwatch.store import FnBucket, FnEstimate
 
@@ -55,9 +60,12 @@ __all__ = [
     "run_isolated",
 ]
 
-#: Failure reasons (``EvaluationError.reason``) of the runner itself; the others are
-#: ``RecallwatchError.reason`` values.
-TIMEOUT, CRASHED, INTERNAL, NOT_JUDGED = "timeout", "crashed", "internal", "not_judged"
+#: Failure reasons (``EvaluationError.reason``) of the runner itself, typed by the one list of
+#: reasons (``errors.EvaluationFailureReason``); the others are ``RecallwatchError.reason`` values.
+TIMEOUT: Final[EvaluationFailureReason] = "timeout"
+CRASHED: Final[EvaluationFailureReason] = "crashed"
+INTERNAL: Final[EvaluationFailureReason] = "internal"
+NOT_JUDGED: Final[AuditFailureReason] = "not_judged"
 
 
 @dataclass(frozen=True)

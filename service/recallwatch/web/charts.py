@@ -1,9 +1,10 @@
 """Plotly figures (as JSON-ready dicts) of a run's history and of a mined set's FN audit.
 
-Pure functions of the read models in ``web.data``: the pages put the figure in a
-``<script type="application/json" class="figure">`` block and ``static/chart.js`` draws it with the
-plotly.js that the ``plotly`` Python package bundles; the report inlines both. Every plotted point
-carries its checkpoint name (``customdata``), so tests and people can tie a point to the API.
+Pure functions of the views (``views.runs``, the store's ``FnEstimate``): the pages put the
+figure in a ``<script type="application/json" class="figure">`` block and ``static/chart.js`` draws
+it with the plotly.js that the ``plotly`` Python package bundles; the report inlines both. Every
+plotted point carries its checkpoint name (``customdata``), so tests and people can tie a point to
+the API.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from recallwatch.store import FnEstimate
-from recallwatch.web.data import RunHistory
+from recallwatch.views.runs import RunHistory
 
 __all__ = ["fn_buckets_figure", "run_figure"]
 

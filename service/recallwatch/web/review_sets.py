@@ -25,8 +25,9 @@ from typing import TYPE_CHECKING
 from recallwatch.mining.audit import AuditConfig
 from recallwatch.mining.corpus import load_corpus
 from recallwatch.mining.formats import read_mined
-from recallwatch.mining.review import ReviewPlan, plan_review
+from recallwatch.mining.review import ReviewPlan, plan_review, write_review_labels
 from recallwatch.store import Store
+from recallwatch.views.reviews import review_labels
 
 if TYPE_CHECKING:
     from recallwatch.config import Config
@@ -159,9 +160,6 @@ def daemon_review(store: Store, config: Config) -> ReviewSets:
     That file is what a ``labels:`` oracle of the ``false_negatives`` section reads (its
     ``sample`` column makes it a seeded-sample review). A generated token is logged once.
     """
-    from recallwatch.mining.review import write_review_labels
-    from recallwatch.web.review import review_labels
-
     settings = ReviewSettings.from_config(config)
     sets = ReviewSets(settings, lambda: daemon_sets(store, settings))
     folder = Path(store.path).parent / "reviews"

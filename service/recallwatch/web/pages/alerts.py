@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 
+from recallwatch.views.alerts import alert, alerts
 from recallwatch.web.context import Reader
 from recallwatch.web.templates import render
 
@@ -19,13 +20,13 @@ def alerts_page(
     request: Request, web: Reader, offset: int = Query(0, ge=0, le=10_000_000)
 ) -> HTMLResponse:
     """Alerts, newest first, ``PAGE`` at a time."""
-    total = web.store.ledger.count_alerts()
+    page = alerts(web.store, status=None, limit=PAGE, offset=offset)
     return render(
         request,
         "alerts.html",
         title="Alerts",
-        alerts=web.store.ledger.alerts(limit=PAGE, offset=offset),
-        total=total,
+        alerts=[a.record for a in page.items],
+        total=page.total,
         offset=offset,
         page=PAGE,
     )
@@ -34,17 +35,17 @@ def alerts_page(
 @router.get("/alerts/{alert_id}", response_class=HTMLResponse)
 def alert_page(request: Request, alert_id: str, web: Reader) -> HTMLResponse:
     """One alert: summary, evidence (metric change, baseline, mining diff, lost queries, FN)."""
-    record = web.store.ledger.alert(alert_id)
-    if record is None:
+    view = alert(web.store, alert_id)
+    if view is None:
         return render(
             request, "missing.html", status_code=404, title="Not found", what=f"alert {alert_id}"
         )
     return render(
         request,
         "alert.html",
-        title=record.alert.summary,
-        record=record,
-        alert=record.alert,
-        doc=record.alert.as_dict(),
-        deliveries=web.store.outbox.deliveries(alert_id),
+        title=view.record.alert.summary,
+        record=view.record,
+        alert=view.record.alert,
+        doc=view.document,
+        deliveries=view.deliveries,
     )

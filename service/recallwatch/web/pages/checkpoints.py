@@ -6,15 +6,20 @@ from __future__ import annotations
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 
-from recallwatch.alerting.evidence import recommendation
+from recallwatch.views.checkpoints import checkpoint_of, false_negatives
+from recallwatch.views.comparison import checkpoint_view
 from recallwatch.web.charts import fn_buckets_figure
 from recallwatch.web.context import Reader
-from recallwatch.web.data import checkpoint_view
 from recallwatch.web.templates import render
 
 __all__ = ["router"]
 
 router = APIRouter()
+
+
+def _missing(request: Request, run: str, name: str) -> HTMLResponse:
+    what = f"checkpoint {name} of run {run}"
+    return render(request, "missing.html", status_code=404, title="Not found", what=what)
 
 
 @router.get("/runs/{run}/checkpoints/{checkpoint}", response_class=HTMLResponse)
@@ -26,11 +31,10 @@ def checkpoint_page(
     k: int | None = Query(None, ge=1, le=100_000),
 ) -> HTMLResponse:
     """A checkpoint against its baseline."""
-    c = web.store.queue.checkpoint(run, checkpoint)
-    if c is None:
-        what = f"checkpoint {checkpoint} of run {run}"
-        return render(request, "missing.html", status_code=404, title="Not found", what=what)
-    view = checkpoint_view(web.store, web.texts, web.settings.heldouts, c, k=k)
+    detail = checkpoint_of(web.store, run, checkpoint)
+    if detail is None:
+        return _missing(request, run, checkpoint)
+    view = checkpoint_view(web.store, web.texts, web.settings.heldouts, detail, k=k)
     return render(request, "checkpoint.html", title=f"{run} / {checkpoint}", view=view)
 
 
@@ -39,19 +43,18 @@ def fn_audit_page(request: Request, run: str, checkpoint: str, web: Reader) -> H
     """The false-negative audit of the mined set a checkpoint trained on."""
     c = web.store.queue.checkpoint(run, checkpoint)
     if c is None:
-        what = f"checkpoint {checkpoint} of run {run}"
-        return render(request, "missing.html", status_code=404, title="Not found", what=what)
-    est = web.store.views.exported_fn_estimate(c)
-    rec = est.details.get("recommendation") if est is not None else None
+        return _missing(request, run, checkpoint)
+    fn = false_negatives(web.store, c)
+    est = fn.exported
     return render(
         request,
         "fn_audit.html",
         title=f"False negatives: {run} / {checkpoint}",
         checkpoint=c,
         estimate=est,
-        own=web.store.results.fn_estimate(c.id) is not None,
-        failure=web.store.results.fn_audit_failure(c.id),
-        recommendation=recommendation(est),
-        options=(rec.get("options") or []) if isinstance(rec, dict) else [],
+        own=fn.own is not None,
+        failure=fn.failure,
+        recommendation=fn.recommendation,
+        options=fn.options,
         chart=fn_buckets_figure(est) if est is not None and est.buckets else None,
     )

@@ -37,6 +37,7 @@ __all__ = [
     "scrape",
 ]
 
+# Named as before the metrics package existed: log filters and alerts select on the name.
 log = logging.getLogger("recallwatch.exporter")
 
 #: The most evaluated checkpoints of a run waiting to be exported, one per scrape: beyond it the

@@ -20,15 +20,15 @@ from starlette.testclient import TestClient
 
 from recallwatch import errors
 from recallwatch.daemon import runner
-from recallwatch.exporter import (
+from recallwatch.metrics.app import MetricsApp
+from recallwatch.metrics.collector import (
     AUDIT_FAILURE_REASONS,
     DURATION_BUCKETS,
     EVALUATION_FAILURE_REASONS,
     FAMILIES,
     RecallwatchCollector,
 )
-from recallwatch.exporter_health import HEALTH_FAMILIES, DaemonHealthCollector
-from recallwatch.server import MetricsApp
+from recallwatch.metrics.health import HEALTH_FAMILIES, DaemonHealthCollector
 from recallwatch.store import FnBucket, FnEstimate, NewEvaluation, Store
 from tests.store.helpers import KEY, fail
 
@@ -500,7 +500,7 @@ def test_a_backlog_over_the_limit_skips_the_oldest_and_counts_them(store: Store)
 
 
 def metrics_client(store: Store) -> TestClient:
-    """``/metrics`` as the daemon serves it (``server.MetricsApp``), over the collector."""
+    """``/metrics`` as the daemon serves it (``metrics.app.MetricsApp``), over the collector."""
     registry = CollectorRegistry()
     registry.register(RecallwatchCollector(store, version="1"))
     app = Starlette(routes=[Route("/metrics", MetricsApp(registry), methods=["GET"])])

@@ -1,7 +1,7 @@
 """Prometheus metrics of the daemon's own health: what ``/readyz`` knows, at scrape time.
 
 ``server.create_app`` registers a ``DaemonHealthCollector`` over the daemon's readiness next to the
-store's ``exporter.RecallwatchCollector``; this collector reads no store.
+store's ``metrics.collector.RecallwatchCollector``; this collector reads no store.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""``export_cursor``: which evaluated checkpoint each scrape is shown (pure, no store)."""
+"""``metrics.cursor``: which evaluated checkpoint each scrape is shown (pure, no store)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from recallwatch.export_cursor import (
+from recallwatch.metrics.cursor import (
     MAX_SCRAPERS,
     ExportCursor,
     Scrape,

@@ -16,6 +16,7 @@ from __future__ import annotations
 import importlib.metadata
 import platform
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from typing import get_args
 
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -26,10 +27,12 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from recallwatch.export_cursor import BACKLOG_LIMIT, ScraperCursors, current_scrape
+from recallwatch.errors import AuditFailureReason, EvaluationFailureReason
+from recallwatch.metrics.cursor import BACKLOG_LIMIT, ScraperCursors, current_scrape
 from recallwatch.store import CheckpointRow, Store
 
 __all__ = [
+    "AUDIT_FAILURE_REASONS",
     "CHECKPOINT_FAMILIES",
     "COMPARISONS",
     "DURATION_BUCKETS",
@@ -73,37 +76,12 @@ COMPARISONS = ("previous_mining", "same_mining", "pinned")
 
 #: The ``reason`` values of ``recallwatch_evaluation_failures_total`` exported at 0 for every run
 #: before its first failure of that reason, so that a first failure is an increase (rules use
-#: ``increase()``): the ``RecallwatchError.reason`` of each error an evaluation can raise
-#: (``errors.py``), the runner's own (``daemon.runner``: timeout, crashed, internal) and the Ray
-#: backend's (``cluster_unavailable``). Another reason appears when it first happens.
-EVALUATION_FAILURE_REASONS = (
-    "bad_checkpoint",
-    "bad_config",
-    "bad_embeddings",
-    "bad_heldout",
-    "bad_input",
-    "cluster_unavailable",
-    "crashed",
-    "encoder_failed",
-    "error",
-    "internal",
-    "timeout",
-)
+#: ``increase()``); another reason appears when it first happens. Defined with the errors.
+EVALUATION_FAILURE_REASONS: tuple[str, ...] = get_args(EvaluationFailureReason)
 
 #: The ``reason`` values of ``recallwatch_false_negative_audit_failures_total`` exported at 0 for
-#: every run when a false-negative audit is configured (``audited``): the judge's
-#: (``judge_failed``), the mined set's and config's errors, and the runner's own. Another reason
-#: appears when it first happens.
-AUDIT_FAILURE_REASONS = (
-    "bad_config",
-    "bad_input",
-    "crashed",
-    "error",
-    "internal",
-    "judge_failed",
-    "not_judged",
-    "timeout",
-)
+#: every run when a false-negative audit is configured (``audited``); defined with the errors.
+AUDIT_FAILURE_REASONS: tuple[str, ...] = get_args(AuditFailureReason)
 
 #: Distributions named in ``recallwatch_build_info`` (besides recallwatch and Python).
 BUILD_DISTRIBUTIONS = {"numpy": ("numpy",), "faiss": ("faiss-cpu", "faiss-gpu", "faiss")}

@@ -1,10 +1,10 @@
-"""Tests of recallwatch.exporter_health: the daemon's own health as Prometheus metrics."""
+"""Tests of recallwatch.metrics.health: the daemon's own health as Prometheus metrics."""
 
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry
 
-from recallwatch.exporter_health import DaemonHealthCollector
+from recallwatch.metrics.health import DaemonHealthCollector
 
 
 def test_daemon_health_from_readiness() -> None:

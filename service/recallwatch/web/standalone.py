@@ -1,5 +1,6 @@
-"""The self-contained HTML report of one run: the run page's chart and tables, every checkpoint's
-metrics and lost/gained queries, the run's alerts and FN audits, in one file.
+"""The pages of one run rendered into one self-contained HTML file (``recallwatch report``): the run
+page's chart and tables, every checkpoint's metrics and lost/gained queries, the run's alerts and
+FN audits.
 
 Stylesheet, plotly.js (from the installed ``plotly`` package) and the chart script are inlined, so
 the file opens from disk with no network (plotly.js makes it about 5 MB).
@@ -14,27 +15,32 @@ from recallwatch import __version__
 from recallwatch.alerting.texts import TextIndex
 from recallwatch.errors import RecallwatchError
 from recallwatch.store import Store
+from recallwatch.views.alerts import alert_view
+from recallwatch.views.checkpoints import checkpoint_detail
+from recallwatch.views.comparison import checkpoint_view
+from recallwatch.views.runs import run_history, run_names
 from recallwatch.web.assets import asset
 from recallwatch.web.charts import run_figure
-from recallwatch.web.data import checkpoint_view, run_history
 from recallwatch.web.templates import render_string
 
-__all__ = ["render_report"]
+__all__ = ["render_standalone"]
 
 
-def render_report(
+def render_standalone(
     store: Store, run: str, *, heldouts: Mapping[str, Path], generated_at: float
 ) -> str:
-    """The report of ``run`` as one HTML document."""
-    if run not in {r.name for r in store.views.runs()}:
-        known = ", ".join(sorted(r.name for r in store.views.runs())) or "none"
+    """The pages of ``run`` as one self-contained HTML document (the ``recallwatch report``)."""
+    names = run_names(store)
+    if run not in names:
+        known = ", ".join(sorted(names)) or "none"
         raise RecallwatchError(f"the store has no run named {run!r} (runs: {known})")
     history = run_history(store, run)
     texts = TextIndex()
     views = [
-        checkpoint_view(store, texts, heldouts, p.checkpoint, limit=10) for p in history.points
+        checkpoint_view(store, texts, heldouts, checkpoint_detail(store, p.checkpoint), limit=10)
+        for p in history.points
     ]
-    alerts = [(r, r.alert.as_dict(), store.outbox.deliveries(r.alert.id)) for r in history.alerts]
+    alerts = [alert_view(store, r) for r in history.alerts]
     return render_string(
         "report.html",
         title=f"recallwatch report: {run}",

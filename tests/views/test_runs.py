@@ -1,9 +1,9 @@
-"""The read models of the pages (``web/data.py``) over a real store."""
+"""The views of the runs (``views/runs.py``) over a real store."""
 
 from __future__ import annotations
 
 from recallwatch.store import CheckpointRow, Store
-from recallwatch.web.data import mining_changes, run_history
+from recallwatch.views.runs import mining_changes, run_history
 
 
 def row(name: str, step: int | None, fingerprint: str | None) -> CheckpointRow:

@@ -1,0 +1,44 @@
+"""The alerts: a page of them newest first (``/alerts``, ``/api/v1/alerts``) and one alert
+(``/alerts/{id}``, ``/api/v1/alerts/{id}``), each with its evidence and its deliveries."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from recallwatch.notify.messages import OutboxMessage
+from recallwatch.store import AlertRecord, Store
+from recallwatch.views.paging import Page
+
+__all__ = ["AlertView", "alert", "alert_view", "alerts"]
+
+
+@dataclass(frozen=True)
+class AlertView:
+    """An alert: its record (document and bookkeeping) and the delivery of each notification."""
+
+    record: AlertRecord
+    deliveries: list[OutboxMessage]
+
+    @property
+    def document(self) -> dict[str, Any]:
+        """The alert's document: the webhook schema's ``data`` (its evidence)."""
+        return self.record.alert.as_dict()
+
+
+def alert_view(store: Store, record: AlertRecord) -> AlertView:
+    """A stored alert with its deliveries."""
+    return AlertView(record, store.outbox.deliveries(record.alert.id))
+
+
+def alerts(store: Store, *, status: str | None, limit: int, offset: int) -> Page[AlertView]:
+    """A page of alerts (in a status), newest first."""
+    records = store.ledger.alerts(status=status, limit=limit, offset=offset)
+    total = store.ledger.count_alerts(status=status)
+    return Page([alert_view(store, r) for r in records], total, limit, offset)
+
+
+def alert(store: Store, alert_id: str) -> AlertView | None:
+    """One alert by id (None: no such alert)."""
+    record = store.ledger.alert(alert_id)
+    return None if record is None else alert_view(store, record)

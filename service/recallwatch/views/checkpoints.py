@@ -1,0 +1,132 @@
+"""The checkpoints of a run: a page of them newest first (``/api/v1/runs/{run}/checkpoints``), one
+checkpoint (``/runs/{run}/checkpoints/{c}`` and its JSON twin in ``/api/v1``) and the
+false-negative audit of the mined set it trained on (``.../false-negatives``).
+
+A checkpoint shows its current evaluations, or the failure that made it fail; its history is
+every evaluation ever stored. Nothing here writes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from recallwatch.alerting.evidence import recommendation
+from recallwatch.store import CheckpointRow, EvaluationRow, FnAuditFailure, FnEstimate, Store
+from recallwatch.views.paging import Page
+
+__all__ = [
+    "STATES",
+    "CheckpointDetail",
+    "CheckpointItem",
+    "FalseNegativeView",
+    "checkpoint_detail",
+    "checkpoint_of",
+    "checkpoints",
+    "false_negatives",
+    "shown_evaluations",
+]
+
+#: The states a checkpoint listing can be filtered by (all of them by default).
+STATES = ("discovered", "evaluating", "evaluated", "failed", "skipped")
+
+#: Per-query outcomes: query id -> relevant doc id -> rank in the top max(k), 0 when not retrieved.
+Outcomes = dict[str, dict[str, int]]
+
+
+def shown_evaluations(store: Store, c: CheckpointRow) -> list[EvaluationRow]:
+    """Current evaluations, or the failure that made the checkpoint fail."""
+    current = store.results.current_evaluations(c.id)
+    if c.state == "failed":
+        failed = [e for e in store.results.evaluations(c.id) if e.status == "failed"]
+        return current + failed[-1:]
+    return current
+
+
+@dataclass(frozen=True)
+class CheckpointItem:
+    """A checkpoint in a listing: its row and the evaluations it shows."""
+
+    checkpoint: CheckpointRow
+    evaluations: list[EvaluationRow]
+
+
+def checkpoints(
+    store: Store, run: str, *, state: str | None, limit: int, offset: int
+) -> Page[CheckpointItem]:
+    """A page of a run's checkpoints (in a state), newest first by step."""
+    states = [state] if state else list(STATES)
+    rows = store.queue.checkpoints(
+        run, states=states, newest_first=True, limit=limit, offset=offset
+    )
+    total = store.queue.count_checkpoints(run, states=states)
+    items = [CheckpointItem(c, shown_evaluations(store, c)) for c in rows]
+    return Page(items, total, limit, offset)
+
+
+@dataclass(frozen=True)
+class FalseNegativeView:
+    """The false-negative audit of the mined set a checkpoint trained on."""
+
+    #: What the pages and ``recallwatch_false_negative_ratio`` show: the checkpoint's own
+    #: estimate or, without one, the run's latest of the same mined set.
+    exported: FnEstimate | None
+    #: The checkpoint's own estimate (the API's ``false_negatives``).
+    own: FnEstimate | None
+    #: The latest failed audit of the checkpoint's mined set.
+    failure: FnAuditFailure | None
+
+    @property
+    def recommendation(self) -> str | None:
+        """What to do about the exported estimate, in one sentence (None: nothing)."""
+        return recommendation(self.exported)
+
+    @property
+    def options(self) -> list[Any]:
+        """The candidate filters the exported estimate's recommendation weighed."""
+        rec = self.exported.details.get("recommendation") if self.exported is not None else None
+        return (rec.get("options") or []) if isinstance(rec, dict) else []
+
+
+def false_negatives(store: Store, c: CheckpointRow) -> FalseNegativeView:
+    """The FN audit of a checkpoint's mined set: estimates and the latest failure."""
+    return FalseNegativeView(
+        exported=store.views.exported_fn_estimate(c),
+        own=store.results.fn_estimate(c.id),
+        failure=store.results.fn_audit_failure(c.id),
+    )
+
+
+@dataclass(frozen=True)
+class CheckpointDetail:
+    """One checkpoint: the evaluations it shows with their outcomes, its history, its mining
+    metadata and its false-negative audit."""
+
+    checkpoint: CheckpointRow
+    evaluations: list[EvaluationRow]
+    #: Evaluation id -> per-query outcomes, for each finished evaluation shown.
+    outcomes: dict[int, Outcomes]
+    #: Every evaluation ever stored, failed ones included.
+    history: list[EvaluationRow]
+    #: The mining configuration the checkpoint trained with (None: no metadata).
+    mining: Any
+    false_negatives: FalseNegativeView
+
+
+def checkpoint_of(store: Store, run: str, name: str) -> CheckpointDetail | None:
+    """One checkpoint of a run by name (None: no such checkpoint)."""
+    c = store.queue.checkpoint(run, name)
+    return None if c is None else checkpoint_detail(store, c)
+
+
+def checkpoint_detail(store: Store, c: CheckpointRow) -> CheckpointDetail:
+    """Everything shown of one checkpoint."""
+    shown = shown_evaluations(store, c)
+    return CheckpointDetail(
+        checkpoint=c,
+        evaluations=shown,
+        outcomes={e.id: store.results.outcomes(e.id) for e in shown if e.status == "done"},
+        history=store.results.evaluations(c.id),
+        mining=store.queue.mining_content(c.mining_fingerprint) if c.mining_fingerprint else None,
+        false_negatives=false_negatives(store, c),
+    )
