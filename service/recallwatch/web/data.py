@@ -3,8 +3,8 @@
 Every number comes from where the JSON API and the exporter take it: a checkpoint's metrics are
 its current evaluations (``Results.current_evaluations``, the API's ``evaluations``), its false-
 negative estimate is ``ReadViews.exported_fn_estimate`` (what ``recallwatch_fn_rate`` exports),
-per-query values and lost queries use the alerting code's own functions
-(``alerting.regression.per_query_metric``, ``lost_queries``). Nothing here writes.
+per-query values and lost queries use the functions the alerting rules use
+(``evaluation.outcomes.per_query_metric``, ``lost_queries``). Nothing here writes.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 
 from recallwatch.alerting.evidence import recommendation
-from recallwatch.alerting.regression import lost_queries, per_query_metric
 from recallwatch.alerting.texts import TextIndex
+from recallwatch.evaluation.outcomes import lost_queries, per_query_metric
 from recallwatch.stats import Interval
 from recallwatch.stats.intervals import mean_interval
 from recallwatch.store import AlertRecord, CheckpointRow, EvaluationRow, FnEstimate, Store
