@@ -44,4 +44,3 @@ def test_catch_up_decides_a_failing_streak_left_undecided_by_a_crash(
     (record,) = store.ledger.open_alerts()
     assert record.alert.alertname == "RecallwatchEvaluationFailing"
     assert record.alert.checkpoint == "checkpoint-200"
-

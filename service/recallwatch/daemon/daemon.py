@@ -86,7 +86,7 @@ class Daemon:
         #: Called with a checkpoint that became evaluated or failed (the regression decision and
         #: alert delivery hang here); its errors are logged, never fatal.
         self.on_checkpoint = on_checkpoint
-        #: The regression decision and alert delivery (``daemon.notifier.Notifier``), when configured.
+        #: The regression decision and alert delivery (``notifier.Notifier``), when configured.
         self.notifier = notifier
         if notifier is not None and on_checkpoint is None:
             self.on_checkpoint = notifier.after_checkpoint

@@ -1,4 +1,4 @@
-"""Per-query views of stored outcomes: a metric per query, and the queries two evaluations differ on.
+"""Per-query views of stored outcomes: a metric per query, and what two evaluations differ on.
 
 An evaluation stores, for each query, the 1-based rank of each relevant document (0 = not in the
 top K searched): ``query -> relevant doc -> rank``. From that alone the alerting rules and the
