@@ -31,8 +31,8 @@ import numpy as np
 import pytest
 from bench.regression_simulation import Rule, run_cell
 
-from recallwatch.alerting.rules.recall_regression.paired import permutations_for, selection_alpha
 from recallwatch.alerting.rules.recall_regression.paired import paired_regression_test as decide
+from recallwatch.alerting.rules.recall_regression.paired import permutations_for, selection_alpha
 from recallwatch.alerting.rules.recall_regression.segments import CheckpointSummary, choose_baseline
 from recallwatch.config import RecallRegressionRule
 from recallwatch.stats import paired_randomisation_pvalues
