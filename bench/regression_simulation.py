@@ -1,10 +1,10 @@
 """Simulation of the regression rule with checkpoint-level variance, and the docs table.
 
-The model (shared with ``tests/alerting/test_simulation.py``, which runs a few cells of it).
-A held-out set of 1,000 queries with 1-3 relevant documents each (50/30/20%). Each (query,
-relevant document) pair has a latent easiness a ~ N(0, 1), drawn afresh per simulated run. A
-checkpoint j of quality q_j retrieves the document in its top 10 when a + q_j + tau * e > 0, with
-e ~ N(0, 1) drawn per checkpoint:
+The model (shared with ``tests/alerting/rules/recall_regression/test_simulation.py``, which runs a
+few cells of it). A held-out set of 1,000 queries with 1-3 relevant documents each (50/30/20%).
+Each (query, relevant document) pair has a latent easiness a ~ N(0, 1), drawn afresh per simulated
+run. A checkpoint j of quality q_j retrieves the document in its top 10 when a + q_j + tau * e > 0,
+with e ~ N(0, 1) drawn per checkpoint:
 
 - ``tau`` is query-level churn: two checkpoints of equal quality disagree on the recall@10 of
   10% (tau 0.155), 15% (0.245) or 20% (0.34) of the queries;
@@ -14,11 +14,11 @@ e ~ N(0, 1) drawn per checkpoint:
 - q(config) gives an expected recall@10 of 0.70 before the mining change, and 0.70 ("nothing
   changed") or 0.67 ("a sustained 3-point drop") after it.
 
-A run has ``pre`` checkpoints before the mining change and ``post`` after it. The decision at
-each post-change checkpoint is the daemon's (``alerting.level``): the level test of the post
-checkpoints so far against the pre-change ones, at ``look_alpha`` (the per-look level that keeps
-alpha per mining change), ``min_drop`` 0.01, and the latest checkpoint not clearly back; the
-checkpoint variance pools the pre-change segment, ``--history-runs`` earlier runs of the same
+A run has ``pre`` checkpoints before the mining change and ``post`` after it. The decision at each
+post-change checkpoint is the daemon's (``alerting.rules.recall_regression.level``): the level test
+of the post checkpoints so far against the pre-change ones, at ``look_alpha`` (the per-look level
+that keeps alpha per mining change), ``min_drop`` 0.01, and the latest checkpoint not clearly back;
+the checkpoint variance pools the pre-change segment, ``--history-runs`` earlier runs of the same
 held-out set (each simulated like this one, ``--history-shape`` checkpoints before and after its
 own mining change, no change in level) and the rule's prior, with Satterthwaite's degrees of
 freedom (``stats.moderated_variance``).
@@ -41,7 +41,7 @@ from statistics import NormalDist
 import numpy as np
 import numpy.typing as npt
 
-from recallwatch.alerting.level import level_decisions, look_alpha
+from recallwatch.alerting.rules.recall_regression.level import level_decisions, look_alpha
 from recallwatch.stats.hierarchical import moderated_variance, segment_moments
 
 FloatArray = npt.NDArray[np.float64]
@@ -179,7 +179,7 @@ def decide_runs(
 ) -> npt.NDArray[np.bool_]:
     """The rule's verdict at every post-change look: (draws, post) booleans.
 
-    The checkpoint variance pools, like the daemon's (``alerting.level.level_plan``): the
+    The checkpoint variance pools, like the daemon's (``recall_regression.level.level_plan``): the
     pre-change segment, the earlier runs' ``history`` moments, and the rule's prior.
     ``known_sd``: the true checkpoint SD instead (the ceiling no estimate can beat: what the
     test could do if the variance were known exactly).

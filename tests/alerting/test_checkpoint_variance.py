@@ -18,8 +18,8 @@ off). The second is the issue's scenario: runs of four checkpoints (``SHORT_PRE`
 of the same shape that the same daemon evaluated first (``checkpoint_sd_history``, the default).
 One ``recallwatch serve`` watches all the runs with the default ``recall_regression`` rule;
 control runs must stay (almost) silent, damaged runs must alert. The rates are printed (run with
-``-s``) and asserted loosely: the precise rates are the simulation's (tests/alerting/
-test_simulation.py).
+``-s``) and asserted loosely: the precise rates are the simulation's
+(tests/alerting/rules/recall_regression/test_simulation.py).
 """
 
 from __future__ import annotations

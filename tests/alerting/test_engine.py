@@ -218,3 +218,9 @@ def test_a_rule_type_nobody_registered_is_a_config_error(
     )
     with pytest.raises(ConfigError, match="no rule type 'step_at_least' is registered"):
         Alerting(config, store, clock=Clock())
+
+
+def test_the_package_re_exports_the_engine() -> None:
+    from recallwatch import alerting
+
+    assert alerting.Alerting is Alerting

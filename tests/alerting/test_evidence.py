@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from recallwatch.alerting.evidence import EvidenceReader, fn_snapshot, recommendation
+from recallwatch.alerting.evidence import EvidenceReader, fn_snapshot, mining_diff, recommendation
 from recallwatch.alerting.model import FnSnapshot
 from recallwatch.alerting.texts import TextIndex
 from recallwatch.store import FnEstimate, Store
@@ -59,3 +59,17 @@ def test_lost_queries_are_counted_and_the_first_few_named(
     assert count == 8 and len(named) == 5
     assert all(q.query_text.startswith("question ") for q in named)
     assert all(q.doc_title.startswith("Document ") for q in named)
+
+
+def test_mining_diff_is_key_by_key_and_nested() -> None:
+    before = {"teacher": "m1", "range_min": 0, "nested": {"a": 1, "b": [1, 2]}, "gone": True}
+    after = {"teacher": "m1", "range_min": 10, "nested": {"a": 1, "b": [1, 3]}, "new": None}
+    diff = [(c.key, c.before, c.after, c.change) for c in mining_diff(before, after)]
+    assert diff == [
+        ("gone", True, None, "removed"),
+        ("nested.b", [1, 2], [1, 3], "changed"),
+        ("new", None, None, "added"),
+        ("range_min", 0, 10, "changed"),
+    ]
+    assert mining_diff({"x": 1}, {"x": 1.0})[0].change == "changed"  # 1 vs 1.0 is a change
+    assert mining_diff(before, before) == []

@@ -5,7 +5,8 @@ side and the held-out texts:
 
 - ``lost_queries``: how many queries lost a relevant document from the top k, and the first
   ``LOST_TOP`` of them with their texts;
-- ``mining_diff``: the key-by-key change of the mining metadata between two checkpoints, and
+- ``mining_diff``: the key-by-key change of two mining metadata documents (pure);
+  ``EvidenceReader.mining_diff`` applies it between two checkpoints' stored configs, and
   ``mining_diff_before`` against the previous mining config of a run;
 - ``fn_snapshot`` / ``previous_mining_estimate``: the false-negative estimates of the mined sets;
 - ``recommendation``: the FN estimator's filter recommendation as one sentence.
@@ -14,8 +15,9 @@ side and the held-out texts:
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from recallwatch.alerting.model import (
     FnSnapshot,
@@ -23,15 +25,58 @@ from recallwatch.alerting.model import (
     MiningKeyChange,
     recommendation_text,
 )
-from recallwatch.alerting.regression import lost_queries
-from recallwatch.alerting.regression import mining_diff as diff_documents
 from recallwatch.alerting.texts import TextIndex
+from recallwatch.evaluation.outcomes import lost_queries
 from recallwatch.store import CheckpointRow, FnEstimate, Store
 
-__all__ = ["LOST_TOP", "EvidenceReader", "fn_snapshot", "recommendation"]
+__all__ = [
+    "LOST_TOP",
+    "EvidenceReader",
+    "MiningChange",
+    "fn_snapshot",
+    "mining_diff",
+    "recommendation",
+]
 
 #: How many lost queries an alert names (all are counted).
 LOST_TOP = 5
+
+
+@dataclass(frozen=True)
+class MiningChange:
+    """One key of the mining metadata that changed (dotted path for nested keys)."""
+
+    key: str
+    before: Any
+    after: Any
+    change: Literal["added", "removed", "changed"]
+
+
+_MISSING = object()
+
+
+def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(value, Mapping) and value:
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            out.update(_flatten(v, f"{prefix}.{k}" if prefix else str(k)))
+        return out
+    return {prefix or "(value)": value}
+
+
+def mining_diff(before: Any, after: Any) -> list[MiningChange]:
+    """The key-by-key difference of two mining metadata documents, sorted by key."""
+    old, new = _flatten(before), _flatten(after)
+    changes = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key, _MISSING), new.get(key, _MISSING)
+        if a is _MISSING:
+            changes.append(MiningChange(key, None, b, "added"))
+        elif b is _MISSING:
+            changes.append(MiningChange(key, a, None, "removed"))
+        elif a != b or type(a) is not type(b):
+            changes.append(MiningChange(key, a, b, "changed"))
+    return changes
 
 
 def fn_snapshot(estimate: FnEstimate | None) -> FnSnapshot | None:
@@ -96,7 +141,7 @@ class EvidenceReader:
             return ()
         return tuple(
             MiningKeyChange(c.key, c.before, c.after, c.change)
-            for c in diff_documents(
+            for c in mining_diff(
                 self._store.queue.mining_content(before), self._store.queue.mining_content(after)
             )
         )

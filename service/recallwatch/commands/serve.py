@@ -86,8 +86,8 @@ def run(args: argparse.Namespace) -> int:
     # Deferred imports keep `recallwatch --help` fast.
     from prometheus_client import CollectorRegistry, ProcessCollector
 
-    from recallwatch.alerting.notifier import Notifier
     from recallwatch.daemon import Daemon
+    from recallwatch.daemon.notifier import Notifier
     from recallwatch.metrics.collector import RecallwatchCollector
     from recallwatch.server import HttpServer, create_app
     from recallwatch.store import Store

@@ -54,7 +54,7 @@ from recallwatch.logs import fields
 from recallwatch.store import CheckpointRow, Store
 
 if TYPE_CHECKING:
-    from recallwatch.alerting.notifier import Notifier
+    from recallwatch.daemon.notifier import Notifier
 
 __all__ = ["NOTIFY_TICK_SECONDS", "Daemon"]
 
@@ -86,7 +86,7 @@ class Daemon:
         #: Called with a checkpoint that became evaluated or failed (the regression decision and
         #: alert delivery hang here); its errors are logged, never fatal.
         self.on_checkpoint = on_checkpoint
-        #: The regression decision and alert delivery (``alerting.Notifier``), when configured.
+        #: The regression decision and alert delivery (``notifier.Notifier``), when configured.
         self.notifier = notifier
         if notifier is not None and on_checkpoint is None:
             self.on_checkpoint = notifier.after_checkpoint

@@ -71,7 +71,7 @@ HEADLINE_METRICS = {
 
 #: What a regression verdict compares with: the ``compare_with`` label of
 #: ``recallwatch_recall_regression``. Stored verdict kinds are these, or ``<kind>:<rule>`` when
-#: several rules make the same comparison (``alerting.rules.recall_regression.verdict_kind``).
+#: several rules make the same comparison (``alerting.rules.recall_regression.rule.verdict_kind``).
 COMPARISONS = ("previous_mining", "same_mining", "pinned")
 
 #: The ``reason`` values of ``recallwatch_evaluation_failures_total`` exported at 0 for every run

@@ -4,10 +4,10 @@ The regression rule's level test needs the checkpoint-to-checkpoint variance of 
 checkpoints say little about it (two before a mining change). Earlier runs evaluated on the same
 held-out set do: each of their mining segments (consecutive checkpoints under one mining config)
 is a group of same-configuration checkpoints. This module finds those evaluations; the rule
-computes their per-query metric and moments (``alerting.rules.recall_regression``,
+computes their per-query metric and moments (``alerting.rules.recall_regression.variance``,
 ``stats.hierarchical.Moments``) and hands the pooled moments to the pure decision.
 
-Comparable means what ``RuleContext.history`` requires of a baseline: the same held-out set
+Comparable means what ``RecallRegression.history`` requires of a baseline: the same held-out set
 label (``dataset``), the same evaluation key (``config_hash``: held-out path, split, relevance
 level, k list, similarity and encoder options) and the same numeric precision (``precision``;
 ``NULL`` matches ``NULL``). Only finished evaluations of checkpoints in state ``evaluated`` that

@@ -3,7 +3,7 @@ over per-query values, and the queries that lost and gained a relevant document 
 
 The baseline is the regression rule's when a verdict names one, else the previous evaluated
 checkpoint. Per-query values and lost queries use the alerting code's own functions
-(``alerting.regression.per_query_metric``, ``lost_queries``), so at an alert's baseline and k the
+(``evaluation.outcomes.per_query_metric``, ``lost_queries``), so at an alert's baseline and k the
 lost count is the alert's. Nothing here writes.
 """
 
@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from recallwatch.alerting.regression import lost_queries, per_query_metric
 from recallwatch.alerting.texts import TextIndex
+from recallwatch.evaluation.outcomes import lost_queries, per_query_metric
 from recallwatch.stats import Interval
 from recallwatch.stats.intervals import mean_interval
 from recallwatch.store import CheckpointRow, EvaluationRow, FnEstimate, Store, VerdictRow

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from recallwatch.alerting.engine import Alerting
+from recallwatch.alerting.rules.evaluation_failing import failing_streak
 from recallwatch.store import Store
 from recallwatch.synthetic.heldout import SyntheticSet
 from tests.alerting.helpers import A, Clock, Run, hits, make_config, outbox
@@ -43,3 +44,7 @@ def test_a_late_older_failure_is_counted_from_the_newest_checkpoint(
     alerting.after_checkpoint(run.add(100, A, None))
     alerting.after_checkpoint(run.add(200, A, None))  # two failures, but older than 300
     assert store.ledger.open_alerts() == [] and outbox(store) == []
+
+
+def test_failing_streak() -> None:
+    assert failing_streak([True, False, True, True]) == 2 and failing_streak([]) == 0

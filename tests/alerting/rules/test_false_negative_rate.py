@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from recallwatch.alerting.engine import Alerting
+from recallwatch.alerting.rules.false_negative_rate import fn_rate_high
 from recallwatch.store import FnEstimate, Store
 from recallwatch.synthetic.heldout import SyntheticSet
 from tests.alerting.helpers import REC, A, B, Clock, Run, hits, make_config
@@ -35,3 +36,7 @@ def test_fires_on_the_lower_bound_with_the_previous_mining_evidence(
     assert [c.key for c in ev.mining_diff] == ["mined_set", "range_min"]
     assert ev.recommendation is not None and ev.recommendation.startswith("set range_min=10")
     assert ev.details == {"threshold": 0.05, "oracle": "judge"}
+
+
+def test_fn_rate_high() -> None:
+    assert fn_rate_high(0.051, 0.05) and not fn_rate_high(0.05, 0.05)

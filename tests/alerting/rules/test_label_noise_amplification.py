@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from recallwatch.alerting.engine import Alerting
+from recallwatch.alerting.rules.label_noise_amplification import amplification_high
 from recallwatch.store import FnEstimate, Store
 from recallwatch.synthetic.heldout import SyntheticSet
 from tests.alerting.helpers import A, Clock, Run, hits, make_config, outbox
@@ -36,3 +37,8 @@ def test_fires_above_the_threshold_and_never_on_an_unknown_amplification(
     )
     assert store.ledger.open_alerts() == []
     assert [e for e, _, _ in outbox(store)] == ["firing", "resolved"]
+
+
+def test_amplification_high() -> None:
+    assert amplification_high(3.5, 3.0) and not amplification_high(None, 3.0)
+    assert not amplification_high(float("inf"), 3.0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from recallwatch.alerting.engine import Alerting
+from recallwatch.alerting.rules.no_recent_evaluation import evaluation_stale
 from recallwatch.store import Store
 from recallwatch.synthetic.heldout import SyntheticSet
 from tests.alerting.helpers import A, Clock, Run, hits, make_config, outbox
@@ -46,3 +47,9 @@ def test_only_the_tick_decides_the_time_based_rule(store: Store, synthetic: Synt
     alerting.tick()
     (record,) = store.ledger.open_alerts()
     assert record.alert.key.run == "r" and record.alert.checkpoint is None
+
+
+def test_evaluation_stale() -> None:
+    assert evaluation_stale(None, since=0.0, now=101.0, after_seconds=100.0)
+    assert not evaluation_stale(50.0, since=0.0, now=101.0, after_seconds=100.0)
+    assert evaluation_stale(0.5, since=0.0, now=101.0, after_seconds=100.0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from recallwatch.alerting.engine import Alerting
+from recallwatch.alerting.rules.recall_floor import below_floor
 from recallwatch.store import Store
 from recallwatch.synthetic.heldout import SyntheticSet
 from tests.alerting.helpers import A, Clock, Run, hits, make_config, outbox
@@ -30,3 +31,7 @@ def test_fires_below_the_floor_per_held_out_set_and_resolves_above(
     assert len(store.ledger.open_alerts()) == 1
     alerting.after_checkpoint(run.add(400, A, hits(10)))
     assert [e for e, _, _ in outbox(store)] == ["firing", "resolved"]
+
+
+def test_below_floor() -> None:
+    assert below_floor(0.49, 0.5) and not below_floor(0.5, 0.5)

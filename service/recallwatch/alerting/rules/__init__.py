@@ -1,8 +1,11 @@
 """Alert rules: one module per rule ``type`` of the configuration, registered by that type.
 
-Importing this package imports every module in it, so each built-in rule type registers itself
-(``rules.base.register``); the engine finds a configured rule's class with ``rule_for``. A new
-rule type is a new module here plus its config model in ``config.py`` (see ``rules.base``).
+Importing this package imports every rule in it, so each built-in rule type registers itself
+(``rules.base.register``); the engine finds a configured rule's class with ``rule_for``. A rule
+is a module here, or a package here whose ``rule`` module holds it when the rule type has
+helpers of its own (``recall_regression/``: segments and baselines, the paired and level tests,
+the variance history, the alert texts); ``base`` is the rule framework, not a rule. A new rule
+type is a new module here plus its config model in ``config.py`` (see ``rules.base``).
 
 Built-in types: ``recall_regression``, ``false_negative_rate``, ``label_noise_amplification``,
 ``recall_floor``, ``evaluation_failing``, ``no_recent_evaluation``.
@@ -37,5 +40,12 @@ __all__ = [
     "rule_for",
 ]
 
+#: The module of this package that is not a rule.
+_FRAMEWORK = "base"
+
 for _module in pkgutil.iter_modules(__path__):
-    importlib.import_module(f"{__name__}.{_module.name}")
+    if _module.name == _FRAMEWORK:
+        continue
+    # A package's helper modules are not rules: only its ``rule`` module registers one.
+    _suffix = ".rule" if _module.ispkg else ""
+    importlib.import_module(f"{__name__}.{_module.name}{_suffix}")

@@ -11,10 +11,9 @@ A rule type is a subclass of ``AlertRule`` registered under its config ``type`` 
 - ``decide_periodic(run, now)``: on the engine's periodic tick, for time-based rules.
 
 **What a rule receives.** Its config model (``self.config``), the checkpoint row being decided,
-and a ``RuleContext`` (``self.context``): the run's history (``history``: the evaluated
-checkpoints in step order with their metric values and evaluations, cached for one decision), the
-store's read side (``store``: a rule reads, it never writes), the evidence reader, the
-configuration and the clock.
+and a ``RuleContext`` (``self.context``): the checkpoints' current evaluations
+(``current_evaluations``, cached for one decision), the store's read side (``store``: a rule
+reads, it never writes), the evidence reader, the configuration and the clock.
 
 **What it returns.** ``Decision``s, one per alert key (``AlertKey``): firing or not, what opened
 it, how to build the alert should the key open a new episode (``build``, called with the new
@@ -24,7 +23,8 @@ repeat, resolve: ``alerting.episodes``) and writes the alerts and their messages
 transaction.
 
 **Adding a rule type** is one new module in ``alerting/rules/`` (a registered ``AlertRule``
-subclass; modules of this package are imported when it is) plus its config model in
+subclass; modules of this package are imported when it is), or a package whose ``rule`` module
+holds it when the rule needs helpers of its own (``recall_regression/``), plus its config model in
 ``config.py`` (a ``_Rule`` subclass with ``type: Literal["<type>"]``, added to the ``Rule``
 union).
 """
@@ -37,7 +37,6 @@ from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 from recallwatch.alerting.evidence import EvidenceReader
 from recallwatch.alerting.model import Alert, AlertKey, Evidence, Resolution, links_for
-from recallwatch.alerting.regression import CheckpointSummary
 from recallwatch.config import Config
 from recallwatch.errors import ConfigError
 from recallwatch.store import CheckpointRow, EvaluationRow, Store
@@ -119,7 +118,7 @@ def by_step(row: CheckpointRow) -> tuple[bool, int, str]:
 
 
 class RuleContext:
-    """What rules read: configuration, store (read side), history, evidence and the clock."""
+    """What rules read: configuration, store (read side), evaluations, evidence and the clock."""
 
     def __init__(
         self,
@@ -150,32 +149,6 @@ class RuleContext:
                 checkpoint_id
             )
         return cached
-
-    def history(
-        self, row: CheckpointRow, dataset: str, metric: str, k: int
-    ) -> tuple[list[CheckpointSummary], dict[int, tuple[CheckpointRow, int]]]:
-        """The run's evaluated checkpoints (and ``row``) in step order, with ``metric@k``.
-
-        Returns their summaries and, for those evaluated on ``dataset``, checkpoint id ->
-        (row, evaluation id). An evaluation in another numeric precision than ``row``'s (bf16 vs
-        fp32) is not comparable: it counts as not evaluated, so it is never a baseline.
-        """
-        rows = self.store.queue.checkpoints(row.run, states=["evaluated"])
-        if all(r.id != row.id for r in rows):
-            rows.append(row)
-        rows.sort(key=by_step)
-        mine = next((e for e in self.current_evaluations(row.id) if e.dataset == dataset), None)
-        precision = None if mine is None else mine.precision
-        summaries: list[CheckpointSummary] = []
-        evaluations: dict[int, tuple[CheckpointRow, int]] = {}
-        for r in rows:
-            ev = next((e for e in self.current_evaluations(r.id) if e.dataset == dataset), None)
-            value = None
-            if ev is not None and ev.precision == precision:
-                value = ev.metrics.get(metric, {}).get(k)
-                evaluations[r.id] = (r, ev.id)
-            summaries.append(CheckpointSummary(r.id, r.name, r.step, r.mining_fingerprint, value))
-        return summaries, evaluations
 
 
 class AlertRule(Generic[ConfigT]):

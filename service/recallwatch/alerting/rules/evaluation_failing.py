@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from recallwatch.alerting.model import ALERTNAMES, Alert, AlertKey, Evidence
-from recallwatch.alerting.regression import failing_streak
 from recallwatch.alerting.rules.base import AlertRule, Decision, by_step, register
 from recallwatch.config import EvaluationFailingRule
 from recallwatch.store import CheckpointRow
 
-__all__ = ["EvaluationFailing"]
+__all__ = ["EvaluationFailing", "failing_streak"]
+
+
+def failing_streak(failed: Sequence[bool]) -> int:
+    """How many of the latest evaluations (oldest first) failed in a row."""
+    streak = 0
+    for f in reversed(failed):
+        if not f:
+            break
+        streak += 1
+    return streak
 
 
 @register

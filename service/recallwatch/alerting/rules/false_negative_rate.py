@@ -14,12 +14,16 @@ from typing import Protocol, TypeVar
 
 from recallwatch.alerting.evidence import fn_snapshot, recommendation
 from recallwatch.alerting.model import ALERTNAMES, Alert, AlertKey, Evidence
-from recallwatch.alerting.regression import fn_rate_high
 from recallwatch.alerting.rules.base import AlertRule, Decision, RuleConfig, register
 from recallwatch.config import FalseNegativeRateRule
 from recallwatch.store import CheckpointRow, FnEstimate
 
-__all__ = ["FalseNegativeRate", "FnEstimateRule"]
+__all__ = ["FalseNegativeRate", "FnEstimateRule", "fn_rate_high"]
+
+
+def fn_rate_high(lower: float, threshold: float) -> bool:
+    """The FN rate is too high when its interval's lower bound exceeds ``threshold``."""
+    return lower > threshold
 
 
 class ThresholdRuleConfig(RuleConfig, Protocol):

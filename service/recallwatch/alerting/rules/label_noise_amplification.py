@@ -7,14 +7,20 @@ carries the same evidence as ``false_negative_rate``'s (``FnEstimateRule``).
 
 from __future__ import annotations
 
+import math
+
 from recallwatch.alerting.model import ALERTNAMES
-from recallwatch.alerting.regression import amplification_high
 from recallwatch.alerting.rules.base import register
 from recallwatch.alerting.rules.false_negative_rate import FnEstimateRule
 from recallwatch.config import AmplificationRule
 from recallwatch.store import FnEstimate
 
-__all__ = ["LabelNoiseAmplification"]
+__all__ = ["LabelNoiseAmplification", "amplification_high"]
+
+
+def amplification_high(amplification: float | None, threshold: float) -> bool:
+    """Label-noise amplification above ``threshold`` (unknown amplification never fires)."""
+    return amplification is not None and math.isfinite(amplification) and amplification > threshold
 
 
 @register

@@ -7,11 +7,18 @@ no evaluation yet counts from when this process started.
 from __future__ import annotations
 
 from recallwatch.alerting.model import ALERTNAMES, Alert, AlertKey, Evidence
-from recallwatch.alerting.regression import evaluation_stale
 from recallwatch.alerting.rules.base import AlertRule, Decision, register
 from recallwatch.config import NoRecentEvaluationRule
 
-__all__ = ["NoRecentEvaluation"]
+__all__ = ["NoRecentEvaluation", "evaluation_stale"]
+
+
+def evaluation_stale(
+    last_evaluated_at: float | None, since: float, now: float, after_seconds: float
+) -> bool:
+    """No newly evaluated checkpoint for ``after_seconds`` (counted from ``since`` if never)."""
+    reference = since if last_evaluated_at is None else last_evaluated_at
+    return now - reference > after_seconds
 
 
 @register

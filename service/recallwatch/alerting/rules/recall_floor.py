@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from recallwatch.alerting.model import ALERTNAMES, Alert, AlertKey, Evidence
-from recallwatch.alerting.regression import below_floor
 from recallwatch.alerting.rules.base import AlertRule, Decision, register
 from recallwatch.config import RecallFloorRule
 from recallwatch.store import CheckpointRow
 
-__all__ = ["RecallFloor"]
+__all__ = ["RecallFloor", "below_floor"]
+
+
+def below_floor(value: float, floor: float) -> bool:
+    """A metric below its absolute floor."""
+    return value < floor
 
 
 @register

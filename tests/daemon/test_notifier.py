@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from recallwatch.alerting.notifier import Notifier
+from recallwatch.daemon.notifier import Notifier
 from recallwatch.store import AlertWrite, NewMessage, Store
 from recallwatch.synthetic.heldout import SyntheticSet
 from tests.alerting.helpers import A, Clock, Run, make_config
@@ -44,10 +44,3 @@ def test_catch_up_decides_a_failing_streak_left_undecided_by_a_crash(
     (record,) = store.ledger.open_alerts()
     assert record.alert.alertname == "RecallwatchEvaluationFailing"
     assert record.alert.checkpoint == "checkpoint-200"
-
-
-def test_the_package_re_exports_the_engine_and_the_notifier() -> None:
-    from recallwatch import alerting
-    from recallwatch.alerting.engine import Alerting
-
-    assert alerting.Notifier is Notifier and alerting.Alerting is Alerting

@@ -31,14 +31,9 @@ import numpy as np
 import pytest
 from bench.regression_simulation import Rule, run_cell
 
-from recallwatch.alerting.regression import (
-    CheckpointSummary,
-    choose_baseline,
-    permutations_for,
-    selection_alpha,
-    still_regressed,
-)
-from recallwatch.alerting.regression import paired_regression_test as decide
+from recallwatch.alerting.rules.recall_regression.paired import paired_regression_test as decide
+from recallwatch.alerting.rules.recall_regression.paired import permutations_for, selection_alpha
+from recallwatch.alerting.rules.recall_regression.segments import CheckpointSummary, choose_baseline
 from recallwatch.config import RecallRegressionRule
 from recallwatch.stats import paired_randomisation_pvalues
 
@@ -222,10 +217,10 @@ def episodes(drop: float, seed: int) -> tuple[float, float]:
     observed = base.mean(axis=1)[:, None] - after.mean(axis=2)
     regressed = (p <= ALPHA) & (observed >= MIN_DROP - 1e-12)
     still = (p <= DEFAULT.resolve_alpha) & (observed >= MIN_DROP / 2 - 1e-12)
-    # The same as regression.still_regressed, checkpoint by checkpoint.
+    # The same as RegressionVerdict.still_regressed, checkpoint by checkpoint.
     for r, c in ((0, 0), (1, 5), (2, 19)):
         verdict = decide(base[r], after[r, c], min_drop=MIN_DROP, alpha=ALPHA, seed=0)
-        assert still_regressed(verdict, DEFAULT.resolve_alpha) == still[r, c]
+        assert verdict.still_regressed(DEFAULT.resolve_alpha) == still[r, c]
     out = []
     for keep in (regressed, still):
         firing = np.zeros(RUNS, dtype=bool)

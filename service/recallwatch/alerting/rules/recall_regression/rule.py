@@ -1,60 +1,60 @@
 """``recall_regression``: a significant drop of a metric at k against a baseline checkpoint.
 
-For each held-out set and k of the rule, the checkpoint is compared with its baseline (the best or
-last checkpoint before the latest mining change, or of the same mining config, or a pinned one)
-by the level test of ``alerting.level``, with the checkpoint variance of the run's own segments,
-of other runs on the same held-out set (``PastVariance``, read from ``store.variance``:
-``checkpoint_sd_history``) and the rule's prior; every comparison is recorded as a verdict. A
-checkpoint waits while an earlier one of its run is still being evaluated. A new
-alert fires when the last ``confirm`` verdicts against that baseline are regressed; an open one
-stays open until a checkpoint is clearly not regressed (hysteresis, ``still_regressed``). An alert
-of an older baseline stays open while the checkpoint is still regressed against that baseline.
+For each held-out set and k of the rule, the checkpoint is compared with its baseline
+(``segments.choose_baseline``: the best or last checkpoint before the latest mining change, or of
+the same mining config, or a pinned one) by the level test (``level``), with the checkpoint
+variance of the run's own segments, of other runs on the same held-out set
+(``variance.PastVariance``, read from ``store.variance``: ``checkpoint_sd_history``) and the
+rule's prior; every comparison is recorded as a verdict. A checkpoint waits while an earlier one
+of its run is still being evaluated. A new alert fires when the last ``confirm`` verdicts against
+that baseline are regressed (``confirmed``); an open one stays open until a checkpoint is clearly
+not regressed (hysteresis, ``LevelVerdict.still_regressed``). An alert of an older baseline stays
+open while the checkpoint is still regressed against that baseline.
 
 A resolution carries what resolved it (``Resolution``): the checkpoint, its metric against the
 same baseline as the firing evidence, and the test that says it is no longer regressed. This
-module decides and reads the evidence; ``regression_alerts`` writes the alert's texts, evidence
-and resolution.
+module decides and reads the evidence; ``alerts`` writes the alert's texts, evidence and
+resolution.
 """
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
-from recallwatch.alerting.level import LevelVerdict, aligned_values, decide_level, level_plan
 from recallwatch.alerting.model import ALERTNAMES, Alert, AlertKey
-from recallwatch.alerting.regression import (
-    Baseline,
-    CheckpointSummary,
-    Metric,
-    choose_baseline,
-    confirmed,
-    mining_segments,
-    per_query_metric,
-    still_regressed,
-)
 from recallwatch.alerting.rules.base import (
     AlertRule,
     Decision,
     RuleConfig,
     RuleContext,
     VerdictWrite,
+    by_step,
     register,
 )
-from recallwatch.alerting.rules.regression_alerts import (
+from recallwatch.alerting.rules.recall_regression.alerts import (
     firing_alert,
     resolution_for,
     superseded_resolution,
 )
+from recallwatch.alerting.rules.recall_regression.level import (
+    LevelVerdict,
+    decide_level,
+    level_plan,
+)
+from recallwatch.alerting.rules.recall_regression.segments import (
+    Baseline,
+    CheckpointSummary,
+    choose_baseline,
+    mining_segments,
+)
+from recallwatch.alerting.rules.recall_regression.variance import PastVariance
 from recallwatch.config import HeldoutConfig, RecallRegressionRule
-from recallwatch.stats.hierarchical import Moments, VarianceHistory
-from recallwatch.store import AlertRecord, CheckpointRow, Store
+from recallwatch.evaluation.outcomes import per_query_metric
+from recallwatch.stats.hierarchical import VarianceHistory
+from recallwatch.store import AlertRecord, CheckpointRow
 
-#: Segments whose checkpoint-variance moments a rule keeps (stored evaluations never change).
-_MOMENTS_CACHE = 4_096
-
-__all__ = ["PastVariance", "RecallRegression", "verdict_kind"]
+__all__ = ["RecallRegression", "confirmed", "verdict_kind"]
 
 
 def verdict_kind(rule: RecallRegressionRule, rules: Sequence[RuleConfig]) -> str:
@@ -83,67 +83,11 @@ def _comparison(rule: RecallRegressionRule) -> str:
     return "pinned" if rule.baseline_checkpoint else rule.compare_with
 
 
-class PastVariance:
-    """Checkpoint-variance moments of other runs on a held-out set, for ``VarianceHistory``.
-
-    Comparable evaluations (``store.variance``: the same dataset, evaluation key and precision)
-    of the most recent other runs, split into mining segments; each segment of two or more
-    checkpoints adds its moments (its J - 1 degrees of freedom), computed once per segment and
-    k: stored evaluations never change.
-    """
-
-    def __init__(self, store: Store, metric: Metric) -> None:
-        self.store, self.metric = store, metric
-        #: (evaluation ids of a segment, k) -> its checkpoint-variance moments.
-        self._moments: dict[tuple[tuple[int, ...], int], Moments] = {}
-
-    def pooled(
-        self,
-        run: str,
-        dataset: str,
-        config_hash: str,
-        precision: str | None,
-        k: int,
-        max_runs: int,
-    ) -> VarianceHistory | None:
-        """The pooled moments of up to ``max_runs`` runs other than ``run`` (None: no df)."""
-        past = self.store.variance.past_evaluations(
-            dataset=dataset,
-            config_hash=config_hash,
-            precision=precision,
-            exclude_run=run,
-            max_runs=max_runs,
-        )
-        total, runs = Moments(), 0
-        for _, group in itertools.groupby(past, key=lambda p: p.run):
-            evaluations = list(group)
-            by_id = {p.checkpoint_id: p.evaluation_id for p in evaluations}
-            summaries = [
-                CheckpointSummary(p.checkpoint_id, p.checkpoint, p.step, p.mining_fingerprint, 0.0)
-                for p in evaluations
-            ]
-            run_moments = Moments()
-            for segment in mining_segments(summaries):
-                if len(segment) >= 2:
-                    run_moments += self._segment(tuple(by_id[c.id] for c in segment), k)
-            if run_moments.df:
-                total, runs = total + run_moments, runs + 1
-        return VarianceHistory(total, runs) if total.df else None
-
-    def _segment(self, evaluation_ids: tuple[int, ...], k: int) -> Moments:
-        """The moments of one segment of stored evaluations (cached)."""
-        key = (evaluation_ids, k)
-        cached = self._moments.get(key)
-        if cached is None:
-            outcomes = self.store.results.outcomes
-            values = aligned_values(
-                [per_query_metric(outcomes(e), self.metric, k) for e in evaluation_ids]
-            )
-            cached = Moments.of(values) if values.shape[1] >= 2 else Moments()
-            if len(self._moments) >= _MOMENTS_CACHE:
-                self._moments.clear()
-            self._moments[key] = cached
-        return cached
+def confirmed(recent: Sequence[bool], confirm: int) -> bool:
+    """Whether the last ``confirm`` verdicts (oldest first) are all regressions."""
+    if confirm < 1:
+        raise ValueError("confirm must be at least 1")
+    return len(recent) >= confirm and all(recent[-confirm:])
 
 
 @register
@@ -156,7 +100,7 @@ class RecallRegression(AlertRule[RecallRegressionRule]):
     def __init__(self, config: RecallRegressionRule, context: RuleContext) -> None:
         super().__init__(config, context)
         self.verdict_kind = verdict_kind(config, context.config.notifications.rules)
-        self._history = PastVariance(context.store, config.metric)
+        self._past_variance = PastVariance(context.store, config.metric)
 
     def prepare(self, row: CheckpointRow) -> None:
         """Index the held-out texts an alert names (outside the decision lock)."""
@@ -184,7 +128,7 @@ class RecallRegression(AlertRule[RecallRegressionRule]):
     def _decide_one(self, row: CheckpointRow, heldout: HeldoutConfig, k: int) -> list[Decision]:
         rule, store = self.config, self.context.store
         dataset = heldout.dataset
-        history, evaluations = self.context.history(row, dataset, rule.metric, k)
+        history, evaluations = self.history(row, dataset, k)
         current = next((c for c in history if c.id == row.id), None)
         if current is None or current.value is None:
             return []
@@ -202,7 +146,7 @@ class RecallRegression(AlertRule[RecallRegressionRule]):
         before_outcomes = store.results.outcomes(base_eval)
         after_outcomes = store.results.outcomes(cur_eval)
         after_values = per_query_metric(after_outcomes, rule.metric, k)
-        # The level test (alerting/level.py): pre level against post level, with checkpoint
+        # The level test (level.py): pre level against post level, with checkpoint
         # variance from the run's same-mining segments and the rule's prior.
         plan = level_plan(history, current, baseline)
         values = {
@@ -249,7 +193,7 @@ class RecallRegression(AlertRule[RecallRegressionRule]):
         resolution = None
         if store.ledger.open_alert(key.as_string()) is not None:
             # Hysteresis: an open alert stays open until the checkpoint is clearly not regressed.
-            firing = still_regressed(verdict, rule.resolve_alpha)
+            firing = verdict.still_regressed(rule.resolve_alpha)
             if not firing:
                 resolution = resolution_for(rule, row, base_row.name, dataset, k, verdict)
         else:
@@ -320,11 +264,38 @@ class RecallRegression(AlertRule[RecallRegressionRule]):
                 history=self.variance_history(row, old_key.dataset or "", old_key.k or 0),
             )
             if verdict is not None:
-                firing = still_regressed(verdict, rule.resolve_alpha)
+                firing = verdict.still_regressed(rule.resolve_alpha)
                 resolution = resolution_for(
                     rule, row, old.name, old_key.dataset or "", old_key.k or 0, verdict, superseded
                 )
         return self.decision(old_key, firing, row.name, None, row, resolution=resolution)
+
+    def history(
+        self, row: CheckpointRow, dataset: str, k: int
+    ) -> tuple[list[CheckpointSummary], dict[int, tuple[CheckpointRow, int]]]:
+        """The run's evaluated checkpoints (and ``row``) in step order, with the metric at k.
+
+        Returns their summaries and, for those evaluated on ``dataset``, checkpoint id ->
+        (row, evaluation id). An evaluation in another numeric precision than ``row``'s (bf16 vs
+        fp32) is not comparable: it counts as not evaluated, so it is never a baseline.
+        """
+        context, metric = self.context, self.config.metric
+        rows = context.store.queue.checkpoints(row.run, states=["evaluated"])
+        if all(r.id != row.id for r in rows):
+            rows.append(row)
+        rows.sort(key=by_step)
+        mine = next((e for e in context.current_evaluations(row.id) if e.dataset == dataset), None)
+        precision = None if mine is None else mine.precision
+        summaries: list[CheckpointSummary] = []
+        evaluations: dict[int, tuple[CheckpointRow, int]] = {}
+        for r in rows:
+            ev = next((e for e in context.current_evaluations(r.id) if e.dataset == dataset), None)
+            value = None
+            if ev is not None and ev.precision == precision:
+                value = ev.metrics.get(metric, {}).get(k)
+                evaluations[r.id] = (r, ev.id)
+            summaries.append(CheckpointSummary(r.id, r.name, r.step, r.mining_fingerprint, value))
+        return summaries, evaluations
 
     def _waits_for_earlier(self, row: CheckpointRow) -> bool:
         """Whether a checkpoint of ``row``'s run with a lower step is being evaluated."""
@@ -340,7 +311,7 @@ class RecallRegression(AlertRule[RecallRegressionRule]):
         mine = next((e for e in evaluations if e.dataset == dataset), None)
         if not rule.checkpoint_sd_history or mine is None:
             return None
-        return self._history.pooled(
+        return self._past_variance.pooled(
             row.run, dataset, mine.config_hash, mine.precision, k, rule.checkpoint_sd_history_runs
         )
 
@@ -383,7 +354,7 @@ class RecallRegression(AlertRule[RecallRegressionRule]):
         before_outcomes: Mapping[str, Mapping[str, int]],
         after_outcomes: Mapping[str, Mapping[str, int]],
     ) -> Alert:
-        """The alert document: its evidence read here, its texts from ``regression_alerts``."""
+        """The alert document: its evidence read here, its texts from ``alerts``."""
         evidence_reader, store = self.context.evidence, self.context.store
         k = key.k or 0
         lost_count, lost_top = evidence_reader.lost_queries(

@@ -7,8 +7,8 @@ import json
 import pytest
 
 from recallwatch.alerting.engine import Alerting
-from recallwatch.alerting.level import look_alpha
-from recallwatch.alerting.rules.recall_regression import verdict_kind
+from recallwatch.alerting.rules.recall_regression.level import look_alpha
+from recallwatch.alerting.rules.recall_regression.rule import confirmed, verdict_kind
 from recallwatch.config import RecallRegressionRule
 from recallwatch.store import FnEstimate, Store
 from recallwatch.synthetic.heldout import SyntheticSet
@@ -325,3 +325,19 @@ def test_a_decision_waits_for_an_earlier_checkpoint_still_being_evaluated(
     (verdict,) = store.ledger.verdicts(bad.id)
     assert verdict.details["pre"] == ["checkpoint-100", "checkpoint-200"]
     assert [e for e, _, _ in outbox(store)] == ["firing"]
+
+
+@pytest.mark.parametrize(
+    ("recent", "confirm", "expected"),
+    [
+        ([True], 1, True),
+        ([False], 1, False),
+        ([True], 2, False),
+        ([False, True, True], 2, True),
+        ([True, False, True], 2, False),
+        ([True, True, True], 3, True),
+        ([], 1, False),
+    ],
+)
+def test_confirmation(recent: list[bool], confirm: int, expected: bool) -> None:
+    assert confirmed(recent, confirm) is expected

@@ -1,9 +1,9 @@
 """The daemon's alerting side: decisions after each checkpoint, and the delivery workers.
 
-``Notifier`` wires the decision engine (``engine.Alerting``) to the outbox's delivery workers
-(``notify.delivery.Dispatcher``): a decision that enqueues messages wakes the workers. At start
-it fails pending messages of channels no longer configured, starts delivering, and catches up on
-decisions a crash may have skipped.
+``Notifier`` wires the decision engine (``alerting.engine.Alerting``) to the outbox's delivery
+workers (``notify.delivery.Dispatcher``): a decision that enqueues messages wakes the workers. At
+start it fails pending messages of channels no longer configured, starts delivering, and catches
+up on decisions a crash may have skipped.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The ``recall_regression`` rule's alert documents: what a firing alert and a resolution say.
 
-``rules.recall_regression`` decides (which baseline, the level test, confirm and hysteresis) and
+``rule`` decides (which baseline, the level test, confirm and hysteresis) and
 reads the evidence from the store; this module turns a decision's facts into the alert's texts
 (summary, description), its ``Evidence`` with the ``MetricChange`` behind it, and the
 ``Resolution`` that closes it. Pure: no store, no clock.
@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from recallwatch.alerting.evidence import fn_snapshot, recommendation
-from recallwatch.alerting.level import LevelVerdict
 from recallwatch.alerting.model import (
     ALERTNAMES,
     AlertKey,
@@ -22,7 +21,8 @@ from recallwatch.alerting.model import (
     MiningKeyChange,
     Resolution,
 )
-from recallwatch.alerting.regression import Baseline
+from recallwatch.alerting.rules.recall_regression.level import LevelVerdict
+from recallwatch.alerting.rules.recall_regression.segments import Baseline
 from recallwatch.config import RecallRegressionRule
 from recallwatch.store import CheckpointRow, FnEstimate
 
@@ -162,7 +162,7 @@ def resolution_for(
     """What resolves an alert: ``row`` against the same ``baseline``, no longer regressed."""
     label = f"{rule.metric}@{k}"
     half = rule.min_drop / 2
-    # What resolves is the latest checkpoint alone against the pre level (alerting/level.py).
+    # What resolves is the latest checkpoint alone against the pre level (level.py).
     p, drop = verdict.latest.p_value, -verdict.latest.difference
     after, d = (
         verdict.latest_after,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from recallwatch.alerting.level import (
+from recallwatch.alerting.rules.recall_regression.level import (
     aligned_values,
     decide_level,
     level_decisions,
@@ -13,7 +13,7 @@ from recallwatch.alerting.level import (
     level_regression_test,
     look_alpha,
 )
-from recallwatch.alerting.regression import CheckpointSummary, choose_baseline, still_regressed
+from recallwatch.alerting.rules.recall_regression.segments import CheckpointSummary, choose_baseline
 from recallwatch.stats.hierarchical import checkpoint_variance, sequential_levels
 
 
@@ -96,7 +96,7 @@ def test_a_clear_drop_is_regressed_and_says_what_it_assumed() -> None:
     assert v.difference.lower < v.difference.estimate < v.difference.upper < 0
     d = v.as_dict()
     assert d["test"] == "level" and d["level"]["checkpoint_variance"]["prior_sd"] == 0.01
-    assert still_regressed(v, 0.2)
+    assert v.still_regressed(0.2)
     # The same drop, but the run's own checkpoints differ by 10 points: not significant.
     noisy = checkpoint_variance(
         [np.stack([hits(300, 20), hits(300, 50)])], prior_sd=0.01, prior_df=1
@@ -110,7 +110,7 @@ def test_a_clean_latest_checkpoint_opens_nothing_and_resolves() -> None:
     # Cumulatively 5 points down, but the latest checkpoint is back at the pre level.
     v = level_regression_test(pre, np.stack([hits(300, 80), hits(300, 50)]), variance, alpha=0.01)
     assert v.significant and v.large_enough and not v.latest_holds and not v.regressed
-    assert not still_regressed(v, 0.2)
+    assert not v.still_regressed(0.2)
 
 
 def test_decide_level_from_per_query_maps() -> None:

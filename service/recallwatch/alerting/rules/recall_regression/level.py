@@ -1,14 +1,14 @@
 """The level decision: a mining change's post level against its pre level, checkpoint variance in.
 
-The paired test of ``alerting.regression`` compares two checkpoints and treats every difference
+The paired test (``paired``) compares two checkpoints and treats every difference
 beyond query churn as real; but checkpoints trained under one mining configuration differ in
 quality by themselves (half a point to a point of recall@10 from one save to the next). Here the
 decision compares *levels*: the mean of the checkpoints before the change (the baseline's whole
 segment) with the mean of the checkpoints after it so far, with both variance components in the
 standard error (``stats.hierarchical``): query churn, measured from the per-query differences,
 and checkpoint-to-checkpoint variation, estimated from the run's own same-mining segments before
-the change, the segments of earlier runs of the same held-out set (``VarianceHistory``, found
-by the rule in the store) and the rule's prior (``checkpoint_sd`` worth ``checkpoint_sd_weight``
+the change, the segments of earlier runs of the same held-out set (``VarianceHistory``, read by
+``variance.PastVariance``) and the rule's prior (``checkpoint_sd`` worth ``checkpoint_sd_weight``
 degrees of freedom).
 
 - ``level_plan`` says which checkpoints are compared and which measure the variance;
@@ -30,7 +30,11 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from recallwatch.alerting.regression import Baseline, CheckpointSummary, mining_segments
+from recallwatch.alerting.rules.recall_regression.segments import (
+    Baseline,
+    CheckpointSummary,
+    mining_segments,
+)
 from recallwatch.stats import Interval, mean_interval
 from recallwatch.stats.hierarchical import (
     CheckpointVariance,
