@@ -16,7 +16,7 @@ from recallwatch.api import outcome_summary
 from recallwatch.exporter import RecallwatchCollector
 from recallwatch.server import HttpServer, create_app
 from recallwatch.store import Store
-from tests.daemon.helpers import wait_for
+from tests.helpers.processes import wait_for
 from tests.helpers.seed import add, finished, record_evaluated
 
 

@@ -21,8 +21,8 @@ from prometheus_client import CollectorRegistry
 from recallwatch.exporter import RecallwatchCollector
 from recallwatch.server import HttpServer, create_app
 from recallwatch.store import AlertWrite, NewMessage, Store
-from tests.daemon.helpers import wait_for
 from tests.helpers.alerts import T0, regression_alert
+from tests.helpers.processes import wait_for
 from tests.helpers.seed import add, finished, record_evaluated
 
 #: Generated requests per operation: enough to reach every parameter's edge cases, bounded.

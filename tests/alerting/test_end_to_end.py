@@ -39,8 +39,9 @@ from recallwatch.encoders.precomputed import EMBEDDINGS_DIR
 from recallwatch.notify.slack import check_limits
 from recallwatch.notify.webhook import verify
 from recallwatch.synthetic.heldout import SyntheticSet, write_heldout
-from tests.daemon.helpers import config_doc, free_port, stop_processes, wait_for, write_config
+from tests.helpers.processes import free_port, stop_processes, wait_for
 from tests.helpers.receivers import Receiver, Reply, first
+from tests.helpers.runs import config_doc, write_config
 from tests.helpers.serve import Serve
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"

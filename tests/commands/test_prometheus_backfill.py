@@ -27,8 +27,8 @@ import pytest
 import yaml
 
 from recallwatch.store import Store
-from tests.daemon.helpers import REPO, free_port, stop_processes, wait_for
 from tests.helpers.history import STEPS, backfilled, evaluations
+from tests.helpers.processes import REPO, free_port, stop_processes, wait_for
 
 PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
 SCRAPE_INTERVAL = "2s"

@@ -23,14 +23,11 @@ from recallwatch.encoders import open_source
 from recallwatch.evaluation.heldout import load_heldout
 from recallwatch.evaluation.pipeline import evaluate
 from recallwatch.synthetic.heldout import SyntheticSet
-from tests.daemon.helpers import (
-    REPO,
+from tests.helpers.processes import REPO, free_port, stop_processes, wait_for
+from tests.helpers.runs import (
     config_doc,
-    free_port,
     half_written,
     mark_complete,
-    stop_processes,
-    wait_for,
     write_checkpoint,
     write_config,
 )

@@ -15,10 +15,10 @@ from recallwatch.notify.channels import (
 )
 from recallwatch.notify.delivery import Dispatcher
 from recallwatch.notify.outbox import MemoryOutbox
-from tests.daemon.helpers import wait_for
 from tests.helpers.alerts import T0, regression_alert
 from tests.helpers.clock import ManualClock
 from tests.helpers.notify import FAST, enqueue
+from tests.helpers.processes import wait_for
 from tests.helpers.receivers import Receiver
 
 

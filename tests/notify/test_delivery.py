@@ -31,10 +31,10 @@ from recallwatch.notify.outbox import MemoryOutbox
 from recallwatch.notify.webhook import verify, webhook_body
 from recallwatch.retry import RetryPolicy
 from recallwatch.store import AlertWrite, NewMessage, Store
-from tests.daemon.helpers import wait_for
 from tests.helpers.alerts import regression_alert
 from tests.helpers.clock import ManualClock
 from tests.helpers.notify import FAST, SECRET, enqueue
+from tests.helpers.processes import wait_for
 from tests.helpers.receivers import CLOSE, HANG, OK, Received, Receiver, Reply, always, first
 
 

@@ -26,16 +26,9 @@ import pytest
 import yaml
 
 from recallwatch.synthetic.heldout import SyntheticSet
-from tests.daemon.helpers import (
-    REPO,
-    config_doc,
-    free_port,
-    stop_processes,
-    wait_for,
-    write_checkpoint,
-    write_config,
-)
+from tests.helpers.processes import REPO, free_port, stop_processes, wait_for
 from tests.helpers.receivers import Receiver, receiver  # noqa: F401 - fixture
+from tests.helpers.runs import config_doc, write_checkpoint, write_config
 from tests.helpers.serve import Serve, serve, synthetic  # noqa: F401 - fixtures
 
 PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
