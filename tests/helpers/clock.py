@@ -1,11 +1,10 @@
 """A clock that tests move, for code whose threads wait on ``threading.Event``s with timeouts.
 
 ``ManualClock`` is the ``clock`` (called for the time) and the ``wait`` of a ``notify.delivery.
-Dispatcher``. A thread that waits on it blocks until its event is set or the test moves the clock
-past the wait's end; ``waits`` keeps every timeout asked for, so a test asserts what was scheduled
-instead of measuring the wall clock. ``run_until`` moves the clock from one wait's end to the next
-until a condition holds, as a discrete-event simulation does: time passes only while a thread
-waits.
+Dispatcher``. A thread that waits on it blocks until its event is set or the clock reaches the
+wait's end; ``waits`` keeps every timeout asked for, so a test asserts what was scheduled instead
+of measuring the wall clock. The clock moves only in ``run_until``, which jumps it to the end of
+the earliest wait in progress until a condition holds: no test sleeps through a retry's backoff.
 """
 
 from __future__ import annotations
@@ -47,12 +46,6 @@ class ManualClock:
             finally:
                 self._ends.remove(end)
             return event.is_set()
-
-    def advance(self, seconds: float) -> None:
-        """Move the clock ``seconds`` on, ending the waits that end by then."""
-        with self._changed:
-            self._now += seconds
-            self._changed.notify_all()
 
     def run_until(
         self, probe: Callable[[], object], *, timeout: float = 10.0, what: str = ""
