@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.daemon.helpers import free_port, wait_for
+from tests.helpers.processes import free_port, wait_for
 
 
 def test_demo_serves_metrics_and_delivers_signed_alerts(tmp_path: Path) -> None:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +15,9 @@ from prometheus_client import CollectorRegistry
 from recallwatch.api import outcome_summary
 from recallwatch.metrics.collector import RecallwatchCollector
 from recallwatch.server import HttpServer, create_app
-from recallwatch.store import NewEvaluation, Store
-from tests.daemon.helpers import wait_for
-
-KEY = json.dumps({"synth": "k1"})
+from recallwatch.store import Store
+from tests.helpers.processes import wait_for
+from tests.helpers.seed import add, finished, record_evaluated
 
 
 @pytest.fixture
@@ -26,32 +25,17 @@ def store(tmp_path: Path) -> Iterator[Store]:
     s = Store.open(tmp_path / "rw.db")
     run = s.queue.ensure_run("demo", "/runs/demo", 1.0)
     for step in range(1, 8):
-        cid = s.queue.add_checkpoint(
-            run,
-            name=f"checkpoint-{step}",
-            path=f"/runs/demo/checkpoint-{step}",
-            step=step,
-            eval_key=KEY,
-            completed_at=step,
-            now=step,
+        cid = add(s, run, step, directory="/runs/demo", completed_at=step, now=step)
+        evaluation = replace(
+            finished(cid),
+            started_at=10.0 * step,
+            finished_at=10.0 * step + 2,
+            metrics={"recall": {1: 0.5, 10: 0.9}},
+            timings={"search": 1.0},
+            counts={"queries": 3},
+            outcomes={"q1": {"d1": 1}, "q2": {"d2": 7, "d3": 0}, "q3": {"d4": 0}},
         )
-        assert cid is not None
-        s.results.record_evaluation(
-            NewEvaluation(
-                checkpoint_id=cid,
-                dataset="synth",
-                encoder="precomputed",
-                config_hash="k1",
-                started_at=10.0 * step,
-                finished_at=10.0 * step + 2,
-                metrics={"recall": {1: 0.5, 10: 0.9}},
-                timings={"search": 1.0},
-                counts={"queries": 3},
-                outcomes={"q1": {"d1": 1}, "q2": {"d2": 7, "d3": 0}, "q3": {"d4": 0}},
-            ),
-            run,
-        )
-        s.queue.set_state(cid, "evaluated", 10.0 * step + 3)
+        record_evaluated(s, run, evaluation, at=10.0 * step + 3)
     yield s
     s.close()
 
@@ -256,33 +240,19 @@ def test_the_encoders_precision_is_shown_with_each_evaluation(
     store: Store, client: TestClient
 ) -> None:
     run = store.queue.ensure_run("st-run", "/runs/st", 1.0)
-    cid = store.queue.add_checkpoint(
-        run,
-        name="checkpoint-1",
-        path="/runs/st/checkpoint-1",
-        step=1,
-        eval_key=KEY,
-        completed_at=1.0,
-        now=1.0,
+    cid = add(store, run, 1, directory="/runs/st", completed_at=1.0, now=1.0)
+    evaluation = replace(
+        finished(cid),
+        encoder="st",
+        started_at=1.0,
+        finished_at=2.0,
+        metrics={"recall": {10: 0.8}},
+        timings={},
+        counts={},
+        outcomes={"q1": {"d1": 1}},
+        precision="bf16",
     )
-    assert cid is not None
-    store.results.record_evaluation(
-        NewEvaluation(
-            checkpoint_id=cid,
-            dataset="synth",
-            encoder="st",
-            config_hash="k1",
-            started_at=1.0,
-            finished_at=2.0,
-            metrics={"recall": {10: 0.8}},
-            timings={},
-            counts={},
-            outcomes={"q1": {"d1": 1}},
-            precision="bf16",
-        ),
-        run,
-    )
-    store.queue.set_state(cid, "evaluated", 3.0)
+    record_evaluated(store, run, evaluation, at=3.0)
     page = client.get("/api/v1/runs/st-run/evaluations").json()
     assert page["items"][0]["evaluations"][0]["precision"] == "bf16"
     doc = client.get("/api/v1/runs/st-run/evaluations/checkpoint-1").json()

@@ -14,7 +14,7 @@ from recallwatch.metrics.collector import RecallwatchCollector
 from recallwatch.notify.messages import AttemptResult
 from recallwatch.server import create_app
 from recallwatch.store import AlertWrite, NewMessage, Store
-from tests.alerting.samples import T0, regression_alert
+from tests.helpers.alerts import T0, regression_alert
 
 
 @pytest.fixture

@@ -20,9 +20,10 @@ from prometheus_client import CollectorRegistry
 
 from recallwatch.metrics.collector import RecallwatchCollector
 from recallwatch.server import HttpServer, create_app
-from recallwatch.store import AlertWrite, NewEvaluation, NewMessage, Store
-from tests.alerting.samples import T0, regression_alert
-from tests.daemon.helpers import wait_for
+from recallwatch.store import AlertWrite, NewMessage, Store
+from tests.helpers.alerts import T0, regression_alert
+from tests.helpers.processes import wait_for
+from tests.helpers.seed import add, finished, record_evaluated
 
 #: Generated requests per operation: enough to reach every parameter's edge cases, bounded.
 EXAMPLES = 25
@@ -34,36 +35,26 @@ def small_store(path: Path) -> Store:
     run = store.queue.ensure_run("demo", "/runs/demo", 1.0)
     store.queue.ensure_run("idle", "/runs/idle", 1.0)
     for step in (1, 2, 3):
-        cid = store.queue.add_checkpoint(
+        cid = add(
+            store,
             run,
-            name=f"checkpoint-{step}",
-            path=f"/runs/demo/checkpoint-{step}",
-            step=step,
-            eval_key='{"synth": "k1"}',
-            completed_at=float(step),
-            now=float(step),
-            mining_fingerprint="a" * 64,
+            step,
+            fp="a" * 64,
             mining_content='{"range_min": 0}',
+            directory="/runs/demo",
+            now=float(step),
         )
-        assert cid is not None
         if step == 3:
             continue  # queued
-        store.results.record_evaluation(
-            NewEvaluation(
-                checkpoint_id=cid,
-                dataset="synth",
-                encoder="precomputed",
-                config_hash="k1",
-                started_at=10.0 * step,
-                finished_at=10.0 * step + 2,
-                metrics={"recall": {1: 0.5, 10: 0.9}},
-                timings={"search": 1.0},
-                counts={"queries": 2},
-                outcomes={"q1": {"d1": 1}, "q2": {"d2": 0}},
-            ),
-            run,
+        evaluation = replace(
+            finished(cid),
+            started_at=10.0 * step,
+            finished_at=10.0 * step + 2,
+            metrics={"recall": {1: 0.5, 10: 0.9}},
+            timings={"search": 1.0},
+            outcomes={"q1": {"d1": 1}, "q2": {"d2": 0}},
         )
-        store.queue.set_state(cid, "evaluated", 10.0 * step + 3)
+        record_evaluated(store, run, evaluation, at=10.0 * step + 3)
     firing = regression_alert()
     resolved = replace(regression_alert(status="resolved"), id="al_resolved")
     store.ledger.apply_alerts(

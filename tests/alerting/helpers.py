@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -10,8 +11,9 @@ import numpy as np
 
 from recallwatch.config import Config, dataset_key, parse_config
 from recallwatch.daemon.discovery import canonical_json, fingerprint
-from recallwatch.store import CheckpointRow, FnEstimate, NewEvaluation, Store
+from recallwatch.store import CheckpointRow, FnEstimate, Store
 from recallwatch.synthetic.heldout import SyntheticSet
+from tests.helpers.seed import add, fail, finished, record_evaluated
 
 #: Queries of the synthetic held-out set the engine tests decide on.
 QUERIES = 300
@@ -97,55 +99,46 @@ class Run:
     ) -> CheckpointRow:
         """A checkpoint evaluated with ``hits`` per query (failed when None), one minute later."""
         self.clock.now += 60
-        cid = self.store.queue.add_checkpoint(
+        cid = add(
+            self.store,
             self.run_id,
-            name=f"checkpoint-{step}",
-            path=f"/nonexistent/checkpoint-{step}",
-            step=step,
+            step,
+            fp=None if mining is None else fingerprint(mining),
+            mining_content=None if mining is None else canonical_json(mining),
+            directory="/nonexistent",
             eval_key=json.dumps({"synth": self.key}),
             completed_at=self.clock(),
             now=self.clock(),
-            mining_fingerprint=None if mining is None else fingerprint(mining),
-            mining_content=None if mining is None else canonical_json(mining),
         )
-        assert cid is not None
         if hits is None:
-            self.store.results.record_failure(
+            fail(
+                self.store,
                 cid,
-                dataset="synth",
-                encoder="precomputed",
+                "bad_embeddings",
+                "NaN in row 3",
+                at=self.clock(),
+                seconds=0.0,
                 config_hash=self.key,
-                started_at=self.clock(),
-                finished_at=self.clock(),
-                reason="bad_embeddings",
-                message="NaN in row 3",
             )
         else:
             outcomes = {
                 q: {next(iter(self.synthetic.qrels[q])): (1 if h else 0)}
                 for q, h in zip(self.synthetic.query_ids, hits, strict=True)
             }
-            self.store.results.record_evaluation(
-                NewEvaluation(
-                    checkpoint_id=cid,
-                    dataset="synth",
-                    encoder="precomputed",
-                    config_hash=self.key,
-                    started_at=self.clock(),
-                    finished_at=self.clock(),
-                    metrics={"recall": {10: float(np.mean(hits))}},
-                    timings={},
-                    counts={},
-                    outcomes=outcomes,
-                    precision=precision,
-                ),
-                self.run_id,
+            evaluation = replace(
+                finished(cid, float(np.mean(hits)), self.key),
+                started_at=self.clock(),
+                finished_at=self.clock(),
+                timings={},
+                counts={},
+                outcomes=outcomes,
+                precision=precision,
             )
+            record_evaluated(self.store, self.run_id, evaluation, at=self.clock())
             if fn is not None:
                 self.store.results.record_fn_estimate(
                     cid, None if mining is None else fingerprint(mining), "h", fn, self.clock()
                 )
-            self.store.queue.set_state(cid, "evaluated", self.clock())
         return self.store.queue.checkpoint_by_id(cid)
 
 

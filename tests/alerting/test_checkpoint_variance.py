@@ -36,8 +36,9 @@ import numpy as np
 import pytest
 
 from recallwatch.encoders.precomputed import EMBEDDINGS_DIR
-from tests.daemon.helpers import config_doc, wait_for, write_config
+from tests.helpers.processes import wait_for
 from tests.helpers.receivers import Receiver
+from tests.helpers.runs import config_doc, write_config
 from tests.helpers.serve import Serve
 
 PRE, POST = 8, 2

@@ -32,19 +32,19 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-import yaml
 
 from recallwatch import failpoints
 from recallwatch.encoders.precomputed import EMBEDDINGS_DIR
 from recallwatch.notify.slack import check_limits
 from recallwatch.notify.webhook import verify
 from recallwatch.synthetic.heldout import SyntheticSet, write_heldout
-from tests.daemon.helpers import config_doc, free_port, stop_processes, wait_for, write_config
+from tests.helpers.processes import stop_processes, wait_for
+from tests.helpers.prometheus import ALERTMANAGER, routing_to, start_alertmanager, wait_ready
 from tests.helpers.receivers import Receiver, Reply, first
+from tests.helpers.runs import config_doc, write_config
 from tests.helpers.serve import Serve
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
-ALERTMANAGER = shutil.which("prometheus-alertmanager") or "/usr/bin/prometheus-alertmanager"
 MINING_A = {"teacher": "all-MiniLM-L6-v2", "range_min": 10, "num_negatives": 5}
 MINING_B = {"teacher": "all-MiniLM-L6-v2", "range_min": 0, "num_negatives": 5}
 K = 10
@@ -131,49 +131,11 @@ def alertmanager(tmp_path: Path) -> Iterator[Callable[[str], str]]:
     procs: list[subprocess.Popen[bytes]] = []
 
     def start(webhook_url: str) -> str:
-        port = free_port()
-        config = tmp_path / "alertmanager.yml"
-        config.write_text(
-            yaml.safe_dump(
-                {
-                    "route": {
-                        "receiver": "hook",
-                        "group_by": ["alertname", "run"],
-                        "group_wait": "1s",
-                        "group_interval": "1s",
-                        "repeat_interval": "1h",
-                    },
-                    "receivers": [
-                        {
-                            "name": "hook",
-                            "webhook_configs": [{"url": webhook_url, "send_resolved": True}],
-                        }
-                    ],
-                }
-            )
+        config = routing_to(webhook_url)
+        url, proc = start_alertmanager(
+            tmp_path, config, procs, "--cluster.listen-address=", "--log.level=warn"
         )
-        log = (tmp_path / "alertmanager.log").open("wb")
-        procs.append(
-            subprocess.Popen(
-                [
-                    ALERTMANAGER,
-                    f"--config.file={config}",
-                    f"--storage.path={tmp_path / 'am-data'}",
-                    f"--web.listen-address=127.0.0.1:{port}",
-                    "--cluster.listen-address=",
-                    "--log.level=warn",
-                ],
-                stdout=log,
-                stderr=log,
-            )
-        )
-        log.close()
-        url = f"http://127.0.0.1:{port}"
-        wait_for(
-            lambda: httpx.get(f"{url}/-/ready", timeout=2).status_code == 200,
-            timeout=30,
-            what="Alertmanager to be ready",
-        )
+        wait_ready(proc, url, "Alertmanager to be ready", timeout=30)
         return url
 
     yield start

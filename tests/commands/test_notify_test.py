@@ -13,7 +13,7 @@ from pathlib import Path
 import yaml
 
 from recallwatch.notify.webhook import verify
-from tests.daemon.helpers import REPO
+from tests.helpers.processes import REPO
 from tests.helpers.receivers import Receiver, Reply, always, first
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"

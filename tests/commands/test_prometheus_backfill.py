@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import time
@@ -24,13 +23,12 @@ from typing import Any
 
 import httpx
 import pytest
-import yaml
 
 from recallwatch.store import Store
-from tests.daemon.helpers import REPO, free_port, stop_processes, wait_for
 from tests.helpers.history import STEPS, backfilled, evaluations
+from tests.helpers.processes import REPO, free_port, stop_processes, wait_for
+from tests.helpers.prometheus import PROMETHEUS, start_prometheus
 
-PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
 SCRAPE_INTERVAL = "2s"
 #: Query resolution of the range queries: finer than the scrape interval, so every scrape's
 #: sample is the value at one query point at least.
@@ -52,26 +50,9 @@ def prometheus(tmp_path: Path) -> Iterator[Any]:
     procs: list[subprocess.Popen[bytes]] = []
 
     def start(target: str) -> tuple[str, subprocess.Popen[bytes]]:
-        port = free_port()
-        config = tmp_path / "prometheus.yml"
         scrape = {"scrape_interval": SCRAPE_INTERVAL, "scrape_timeout": SCRAPE_INTERVAL}
         job = {"job_name": "recallwatch", "static_configs": [{"targets": [target]}]}
-        config.write_text(yaml.safe_dump({"global": scrape, "scrape_configs": [job]}))
-        with (tmp_path / "prometheus.log").open("wb") as log:
-            procs.append(
-                subprocess.Popen(
-                    [
-                        PROMETHEUS,
-                        f"--config.file={config}",
-                        f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-                        f"--web.listen-address=127.0.0.1:{port}",
-                        "--log.level=warn",
-                    ],
-                    stdout=log,
-                    stderr=log,
-                )
-            )
-        return f"http://127.0.0.1:{port}", procs[-1]
+        return start_prometheus(tmp_path, {"global": scrape, "scrape_configs": [job]}, procs)
 
     yield start
     stop_processes(procs)

@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from tests.daemon.helpers import REPO
 from tests.helpers.browser import Tab
 from tests.helpers.history import PAYLOAD, STEPS, History, backfilled, evaluations
+from tests.helpers.processes import REPO
 
 ARTIFACTS = REPO / "artifacts"
 

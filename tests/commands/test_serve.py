@@ -16,28 +16,24 @@ from typing import Any
 
 import httpx
 import pytest
-import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from recallwatch.encoders import open_source
 from recallwatch.evaluation.heldout import load_heldout
 from recallwatch.evaluation.pipeline import evaluate
 from recallwatch.synthetic.heldout import SyntheticSet
-from tests.daemon.helpers import (
-    REPO,
+from tests.helpers.processes import REPO, stop_processes, wait_for
+from tests.helpers.prometheus import PROMETHEUS, start_prometheus
+from tests.helpers.runs import (
     config_doc,
-    free_port,
     half_written,
     mark_complete,
-    stop_processes,
-    wait_for,
     write_checkpoint,
     write_config,
 )
 from tests.helpers.serve import Serve
 
 SETTLE = 0.3
-PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
 
 
 def sample(text: str, name: str, **labels: str) -> float | None:
@@ -241,34 +237,10 @@ def prometheus(tmp_path: Path) -> Iterator[Any]:
     procs: list[subprocess.Popen[bytes]] = []
 
     def start(target: str) -> str:
-        port = free_port()
-        config = tmp_path / "prometheus.yml"
-        config.write_text(
-            yaml.safe_dump(
-                {
-                    "global": {"scrape_interval": "1s", "scrape_timeout": "1s"},
-                    "scrape_configs": [
-                        {"job_name": "recallwatch", "static_configs": [{"targets": [target]}]}
-                    ],
-                }
-            )
-        )
-        log = (tmp_path / "prometheus.log").open("wb")
-        procs.append(
-            subprocess.Popen(
-                [
-                    PROMETHEUS,
-                    f"--config.file={config}",
-                    f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-                    f"--web.listen-address=127.0.0.1:{port}",
-                    "--log.level=warn",
-                ],
-                stdout=log,
-                stderr=log,
-            )
-        )
-        log.close()
-        return f"http://127.0.0.1:{port}"
+        scrape = {"scrape_interval": "1s", "scrape_timeout": "1s"}
+        job = {"job_name": "recallwatch", "static_configs": [{"targets": [target]}]}
+        url, _ = start_prometheus(tmp_path, {"global": scrape, "scrape_configs": [job]}, procs)
+        return url
 
     yield start
     stop_processes(procs)

@@ -36,16 +36,9 @@ from recallwatch.server import create_app
 from recallwatch.store import FnEstimate, Store
 from recallwatch.synthetic.heldout import SyntheticSet
 from recallwatch.synthetic.mined import simulate_mined_set
-from tests.daemon.helpers import (
-    REPO,
-    Clock,
-    daemon,
-    fn_section,
-    make_config,
-    poll_until_idle,
-    states,
-    write_checkpoint,
-)
+from tests.daemon.helpers import Clock, daemon, make_config, poll_until_idle, states
+from tests.helpers.processes import REPO
+from tests.helpers.runs import fn_section, write_checkpoint
 
 TOKEN = "Bearer s3cr3t-judge-token"
 URL_SECRET = "urlsecret42"

@@ -18,9 +18,9 @@ from tests.daemon.helpers import (
     make_config,
     poll_until_idle,
     states,
-    wait_for,
-    write_checkpoint,
 )
+from tests.helpers.processes import wait_for
+from tests.helpers.runs import write_checkpoint
 
 
 def test_never_twice_under_the_same_key_again_after_a_config_change(

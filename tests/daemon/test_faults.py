@@ -17,15 +17,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from recallwatch.synthetic.heldout import SyntheticSet
-from tests.daemon.helpers import (
-    HOLD_ENCODER,
-    REPO,
-    config_doc,
-    mark_complete,
-    wait_for,
-    write_checkpoint,
-    write_config,
-)
+from tests.daemon.helpers import HOLD_ENCODER
+from tests.helpers.processes import REPO, wait_for
+from tests.helpers.runs import config_doc, mark_complete, write_checkpoint, write_config
 from tests.helpers.serve import Serve
 
 

@@ -6,7 +6,7 @@ from recallwatch.daemon.notifier import Notifier
 from recallwatch.store import AlertWrite, NewMessage, Store
 from recallwatch.synthetic.heldout import SyntheticSet
 from tests.alerting.helpers import A, Clock, Run, make_config
-from tests.alerting.samples import regression_alert
+from tests.helpers.alerts import regression_alert
 
 
 def test_pending_messages_of_removed_channels_fail_at_start(

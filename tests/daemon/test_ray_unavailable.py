@@ -11,7 +11,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from recallwatch.synthetic.heldout import SyntheticSet
-from tests.daemon.helpers import config_doc, free_port, wait_for, write_checkpoint, write_config
+from tests.helpers.processes import free_port, wait_for
+from tests.helpers.runs import config_doc, write_checkpoint, write_config
 from tests.helpers.serve import Serve
 
 pytest.importorskip("ray")

@@ -16,7 +16,7 @@ import pytest
 from recallwatch.daemon.runner import EvaluationError, Job, run_in_process, run_isolated
 from recallwatch.errors import RecallwatchError
 from recallwatch.synthetic.heldout import write_heldout, write_precomputed_checkpoint
-from tests.daemon.helpers import wait_for
+from tests.helpers.processes import wait_for
 
 
 def test_an_evaluation_error_is_a_recallwatch_error_with_a_bounded_reason(tmp_path: Path) -> None:

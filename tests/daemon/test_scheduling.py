@@ -9,16 +9,9 @@ from typing import Any, cast
 from recallwatch.daemon.scheduling import next_checkpoints
 from recallwatch.store import CheckpointRow, Store
 from recallwatch.synthetic.heldout import SyntheticSet
-from tests.daemon.helpers import (
-    Clock,
-    Gate,
-    daemon,
-    make_config,
-    poll_until_idle,
-    states,
-    wait_for,
-    write_checkpoint,
-)
+from tests.daemon.helpers import Clock, Gate, daemon, make_config, poll_until_idle, states
+from tests.helpers.processes import wait_for
+from tests.helpers.runs import write_checkpoint
 
 
 def test_backfill_evaluates_everything_oldest_first(

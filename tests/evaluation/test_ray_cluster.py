@@ -20,7 +20,7 @@ from recallwatch.evaluation.distributed import (
 )
 from recallwatch.evaluation.distributed.cluster import check_address, import_ray
 from recallwatch.synthetic.heldout import write_heldout, write_precomputed_checkpoint
-from tests.daemon.helpers import free_port
+from tests.helpers.processes import free_port
 
 
 def config(tmp_path: Path, evaluation: dict[str, object]) -> dict[str, object]:

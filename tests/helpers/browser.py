@@ -21,6 +21,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from tests.helpers.processes import wait_for
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--headless",
@@ -97,7 +99,6 @@ def tab(browser: Any) -> Iterator[Tab]:
 def live_app(app: Any) -> Iterator[str]:
     """Serve ``app`` on 127.0.0.1 (a free port) with the daemon's ``HttpServer``; yield its URL."""
     from recallwatch.server import HttpServer
-    from tests.daemon.helpers import wait_for
 
     server = HttpServer(app, "127.0.0.1", 0)
     server.start()

@@ -20,8 +20,9 @@ from typing import Any
 import httpx
 
 from recallwatch.synthetic.heldout import SyntheticSet, write_heldout
-from tests.daemon.helpers import config_doc, wait_for, write_checkpoint, write_config
+from tests.helpers.processes import wait_for
 from tests.helpers.receivers import OK, Receiver, always
+from tests.helpers.runs import config_doc, write_checkpoint, write_config
 from tests.helpers.serve import Serve
 
 #: Would change the page title if a page ever ran it as HTML.

@@ -7,7 +7,7 @@ import time
 from recallwatch.alerting.model import message_id
 from recallwatch.notify.outbox import MemoryOutbox
 from recallwatch.retry import RetryPolicy
-from tests.alerting.samples import regression_alert
+from tests.helpers.alerts import regression_alert
 
 #: A Standard Webhooks secret (``whsec_`` + base64).
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -15,8 +15,16 @@ SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 FAST = RetryPolicy(base=0.05, factor=2.0, cap=0.4, jitter=0.5)
 
 
-def enqueue(outbox: MemoryOutbox, channel: str, body: bytes, event: str = "firing") -> int:
-    """Add a message of the sample regression alert to ``outbox``; return its row id."""
+def enqueue(
+    outbox: MemoryOutbox,
+    channel: str,
+    body: bytes,
+    event: str = "firing",
+    *,
+    now: float | None = None,
+) -> int:
+    """Add a message of the sample regression alert to ``outbox`` (decided ``now``, by default
+    the wall clock's); return its row id."""
     alert = regression_alert()
     msg = outbox.add(
         message_id=message_id(alert.id, event),  # type: ignore[arg-type]
@@ -25,6 +33,6 @@ def enqueue(outbox: MemoryOutbox, channel: str, body: bytes, event: str = "firin
         rule=alert.key.rule,
         event=event,
         body=body,
-        now=time.time(),
+        now=time.time() if now is None else now,
     )
     return msg.id

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from recallwatch.synthetic.heldout import SyntheticSet, write_heldout
-from tests.daemon.helpers import REPO, wait_for
+from tests.helpers.processes import REPO, wait_for
 
 
 @pytest.fixture(scope="session")

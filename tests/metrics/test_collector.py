@@ -8,6 +8,7 @@ import platform
 import shutil
 import subprocess
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -29,8 +30,8 @@ from recallwatch.metrics.collector import (
     RecallwatchCollector,
 )
 from recallwatch.metrics.health import HEALTH_FAMILIES, DaemonHealthCollector
-from recallwatch.store import FnBucket, FnEstimate, NewEvaluation, Store
-from tests.store.helpers import KEY, fail
+from recallwatch.store import FnBucket, FnEstimate, Store
+from tests.helpers.seed import add, fail, finished, record_evaluated
 
 
 @pytest.fixture
@@ -48,36 +49,26 @@ def registry(store: Store) -> CollectorRegistry:
 
 
 def evaluated(store: Store, run_id: int, step: int, recall10: float, *, fp: str = "a" * 64) -> int:
-    cid = store.queue.add_checkpoint(
+    cid = add(
+        store,
         run_id,
-        name=f"checkpoint-{step}",
-        path=f"/r/checkpoint-{step}",
-        step=step,
-        eval_key=KEY,
+        step,
+        fp=fp,
+        mining_content="{}",
+        directory="/r",
         completed_at=1000.0 + step,
         now=2000.0 + step,
-        mining_fingerprint=fp,
-        mining_content="{}",
     )
-    assert cid is not None
-    store.results.record_evaluation(
-        NewEvaluation(
-            checkpoint_id=cid,
-            dataset="synth",
-            encoder="precomputed",
-            config_hash="k1",
-            started_at=3000.0 + step,
-            finished_at=3001.0 + step,
-            metrics={
-                m: {1: recall10 / 2, 10: recall10} for m in ("recall", "success", "mrr", "ndcg")
-            },
-            timings={"encode": 0.2, "search": 7.0, "metrics": 0.01},
-            counts={"queries": 10},
-            outcomes={},
-        ),
-        run_id,
+    evaluation = replace(
+        finished(cid),
+        started_at=3000.0 + step,
+        finished_at=3001.0 + step,
+        metrics={m: {1: recall10 / 2, 10: recall10} for m in ("recall", "success", "mrr", "ndcg")},
+        timings={"encode": 0.2, "search": 7.0, "metrics": 0.01},
+        counts={"queries": 10},
+        outcomes={},
     )
-    store.queue.set_state(cid, "evaluated", 3002.0 + step)
+    record_evaluated(store, run_id, evaluation, at=3002.0 + step)
     return cid
 
 
@@ -145,13 +136,8 @@ def test_pending_failures_and_durations(store: Store, registry: CollectorRegistr
     run = store.queue.ensure_run("a", "/r", 1.0)
     evaluated(store, run, 1, 0.5)
     for step in (2, 3):
-        store.queue.add_checkpoint(
-            run, name=f"c{step}", path="/x", step=step, eval_key=KEY, completed_at=1, now=1
-        )
-    bad = store.queue.add_checkpoint(
-        run, name="c4", path="/x", step=4, eval_key=KEY, completed_at=1, now=1
-    )
-    assert bad is not None
+        add(store, run, step, name=f"c{step}", path="/x", completed_at=1, now=1)
+    bad = add(store, run, 4, name="c4", path="/x", completed_at=1, now=1)
     fail(store, bad, "timeout", "slow")
     assert registry.get_sample_value("recallwatch_checkpoints_pending", {"run": "a"}) == 2
     assert (
@@ -327,10 +313,7 @@ def test_every_run_counts_failures_from_zero_for_the_known_reasons(
         # No success yet: no last-success series (an absent series, not a 0 timestamp).
         last = "recallwatch_last_successful_evaluation_timestamp_seconds"
         assert registry.get_sample_value(last, {"run": r}) is None
-    cid = store.queue.add_checkpoint(
-        run, name="c1", path="/x", step=1, eval_key=KEY, completed_at=1, now=1
-    )
-    assert cid is not None
+    cid = add(store, run, 1, name="c1", path="/x", completed_at=1, now=1)
     for reason in ("timeout", "a_new_reason"):
         fail(store, cid, reason, "m")
     assert registry.get_sample_value(name, {"run": "a", "reason": "timeout"}) == 1
@@ -349,10 +332,7 @@ def test_audit_failures_count_from_zero_when_an_audit_is_configured(store: Store
         assert audited.get_sample_value(name, {"run": "a", "reason": reason}) == 0
         # Without an audit configured there is no series to start.
         assert plain.get_sample_value(name, {"run": "a", "reason": reason}) is None
-    cid = store.queue.add_checkpoint(
-        run, name="c1", path="/x", step=1, eval_key=KEY, completed_at=1, now=1
-    )
-    assert cid is not None
+    cid = add(store, run, 1, name="c1", path="/x", completed_at=1, now=1)
     store.results.record_fn_audit_failure(
         cid, run, fingerprint="f", config_hash="k1", reason="judge_failed", message="m", now=2
     )

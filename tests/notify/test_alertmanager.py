@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable
 from datetime import datetime
 
@@ -16,9 +15,10 @@ from recallwatch.notify.channels import (
 )
 from recallwatch.notify.delivery import Dispatcher
 from recallwatch.notify.outbox import MemoryOutbox
-from tests.alerting.samples import T0, regression_alert
-from tests.daemon.helpers import wait_for
+from tests.helpers.alerts import T0, regression_alert
+from tests.helpers.clock import ManualClock
 from tests.helpers.notify import FAST, enqueue
+from tests.helpers.processes import wait_for
 from tests.helpers.receivers import Receiver
 
 
@@ -47,7 +47,8 @@ def test_alertmanager_ends_at_is_recomputed_per_attempt(
     channel = AlertmanagerChannel(
         type="alertmanager", name="am", url=am.url, resend_interval_seconds=60
     )
-    decided = time.time() - 600  # delivered after a ten-minute outage
+    clock = ManualClock()
+    decided = clock() - 600  # delivered after a ten-minute outage
     firing = regression_alert()
     resolved = regression_alert(status="resolved")
     outbox = MemoryOutbox()
@@ -63,13 +64,11 @@ def test_alertmanager_ends_at_is_recomputed_per_attempt(
         ).id
         for alert, event in ((firing, "firing"), (resolved, "resolved"))
     ]
-    d = Dispatcher(outbox, {"am": target_for(channel)}, policy=FAST)
+    d = Dispatcher(outbox, {"am": target_for(channel)}, policy=FAST, clock=clock, wait=clock.wait)
     dispatchers.append(d)
-    sent_after = time.time()
+    sent_after = clock()
     d.start()
-    wait_for(
-        lambda: all(outbox.get(r).state == "delivered" for r in rows), timeout=10, what="delivery"
-    )
+    clock.run_until(lambda: all(outbox.get(r).state == "delivered" for r in rows), what="delivery")
     got_firing, got_resolved = (r.json()[0] for r in am.received())
     assert _ts(got_firing["endsAt"]) >= sent_after + 4 * 60 - 0.01  # not already ended
     assert _ts(got_resolved["endsAt"]) == resolved.resolved_at  # a resolved alert keeps its end

@@ -6,7 +6,7 @@ import json
 import time
 
 from recallwatch.notify.channels import render
-from tests.alerting.samples import regression_alert
+from tests.helpers.alerts import regression_alert
 
 
 def test_render_per_channel_type() -> None:

@@ -31,9 +31,10 @@ from recallwatch.notify.outbox import MemoryOutbox
 from recallwatch.notify.webhook import verify, webhook_body
 from recallwatch.retry import RetryPolicy
 from recallwatch.store import AlertWrite, NewMessage, Store
-from tests.alerting.samples import regression_alert
-from tests.daemon.helpers import wait_for
+from tests.helpers.alerts import regression_alert
+from tests.helpers.clock import ManualClock
 from tests.helpers.notify import FAST, SECRET, enqueue
+from tests.helpers.processes import wait_for
 from tests.helpers.receivers import CLOSE, HANG, OK, Received, Receiver, Reply, always, first
 
 
@@ -76,23 +77,28 @@ def test_500_then_200_delivers_once_with_the_same_webhook_id(
     hook = receiver(first(3, Reply(500, body=b"down")))
     outbox = MemoryOutbox()
     alert = regression_alert()
-    body = webhook_body(alert, "firing", time.time())
-    row = enqueue(outbox, "hook", body)
-    d = Dispatcher(outbox, {"hook": WebhookTarget("hook", hook.url + "/in", SECRET)}, policy=FAST)
+    clock = ManualClock()
+    body = webhook_body(alert, "firing", clock())
+    row = enqueue(outbox, "hook", body, now=clock())
+    target = WebhookTarget("hook", hook.url + "/in", SECRET)
+    d = Dispatcher(outbox, {"hook": target}, policy=FAST, clock=clock, wait=clock.wait)
     dispatchers.append(d)
     d.start()
-    wait_for(lambda: outbox.get(row).state == "delivered", timeout=10, what="delivery")
+    clock.run_until(lambda: outbox.get(row).state == "delivered", what="delivery")
     got = hook.received()
     assert len(got) == 4  # three 500s, then delivered once and never again
     ids = {r.headers["webhook-id"] for r in got}
     assert ids == {message_id(alert.id, "firing")}
     for r in got:  # every attempt is signed (with its own timestamp), verifies, same bytes
-        assert verify(SECRET, r.headers, r.body, now=time.time()) == message_id(alert.id, "firing")
+        assert verify(SECRET, r.headers, r.body, now=clock()) == message_id(alert.id, "firing")
         assert r.body == body
-    gaps = [b.at - a.at for a, b in itertools.pairwise(got)]
+    # The attempts came when the dispatcher scheduled them, after its backoff waits.
+    gaps = [b[2] - a[2] for a, b in itertools.pairwise(outbox.attempts)]
+    assert gaps == pytest.approx(clock.waits[:3])
     assert all(g >= 0.025 for g in gaps)  # backed off (base 0.05 s, jitter down to half)
     assert outbox.get(row).attempts == 4
-    time.sleep(0.3)  # nothing more arrives after delivery
+    waits = len(clock.waits)  # nothing more arrives after delivery: two idle waits pass
+    clock.run_until(lambda: len(clock.waits) >= waits + 2, what="the worker to idle")
     assert len(hook.received()) == 4
 
 
@@ -101,12 +107,16 @@ def test_429_retry_after_is_honoured(
 ) -> None:
     hook = receiver(first(1, Reply(429, {"Retry-After": "2"}, b"slow down")))
     outbox = MemoryOutbox()
-    row = enqueue(outbox, "hook", b"{}")
-    d = Dispatcher(outbox, {"hook": WebhookTarget("hook", hook.url, SECRET)}, policy=FAST)
+    clock = ManualClock()
+    row = enqueue(outbox, "hook", b"{}", now=clock())
+    target = WebhookTarget("hook", hook.url, SECRET)
+    d = Dispatcher(outbox, {"hook": target}, policy=FAST, clock=clock, wait=clock.wait)
     dispatchers.append(d)
     d.start()
-    wait_for(lambda: outbox.get(row).state == "delivered", timeout=10, what="delivery")
-    first_at, second_at = (r.at for r in hook.received())
+    clock.run_until(lambda: outbox.get(row).state == "delivered", what="delivery")
+    assert len(hook.received()) == 2
+    first_at, second_at = (at for _, _, at in outbox.attempts)
+    assert clock.waits[0] == 2.0  # the one wait between them: the receiver's Retry-After
     assert second_at - first_at >= 2.0
 
 
@@ -188,12 +198,14 @@ def test_expired_messages_are_given_up(
 ) -> None:
     down = receiver(always(Reply(503)))
     outbox = MemoryOutbox()
-    row = enqueue(outbox, "down", b"{}")
+    clock = ManualClock()
+    row = enqueue(outbox, "down", b"{}", now=clock())
     policy = RetryPolicy(base=0.05, cap=0.1, max_age=0.3)
-    d = Dispatcher(outbox, {"down": WebhookTarget("down", down.url)}, policy=policy)
+    target = WebhookTarget("down", down.url)
+    d = Dispatcher(outbox, {"down": target}, policy=policy, clock=clock, wait=clock.wait)
     dispatchers.append(d)
     d.start()
-    wait_for(lambda: outbox.get(row).state == "failed", timeout=10, what="giving up")
+    clock.run_until(lambda: outbox.get(row).state == "failed", what="giving up")
     assert (outbox.get(row).last_error or "").startswith("expired after")
 
 
@@ -208,20 +220,24 @@ def test_urls_and_secrets_never_reach_the_logs(
     gone_url = gone.url + secret_path
     gone.stop()
     outbox = MemoryOutbox()
-    rows = [enqueue(outbox, "slack", b"{}"), enqueue(outbox, "dead", b"{}")]
+    clock = ManualClock()
+    rows = [
+        enqueue(outbox, "slack", b"{}", now=clock()),
+        enqueue(outbox, "dead", b"{}", now=clock()),
+    ]
     targets = {
         "slack": SlackTarget("slack", hook.url + secret_path, min_interval=0.0),
         "dead": WebhookTarget("dead", gone_url, SECRET),
     }
-    d = Dispatcher(outbox, targets, policy=RetryPolicy(base=0.05, cap=0.1, max_age=0.5))
+    policy = RetryPolicy(base=0.05, cap=0.1, max_age=0.5)
+    d = Dispatcher(outbox, targets, policy=policy, clock=clock, wait=clock.wait)
     dispatchers.append(d)
     with caplog.at_level(logging.DEBUG):
         d.start()
-        wait_for(
+        clock.run_until(
             lambda: (
                 outbox.get(rows[0]).state == "delivered" and outbox.get(rows[1]).state == "failed"
             ),
-            timeout=10,
             what="both outcomes",
         )
         d.stop()

@@ -10,8 +10,8 @@ from recallwatch.notify.channels import SlackTarget
 from recallwatch.notify.delivery import Dispatcher
 from recallwatch.notify.outbox import MemoryOutbox
 from recallwatch.notify.slack import MAX_BLOCKS, MAX_SECTION_TEXT, check_limits, slack_message
-from tests.alerting.samples import regression_alert
-from tests.daemon.helpers import wait_for
+from tests.helpers.alerts import regression_alert
+from tests.helpers.clock import ManualClock
 from tests.helpers.notify import enqueue
 from tests.helpers.receivers import Receiver
 
@@ -22,14 +22,16 @@ def test_slack_rate_limit_spaces_messages_by_a_second(
     slack = receiver()
     outbox = MemoryOutbox()
     body = json.dumps(slack_message(regression_alert())).encode()
-    rows = [enqueue(outbox, "slack", body) for _ in range(3)]
-    d = Dispatcher(outbox, {"slack": SlackTarget("slack", slack.url + "/services/T/B/X")})
+    clock = ManualClock()
+    rows = [enqueue(outbox, "slack", body, now=clock()) for _ in range(3)]
+    target = SlackTarget("slack", slack.url + "/services/T/B/X")
+    d = Dispatcher(outbox, {"slack": target}, clock=clock, wait=clock.wait)
     dispatchers.append(d)
     d.start()
-    wait_for(
-        lambda: all(outbox.get(r).state == "delivered" for r in rows), timeout=10, what="slack"
-    )
-    times = [r.at for r in slack.received()]
+    clock.run_until(lambda: all(outbox.get(r).state == "delivered" for r in rows), what="slack")
+    assert len(slack.received()) == 3
+    times = [at for _, _, at in outbox.attempts]
+    assert clock.waits[:2] == [1.0, 1.0]  # the rate limit, scheduled between the three
     assert all(b - a >= 0.95 for a, b in itertools.pairwise(times))
     assert json.loads(slack.received()[0].body)["blocks"]
 

@@ -28,7 +28,7 @@ from recallwatch.notify.webhook import (
     verify,
     webhook_body,
 )
-from tests.alerting.samples import T0, regression_alert
+from tests.helpers.alerts import T0, regression_alert
 from tests.helpers.notify import SECRET
 from tests.helpers.receivers import Receiver
 

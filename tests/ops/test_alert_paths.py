@@ -14,7 +14,6 @@ Every wait is for a condition, bounded by a generous deadline.
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -26,43 +25,24 @@ import pytest
 import yaml
 
 from recallwatch.synthetic.heldout import SyntheticSet
-from tests.daemon.helpers import (
-    REPO,
-    config_doc,
-    free_port,
-    stop_processes,
-    wait_for,
-    write_checkpoint,
-    write_config,
+from tests.helpers.processes import REPO, free_port, stop_processes, wait_for
+from tests.helpers.prometheus import (
+    ALERTMANAGER,
+    PROMETHEUS,
+    routing_to,
+    start_alertmanager,
+    start_prometheus,
+    wait_ready,
 )
 from tests.helpers.receivers import Receiver, receiver  # noqa: F401 - fixture
+from tests.helpers.runs import config_doc, write_checkpoint, write_config
 from tests.helpers.serve import Serve, serve, synthetic  # noqa: F401 - fixtures
 
-PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
-ALERTMANAGER = (
-    shutil.which("prometheus-alertmanager")
-    or shutil.which("alertmanager")
-    or "/usr/bin/prometheus-alertmanager"
-)
 #: The rules' "last hour", shortened so that the alerts fire within a test.
 WINDOW = "20s"
 #: Generous: Prometheus needs the window of samples, a loaded 2-core machine is slow.
 DEADLINE = 240.0
 REGRESSION = "RecallRegressionAfterMiningChange"
-
-
-def started(proc: subprocess.Popen[bytes], url: str, what: str) -> None:
-    """Wait until a server answers its readiness endpoint."""
-
-    def ready() -> bool:
-        if proc.poll() is not None:
-            raise AssertionError(f"{what} exited with {proc.returncode}")
-        try:
-            return httpx.get(f"{url}/-/ready", timeout=2).status_code == 200
-        except httpx.TransportError:
-            return False
-
-    wait_for(ready, timeout=60, interval=0.2, what=what)
 
 
 @pytest.fixture
@@ -73,48 +53,22 @@ def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
     stop_processes(procs)
 
 
-def start_alertmanager(
+def alertmanager_for(
     tmp_path: Path, hook: Receiver, processes: list[subprocess.Popen[bytes]]
 ) -> str:
     """Alertmanager with the shipped inhibit rule, notifying ``hook`` within a second."""
     if not Path(ALERTMANAGER).is_file():
         pytest.skip("Alertmanager not found: apt-get install -y prometheus-alertmanager")
     inhibit = yaml.safe_load((REPO / "deploy" / "alertmanager-inhibit.yml").read_text())
-    config = {
-        "route": {
-            "receiver": "hook",
-            "group_by": ["alertname", "run"],
-            "group_wait": "1s",
-            "group_interval": "1s",
-            "repeat_interval": "1h",
-        },
-        "receivers": [
-            {"name": "hook", "webhook_configs": [{"url": f"{hook.url}/am", "send_resolved": True}]}
-        ],
-        **inhibit,
-    }
-    (tmp_path / "alertmanager.yml").write_text(yaml.safe_dump(config))
-    port, cluster = free_port(), free_port()
-    log = (tmp_path / "alertmanager.log").open("wb")
-    proc = subprocess.Popen(
-        [
-            ALERTMANAGER,
-            f"--config.file={tmp_path / 'alertmanager.yml'}",
-            f"--storage.path={tmp_path / 'am'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-            f"--cluster.listen-address=127.0.0.1:{cluster}",
-        ],
-        stdout=log,
-        stderr=log,
+    config = {**routing_to(f"{hook.url}/am"), **inhibit}
+    url, proc = start_alertmanager(
+        tmp_path, config, processes, f"--cluster.listen-address=127.0.0.1:{free_port()}"
     )
-    log.close()
-    processes.append(proc)
-    url = f"http://127.0.0.1:{port}"
-    started(proc, url, "Alertmanager")
+    wait_ready(proc, url, "Alertmanager")
     return url
 
 
-def start_prometheus(
+def prometheus_for(
     tmp_path: Path, target: str, alertmanager: str, processes: list[subprocess.Popen[bytes]]
 ) -> str:
     """Prometheus scraping ``target`` every second with the shipped rules on short windows."""
@@ -147,24 +101,8 @@ def start_prometheus(
         },
         "scrape_configs": [{"job_name": "recallwatch", "static_configs": [{"targets": [target]}]}],
     }
-    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
-    port = free_port()
-    log = (tmp_path / "prometheus.log").open("wb")
-    proc = subprocess.Popen(
-        [
-            PROMETHEUS,
-            f"--config.file={tmp_path / 'prometheus.yml'}",
-            f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-            "--log.level=warn",
-        ],
-        stdout=log,
-        stderr=log,
-    )
-    log.close()
-    processes.append(proc)
-    url = f"http://127.0.0.1:{port}"
-    started(proc, url, "Prometheus")
+    url, proc = start_prometheus(tmp_path, config, processes)
+    wait_ready(proc, url, "Prometheus")
     return url
 
 
@@ -217,7 +155,7 @@ def test_the_shipped_rules_fire_and_a_regression_is_notified_once(
     request: pytest.FixtureRequest,
 ) -> None:
     hook = receiver()
-    alertmanager = start_alertmanager(tmp_path, hook, processes)
+    alertmanager = alertmanager_for(tmp_path, hook, processes)
 
     runs = {name: tmp_path / name for name in ("regress", "stuck", "failing")}
     for d in runs.values():
@@ -261,7 +199,7 @@ def test_the_shipped_rules_fire_and_a_regression_is_notified_once(
     (from_daemon,) = wait_for(daemon_alert, timeout=DEADLINE, interval=0.5, what="daemon alert")
     assert from_daemon["labels"]["service"] == "recallwatch"
 
-    prometheus = start_prometheus(
+    prometheus = prometheus_for(
         tmp_path, daemon.url.removeprefix("http://"), alertmanager, processes
     )
 

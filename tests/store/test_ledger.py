@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import replace
 
 from recallwatch.store import AlertWrite, NewMessage, Store, VerdictRow
-from tests.alerting.samples import T0, regression_alert
-from tests.store.helpers import add
+from tests.helpers.alerts import T0, regression_alert
+from tests.helpers.seed import add
 
 
 def test_verdicts_are_typed_rows_one_per_kind(store: Store) -> None:

@@ -10,7 +10,7 @@ import pytest
 
 from recallwatch.notify.messages import AttemptResult
 from recallwatch.store import MIGRATIONS, SCHEMA_VERSION, AlertWrite, NewMessage, Store, StoreError
-from tests.alerting.samples import regression_alert
+from tests.helpers.alerts import regression_alert
 
 
 def test_schema_is_migrated_once_and_wal(tmp_path: Path) -> None:

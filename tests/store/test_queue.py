@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from recallwatch.store import CheckpointRow, FnEstimate, Store
-from tests.store.helpers import KEY, add, fail, finished
+from tests.helpers.seed import KEY, add, fail, finished
 
 
 def test_checkpoint_is_recorded_once(store: Store) -> None:

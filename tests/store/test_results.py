@@ -15,7 +15,7 @@ from recallwatch.store import (
     pack_outcomes,
     unpack_outcomes,
 )
-from tests.store.helpers import add, fail, finished
+from tests.helpers.seed import add, fail, finished
 
 
 def test_done_evaluations_are_unique_per_key(store: Store) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from recallwatch.store import Store
-from tests.store.helpers import add, finished
+from tests.helpers.seed import add, finished
 
 
 def _evaluated(

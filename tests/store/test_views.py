@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from recallwatch.store import FnEstimate, RunSummary, Store
-from tests.store.helpers import add, finished
+from tests.helpers.seed import add, finished
 
 
 def test_audit_failures_are_counted_and_fall_back_to_an_earlier_estimate(store: Store) -> None:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -11,10 +11,9 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from recallwatch.server import create_app
-from recallwatch.store import NewEvaluation, Store
+from recallwatch.store import Store
 from recallwatch.web import WebSettings
-
-KEY = json.dumps({"synth": "k1"})
+from tests.helpers.seed import add, finished, record_evaluated
 
 
 @pytest.fixture
@@ -23,32 +22,17 @@ def small_store(tmp_path: Path) -> Iterator[Store]:
     s = Store.open(tmp_path / "rw.db")
     run = s.queue.ensure_run("demo", "/runs/demo", 1.0)
     for i, step in enumerate((100, 200, 300)):
-        cid = s.queue.add_checkpoint(
-            run,
-            name=f"checkpoint-{step}",
-            path=f"/runs/demo/checkpoint-{step}",
-            step=step,
-            eval_key=KEY,
-            completed_at=float(step),
-            now=float(step),
+        cid = add(s, run, step, directory="/runs/demo", now=float(step))
+        evaluation = replace(
+            finished(cid),
+            started_at=float(step),
+            finished_at=float(step) + 2,
+            metrics={"recall": {1: 0.5 + i / 10, 10: 0.9}, "ndcg": {10: 0.7 - i / 20}},
+            timings={"search": 1.0},
+            counts={"queries": 3},
+            outcomes={"q1": {"d1": 1}, "q2": {"d2": 7 - i, "d3": 0}, "q3": {"d4": 0}},
         )
-        assert cid is not None
-        s.results.record_evaluation(
-            NewEvaluation(
-                checkpoint_id=cid,
-                dataset="synth",
-                encoder="precomputed",
-                config_hash="k1",
-                started_at=float(step),
-                finished_at=float(step) + 2,
-                metrics={"recall": {1: 0.5 + i / 10, 10: 0.9}, "ndcg": {10: 0.7 - i / 20}},
-                timings={"search": 1.0},
-                counts={"queries": 3},
-                outcomes={"q1": {"d1": 1}, "q2": {"d2": 7 - i, "d3": 0}, "q3": {"d4": 0}},
-            ),
-            run,
-        )
-        s.queue.set_state(cid, "evaluated", float(step) + 3)
+        record_evaluated(s, run, evaluation, at=float(step) + 3)
     yield s
     s.close()
 

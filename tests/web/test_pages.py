@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 
 from recallwatch.store import FnBucket, FnEstimate, Store
-from tests.daemon.helpers import REPO
 from tests.helpers.browser import Tab, live_app
 from tests.helpers.history import PAYLOAD, History, backfilled, evaluations
+from tests.helpers.processes import REPO
 from tests.web.helpers import app_over
 
 ARTIFACTS = REPO / "artifacts"

@@ -17,8 +17,9 @@ import requests
 
 from recallwatch.synthetic.heldout import SyntheticSet
 from recallwatch.synthetic.mined import simulate_mined_set
-from tests.daemon.helpers import config_doc, fn_section, wait_for, write_checkpoint, write_config
 from tests.helpers.browser import Tab
+from tests.helpers.processes import wait_for
+from tests.helpers.runs import config_doc, fn_section, write_checkpoint, write_config
 from tests.helpers.serve import Serve
 from tests.web.helpers import estimate_of, estimate_shown, wait_item, wait_progress
 

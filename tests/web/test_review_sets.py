@@ -15,6 +15,7 @@ from recallwatch.web import WebSettings
 from recallwatch.web.review import enable_review
 from recallwatch.web.review_sets import ReviewSets, ReviewSettings, daemon_sets
 from tests.helpers.browser import live_app
+from tests.helpers.seed import add
 
 
 def test_the_daemon_offers_each_mined_set_its_runs_name(tmp_path: Path) -> None:
@@ -26,16 +27,15 @@ def test_the_daemon_offers_each_mined_set_its_runs_name(tmp_path: Path) -> None:
     store = Store.open(tmp_path / "rw.db")
     run = store.queue.ensure_run("demo", str(run_dir), 1.0)
     for step, fp in ((100, "fp-a"), (200, "fp-a")):
-        store.queue.add_checkpoint(
+        add(
+            store,
             run,
-            name=f"checkpoint-{step}",
-            path=str(run_dir / f"checkpoint-{step}"),
-            step=step,
-            eval_key="k",
-            completed_at=float(step),
-            now=float(step),
-            mining_fingerprint=fp,
+            step,
+            fp=fp,
             mining_content=json.dumps({"mined_set": mined.name}),
+            directory=str(run_dir),
+            eval_key="k",
+            now=float(step),
         )
     changed: list[str] = []
     settings = ReviewSettings.with_token(

@@ -46,6 +46,10 @@ log = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
 Random = Callable[[], float]
+#: How a worker waits for its next step: until the event is set or ``timeout`` seconds of the
+#: dispatcher's clock pass. Real time by default (``threading.Event.wait``); tests inject one that
+#: follows their clock, so they drive retries and rate limits without sleeping.
+Wait = Callable[[threading.Event, float], object]
 
 
 # -- channels and the dispatcher ------------------------------------------------------------------
@@ -81,6 +85,7 @@ class Dispatcher:
         policy: RetryPolicy = DEFAULT_POLICY,
         session_factory: Callable[[], requests.Session] = new_session,
         clock: Clock = time.time,
+        wait: Wait = threading.Event.wait,
         rng: Random = random.random,
         idle_seconds: float = 30.0,
         on_attempt: Callable[[OutboxMessage, AttemptResult, MessageState], None] | None = None,
@@ -89,6 +94,7 @@ class Dispatcher:
         self.targets = dict(targets)
         self.policy = policy
         self.clock = clock
+        self.wait = wait
         self.rng = rng
         self.idle_seconds = idle_seconds
         self.on_attempt = on_attempt
@@ -139,7 +145,7 @@ class Dispatcher:
                 log.exception("notification worker error", extra=fields(channel=channel))
                 wait = 5.0
             if wait > 0:
-                event.wait(wait)
+                self.wait(event, wait)
 
     def step(self, channel: str) -> float:
         """Attempt the channel's head message if it is due; return how long to wait next."""
