@@ -15,7 +15,7 @@ import pytest
 
 from recallwatch.store.maintenance import backup
 from recallwatch.synthetic.heldout import SyntheticSet
-from tests.daemon.helpers import REPO, config_doc, wait_for, write_checkpoint, write_config
+from tests.daemon.helpers import REPO, config_doc, write_checkpoint, write_config
 from tests.helpers.serve import PYTHONPATH, Serve
 from tests.store.helpers import populate
 

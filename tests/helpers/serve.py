@@ -20,7 +20,6 @@ import pytest
 from recallwatch.synthetic.heldout import SyntheticSet, write_heldout
 from tests.daemon.helpers import REPO, wait_for
 
-
 #: This checkout's package first (not an installed one), then the tests.
 PYTHONPATH = os.pathsep.join((str(REPO / "service"), str(REPO)))
 

@@ -1,4 +1,4 @@
-"""Store integrity (``store/maintenance.py``) on real SQLite files damaged the ways disks damage them."""
+"""Store integrity (``store/maintenance.py``) on real SQLite files, damaged as disks damage them."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ from tests.store.helpers import populate
 
 @pytest.fixture(scope="module")
 def populated(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A real store of 600 evaluated checkpoints, shared read-only by the module (copy to damage)."""
+    """A real store of 600 evaluated checkpoints, shared by the module (damage a copy)."""
     return populate(tmp_path_factory.mktemp("populated") / "recallwatch.db")
 
 
