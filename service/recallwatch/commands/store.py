@@ -61,6 +61,18 @@ def run(args: argparse.Namespace) -> int:
     path = args.store or store_path(
         args.config or Path(os.environ.get("RECALLWATCH_CONFIG", "recallwatch.yaml"))
     )
+    try:
+        return _act(args, path)
+    except OSError as exc:
+        raise maintenance.StoreError(
+            f"store {args.action}: cannot use {exc.filename or path}: {exc.strerror or exc}"
+        ) from exc
+
+
+def _act(args: argparse.Namespace, path: Path) -> int:
+    """Run one action on the store at ``path``."""
+    from recallwatch.store import maintenance
+
     if args.action == "check":
         found = maintenance.check(path)
         if not found.ok:

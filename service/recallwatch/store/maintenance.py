@@ -51,6 +51,8 @@ REVIEW_MIRROR = "reviews"
 COUNTED = ("runs", "checkpoints", "evaluations", "fn_estimates", "alerts", "outbox")
 _MAGIC = b"SQLite format 3\x00"
 _MAX_PROBLEMS = 5
+#: SQLite's primary result codes that mean a damaged file: IOERR, CORRUPT, NOTADB.
+_DAMAGE = frozenset({sqlite3.SQLITE_IOERR, sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB})
 
 
 class StoreDamagedError(StoreError):
@@ -151,8 +153,13 @@ def check(path: Path | str, *, full: bool = True) -> StoreCheck:
     p = Path(path)
     if not p.is_file():
         raise StoreError(f"no store at {p}")
-    size = p.stat().st_size
-    problems = _header_problems(p, size)
+    try:
+        size = p.stat().st_size
+        problems = _header_problems(p, size)
+    except OSError as exc:
+        raise StoreError(
+            f"cannot read the store {p}: {exc.strerror or exc}; check that this user can read it"
+        ) from exc
     if problems and problems[0].startswith("the header"):
         return StoreCheck(p, tuple(problems), size)
     version: int | None = None
@@ -163,6 +170,8 @@ def check(path: Path | str, *, full: bool = True) -> StoreCheck:
             try:
                 found = _pragma_lines(conn, f"PRAGMA {pragma}({_MAX_PROBLEMS})")
             except sqlite3.DatabaseError as exc:
+                if not _is_damage(exc):
+                    raise
                 found = [f"SQLite: {exc}"]
             if found == ["ok"]:
                 version = int(conn.execute("PRAGMA user_version").fetchone()[0])
@@ -171,6 +180,12 @@ def check(path: Path | str, *, full: bool = True) -> StoreCheck:
                 problems += _damaged_tables(conn, pragma)
                 problems += found[:_MAX_PROBLEMS]
     except sqlite3.Error as exc:
+        if not _is_damage(exc):
+            # Not damage: a file this user cannot open, or one locked for too long.
+            raise StoreError(
+                f"cannot check the store {p}: {exc}; check that it and its directory are "
+                "readable and writable by this user"
+            ) from exc
         problems.append(f"SQLite: {exc}")
     return StoreCheck(p, tuple(problems), size, version, rows)
 
@@ -188,8 +203,7 @@ def backup(store: Path | str, dest: Path | str, *, now: float | None = None) -> 
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     try:
-        with _read_only(src) as source:
-            _copy(source, tmp)
+        _copy(src, tmp)
         result = check(tmp)
         if not result.ok:
             raise StoreDamagedError(
@@ -226,8 +240,7 @@ def restore(source: Path | str, store: Path | str, *, now: float | None = None) 
     with store_lock(dst, advice=advice):
         tmp = dst.with_name(f".{dst.name}.restore-{os.getpid()}.tmp")
         try:
-            with _read_only(src) as source_conn:
-                _copy(source_conn, tmp)
+            _copy(src, tmp)
             copied = check(tmp, full=False)
             if not copied.ok:
                 raise StoreDamagedError(
@@ -252,15 +265,21 @@ def set_aside(store: Path | str, label: str, when: float) -> tuple[Path, ...]:
     p = Path(store)
     target = p.with_name(f"{p.stem}-{label}-{_stamp(when)}{p.suffix}")
     moved: list[Path] = []
-    if p.exists():
-        p.replace(target)
-        moved.append(target)
-    wal = _sidecar(p, "-wal")
-    if wal.exists():
-        # Renamed as the -wal of the renamed file, so that the pair still opens as one database.
-        wal.replace(_sidecar(target, "-wal"))
-        moved.append(_sidecar(target, "-wal"))
-    _sidecar(p, "-shm").unlink(missing_ok=True)
+    try:
+        if p.exists():
+            p.replace(target)
+            moved.append(target)
+        wal = _sidecar(p, "-wal")
+        if wal.exists():
+            # Renamed as the -wal of the renamed file, so that the pair still opens as one database.
+            wal.replace(_sidecar(target, "-wal"))
+            moved.append(_sidecar(target, "-wal"))
+        _sidecar(p, "-shm").unlink(missing_ok=True)
+    except OSError as exc:
+        raise StoreError(
+            f"cannot set {p} aside as {target}: {exc.strerror or exc}; check that this user can "
+            f"write to {p.parent}"
+        ) from exc
     _fsync_dir(p.parent)
     return tuple(moved)
 
@@ -344,15 +363,29 @@ def _read_only(path: Path) -> Iterator[sqlite3.Connection]:
         yield conn
 
 
-def _copy(source: sqlite3.Connection, tmp: Path) -> None:
+def _copy(src: Path, tmp: Path) -> None:
     """Copy a database into a new single file (rollback journal, no ``-wal``), synced to disk."""
-    tmp.unlink(missing_ok=True)
-    with closing(sqlite3.connect(tmp, isolation_level=None)) as dest:
-        # One step: the whole copy reads one snapshot, whatever a daemon commits meanwhile.
-        source.backup(dest, pages=-1)
-        dest.execute("PRAGMA journal_mode = DELETE")
-    with tmp.open("rb+") as fh:
-        os.fsync(fh.fileno())
+    try:
+        tmp.unlink(missing_ok=True)
+        with _read_only(src) as source, closing(sqlite3.connect(tmp, isolation_level=None)) as dest:
+            # One step: the whole copy reads one snapshot, whatever a daemon commits meanwhile.
+            source.backup(dest, pages=-1)
+            dest.execute("PRAGMA journal_mode = DELETE")
+        with tmp.open("rb+") as fh:
+            os.fsync(fh.fileno())
+    except sqlite3.Error as exc:
+        if _is_damage(exc) and "malformed" in str(exc):
+            raise StoreDamagedError(
+                f"cannot copy {src}, it is damaged: {exc}; run `recallwatch store check`"
+            ) from exc
+        raise StoreError(f"cannot copy {src} to {tmp.parent}: {exc}") from exc
+    except OSError as exc:
+        raise StoreError(f"cannot write {tmp}: {exc.strerror or exc}") from exc
+
+
+def _is_damage(exc: sqlite3.Error) -> bool:
+    """Whether an SQLite error says the file is damaged (not locked, not unreadable)."""
+    return getattr(exc, "sqlite_errorcode", 0) & 0xFF in _DAMAGE
 
 
 def _sidecar(path: Path, suffix: str) -> Path:
