@@ -161,6 +161,8 @@ def startup_check(path: Path, args: argparse.Namespace) -> None:
             extra=fields(store=str(path), ignored="; ".join(signs), set_aside=_joined(moved)),
         )
         return
+    if not path.is_file():
+        return  # a directory or a device: opening the store says what is wrong
     started = time.monotonic()
     found = maintenance.check(path, full=False)
     if found.ok:
