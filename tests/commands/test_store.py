@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import random
 import sqlite3
@@ -14,6 +15,7 @@ import httpx
 import pytest
 
 from recallwatch.cli import main
+from recallwatch.commands.store import startup_check
 from recallwatch.store.maintenance import backup
 from recallwatch.synthetic.heldout import SyntheticSet
 from tests.daemon.helpers import REPO, config_doc, write_checkpoint, write_config
@@ -160,3 +162,15 @@ def test_an_emptied_store_beside_an_earlier_one_needs_fresh_store(
     (aside,) = store.parent.glob("recallwatch-replaced-*.db-wal")
     assert aside.read_bytes() == b"\0" * 32
     assert daemon.stop() == 0
+
+
+def test_fresh_store_sets_a_damaged_store_aside(tmp_path: Path) -> None:
+    store = populate(tmp_path / "recallwatch.db")
+    _header(store)
+    Path(f"{store}-wal").write_bytes(b"log")
+    args = argparse.Namespace(fresh_store=True, config=tmp_path / "rw.yaml", store=None)
+    startup_check(store, args)
+    assert not store.exists() and not Path(f"{store}-wal").exists()
+    (aside,) = tmp_path.glob("recallwatch-damaged-*.db")
+    assert Path(f"{aside}-wal").read_bytes() == b"log"
+    startup_check(store, args)  # nothing left: a new store, no signs, nothing to say
