@@ -8,6 +8,7 @@ needs other values passes them (``add``) or replaces fields of ``finished`` with
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from recallwatch.store import NewEvaluation, Store
 
@@ -96,3 +97,16 @@ def fail(
         reason=reason,
         message=message,
     )
+
+
+def populate(path: Path, checkpoints: int = 600) -> Path:
+    """A real store of one run with ``checkpoints`` evaluated checkpoints (several hundred KB)."""
+    store = Store.open(path)
+    try:
+        store.db.query("PRAGMA synchronous = OFF")  # a fixture, not the daemon: speed over safety
+        run_id = store.queue.ensure_run("a", "/runs/a", 1.0)
+        for step in range(1, checkpoints + 1):
+            store.results.record_evaluation(finished(add(store, run_id, step)), run_id)
+    finally:
+        store.close()
+    return path

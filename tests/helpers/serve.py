@@ -11,7 +11,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,9 @@ import pytest
 
 from recallwatch.synthetic.heldout import SyntheticSet, write_heldout
 from tests.helpers.processes import REPO, wait_for
+
+#: This checkout's package first (not an installed one), then the tests.
+PYTHONPATH = os.pathsep.join((str(REPO / "service"), str(REPO)))
 
 
 @pytest.fixture(scope="session")
@@ -30,16 +33,17 @@ def synthetic(tmp_path_factory: pytest.TempPathFactory) -> SyntheticSet:
 class Serve:
     """``recallwatch serve`` as a real subprocess, logging JSON lines to a file."""
 
-    def __init__(self, config: Path, log: Path) -> None:
+    def __init__(self, config: Path, log: Path, *, args: Sequence[str] = ()) -> None:
         self.config = config
         self.log = log
+        self.args = tuple(args)
         self.proc: subprocess.Popen[bytes] | None = None
         self.url = ""
         self._offset = 0
 
     def start(self, *, wait: bool = True) -> Serve:
         """Start the daemon; with ``wait``, until it logs the URL it serves on."""
-        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        env = {**os.environ, "PYTHONPATH": PYTHONPATH}
         self._offset = self.log.stat().st_size if self.log.exists() else 0
         with self.log.open("ab") as fh:
             self.proc = subprocess.Popen(
@@ -52,6 +56,7 @@ class Serve:
                     str(self.config),
                     "--log-format",
                     "json",
+                    *self.args,
                 ],
                 stdout=fh,
                 stderr=fh,

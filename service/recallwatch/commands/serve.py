@@ -1,7 +1,9 @@
 """``recallwatch serve``: the daemon — watch runs, evaluate new checkpoints, export, serve HTTP.
 
 Start-up order: validate the config (a bad one is refused with the messages of ``check-config``),
-open the store (a clear error if it cannot be written), bind the HTTP socket (a clear error if the
+check the store (``PRAGMA quick_check``: a damaged store is refused with the restore command; a
+missing or emptied one beside an earlier store's traces needs ``--fresh-store``), open the store
+(a clear error if it cannot be written), bind the HTTP socket (a clear error if the
 address is taken), then start discovery and serving. SIGTERM or SIGINT stops polling, lets a
 running evaluation finish within ``evaluation.shutdown_grace_seconds`` (else re-queues it for the
 next start), stops HTTP and closes the store; a second signal stops the evaluation at once.
@@ -56,6 +58,12 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="queue failed checkpoints again at start-up (once their cause is fixed)",
     )
     p.add_argument(
+        "--fresh-store",
+        action="store_true",
+        help="start a new store where an earlier one is missing, emptied or damaged (it is set "
+        "aside; every checkpoint is evaluated again); without it, serve refuses and says why",
+    )
+    p.add_argument(
         "--demo",
         metavar="DIR",
         nargs="?",
@@ -86,6 +94,7 @@ def run(args: argparse.Namespace) -> int:
     # Deferred imports keep `recallwatch --help` fast.
     from prometheus_client import CollectorRegistry, ProcessCollector
 
+    from recallwatch.commands.store import startup_check
     from recallwatch.daemon import Daemon
     from recallwatch.daemon.notifier import Notifier
     from recallwatch.metrics.collector import RecallwatchCollector
@@ -118,6 +127,7 @@ def run(args: argparse.Namespace) -> int:
         except ValueError as exc:
             raise ConfigError([("--listen", str(exc))], source="the command line") from None
 
+    startup_check(config.store.path, args)
     store = Store.open(config.store.path)
     try:
         notifier = Notifier(config, store) if config.notifications.rules else None

@@ -21,7 +21,7 @@ from typing import Any
 from recallwatch.errors import RecallwatchError
 from recallwatch.store.schema import MIGRATIONS, SCHEMA_VERSION
 
-__all__ = ["Database", "StoreError"]
+__all__ = ["Database", "StoreError", "store_lock"]
 
 _HINT = "check that the directory exists (or can be created) and is writable by this user"
 
@@ -130,7 +130,19 @@ class Database:
             return self._conn.execute(sql, params).fetchall()
 
 
-def _lock(path: Path) -> int:
+@contextmanager
+def store_lock(
+    path: Path | str, *, advice: str = "stop it or use another store.path"
+) -> Iterator[None]:
+    """Hold the store's lock file (as a serving daemon does); refused while another holds it."""
+    fd = _lock(Path(path), advice=advice)
+    try:
+        yield
+    finally:
+        _unlock(fd)
+
+
+def _lock(path: Path, *, advice: str = "stop it or use another store.path") -> int:
     lock_path = path.with_name(path.name + ".lock")
     fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
@@ -139,8 +151,7 @@ def _lock(path: Path) -> int:
         holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
         os.close(fd)
         raise StoreError(
-            f"the store {path} is in use by another recallwatch process (pid {holder}); "
-            "stop it or use another store.path"
+            f"the store {path} is in use by another recallwatch process (pid {holder}); {advice}"
         ) from None
     os.ftruncate(fd, 0)
     os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)

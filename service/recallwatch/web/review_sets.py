@@ -27,6 +27,7 @@ from recallwatch.mining.corpus import load_corpus
 from recallwatch.mining.formats import read_mined
 from recallwatch.mining.review import ReviewPlan, plan_review, write_review_labels
 from recallwatch.store import Store
+from recallwatch.store.maintenance import review_mirror
 from recallwatch.views.reviews import review_labels
 
 if TYPE_CHECKING:
@@ -162,7 +163,7 @@ def daemon_review(store: Store, config: Config) -> ReviewSets:
     """
     settings = ReviewSettings.from_config(config)
     sets = ReviewSets(settings, lambda: daemon_sets(store, settings))
-    folder = Path(store.path).parent / "reviews"
+    folder = review_mirror(store.path)
 
     def mirror(key: str) -> None:
         rs = sets.get(key)
