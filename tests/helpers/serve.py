@@ -39,7 +39,8 @@ class Serve:
 
     def start(self, *, wait: bool = True) -> Serve:
         """Start the daemon; with ``wait``, until it logs the URL it serves on."""
-        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        # This checkout's package first (a shared venv may have another one installed).
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "service"), str(REPO)])}
         self._offset = self.log.stat().st_size if self.log.exists() else 0
         with self.log.open("ab") as fh:
             self.proc = subprocess.Popen(
