@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import csv
+from pathlib import Path
+
 import pytest
 
 from recallwatch.mining.cells import neutralise, restore
+from recallwatch.mining.oracles import Pair, read_labels, write_label_sheet
 
 
 @pytest.mark.parametrize(
@@ -33,3 +37,16 @@ def test_neutralise_and_restore_are_inverse(value: str, cell: str) -> None:
 
 def test_non_text_cells_are_written_as_they_are() -> None:
     assert neutralise(-3) == -3 and neutralise(None) is None
+
+
+def test_a_label_sheet_is_no_formula_and_its_filled_labels_read_back(tmp_path: Path) -> None:
+    sheet = tmp_path / "sheet.csv"
+    write_label_sheet(sheet, [("mined", Pair("-q1", "d1", "=1+1", "@SUM(A1)"), -2)])
+    with sheet.open(newline="", encoding="utf-8") as fh:
+        (row,) = list(csv.DictReader(fh))
+    assert (row["query_id"], row["query"], row["document"]) == ("'-q1", "'=1+1", "'@SUM(A1)")
+    assert row["rank"] == "-2"  # a number stays a number
+    # A reviewer fills the label column in a spreadsheet; the oracle reads the original ids.
+    sheet.write_text(sheet.read_text(encoding="utf-8").replace(",,,,mined", ",relevant,,,mined"))
+    (label,) = read_labels(sheet)
+    assert (label.query_id, label.doc_id, label.label) == ("-q1", "d1", "relevant")
