@@ -240,10 +240,10 @@ def read_qrels(path: Path) -> dict[str, dict[str, tuple[int, int]]]:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
+        bad_line = data.count(b"\n", 0, exc.start) + 1
         column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1)
         raise HeldoutError(
-            f"not valid UTF-8 (byte {column} of the line)", path=path, line=line
+            f"not valid UTF-8 (byte {column} of the line)", path=path, line=bad_line
         ) from exc
     qrels: dict[str, dict[str, tuple[int, int]]] = {}
     for lineno, raw in enumerate(text.split("\n"), start=1):
