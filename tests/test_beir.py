@@ -193,3 +193,28 @@ def test_read_qrels_graded_with_crlf(tmp_path: Path) -> None:
     path = tmp_path / "test.tsv"
     path.write_text("query-id\tcorpus-id\tscore\r\nq1\td1\t1\r\nq1\td2\t2.0\r\n", encoding="utf-8")
     assert read_qrels(path) == {"q1": {"d1": (1, 2), "d2": (2, 3)}}
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b"q1\td1\t1\n\t\t\n", r"test.tsv, line 2: empty query-id or corpus-id"),
+        (b"q1\td1\t1\n \t \t \n", r"test.tsv, line 2: empty query-id or corpus-id"),
+        (b"q1\td1\t1\n\t\n", r"test.tsv, line 2: expected 3 tab-separated columns"),
+        (
+            b"q1\td1\t1\nq2\td\xff2\t1\n",
+            r"test.tsv, line 2: not valid UTF-8 \(byte 4 of the line\)",
+        ),
+    ],
+)
+def test_bad_qrels_lines_are_named(tmp_path: Path, body: bytes, message: str) -> None:
+    path = tmp_path / "test.tsv"
+    path.write_bytes(body)
+    with pytest.raises(HeldoutError, match=message):
+        read_qrels(path)
+
+
+def test_blank_qrels_lines_are_skipped(tmp_path: Path) -> None:
+    path = tmp_path / "test.tsv"
+    path.write_bytes(b"q1\td1\t1\n\n  \nq1\td2\t0\n")
+    assert read_qrels(path) == {"q1": {"d1": (1, 1), "d2": (0, 4)}}

@@ -240,11 +240,16 @@ def read_qrels(path: Path) -> dict[str, dict[str, tuple[int, int]]]:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise HeldoutError(f"not valid UTF-8 (byte {exc.start})", path=path) from exc
+        bad_line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1)
+        raise HeldoutError(
+            f"not valid UTF-8 (byte {column} of the line)", path=path, line=bad_line
+        ) from exc
     qrels: dict[str, dict[str, tuple[int, int]]] = {}
     for lineno, raw in enumerate(text.split("\n"), start=1):
         line = raw.rstrip("\r")
-        if not line.strip():
+        # A blank line separates nothing; a line of tabs (three empty fields) is a bad record.
+        if not line.strip() and "\t" not in line:
             continue
         cols = line.split("\t")
         if lineno == 1 and cols and cols[0].strip().lower() in {"query-id", "query_id", "qid"}:

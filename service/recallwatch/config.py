@@ -11,11 +11,13 @@ See ``examples/recallwatch.yaml`` for an annotated example and ``docs/daemon.md`
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, get_args
 
@@ -47,6 +49,7 @@ __all__ = [
     "RunConfig",
     "dataset_key",
     "load_config",
+    "missing_secrets",
     "parse_config",
     "preflight",
 ]
@@ -84,25 +87,42 @@ class HttpConfig(_Model):
     """The HTTP listen address, ``HOST:PORT`` (``[::1]:9464`` for IPv6; port 0 picks a free one)."""
 
     listen: str = f"127.0.0.1:{DEFAULT_PORT}"
-    #: An optional read token for the web pages (``/runs`` ...), a secret: from an environment
-    #: variable or a file. Unset: the pages are open like the JSON API (see docs/web.md).
+    #: An optional read token for the web pages (``/runs`` ...) and the JSON API (``/api/v1``),
+    #: a secret: from an environment variable or a file. Unset: both are open (see docs/web.md).
     web_token_env: str | None = None
     web_token_file: ConfigPath | None = None
+    #: An optional bearer token for ``/metrics`` (Prometheus' ``authorization`` scrape setting).
+    metrics_token_env: str | None = None
+    metrics_token_file: ConfigPath | None = None
 
     @model_validator(mode="after")
-    def _check_web_token(self) -> HttpConfig:
-        if self.web_token_env is not None and self.web_token_file is not None:
-            raise ValueError("set web_token_env or web_token_file, not both")
-        self.web_token()
+    def _check_tokens(self, info: ValidationInfo) -> HttpConfig:
+        for name in ("web_token", "metrics_token"):
+            if (
+                getattr(self, f"{name}_env") is not None
+                and getattr(self, f"{name}_file") is not None
+            ):
+                raise ValueError(f"set {name}_env or {name}_file, not both")
+        if _resolving(info):
+            self.web_token()
+            self.metrics_token()
         return self
 
-    def web_token(self) -> str | None:
-        """The web pages' read token, or None when the pages are open."""
-        if self.web_token_env is not None:
-            return _read_secret("env", self.web_token_env)
-        if self.web_token_file is not None:
-            return _read_secret("file", str(self.web_token_file))
+    def _token(self, name: str) -> str | None:
+        env, file = getattr(self, f"{name}_env"), getattr(self, f"{name}_file")
+        if env is not None:
+            return _read_secret("env", env)
+        if file is not None:
+            return _read_secret("file", str(file))
         return None
+
+    def web_token(self) -> str | None:
+        """The read token of the pages and the API, or None when they are open."""
+        return self._token("web_token")
+
+    def metrics_token(self) -> str | None:
+        """The bearer token of ``/metrics``, or None when it is open."""
+        return self._token("metrics_token")
 
     @field_validator("listen")
     @classmethod
@@ -301,27 +321,32 @@ class FalseNegativeConfig(AuditSpec):
 
     @field_validator("http_auth_env")
     @classmethod
-    def _auth_env_set(cls, value: str | None) -> str | None:
-        if value is not None:
+    def _auth_env_set(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None and _resolving(info):
             _read_secret("env", value)  # checked now, read again by the audit process
         return value
 
     @field_validator("http_auth_file")
     @classmethod
-    def _auth_file_readable(cls, value: Path | None) -> Path | None:
-        if value is not None:
+    def _auth_file_readable(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        if value is not None and _resolving(info):
             _read_secret("file", str(value))
         return value
 
     @field_validator("http_header_env")
     @classmethod
-    def _header_env_set(cls, value: list[str]) -> list[str]:
-        for item in value:
+    def _header_env_set(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        for item in value if _resolving(info) else []:
             _read_secret("env", item.partition("=")[2].strip())
         return value
 
 
 # -- notifications: modelled and validated here, delivered by the alerting code -------------------
+
+
+def _resolving(info: ValidationInfo) -> bool:
+    """Whether this load resolves secrets (``parse_config(..., secrets=False)`` does not)."""
+    return bool((info.context or {}).get("secrets", True))
 
 
 def _read_secret(kind: str, ref: str) -> str:
@@ -352,12 +377,14 @@ class _Channel(_Model):
     @classmethod
     def _check_secret_ref(cls, value: Any, info: ValidationInfo) -> Any:
         name = info.field_name or ""
+        if not _resolving(info):
+            return value
         if value is not None and (name.endswith("_env") or name.endswith("_file")):
             _read_secret("env" if name.endswith("_env") else "file", str(value))
         return value
 
     @model_validator(mode="after")
-    def _resolve_secrets(self) -> _Channel:
+    def _resolve_secrets(self, info: ValidationInfo) -> _Channel:
         for name, required in self.secret_fields:
             env, file = getattr(self, f"{name}_env"), getattr(self, f"{name}_file")
             if env is not None and file is not None:
@@ -366,9 +393,17 @@ class _Channel(_Model):
                 if required:
                     raise ValueError(f"{name} is required: set {name}_env or {name}_file")
                 continue
-            kind, ref = ("env", env) if env is not None else ("file", file)
-            self._secrets[name] = SecretStr(_read_secret(kind, ref))
+        if _resolving(info):
+            self.resolve_secrets()
         return self
+
+    def resolve_secrets(self) -> None:
+        """Read this channel's secrets (``ValueError`` naming the variable or file if unset)."""
+        for name, _ in self.secret_fields:
+            env, file = getattr(self, f"{name}_env"), getattr(self, f"{name}_file")
+            if env is not None or file is not None:
+                kind, ref = ("env", env) if env is not None else ("file", file)
+                self._secrets[name] = SecretStr(_read_secret(kind, ref))
 
     def secret(self, name: str) -> SecretStr | None:
         """The resolved secret ``name`` (``None`` when optional and not configured)."""
@@ -394,17 +429,17 @@ class WebhookChannel(_Channel):
     secret_file: str | None = None
     secret_fields: ClassVar[tuple[tuple[str, bool], ...]] = (("url", True), ("secret", False))
 
-    @model_validator(mode="after")
-    def _check_signing_secret(self) -> WebhookChannel:
+    def resolve_secrets(self) -> None:
+        """Read the URL and signing secret, and check the secret's format."""
         from recallwatch.notify.webhook import secret_key
 
+        super().resolve_secrets()
         secret = self.secret("secret")
         if secret is not None:
             try:
                 secret_key(secret.get_secret_value())
             except ValueError as exc:  # the message names the convention, never the value
                 raise ValueError(str(exc)) from None
-        return self
 
 
 class AlertmanagerChannel(_Channel):
@@ -661,12 +696,18 @@ def _message(err: Any) -> str:
     return msg
 
 
-def parse_config(data: Any, *, source: str | None = None, base_dir: Path | None = None) -> Config:
-    """Validate a parsed document into a ``Config``, or raise ``ConfigError`` with every error."""
+def parse_config(
+    data: Any, *, source: str | None = None, base_dir: Path | None = None, secrets: bool = True
+) -> Config:
+    """Validate a parsed document into a ``Config``, or raise ``ConfigError`` with every error.
+
+    ``secrets=False`` checks where each secret comes from but reads none (read-only commands;
+    ``missing_secrets`` lists what ``serve`` would lack, ``_Channel.resolve_secrets`` reads one).
+    """
     if not isinstance(data, dict):
         raise ConfigError([("", "the configuration must be a mapping")], source=source)
     try:
-        config = Config.model_validate(data, context={"base_dir": base_dir})
+        config = Config.model_validate(data, context={"base_dir": base_dir, "secrets": secrets})
     except ValidationError as exc:
         errors = [(_dotted(tuple(e["loc"])), _message(e)) for e in exc.errors()]
         raise ConfigError(errors, source=source) from None
@@ -676,8 +717,8 @@ def parse_config(data: Any, *, source: str | None = None, base_dir: Path | None 
     return config
 
 
-def load_config(path: Path | str) -> Config:
-    """Read and validate ``recallwatch.yaml`` (YAML or JSON)."""
+def load_config(path: Path | str, *, secrets: bool = True) -> Config:
+    """Read and validate ``recallwatch.yaml`` (YAML or JSON); ``secrets`` as in ``parse_config``."""
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8")
@@ -692,7 +733,42 @@ def load_config(path: Path | str) -> Config:
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc)
         raise ConfigError([("", f"{where}not valid YAML ({problem})")], source=str(p)) from None
-    return parse_config(data, source=str(p), base_dir=p.resolve().parent)
+    return parse_config(data, source=str(p), base_dir=p.resolve().parent, secrets=secrets)
+
+
+def missing_secrets(config: Config) -> list[tuple[str, str]]:
+    """The secrets ``serve`` would fail to read, as (dotted path, message) pairs."""
+    problems: list[tuple[str, str]] = []
+
+    def attempt(where: str, read: Callable[[], object]) -> None:
+        try:
+            read()
+        except ValueError as exc:
+            problems.append((where, str(exc)))
+
+    for name in ("web_token", "metrics_token"):
+        for kind in ("env", "file"):
+            ref = getattr(config.http, f"{name}_{kind}")
+            if ref is not None:
+                attempt(f"http.{name}_{kind}", functools.partial(_read_secret, kind, str(ref)))
+    for i, channel in enumerate(config.notifications.channels):
+        before = len(problems)
+        for name, _ in channel.secret_fields:
+            for kind in ("env", "file"):
+                ref = getattr(channel, f"{name}_{kind}")
+                if ref is not None:
+                    where = f"notifications.channels.{i}.{name}_{kind}"
+                    attempt(where, functools.partial(_read_secret, kind, str(ref)))
+        if len(problems) == before:  # all there: check their format too (signing secrets)
+            attempt(f"notifications.channels.{i}", channel.resolve_secrets)
+    fn = config.false_negatives
+    if fn is not None:
+        refs = [("env", v) for v in [fn.http_auth_env] if v is not None]
+        refs += [("file", str(f)) for f in [fn.http_auth_file] if f is not None]
+        refs += [("env", item.partition("=")[2].strip()) for item in fn.http_header_env]
+        for kind, ref in refs:
+            attempt("false_negatives", functools.partial(_read_secret, kind, ref))
+    return problems
 
 
 def preflight(config: Config) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:

@@ -10,7 +10,10 @@ clear start-up error and port 0 works (the chosen port is logged).
 ``name[]`` filtering, OpenMetrics by ``Accept``), fed with the registry's metrics collected in a
 worker thread, so that a scrape, which reads the store, does not hold up the event loop.
 
-The JSON API's routes and response models live in ``api``; the web pages in ``web``.
+The JSON API's routes and response models live in ``api``; the web pages in ``web``. Every
+response carries the security headers of ``web.security``; the read token (``http.web_token_env``)
+guards the API as it does the pages, and ``/metrics`` takes an optional bearer token
+(``http.metrics_token_env``); ``/healthz`` and ``/readyz`` stay open (``web.auth``).
 """
 
 from __future__ import annotations
@@ -23,11 +26,12 @@ from collections.abc import Callable
 from typing import Any
 
 import uvicorn
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry
 from pydantic import BaseModel
 from starlette.routing import Route
+from starlette.types import ASGIApp
 
 from recallwatch import api
 from recallwatch.errors import ConfigError
@@ -35,6 +39,8 @@ from recallwatch.metrics.app import MetricsApp
 from recallwatch.metrics.health import DaemonHealthCollector
 from recallwatch.store import Store
 from recallwatch.web import WebSettings, mount
+from recallwatch.web.auth import BearerGuard, authorize_api
+from recallwatch.web.security import SecurityHeaders
 
 __all__ = ["HttpServer", "create_app"]
 
@@ -48,6 +54,12 @@ class Health(BaseModel):
     """Liveness: ``ok``, or what is dead."""
 
     status: str
+
+
+class Unauthorized(BaseModel):
+    """The read token (``http.web_token_env``) is missing or wrong."""
+
+    detail: str
 
 
 class Readiness(BaseModel):
@@ -80,11 +92,15 @@ def create_app(
         docs_url=None,
         redoc_url=None,
     )
+    settings = web or WebSettings()
+    # One set of security headers (CSP, nosniff, ...) on every answer: pages, API, metrics, docs.
+    app.add_middleware(SecurityHeaders)
     # The daemon's own health (what /readyz knows) as metrics, next to the store's.
     registry.register(DaemonHealthCollector(readiness))
-    app.router.routes.append(
-        Route("/metrics", MetricsApp(registry), methods=["GET"], include_in_schema=False)
-    )
+    metrics: ASGIApp = MetricsApp(registry)
+    if settings.metrics_token is not None:
+        metrics = BearerGuard(metrics, settings.metrics_token)
+    app.router.routes.append(Route("/metrics", metrics, methods=["GET"], include_in_schema=False))
 
     @app.get(
         "/healthz",
@@ -112,8 +128,18 @@ def create_app(
         state = readiness()
         return JSONResponse(state, status_code=200 if state["ready"] else 503)
 
-    app.include_router(api.router(store))
-    mount(app, store, web)
+    token = settings.token
+
+    def api_reader(request: Request) -> None:
+        authorize_api(request, token)
+
+    app.include_router(
+        api.router(store),
+        # The read token guards the API as it does the pages (the API returns query texts).
+        dependencies=[Depends(api_reader)] if token is not None else [],
+        responses={401: {"model": Unauthorized}} if token is not None else {},
+    )
+    mount(app, store, settings)
     return app
 
 

@@ -236,10 +236,10 @@ def prometheus(tmp_path: Path) -> Iterator[Any]:
         pytest.skip("Prometheus is not installed: apt-get install -y prometheus")
     procs: list[subprocess.Popen[bytes]] = []
 
-    def start(target: str) -> str:
-        scrape = {"scrape_interval": "1s", "scrape_timeout": "1s"}
-        job = {"job_name": "recallwatch", "static_configs": [{"targets": [target]}]}
-        url, _ = start_prometheus(tmp_path, {"global": scrape, "scrape_configs": [job]}, procs)
+    def start(target: str, **scrape: Any) -> str:
+        glob = {"scrape_interval": "1s", "scrape_timeout": "1s"}
+        job = {"job_name": "recallwatch", "static_configs": [{"targets": [target]}], **scrape}
+        url, _ = start_prometheus(tmp_path, {"global": glob, "scrape_configs": [job]}, procs)
         return url
 
     yield start
@@ -279,3 +279,53 @@ def test_prometheus_scrapes_recall(
         f"{base}/api/v1/query", params={"query": "recallwatch_checkpoint_info"}, timeout=5
     ).json()["data"]["result"]
     assert info[0]["metric"]["checkpoint"] == "checkpoint-500"
+
+
+def test_tokens_guard_the_api_and_metrics_and_prometheus_scrapes_with_its_bearer(
+    tmp_path: Path,
+    synthetic: SyntheticSet,
+    serve: type[Serve],
+    prometheus: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("RW_TEST_WEB_TOKEN", "pages-token")
+    (tmp_path / "scrape-token").write_text("scrape-token\n")
+    run_dir = tmp_path / "run"
+    write_checkpoint(run_dir, 500, synthetic, noise=0.6)
+    doc = config_doc(
+        tmp_path,
+        synthetic.path,
+        run_dir,
+        http={
+            "web_token_env": "RW_TEST_WEB_TOKEN",
+            "metrics_token_file": str(tmp_path / "scrape-token"),
+        },
+    )
+    daemon = serve(write_config(tmp_path / "rw.yaml", doc), tmp_path / "serve.log").start()
+    with httpx.Client(base_url=daemon.url, timeout=10) as anon:
+        for path, status in [("/api/v1/runs", 401), ("/metrics", 401), ("/runs", 401)]:
+            answer = anon.get(path)
+            assert answer.status_code == status, path
+            assert answer.headers["x-content-type-options"] == "nosniff"
+            assert "default-src 'self'" in answer.headers["content-security-policy"]
+        assert anon.get("/healthz").status_code == 200
+        assert anon.get("/readyz").status_code in (200, 503)  # open, ready or not
+    pages = {"Authorization": "Bearer pages-token"}
+    with httpx.Client(base_url=daemon.url, timeout=10, headers=pages) as api:
+        wait_for(lambda: api.get("/api/v1/runs").json()[0]["latest_step"] == 500, what="evaluation")
+        assert api.get("/metrics").status_code == 401  # the pages' token is not the scrape token
+    # Prometheus' own ``authorization`` scrape setting, as docs/daemon.md shows it.
+    base = prometheus(
+        daemon.url.removeprefix("http://"),
+        authorization={"type": "Bearer", "credentials_file": str(tmp_path / "scrape-token")},
+    )
+
+    def scraped() -> list[dict[str, Any]] | None:
+        r = httpx.get(
+            f"{base}/api/v1/query", params={"query": "recallwatch_recall_ratio"}, timeout=5
+        )
+        result: list[dict[str, Any]] = r.json()["data"]["result"]
+        return result or None
+
+    result = wait_for(scraped, timeout=60, interval=0.5, what="Prometheus to scrape the daemon")
+    assert {r["metric"]["run"] for r in result} == {"demo"}

@@ -159,7 +159,9 @@ def test_missing_directory(tmp_path: Path) -> None:
 def test_non_utf8_qrels(tmp_path: Path) -> None:
     write_set(tmp_path)
     (tmp_path / "qrels" / "test.tsv").write_bytes(b"query-id\tcorpus-id\tscore\nq1\td\xff1\t1\n")
-    with pytest.raises(HeldoutError, match=r"test.tsv: not valid UTF-8"):
+    with pytest.raises(
+        HeldoutError, match=r"test.tsv, line 2: not valid UTF-8 \(byte 4 of the line"
+    ):
         load_heldout(tmp_path, "test")
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from recallwatch.config import Config, load_config, preflight
+from recallwatch.config import Config, load_config, missing_secrets, preflight
 from recallwatch.errors import ConfigError
 from recallwatch.mining.oracles import redact_url
 
@@ -18,16 +18,28 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "check-config",
         help="validate a configuration file",
         description="Validate recallwatch.yaml: every error is printed with its dotted field path. "
-        "Exit status 0 when valid, 2 when not.",
+        "Secrets (tokens, channel URLs) that cannot be read here are warnings naming what "
+        "`serve` needs, unless --require-secrets. Exit status 0 when valid, 2 when not.",
     )
     p.add_argument("config", type=Path, help="the configuration file (YAML or JSON)")
+    p.add_argument(
+        "--require-secrets",
+        action="store_true",
+        help="a secret that cannot be read is an error (exit 2), as it is for serve: use it in "
+        "the environment the daemon runs in",
+    )
     p.set_defaults(func=run)
 
 
-def checked_config(path: Path) -> tuple[Config, list[tuple[str, str]]]:
-    """Load, validate and preflight a config: ``ConfigError`` or (config, warnings)."""
-    config = load_config(path)
+def checked_config(path: Path, *, secrets: bool = True) -> tuple[Config, list[tuple[str, str]]]:
+    """Load, validate and preflight a config: ``ConfigError`` or (config, warnings).
+
+    ``secrets=False``: secrets are not read; those ``serve`` could not read are warnings.
+    """
+    config = load_config(path, secrets=secrets)
     errors, warnings = preflight(config)
+    if not secrets:
+        warnings += [(w, f"{m} (serve needs it)") for w, m in missing_secrets(config)]
     if errors:
         raise ConfigError(errors, source=str(path))
     return config, warnings
@@ -35,7 +47,7 @@ def checked_config(path: Path) -> tuple[Config, list[tuple[str, str]]]:
 
 def run(args: argparse.Namespace) -> int:
     """Validate the file and print a summary (secrets are never printed)."""
-    config, warnings = checked_config(args.config)
+    config, warnings = checked_config(args.config, secrets=args.require_secrets)
     for where, msg in warnings:
         print(f"warning: {where}: {msg}")
     print(f"{args.config}: valid")

@@ -72,6 +72,11 @@ def send_test(
         raise ConfigError(
             [("notifications.channels", f"no channel named {channel_name!r} (known: {known})")]
         )
+    try:  # only this channel's secrets are needed (the config was loaded without any)
+        channel.resolve_secrets()
+    except ValueError as exc:
+        index = config.notifications.channels.index(channel)
+        raise ConfigError([(f"notifications.channels.{index}", str(exc))]) from None
     now = time.time()
     alert = test_alert(now)
     outbox = MemoryOutbox()
@@ -111,6 +116,6 @@ def send_test(
 def run(args: argparse.Namespace) -> int:
     """Send the test message and print the outcome."""
     path = args.config or Path(os.environ.get("RECALLWATCH_CONFIG", "recallwatch.yaml"))
-    ok, text = send_test(load_config(path), args.channel)
+    ok, text = send_test(load_config(path, secrets=False), args.channel)
     print(text)
     return 0 if ok else 1

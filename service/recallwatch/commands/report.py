@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     if args.config is not None:
         from recallwatch.config import load_config
 
-        config = load_config(args.config)
+        config = load_config(args.config, secrets=False)  # the report reads none
         store_path = config.store.path
         heldouts = {h.dataset: h.path for h in config.heldout}
     else:

@@ -35,6 +35,7 @@ from recallwatch.views.reviews import review_labels
 from recallwatch.web import WebSettings, mount
 from recallwatch.web.review import enable_review
 from recallwatch.web.review_sets import ReviewSets, ReviewSettings, file_set
+from recallwatch.web.security import SecurityHeaders
 
 __all__ = ["add_parser", "review_app", "run"]
 
@@ -114,6 +115,7 @@ def review_app(
     sets = ReviewSets(settings, lambda: [rs])
     sets.preload(rs.key, plan)
     app = FastAPI(title="recallwatch review", docs_url=None, redoc_url=None)
+    app.add_middleware(SecurityHeaders)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> JSONResponse:

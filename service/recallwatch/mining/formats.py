@@ -21,10 +21,11 @@ def sniff_format(path: Path) -> str:
     if path.suffix.lower() not in (".jsonl", ".json", ".ndjson"):
         return "auto"
     try:
-        with path.open("r", encoding="utf-8") as fh:
+        # Binary lines: a bad byte further on is for the reader to report, by its line.
+        with path.open("rb") as fh:
             for raw in fh:
                 if raw.strip():
-                    obj = json.loads(raw)
+                    obj = json.loads(raw.decode("utf-8"))
                     if isinstance(obj, dict) and "query_id" in obj and "negatives" in obj:
                         return "recallwatch"
                     return "auto"

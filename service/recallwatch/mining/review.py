@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from recallwatch.mining.audit import AuditConfig, DrawnSample, PairBuilder, draw, outcome_codes
+from recallwatch.mining.cells import neutralise
 from recallwatch.mining.corpus import Corpus
 from recallwatch.mining.estimate import RateEstimate, estimate_rates, sequential_decision
 from recallwatch.mining.mined import MinedSet
@@ -317,6 +318,7 @@ def write_review_labels(
         else:
             writer = csv.DictWriter(fh, fieldnames=REVIEW_COLUMNS)
             writer.writeheader()
-            writer.writerows(rows)
+            # A reviewer named "=HYPERLINK(...)" must not be a formula in a spreadsheet.
+            writer.writerows({k: neutralise(v) for k, v in r.items()} for r in rows)
     tmp.replace(p)
     return p

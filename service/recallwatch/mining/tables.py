@@ -120,10 +120,22 @@ def read_table(path: Path | str) -> Table:
     try:
         table = _READERS[kind](p)
     except UnicodeDecodeError as exc:
-        raise InputError(f"not valid UTF-8 (byte {exc.start})", path=p) from exc
+        line, column = _undecodable(p)
+        raise InputError(f"not valid UTF-8 (byte {column} of the line)", path=p, line=line) from exc
     if not table.rows:
         raise InputError("the mined set is empty: no row", path=p)
     return table
+
+
+def _undecodable(path: Path) -> tuple[int | None, int | None]:
+    """The first line that is not UTF-8 and the byte in it, as the held-out readers name it."""
+    with path.open("rb") as fh:
+        for lineno, raw in enumerate(fh, start=1):
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                return lineno, exc.start
+    return None, None
 
 
 _READERS: dict[str, Callable[[Path], Table]] = {

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from fastapi import FastAPI, Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 
+from recallwatch.errors import InputError
 from recallwatch.store import Store
 from recallwatch.web import pages
 from recallwatch.web.assets import mount_assets
@@ -19,6 +20,13 @@ async def _unauthorized(request: Request, exc: Exception) -> Response:
     return exc.response
 
 
+async def _bad_input(request: Request, exc: Exception) -> Response:
+    # A file a page reads (a mined set, a corpus) that cannot be used: 422, located, never a 500.
+    assert isinstance(exc, InputError)
+    where = {"file": None if exc.path is None else str(exc.path), "line": exc.line}
+    return JSONResponse({"detail": str(exc), **where, "field": exc.field}, status_code=422)
+
+
 def mount(app: FastAPI, store: Store, settings: WebSettings | None = None) -> None:
     """Add the pages (``pages.ROUTERS``), ``/static/...`` and ``/docs`` to ``app``.
 
@@ -27,6 +35,7 @@ def mount(app: FastAPI, store: Store, settings: WebSettings | None = None) -> No
     """
     setattr(app.state, STATE_KEY, WebContext(store, settings or WebSettings()))
     app.add_exception_handler(TokenRequiredError, _unauthorized)
+    app.add_exception_handler(InputError, _bad_input)
     mount_assets(app)
 
     @app.get("/", include_in_schema=False)

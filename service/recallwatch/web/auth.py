@@ -8,7 +8,13 @@ carries the token, by one of:
 - the ``recallwatch_token`` cookie;
 - ``Authorization: Bearer TOKEN``.
 
-Without a token configured the pages are open, like the JSON API. Pages only read, so they need
+The same token, when set, guards the JSON API (``/api/v1/...``, ``authorize_api``): by the
+``Authorization: Bearer TOKEN`` header (API clients) or the cookie (the pages' own scripts). An API
+refusal is a JSON 401. ``/metrics`` has its own optional bearer token (``http.metrics_token_env``,
+``BearerGuard``), the one Prometheus' ``authorization`` scrape setting sends. ``/healthz``,
+``/readyz``, ``/docs``, ``/openapi.json`` and ``/static`` stay open: they hold no data.
+
+Without a token configured the pages and the API are open. Pages only read, so they need
 no CSRF protection; a page that accepts a POST checks ``same_origin`` and reads its body with
 ``read_form`` (bounded).
 """
@@ -20,12 +26,15 @@ from urllib.parse import parse_qs, urlencode
 
 from fastapi import HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 __all__ = [
     "COOKIE",
     "MAX_FORM_BYTES",
+    "BearerGuard",
     "TokenRequiredError",
     "authorize",
+    "authorize_api",
     "read_form",
     "same_origin",
 ]
@@ -62,11 +71,61 @@ def authorize(request: Request, token: str | None) -> None:
             COOKIE, token, httponly=True, samesite="strict", secure=request.url.scheme == "https"
         )
         raise TokenRequiredError(response)
-    bearer = request.headers.get("authorization", "")
-    given = bearer[7:].strip() if bearer.lower().startswith("bearer ") else None
-    if _matches(given, token) or _matches(request.cookies.get(COOKIE), token):
+    if _matches(_bearer(request.headers.get("authorization")), token) or _matches(
+        request.cookies.get(COOKIE), token
+    ):
         return
     raise TokenRequiredError(_refused(request))
+
+
+def _bearer(header: str | None) -> str | None:
+    value = header or ""
+    return value[7:].strip() if value.lower().startswith("bearer ") else None
+
+
+def authorize_api(request: Request, token: str | None) -> None:
+    """Let an API request through (bearer token or the pages' cookie), or raise a JSON 401."""
+    if token is None:
+        return
+    if _matches(_bearer(request.headers.get("authorization")), token) or _matches(
+        request.cookies.get(COOKIE), token
+    ):
+        return
+    raise HTTPException(
+        status_code=401,
+        detail="a read token is required: send Authorization: Bearer TOKEN",
+        headers={"WWW-Authenticate": "Bearer"},
+    )
+
+
+class BearerGuard:
+    """ASGI wrapper: pass requests with ``Authorization: Bearer TOKEN`` on, answer others 401."""
+
+    def __init__(self, app: ASGIApp, token: str) -> None:
+        self.app = app
+        self._token = token
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Check the bearer token, then call the wrapped app."""
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        if scope["type"] == "http" and not _matches(
+            _bearer(headers.get("authorization")), self._token
+        ):
+            body = b"a bearer token is required (http.metrics_token_env)\n"
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 401,
+                    "headers": [
+                        (b"content-type", b"text/plain; charset=utf-8"),
+                        (b"content-length", str(len(body)).encode()),
+                        (b"www-authenticate", b"Bearer"),
+                    ],
+                }
+            )
+            await send({"type": "http.response.body", "body": body})
+            return
+        await self.app(scope, receive, send)
 
 
 def _refused(request: Request) -> HTMLResponse:

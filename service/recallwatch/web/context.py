@@ -25,10 +25,12 @@ __all__ = ["Reader", "WebContext", "WebSettings", "reader"]
 
 @dataclass(frozen=True)
 class WebSettings:
-    """How the pages are served: the read token and where the held-out texts are."""
+    """How the pages are served: the read tokens and where the held-out texts are."""
 
-    #: The read token (``http.web_token_env``/``_file``); None: the pages are open.
+    #: The read token (``http.web_token_env``/``_file``) of the pages and the API; None: open.
     token: str | None = None
+    #: The bearer token of ``/metrics`` (``http.metrics_token_env``/``_file``); None: open.
+    metrics_token: str | None = None
     #: Held-out set name (the ``dataset`` label) -> its directory, for query texts and titles.
     heldouts: Mapping[str, Path] = field(default_factory=dict)
 
@@ -37,6 +39,7 @@ class WebSettings:
         """The settings a daemon serves its pages with."""
         return cls(
             token=config.http.web_token(),
+            metrics_token=config.http.metrics_token(),
             heldouts={h.dataset: h.path for h in config.heldout},
         )
 

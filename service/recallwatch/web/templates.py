@@ -67,16 +67,5 @@ def render(request: Request, name: str, *, status_code: int = 200, **context: An
     """Render a page; ``root`` is the app's mount prefix (a reverse proxy's ``root_path``)."""
     root = str(request.scope.get("root_path", "")).rstrip("/")
     html = render_string(name, root=root, path=request.url.path, **context)
-    return HTMLResponse(
-        html,
-        status_code=status_code,
-        headers={
-            # Everything a page loads comes from this server; nothing inline runs but JSON data.
-            "Content-Security-Policy": (
-                "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
-                "script-src 'self'; connect-src 'self'; frame-ancestors 'none'"
-            ),
-            "X-Content-Type-Options": "nosniff",
-            "Referrer-Policy": "same-origin",
-        },
-    )
+    # The security headers (CSP, nosniff, ...) come from ``security.SecurityHeaders``.
+    return HTMLResponse(html, status_code=status_code)

@@ -31,6 +31,7 @@ import numpy.typing as npt
 
 from recallwatch.beir import read_jsonl_objects
 from recallwatch.errors import InputError
+from recallwatch.mining.cells import neutralise, restore
 from recallwatch.mining.oracles.base import LABELS, Judgement, Label, OracleInfo, Pair
 
 __all__ = [
@@ -178,7 +179,10 @@ def read_labels(path: Path | str, *, skip_unlabelled: bool = True) -> list[Revie
                 )
             line = reader.line_num + 1
             for row in reader:
-                rows.append((line, row))
+                # Cells written by ``neutralise`` (review files, label sheets) read back as written.
+                rows.append(
+                    (line, {k: restore(v) if isinstance(v, str) else v for k, v in row.items()})
+                )
                 line = reader.line_num + 1
     labels: list[ReviewLabel] = []
     for line, row in rows:
@@ -255,16 +259,16 @@ def write_label_sheet(
         writer = csv.DictWriter(fh, fieldnames=SHEET_COLUMNS)
         writer.writeheader()
         for kind, pair, rank in rows:
-            writer.writerow(
-                {
-                    "query_id": pair.query_id,
-                    "doc_id": pair.doc_id,
-                    "label": "",
-                    "reviewer": "",
-                    "time": "",
-                    "sample": kind,
-                    "rank": "" if rank is None else rank,
-                    "query": pair.query_text or "",
-                    "document": pair.doc_text or "",
-                }
-            )
+            row: dict[str, object] = {
+                "query_id": pair.query_id,
+                "doc_id": pair.doc_id,
+                "label": "",
+                "reviewer": "",
+                "time": "",
+                "sample": kind,
+                "rank": "" if rank is None else rank,
+                "query": pair.query_text or "",
+                "document": pair.doc_text or "",
+            }
+            # Texts and ids are the corpus': none may run as a formula in the reviewer's sheet.
+            writer.writerow({k: neutralise(v) for k, v in row.items()})

@@ -132,8 +132,15 @@
       credentials: "same-origin",
     });
     if (!r.ok) {
+      // A 422 names the file and line that cannot be read (a mined set with a bad byte ...).
+      const why = await r.json().then(
+        (b) => (typeof b.detail === "string" ? b.detail : null),
+        () => null,
+      );
       answers.handled += 1;
-      if (mine === latest) say(`could not load the review (${r.status})`, true);
+      if (mine === latest) {
+        say(`could not load the review (${r.status})${why ? `: ${why}` : ""}`, true);
+      }
       return;
     }
     const body = await r.json();
