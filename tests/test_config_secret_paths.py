@@ -1,4 +1,4 @@
-"""Relative secret files are read from the config file's directory, whatever the working directory."""
+"""Relative secret files are read from the config file's directory, not the working one."""
 
 from __future__ import annotations
 
