@@ -275,3 +275,16 @@ def test_range_min_with_a_margin_is_not_exact_sentence_transformers_counts_after
     actual = {q: negs & remined.get(q, set()) for q, negs in original.items()}
     assert all(actual[q] <= kept.get(q, set()) for q in original)  # never keeps more
     assert any(actual[q] != kept.get(q, set()) for q in original)  # but drops more
+
+
+def test_verbose_false_prints_no_progress_bars(
+    tmp_path: Path, tiny_beir: Path, teacher: Any, capfd: pytest.CaptureFixture[str]
+) -> None:
+    dataset, corpus = _dataset(tiny_beir)
+    capfd.readouterr()
+    out = mine(dataset, teacher, run_dir=tmp_path, corpus=corpus, num_negatives=1, verbose=False)
+    assert len(out) == len(dataset)
+    captured = capfd.readouterr()
+    # sentence-transformers draws "Batches" and "Computing similarity scores" bars regardless.
+    assert "\r" not in captured.err and "it/s" not in captured.err, captured.err
+    assert captured.out == ""
