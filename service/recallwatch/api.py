@@ -8,6 +8,9 @@ checkpoint or alert declared on every path with a parameter.
 A checkpoint is ``/api/v1/runs/{run}/checkpoints/{checkpoint}``, as on the pages; the older
 ``.../evaluations`` paths answer the same and stay as documented aliases (``ALIASES``).
 
+Every listing is a page under ``items`` (with ``total``, ``limit``, ``offset``, ``next_offset``);
+the alerts listing also answers its older key ``alerts`` (the same list, deprecated).
+
 API times are Unix timestamps in seconds, like Prometheus'.
 """
 
@@ -18,12 +21,18 @@ from dataclasses import asdict
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Query
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from recallwatch.store import CheckpointRow, EvaluationRow, FnEstimate, RunSummary, Store
 from recallwatch.views import checkpoints as checkpoint_views
 from recallwatch.views.alerts import AlertView, alert, alerts
-from recallwatch.views.checkpoints import STATES, CheckpointItem, checkpoint_of, checkpoints
+from recallwatch.views.checkpoints import (
+    STATES,
+    CheckpointItem,
+    VerdictView,
+    checkpoint_of,
+    checkpoints,
+)
 from recallwatch.views.paging import Page
 from recallwatch.views.runs import run_names, runs
 
@@ -76,8 +85,22 @@ class EvaluationDetail(Evaluation):
     per_query: dict[str, dict[str, int]] | None = None
 
 
+class FalseNegatives(BaseModel):
+    """The false-negative estimate of the mined set the checkpoint trained on."""
+
+    oracle: str
+    sample_size: int
+    false_negatives: int
+    estimate: float
+    lower: float
+    upper: float
+    random_estimate: float | None
+    amplification: float | None
+    buckets: list[dict[str, Any]]
+
+
 class Checkpoint(BaseModel):
-    """A checkpoint, its state and its current evaluations."""
+    """A checkpoint, its state, its current evaluations and its own FN estimate."""
 
     name: str
     step: int | None
@@ -92,20 +115,28 @@ class Checkpoint(BaseModel):
     #: queued again only to retry its false-negative audit (its evaluations are stored)
     audit_only: bool
     evaluations: list[Evaluation]
+    #: the checkpoint's own false-negative estimate of its mined set (null: not audited)
+    false_negatives: FalseNegatives | None = None
 
 
-class FalseNegatives(BaseModel):
-    """The false-negative estimate of the mined set the checkpoint trained on."""
+class RegressionVerdict(BaseModel):
+    """A recall-regression rule's decision on a checkpoint, for one held-out set, metric and k."""
 
-    oracle: str
-    sample_size: int
-    false_negatives: int
-    estimate: float
-    lower: float
-    upper: float
-    random_estimate: float | None
-    amplification: float | None
-    buckets: list[dict[str, Any]]
+    dataset: str
+    metric: str
+    k: int
+    #: what it compared with: previous_mining, same_mining or pinned (``<kind>:<rule>`` when
+    #: several rules make the same comparison)
+    kind: str
+    #: the checkpoint it compared with (null: none, or pruned since)
+    baseline_checkpoint: str | None
+    value: float
+    baseline_value: float | None
+    #: one-sided p-value of the paired test (null where the rule decided without one)
+    p_value: float | None
+    regressed: bool
+    details: dict[str, Any]
+    decided_at: float
 
 
 class AuditFailure(BaseModel):
@@ -126,6 +157,9 @@ class CheckpointDetail(Checkpoint):
     history: list[Evaluation]
     false_negatives: FalseNegatives | None
     false_negative_audit_failure: AuditFailure | None = None
+    #: whether any regression verdict says the checkpoint regressed (null: no verdict yet)
+    regressed: bool | None = None
+    regression_verdicts: list[RegressionVerdict] = []
 
 
 class Run(BaseModel):
@@ -180,9 +214,11 @@ class AlertItem(BaseModel):
 
 
 class AlertPage(BaseModel):
-    """A page of alerts, newest first."""
+    """A page of alerts, newest first; follow ``next_offset`` until it is null."""
 
-    alerts: list[AlertItem]
+    items: list[AlertItem]
+    #: the same list as ``items``, under its older key: deprecated, kept for existing clients
+    alerts: list[AlertItem] = Field(deprecated=True)
     total: int
     limit: int
     offset: int
@@ -248,7 +284,10 @@ def _checkpoint(c: CheckpointRow, evaluations: list[EvaluationRow]) -> dict[str,
 
 
 def _checkpoint_item(item: CheckpointItem) -> dict[str, Any]:
-    return _checkpoint(item.checkpoint, item.evaluations)
+    return {
+        **_checkpoint(item.checkpoint, item.evaluations),
+        "false_negatives": _false_negatives(item.false_negatives),
+    }
 
 
 def outcome_summary(outcomes: dict[str, dict[str, int]], ks: list[int]) -> dict[str, Any]:
@@ -307,8 +346,27 @@ def _checkpoint_detail(
         history=[_evaluation(e) for e in view.history],
         false_negatives=_false_negatives(fn.own),
         false_negative_audit_failure=None if failure is None else asdict(failure),
+        regressed=view.regressed,
+        regression_verdicts=[_verdict(v) for v in view.verdicts],
     )
     return doc
+
+
+def _verdict(view: VerdictView) -> dict[str, Any]:
+    v = view.verdict
+    return {
+        "dataset": v.dataset,
+        "metric": v.metric,
+        "k": v.k,
+        "kind": v.kind,
+        "baseline_checkpoint": view.baseline,
+        "value": v.value,
+        "baseline_value": v.baseline_value,
+        "p_value": v.p_value,
+        "regressed": v.regressed,
+        "details": v.details,
+        "decided_at": v.created_at,
+    }
 
 
 def _alert_item(view: AlertView) -> dict[str, Any]:
@@ -415,9 +473,8 @@ def router(store: Store) -> APIRouter:
         offset: int = Query(0, ge=0, le=MAX_OFFSET),
         status: str | None = Query(None, pattern="^(firing|resolved)$"),
     ) -> dict[str, Any]:
-        return _page(
-            "alerts", alerts(store, status=status, limit=limit, offset=offset), _alert_item
-        )
+        doc = _page("items", alerts(store, status=status, limit=limit, offset=offset), _alert_item)
+        return {**doc, "alerts": doc["items"]}  # the deprecated key of the same list
 
     @api.get(
         "/api/v1/alerts/{alert_id}",

@@ -377,6 +377,9 @@ class _Channel(_Model):
     @classmethod
     def _check_secret_ref(cls, value: Any, info: ValidationInfo) -> Any:
         name = info.field_name or ""
+        if value is not None and name.endswith("_file"):
+            # Relative to the config file's directory, like every other path of the config.
+            value = str(_resolve_path(Path(str(value)), info))
         if not _resolving(info):
             return value
         if value is not None and (name.endswith("_env") or name.endswith("_file")):

@@ -72,8 +72,11 @@ def brute(tiny_beir: Path, teacher: Any) -> dict[str, Any]:
             "output_scores": True,
         },
         {"max_score": 0.5, "num_negatives": 3, "output_format": "labeled-list"},
+        # The margin removes the hardest candidates, so negatives come from the window's far end
+        # (sentence-transformers >= 6.3 retrieves range_max + max_positives + 1 candidates).
+        {"relative_margin": 0.3, "range_max": 5, "num_negatives": 5, "output_format": "n-tuple"},
     ],
-    ids=["top-range_min", "random-relative_margin", "labeled-list-max_score"],
+    ids=["top-range_min", "random-relative_margin", "labeled-list-max_score", "window-edge-margin"],
 )
 def test_ranks_are_the_candidate_positions_of_a_brute_force_ranking(
     tmp_path: Path, tiny_beir: Path, teacher: Any, brute: dict[str, Any], config: dict[str, Any]
@@ -92,7 +95,7 @@ def test_ranks_are_the_candidate_positions_of_a_brute_force_ranking(
     meta, lines = _mined(tmp_path)
     assert meta["ranks"]["exact"] is True and meta["ranks"]["embeddings"] == "cache"
     sims, doc_col = brute["sims"], brute["doc_col"]
-    checked = 0
+    checked = beyond = 0
     for qid, line in lines.items():
         row = sims[brute["row"][qid]]
         positives = {doc_col[p] for p in line["positive_ids"]}
@@ -104,12 +107,17 @@ def test_ranks_are_the_candidate_positions_of_a_brute_force_ranking(
             assert n["score"] == pytest.approx(score, abs=1e-5)
             assert n["rank"] == 1 + int((row[others] > score + 1e-6).sum()), (qid, n)
             checked += 1
-        if config.get("sampling_strategy", "top") == "top" and not config.get("max_score"):
+        if config.get("sampling_strategy", "top") == "top" and not (
+            config.get("max_score") or config.get("relative_margin")
+        ):
             rmin = config.get("range_min", 0)
             assert [n["rank"] for n in line["negatives"]] == list(range(rmin + 1, rmin + 4))
         if config.get("max_score"):
             assert all(n["score"] <= 0.5 for n in line["negatives"])
+        beyond += sum(n["rank"] > config.get("range_max", 10**9) for n in line["negatives"])
     assert checked >= 20
+    if config.get("range_max") == 5:
+        assert beyond > 0  # the case exercises the candidates past range_max
 
 
 def test_same_call_same_fingerprint_any_change_changes_it(
@@ -267,3 +275,16 @@ def test_range_min_with_a_margin_is_not_exact_sentence_transformers_counts_after
     actual = {q: negs & remined.get(q, set()) for q, negs in original.items()}
     assert all(actual[q] <= kept.get(q, set()) for q in original)  # never keeps more
     assert any(actual[q] != kept.get(q, set()) for q in original)  # but drops more
+
+
+def test_verbose_false_prints_no_progress_bars(
+    tmp_path: Path, tiny_beir: Path, teacher: Any, capfd: pytest.CaptureFixture[str]
+) -> None:
+    dataset, corpus = _dataset(tiny_beir)
+    capfd.readouterr()
+    out = mine(dataset, teacher, run_dir=tmp_path, corpus=corpus, num_negatives=1, verbose=False)
+    assert len(out) == len(dataset)
+    captured = capfd.readouterr()
+    # sentence-transformers draws "Batches" and "Computing similarity scores" bars regardless.
+    assert "\r" not in captured.err and "it/s" not in captured.err, captured.err
+    assert captured.out == ""

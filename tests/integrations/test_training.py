@@ -48,6 +48,26 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def _assert_one_schedule_across_the_remining(
+    run: Path, *, total: int, remine: int, base: float
+) -> None:
+    """The example's learning rate follows one linear schedule over the run, re-mining or not."""
+    import torch
+
+    def schedule(step: int) -> float:  # the rate of step ``step`` (1-based), no warmup
+        return base * (total - step + 1) / total
+
+    # The rate the resumed training starts with: the optimizer's, saved at the re-mining step.
+    optimizer = torch.load(run / f"checkpoint-{remine}" / "optimizer.pt", weights_only=False)
+    assert optimizer["param_groups"][0]["lr"] == pytest.approx(schedule(remine + 1))
+    assert schedule(remine + 1) > 0
+    state = json.loads((run / f"checkpoint-{total}" / "trainer_state.json").read_text())
+    logged = {e["step"]: e["learning_rate"] for e in state["log_history"] if "learning_rate" in e}
+    assert sorted(logged) == list(range(1, total + 1))
+    for step, lr in logged.items():
+        assert lr == pytest.approx(schedule(step)), (step, logged)
+
+
 def test_training_remines_mid_run_and_the_daemon_attributes_the_change(
     tmp_path: Path, tiny_beir: Path, minilm_dir: Path, serve: Callable[[Path, Path], Serve]
 ) -> None:
@@ -107,6 +127,7 @@ def test_training_remines_mid_run_and_the_daemon_attributes_the_change(
         stderr=(tmp_path / "train.log").open("wb"),
     )
     assert trainer.wait() == 0, (tmp_path / "train.log").read_text()[-3000:]
+    _assert_one_schedule_across_the_remining(run, total=4, remine=2, base=2e-5)
 
     api = httpx.Client(base_url=daemon.url, timeout=30)
 

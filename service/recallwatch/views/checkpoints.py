@@ -3,16 +3,25 @@ checkpoint (``/runs/{run}/checkpoints/{c}`` and its JSON twin in ``/api/v1``) an
 false-negative audit of the mined set it trained on (``.../false-negatives``).
 
 A checkpoint shows its current evaluations, or the failure that made it fail; its history is
-every evaluation ever stored. Nothing here writes.
+every evaluation ever stored; its regression verdicts are the recall-regression rules' decisions
+(with their p-values). A listed checkpoint carries its own false-negative estimate, so a client
+reads a run's estimates in one call. Nothing here writes.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from recallwatch.alerting.evidence import recommendation
-from recallwatch.store import CheckpointRow, EvaluationRow, FnAuditFailure, FnEstimate, Store
+from recallwatch.store import (
+    CheckpointRow,
+    EvaluationRow,
+    FnAuditFailure,
+    FnEstimate,
+    Store,
+    VerdictRow,
+)
 from recallwatch.views.paging import Page
 
 __all__ = [
@@ -20,11 +29,13 @@ __all__ = [
     "CheckpointDetail",
     "CheckpointItem",
     "FalseNegativeView",
+    "VerdictView",
     "checkpoint_detail",
     "checkpoint_of",
     "checkpoints",
     "false_negatives",
     "shown_evaluations",
+    "verdicts",
 ]
 
 #: The states a checkpoint listing can be filtered by (all of them by default).
@@ -45,10 +56,11 @@ def shown_evaluations(store: Store, c: CheckpointRow) -> list[EvaluationRow]:
 
 @dataclass(frozen=True)
 class CheckpointItem:
-    """A checkpoint in a listing: its row and the evaluations it shows."""
+    """A checkpoint in a listing: its row, the evaluations it shows and its own FN estimate."""
 
     checkpoint: CheckpointRow
     evaluations: list[EvaluationRow]
+    false_negatives: FnEstimate | None = None
 
 
 def checkpoints(
@@ -60,7 +72,10 @@ def checkpoints(
         run, states=states, newest_first=True, limit=limit, offset=offset
     )
     total = store.queue.count_checkpoints(run, states=states)
-    items = [CheckpointItem(c, shown_evaluations(store, c)) for c in rows]
+    items = [
+        CheckpointItem(c, shown_evaluations(store, c), store.results.fn_estimate(c.id))
+        for c in rows
+    ]
     return Page(items, total, limit, offset)
 
 
@@ -98,6 +113,30 @@ def false_negatives(store: Store, c: CheckpointRow) -> FalseNegativeView:
 
 
 @dataclass(frozen=True)
+class VerdictView:
+    """A regression verdict of a checkpoint, with the name of the checkpoint it compared with."""
+
+    verdict: VerdictRow
+    #: The baseline checkpoint's name (None: the verdict names none, or it is gone).
+    baseline: str | None
+
+
+def verdicts(store: Store, c: CheckpointRow) -> list[VerdictView]:
+    """The regression verdicts stored for a checkpoint, each with its baseline's name."""
+    names: dict[int, str | None] = {}
+    out = []
+    for v in store.ledger.verdicts(c.id):
+        bid = v.baseline_checkpoint_id
+        if bid is not None and bid not in names:
+            try:
+                names[bid] = store.queue.checkpoint_by_id(bid).name
+            except IndexError:  # pruned since
+                names[bid] = None
+        out.append(VerdictView(v, None if bid is None else names[bid]))
+    return out
+
+
+@dataclass(frozen=True)
 class CheckpointDetail:
     """One checkpoint: the evaluations it shows with their outcomes, its history, its mining
     metadata and its false-negative audit."""
@@ -111,6 +150,13 @@ class CheckpointDetail:
     #: The mining configuration the checkpoint trained with (None: no metadata).
     mining: Any
     false_negatives: FalseNegativeView
+    #: The regression rules' decisions on this checkpoint (empty: none decided yet).
+    verdicts: list[VerdictView] = field(default_factory=list)
+
+    @property
+    def regressed(self) -> bool | None:
+        """Whether any verdict says the checkpoint regressed (None: no verdict)."""
+        return any(v.verdict.regressed for v in self.verdicts) if self.verdicts else None
 
 
 def checkpoint_of(store: Store, run: str, name: str) -> CheckpointDetail | None:
@@ -129,4 +175,5 @@ def checkpoint_detail(store: Store, c: CheckpointRow) -> CheckpointDetail:
         history=store.results.evaluations(c.id),
         mining=store.queue.mining_content(c.mining_fingerprint) if c.mining_fingerprint else None,
         false_negatives=false_negatives(store, c),
+        verdicts=verdicts(store, c),
     )

@@ -223,5 +223,5 @@ def checkpoint_view(
         baseline=baseline,
         baseline_why=why,
         datasets=views,
-        verdicts=store.ledger.verdicts(c.id),
+        verdicts=[v.verdict for v in detail.verdicts],
     )

@@ -31,8 +31,9 @@ How ranks are reconstructed (exactly)
     ``mine_hard_negatives`` returns texts, not ranks. ``mine`` passes a ``cache_folder`` (a
     temporary one unless you gave yours; it changes nothing that is mined) so that the function
     saves the very embeddings it searched with, then repeats the function's candidate search on
-    them: the same similarity function, the same chunks and top-k window (``range_max`` plus the
-    largest number of positives of a query, derived the way the function derives it), the same
+    them: the same similarity function, the same chunks and top-k window (as many candidates
+    as the installed version retrieves: ``ranks.search_rule``, with ``range_max`` derived the way
+    the function derives it), the same
     cross-encoder rescoring when one is used. A negative's ``rank`` is its position among the
     query's *non-positive* candidates ordered by that score (the cross-encoder's score when it
     rescored them), before ``range_min``, the margins, ``max_score`` and ``min_score`` are

@@ -3,12 +3,15 @@ exact ranks, scores) and ``mining.json``."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import logging
 import os
 import shutil
+import sys
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -101,6 +104,29 @@ def _write_text_corpus(directory: Path, docs: Iterable[str], queries: Iterable[s
 # -- mine -----------------------------------------------------------------------------------
 
 
+@contextlib.contextmanager
+def _no_progress_bars() -> Iterator[None]:
+    """Drop tqdm progress bars written to stderr meanwhile; replay every other line afterwards.
+
+    ``mine_hard_negatives`` encodes with ``show_progress_bar=True`` and wraps its search in
+    ``trange`` whatever ``verbose`` says. tqdm starts each refresh with a carriage return, so a
+    line holding one is a bar; warnings and log lines written meanwhile are kept.
+    """
+    buffer = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(buffer):
+            yield
+    finally:
+        # split on newlines only: splitlines() would also split at the bars' carriage returns
+        lines = buffer.getvalue().split("\n")
+        kept = "\n".join(line for line in lines[:-1] if "\r" not in line)
+        kept = kept + "\n" if kept else ""
+        if lines[-1] and "\r" not in lines[-1]:
+            kept += lines[-1]
+        if kept:
+            sys.stderr.write(kept)
+
+
 def mine(
     dataset: Any,
     model: Any,
@@ -128,7 +154,9 @@ def mine(
         tmp_cache = tempfile.mkdtemp(prefix="recallwatch-mine-")
         call_kwargs["cache_folder"] = tmp_cache
     try:
-        output = mine_hard_negatives(dataset, model, **call_kwargs)
+        quiet = _no_progress_bars() if not args.get("verbose", True) else contextlib.nullcontext()
+        with quiet:
+            output = mine_hard_negatives(dataset, model, **call_kwargs)
         if main:
             cache = Path(given_cache or tmp_cache or ".")
             _record(output, args, cache, Path(run_dir), id_corpus, metadata_name)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,7 +35,61 @@ class _Candidates:
     notes: list[str] = field(default_factory=list)
 
 
-def _derived_range_max(a: dict[str, Any], max_positives: int) -> int:
+@dataclass(frozen=True)
+class SearchRule:
+    """How one sentence-transformers version sizes ``mine_hard_negatives``' candidate search."""
+
+    #: candidates retrieved beyond ``range_max``: ``max_positives`` (+1 where ``plus_one``)
+    plus_one: bool
+    #: FAISS (<5.7) retrieves ``range_max + 1`` whatever the number of positives
+    faiss_range_max_plus_one: bool
+    #: the derived ``range_max`` under FAISS: "2048" (<5.7: capped to 2048 always) or "gpu"
+    #: (capped to ``2048 - extra`` only with a GPU)
+    faiss_cap: str
+    #: the query's own text, when it is in the corpus, is never a candidate (>=6.3)
+    excludes_query: bool
+
+
+def _version(text: str) -> tuple[int, int]:
+    found = re.match(r"(\d+)(?:\.(\d+))?", text)
+    if found is None:
+        raise ValueError(f"cannot read the sentence-transformers version {text!r}")
+    return int(found.group(1)), int(found.group(2) or 0)
+
+
+def search_rule(version: str) -> SearchRule:
+    """The candidate-search rule of sentence-transformers ``version`` (read from its source).
+
+    5.0-5.6: top-k ``range_max + max_positives`` (FAISS: ``range_max + 1``), a derived
+    ``range_max`` capped to 2048 under FAISS. 5.7-6.2: ``range_max + max_positives`` in both,
+    capped to ``2048 - max_positives`` on a GPU. 6.3 on: ``range_max + max_positives + 1`` (one
+    slot for the query's own text, which is never a candidate), capped to
+    ``2048 - max_positives - 1`` on a GPU.
+    """
+    v = _version(version)
+    if v < (5, 7):
+        return SearchRule(False, True, "2048", False)
+    if v < (6, 3):
+        return SearchRule(False, False, "gpu", False)
+    return SearchRule(True, False, "gpu", True)
+
+
+def candidate_count(rule: SearchRule, range_max: int, max_positives: int, use_faiss: bool) -> int:
+    """How many candidates per query the search retrieves (before padding or the corpus size)."""
+    if use_faiss and rule.faiss_range_max_plus_one:
+        return range_max + 1
+    return range_max + max_positives + (1 if rule.plus_one else 0)
+
+
+def _faiss_gpus() -> int:
+    with contextlib.suppress(Exception):
+        import faiss
+
+        return int(getattr(faiss, "get_num_gpus", lambda: 0)())
+    return 0
+
+
+def _derived_range_max(a: dict[str, Any], max_positives: int, rule: SearchRule) -> int:
     """``range_max`` as ``mine_hard_negatives`` derives it when not given."""
     range_max = a.get("range_max")
     if range_max is not None:
@@ -50,12 +105,12 @@ def _derived_range_max(a: dict[str, Any], max_positives: int) -> int:
         range_max = range_min + num_negatives * 10 + max_positives
     else:
         range_max = range_min + num_negatives + max_positives
-    if a.get("use_faiss") and range_max + max_positives > 2048:
-        with contextlib.suppress(Exception):
-            import faiss
-
-            if getattr(faiss, "get_num_gpus", lambda: 0)() > 0:
-                range_max = 2048 - max_positives
+    if a.get("use_faiss"):
+        extra = max_positives + (1 if rule.plus_one else 0)
+        if rule.faiss_cap == "2048":
+            range_max = min(range_max, 2048)
+        elif range_max + extra > 2048 and _faiss_gpus() > 0:
+            range_max = 2048 - extra
     return int(range_max)
 
 
@@ -102,9 +157,15 @@ def _embeddings(
     return np.asarray(q_emb), np.asarray(c_emb), "re-encoded"
 
 
-def reconstruct(a: dict[str, Any], cache: Path) -> _Candidates:
+def reconstruct(a: dict[str, Any], cache: Path, version: str | None = None) -> _Candidates:
     """Repeat ``mine_hard_negatives``' candidate search (sentence-transformers 5.x-6.x)."""
     import torch
+
+    if version is None:
+        import sentence_transformers
+
+        version = str(sentence_transformers.__version__)
+    rule = search_rule(version)
 
     dataset, model = a["dataset"], a["model"]
     anchor_col, positive_col = a["anchor_column_name"], a["positive_column_name"]
@@ -114,7 +175,7 @@ def reconstruct(a: dict[str, Any], cache: Path) -> _Candidates:
     for q in all_queries:
         counts[q] = counts.get(q, 0) + 1
     max_positives = max(counts.values())
-    range_max = _derived_range_max(a, max_positives)
+    range_max = _derived_range_max(a, max_positives, rule)
     corpus_arg = a.get("corpus")
     corpus = list(
         dict.fromkeys(list(corpus_arg if corpus_arg is not None else positives) + positives)
@@ -124,7 +185,7 @@ def reconstruct(a: dict[str, Any], cache: Path) -> _Candidates:
     queries_idx = {q: i for i, q in enumerate(queries)}
     q_emb, c_emb, source = _embeddings(a, cache, queries, corpus)
 
-    width = range_max + max_positives
+    width = candidate_count(rule, range_max, max_positives, bool(a.get("use_faiss")))
     if a.get("use_faiss"):
         import faiss
 
@@ -199,6 +260,11 @@ def reconstruct(a: dict[str, Any], cache: Path) -> _Candidates:
         row_idx = indices[qi].tolist()
         row_scores = scores[qi].tolist()
         positive_set = set(pos_idx[qi])
+        if rule.excludes_query and queries[qi] in corpus_idx:
+            # The query's own text is never a candidate (unless it is a positive kept as one).
+            own = corpus_idx[queries[qi]]
+            if not (a.get("include_positives") and own in positive_set):
+                positive_set.add(own)
         cands = [
             (float(s), pos, int(j))
             for pos, (j, s) in enumerate(zip(row_idx, row_scores, strict=True))
