@@ -10,7 +10,7 @@ import email.utils
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from recallwatch.notify.messages import Outcome
+from recallwatch.records.outbox import Outcome
 
 Random = Callable[[], float]
 

@@ -11,9 +11,6 @@ import pytest
 import requests
 from pydantic import ValidationError
 
-from recallwatch.alerting.model import (
-    Alert,
-)
 from recallwatch.config import WebhookChannel
 from recallwatch.notify.channels import (
     WebhookTarget,
@@ -27,6 +24,9 @@ from recallwatch.notify.webhook import (
     signature_headers,
     verify,
     webhook_body,
+)
+from recallwatch.records.alert import (
+    Alert,
 )
 from tests.alerting.samples import T0, regression_alert
 from tests.helpers.notify import SECRET

@@ -17,15 +17,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from recallwatch.alerting.model import (
-    FnSnapshot,
-    LostQueryRef,
-    MiningKeyChange,
-    recommendation_text,
-)
 from recallwatch.alerting.regression import lost_queries
 from recallwatch.alerting.regression import mining_diff as diff_documents
 from recallwatch.alerting.texts import TextIndex
+from recallwatch.mining.report import recommendation_text
+from recallwatch.records.alert import (
+    FnSnapshot,
+    LostQueryRef,
+    MiningKeyChange,
+)
 from recallwatch.store import CheckpointRow, FnEstimate, Store
 
 __all__ = ["LOST_TOP", "EvidenceReader", "fn_snapshot", "recommendation"]

@@ -32,6 +32,7 @@ __all__ = [
     "RuleConfig",
     "RuleContext",
     "VerdictWrite",
+    "alertnames",
     "by_step",
     "register",
     "rule_for",
@@ -39,3 +40,8 @@ __all__ = [
 
 for _module in pkgutil.iter_modules(__path__):
     importlib.import_module(f"{__name__}.{_module.name}")
+
+
+def alertnames() -> frozenset[str]:
+    """Every Alertmanager ``alertname`` the registered rule types' alerts may carry."""
+    return frozenset().union(*(cls.alertnames() for cls in RULE_TYPES.values()))

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from recallwatch.alerting.model import ALERTNAMES, Alert, AlertKey, Evidence
 from recallwatch.alerting.regression import failing_streak
 from recallwatch.alerting.rules.base import AlertRule, Decision, by_step, register
 from recallwatch.config import EvaluationFailingRule
+from recallwatch.records.alert import Alert, AlertKey, Evidence
 from recallwatch.store import CheckpointRow
 
 __all__ = ["EvaluationFailing"]
@@ -20,7 +20,7 @@ class EvaluationFailing(AlertRule[EvaluationFailingRule]):
     """
 
     type = "evaluation_failing"
-    alertname = ALERTNAMES["evaluation_failing"]
+    alertname = "RecallwatchEvaluationFailing"
     decides_failed = True
     follows_newest = False
 

@@ -7,7 +7,6 @@ carries the same evidence as ``false_negative_rate``'s (``FnEstimateRule``).
 
 from __future__ import annotations
 
-from recallwatch.alerting.model import ALERTNAMES
 from recallwatch.alerting.regression import amplification_high
 from recallwatch.alerting.rules.base import register
 from recallwatch.alerting.rules.false_negative_rate import FnEstimateRule
@@ -22,7 +21,7 @@ class LabelNoiseAmplification(FnEstimateRule[AmplificationRule]):
     """Label-noise amplification (mined ÷ random FN rate) above ``threshold``."""
 
     type = "label_noise_amplification"
-    alertname = ALERTNAMES["label_noise_amplification"]
+    alertname = "LabelNoiseAmplificationHigh"
 
     def judge(self, estimate: FnEstimate) -> tuple[bool, str]:
         """Fires when the amplification is known and above the threshold."""

@@ -23,7 +23,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
 from recallwatch.alerting.level import LevelVerdict, aligned_values, decide_level, level_plan
-from recallwatch.alerting.model import ALERTNAMES, Alert, AlertKey
 from recallwatch.alerting.regression import (
     Baseline,
     CheckpointSummary,
@@ -43,11 +42,13 @@ from recallwatch.alerting.rules.base import (
     register,
 )
 from recallwatch.alerting.rules.regression_alerts import (
+    ALERTNAMES,
     firing_alert,
     resolution_for,
     superseded_resolution,
 )
 from recallwatch.config import HeldoutConfig, RecallRegressionRule
+from recallwatch.records.alert import Alert, AlertKey
 from recallwatch.stats.hierarchical import Moments, VarianceHistory
 from recallwatch.store import AlertRecord, CheckpointRow, Store
 
@@ -151,7 +152,12 @@ class RecallRegression(AlertRule[RecallRegressionRule]):
     """A significant drop of a metric at k against a baseline checkpoint."""
 
     type = "recall_regression"
-    alertname = ALERTNAMES["recall_regression"]
+    alertname = ALERTNAMES["mining_change"]
+
+    @classmethod
+    def alertnames(cls) -> frozenset[str]:
+        """Every ``alertname`` of its alerts (one per regression kind)."""
+        return frozenset(ALERTNAMES.values())
 
     def __init__(self, config: RecallRegressionRule, context: RuleContext) -> None:
         super().__init__(config, context)
