@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from recallwatch.alerting.evidence import EvidenceReader, fn_snapshot, recommendation
-from recallwatch.alerting.texts import TextIndex
+from recallwatch.heldout.texts import TextIndex
 from recallwatch.records.alert import FnSnapshot
 from recallwatch.store import FnEstimate, Store
 from recallwatch.synthetic.heldout import SyntheticSet

@@ -20,8 +20,8 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from recallwatch.encoders import open_source
-from recallwatch.evaluation.heldout import load_heldout
 from recallwatch.evaluation.pipeline import evaluate
+from recallwatch.heldout.sets import load_heldout
 from recallwatch.synthetic.heldout import SyntheticSet
 from tests.daemon.helpers import (
     REPO,

@@ -29,8 +29,8 @@ from recallwatch.alerting.episodes import EpisodeChanges, Episodes, OpenEpisode,
 from recallwatch.alerting.evidence import EvidenceReader
 from recallwatch.alerting.resend import AlertmanagerResends
 from recallwatch.alerting.rules import AlertRule, Decision, RuleContext, by_step, rule_for
-from recallwatch.alerting.texts import TextIndex
 from recallwatch.config import Config
+from recallwatch.heldout.texts import TextIndex
 from recallwatch.logs import fields
 from recallwatch.records.alert import alert_id
 from recallwatch.store import CheckpointRow, Store

@@ -18,7 +18,7 @@ import numpy as np
 
 from recallwatch.alerting.evidence import recommendation
 from recallwatch.alerting.regression import lost_queries, per_query_metric
-from recallwatch.alerting.texts import TextIndex
+from recallwatch.heldout.texts import TextIndex
 from recallwatch.stats import Interval
 from recallwatch.stats.intervals import mean_interval
 from recallwatch.store import AlertRecord, CheckpointRow, EvaluationRow, FnEstimate, Store

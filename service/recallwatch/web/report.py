@@ -11,8 +11,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from recallwatch import __version__
-from recallwatch.alerting.texts import TextIndex
 from recallwatch.errors import RecallwatchError
+from recallwatch.heldout.texts import TextIndex
 from recallwatch.store import Store
 from recallwatch.web.assets import asset
 from recallwatch.web.charts import run_figure
