@@ -8,8 +8,9 @@ from typing import Any
 
 import numpy as np
 
-from recallwatch.config import Config, dataset_key, parse_config
+from recallwatch.config import Config, parse_config
 from recallwatch.daemon.discovery import canonical_json, fingerprint
+from recallwatch.daemon.evaluation import dataset_key
 from recallwatch.store import CheckpointRow, FnEstimate, NewEvaluation, Store
 from recallwatch.synthetic.heldout import SyntheticSet
 
