@@ -32,8 +32,8 @@ from recallwatch.mining.sampling import RankBuckets
 from recallwatch.mining.st_formats import ImportOptions
 from recallwatch.store import ReviewRow, Store
 from recallwatch.web import WebSettings, mount
-from recallwatch.web.review import enable_review, review_labels
-from recallwatch.web.review_sets import ReviewSets, ReviewSettings, file_set
+from recallwatch.web.review import enable_review
+from recallwatch.web.review_sets import ReviewSets, ReviewSettings, file_set, review_labels
 
 __all__ = ["add_parser", "review_app", "run"]
 

@@ -27,16 +27,15 @@ from typing import Any
 from fastapi import APIRouter, FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
-from recallwatch.mining.oracles.labels import ReviewLabel
 from recallwatch.mining.review import ReviewPlan, agreement, live_estimate, write_review_labels
 from recallwatch.store import Store
 from recallwatch.store.reviews import LABEL_VALUES, ReviewRow
 from recallwatch.web.auth import read_form, same_origin
 from recallwatch.web.context import Reader
-from recallwatch.web.review_sets import ReviewSet, ReviewSets
+from recallwatch.web.review_sets import ReviewSet, ReviewSets, review_labels
 from recallwatch.web.templates import NAV, render
 
-__all__ = ["STATE_KEY", "enable_review", "review_labels", "router"]
+__all__ = ["STATE_KEY", "enable_review", "router"]
 
 STATE_KEY = "recallwatch_review"
 MAX_NAME = 64
@@ -53,20 +52,6 @@ def enable_review(app: FastAPI, sets: ReviewSets) -> None:
 
 def _sets(request: Request) -> ReviewSets | None:
     return getattr(request.app.state, STATE_KEY, None)
-
-
-def review_labels(store: Store, key: str) -> list[ReviewLabel]:
-    """The stored labels of a set as the ``labels:`` oracle's ``ReviewLabel``s."""
-    return [
-        ReviewLabel(
-            r.query_id,
-            r.doc_id,
-            r.label,  # type: ignore[arg-type]
-            r.reviewer,
-            datetime.fromtimestamp(r.labelled_at, UTC),
-        )
-        for r in store.reviews.labels(key)
-    ]
 
 
 def _set_or_404(request: Request, key: str) -> tuple[ReviewSets, ReviewSet]:

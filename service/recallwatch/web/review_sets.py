@@ -19,19 +19,29 @@ import secrets
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from recallwatch.mining.audit import AuditConfig
 from recallwatch.mining.corpus import load_corpus
 from recallwatch.mining.formats import read_mined
-from recallwatch.mining.review import ReviewPlan, plan_review
+from recallwatch.mining.oracles.labels import ReviewLabel
+from recallwatch.mining.review import ReviewPlan, plan_review, write_review_labels
 from recallwatch.store import Store
 
 if TYPE_CHECKING:
     from recallwatch.config import Config
 
-__all__ = ["TOKEN_ENV", "ReviewSet", "ReviewSets", "ReviewSettings", "daemon_sets", "file_set"]
+__all__ = [
+    "TOKEN_ENV",
+    "ReviewSet",
+    "ReviewSets",
+    "ReviewSettings",
+    "daemon_sets",
+    "file_set",
+    "review_labels",
+]
 
 #: The environment variable that configures the review write token (else one is generated).
 TOKEN_ENV = "RECALLWATCH_REVIEW_TOKEN"
@@ -153,15 +163,26 @@ class ReviewSets:
             return self._plans[rs.key]
 
 
+def review_labels(store: Store, key: str) -> list[ReviewLabel]:
+    """The stored labels of a set as the ``labels:`` oracle's ``ReviewLabel``s."""
+    return [
+        ReviewLabel(
+            r.query_id,
+            r.doc_id,
+            r.label,  # type: ignore[arg-type]
+            r.reviewer,
+            datetime.fromtimestamp(r.labelled_at, UTC),
+        )
+        for r in store.reviews.labels(key)
+    ]
+
+
 def daemon_review(store: Store, config: Config) -> ReviewSets:
     """The daemon's review: its mined sets, labels mirrored to ``<store dir>/reviews/KEY.csv``.
 
     That file is what a ``labels:`` oracle of the ``false_negatives`` section reads (its
     ``sample`` column makes it a seeded-sample review). A generated token is logged once.
     """
-    from recallwatch.mining.review import write_review_labels
-    from recallwatch.web.review import review_labels
-
     settings = ReviewSettings.from_config(config)
     sets = ReviewSets(settings, lambda: daemon_sets(store, settings))
     folder = Path(store.path).parent / "reviews"
