@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from recallwatch.mining.report import recommendation_text
+from recallwatch.mining.audit_output import recommendation_text
 
 
 def test_recommendation_text() -> None:

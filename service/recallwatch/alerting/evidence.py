@@ -20,7 +20,7 @@ from typing import Any
 from recallwatch.alerting.regression import lost_queries
 from recallwatch.alerting.regression import mining_diff as diff_documents
 from recallwatch.heldout.texts import TextIndex
-from recallwatch.mining.report import recommendation_text
+from recallwatch.mining.audit_output import recommendation_text
 from recallwatch.records.alert import (
     FnSnapshot,
     LostQueryRef,

@@ -1,4 +1,4 @@
-"""Render an FN-rate audit as a table for people and as JSON for machines."""
+"""An FN-rate audit for people and machines: a table, JSON, the recommendation in a sentence."""
 
 from __future__ import annotations
 
