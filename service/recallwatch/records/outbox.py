@@ -1,9 +1,9 @@
 """The outbox records: a notification message, the result of one delivery attempt, and the
 ``Outbox`` protocol of their storage.
 
-Shared by the store (``store.outbox.SqliteOutbox`` implements ``Outbox``), delivery
-(``notify.delivery`` reads and writes through it) and the retry arithmetic (``Outcome``), so they
-live below all three.
+Shared by the store (``store.outbox.SqliteOutbox`` implements ``Outbox``) and delivery
+(``notify.delivery`` reads and writes through it), so they live below both. An attempt's
+``Outcome`` is the retry arithmetic's classification (``recallwatch.retry``, a foundation).
 """
 
 from __future__ import annotations
@@ -11,9 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
-__all__ = ["AttemptResult", "MessageState", "Outbox", "OutboxMessage", "Outcome"]
+from recallwatch.retry import Outcome
 
-Outcome = Literal["ok", "retry", "terminal"]
+__all__ = ["AttemptResult", "MessageState", "Outbox", "OutboxMessage"]
+
 MessageState = Literal["pending", "delivered", "failed"]
 
 
