@@ -33,6 +33,7 @@ demo: $(VENV)/.core-installed
 lint: $(VENV)/.dev-installed
 	$(PY) -m ruff check service tests bench alerts deploy examples
 	$(PY) -m ruff format --check service tests bench alerts deploy examples
+	PYTHONPATH=service $(VENV)/bin/lint-imports --no-logo
 
 typecheck: $(VENV)/.dev-installed
 	$(PY) -m mypy

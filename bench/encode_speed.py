@@ -33,7 +33,7 @@ import numpy as np
 import numpy.typing as npt
 
 from recallwatch.encoders.base import CorpusShard
-from recallwatch.evaluation.heldout import HeldoutSet
+from recallwatch.heldout.sets import HeldoutSet
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_SCIFACT = Path("/work/shared/data/scifact")
@@ -123,8 +123,8 @@ def main() -> int:
 
     from recallwatch.encoders.base import TextEncoderSource
     from recallwatch.encoders.sentence_transformers import SentenceTransformerEncoder
-    from recallwatch.evaluation.heldout import load_heldout
     from recallwatch.evaluation.pipeline import evaluate
+    from recallwatch.heldout.sets import load_heldout
 
     model_dir = minilm_dir()
     heldout = load_heldout(sliced_heldout(args.scifact, args.docs, args.workdir), "test")

@@ -81,8 +81,8 @@ def peak_rss_mb() -> float:
 
 def worker_recallwatch(ckpt: Path) -> dict[str, float]:
     from recallwatch.encoders.precomputed import PrecomputedSource
-    from recallwatch.evaluation.heldout import HeldoutSet
     from recallwatch.evaluation.pipeline import evaluate
+    from recallwatch.heldout.sets import HeldoutSet
 
     qrels = json.loads((ckpt / "qrels.json").read_text())
     nd = len((ckpt / "eval_embeddings" / "corpus_ids.txt").read_text().split())

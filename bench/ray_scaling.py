@@ -73,8 +73,8 @@ def compare(heldout: Path, spec: str, ckpt: Path, shards: int, rounds: int, labe
     """Local vs Ray 1 and 2 workers: best of ``rounds``."""
     from recallwatch.encoders import EncoderOptions, open_source
     from recallwatch.evaluation.distributed import RayOptions, evaluate_on_ray
-    from recallwatch.evaluation.heldout import load_heldout
     from recallwatch.evaluation.pipeline import evaluate
+    from recallwatch.heldout.sets import load_heldout
 
     options = EncoderOptions(precision="fp32")
 
@@ -98,8 +98,8 @@ def _one(args: argparse.Namespace) -> None:
     """In a fresh process: evaluate once, print the peak RSS."""
     from recallwatch.encoders import EncoderOptions, open_source
     from recallwatch.evaluation.distributed import RayOptions, evaluate_on_ray
-    from recallwatch.evaluation.heldout import load_heldout
     from recallwatch.evaluation.pipeline import evaluate
+    from recallwatch.heldout.sets import load_heldout
 
     t0 = time.perf_counter()
     if args.address:

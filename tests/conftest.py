@@ -57,8 +57,8 @@ def scifact_minilm(
 
     import numpy as np
 
-    from recallwatch.beir import document_text
     from recallwatch.encoders.sentence_transformers import SentenceTransformerEncoder
+    from recallwatch.heldout.beir import document_text
 
     digest = hashlib.sha256()
     for f in (scifact_dir / "corpus.jsonl", scifact_dir / "queries.jsonl"):

@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from recallwatch.cli import main
-from recallwatch.config import Config, dataset_key, load_config, parse_config
+from recallwatch.config import Config, load_config, parse_config
+from recallwatch.daemon.evaluation import dataset_key
 from recallwatch.errors import ConfigError
 
 SECRET = "https://hooks.slack.com/services/T000/B000/very-secret-token"

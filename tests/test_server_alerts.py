@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry, generate_latest
 
 from recallwatch.metrics.collector import RecallwatchCollector
-from recallwatch.notify.messages import AttemptResult
+from recallwatch.records.outbox import AttemptResult
 from recallwatch.server import create_app
 from recallwatch.store import AlertWrite, NewMessage, Store
 from tests.helpers.alerts import T0, regression_alert

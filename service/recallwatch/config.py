@@ -11,9 +11,9 @@ See ``examples/recallwatch.yaml`` for an annotated example and ``docs/daemon.md`
 
 from __future__ import annotations
 
+import base64
+import binascii
 import functools
-import hashlib
-import json
 import math
 import os
 import re
@@ -47,11 +47,9 @@ __all__ = [
     "FalseNegativeConfig",
     "HeldoutConfig",
     "RunConfig",
-    "dataset_key",
     "load_config",
     "missing_secrets",
     "parse_config",
-    "preflight",
 ]
 
 DEFAULT_PORT = 9464
@@ -434,15 +432,22 @@ class WebhookChannel(_Channel):
 
     def resolve_secrets(self) -> None:
         """Read the URL and signing secret, and check the secret's format."""
-        from recallwatch.notify.webhook import secret_key
-
         super().resolve_secrets()
+        # The Standard Webhooks key convention, which ``notify.webhook.secret_key`` decodes when
+        # signing: checked here so a bad secret fails at load, not at the first delivery. The
+        # messages name the convention, never the value.
         secret = self.secret("secret")
         if secret is not None:
             try:
-                secret_key(secret.get_secret_value())
-            except ValueError as exc:  # the message names the convention, never the value
-                raise ValueError(str(exc)) from None
+                key = base64.b64decode(
+                    secret.get_secret_value().removeprefix("whsec_"), validate=True
+                )
+            except (binascii.Error, ValueError):
+                raise ValueError(
+                    "the signing secret must be base64 (optionally prefixed with whsec_)"
+                ) from None
+            if not key:
+                raise ValueError("the signing secret is empty")
 
 
 class AlertmanagerChannel(_Channel):
@@ -604,34 +609,6 @@ class Config(_Model):
         raise KeyError(name)
 
 
-def dataset_key(config: Config, run: RunConfig, heldout: HeldoutConfig) -> str:
-    """The idempotency key of evaluating a run's checkpoints on one held-out set.
-
-    It covers everything that changes the numbers (encoder and its options, k list, similarity,
-    the held-out set and split), so a checkpoint is never evaluated twice under the same key.
-    Where it runs (``device``) and how it batches (``batch_size``) are left out: moving the
-    encoder to a GPU must not re-evaluate a run's whole history.
-    """
-    enc = config.encoder_for(run)
-    # precision only where it can change the numbers (st) and is not fp32, which every evaluation
-    # before the setting existed used: such keys stay the same.
-    same = enc.spec != "st" or enc.precision == "fp32"
-    doc = {
-        "encoder": enc.model_dump(
-            mode="json", exclude={"device", "batch_size"} | ({"precision"} if same else set())
-        ),
-        "ks": config.evaluation.ks,
-        "similarity": config.evaluation.similarity,
-        "heldout": {
-            "path": str(heldout.path),
-            "split": heldout.split,
-            "relevance_level": heldout.relevance_level,
-        },
-    }
-    blob = json.dumps(doc, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
 # -- loading -------------------------------------------------------------------------------
 
 
@@ -772,48 +749,3 @@ def missing_secrets(config: Config) -> list[tuple[str, str]]:
         for kind, ref in refs:
             attempt("false_negatives", functools.partial(_read_secret, kind, ref))
     return problems
-
-
-def preflight(config: Config) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
-    """Check the filesystem and installed extras a config relies on: (errors, warnings)."""
-    import importlib.util
-
-    errors: list[tuple[str, str]] = []
-    warnings: list[tuple[str, str]] = []
-    for i, h in enumerate(config.heldout):
-        needed = [
-            h.path / "corpus.jsonl",
-            h.path / "queries.jsonl",
-            h.path / "qrels" / f"{h.split}.tsv",
-        ]
-        missing = [str(p) for p in needed if not p.is_file()]
-        if missing:
-            errors.append(
-                (f"heldout.{i}.path", f"not a BEIR held-out set: missing {', '.join(missing)}")
-            )
-    encoders = [("evaluation.encoder", config.evaluation.encoder)] + [
-        (f"runs.{i}.encoder", r.encoder) for i, r in enumerate(config.runs) if r.encoder is not None
-    ]
-    for where, enc in encoders:
-        if enc.spec == "st" and importlib.util.find_spec("sentence_transformers") is None:
-            errors.append(
-                (
-                    f"{where}.spec",
-                    "the 'st' encoder needs sentence-transformers: install torch (CPU build) "
-                    "first, "
-                    "then pip install 'recallwatch[st]'",
-                )
-            )
-    if config.evaluation.backend == "ray" and importlib.util.find_spec("ray") is None:
-        errors.append(
-            ("evaluation.backend", "the ray backend needs Ray: pip install 'recallwatch[ray]'")
-        )
-    for i, r in enumerate(config.runs):
-        if not r.directory.is_dir():
-            warnings.append(
-                (
-                    f"runs.{i}.directory",
-                    f"{r.directory} does not exist yet; it is watched until it does",
-                )
-            )
-    return errors, warnings

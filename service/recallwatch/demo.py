@@ -100,9 +100,9 @@ class DemoReceiver:
 
     def handle(self, headers: dict[str, str], body: bytes) -> int:
         """Verify one delivery and print it; return the HTTP status to answer."""
-        from recallwatch.alerting.model import Alert
         from recallwatch.notify.slack import fallback_text
         from recallwatch.notify.webhook import WebhookVerificationError, verify
+        from recallwatch.records.alert import Alert
 
         try:
             msg_id = verify(self.secret, headers, body, now=time.time())

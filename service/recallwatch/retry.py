@@ -9,10 +9,11 @@ from __future__ import annotations
 import email.utils
 from collections.abc import Callable
 from dataclasses import dataclass
-
-from recallwatch.notify.messages import Outcome
+from typing import Literal
 
 Random = Callable[[], float]
+#: What an attempt's result means for its message: delivered, try again later, or give up.
+Outcome = Literal["ok", "retry", "terminal"]
 
 
 @dataclass(frozen=True)

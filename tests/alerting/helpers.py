@@ -9,8 +9,9 @@ from typing import Any
 
 import numpy as np
 
-from recallwatch.config import Config, dataset_key, parse_config
+from recallwatch.config import Config, parse_config
 from recallwatch.daemon.discovery import canonical_json, fingerprint
+from recallwatch.daemon.evaluation import dataset_key
 from recallwatch.store import CheckpointRow, FnEstimate, Store
 from recallwatch.synthetic.heldout import SyntheticSet
 from tests.helpers.seed import add, fail, finished, record_evaluated

@@ -9,9 +9,9 @@ import pytest
 from pydantic import BaseModel
 
 from recallwatch.alerting.engine import Alerting
-from recallwatch.alerting.model import Alert, AlertKey, Evidence
 from recallwatch.alerting.rules import RULE_TYPES, AlertRule, Decision, register
 from recallwatch.errors import ConfigError
+from recallwatch.records.alert import Alert, AlertKey, Evidence
 from recallwatch.store import CheckpointRow, FnEstimate, Store
 from recallwatch.synthetic.heldout import SyntheticSet
 from tests.alerting.helpers import A, B, Clock, Run, hits, make_config, outbox, reparse

@@ -6,7 +6,7 @@ import pytest
 
 from recallwatch.alerting.engine import Alerting
 from recallwatch.alerting.episodes import OpenEpisode, Transition, transition
-from recallwatch.alerting.model import AlertKey, Evidence
+from recallwatch.records.alert import AlertKey, Evidence
 from recallwatch.store import Store
 from recallwatch.synthetic.heldout import SyntheticSet
 from tests.alerting.helpers import Clock, make_config, outbox

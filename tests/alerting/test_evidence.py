@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from recallwatch.alerting.evidence import EvidenceReader, fn_snapshot, mining_diff, recommendation
-from recallwatch.alerting.model import FnSnapshot
-from recallwatch.alerting.texts import TextIndex
+from recallwatch.heldout.texts import TextIndex
+from recallwatch.records.alert import FnSnapshot
 from recallwatch.store import FnEstimate, Store
 from recallwatch.synthetic.heldout import SyntheticSet
 from tests.alerting.helpers import REC, A, B, Clock, Run, hits, make_config

@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 
 from recallwatch.alerting.engine import Alerting
-from recallwatch.alerting.model import Alert
 from recallwatch.config import Config, parse_config
 from recallwatch.notify.alertmanager import alertmanager_labels
 from recallwatch.notify.slack import check_limits
+from recallwatch.records.alert import Alert
 from recallwatch.store import Store
 from recallwatch.synthetic.heldout import SyntheticSet
 from tests.alerting.helpers import A, B, Clock, Run, hits

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-import recallwatch.alerting.texts as texts_module
+import recallwatch.heldout.texts as texts_module
 from recallwatch.alerting.engine import Alerting
 from recallwatch.store import Store
 from recallwatch.synthetic.heldout import SyntheticSet

@@ -19,8 +19,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from recallwatch.encoders import open_source
-from recallwatch.evaluation.heldout import load_heldout
 from recallwatch.evaluation.pipeline import evaluate
+from recallwatch.heldout.sets import load_heldout
 from recallwatch.synthetic.heldout import SyntheticSet
 from tests.helpers.processes import REPO, stop_processes, wait_for
 from tests.helpers.prometheus import PROMETHEUS, start_prometheus

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from recallwatch.evaluation.heldout import HeldoutSet, load_heldout
+from recallwatch.heldout.sets import HeldoutSet, load_heldout
 from recallwatch.synthetic.heldout import SyntheticSet, write_heldout, write_precomputed_checkpoint
 
 

@@ -13,7 +13,7 @@ from recallwatch.encoders import EncoderOptions, TextEncoderSource, open_source
 from recallwatch.encoders.precision import capability
 from recallwatch.encoders.sentence_transformers import SentenceTransformerEncoder
 from recallwatch.errors import CheckpointError, ConfigError
-from recallwatch.evaluation.heldout import load_heldout
+from recallwatch.heldout.sets import load_heldout
 from recallwatch.synthetic.heldout import write_heldout
 
 

@@ -7,7 +7,6 @@ from collections.abc import Mapping
 import numpy as np
 import pytest
 
-from recallwatch.evaluation.heldout import load_heldout
 from recallwatch.evaluation.metrics import (
     JudgementIndex,
     QueryMetrics,
@@ -16,6 +15,7 @@ from recallwatch.evaluation.metrics import (
 )
 from recallwatch.evaluation.pipeline import evaluate
 from recallwatch.evaluation.search import ExactSearcher, prepare_embeddings, tiebreak_ranks
+from recallwatch.heldout.sets import load_heldout
 from tests.helpers.embedding_sources import CachedEmbeddingSource
 
 pytrec_eval = pytest.importorskip("pytrec_eval", reason="pip install pytrec-eval-terrier")

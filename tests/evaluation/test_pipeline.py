@@ -13,8 +13,8 @@ import pytest
 from recallwatch.encoders import CorpusShard, TextEncoderSource
 from recallwatch.encoders.precomputed import PrecomputedSource
 from recallwatch.errors import EmbeddingError
-from recallwatch.evaluation.heldout import HeldoutSet, load_heldout
 from recallwatch.evaluation.pipeline import evaluate
+from recallwatch.heldout.sets import HeldoutSet, load_heldout
 from recallwatch.synthetic.heldout import write_heldout, write_precomputed_checkpoint
 
 

@@ -13,8 +13,8 @@ import pytest
 
 from recallwatch.encoders import EncoderOptions, open_source
 from recallwatch.evaluation.distributed import RayOptions, evaluate_on_ray
-from recallwatch.evaluation.heldout import load_heldout
 from recallwatch.evaluation.pipeline import Evaluation, evaluate
+from recallwatch.heldout.sets import load_heldout
 from recallwatch.synthetic.heldout import write_heldout
 from tests.helpers.ray_cluster import DIE_ONCE, DIED, DYING_ENCODER, ray_cluster  # noqa: F401
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from recallwatch.encoders import open_source
-from recallwatch.evaluation.heldout import load_heldout
 from recallwatch.evaluation.pipeline import evaluate
+from recallwatch.heldout.sets import load_heldout
 from tests.helpers.embedding_sources import CachedEmbeddingSource
 
 MTEB_NDCG10 = 0.645

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from recallwatch.alerting.model import (
-    ALERTNAMES,
+from recallwatch.alerting.rules import RULE_TYPES
+from recallwatch.records.alert import (
     Alert,
     AlertKey,
     BaselineRef,
@@ -47,7 +47,7 @@ def regression_alert(
             id=aid,
             key=key,
             rule_type="recall_regression",
-            alertname=ALERTNAMES["recall_regression"],
+            alertname=RULE_TYPES["recall_regression"].alertname,
             severity="critical",
             status="firing",
             summary="recall@10 fell 5.0 points after a mining change (run-a, checkpoint-1500)",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from recallwatch.evaluation.heldout import HeldoutSet
+from recallwatch.heldout.sets import HeldoutSet
 
 
 class CachedEmbeddingSource:

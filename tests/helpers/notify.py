@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import time
 
-from recallwatch.alerting.model import message_id
 from recallwatch.notify.outbox import MemoryOutbox
+from recallwatch.records.alert import message_id
 from recallwatch.retry import RetryPolicy
 from tests.helpers.alerts import regression_alert
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from recallwatch.errors import HeldoutError
-from recallwatch.evaluation.heldout import load_heldout
+from recallwatch.heldout.sets import load_heldout
 from recallwatch.mining.corpus import TextMatcher, load_corpus, normalize_text
 from tests.helpers.mining import write_corpus
 

@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from recallwatch.beir import read_qrels
 from recallwatch.cli import main
 from recallwatch.evaluation.search import ExactSearcher, prepare_embeddings, tiebreak_ranks
+from recallwatch.heldout.beir import read_qrels
 from recallwatch.mining.audit import AuditConfig, PairBuilder, draw, run_audit
 from recallwatch.mining.corpus import load_corpus
 from recallwatch.mining.formats import read_mined

@@ -17,7 +17,6 @@ import pytest
 import requests
 from prometheus_client import CollectorRegistry, generate_latest
 
-from recallwatch.alerting.model import message_id
 from recallwatch.metrics.collector import RecallwatchCollector
 from recallwatch.notify.channels import (
     AlertmanagerTarget,
@@ -26,9 +25,10 @@ from recallwatch.notify.channels import (
 )
 from recallwatch.notify.delivery import Dispatcher
 from recallwatch.notify.http import Outgoing, new_session, send_once
-from recallwatch.notify.messages import AttemptResult
 from recallwatch.notify.outbox import MemoryOutbox
 from recallwatch.notify.webhook import verify, webhook_body
+from recallwatch.records.alert import message_id
+from recallwatch.records.outbox import AttemptResult
 from recallwatch.retry import RetryPolicy
 from recallwatch.store import AlertWrite, NewMessage, Store
 from tests.helpers.alerts import regression_alert

@@ -11,9 +11,6 @@ import pytest
 import requests
 from pydantic import ValidationError
 
-from recallwatch.alerting.model import (
-    Alert,
-)
 from recallwatch.config import WebhookChannel
 from recallwatch.notify.channels import (
     WebhookTarget,
@@ -28,6 +25,7 @@ from recallwatch.notify.webhook import (
     verify,
     webhook_body,
 )
+from recallwatch.records.alert import Alert
 from tests.helpers.alerts import T0, regression_alert
 from tests.helpers.notify import SECRET
 from tests.helpers.receivers import Receiver

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from recallwatch.notify.messages import AttemptResult
+from recallwatch.records.outbox import AttemptResult
 from recallwatch.store import MIGRATIONS, SCHEMA_VERSION, AlertWrite, NewMessage, Store, StoreError
 from tests.helpers.alerts import regression_alert
 

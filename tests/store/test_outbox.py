@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from recallwatch.notify.messages import AttemptResult
+from recallwatch.records.outbox import AttemptResult
 from recallwatch.store import AlertWrite, NewMessage, Store
 from recallwatch.store.outbox import REFRESH_RETENTION_SECONDS
 from tests.helpers.alerts import T0, regression_alert

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from recallwatch.encoders import open_source
-from recallwatch.evaluation.heldout import load_heldout
 from recallwatch.evaluation.pipeline import evaluate
+from recallwatch.heldout.sets import load_heldout
 from recallwatch.synthetic.heldout import write_heldout, write_precomputed_checkpoint
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from recallwatch.beir import read_qrels
+from recallwatch.heldout.beir import read_qrels
 from recallwatch.mining.corpus import load_corpus
 from recallwatch.mining.formats import read_mined
 from recallwatch.mining.sampling import RankBuckets

@@ -27,12 +27,12 @@ from typing import Any
 from recallwatch import failpoints
 from recallwatch.alerting.episodes import EpisodeChanges, Episodes, OpenEpisode, transition
 from recallwatch.alerting.evidence import EvidenceReader
-from recallwatch.alerting.model import alert_id
 from recallwatch.alerting.resend import AlertmanagerResends
 from recallwatch.alerting.rules import AlertRule, Decision, RuleContext, by_step, rule_for
-from recallwatch.alerting.texts import TextIndex
 from recallwatch.config import Config
+from recallwatch.heldout.texts import TextIndex
 from recallwatch.logs import fields
+from recallwatch.records.alert import alert_id
 from recallwatch.store import CheckpointRow, Store
 
 __all__ = ["Alerting"]

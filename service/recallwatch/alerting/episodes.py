@@ -15,12 +15,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
-from recallwatch.alerting.model import Alert, Event, Resolution, message_id
 from recallwatch.alerting.resend import resend_interval
 from recallwatch.alerting.rules.base import RuleConfig
 from recallwatch.config import AlertmanagerChannel
 from recallwatch.logs import fields
 from recallwatch.notify.channels import ChannelConfig, render
+from recallwatch.records.alert import Alert, Event, Resolution, message_id
 from recallwatch.store import AlertRecord, AlertWrite, CheckpointRow, NewMessage
 
 __all__ = ["EpisodeChanges", "Episodes", "OpenEpisode", "Transition", "transition"]

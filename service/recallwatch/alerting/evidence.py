@@ -19,14 +19,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from recallwatch.alerting.model import (
+from recallwatch.evaluation.outcomes import lost_queries
+from recallwatch.heldout.texts import TextIndex
+from recallwatch.mining.audit_output import recommendation_text
+from recallwatch.records.alert import (
     FnSnapshot,
     LostQueryRef,
     MiningKeyChange,
-    recommendation_text,
 )
-from recallwatch.alerting.texts import TextIndex
-from recallwatch.evaluation.outcomes import lost_queries
 from recallwatch.store import CheckpointRow, FnEstimate, Store
 
 __all__ = [

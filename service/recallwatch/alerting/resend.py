@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 
-from recallwatch.alerting.model import message_id
 from recallwatch.alerting.rules.base import RuleConfig
 from recallwatch.config import AlertmanagerChannel
 from recallwatch.notify.channels import ChannelConfig, render
+from recallwatch.records.alert import message_id
 from recallwatch.store import AlertRecord, NewMessage
 
 __all__ = ["AlertmanagerResends", "resend_interval"]

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 from pathlib import Path
 
-from recallwatch.config import Config, load_config, missing_secrets, preflight
+from recallwatch.config import Config, load_config, missing_secrets
 from recallwatch.errors import ConfigError
 from recallwatch.mining.oracles import redact_url
 
-__all__ = ["add_parser", "checked_config", "run"]
+__all__ = ["add_parser", "checked_config", "preflight", "run"]
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -43,6 +44,49 @@ def checked_config(path: Path, *, secrets: bool = True) -> tuple[Config, list[tu
     if errors:
         raise ConfigError(errors, source=str(path))
     return config, warnings
+
+
+def preflight(config: Config) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """Check the filesystem and installed extras a config relies on: (errors, warnings)."""
+    errors: list[tuple[str, str]] = []
+    warnings: list[tuple[str, str]] = []
+    for i, h in enumerate(config.heldout):
+        needed = [
+            h.path / "corpus.jsonl",
+            h.path / "queries.jsonl",
+            h.path / "qrels" / f"{h.split}.tsv",
+        ]
+        missing = [str(p) for p in needed if not p.is_file()]
+        if missing:
+            errors.append(
+                (f"heldout.{i}.path", f"not a BEIR held-out set: missing {', '.join(missing)}")
+            )
+    encoders = [("evaluation.encoder", config.evaluation.encoder)] + [
+        (f"runs.{i}.encoder", r.encoder) for i, r in enumerate(config.runs) if r.encoder is not None
+    ]
+    for where, enc in encoders:
+        if enc.spec == "st" and importlib.util.find_spec("sentence_transformers") is None:
+            errors.append(
+                (
+                    f"{where}.spec",
+                    "the 'st' encoder needs sentence-transformers: install torch (CPU build) "
+                    "first, "
+                    "then pip install 'recallwatch[st]'",
+                )
+            )
+    if config.evaluation.backend == "ray" and importlib.util.find_spec("ray") is None:
+        errors.append(
+            ("evaluation.backend", "the ray backend needs Ray: pip install 'recallwatch[ray]'")
+        )
+    for i, r in enumerate(config.runs):
+        if not r.directory.is_dir():
+            warnings.append(
+                (
+                    f"runs.{i}.directory",
+                    f"{r.directory} does not exist yet; it is watched until it does",
+                )
+            )
+    return errors, warnings
 
 
 def run(args: argparse.Namespace) -> int:

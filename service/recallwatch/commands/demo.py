@@ -19,9 +19,9 @@ from pathlib import Path
 
 from recallwatch.config import DEFAULT_PORT
 from recallwatch.encoders import open_source
-from recallwatch.evaluation.heldout import load_heldout
+from recallwatch.evaluation.output import format_table
 from recallwatch.evaluation.pipeline import evaluate
-from recallwatch.evaluation.report import format_table
+from recallwatch.heldout.sets import load_heldout
 from recallwatch.synthetic.heldout import write_heldout, write_precomputed_checkpoint
 
 __all__ = ["add_parser", "run"]

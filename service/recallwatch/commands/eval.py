@@ -10,10 +10,10 @@ from pathlib import Path
 from recallwatch.commands.common import k_list, positive_int, write_json
 from recallwatch.encoders import PRECISIONS, EncoderOptions, open_source, validate_spec
 from recallwatch.errors import ConfigError
-from recallwatch.evaluation.heldout import load_heldout
 from recallwatch.evaluation.metrics import DEFAULT_KS
+from recallwatch.evaluation.output import evaluation_json, format_table
 from recallwatch.evaluation.pipeline import DEFAULT_SHARD_BYTES, Evaluation, evaluate
-from recallwatch.evaluation.report import evaluation_json, format_table
+from recallwatch.heldout.sets import load_heldout
 
 __all__ = ["add_parser", "run"]
 

@@ -12,12 +12,12 @@ from pydantic import ValidationError
 from recallwatch.commands.common import positive_int, write_json
 from recallwatch.errors import ConfigError
 from recallwatch.mining.audit import AuditConfig, PairBuilder, draw, run_audit
+from recallwatch.mining.audit_output import audit_json, format_audit
 from recallwatch.mining.audit_spec import AuditSpec, cli_flag
 from recallwatch.mining.corpus import Corpus, load_corpus
 from recallwatch.mining.formats import FORMATS, read_mined
 from recallwatch.mining.mined import MinedSet
 from recallwatch.mining.oracles import OracleOptions, Pair, open_oracles, write_label_sheet
-from recallwatch.mining.report import audit_json, format_audit
 from recallwatch.mining.sampling import RankBuckets
 from recallwatch.stats import SPRTDesign
 

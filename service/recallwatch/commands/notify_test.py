@@ -7,15 +7,18 @@ import os
 import time
 from pathlib import Path
 
-from recallwatch.alerting.model import ALERTNAMES, Alert, AlertKey, alert_id, message_id
 from recallwatch.config import Config, load_config
 from recallwatch.errors import ConfigError
 from recallwatch.notify.channels import render, target_for
 from recallwatch.notify.delivery import Dispatcher
 from recallwatch.notify.outbox import MemoryOutbox
+from recallwatch.records.alert import Alert, AlertKey, alert_id, message_id
 from recallwatch.retry import RetryPolicy
 
-__all__ = ["add_parser", "run", "send_test"]
+__all__ = ["TEST_ALERTNAME", "add_parser", "run", "send_test"]
+
+#: The ``alertname`` of a test message (its runbook section says nothing is wrong).
+TEST_ALERTNAME = "RecallwatchTest"
 
 #: How long notify-test keeps retrying (5xx, 429 ...) before it reports failure.
 PATIENCE_SECONDS = 30.0
@@ -47,7 +50,7 @@ def test_alert(now: float) -> Alert:
         id=alert_id(key, str(now)),
         key=key,
         rule_type="test",
-        alertname=ALERTNAMES["test"],
+        alertname=TEST_ALERTNAME,
         severity="info",
         status="firing",
         summary="recallwatch test message: this channel works",

@@ -44,10 +44,10 @@ from typing import TYPE_CHECKING, Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from recallwatch.config import Config, dataset_key
+from recallwatch.config import Config
 from recallwatch.daemon.auditor import FnAuditor
 from recallwatch.daemon.discovery import Discovery
-from recallwatch.daemon.evaluation import Evaluator, requeue_unavailable
+from recallwatch.daemon.evaluation import Evaluator, dataset_key, requeue_unavailable
 from recallwatch.daemon.runner import AuditRunner, Runner, estimate_isolated, run_isolated
 from recallwatch.daemon.scheduling import next_checkpoints, skip
 from recallwatch.logs import fields

@@ -10,6 +10,8 @@ one stopped by shutdown is queued again.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import threading
 import time
@@ -23,7 +25,7 @@ from recallwatch.evaluation.distributed.cluster import CLUSTER_UNAVAILABLE
 from recallwatch.logs import fields
 from recallwatch.store import CheckpointRow, NewEvaluation, Store
 
-__all__ = ["Evaluator", "requeue_unavailable"]
+__all__ = ["Evaluator", "dataset_key", "requeue_unavailable"]
 
 #: The daemon's log: one logger name for its whole pipeline.
 log = logging.getLogger("recallwatch.daemon")
@@ -155,3 +157,31 @@ def _headline(metrics: dict[str, dict[int, float]], ks: list[int]) -> dict[str, 
     if k10 in metrics.get("ndcg", {}):
         out[f"ndcg@{k10}"] = round(metrics["ndcg"][k10], 4)
     return out
+
+
+def dataset_key(config: Config, run: RunConfig, heldout: HeldoutConfig) -> str:
+    """The idempotency key of evaluating a run's checkpoints on one held-out set.
+
+    It covers everything that changes the numbers (encoder and its options, k list, similarity,
+    the held-out set and split), so a checkpoint is never evaluated twice under the same key.
+    Where it runs (``device``) and how it batches (``batch_size``) are left out: moving the
+    encoder to a GPU must not re-evaluate a run's whole history.
+    """
+    enc = config.encoder_for(run)
+    # precision only where it can change the numbers (st) and is not fp32, which every evaluation
+    # before the setting existed used: such keys stay the same.
+    same = enc.spec != "st" or enc.precision == "fp32"
+    doc = {
+        "encoder": enc.model_dump(
+            mode="json", exclude={"device", "batch_size"} | ({"precision"} if same else set())
+        ),
+        "ks": config.evaluation.ks,
+        "similarity": config.evaluation.similarity,
+        "heldout": {
+            "path": str(heldout.path),
+            "split": heldout.split,
+            "relevance_level": heldout.relevance_level,
+        },
+    }
+    blob = json.dumps(doc, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]

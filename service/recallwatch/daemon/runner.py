@@ -42,7 +42,7 @@ from recallwatch.store import FnBucket, FnEstimate
 
 if TYPE_CHECKING:
     from recallwatch.evaluation.distributed import DistributedHeldout
-    from recallwatch.evaluation.heldout import HeldoutSet
+    from recallwatch.heldout.sets import HeldoutSet
 
 __all__ = [
     "AuditJob",
@@ -109,8 +109,8 @@ Runner = Callable[[Job, float, threading.Event], Result]
 def evaluate_job(job: Job) -> Result:
     """Evaluate in this process (what the child runs)."""
     from recallwatch.encoders import EncoderOptions, open_source
-    from recallwatch.evaluation.heldout import load_heldout
     from recallwatch.evaluation.pipeline import evaluate
+    from recallwatch.heldout.sets import load_heldout
 
     enc = job.encoder
     options = EncoderOptions(**{k: v for k, v in enc.items() if k != "spec"})

@@ -15,7 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from recallwatch.errors import EmbeddingError, EncoderError, RecallwatchError
-from recallwatch.evaluation.heldout import HeldoutSet
+from recallwatch.heldout.sets import HeldoutSet
 
 __all__ = [
     "CorpusShard",

@@ -20,7 +20,7 @@ import numpy.typing as npt
 
 from recallwatch.encoders.base import CorpusShard
 from recallwatch.errors import CheckpointError, EmbeddingError
-from recallwatch.evaluation.heldout import HeldoutSet
+from recallwatch.heldout.sets import HeldoutSet
 
 __all__ = ["EMBEDDINGS_DIR", "PrecomputedSource", "read_ids", "read_npy_header"]
 

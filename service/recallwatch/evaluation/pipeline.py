@@ -25,7 +25,6 @@ import numpy as np
 
 from recallwatch.encoders.base import CorpusShard, EmbeddingSource
 from recallwatch.errors import EmbeddingError
-from recallwatch.evaluation.heldout import HeldoutSet
 from recallwatch.evaluation.metrics import (
     DEFAULT_KS,
     JudgementIndex,
@@ -41,6 +40,7 @@ from recallwatch.evaluation.search import (
     prepare_embeddings,
     tiebreak_ranks,
 )
+from recallwatch.heldout.sets import HeldoutSet
 
 __all__ = ["DEFAULT_SHARD_BYTES", "Evaluation", "evaluate", "shard_rows_for"]
 

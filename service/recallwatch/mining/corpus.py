@@ -2,7 +2,7 @@
 
 A corpus directory is the BEIR layout: ``corpus.jsonl`` (``_id``, ``title``, ``text``) and, where
 the oracles need query texts, ``queries.jsonl`` (``_id``, ``text``), both read and validated by
-:mod:`recallwatch.beir`. qrels are not needed here.
+:mod:`recallwatch.heldout.beir`. qrels are not needed here.
 
 sentence-transformers' ``mine_hard_negatives`` writes texts, not ids. They are mapped back by
 exact match after whitespace normalisation (runs of whitespace become one space, ends stripped),
@@ -16,8 +16,8 @@ import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from recallwatch.beir import document_text, read_corpus, read_queries
 from recallwatch.errors import HeldoutError
+from recallwatch.heldout.beir import document_text, read_corpus, read_queries
 
 __all__ = ["Corpus", "TextMatcher", "load_corpus", "normalize_text", "text_id"]
 
@@ -66,7 +66,8 @@ class Corpus:
 def load_corpus(path: Path | str) -> Corpus:
     """Load ``corpus.jsonl`` (required) and ``queries.jsonl`` (optional) of a BEIR directory.
 
-    Both files are validated by :mod:`recallwatch.beir`, as the held-out loader validates them.
+    Both files are validated by :mod:`recallwatch.heldout.beir`, as the held-out loader validates
+    them.
     """
     root = Path(path)
     if not root.is_dir():

@@ -25,8 +25,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from recallwatch.beir import read_jsonl_objects
 from recallwatch.errors import InputError
+from recallwatch.heldout.beir import read_jsonl_objects
 from recallwatch.mining.corpus import Corpus
 
 __all__ = [

@@ -26,7 +26,7 @@ import json
 from datetime import datetime
 from typing import Any
 
-from recallwatch.alerting.model import Alert, iso
+from recallwatch.records.alert import Alert, iso
 
 __all__ = ["DEFAULT_RESEND_SECONDS", "alertmanager_body", "alertmanager_labels", "with_ends_at"]
 

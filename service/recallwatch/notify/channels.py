@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from recallwatch.alerting.model import Alert, Event
 from recallwatch.config import AlertmanagerChannel, SlackChannel, WebhookChannel
 from recallwatch.notify.alertmanager import (
     DEFAULT_RESEND_SECONDS,
@@ -20,9 +19,10 @@ from recallwatch.notify.alertmanager import (
 )
 from recallwatch.notify.delivery import Target
 from recallwatch.notify.http import Outgoing
-from recallwatch.notify.messages import OutboxMessage
 from recallwatch.notify.slack import slack_message
 from recallwatch.notify.webhook import signature_headers, webhook_body
+from recallwatch.records.alert import Alert, Event
+from recallwatch.records.outbox import OutboxMessage
 
 __all__ = [
     "AlertmanagerTarget",

@@ -38,8 +38,7 @@ import requests
 
 from recallwatch.logs import fields
 from recallwatch.notify.http import Outgoing, new_session, send_once, silence_url_logging
-from recallwatch.notify.messages import AttemptResult, MessageState, OutboxMessage
-from recallwatch.notify.outbox import Outbox
+from recallwatch.records.outbox import AttemptResult, MessageState, Outbox, OutboxMessage
 from recallwatch.retry import DEFAULT_POLICY, RetryPolicy, backoff_delay
 
 log = logging.getLogger(__name__)

@@ -24,8 +24,8 @@ from requests.adapters import HTTPAdapter
 if TYPE_CHECKING:
     from urllib3._base_connection import BaseHTTPConnection
 
-from recallwatch.notify.messages import AttemptResult, Outcome
-from recallwatch.retry import classify_status, parse_retry_after
+from recallwatch.records.outbox import AttemptResult
+from recallwatch.retry import Outcome, classify_status, parse_retry_after
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""The outbox the dispatcher reads: the ``Outbox`` protocol and an in-memory implementation.
+"""An in-memory ``Outbox`` (the protocol is ``recallwatch.records.outbox.Outbox``).
 
 The daemon's outbox is the store's (``recallwatch.store.outbox.SqliteOutbox``); ``MemoryOutbox``
 serves ``notify-test`` and tests.
@@ -8,31 +8,8 @@ from __future__ import annotations
 
 import threading
 from dataclasses import replace
-from typing import Protocol
 
-from recallwatch.notify.messages import AttemptResult, MessageState, OutboxMessage
-
-
-class Outbox(Protocol):
-    """Storage of outbox messages, as the dispatcher needs it.
-
-    Implemented by the store (``recallwatch.store.outbox.SqliteOutbox``, the daemon's
-    ``store.outbox``) and in memory by ``MemoryOutbox``.
-    """
-
-    def next_pending(self, channel: str) -> OutboxMessage | None:
-        """The oldest pending message of a channel."""
-
-    def record_attempt(
-        self,
-        message: OutboxMessage,
-        result: AttemptResult,
-        *,
-        now: float,
-        state: MessageState,
-        next_attempt_at: float,
-    ) -> None:
-        """Store one attempt's result and the message's new state."""
+from recallwatch.records.outbox import AttemptResult, MessageState, OutboxMessage
 
 
 class MemoryOutbox:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from recallwatch.alerting.model import Alert, Evidence, FnSnapshot, MetricChange
+from recallwatch.records.alert import Alert, Evidence, FnSnapshot, MetricChange
 
 __all__ = [
     "MAX_BLOCKS",

@@ -33,7 +33,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from recallwatch.alerting.model import Alert, Event, iso
+from recallwatch.records.alert import Alert, Event, iso
 
 __all__ = [
     "SCHEMA_VERSION",

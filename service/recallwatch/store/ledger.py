@@ -13,7 +13,7 @@ import sqlite3
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from recallwatch.alerting.model import Alert
+from recallwatch.records.alert import Alert
 from recallwatch.store.db import Database
 from recallwatch.store.outbox import enqueue_messages
 from recallwatch.store.rows import AlertRecord, AlertWrite, NewMessage, VerdictRow

@@ -1,8 +1,8 @@
 """The notification outbox: messages waiting for delivery, their attempts, and failure counters.
 
-``SqliteOutbox`` implements the ``Outbox`` protocol the delivery dispatcher reads
-(``recallwatch.notify.delivery``): ``next_pending`` and ``record_attempt``. Messages are enqueued
-by the alert ledger (``enqueue_messages``), in the transaction that writes their alerts' states.
+``SqliteOutbox`` implements the ``Outbox`` protocol (``recallwatch.records.outbox``) that the
+delivery dispatcher reads: ``next_pending`` and ``record_attempt``. Messages are enqueued by the
+alert ledger (``enqueue_messages``), in the transaction that writes their alerts' states.
 
 Alertmanager re-sends (event ``"refresh"``) keep a firing alert alive in Alertmanager; they are
 bookkeeping, not notifications, so two rules keep them from piling up (``enqueue_messages``):
@@ -17,12 +17,9 @@ import sqlite3
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from recallwatch.notify.messages import AttemptResult, MessageState, OutboxMessage
+from recallwatch.records.outbox import AttemptResult, MessageState, Outbox, OutboxMessage
 from recallwatch.store.db import Database
 from recallwatch.store.rows import NewMessage
-
-if TYPE_CHECKING:
-    from recallwatch.notify.outbox import Outbox
 
 __all__ = ["REFRESH_RETENTION_SECONDS", "SqliteOutbox", "enqueue_messages"]
 

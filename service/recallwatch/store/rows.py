@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from recallwatch.alerting.model import Alert
+from recallwatch.records.alert import Alert
 
 __all__ = [
     "STATES",

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from recallwatch.notify.messages import OutboxMessage
+from recallwatch.records.outbox import OutboxMessage
 from recallwatch.store import AlertRecord, Store
 from recallwatch.views.paging import Page
 

@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from recallwatch.alerting.texts import TextIndex
 from recallwatch.evaluation.outcomes import lost_queries, per_query_metric
+from recallwatch.heldout.texts import TextIndex
 from recallwatch.stats import Interval
 from recallwatch.stats.intervals import mean_interval
 from recallwatch.store import CheckpointRow, EvaluationRow, FnEstimate, Store, VerdictRow

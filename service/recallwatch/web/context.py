@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Request
 
-from recallwatch.alerting.texts import TextIndex
+from recallwatch.heldout.texts import TextIndex
 from recallwatch.store import Store
 from recallwatch.web.auth import authorize
 

@@ -33,7 +33,14 @@ from recallwatch.views.reviews import review_labels
 if TYPE_CHECKING:
     from recallwatch.config import Config
 
-__all__ = ["TOKEN_ENV", "ReviewSet", "ReviewSets", "ReviewSettings", "daemon_sets", "file_set"]
+__all__ = [
+    "TOKEN_ENV",
+    "ReviewSet",
+    "ReviewSets",
+    "ReviewSettings",
+    "daemon_sets",
+    "file_set",
+]
 
 #: The environment variable that configures the review write token (else one is generated).
 TOKEN_ENV = "RECALLWATCH_REVIEW_TOKEN"

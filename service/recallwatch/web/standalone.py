@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from recallwatch import __version__
-from recallwatch.alerting.texts import TextIndex
 from recallwatch.errors import RecallwatchError
+from recallwatch.heldout.texts import TextIndex
 from recallwatch.store import Store
 from recallwatch.views.alerts import alert_view
 from recallwatch.views.checkpoints import checkpoint_detail

@@ -35,6 +35,7 @@ __all__ = [
     "RuleConfig",
     "RuleContext",
     "VerdictWrite",
+    "alertnames",
     "by_step",
     "register",
     "rule_for",
@@ -49,3 +50,8 @@ for _module in pkgutil.iter_modules(__path__):
     # A package's helper modules are not rules: only its ``rule`` module registers one.
     _suffix = ".rule" if _module.ispkg else ""
     importlib.import_module(f"{__name__}.{_module.name}{_suffix}")
+
+
+def alertnames() -> frozenset[str]:
+    """Every Alertmanager ``alertname`` the registered rule types' alerts may carry."""
+    return frozenset().union(*(cls.alertnames() for cls in RULE_TYPES.values()))

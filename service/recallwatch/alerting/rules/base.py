@@ -36,9 +36,10 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 from recallwatch.alerting.evidence import EvidenceReader
-from recallwatch.alerting.model import Alert, AlertKey, Evidence, Resolution, links_for
+from recallwatch.alerting.links import links_for
 from recallwatch.config import Config
 from recallwatch.errors import ConfigError
+from recallwatch.records.alert import Alert, AlertKey, Evidence, Resolution
 from recallwatch.store import CheckpointRow, EvaluationRow, Store
 
 __all__ = [
@@ -159,7 +160,8 @@ class AlertRule(Generic[ConfigT]):
 
     #: The config ``type`` this class decides for (the registry key).
     type: ClassVar[str]
-    #: Alertmanager ``alertname`` of its alerts (``model.ALERTNAMES`` for the built-in types).
+    #: Alertmanager ``alertname`` of its alerts (CamelCase, like the Prometheus rules in
+    #: ``alerts/``: the same event has the same name on both paths).
     alertname: ClassVar[str]
     #: Whether ``decide`` also runs for failed checkpoints (otherwise evaluated ones only).
     decides_failed: ClassVar[bool] = False
@@ -170,6 +172,11 @@ class AlertRule(Generic[ConfigT]):
     def __init__(self, config: ConfigT, context: RuleContext) -> None:
         self.config = config
         self.context = context
+
+    @classmethod
+    def alertnames(cls) -> frozenset[str]:
+        """Every ``alertname`` its alerts may carry (override when it has more than one)."""
+        return frozenset({cls.alertname})
 
     def applies_to(self, run: str) -> bool:
         """Whether the rule applies to ``run`` (its ``runs``, or every run when empty)."""

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from recallwatch.alerting.model import ALERTNAMES, Alert, AlertKey, Evidence
 from recallwatch.alerting.rules.base import AlertRule, Decision, by_step, register
 from recallwatch.config import EvaluationFailingRule
+from recallwatch.records.alert import Alert, AlertKey, Evidence
 from recallwatch.store import CheckpointRow
 
 __all__ = ["EvaluationFailing", "failing_streak"]
@@ -31,7 +31,7 @@ class EvaluationFailing(AlertRule[EvaluationFailingRule]):
     """
 
     type = "evaluation_failing"
-    alertname = ALERTNAMES["evaluation_failing"]
+    alertname = "RecallwatchEvaluationFailing"
     decides_failed = True
     follows_newest = False
 

@@ -13,9 +13,9 @@ from abc import ABC, abstractmethod
 from typing import Protocol, TypeVar
 
 from recallwatch.alerting.evidence import fn_snapshot, recommendation
-from recallwatch.alerting.model import ALERTNAMES, Alert, AlertKey, Evidence
 from recallwatch.alerting.rules.base import AlertRule, Decision, RuleConfig, register
 from recallwatch.config import FalseNegativeRateRule
+from recallwatch.records.alert import Alert, AlertKey, Evidence
 from recallwatch.store import CheckpointRow, FnEstimate
 
 __all__ = ["FalseNegativeRate", "FnEstimateRule", "fn_rate_high"]
@@ -74,7 +74,7 @@ class FalseNegativeRate(FnEstimateRule[FalseNegativeRateRule]):
     """The lower bound of the mined set's FN-rate interval above ``threshold``."""
 
     type = "false_negative_rate"
-    alertname = ALERTNAMES["false_negative_rate"]
+    alertname = "FalseNegativeRateHigh"
 
     def judge(self, estimate: FnEstimate) -> tuple[bool, str]:
         """Fires on the interval's lower bound, so an uncertain estimate does not."""

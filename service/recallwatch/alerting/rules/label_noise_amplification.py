@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 
-from recallwatch.alerting.model import ALERTNAMES
 from recallwatch.alerting.rules.base import register
 from recallwatch.alerting.rules.false_negative_rate import FnEstimateRule
 from recallwatch.config import AmplificationRule
@@ -28,7 +27,7 @@ class LabelNoiseAmplification(FnEstimateRule[AmplificationRule]):
     """Label-noise amplification (mined ÷ random FN rate) above ``threshold``."""
 
     type = "label_noise_amplification"
-    alertname = ALERTNAMES["label_noise_amplification"]
+    alertname = "LabelNoiseAmplificationHigh"
 
     def judge(self, estimate: FnEstimate) -> tuple[bool, str]:
         """Fires when the amplification is known and above the threshold."""

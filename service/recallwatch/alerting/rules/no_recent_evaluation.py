@@ -6,9 +6,9 @@ no evaluation yet counts from when this process started.
 
 from __future__ import annotations
 
-from recallwatch.alerting.model import ALERTNAMES, Alert, AlertKey, Evidence
 from recallwatch.alerting.rules.base import AlertRule, Decision, register
 from recallwatch.config import NoRecentEvaluationRule
+from recallwatch.records.alert import Alert, AlertKey, Evidence
 
 __all__ = ["NoRecentEvaluation", "evaluation_stale"]
 
@@ -26,7 +26,7 @@ class NoRecentEvaluation(AlertRule[NoRecentEvaluationRule]):
     """No newly evaluated checkpoint for ``after_seconds``."""
 
     type = "no_recent_evaluation"
-    alertname = ALERTNAMES["no_recent_evaluation"]
+    alertname = "RecallwatchNoRecentEvaluation"
 
     def decide_periodic(self, run: str, now: float) -> list[Decision]:
         """One decision per run: stale or not, from its last finished evaluation."""

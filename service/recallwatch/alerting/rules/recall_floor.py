@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from recallwatch.alerting.model import ALERTNAMES, Alert, AlertKey, Evidence
 from recallwatch.alerting.rules.base import AlertRule, Decision, register
 from recallwatch.config import RecallFloorRule
+from recallwatch.records.alert import Alert, AlertKey, Evidence
 from recallwatch.store import CheckpointRow
 
 __all__ = ["RecallFloor", "below_floor"]
@@ -20,7 +20,7 @@ class RecallFloor(AlertRule[RecallFloorRule]):
     """A metric at k below an absolute floor: one alert key per held-out set."""
 
     type = "recall_floor"
-    alertname = ALERTNAMES["recall_floor"]
+    alertname = "RecallBelowFloor"
 
     def decide(self, row: CheckpointRow) -> list[Decision]:
         """One decision per held-out set the checkpoint has the metric for."""

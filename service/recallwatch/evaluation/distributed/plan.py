@@ -28,11 +28,18 @@ from typing import IO, cast
 
 import numpy as np
 
-from recallwatch.beir import CORPUS, _id_of, _string_of, document_text, read_qrels, read_queries
 from recallwatch.encoders.precision import probe_sample
 from recallwatch.encoders.precomputed import EMBEDDINGS_DIR
 from recallwatch.errors import EmbeddingError, HeldoutError
-from recallwatch.evaluation.heldout import HeldoutSet, evaluated_queries, judged_documents
+from recallwatch.heldout.beir import (
+    CORPUS,
+    document_text,
+    id_of,
+    read_qrels,
+    read_queries,
+    string_of,
+)
+from recallwatch.heldout.sets import HeldoutSet, evaluated_queries, judged_documents
 
 __all__ = [
     "MAX_GRANULES",
@@ -137,15 +144,15 @@ def read_documents(
             pos = start + len(ids)
             obj = _object(line, path, f"document at corpus position {pos}")
             # beir's validation; line numbers are unknown here, so positions stand in for them.
-            ident = _id_of(obj, path, pos + 1)
+            ident = id_of(obj, path, pos + 1)
             if ident in seen:
                 raise HeldoutError(
                     f"duplicate document id {ident!r} (positions {seen[ident]} and {pos})",
                     path=path,
                 )
             seen[ident] = pos
-            titles.append(_string_of(obj, "title", path, pos + 1, required=False))
-            bodies.append(_string_of(obj, "text", path, pos + 1, required=True))
+            titles.append(string_of(obj, "title", path, pos + 1, required=False))
+            bodies.append(string_of(obj, "text", path, pos + 1, required=True))
             ids.append(ident)
     if len(ids) != count:
         raise HeldoutError(
@@ -206,7 +213,7 @@ def _scan(
                 raise EmbeddingError("id file not found", path=id_file) from exc
         for at, line in _lines(fh, 0):
             obj = _object(line, corpus, f"document at corpus position {n}")
-            ident = _id_of(obj, corpus, n + 1)
+            ident = id_of(obj, corpus, n + 1)
             if id_lines is not None:
                 got = next(id_lines, None)
                 if got is None or got[1].decode("utf-8", errors="replace") != ident:

@@ -20,13 +20,11 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from recallwatch.beir import CORPUS, document_text
 from recallwatch.encoders import EncoderOptions, open_source
 from recallwatch.encoders.base import CorpusShard
 from recallwatch.encoders.precomputed import EMBEDDINGS_DIR, read_npy_header
 from recallwatch.errors import EmbeddingError
 from recallwatch.evaluation.distributed.plan import ShardSpec, read_documents, read_id_lines
-from recallwatch.evaluation.heldout import HeldoutSet
 from recallwatch.evaluation.search import (
     ExactSearcher,
     NonFiniteRowsError,
@@ -34,6 +32,8 @@ from recallwatch.evaluation.search import (
     prepare_embeddings,
     tiebreak_ranks,
 )
+from recallwatch.heldout.beir import CORPUS, document_text
+from recallwatch.heldout.sets import HeldoutSet
 
 __all__ = ["QueryMeta", "ShardTopK", "encode_queries", "search_shard"]
 

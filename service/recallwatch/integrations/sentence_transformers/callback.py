@@ -87,7 +87,7 @@ class RecallwatchCallback(TrainerCallback):
 
     def _heldout_texts(self) -> tuple[list[str], list[str], list[str], list[str]]:
         if self._texts is None:
-            from recallwatch.evaluation.heldout import load_heldout
+            from recallwatch.heldout.sets import load_heldout
 
             assert self.heldout is not None
             h = load_heldout(self.heldout, self.split)

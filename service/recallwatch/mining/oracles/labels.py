@@ -29,8 +29,8 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
-from recallwatch.beir import read_jsonl_objects
 from recallwatch.errors import InputError
+from recallwatch.heldout.beir import read_jsonl_objects
 from recallwatch.mining.cells import neutralise, restore
 from recallwatch.mining.oracles.base import LABELS, Judgement, Label, OracleInfo, Pair
 

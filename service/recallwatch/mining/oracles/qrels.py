@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from recallwatch.beir import read_qrels
+from recallwatch.heldout.beir import read_qrels
 from recallwatch.mining.oracles.base import Judgement, OracleInfo, Pair
 
 __all__ = ["QrelsOracle"]

@@ -11,8 +11,10 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from recallwatch.alerting.evidence import fn_snapshot, recommendation
-from recallwatch.alerting.model import (
-    ALERTNAMES,
+from recallwatch.alerting.rules.recall_regression.level import LevelVerdict
+from recallwatch.alerting.rules.recall_regression.segments import Baseline
+from recallwatch.config import RecallRegressionRule
+from recallwatch.records.alert import (
     AlertKey,
     BaselineRef,
     Evidence,
@@ -21,12 +23,10 @@ from recallwatch.alerting.model import (
     MiningKeyChange,
     Resolution,
 )
-from recallwatch.alerting.rules.recall_regression.level import LevelVerdict
-from recallwatch.alerting.rules.recall_regression.segments import Baseline
-from recallwatch.config import RecallRegressionRule
 from recallwatch.store import CheckpointRow, FnEstimate
 
 __all__ = [
+    "ALERTNAMES",
     "MINING_KEYS_NAMED",
     "FiringAlert",
     "firing_alert",
@@ -34,6 +34,15 @@ __all__ = [
     "resolution_for",
     "superseded_resolution",
 ]
+
+#: The ``alertname`` of a regression alert by its kind: RecallRegressionAfterMiningChange after a
+#: mining change; RecallRegression under the same mining config or against a pinned baseline (the
+#: names of the Prometheus rules for the same events).
+ALERTNAMES: dict[str, str] = {
+    "mining_change": "RecallRegressionAfterMiningChange",
+    "same_mining": "RecallRegression",
+    "pinned": "RecallRegression",
+}
 
 #: How many changed mining keys an alert's description names.
 MINING_KEYS_NAMED = 10
@@ -139,14 +148,7 @@ def firing_alert(
         lost_top=lost_top,
         recommendation=recommendation(fn_after),
     )
-    # After a mining change: RecallRegressionAfterMiningChange; same mining or a pinned
-    # baseline: RecallRegression (the names of the Prometheus rules for the same events).
-    alertname = ALERTNAMES[
-        {
-            "mining_change": "recall_regression",
-            "same_mining": "recall_regression_same_mining",
-        }.get(kind, "recall_regression_pinned")
-    ]
+    alertname = ALERTNAMES.get(kind, ALERTNAMES["pinned"])
     return FiringAlert(summary, description, evidence, alertname)
 
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
-from recallwatch.alerting.model import ALERTNAMES, Alert, AlertKey
 from recallwatch.alerting.rules.base import (
     AlertRule,
     Decision,
@@ -33,6 +32,7 @@ from recallwatch.alerting.rules.base import (
     register,
 )
 from recallwatch.alerting.rules.recall_regression.alerts import (
+    ALERTNAMES,
     firing_alert,
     resolution_for,
     superseded_resolution,
@@ -51,6 +51,7 @@ from recallwatch.alerting.rules.recall_regression.segments import (
 from recallwatch.alerting.rules.recall_regression.variance import PastVariance
 from recallwatch.config import HeldoutConfig, RecallRegressionRule
 from recallwatch.evaluation.outcomes import per_query_metric
+from recallwatch.records.alert import Alert, AlertKey
 from recallwatch.stats.hierarchical import VarianceHistory
 from recallwatch.store import AlertRecord, CheckpointRow
 
@@ -95,7 +96,12 @@ class RecallRegression(AlertRule[RecallRegressionRule]):
     """A significant drop of a metric at k against a baseline checkpoint."""
 
     type = "recall_regression"
-    alertname = ALERTNAMES["recall_regression"]
+    alertname = ALERTNAMES["mining_change"]
+
+    @classmethod
+    def alertnames(cls) -> frozenset[str]:
+        """Every ``alertname`` of its alerts (one per regression kind)."""
+        return frozenset(ALERTNAMES.values())
 
     def __init__(self, config: RecallRegressionRule, context: RuleContext) -> None:
         super().__init__(config, context)

@@ -1,15 +1,16 @@
-"""Render an FN-rate audit as a table for people and as JSON for machines."""
+"""An FN-rate audit for people and machines: a table, JSON, the recommendation in a sentence."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from recallwatch.mining.audit import FNRateAudit
 from recallwatch.mining.mined import MinedSet
 from recallwatch.stats import Interval
 
-__all__ = ["audit_json", "format_audit"]
+__all__ = ["audit_json", "format_audit", "recommendation_text"]
 
 _DECISIONS = {
     "too_high": "decided: the rate is TOO HIGH (H1)",
@@ -126,3 +127,32 @@ def audit_json(audit: FNRateAudit, mined: MinedSet) -> dict[str, Any]:
         "import": mined.report.as_dict(),
         **audit.as_dict(),
     }
+
+
+def recommendation_text(recommendation: Mapping[str, Any] | None) -> str | None:
+    """One sentence from the FN estimator's recommendation (``Recommendation.as_dict()``)."""
+    if not recommendation:
+        return None
+    best = recommendation.get("best")
+    target = recommendation.get("target")
+    if not recommendation.get("needed"):
+        return "no filter needed: the mined set is within the false-negative target" + (
+            f" ({target:.0%})" if isinstance(target, int | float) else ""
+        )
+    if not best:
+        notes = recommendation.get("notes") or []
+        return str(notes[0]) if notes else "no candidate filter meets the false-negative target"
+    options: Sequence[Mapping[str, Any]] = recommendation.get("options") or [best]
+
+    def one(o: Mapping[str, Any]) -> str:
+        projected = (o.get("projected") or {}).get("estimate")
+        rate = f"projected FN rate {projected:.1%}" if projected is not None else "projected"
+        return (
+            f"{o.get('describe')}: {rate}, drops {o.get('dropped_fraction', 0.0):.0%} of negatives"
+        )
+
+    text = f"set {one(best)}"
+    others = [o for o in options if o.get("describe") != best.get("describe")][:1]
+    if others:
+        text += f" (or {one(others[0])})"
+    return text

@@ -1,4 +1,4 @@
-"""Render an evaluation as a terminal table and as a JSON document."""
+"""An evaluation for people and machines: a terminal table, a JSON document with its environment."""
 
 from __future__ import annotations
 

@@ -14,9 +14,10 @@ Every reader here applies the same rules, and every bad input raises
 - ``text`` is a string; ``title`` (corpus only) is a string or absent/null;
 - a corpus or query file holds at least one line.
 
-Callers: :func:`recallwatch.evaluation.heldout.load_heldout` (the held-out set),
+Callers: :func:`recallwatch.heldout.sets.load_heldout` (the held-out set),
 :func:`recallwatch.mining.corpus.load_corpus` (the corpus a mined set refers to) and the alert
-text index (:func:`stream_fields`, which reads only as far as it needs).
+text index (:func:`stream_fields`, which reads only as far as it needs); the Ray plan reads corpus
+shards line by line with :func:`id_of` and :func:`string_of`.
 """
 
 from __future__ import annotations
@@ -35,11 +36,13 @@ __all__ = [
     "BeirCorpus",
     "BeirFile",
     "document_text",
+    "id_of",
     "read_corpus",
     "read_jsonl_objects",
     "read_qrels",
     "read_queries",
     "stream_fields",
+    "string_of",
 ]
 
 
@@ -123,7 +126,8 @@ def read_jsonl_objects(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
             yield lineno, obj
 
 
-def _id_of(obj: dict[str, Any], path: Path, lineno: int) -> str:
+def id_of(obj: dict[str, Any], path: Path, lineno: int) -> str:
+    """The ``_id`` of a JSONL line's object as a non-empty string (line ``lineno`` of ``path``)."""
     value = obj.get("_id")
     if isinstance(value, bool) or not isinstance(value, str | int):
         raise HeldoutError(
@@ -138,7 +142,8 @@ def _id_of(obj: dict[str, Any], path: Path, lineno: int) -> str:
     return ident
 
 
-def _string_of(obj: dict[str, Any], key: str, path: Path, lineno: int, *, required: bool) -> str:
+def string_of(obj: dict[str, Any], key: str, path: Path, lineno: int, *, required: bool) -> str:
+    """The string field ``key`` of one JSONL line's object (``""`` when absent and not required)."""
     value = obj.get(key)
     if value is None and not required:
         return ""
@@ -159,7 +164,7 @@ def _records(
     """
     first_line: dict[str, int] = {}
     for lineno, obj in read_jsonl_objects(path):
-        ident = _id_of(obj, path, lineno)
+        ident = id_of(obj, path, lineno)
         if ident in first_line:
             raise HeldoutError(
                 f"duplicate {schema.noun} id {ident!r} (first on line {first_line[ident]})",
@@ -170,12 +175,12 @@ def _records(
         first_line[ident] = lineno
         values: dict[str, str] = {}
         for key in schema.optional:
-            values[key] = _string_of(obj, key, path, lineno, required=False)
+            values[key] = string_of(obj, key, path, lineno, required=False)
         for key in schema.required:
-            values[key] = _string_of(obj, key, path, lineno, required=True)
+            values[key] = string_of(obj, key, path, lineno, required=True)
         for key in extra:
             if key not in values:
-                values[key] = _string_of(obj, key, path, lineno, required=False)
+                values[key] = string_of(obj, key, path, lineno, required=False)
         yield ident, values
     if not first_line:
         raise HeldoutError(schema.empty_message, path=path)

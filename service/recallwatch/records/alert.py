@@ -1,4 +1,4 @@
-"""The alert model: what fired, on which run and checkpoint, and the evidence to act on.
+"""The alert record: what fired, on which run and checkpoint, and the evidence to act on.
 
 An alert is identified for deduplication by its **key** — (rule, run, dataset, k, baseline) — and
 each firing episode of a key has a stable **id** derived from the key, the checkpoint (or time)
@@ -7,26 +7,26 @@ and a re-opened key gets a new one. Every notification about an
 alert (firing, repeat, resolved) is a **message** with an id of its own, stable across retries:
 the ``webhook-id`` of the Standard Webhooks signature and the outbox row both use it.
 
-The state machine of one key (fire, repeat, resolve) lives in ``alerting.episodes``.
+The state machine of one key (fire, repeat, resolve) lives in ``alerting.episodes``; each rule
+names its alerts (``AlertRule.alertname``).
 
 Everything here is plain data with ``as_dict``/``from_dict`` (JSON), so an alert can be stored in
-the outbox, served by the API, and rendered by every channel from the same record.
+the outbox, served by the API, and rendered by every channel from the same record; it sits below
+the store, the channels and the rules that all use it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
-from urllib.parse import quote
 
 from recallwatch.stats import Interval
 
 __all__ = [
-    "ALERTNAMES",
     "Alert",
     "AlertKey",
     "BaselineRef",
@@ -38,31 +38,13 @@ __all__ = [
     "Resolution",
     "alert_id",
     "iso",
-    "links_for",
     "message_id",
-    "recommendation_text",
 ]
 
 Status = Literal["firing", "resolved"]
 #: What a notification says about its alert. ``refresh`` is an Alertmanager re-send of a firing
 #: alert that keeps its ``endsAt`` ahead (rendered as a repeat, outbox event ``refresh``).
 Event = Literal["firing", "repeat", "resolved", "test", "refresh"]
-
-#: Alertmanager ``alertname`` per rule type (CamelCase, like the Prometheus rules in ``alerts/``:
-#: the same event has the same name on both paths). A regression after a mining change is
-#: ``RecallRegressionAfterMiningChange``; one under the same mining config or against a pinned
-#: baseline is ``RecallRegression``.
-ALERTNAMES: dict[str, str] = {
-    "recall_regression": "RecallRegressionAfterMiningChange",
-    "recall_regression_same_mining": "RecallRegression",
-    "recall_regression_pinned": "RecallRegression",
-    "false_negative_rate": "FalseNegativeRateHigh",
-    "label_noise_amplification": "LabelNoiseAmplificationHigh",
-    "recall_floor": "RecallBelowFloor",
-    "evaluation_failing": "RecallwatchEvaluationFailing",
-    "no_recent_evaluation": "RecallwatchNoRecentEvaluation",
-    "test": "RecallwatchTest",
-}
 
 
 def iso(ts: float) -> str:
@@ -365,57 +347,3 @@ def _finite(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_finite(v) for v in value]
     return value
-
-
-# -- texts ----------------------------------------------------------------------------------------
-
-
-def recommendation_text(recommendation: Mapping[str, Any] | None) -> str | None:
-    """One sentence from the FN estimator's recommendation (``Recommendation.as_dict()``)."""
-    if not recommendation:
-        return None
-    best = recommendation.get("best")
-    target = recommendation.get("target")
-    if not recommendation.get("needed"):
-        return "no filter needed: the mined set is within the false-negative target" + (
-            f" ({target:.0%})" if isinstance(target, int | float) else ""
-        )
-    if not best:
-        notes = recommendation.get("notes") or []
-        return str(notes[0]) if notes else "no candidate filter meets the false-negative target"
-    options: Sequence[Mapping[str, Any]] = recommendation.get("options") or [best]
-
-    def one(o: Mapping[str, Any]) -> str:
-        projected = (o.get("projected") or {}).get("estimate")
-        rate = f"projected FN rate {projected:.1%}" if projected is not None else "projected"
-        return (
-            f"{o.get('describe')}: {rate}, drops {o.get('dropped_fraction', 0.0):.0%} of negatives"
-        )
-
-    text = f"set {one(best)}"
-    others = [o for o in options if o.get("describe") != best.get("describe")][:1]
-    if others:
-        text += f" (or {one(others[0])})"
-    return text
-
-
-def links_for(
-    *, dashboard_url: str | None, api_url: str | None, run: str, checkpoint: str | None, alert: str
-) -> dict[str, str]:
-    """Links to the Grafana dashboard and to the daemon's web pages for an alert.
-
-    ``alert`` and ``evaluation`` are the pages ``/alerts/ID`` and ``/runs/RUN/checkpoints/CKPT``
-    (each links its JSON in ``/api/v1``), under ``api_url``, the daemon's base URL.
-    """
-    links: dict[str, str] = {}
-    if dashboard_url:
-        sep = "&" if "?" in dashboard_url else "?"
-        links["dashboard"] = f"{dashboard_url}{sep}var-run={quote(run, safe='')}"
-    if api_url:
-        base = api_url.rstrip("/")
-        links["alert"] = f"{base}/alerts/{quote(alert, safe='')}"
-        if checkpoint:
-            links["evaluation"] = (
-                f"{base}/runs/{quote(run, safe='')}/checkpoints/{quote(checkpoint, safe='')}"
-            )
-    return links

@@ -1,17 +1,8 @@
-"""The alert model: stable message ids and the recommendation text."""
+"""The audit's texts for people: the recommendation in one sentence."""
 
 from __future__ import annotations
 
-from recallwatch.alerting.model import (
-    message_id,
-    recommendation_text,
-)
-
-
-def test_ids_are_stable() -> None:
-    assert message_id("al_1", "firing") == message_id("al_1", "firing")
-    assert message_id("al_1", "firing") != message_id("al_1", "resolved")
-    assert message_id("al_1", "repeat", 1) != message_id("al_1", "repeat", 2)
+from recallwatch.mining.audit_output import recommendation_text
 
 
 def test_recommendation_text() -> None:

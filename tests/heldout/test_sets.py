@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from recallwatch.errors import HeldoutError, RecallwatchError
-from recallwatch.evaluation.heldout import load_heldout
+from recallwatch.heldout.sets import load_heldout
 
 CORPUS = [
     {"_id": "d1", "title": "Alpha", "text": "first doc"},

@@ -13,7 +13,7 @@ import threading
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from recallwatch.beir import stream_fields
+from recallwatch.heldout.beir import stream_fields
 
 __all__ = ["TEXT_INDEX_MAX_BYTES", "TextIndex"]
 

@@ -1,9 +1,10 @@
 """Load a clean held-out set in the BEIR layout.
 
 A held-out directory holds ``corpus.jsonl``, ``queries.jsonl`` and ``qrels/<split>.tsv``, read and
-validated by :mod:`recallwatch.beir`; this module checks that the three agree (every judged query
-and document exists) and keeps the queries of one split. Document text is ``title + " " + text``,
-stripped, as BEIR and sentence-transformers' ``InformationRetrievalEvaluator`` build it.
+validated by :mod:`recallwatch.heldout.beir`; this module checks that the three agree (every
+judged query and document exists) and keeps the queries of one split. Document text is
+``title + " " + text``, stripped, as BEIR and sentence-transformers'
+``InformationRetrievalEvaluator`` build it.
 
 Relevance is graded: a pair is relevant when ``score >= relevance_level``. Queries of the split
 with no relevant document are excluded from evaluation and counted, as trec_eval and
@@ -17,8 +18,8 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
-from recallwatch.beir import read_corpus, read_qrels, read_queries
 from recallwatch.errors import HeldoutError
+from recallwatch.heldout.beir import read_corpus, read_qrels, read_queries
 
 __all__ = ["HeldoutSet", "evaluated_queries", "judged_documents", "load_heldout"]
 

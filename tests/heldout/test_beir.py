@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from recallwatch.beir import (
+from recallwatch.errors import HeldoutError, InputError
+from recallwatch.heldout.beir import (
     document_text,
     read_corpus,
     read_jsonl_objects,
@@ -15,7 +16,6 @@ from recallwatch.beir import (
     read_queries,
     stream_fields,
 )
-from recallwatch.errors import HeldoutError, InputError
 
 
 def _jsonl(path: Path, rows: list[dict[str, object]]) -> Path:
