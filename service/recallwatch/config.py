@@ -133,18 +133,14 @@ def split_listen(value: str) -> tuple[str, int]:
     return host, port
 
 
-class EncoderConfig(_Model):
-    """How checkpoints are turned into embeddings; ``encoder: st`` is short for ``{spec: st}``."""
+class EncoderConfig(EncoderOptions):
+    """How checkpoints are turned into embeddings; ``encoder: st`` is short for ``{spec: st}``.
+
+    Its options are ``encoders.options.EncoderOptions``' (those of ``recallwatch eval``); this
+    section adds the encoder ``spec``.
+    """
 
     spec: str = "st"
-    device: str = "cpu"
-    batch_size: Annotated[int, Field(ge=1)] = 32
-    max_seq_length: Annotated[int, Field(ge=1)] | None = None
-    normalize: bool = False
-    query_prompt: str | None = None
-    document_prompt: str | None = None
-    #: ``auto``: the device's native reduced precision after a parity probe, else fp32.
-    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
 
     @model_validator(mode="before")
     @classmethod
@@ -161,16 +157,7 @@ class EncoderConfig(_Model):
 
     def options(self) -> EncoderOptions:
         """The options the encoders package takes."""
-        return EncoderOptions(
-            device=self.device,
-            batch_size=self.batch_size,
-            max_seq_length=self.max_seq_length,
-            normalize=self.normalize,
-            query_prompt=self.query_prompt,
-            document_prompt=self.document_prompt,
-            show_progress=False,
-            precision=self.precision,
-        )
+        return EncoderOptions.of(self)
 
 
 class HeldoutConfig(_Model):

@@ -19,6 +19,10 @@ __all__ = ["add_parser", "run"]
 
 log = logging.getLogger("recallwatch.eval")
 
+#: The defaults of the encoder options (``EncoderOptions``), shown and used by the flags below;
+#: each flag is its field's name with dashes.
+DEFAULT = EncoderOptions()
+
 EPILOG = """\
 encoders:
   st                     the checkpoint is a sentence-transformers model directory
@@ -60,18 +64,25 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--relevance-level", type=int, default=1, help="min relevant grade (default 1)")
     p.add_argument("--json", dest="json_out", help="write the full result as JSON ('-': stdout)")
     g = p.add_argument_group("sentence-transformers encoder")
-    g.add_argument("--device", default="cpu", help="torch device (default: cpu)")
-    g.add_argument("--batch-size", type=positive_int, default=32)
-    g.add_argument("--max-seq-length", type=positive_int, default=None)
+    g.add_argument(
+        "--device", default=DEFAULT.device, help=f"torch device (default: {DEFAULT.device})"
+    )
+    g.add_argument("--batch-size", type=positive_int, default=DEFAULT.batch_size)
+    g.add_argument("--max-seq-length", type=positive_int, default=DEFAULT.max_seq_length)
     g.add_argument("--normalize", action="store_true", help="normalise embeddings in the model")
-    g.add_argument("--query-prompt", default=None, help="prefix for queries, e.g. 'query: '")
-    g.add_argument("--document-prompt", default=None, help="prefix for documents")
+    g.add_argument(
+        "--query-prompt", default=DEFAULT.query_prompt, help="prefix for queries, e.g. 'query: '"
+    )
+    g.add_argument(
+        "--document-prompt", default=DEFAULT.document_prompt, help="prefix for documents"
+    )
     g.add_argument(
         "--precision",
         choices=PRECISIONS,
-        default="auto",
+        default=DEFAULT.precision,
         help="numeric precision: auto (the device's native bf16/fp16 if a parity probe on a few "
-        "held-out texts agrees with fp32, else fp32), fp32, bf16 or fp16 (default: auto)",
+        f"held-out texts agrees with fp32, else fp32), fp32, bf16 or fp16 (default: "
+        f"{DEFAULT.precision})",
     )
     p.add_argument(
         "--shard-rows",
@@ -132,15 +143,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _encoder_options(args: argparse.Namespace) -> EncoderOptions:
-    return EncoderOptions(
-        device=args.device,
-        batch_size=args.batch_size,
-        max_seq_length=args.max_seq_length,
-        normalize=args.normalize,
-        query_prompt=args.query_prompt,
-        document_prompt=args.document_prompt,
-        precision=args.precision,
-    )
+    """The encoder options the flags set (each flag is its field's name with dashes)."""
+    return EncoderOptions.model_validate({f: getattr(args, f) for f in EncoderOptions.model_fields})
 
 
 def progress(done: int, total: int) -> None:

@@ -105,7 +105,7 @@ def evaluate_job(job: Job) -> Result:
     from recallwatch.evaluation.pipeline import evaluate
 
     enc = job.encoder
-    options = EncoderOptions(**{k: v for k, v in enc.items() if k != "spec"})
+    options = EncoderOptions.model_validate({k: v for k, v in enc.items() if k != "spec"})
     heldout: HeldoutSet | DistributedHeldout
     if job.backend.get("kind") == "ray":
         from recallwatch.evaluation.distributed import RayOptions, evaluate_on_ray
