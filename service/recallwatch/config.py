@@ -37,7 +37,7 @@ from recallwatch.encoders import EncoderOptions, validate_spec
 from recallwatch.errors import ConfigError
 from recallwatch.evaluation.metrics import DEFAULT_KS
 from recallwatch.mining.audit_spec import AuditSpec
-from recallwatch.mining.oracles.http import redact_url
+from recallwatch.mining.oracles import kind_of
 
 __all__ = [
     "Config",
@@ -250,21 +250,15 @@ class RunConfig(_Model):
         return value
 
 
-#: Oracle spec kinds of ``recallwatch fn-rate --oracle`` (docs/fn-rate.md); the kinds whose
-#: argument is a path get it resolved relative to the config file.
-_ORACLE_KINDS = ("qrels", "labels", "model", "bi-encoder", "cross-encoder", "proxy")
-
-
 def _oracle_spec(value: str, info: ValidationInfo) -> str:
-    if value.startswith(("http://", "https://")):
+    """An oracle spec (``mining.oracles``' kinds), its path relative to the config file."""
+    try:
+        kind, argument = kind_of(value)
+    except ConfigError as exc:
+        raise ValueError(exc.errors[0][1]) from None
+    if not kind.takes_path:
         return value
-    kind, sep, arg = value.partition(":")
-    if not sep or not arg or kind not in _ORACLE_KINDS:
-        raise ValueError(
-            f"unknown oracle {redact_url(value)!r}; use qrels:PATH, labels:PATH, model:DIR, "
-            "cross-encoder:DIR, bi-encoder:DIR, proxy:DIR or an http(s):// URL"
-        )
-    return f"{kind}:{_resolve_path(Path(arg), info)}"
+    return f"{value.partition(':')[0]}:{_resolve_path(Path(argument), info)}"
 
 
 class FalseNegativeConfig(AuditSpec):

@@ -31,10 +31,20 @@ import numpy.typing as npt
 
 from recallwatch.beir import read_jsonl_objects
 from recallwatch.errors import InputError
-from recallwatch.mining.oracles.base import LABELS, Judgement, Label, OracleInfo, Pair
+from recallwatch.mining.oracles.base import (
+    LABELS,
+    Judgement,
+    Label,
+    OracleInfo,
+    OracleKind,
+    Pair,
+    register,
+)
+from recallwatch.mining.oracles.options import OracleOptions
 
 __all__ = [
     "LabelStore",
+    "LabelsJudge",
     "LabelsOracle",
     "MemoryLabelStore",
     "ReviewLabel",
@@ -268,3 +278,17 @@ def write_label_sheet(
                     "document": pair.doc_text or "",
                 }
             )
+
+
+@register
+class LabelsJudge(OracleKind):
+    """``labels:PATH``: human review labels, CSV or JSONL."""
+
+    prefixes = ("labels",)
+    usages = ("labels:PATH",)
+    listed = 20
+    takes_path = True
+
+    def open(self, spec: str, argument: str, options: OracleOptions) -> LabelsOracle:
+        """Read the labels."""
+        return LabelsOracle.from_file(argument)
