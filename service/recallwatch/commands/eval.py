@@ -6,13 +6,14 @@ import argparse
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
 from recallwatch.commands.common import k_list, positive_int, write_json
-from recallwatch.encoders import PRECISIONS, EncoderOptions, open_source, validate_spec
+from recallwatch.encoders import PRECISIONS, EncoderOptions, validate_spec
 from recallwatch.errors import ConfigError
-from recallwatch.evaluation.heldout import load_heldout
+from recallwatch.evaluation.backends import BACKENDS, EvaluationRequest, backend_for
 from recallwatch.evaluation.metrics import DEFAULT_KS
-from recallwatch.evaluation.pipeline import DEFAULT_SHARD_BYTES, Evaluation, evaluate
+from recallwatch.evaluation.pipeline import DEFAULT_SHARD_BYTES, Evaluation
 from recallwatch.evaluation.report import evaluation_json, format_table
 
 __all__ = ["add_parser", "run"]
@@ -95,11 +96,12 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     r = p.add_argument_group("backend (docs/scale.md)")
     r.add_argument(
         "--backend",
-        choices=("local", "ray"),
+        choices=tuple(sorted(BACKENDS)),
         default="local",
         help="local: in this process (default); ray: the corpus in shards on a Ray cluster "
         "(pip install 'recallwatch[ray]')",
     )
+    # A backend's options are its ``--<backend>-<option>`` flags (``_backend_options``).
     r.add_argument(
         "--ray-address",
         default=None,
@@ -120,26 +122,45 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(
             [("--encoder", msg) for _, msg in exc.errors], source="the command line"
         ) from exc
-    if args.backend == "ray":
-        return _run_on_ray(args, spec)
-    log.info("loading held-out set %s (split %s)", args.heldout, args.split)
-    heldout = load_heldout(args.heldout, args.split, args.relevance_level)
-    log.info(
-        "%d queries (%d excluded without a relevant document), %d documents",
-        heldout.num_queries,
-        len(heldout.excluded_query_ids),
-        heldout.num_docs,
-    )
-    source = open_source(spec, args.checkpoint, _encoder_options(args))
-    ev = evaluate(
-        heldout,
-        source,
+    options = _backend_options(args)
+    request = EvaluationRequest(
+        args.heldout,
+        args.split,
+        args.relevance_level,
+        spec,
+        args.checkpoint,
+        _encoder_options(args),
         ks=args.k,
         similarity=args.similarity,
         shard_rows=args.shard_rows,
         progress=progress,
+        log=log,
     )
+    try:
+        ev, _ = backend_for(args.backend).evaluate(request, options)
+    except ConfigError as exc:
+        raise _as_flags(exc, args.backend) from exc
     return _report(args, ev)
+
+
+def _backend_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The chosen backend's options: its ``--<backend>-<option>`` flags, without the prefix."""
+    prefix = f"{args.backend}_"
+    return {k.removeprefix(prefix): v for k, v in vars(args).items() if k.startswith(prefix)}
+
+
+def _as_flags(exc: ConfigError, backend: str) -> ConfigError:
+    """A backend's option errors (``evaluation.<backend>.<option>``) named by their flags."""
+    section = f"evaluation.{backend}."
+    if not any(loc.startswith(section) for loc, _ in exc.errors):
+        return exc
+    flags = [
+        ("--" + loc.removeprefix("evaluation.").replace(".", "-").replace("_", "-"), msg)
+        if loc.startswith(section)
+        else (loc, msg)
+        for loc, msg in exc.errors
+    ]
+    return ConfigError(flags, source="the command line")
 
 
 def _encoder_options(args: argparse.Namespace) -> EncoderOptions:
@@ -150,34 +171,6 @@ def _encoder_options(args: argparse.Namespace) -> EncoderOptions:
 def progress(done: int, total: int) -> None:
     """Log the search's progress."""
     log.info("searched %d/%d documents", done, total)
-
-
-def _run_on_ray(args: argparse.Namespace, spec: str) -> int:
-    from recallwatch.evaluation.distributed import RayOptions, evaluate_on_ray
-    from recallwatch.evaluation.distributed.cluster import check_address
-
-    if args.ray_address is not None:
-        try:
-            check_address(args.ray_address)
-        except ValueError as exc:
-            raise ConfigError([("--ray-address", str(exc))], source="the command line") from exc
-    options = RayOptions(
-        address=args.ray_address, shards=args.ray_shards, num_gpus=args.ray_num_gpus
-    )
-    ev, _ = evaluate_on_ray(
-        args.heldout,
-        args.split,
-        args.relevance_level,
-        spec,
-        args.checkpoint,
-        _encoder_options(args),
-        options,
-        ks=args.k,
-        similarity=args.similarity,
-        shard_rows=args.shard_rows,
-        progress=progress,
-    )
-    return _report(args, ev)
 
 
 def _report(args: argparse.Namespace, ev: Evaluation) -> int:
