@@ -59,6 +59,10 @@ class Alertmanager(ChannelKind[AlertmanagerChannel]):
         """The alert in Alertmanager's form, ending a few resend intervals after ``now``."""
         return alertmanager_body(alert, now=now, resend_interval=resend_interval)
 
+    def refresh_interval(self, channel: AlertmanagerChannel) -> float | None:
+        """Its ``resend_interval_seconds``: Alertmanager resolves alerts whose ``endsAt`` passed."""
+        return channel.resend_interval_seconds
+
     def target(self, channel: AlertmanagerChannel) -> Target:
         """The Alertmanager at the configured URL, with its bearer token when one is set."""
         return AlertmanagerTarget(

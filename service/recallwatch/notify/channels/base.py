@@ -6,6 +6,8 @@ chain). A kind does two things for a configured channel:
 
 - ``render``: the body of an alert's message, rendered once, when it is decided, and stored in the
   outbox, so every retry sends the same bytes;
+- ``refresh_interval``: for a receiver that resolves a firing alert by itself unless it is re-sent
+  (Alertmanager), how often ``alerting.resend`` re-sends it (such a channel gets no ``repeat``);
 - ``target``: the delivery target (``notify.delivery.Target``) whose ``request`` computes what
   changes per attempt (the Standard Webhooks timestamp and signature, the Alertmanager bearer
   token, a firing Alertmanager alert's ``endsAt``).
@@ -32,6 +34,7 @@ __all__ = [
     "USER_AGENT",
     "ChannelConfig",
     "ChannelKind",
+    "refresh_interval",
     "register",
     "render",
     "secret_of",
@@ -71,6 +74,11 @@ class ChannelKind(Generic[ConfigT]):
 
     #: The config ``type`` this class delivers for (the registry key).
     type: ClassVar[str]
+
+    def refresh_interval(self, channel: ConfigT) -> float | None:
+        """How often a firing alert is re-sent (``refresh``) to a receiver that resolves it by
+        itself otherwise (Alertmanager's ``endsAt``); None: it gets ``repeat`` messages instead."""
+        return None
 
     def render(
         self, channel: ConfigT, alert: Alert, event: Event, now: float, *, resend_interval: float
@@ -121,6 +129,11 @@ def render(
 ) -> bytes:
     """The body of ``alert``'s ``event`` message for ``channel``."""
     return _kind(channel).render(channel, alert, event, now, resend_interval=resend_interval)
+
+
+def refresh_interval(channel: ChannelConfig) -> float | None:
+    """How often a firing alert is re-sent to ``channel``; None: not re-sent, but repeated."""
+    return _kind(channel).refresh_interval(channel)
 
 
 def target_for(channel: ChannelConfig) -> Target:
