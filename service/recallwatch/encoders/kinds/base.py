@@ -63,7 +63,7 @@ class EncoderKind:
         """The canonical form of ``spec`` if it is of this kind, else None."""
         if cls.takes_argument:
             head, sep, argument = spec.partition(":")
-            return spec if head == cls.name and sep and ":" in argument else None
+            return spec if head == cls.name and sep and argument else None
         return cls.name if spec == cls.name or spec in cls.aliases else None
 
     def open(

@@ -21,6 +21,11 @@ class PythonEntryPoint(EncoderKind):
     usage = "python:MODULE:CALLABLE"
     listed = 30
 
+    @classmethod
+    def canonical(cls, spec: str) -> str | None:
+        """``spec`` when it is ``python:MODULE:CALLABLE`` (both parts there), else None."""
+        return spec if spec.startswith("python:") and spec.count(":") >= 2 else None
+
     def open(
         self,
         spec: str,
