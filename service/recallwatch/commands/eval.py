@@ -139,7 +139,10 @@ def run(args: argparse.Namespace) -> int:
     try:
         ev, _ = backend_for(args.backend).evaluate(request, options)
     except ConfigError as exc:
-        raise _as_flags(exc, args.backend) from exc
+        flagged = _as_flags(exc, args.backend)
+        if flagged is exc:
+            raise
+        raise flagged from exc
     return _report(args, ev)
 
 
