@@ -39,7 +39,7 @@ from recallwatch.encoders import EncoderOptions, validate_spec
 from recallwatch.errors import ConfigError
 from recallwatch.evaluation.metrics import DEFAULT_KS
 from recallwatch.mining.audit_spec import AuditSpec
-from recallwatch.mining.oracles.http import redact_url
+from recallwatch.mining.oracles import kind_of
 
 __all__ = [
     "Config",
@@ -151,20 +151,14 @@ def split_listen(value: str) -> tuple[str, int]:
     return host, port
 
 
-class EncoderConfig(_Model):
-    """How checkpoints are turned into embeddings; ``encoder: st`` is short for ``{spec: st}``."""
+class EncoderConfig(EncoderOptions):
+    """How checkpoints are turned into embeddings; ``encoder: st`` is short for ``{spec: st}``.
+
+    Its options are ``encoders.options.EncoderOptions``' (those of ``recallwatch eval``); this
+    section adds the encoder ``spec``.
+    """
 
     spec: str = "st"
-    device: str = "cpu"
-    batch_size: Annotated[int, Field(ge=1)] = 32
-    max_seq_length: Annotated[int, Field(ge=1)] | None = None
-    normalize: bool = False
-    query_prompt: str | None = None
-    document_prompt: str | None = None
-    #: ``fp32`` (default): sentence-transformers' own numbers. ``auto``: the device's native
-    #: reduced precision after a parity probe, else fp32; it can move recall@k by a few queries
-    #: (docs/daemon.md, "Encoder precision"), so it is an opt-in.
-    precision: Literal["auto", "fp32", "bf16", "fp16"] = "fp32"
 
     @model_validator(mode="before")
     @classmethod
@@ -181,16 +175,7 @@ class EncoderConfig(_Model):
 
     def options(self) -> EncoderOptions:
         """The options the encoders package takes."""
-        return EncoderOptions(
-            device=self.device,
-            batch_size=self.batch_size,
-            max_seq_length=self.max_seq_length,
-            normalize=self.normalize,
-            query_prompt=self.query_prompt,
-            document_prompt=self.document_prompt,
-            show_progress=False,
-            precision=self.precision,
-        )
+        return EncoderOptions.of(self)
 
 
 class HeldoutConfig(_Model):
@@ -283,21 +268,15 @@ class RunConfig(_Model):
         return value
 
 
-#: Oracle spec kinds of ``recallwatch fn-rate --oracle`` (docs/fn-rate.md); the kinds whose
-#: argument is a path get it resolved relative to the config file.
-_ORACLE_KINDS = ("qrels", "labels", "model", "bi-encoder", "cross-encoder", "proxy")
-
-
 def _oracle_spec(value: str, info: ValidationInfo) -> str:
-    if value.startswith(("http://", "https://")):
+    """An oracle spec (``mining.oracles``' kinds), its path relative to the config file."""
+    try:
+        kind, argument = kind_of(value)
+    except ConfigError as exc:
+        raise ValueError(exc.errors[0][1]) from None
+    if not kind.takes_path:
         return value
-    kind, sep, arg = value.partition(":")
-    if not sep or not arg or kind not in _ORACLE_KINDS:
-        raise ValueError(
-            f"unknown oracle {redact_url(value)!r}; use qrels:PATH, labels:PATH, model:DIR, "
-            "cross-encoder:DIR, bi-encoder:DIR, proxy:DIR or an http(s):// URL"
-        )
-    return f"{kind}:{_resolve_path(Path(arg), info)}"
+    return f"{value.partition(':')[0]}:{_resolve_path(Path(argument), info)}"
 
 
 class FalseNegativeConfig(AuditSpec):

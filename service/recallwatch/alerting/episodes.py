@@ -17,9 +17,8 @@ from typing import Literal
 
 from recallwatch.alerting.resend import resend_interval
 from recallwatch.alerting.rules.base import RuleConfig
-from recallwatch.config import AlertmanagerChannel
 from recallwatch.logs import fields
-from recallwatch.notify.channels import ChannelConfig, render
+from recallwatch.notify.channels import ChannelConfig, refresh_interval, render
 from recallwatch.records.alert import Alert, Event, Resolution, message_id
 from recallwatch.store import AlertRecord, AlertWrite, CheckpointRow, NewMessage
 
@@ -105,7 +104,7 @@ class Episodes:
             )
         )
         changes.messages += self.messages(
-            rule, record.alert, "repeat", now, sequence=seq, skip_alertmanager=True
+            rule, record.alert, "repeat", now, sequence=seq, skip_refreshed=True
         )
 
     def resolve(
@@ -172,7 +171,7 @@ class Episodes:
         now: float,
         *,
         sequence: int = 0,
-        skip_alertmanager: bool = False,
+        skip_refreshed: bool = False,
     ) -> list[NewMessage]:
         """One message about ``alert`` per configured channel of ``rule``, its body rendered."""
         out = []
@@ -180,8 +179,8 @@ class Episodes:
             channel = self._channels.get(name)
             if channel is None:
                 continue
-            if skip_alertmanager and isinstance(channel, AlertmanagerChannel):
-                continue
+            if skip_refreshed and refresh_interval(channel) is not None:
+                continue  # re-sent by ``resend`` instead
             out.append(
                 NewMessage(
                     message_id=message_id(alert.id, event, sequence),

@@ -11,8 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 
 from recallwatch.alerting.rules.base import RuleConfig
-from recallwatch.config import AlertmanagerChannel
-from recallwatch.notify.channels import ChannelConfig, render
+from recallwatch.notify.channels import ChannelConfig, refresh_interval, render
 from recallwatch.records.alert import message_id
 from recallwatch.store import AlertRecord, NewMessage
 
@@ -21,9 +20,8 @@ __all__ = ["AlertmanagerResends", "resend_interval"]
 
 def resend_interval(channel: ChannelConfig) -> float:
     """How often a firing alert is re-sent to ``channel`` (only Alertmanager bodies use it)."""
-    if isinstance(channel, AlertmanagerChannel):
-        return channel.resend_interval_seconds
-    return 60.0  # unused: only Alertmanager bodies carry endsAt
+    interval = refresh_interval(channel)
+    return 60.0 if interval is None else interval  # unused but by Alertmanager bodies (endsAt)
 
 
 class AlertmanagerResends:
@@ -46,7 +44,7 @@ class AlertmanagerResends:
         due = {
             name: channel
             for name, channel in self._channels.items()
-            if isinstance(channel, AlertmanagerChannel)
+            if refresh_interval(channel) is not None
             and now - self._last_resend.get(name, self._started_at) >= resend_interval(channel)
         }
         if not due:

@@ -7,7 +7,9 @@ import importlib.util
 from pathlib import Path
 
 from recallwatch.config import Config, load_config, missing_secrets
+from recallwatch.encoders import kind_for
 from recallwatch.errors import ConfigError
+from recallwatch.evaluation.backends import BACKENDS
 from recallwatch.mining.oracles import redact_url
 
 __all__ = ["add_parser", "checked_config", "preflight", "run"]
@@ -65,18 +67,15 @@ def preflight(config: Config) -> tuple[list[tuple[str, str]], list[tuple[str, st
         (f"runs.{i}.encoder", r.encoder) for i, r in enumerate(config.runs) if r.encoder is not None
     ]
     for where, enc in encoders:
-        if enc.spec == "st" and importlib.util.find_spec("sentence_transformers") is None:
-            errors.append(
-                (
-                    f"{where}.spec",
-                    "the 'st' encoder needs sentence-transformers: install torch (CPU build) "
-                    "first, "
-                    "then pip install 'recallwatch[st]'",
-                )
-            )
-    if config.evaluation.backend == "ray" and importlib.util.find_spec("ray") is None:
+        needs = kind_for(enc.spec).requires
+        if needs is not None and importlib.util.find_spec(needs[0]) is None:
+            module, how = needs
+            errors.append((f"{where}.spec", f"the '{enc.spec}' encoder needs {module}: {how}"))
+    backend = BACKENDS[config.evaluation.backend].requires
+    if backend is not None and importlib.util.find_spec(backend[0]) is None:
+        module, how = backend
         errors.append(
-            ("evaluation.backend", "the ray backend needs Ray: pip install 'recallwatch[ray]'")
+            ("evaluation.backend", f"the {config.evaluation.backend} backend needs {module}: {how}")
         )
     for i, r in enumerate(config.runs):
         if not r.directory.is_dir():

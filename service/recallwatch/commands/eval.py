@@ -6,18 +6,23 @@ import argparse
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
 from recallwatch.commands.common import k_list, positive_int, write_json
-from recallwatch.encoders import PRECISIONS, EncoderOptions, open_source, validate_spec
+from recallwatch.encoders import PRECISIONS, EncoderOptions, validate_spec
 from recallwatch.errors import ConfigError
+from recallwatch.evaluation.backends import BACKENDS, EvaluationRequest, backend_for
 from recallwatch.evaluation.metrics import DEFAULT_KS
 from recallwatch.evaluation.output import evaluation_json, format_table
-from recallwatch.evaluation.pipeline import DEFAULT_SHARD_BYTES, Evaluation, evaluate
-from recallwatch.heldout.sets import load_heldout
+from recallwatch.evaluation.pipeline import DEFAULT_SHARD_BYTES, Evaluation
 
 __all__ = ["add_parser", "run"]
 
 log = logging.getLogger("recallwatch.eval")
+
+#: The defaults of the encoder options (``EncoderOptions``), shown and used by the flags below;
+#: each flag is its field's name with dashes.
+DEFAULT = EncoderOptions()
 
 EPILOG = """\
 encoders:
@@ -60,20 +65,26 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--relevance-level", type=int, default=1, help="min relevant grade (default 1)")
     p.add_argument("--json", dest="json_out", help="write the full result as JSON ('-': stdout)")
     g = p.add_argument_group("sentence-transformers encoder")
-    g.add_argument("--device", default="cpu", help="torch device (default: cpu)")
-    g.add_argument("--batch-size", type=positive_int, default=32)
-    g.add_argument("--max-seq-length", type=positive_int, default=None)
+    g.add_argument(
+        "--device", default=DEFAULT.device, help=f"torch device (default: {DEFAULT.device})"
+    )
+    g.add_argument("--batch-size", type=positive_int, default=DEFAULT.batch_size)
+    g.add_argument("--max-seq-length", type=positive_int, default=DEFAULT.max_seq_length)
     g.add_argument("--normalize", action="store_true", help="normalise embeddings in the model")
-    g.add_argument("--query-prompt", default=None, help="prefix for queries, e.g. 'query: '")
-    g.add_argument("--document-prompt", default=None, help="prefix for documents")
+    g.add_argument(
+        "--query-prompt", default=DEFAULT.query_prompt, help="prefix for queries, e.g. 'query: '"
+    )
+    g.add_argument(
+        "--document-prompt", default=DEFAULT.document_prompt, help="prefix for documents"
+    )
     g.add_argument(
         "--precision",
         choices=PRECISIONS,
-        default="fp32",
-        help="numeric precision: fp32 (default; sentence-transformers' own numbers), auto (the "
-        "device's native bf16/fp16 if a parity probe on a few held-out texts agrees with fp32, "
-        "else fp32: about 2x faster on a CPU with bf16, recall@10 can move by a few queries), "
-        "bf16 or fp16",
+        default=DEFAULT.precision,
+        help="numeric precision: fp32 (sentence-transformers' own numbers), auto (the device's "
+        "native bf16/fp16 if a parity probe on a few held-out texts agrees with fp32, else fp32: "
+        "about 2x faster on a CPU with bf16, recall@10 can move by a few queries), bf16 or fp16 "
+        f"(default: {DEFAULT.precision})",
     )
     p.add_argument(
         "--shard-rows",
@@ -86,11 +97,12 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     r = p.add_argument_group("backend (docs/scale.md)")
     r.add_argument(
         "--backend",
-        choices=("local", "ray"),
+        choices=tuple(sorted(BACKENDS)),
         default="local",
         help="local: in this process (default); ray: the corpus in shards on a Ray cluster "
         "(pip install 'recallwatch[ray]')",
     )
+    # A backend's options are its ``--<backend>-<option>`` flags (``_backend_options``).
     r.add_argument(
         "--ray-address",
         default=None,
@@ -111,71 +123,58 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(
             [("--encoder", msg) for _, msg in exc.errors], source="the command line"
         ) from exc
-    if args.backend == "ray":
-        return _run_on_ray(args, spec)
-    log.info("loading held-out set %s (split %s)", args.heldout, args.split)
-    heldout = load_heldout(args.heldout, args.split, args.relevance_level)
-    log.info(
-        "%d queries (%d excluded without a relevant document), %d documents",
-        heldout.num_queries,
-        len(heldout.excluded_query_ids),
-        heldout.num_docs,
-    )
-    source = open_source(spec, args.checkpoint, _encoder_options(args))
-    ev = evaluate(
-        heldout,
-        source,
-        ks=args.k,
-        similarity=args.similarity,
-        shard_rows=args.shard_rows,
-        progress=progress,
-    )
-    return _report(args, ev)
-
-
-def _encoder_options(args: argparse.Namespace) -> EncoderOptions:
-    return EncoderOptions(
-        device=args.device,
-        batch_size=args.batch_size,
-        max_seq_length=args.max_seq_length,
-        normalize=args.normalize,
-        query_prompt=args.query_prompt,
-        document_prompt=args.document_prompt,
-        precision=args.precision,
-    )
-
-
-def progress(done: int, total: int) -> None:
-    """Log the search's progress."""
-    log.info("searched %d/%d documents", done, total)
-
-
-def _run_on_ray(args: argparse.Namespace, spec: str) -> int:
-    from recallwatch.evaluation.distributed import RayOptions, evaluate_on_ray
-    from recallwatch.evaluation.distributed.cluster import check_address
-
-    if args.ray_address is not None:
-        try:
-            check_address(args.ray_address)
-        except ValueError as exc:
-            raise ConfigError([("--ray-address", str(exc))], source="the command line") from exc
-    options = RayOptions(
-        address=args.ray_address, shards=args.ray_shards, num_gpus=args.ray_num_gpus
-    )
-    ev, _ = evaluate_on_ray(
+    options = _backend_options(args)
+    request = EvaluationRequest(
         args.heldout,
         args.split,
         args.relevance_level,
         spec,
         args.checkpoint,
         _encoder_options(args),
-        options,
         ks=args.k,
         similarity=args.similarity,
         shard_rows=args.shard_rows,
         progress=progress,
+        log=log,
     )
+    try:
+        ev, _ = backend_for(args.backend).evaluate(request, options)
+    except ConfigError as exc:
+        flagged = _as_flags(exc, args.backend)
+        if flagged is exc:
+            raise
+        raise flagged from exc
     return _report(args, ev)
+
+
+def _backend_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The chosen backend's options: its ``--<backend>-<option>`` flags, without the prefix."""
+    prefix = f"{args.backend}_"
+    return {k.removeprefix(prefix): v for k, v in vars(args).items() if k.startswith(prefix)}
+
+
+def _as_flags(exc: ConfigError, backend: str) -> ConfigError:
+    """A backend's option errors (``evaluation.<backend>.<option>``) named by their flags."""
+    section = f"evaluation.{backend}."
+    if not any(loc.startswith(section) for loc, _ in exc.errors):
+        return exc
+    flags = [
+        ("--" + loc.removeprefix("evaluation.").replace(".", "-").replace("_", "-"), msg)
+        if loc.startswith(section)
+        else (loc, msg)
+        for loc, msg in exc.errors
+    ]
+    return ConfigError(flags, source="the command line")
+
+
+def _encoder_options(args: argparse.Namespace) -> EncoderOptions:
+    """The encoder options the flags set (each flag is its field's name with dashes)."""
+    return EncoderOptions.model_validate({f: getattr(args, f) for f in EncoderOptions.model_fields})
+
+
+def progress(done: int, total: int) -> None:
+    """Log the search's progress."""
+    log.info("searched %d/%d documents", done, total)
 
 
 def _report(args: argparse.Namespace, ev: Evaluation) -> int:

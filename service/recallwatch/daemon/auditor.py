@@ -28,7 +28,7 @@ from recallwatch.config import FalseNegativeConfig, RunConfig
 from recallwatch.daemon.runner import AuditJob, AuditRunner, EvaluationError, Interrupted
 from recallwatch.logs import fields
 from recallwatch.mining.audit_spec import AuditSpec
-from recallwatch.mining.oracles.http import redact_url
+from recallwatch.mining.oracles import redact_url
 from recallwatch.store import CheckpointRow, FnEstimate, Store
 
 __all__ = ["FnAuditor", "audit_job", "config_hash", "redact_specs"]

@@ -17,18 +17,31 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from recallwatch.config import Config, HeldoutConfig, RunConfig
+from pydantic import BaseModel
+
+from recallwatch.config import Config, EvaluationConfig, HeldoutConfig, RunConfig
 from recallwatch.daemon.runner import EvaluationError, Interrupted, Job, Runner
 from recallwatch.daemon.scheduling import skip
 from recallwatch.evaluation.distributed.cluster import CLUSTER_UNAVAILABLE
 from recallwatch.logs import fields
 from recallwatch.store import CheckpointRow, NewEvaluation, Store
 
-__all__ = ["Evaluator", "dataset_key", "requeue_unavailable"]
+__all__ = ["Evaluator", "backend_options", "dataset_key", "requeue_unavailable"]
 
 #: The daemon's log: one logger name for its whole pipeline.
 log = logging.getLogger("recallwatch.daemon")
+
+
+def backend_options(evaluation: EvaluationConfig) -> dict[str, Any]:
+    """The configured backend (``kind``) and its options: its section of ``evaluation``, if any.
+
+    A backend's options are the section named after it (``evaluation.ray``); ``local`` has none.
+    """
+    section = getattr(evaluation, evaluation.backend, None)
+    options = section.model_dump(mode="json") if isinstance(section, BaseModel) else {}
+    return {"kind": evaluation.backend, **options}
 
 
 class Evaluator:
@@ -69,11 +82,7 @@ class Evaluator:
             ks=list(self.config.evaluation.ks),
             similarity=self.config.evaluation.similarity,
             shard_rows=self.config.evaluation.shard_rows,
-            backend=(
-                self.config.evaluation.ray.options()
-                if self.config.evaluation.backend == "ray"
-                else {}
-            ),
+            backend=backend_options(self.config.evaluation),
         )
         where = fields(run=run.name, checkpoint=row.name, step=row.step, dataset=heldout.dataset)
         started, t0 = self.clock(), time.monotonic()

@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 from recallwatch.errors import (
     AuditFailureReason,
@@ -39,10 +39,6 @@ from recallwatch.errors import (
 )
 from recallwatch.mining.audit_spec import AuditSpec
 from recallwatch.store import FnBucket, FnEstimate
-
-if TYPE_CHECKING:
-    from recallwatch.evaluation.distributed import DistributedHeldout
-    from recallwatch.heldout.sets import HeldoutSet
 
 __all__ = [
     "AuditJob",
@@ -80,7 +76,8 @@ class Job:
     ks: list[int]
     similarity: str
     shard_rows: int
-    #: Empty: evaluate in this process. ``{"kind": "ray", ...}``: on Ray (``RayConfig.options``).
+    #: The backend (``evaluation.backends``) by ``kind`` (default ``local``: in this process) and
+    #: its options, e.g. ``{"kind": "ray", ...}`` (``evaluation.ray``).
     backend: dict[str, Any] = field(default_factory=dict)
 
 
@@ -108,38 +105,22 @@ Runner = Callable[[Job, float, threading.Event], Result]
 
 def evaluate_job(job: Job) -> Result:
     """Evaluate in this process (what the child runs)."""
-    from recallwatch.encoders import EncoderOptions, open_source
-    from recallwatch.evaluation.pipeline import evaluate
-    from recallwatch.heldout.sets import load_heldout
+    from recallwatch.encoders import EncoderOptions
+    from recallwatch.evaluation.backends import EvaluationRequest, backend_for
 
     enc = job.encoder
-    options = EncoderOptions(**{k: v for k, v in enc.items() if k != "spec"})
-    heldout: HeldoutSet | DistributedHeldout
-    if job.backend.get("kind") == "ray":
-        from recallwatch.evaluation.distributed import RayOptions, evaluate_on_ray
-
-        ev, heldout = evaluate_on_ray(
-            job.heldout,
-            job.split,
-            job.relevance_level,
-            enc["spec"],
-            job.checkpoint,
-            options,
-            RayOptions.from_json(job.backend),
-            ks=job.ks,
-            similarity=job.similarity,  # type: ignore[arg-type]
-            shard_rows=job.shard_rows,
-        )
-    else:
-        heldout = load_heldout(job.heldout, job.split, job.relevance_level)
-        source = open_source(enc["spec"], job.checkpoint, options)
-        ev = evaluate(
-            heldout,
-            source,
-            ks=job.ks,
-            similarity=job.similarity,  # type: ignore[arg-type]
-            shard_rows=job.shard_rows,
-        )
+    request = EvaluationRequest(
+        job.heldout,
+        job.split,
+        job.relevance_level,
+        enc["spec"],
+        job.checkpoint,
+        EncoderOptions.model_validate({k: v for k, v in enc.items() if k != "spec"}),
+        ks=job.ks,
+        similarity=job.similarity,  # type: ignore[arg-type]
+        shard_rows=job.shard_rows,
+    )
+    ev, heldout = backend_for(job.backend.get("kind", "local")).evaluate(request, job.backend)
     doc_position = heldout.doc_position
     outcomes: dict[str, dict[str, int]] = {}
     for qi, qid in enumerate(heldout.query_ids):

@@ -19,12 +19,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from recallwatch.encoders import EncoderOptions, validate_spec
+from recallwatch.encoders import EncoderOptions, kind_for, validate_spec
 from recallwatch.errors import EvaluationError, RecallwatchError
 from recallwatch.evaluation.distributed.cluster import (
     ClusterUnavailableError,
@@ -116,14 +115,15 @@ def evaluate_on_ray(
         raise ValueError("k values must be positive integers")
     kmax = ks_t[-1]
     spec = validate_spec(spec)
-    opts = {**asdict(encoder_options), "show_progress": False}
+    kind = kind_for(spec)
+    opts = encoder_options.model_dump(mode="json")
     heldout = plan(
         heldout_path,
         split,
         relevance_level,
         shards=ray_options.shards,
-        checkpoint=checkpoint if spec == "precomputed" else None,
-        probe=spec == "st" and encoder_options.precision == "auto",
+        checkpoint=checkpoint if kind.reads_embeddings else None,
+        probe=kind.uses_precision and encoder_options.precision == "auto",
     )
     with connected(ray_options) as ray:
         resources = {"num_cpus": ray_options.num_cpus, "num_gpus": ray_options.num_gpus}

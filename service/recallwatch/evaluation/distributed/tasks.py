@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from recallwatch.encoders import EncoderOptions, open_source
+from recallwatch.encoders import EncoderOptions, kind_for, open_source
 from recallwatch.encoders.base import CorpusShard
 from recallwatch.encoders.precomputed import EMBEDDINGS_DIR, read_npy_header
 from recallwatch.errors import EmbeddingError
@@ -69,10 +69,9 @@ class ShardTopK:
 
 
 def _options(options: dict[str, Any], precision: str | None) -> EncoderOptions:
-    opts = EncoderOptions(**options)
     if precision is not None:  # every task uses the precision the query task settled on
-        opts = EncoderOptions(**{**asdict(opts), "precision": precision})
-    return opts
+        options = {**options, "precision": precision}
+    return EncoderOptions.model_validate(options)
 
 
 def encode_queries(
@@ -80,7 +79,7 @@ def encode_queries(
 ) -> tuple[npt.NDArray[np.float32], QueryMeta]:
     """The query matrix (the local path's ``source.queries``), and what the driver needs."""
     t0 = time.perf_counter()
-    source = open_source(spec, checkpoint, _options(options, None))
+    source = open_source(spec, checkpoint, _options(options, None), show_progress=False)
     queries = source.queries(query_side)
     precision = getattr(source, "precision", None)
     meta = QueryMeta(source.name, precision, int(queries.shape[1]), time.perf_counter() - t0)
@@ -110,7 +109,7 @@ def _text_blocks(
         query_texts=[],
         qrels={},
     )
-    source = open_source(spec, checkpoint, options)
+    source = open_source(spec, checkpoint, options, show_progress=False)
     return ids, iter(source.corpus_shards(part, block_rows))
 
 
@@ -169,7 +168,7 @@ def search_shard(
 ) -> ShardTopK:
     """Encode (or read) one shard in blocks of ``block_rows`` and return its exact top-K."""
     t0 = time.perf_counter()
-    if spec == "precomputed":
+    if kind_for(spec).reads_embeddings:
         ids, blocks = _precomputed_blocks(checkpoint, shard, block_rows)
     else:
         opts = _options(options, precision)

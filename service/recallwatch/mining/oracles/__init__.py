@@ -1,4 +1,4 @@
-"""False-negative oracles and how to open one from a spec.
+"""False-negative oracles: one module per kind of oracle spec, registered by its prefix.
 
 Specs (command line and configuration):
 
@@ -10,28 +10,34 @@ Specs (command line and configuration):
 - ``http://...``, ``https://...``   a judge endpoint (contract in ``oracles.http``); it is shown
   and recorded with its credentials redacted (``redact_url``)
 
-Several specs make an ensemble (m of n must agree).
+Several specs make an ensemble (m of n must agree: ``ensemble.open_oracles``).
+
+Importing this package imports every module in it, so each built-in kind registers itself
+(``oracles.base.register``); ``open_oracle`` finds a spec's kind by its prefix. A new kind is a
+new module here (see ``oracles.base``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+import importlib
+import pkgutil
 
-import requests
-
-from recallwatch.errors import ConfigError
 from recallwatch.mining.oracles.base import (
     LABELS,
+    ORACLE_KINDS,
     JudgeError,
     Judgement,
     Label,
     Oracle,
     OracleInfo,
+    OracleKind,
     Pair,
+    kind_of,
+    open_oracle,
+    register,
 )
-from recallwatch.mining.oracles.ensemble import EnsembleOracle, combine_votes
-from recallwatch.mining.oracles.http import HttpOracle, redact_url, resolve_http_headers
+from recallwatch.mining.oracles.ensemble import EnsembleOracle, combine_votes, open_oracles
+from recallwatch.mining.oracles.http import HttpOracle, resolve_http_headers
 from recallwatch.mining.oracles.labels import (
     LabelsOracle,
     LabelStore,
@@ -40,11 +46,14 @@ from recallwatch.mining.oracles.labels import (
     read_labels,
     write_label_sheet,
 )
-from recallwatch.mining.oracles.model import JudgeRule, ModelOracle, PairScorer, open_scorer
+from recallwatch.mining.oracles.model import ModelOracle, PairScorer
+from recallwatch.mining.oracles.options import JudgeRule, OracleOptions
 from recallwatch.mining.oracles.qrels import QrelsOracle
+from recallwatch.mining.oracles.redaction import redact_url
 
 __all__ = [
     "LABELS",
+    "ORACLE_KINDS",
     "EnsembleOracle",
     "HttpOracle",
     "JudgeError",
@@ -57,90 +66,22 @@ __all__ = [
     "ModelOracle",
     "Oracle",
     "OracleInfo",
+    "OracleKind",
     "OracleOptions",
     "Pair",
     "PairScorer",
     "QrelsOracle",
     "ReviewLabel",
     "combine_votes",
+    "kind_of",
     "open_oracle",
     "open_oracles",
     "read_labels",
     "redact_url",
+    "register",
     "resolve_http_headers",
     "write_label_sheet",
 ]
 
-KINDS = ("qrels", "labels", "model", "bi-encoder", "cross-encoder", "proxy")
-
-
-@dataclass
-class OracleOptions:
-    """Options of the oracles that need them (ignored by the others)."""
-
-    relevance_level: int = 1
-    rule: JudgeRule = field(default_factory=JudgeRule)
-    device: str = "cpu"
-    batch_size: int = 32
-    http_timeout: float = 30.0
-    http_retries: int = 3
-    http_batch_size: int = 32
-    #: Extra request headers of http judges (e.g. ``Authorization``; see
-    #: ``resolve_http_headers``). Never shown: only their names are recorded.
-    http_headers: dict[str, str] = field(default_factory=dict)
-    session: requests.Session | None = None
-
-
-def open_oracle(spec: str, options: OracleOptions | None = None) -> Oracle:
-    """Open one oracle from its spec (see the module docstring)."""
-    opts = options or OracleOptions()
-    if spec.startswith(("http://", "https://")):
-        return HttpOracle(
-            spec,
-            session=opts.session,
-            timeout=opts.http_timeout,
-            retries=opts.http_retries,
-            batch_size=opts.http_batch_size,
-            headers=opts.http_headers,
-        )
-    kind, sep, arg = spec.partition(":")
-    if not sep or not arg or kind not in KINDS:
-        raise ConfigError(
-            [
-                (
-                    "oracle",
-                    f"unknown oracle {redact_url(spec)!r}; use qrels:PATH, labels:PATH, "
-                    "model:DIR, "
-                    "cross-encoder:DIR, bi-encoder:DIR, proxy:DIR or an http(s):// URL",
-                )
-            ]
-        )
-    if kind == "qrels":
-        return QrelsOracle.from_file(arg, relevance_level=opts.relevance_level)
-    if kind == "labels":
-        return LabelsOracle.from_file(arg)
-    forced = {"bi-encoder": "bi-encoder", "proxy": "bi-encoder", "cross-encoder": "cross-encoder"}
-    scorer = open_scorer(
-        arg,
-        kind=forced.get(kind),  # type: ignore[arg-type]
-        device=opts.device,
-        batch_size=opts.batch_size,
-    )
-    return ModelOracle(scorer, opts.rule, spec=spec, proxy=kind == "proxy")
-
-
-def open_oracles(
-    specs: Sequence[str], options: OracleOptions | None = None, *, agree: int | None = None
-) -> Oracle:
-    """Open one oracle, or an m-of-n ensemble of several."""
-    if not specs:
-        raise ConfigError([("oracle", "give at least one --oracle")])
-    oracles = [open_oracle(s, options) for s in specs]
-    if len(oracles) == 1:
-        if agree is not None and agree != 1:
-            raise ConfigError([("agree", "--agree needs at least two oracles")])
-        return oracles[0]
-    try:
-        return EnsembleOracle(oracles, agree=agree)
-    except ValueError as exc:
-        raise ConfigError([("agree", str(exc))]) from exc
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")

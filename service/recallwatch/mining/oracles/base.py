@@ -3,27 +3,41 @@
 A mined negative judged *relevant* is a false negative. Oracles may be selective (audit qrels
 judge only audited queries, review labels only labelled pairs): ``eligible`` says which pairs they
 can judge, and only those are sampled. Every estimate records the oracle's ``OracleInfo``.
+
+**Oracle kinds.** An oracle spec (``fn-rate --oracle``, ``false_negatives.oracles``) is
+``PREFIX:ARGUMENT`` or a URL; each form is an ``OracleKind`` subclass registered with
+``@register``, and ``kind_of`` finds a spec's kind (no if-chain): ``open_oracle`` opens it, the
+config resolves the argument of a kind that ``takes_path`` relative to the config file. **Adding
+a kind** is one new module in ``mining/oracles/`` (modules of that package are imported when it
+is) with a registered ``OracleKind`` subclass.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, ClassVar, Literal, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
 
-from recallwatch.errors import RecallwatchError
+from recallwatch.errors import ConfigError, RecallwatchError
+from recallwatch.mining.oracles.options import OracleOptions
+from recallwatch.mining.oracles.redaction import redact_url
 
 __all__ = [
     "LABELS",
+    "ORACLE_KINDS",
     "JudgeError",
     "Judgement",
     "Label",
     "Oracle",
     "OracleInfo",
+    "OracleKind",
     "Pair",
+    "kind_of",
+    "open_oracle",
+    "register",
 ]
 
 Label = Literal["relevant", "not_relevant", "unsure"]
@@ -103,3 +117,62 @@ class Oracle(Protocol):
     def judge(self, pairs: Sequence[Pair]) -> list[Judgement]:
         """Return one judgement per pair, in order."""
         ...
+
+
+KindT = TypeVar("KindT", bound="type[OracleKind]")
+
+
+class OracleKind:
+    """One form of oracle spec: subclass, set ``prefixes`` and ``usages``, override ``open``."""
+
+    #: The spec prefixes of this kind (``qrels`` for ``qrels:PATH``).
+    prefixes: ClassVar[tuple[str, ...]]
+    #: How its specs are written where the kinds are listed (``qrels:PATH``).
+    usages: ClassVar[tuple[str, ...]]
+    #: Its place where the kinds are listed (error messages): lower first.
+    listed: ClassVar[int] = 100
+    #: Whether the argument is a path (the config resolves it relative to the config file).
+    takes_path: ClassVar[bool] = False
+
+    @classmethod
+    def argument(cls, spec: str) -> str | None:
+        """The argument of ``spec`` if it is of this kind (``PREFIX:ARGUMENT``), else None."""
+        prefix, sep, argument = spec.partition(":")
+        return argument if sep and argument and prefix in cls.prefixes else None
+
+    def open(self, spec: str, argument: str, options: OracleOptions) -> Oracle:
+        """Open the oracle of ``spec`` (``argument``: its part after the prefix)."""
+        raise NotImplementedError
+
+
+#: Oracle kinds by their first prefix, registered in import order.
+ORACLE_KINDS: dict[str, type[OracleKind]] = {}
+
+
+def register(cls: KindT) -> KindT:
+    """Class decorator: register an oracle kind under its prefixes."""
+    for other in ORACLE_KINDS.values():
+        taken = set(other.prefixes) & set(cls.prefixes)
+        if other is not cls and taken:
+            raise ValueError(f"oracle prefix {sorted(taken)[0]!r} is already registered")
+    ORACLE_KINDS[cls.prefixes[0]] = cls
+    return cls
+
+
+def kind_of(spec: str) -> tuple[type[OracleKind], str]:
+    """The kind of an oracle spec and its argument, or ``ConfigError`` listing the forms."""
+    listed = sorted(ORACLE_KINDS.values(), key=lambda k: (k.listed, k.prefixes))
+    for kind in listed:
+        argument = kind.argument(spec)
+        if argument is not None:
+            return kind, argument
+    # Shown without credentials: the spec may be a judge URL that carries them.
+    usages = [u for k in listed for u in k.usages]
+    forms = f"{', '.join(usages[:-1])} or {usages[-1]}" if len(usages) > 1 else usages[0]
+    raise ConfigError([("oracle", f"unknown oracle {redact_url(spec)!r}; use {forms}")])
+
+
+def open_oracle(spec: str, options: OracleOptions | None = None) -> Oracle:
+    """Open one oracle from its spec (see the package docstring for the forms)."""
+    kind, argument = kind_of(spec)
+    return kind().open(spec, argument, options or OracleOptions())

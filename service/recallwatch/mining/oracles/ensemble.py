@@ -1,5 +1,7 @@
 """The ``ensemble`` oracle: several judges; a false negative when at least m of n agree.
 
+Not a spec of its own: several specs make one (``open_oracles``).
+
 This is the cross-validation mitigation: a negative flagged by one judge alone may be that judge's
 mistake; one that several independent judges flag is likely a real positive. A pair is
 
@@ -15,9 +17,18 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 
-from recallwatch.mining.oracles.base import Judgement, Label, Oracle, OracleInfo, Pair
+from recallwatch.errors import ConfigError
+from recallwatch.mining.oracles.base import (
+    Judgement,
+    Label,
+    Oracle,
+    OracleInfo,
+    Pair,
+    open_oracle,
+)
+from recallwatch.mining.oracles.options import OracleOptions
 
-__all__ = ["EnsembleOracle", "combine_votes"]
+__all__ = ["EnsembleOracle", "combine_votes", "open_oracles"]
 
 
 def combine_votes(votes: Sequence[Label | None], agree: int) -> Label:
@@ -72,3 +83,20 @@ class EnsembleOracle:
             votes = tuple(js[i].label for js in per_member)
             out.append(Judgement(combine_votes(votes, self.agree), votes=votes))
         return out
+
+
+def open_oracles(
+    specs: Sequence[str], options: OracleOptions | None = None, *, agree: int | None = None
+) -> Oracle:
+    """Open one oracle, or an m-of-n ensemble of several."""
+    if not specs:
+        raise ConfigError([("oracle", "give at least one --oracle")])
+    oracles = [open_oracle(s, options) for s in specs]
+    if len(oracles) == 1:
+        if agree is not None and agree != 1:
+            raise ConfigError([("agree", "--agree needs at least two oracles")])
+        return oracles[0]
+    try:
+        return EnsembleOracle(oracles, agree=agree)
+    except ValueError as exc:
+        raise ConfigError([("agree", str(exc))]) from exc

@@ -34,72 +34,35 @@ import json
 import logging
 import os
 import random
-import re
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
-from urllib.parse import SplitResult, urlsplit
 
 import numpy as np
 import numpy.typing as npt
 import requests
 
 from recallwatch.errors import ConfigError
-from recallwatch.mining.oracles.base import LABELS, JudgeError, Judgement, OracleInfo, Pair
+from recallwatch.mining.oracles.base import (
+    LABELS,
+    JudgeError,
+    Judgement,
+    OracleInfo,
+    OracleKind,
+    Pair,
+    register,
+)
+from recallwatch.mining.oracles.options import OracleOptions
+from recallwatch.mining.oracles.redaction import REDACTED, redact_url, split_url, url_secrets
 from recallwatch.retry import RetryPolicy, backoff_delay, parse_retry_after
 
-__all__ = ["PROTOCOL", "HttpOracle", "redact_url", "resolve_http_headers"]
+__all__ = ["PROTOCOL", "HttpJudge", "HttpOracle", "resolve_http_headers"]
 
 log = logging.getLogger(__name__)
 PROTOCOL = "recallwatch-judge/1"
 _RETRY_STATUS = {429, 500, 502, 503, 504}
 _MAX_RETRY_AFTER = 30.0
-_REDACTED = "***"
-
-
-def _split(url: str) -> SplitResult | None:
-    try:
-        return urlsplit(url)
-    except ValueError:
-        return None
-
-
-def redact_url(url: str) -> str:
-    """``url`` safe to show: userinfo (``user:pass@``) and the query string become ``***``.
-
-    ``https://u:p@judge:8080/v1?token=abc#x`` -> ``https://***@judge:8080/v1?***``; the fragment
-    is dropped. A URL that cannot be parsed is replaced whole.
-    """
-    parts = _split(url)
-    if parts is None:
-        return f"<unparseable URL {_REDACTED}>"
-    netloc = parts.netloc
-    if "@" in netloc:
-        netloc = f"{_REDACTED}@{netloc.rpartition('@')[2]}"
-    query = _REDACTED if parts.query else ""
-    shown = SplitResult(parts.scheme, netloc, parts.path, query, "").geturl()
-    # A malformed spec (e.g. a URL nested in another prefix) can hide userinfo or a query
-    # where urlsplit does not look: scrub any that remain.
-    shown = re.sub(r"(?<=//)[^/\s@]*@", f"{_REDACTED}@", shown)
-    return re.sub(r"\?(?!\*\*\*$)[^\s'\"]*", f"?{_REDACTED}", shown)
-
-
-def _url_secrets(url: str) -> list[str]:
-    """The parts of ``url`` that ``redact_url`` hides, to scrub them from other text."""
-    parts = _split(url)
-    if parts is None:
-        return [url]
-    found = []
-    if "@" in parts.netloc:
-        userinfo = parts.netloc.rpartition("@")[0]
-        found += [userinfo, *userinfo.split(":", 1)]
-    if parts.query:
-        found += [
-            parts.query,
-            *(v for _, _, v in (kv.partition("=") for kv in parts.query.split("&"))),
-        ]
-    return [f for f in found if f]
 
 
 def _check_header(name: str, value: str, where: str) -> None:
@@ -194,7 +157,7 @@ class HttpOracle:
         self.url = url
         if any(k.lower() == "authorization" for k in headers or {}):
             # requests turns URL userinfo into Basic auth that overrides an explicit header.
-            url_parts = _split(url)
+            url_parts = split_url(url)
             if url_parts is not None and "@" in url_parts.netloc:
                 host = url_parts.netloc.rpartition("@")[2]
                 self.url = url_parts._replace(netloc=host).geturl()
@@ -217,7 +180,7 @@ class HttpOracle:
         self.batch_size = batch_size
         self.headers = {"Content-Type": "application/json", **(headers or {})}
         self.sleep = sleep
-        secrets = _url_secrets(url) + [v for k, v in (headers or {}).items() if v]
+        secrets = url_secrets(url) + [v for k, v in (headers or {}).items() if v]
         # Longest first, so a value is scrubbed whole before any part of it.
         self._secrets = sorted({s for s in secrets if len(s) >= 3}, key=len, reverse=True)
         self.info = OracleInfo(
@@ -233,7 +196,7 @@ class HttpOracle:
     def _scrub(self, text: str) -> str:
         """``text`` with the URL's credentials and the header values replaced by ``***``."""
         for secret in self._secrets:
-            text = text.replace(secret, _REDACTED)
+            text = text.replace(secret, REDACTED)
         return text
 
     def eligible(
@@ -354,3 +317,28 @@ class HttpOracle:
                 f"{missing[0]!r}"
             )
         return [by_id[w] for w in wanted]
+
+
+@register
+class HttpJudge(OracleKind):
+    """``http://...`` or ``https://...``: a judge endpoint (the spec is the whole URL)."""
+
+    prefixes = ("http", "https")
+    usages = ("an http(s):// URL",)
+    listed = 90
+
+    @classmethod
+    def argument(cls, spec: str) -> str | None:
+        """The URL itself, for an http(s) URL."""
+        return spec if spec.startswith(("http://", "https://")) else None
+
+    def open(self, spec: str, argument: str, options: OracleOptions) -> HttpOracle:
+        """The endpoint, with the http options."""
+        return HttpOracle(
+            spec,
+            session=options.session,
+            timeout=options.http_timeout,
+            retries=options.http_retries,
+            batch_size=options.http_batch_size,
+            headers=options.http_headers,
+        )

@@ -32,10 +32,20 @@ import numpy.typing as npt
 from recallwatch.errors import InputError
 from recallwatch.heldout.beir import read_jsonl_objects
 from recallwatch.mining.cells import neutralise, restore
-from recallwatch.mining.oracles.base import LABELS, Judgement, Label, OracleInfo, Pair
+from recallwatch.mining.oracles.base import (
+    LABELS,
+    Judgement,
+    Label,
+    OracleInfo,
+    OracleKind,
+    Pair,
+    register,
+)
+from recallwatch.mining.oracles.options import OracleOptions
 
 __all__ = [
     "LabelStore",
+    "LabelsJudge",
     "LabelsOracle",
     "MemoryLabelStore",
     "ReviewLabel",
@@ -272,3 +282,17 @@ def write_label_sheet(
             }
             # Texts and ids are the corpus': none may run as a formula in the reviewer's sheet.
             writer.writerow({k: neutralise(v) for k, v in row.items()})
+
+
+@register
+class LabelsJudge(OracleKind):
+    """``labels:PATH``: human review labels, CSV or JSONL."""
+
+    prefixes = ("labels",)
+    usages = ("labels:PATH",)
+    listed = 20
+    takes_path = True
+
+    def open(self, spec: str, argument: str, options: OracleOptions) -> LabelsOracle:
+        """Read the labels."""
+        return LabelsOracle.from_file(argument)

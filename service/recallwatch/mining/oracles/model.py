@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -25,13 +24,20 @@ import numpy.typing as npt
 from recallwatch.encoders.base import Encoder, check_matrix
 from recallwatch.encoders.sentence_transformers import load_offline
 from recallwatch.errors import CheckpointError, RecallwatchError
-from recallwatch.mining.margins import relative_threshold
-from recallwatch.mining.oracles.base import JudgeError, Judgement, OracleInfo, Pair
+from recallwatch.mining.oracles.base import (
+    JudgeError,
+    Judgement,
+    OracleInfo,
+    OracleKind,
+    Pair,
+    register,
+)
+from recallwatch.mining.oracles.options import JudgeRule, OracleOptions
 
 __all__ = [
     "BiEncoderScorer",
     "CrossEncoderScorer",
-    "JudgeRule",
+    "ModelJudge",
     "ModelOracle",
     "PairScorer",
     "detect_model_kind",
@@ -50,35 +56,6 @@ class PairScorer(Protocol):
     def score(self, queries: Sequence[str], documents: Sequence[str]) -> npt.NDArray[np.float64]:
         """Return one score per pair."""
         ...
-
-
-@dataclass(frozen=True)
-class JudgeRule:
-    """When a judged negative counts as a false negative (either condition suffices)."""
-
-    relative_margin: float | None = 0.05
-    threshold: float | None = None
-
-    def __post_init__(self) -> None:
-        if self.relative_margin is None and self.threshold is None:
-            raise ValueError("a judge rule needs a relative margin, a threshold or both")
-        if self.relative_margin is not None and not 0.0 <= self.relative_margin < 1.0:
-            raise ValueError("relative_margin must be in [0, 1)")
-
-    def false_negative(
-        self, score: npt.NDArray[np.float64], positive: npt.NDArray[np.float64]
-    ) -> npt.NDArray[np.bool_]:
-        """Apply the rule to arrays of negative and positive scores."""
-        fn = np.zeros(np.shape(score), dtype=bool)
-        if self.relative_margin is not None:
-            fn |= score >= relative_threshold(positive, self.relative_margin)
-        if self.threshold is not None:
-            fn |= score >= self.threshold
-        return fn
-
-    def as_dict(self) -> dict[str, float | None]:
-        """Return a JSON-friendly dict."""
-        return {"relative_margin": self.relative_margin, "threshold": self.threshold}
 
 
 class BiEncoderScorer:
@@ -268,3 +245,29 @@ class ModelOracle:
             )
             for i in range(n)
         ]
+
+
+@register
+class ModelJudge(OracleKind):
+    """``model:DIR`` (kind detected), ``bi-encoder:DIR``, ``cross-encoder:DIR``, ``proxy:DIR``."""
+
+    prefixes = ("model", "cross-encoder", "bi-encoder", "proxy")
+    usages = ("model:DIR", "cross-encoder:DIR", "bi-encoder:DIR", "proxy:DIR")
+    listed = 30
+    takes_path = True
+
+    def open(self, spec: str, argument: str, options: OracleOptions) -> ModelOracle:
+        """Load the judge model (its kind forced by the prefix, but for ``model``)."""
+        prefix = spec.partition(":")[0]
+        forced: dict[str, ModelKind] = {
+            "bi-encoder": "bi-encoder",
+            "proxy": "bi-encoder",
+            "cross-encoder": "cross-encoder",
+        }
+        scorer = open_scorer(
+            argument,
+            kind=forced.get(prefix),
+            device=options.device,
+            batch_size=options.batch_size,
+        )
+        return ModelOracle(scorer, options.rule, spec=spec, proxy=prefix == "proxy")

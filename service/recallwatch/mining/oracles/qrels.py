@@ -14,9 +14,10 @@ import numpy as np
 import numpy.typing as npt
 
 from recallwatch.heldout.beir import read_qrels
-from recallwatch.mining.oracles.base import Judgement, OracleInfo, Pair
+from recallwatch.mining.oracles.base import Judgement, OracleInfo, OracleKind, Pair, register
+from recallwatch.mining.oracles.options import OracleOptions
 
-__all__ = ["QrelsOracle"]
+__all__ = ["QrelsJudge", "QrelsOracle"]
 
 
 class QrelsOracle:
@@ -64,3 +65,17 @@ class QrelsOracle:
             grade = grades.get(p.doc_id, 0)
             out.append(Judgement("relevant" if grade >= self.relevance_level else "not_relevant"))
         return out
+
+
+@register
+class QrelsJudge(OracleKind):
+    """``qrels:PATH``: audit judgements, a BEIR qrels TSV."""
+
+    prefixes = ("qrels",)
+    usages = ("qrels:PATH",)
+    listed = 10
+    takes_path = True
+
+    def open(self, spec: str, argument: str, options: OracleOptions) -> QrelsOracle:
+        """Read the qrels, relevant from ``options.relevance_level``."""
+        return QrelsOracle.from_file(argument, relevance_level=options.relevance_level)
