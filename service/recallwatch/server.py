@@ -66,6 +66,8 @@ class Readiness(BaseModel):
     """Readiness: each check, the last poll and what is running."""
 
     ready: bool
+    #: Why not ready (``store_unavailable: database or disk is full``, or the failed checks).
+    reason: str | None = None
     checks: dict[str, bool]
     last_poll_at: float | None
     last_poll_error: str | None
