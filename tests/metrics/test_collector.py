@@ -349,7 +349,7 @@ def test_the_known_failure_reasons_are_those_evaluations_can_fail_with() -> None
     reasons |= {errors.RecallwatchError.reason, runner.TIMEOUT, runner.CRASHED, runner.INTERNAL}
     # Not raised by an evaluation: the store's own errors (in the daemon, not the child) and a
     # false-negative judge's (counted by recallwatch_false_negative_audit_failures_total).
-    reasons -= {"store", "judge_failed"}
+    reasons -= {"store", "store_damaged", "judge_failed"}
     assert reasons <= set(EVALUATION_FAILURE_REASONS)
     # An audit fails with the judge's reason or any of an evaluation's but the held-out set's,
     # checkpoint's, embeddings' and encoder's (an audit reads none of them) and the Ray

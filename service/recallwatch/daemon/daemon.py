@@ -53,7 +53,7 @@ from typing import TYPE_CHECKING, Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from recallwatch.config import Config, dataset_key
+from recallwatch.config import Config, RunConfig, dataset_key
 from recallwatch.daemon.auditor import FnAuditor
 from recallwatch.daemon.discovery import Discovery
 from recallwatch.daemon.evaluation import STORE_UNAVAILABLE, Evaluator, requeue_unavailable
@@ -135,12 +135,7 @@ class Daemon:
                 extra=fields(run=row.run, checkpoint=row.name, step=row.step),
             )
         for run in self.config.runs:
-            run_id = self.store.queue.ensure_run(run.name, str(run.directory), now)
-            self._run_ids[run.name] = run_id
-            self._keys[run.name] = {
-                h.dataset: dataset_key(self.config, run, h) for h in self.config.heldout
-            }
-            requeued = self.store.queue.rekey(run_id, self._eval_key(run.name), now)
+            run_id = self._register(run, now)
             if retry_failed:
                 retried = self.store.queue.requeue_failed(run_id, now)
                 log.info(
@@ -153,14 +148,43 @@ class Daemon:
                         audits,
                         extra=fields(run=run.name),
                     )
-            if requeued:
-                log.info(
-                    "evaluation settings changed: %d checkpoint(s) queued again",
-                    requeued,
-                    extra=fields(run=run.name),
-                )
         if self.auditor is None:
             log.info("false-negative estimation is off (no false_negatives section in the config)")
+
+    def _register(self, run: RunConfig, now: float) -> int:
+        """Store a run (or its new directory), its evaluation keys; re-queue re-keyed ones."""
+        run_id = self.store.queue.ensure_run(run.name, str(run.directory), now)
+        self._run_ids[run.name] = run_id
+        self._keys[run.name] = {
+            h.dataset: dataset_key(self.config, run, h) for h in self.config.heldout
+        }
+        requeued = self.store.queue.rekey(run_id, self._eval_key(run.name), now)
+        if requeued:
+            log.info(
+                "evaluation settings changed: %d checkpoint(s) queued again",
+                requeued,
+                extra=fields(run=run.name),
+            )
+        return run_id
+
+    def reload(self, config: Config) -> None:
+        """Run with ``config`` from the next poll: its runs are registered, removed ones dropped.
+
+        ``daemon.reload.reload_config`` validates the file and passes only what may change live
+        (the runs); a removed run's evaluation in flight finishes, its history stays stored.
+        """
+        with self._lock:
+            now = self.clock()
+            # Registered before the swap: a poll never sees a run without its id and keys.
+            for run in config.runs:
+                self._register(run, now)
+            self.config = config
+            self.evaluator.config = config
+            if self.notifier is not None:
+                self.notifier.config = config
+                self.notifier.alerting.config = config
+        if self._scheduler is not None and self._scheduler.running:
+            self._scheduler.modify_job("discovery", next_run_time=datetime.now(UTC))
 
     def start(self, *, retry_failed: bool = False) -> None:
         """Prepare, then poll now and every ``poll_interval_seconds`` in a background thread."""
