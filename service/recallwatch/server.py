@@ -22,7 +22,9 @@ import asyncio
 import logging
 import socket
 import threading
+import time
 from collections.abc import Callable
+from email.utils import formatdate
 from typing import Any
 
 import uvicorn
@@ -31,7 +33,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry
 from pydantic import BaseModel
 from starlette.routing import Route
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from recallwatch import api
 from recallwatch.errors import ConfigError
@@ -147,19 +149,56 @@ def create_app(
 
 # -- serving -------------------------------------------------------------------------------
 
-#: How often the idle server wakes (uvicorn's own loop wakes every 0.1 s): it refreshes the
-#: ``Date`` header and notices a stop. Ten wake-ups a second were most of the idle daemon's CPU.
-TICK_SECONDS = 1.0
-
 
 class _Server(uvicorn.Server):
-    """uvicorn's server, waking once every ``TICK_SECONDS`` instead of ten times a second."""
+    """uvicorn's server, asleep until a request or a stop: no periodic tick.
+
+    uvicorn's loop wakes ten times a second to refresh the ``Date`` header and to notice a stop;
+    here the header is refreshed when a request arrives (``_FreshDate``) and ``request_exit``
+    wakes the loop, so an idle daemon's HTTP thread costs nothing.
+    """
+
+    _wake: asyncio.Event | None = None
+    _loop: asyncio.AbstractEventLoop | None = None
+    _date_second = -1
 
     async def main_loop(self) -> None:
-        # ``on_tick(0)`` refreshes the Date header (uvicorn does so when counter % 10 == 0) and
-        # says whether to exit.
-        while not await self.on_tick(0):
-            await asyncio.sleep(TICK_SECONDS)
+        self._wake = asyncio.Event()  # before _loop: request_exit needs both
+        self._loop = asyncio.get_running_loop()
+        self.refresh_headers()
+        while not self.should_exit:
+            await self._wake.wait()
+            self._wake.clear()
+
+    def refresh_headers(self) -> None:
+        """Set the ``Date`` header of the responses to come (once per second at most)."""
+        now = time.time()
+        if int(now) == self._date_second:
+            return
+        self._date_second = int(now)
+        date = [(b"date", formatdate(now, usegmt=True).encode())] if self.config.date_header else []
+        self.server_state.default_headers = date + self.config.encoded_headers
+
+    def request_exit(self) -> None:
+        """Ask the serving loop to finish (from any thread)."""
+        self.should_exit = True
+        loop, wake = self._loop, self._wake
+        if loop is not None and wake is not None:
+            loop.call_soon_threadsafe(wake.set)
+
+
+class _FreshDate:
+    """ASGI middleware: refresh the server's ``Date`` header as each request arrives."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.server: _Server | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Refresh the header, then pass the request on."""
+        if self.server is not None:
+            self.server.refresh_headers()
+        await self.app(scope, receive, send)
 
 
 class HttpServer:
@@ -181,8 +220,9 @@ class HttpServer:
         self.socket = sock
         self.host = host
         self.port = int(sock.getsockname()[1])
-        config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off")
-        self._server = _Server(config)
+        fresh = _FreshDate(app)
+        config = uvicorn.Config(fresh, log_config=None, access_log=False, lifespan="off")
+        self._server = fresh.server = _Server(config)
         self._thread = threading.Thread(
             target=self._server.run, kwargs={"sockets": [sock]}, name="http", daemon=True
         )
@@ -199,6 +239,6 @@ class HttpServer:
 
     def stop(self, timeout: float = 10.0) -> None:
         """Finish open requests and stop serving."""
-        self._server.should_exit = True
+        self._server.request_exit()
         self._thread.join(timeout)
         self.socket.close()
