@@ -33,7 +33,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry
 from pydantic import BaseModel
 from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from recallwatch import api
 from recallwatch.errors import ConfigError
@@ -153,31 +153,21 @@ def create_app(
 class _Server(uvicorn.Server):
     """uvicorn's server, asleep until a request or a stop: no periodic tick.
 
-    uvicorn's loop wakes ten times a second to refresh the ``Date`` header and to notice a stop;
-    here the header is refreshed when a request arrives (``_FreshDate``) and ``request_exit``
-    wakes the loop, so an idle daemon's HTTP thread costs nothing.
+    uvicorn's loop wakes ten times a second to refresh its ``Date`` header and to notice a stop;
+    here ``_Dated`` dates each response and ``request_exit`` wakes the loop, so an idle daemon's
+    HTTP thread costs nothing.
     """
 
     _wake: asyncio.Event | None = None
     _loop: asyncio.AbstractEventLoop | None = None
-    _date_second = -1
 
     async def main_loop(self) -> None:
         self._wake = asyncio.Event()  # before _loop: request_exit needs both
         self._loop = asyncio.get_running_loop()
-        self.refresh_headers()
+        await self.on_tick(0)  # uvicorn's default headers, once
         while not self.should_exit:
             await self._wake.wait()
             self._wake.clear()
-
-    def refresh_headers(self) -> None:
-        """Set the ``Date`` header of the responses to come (once per second at most)."""
-        now = time.time()
-        if int(now) == self._date_second:
-            return
-        self._date_second = int(now)
-        date = [(b"date", formatdate(now, usegmt=True).encode())] if self.config.date_header else []
-        self.server_state.default_headers = date + self.config.encoded_headers
 
     def request_exit(self) -> None:
         """Ask the serving loop to finish (from any thread)."""
@@ -187,18 +177,32 @@ class _Server(uvicorn.Server):
             loop.call_soon_threadsafe(wake.set)
 
 
-class _FreshDate:
-    """ASGI middleware: refresh the server's ``Date`` header as each request arrives."""
+class _Dated:
+    """ASGI middleware: the ``Date`` header of each response, as uvicorn's tick would set it."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self.server: _Server | None = None
+        self._second = -1
+        self._date = b""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Refresh the header, then pass the request on."""
-        if self.server is not None:
-            self.server.refresh_headers()
-        await self.app(scope, receive, send)
+        """Pass the request on; date the response's start message."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def dated(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), (b"date", self._now())]
+            await send(message)
+
+        await self.app(scope, receive, dated)
+
+    def _now(self) -> bytes:
+        now = time.time()
+        if int(now) != self._second:
+            self._second, self._date = int(now), formatdate(now, usegmt=True).encode()
+        return self._date
 
 
 class HttpServer:
@@ -220,9 +224,10 @@ class HttpServer:
         self.socket = sock
         self.host = host
         self.port = int(sock.getsockname()[1])
-        fresh = _FreshDate(app)
-        config = uvicorn.Config(fresh, log_config=None, access_log=False, lifespan="off")
-        self._server = fresh.server = _Server(config)
+        config = uvicorn.Config(
+            _Dated(app), log_config=None, access_log=False, lifespan="off", date_header=False
+        )
+        self._server = _Server(config)
         self._thread = threading.Thread(
             target=self._server.run, kwargs={"sockets": [sock]}, name="http", daemon=True
         )
