@@ -352,11 +352,10 @@ class Daemon:
         try:
             try:
                 self.evaluate_checkpoint(row)
-            except sqlite3.Error as exc:
-                if not unwritable(exc):
-                    raise
-                self._hold_unstored(row, started, exc)
             except Exception as exc:
+                if isinstance(exc, sqlite3.Error) and unwritable(exc):
+                    self._hold_unstored(row, started, exc)
+                    return
                 log.exception(
                     "unexpected error evaluating a checkpoint",
                     extra=fields(run=row.run, checkpoint=row.name),
@@ -373,6 +372,8 @@ class Daemon:
                     message=f"{type(exc).__name__}: {exc} (the daemon log has the traceback)",
                 )
         except sqlite3.Error as exc:  # the failure itself could not be recorded
+            if not unwritable(exc):
+                raise
             self._hold_unstored(row, started, exc)
         finally:
             self.after_evaluation(row)
