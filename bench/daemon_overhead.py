@@ -27,7 +27,9 @@ Issue 20 removed the remaining timed wake-ups: the HTTP loop sleeps until a requ
 is due, and the main thread until a signal (``queue.SimpleQueue``, fed by the signal handlers).
 What still wakes is work: the discovery poll, the 10 s alert tick and the scrapes. Three runs on
 the shared 2-core VM (load average 5-6 from other jobs): 0.117%, 0.150%, 0.117% of a core
-(0.133% before, at load ~2).
+(0.133% before, at load ~2). Without scrapes (a
+plain idle ``serve``, /proc per-thread CPU over 60 s, 10 ms resolution): 0.050% twice, against
+0.183% for the code before; most of what is left is the scrapes themselves.
 """
 
 from __future__ import annotations
