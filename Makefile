@@ -8,11 +8,28 @@ PIP    := $(PY) -m pip --disable-pip-version-check
 # The CPU build of torch, installed before anything that depends on it (else pip pulls CUDA).
 TORCH  ?= torch==2.13.0
 
-.PHONY: demo test lint typecheck unit bench clean
+.PHONY: demo deps test lint typecheck unit bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
+
+# The Debian packages of the real-component tests (Prometheus and promtool, Alertmanager and amtool,
+# Chromium for the browser tests); without them `make test` skips those tests and says so at the end.
+# CI (.ci/run) runs this first. Needs root (sudo when not root).
+SUDO ?= $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+deps:
+	@need=""; \
+	command -v promtool >/dev/null 2>&1 || need="$$need prometheus"; \
+	[ -x /usr/bin/prometheus-alertmanager ] || need="$$need prometheus-alertmanager"; \
+	[ -x /usr/bin/chromium ] || need="$$need chromium"; \
+	if [ -n "$$need" ]; then \
+	  echo "deps: installing$$need"; \
+	  $(SUDO) apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$need >/dev/null; \
+	else \
+	  echo "deps: prometheus, prometheus-alertmanager and chromium are installed"; \
+	fi
 
 # Runtime only: enough for the demo (no torch).
 $(VENV)/.core-installed: pyproject.toml | $(PY)

@@ -5,7 +5,7 @@ precomputed-embedding checkpoints) and prints, each against its target as a rati
 this one run:
 
 1. idle CPU over ``--idle-seconds`` (default 60) while a scraper fetches ``/metrics`` every 15 s,
-   as a fraction of one core (target < 1%), with notifications configured as in production (a
+   as a fraction of one core (target < 0.5%), with notifications configured as in production (a
    webhook channel, a regression, an evaluation-failing and a no-recent-evaluation rule: the
    periodic alert tick and a delivery worker run; ``--no-notifications`` leaves them out);
 2. resident memory of the daemon after evaluations (target < 150 MB), and whether torch is mapped
@@ -20,8 +20,16 @@ Usage: .venv/bin/python bench/daemon_overhead.py [--idle-seconds 60] [--poll-int
 Where idle time went (issue 11; py-spy and per-thread CPU over the idle window, 2-core VM): the
 HTTP server's event loop woke ten times a second (uvicorn's tick), about 0.15-0.2% of a core
 here and most of the idle cost; a poll of the run directories costs ~0.2 ms CPU (every 5 s) and a
-scrape ~2.5 ms including HTTP (every 15 s). The server now ticks once a second
-(``server.TICK_SECONDS``).
+scrape ~2.5 ms including HTTP (every 15 s). The server then ticked once a second.
+
+Issue 20 removed the remaining timed wake-ups: the HTTP loop sleeps until a request or a stop
+(each response dated by a middleware), the delivery workers until a message is enqueued or a retry
+is due, and the main thread until a signal (``queue.SimpleQueue``, fed by the signal handlers).
+What still wakes is work: the discovery poll, the 10 s alert tick and the scrapes. Three runs on
+the shared 2-core VM (load average 5-6 from other jobs): 0.117%, 0.150%, 0.117% of a core
+(0.133% before, at load ~2). Without scrapes (a
+plain idle ``serve``, /proc per-thread CPU over 60 s, 10 ms resolution): 0.050% twice, against
+0.183% for the code before; most of what is left is the scrapes themselves.
 """
 
 from __future__ import annotations
@@ -46,6 +54,8 @@ import yaml
 from recallwatch.synthetic.heldout import SyntheticSet, write_heldout, write_precomputed_checkpoint
 
 MB = 1024 * 1024
+#: Idle CPU, as a fraction of one core (issue 20: waits that block until there is work).
+IDLE_TARGET = 0.005
 
 
 def write_checkpoint(run: Path, step: int, synthetic: SyntheticSet) -> float:
@@ -215,7 +225,7 @@ def main() -> int:
     )
     print(
         f"idle CPU over {elapsed:.0f} s:   {100 * cpu:.3f}% of a core   "
-        f"ratio to the 1% target: {cpu / 0.01:.3f}"
+        f"ratio to the 0.5% target: {cpu / IDLE_TARGET:.3f}"
     )
     print(
         f"daemon RSS:             {rss / MB:.1f} MB    ratio to the 150 MB target: "
@@ -233,7 +243,12 @@ def main() -> int:
     )
     print(f"  child process start and load, per evaluation: mean {sum(spawn) / len(spawn):.2f} s")
     print(f"  evaluation stages, per evaluation: mean {sum(s for *_, s in rows) / len(rows):.2f} s")
-    ok = cpu < 0.01 and rss < 150 * MB and not torch_loaded and max(overhead) <= target_latency
+    ok = (
+        cpu < IDLE_TARGET
+        and rss < 150 * MB
+        and not torch_loaded
+        and max(overhead) <= target_latency
+    )
     print("all targets met" if ok else "TARGET MISSED")
     return 0 if ok else 1
 

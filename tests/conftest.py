@@ -91,3 +91,44 @@ def scifact_minilm(
         (cache / "query_ids.txt").write_text("\n".join(query_ids))
         (cache / "done").write_text("ok")
     return CachedEmbeddings(cache)
+
+
+#: Words in a skip reason -> the real component a skipped test needed (``make deps`` installs it).
+_COMPONENTS = {
+    "promtool": "prometheus",
+    "prometheus is not installed": "prometheus",
+    "alertmanager": "alertmanager",
+    "amtool": "alertmanager",
+    "chromium": "chromium",
+    "playwright": "chromium",
+}
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Note the real-component tests that were skipped (``pytest_unconfigure`` says it last)."""
+    skipped: dict[str, int] = {}
+    for report in terminalreporter.stats.get("skipped", []):
+        longrepr = getattr(report, "longrepr", None)
+        reason = str(longrepr[2] if isinstance(longrepr, tuple) else longrepr).lower()
+        for word, component in _COMPONENTS.items():
+            if word in reason:
+                skipped[component] = skipped.get(component, 0) + 1
+                break
+    if skipped:
+        counts = ", ".join(f"{name} {n}" for name, n in sorted(skipped.items()))
+        terminalreporter.config.stash[_SKIPPED_LINE] = (
+            f"real-component tests skipped ({counts}): run `make deps` (apt-get installs "
+            "prometheus, prometheus-alertmanager, chromium), then `make test` again"
+        )
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """End the run with the skipped real-component tests and the command that installs them."""
+    line = config.stash.get(_SKIPPED_LINE, None)
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if line is not None and reporter is not None:
+        reporter.write_line(line, yellow=True, bold=True)
+
+
+_SKIPPED_LINE = pytest.StashKey[str]()

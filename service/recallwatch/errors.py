@@ -32,9 +32,10 @@ __all__ = [
 ]
 
 #: Why an evaluation fails, the one list: the ``reason`` of each error an evaluation can raise
-#: (below, the Ray backend's ``ClusterUnavailableError``) and the daemon runner's own (``timeout``,
-#: ``crashed``, ``internal``). ``recallwatch_evaluation_failures_total`` starts every run at 0 for
-#: each, so that a first failure is an increase; a reason outside it is recorded all the same.
+#: (below, the Ray backend's ``ClusterUnavailableError``) and the daemon's own (``timeout``,
+#: ``crashed``, ``internal``, and ``store_unavailable``: its outcome could not be stored, e.g. a
+#: full disk). ``recallwatch_evaluation_failures_total`` starts every run at 0 for each, so that a
+#: first failure is an increase; a reason outside it is recorded all the same.
 EvaluationFailureReason = Literal[
     "bad_checkpoint",
     "bad_config",
@@ -46,6 +47,7 @@ EvaluationFailureReason = Literal[
     "encoder_failed",
     "error",
     "internal",
+    "store_unavailable",
     "timeout",
 ]
 

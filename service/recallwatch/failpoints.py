@@ -11,6 +11,11 @@ The points:
   after an alert decision and its outbox messages are committed, before anything is sent: the
   crash the outbox exists for (``tests/alerting/test_end_to_end.py`` restarts the daemon and
   checks that the message is delivered once, with the same id).
+- ``store-max-pages`` (``STORE_MAX_PAGES``): before each write, the store sets SQLite's
+  ``PRAGMA max_page_count`` on its connection to the number in the file named by
+  ``RECALLWATCH_FAILPOINT_FILE`` (SQLite raises a number below the database's size to its size):
+  a real ``SQLITE_FULL`` on the next write that needs a page, lifted by writing a larger number
+  (``tests/daemon/test_store_full.py``).
 """
 
 from __future__ import annotations
@@ -19,15 +24,30 @@ import os
 import signal
 from typing import Literal
 
-__all__ = ["AFTER_DECISION", "ENV", "Failpoint", "crash_here", "enabled"]
+__all__ = [
+    "AFTER_DECISION",
+    "ENV",
+    "FILE_ENV",
+    "STORE_MAX_PAGES",
+    "Failpoint",
+    "crash_here",
+    "enabled",
+    "store_max_pages",
+]
 
 #: The environment variable naming the enabled failpoint.
 ENV = "RECALLWATCH_FAILPOINT"
 
-Failpoint = Literal["after-decision"]
+#: The environment variable naming a failpoint's argument file (``store-max-pages``).
+FILE_ENV = "RECALLWATCH_FAILPOINT_FILE"
+
+Failpoint = Literal["after-decision", "store-max-pages"]
 
 #: Right after an alert decision is committed, before any message of it is sent.
 AFTER_DECISION: Failpoint = "after-decision"
+
+#: Before each write to the store: a page limit read from ``FILE_ENV``'s file.
+STORE_MAX_PAGES: Failpoint = "store-max-pages"
 
 
 def enabled(point: Failpoint) -> bool:
@@ -39,3 +59,17 @@ def crash_here(point: Failpoint) -> None:
     """Kill this process with SIGKILL (no cleanup, like a power cut) if ``point`` is enabled."""
     if enabled(point):
         os.kill(os.getpid(), signal.SIGKILL)
+
+
+def store_max_pages() -> int | None:
+    """The store's page limit when ``store-max-pages`` is enabled (its file's number), else None."""
+    if not enabled(STORE_MAX_PAGES):
+        return None
+    path = os.environ.get(FILE_ENV)
+    if not path:
+        return None
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return int(fh.read().strip())
+    except (OSError, ValueError):
+        return None

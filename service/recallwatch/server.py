@@ -22,7 +22,9 @@ import asyncio
 import logging
 import socket
 import threading
+import time
 from collections.abc import Callable
+from email.utils import formatdate
 from typing import Any
 
 import uvicorn
@@ -31,7 +33,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry
 from pydantic import BaseModel
 from starlette.routing import Route
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from recallwatch import api
 from recallwatch.errors import ConfigError
@@ -66,6 +68,8 @@ class Readiness(BaseModel):
     """Readiness: each check, the last poll and what is running."""
 
     ready: bool
+    #: Why not ready (``store_unavailable: database or disk is full``, or the failed checks).
+    reason: str | None = None
     checks: dict[str, bool]
     last_poll_at: float | None
     last_poll_error: str | None
@@ -145,19 +149,60 @@ def create_app(
 
 # -- serving -------------------------------------------------------------------------------
 
-#: How often the idle server wakes (uvicorn's own loop wakes every 0.1 s): it refreshes the
-#: ``Date`` header and notices a stop. Ten wake-ups a second were most of the idle daemon's CPU.
-TICK_SECONDS = 1.0
-
 
 class _Server(uvicorn.Server):
-    """uvicorn's server, waking once every ``TICK_SECONDS`` instead of ten times a second."""
+    """uvicorn's server, asleep until a request or a stop: no periodic tick.
+
+    uvicorn's loop wakes ten times a second to refresh its ``Date`` header and to notice a stop;
+    here ``_Dated`` dates each response and ``request_exit`` wakes the loop, so an idle daemon's
+    HTTP thread costs nothing.
+    """
+
+    _wake: asyncio.Event | None = None
+    _loop: asyncio.AbstractEventLoop | None = None
 
     async def main_loop(self) -> None:
-        # ``on_tick(0)`` refreshes the Date header (uvicorn does so when counter % 10 == 0) and
-        # says whether to exit.
-        while not await self.on_tick(0):
-            await asyncio.sleep(TICK_SECONDS)
+        self._wake = asyncio.Event()  # before _loop: request_exit needs both
+        self._loop = asyncio.get_running_loop()
+        await self.on_tick(0)  # uvicorn's default headers, once
+        while not self.should_exit:
+            await self._wake.wait()
+            self._wake.clear()
+
+    def request_exit(self) -> None:
+        """Ask the serving loop to finish (from any thread)."""
+        self.should_exit = True
+        loop, wake = self._loop, self._wake
+        if loop is not None and wake is not None:
+            loop.call_soon_threadsafe(wake.set)
+
+
+class _Dated:
+    """ASGI middleware: the ``Date`` header of each response, as uvicorn's tick would set it."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self._second = -1
+        self._date = b""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Pass the request on; date the response's start message."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def dated(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), (b"date", self._now())]
+            await send(message)
+
+        await self.app(scope, receive, dated)
+
+    def _now(self) -> bytes:
+        now = time.time()
+        if int(now) != self._second:
+            self._second, self._date = int(now), formatdate(now, usegmt=True).encode()
+        return self._date
 
 
 class HttpServer:
@@ -179,7 +224,9 @@ class HttpServer:
         self.socket = sock
         self.host = host
         self.port = int(sock.getsockname()[1])
-        config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off")
+        config = uvicorn.Config(
+            _Dated(app), log_config=None, access_log=False, lifespan="off", date_header=False
+        )
         self._server = _Server(config)
         self._thread = threading.Thread(
             target=self._server.run, kwargs={"sockets": [sock]}, name="http", daemon=True
@@ -197,6 +244,6 @@ class HttpServer:
 
     def stop(self, timeout: float = 10.0) -> None:
         """Finish open requests and stop serving."""
-        self._server.should_exit = True
+        self._server.request_exit()
         self._thread.join(timeout)
         self.socket.close()

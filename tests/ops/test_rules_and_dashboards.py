@@ -58,6 +58,8 @@ EXPORTED_METRICS = {
     "recallwatch_last_poll_timestamp_seconds",
     "recallwatch_last_poll_error",
     "recallwatch_evaluations_running",
+    "recallwatch_config_reloads_total",
+    "recallwatch_config_last_reload_successful",
 }
 METRIC = re.compile(r"\brecallwatch_[a-z_]+\b")
 ALERTS = {

@@ -99,7 +99,7 @@ def send_test(
     try:
         while outbox.get(msg.id).state == "pending":
             wait = dispatcher.step(channel.name)
-            if wait > 0:
+            if wait is not None and wait > 0:
                 time.sleep(min(wait, patience))
     finally:
         dispatcher.stop()

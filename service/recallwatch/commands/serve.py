@@ -6,7 +6,10 @@ missing or emptied one beside an earlier store's traces needs ``--fresh-store``)
 (a clear error if it cannot be written), bind the HTTP socket (a clear error if the
 address is taken), then start discovery and serving. SIGTERM or SIGINT stops polling, lets a
 running evaluation finish within ``evaluation.shutdown_grace_seconds`` (else re-queues it for the
-next start), stops HTTP and closes the store; a second signal stops the evaluation at once.
+next start), stops HTTP and closes the store; a second signal stops the evaluation at once. SIGHUP
+reads the configuration file again: an invalid one is rejected with its errors (the daemon keeps
+running the old one); a valid one's runs take effect at once (``daemon.reload``). The main thread
+sleeps until a signal arrives (no timed wake-ups).
 
 ``--demo`` serves a generated example instead of a config file: ``recallwatch serve --demo``.
 """
@@ -16,6 +19,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import queue
 import signal
 import tempfile
 import threading
@@ -92,11 +96,12 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 def run(args: argparse.Namespace) -> int:
     """Start the daemon and serve until SIGTERM or SIGINT."""
     # Deferred imports keep `recallwatch --help` fast.
-    from prometheus_client import CollectorRegistry, ProcessCollector
+    from prometheus_client import CollectorRegistry, Counter, Gauge, ProcessCollector
 
     from recallwatch.commands.store import startup_check
     from recallwatch.daemon import Daemon
     from recallwatch.daemon.notifier import Notifier
+    from recallwatch.daemon.reload import RELOAD_RESULTS, reload_config
     from recallwatch.metrics.collector import RecallwatchCollector
     from recallwatch.server import HttpServer, create_app
     from recallwatch.store import Store
@@ -133,17 +138,31 @@ def run(args: argparse.Namespace) -> int:
         notifier = Notifier(config, store) if config.notifications.rules else None
         daemon = Daemon(config, store, notifier=notifier)
         registry = CollectorRegistry()
-        registry.register(
-            RecallwatchCollector(
-                store,
-                version=__version__,
-                runs=[r.name for r in config.runs],
-                channels=[c.name for c in config.notifications.channels],
-                busy=daemon.in_flight,
-                audited=config.false_negatives is not None,
-            )
+        collector = RecallwatchCollector(
+            store,
+            version=__version__,
+            runs=[r.name for r in config.runs],
+            channels=[c.name for c in config.notifications.channels],
+            busy=daemon.in_flight,
+            audited=config.false_negatives is not None,
         )
+        registry.register(collector)
         ProcessCollector(registry=registry)
+        reloads = Counter(
+            "recallwatch_config_reloads",
+            "Configuration reloads (SIGHUP), by result: success, or failure (invalid file: the "
+            "daemon kept its configuration).",
+            ["result"],
+            registry=registry,
+        )
+        for result in RELOAD_RESULTS:
+            reloads.labels(result)
+        reload_ok = Gauge(
+            "recallwatch_config_last_reload_successful",
+            "1 when the last configuration reload (or the start) succeeded, 0 when rejected.",
+            registry=registry,
+        )
+        reload_ok.set(1)
         app = create_app(
             store,
             registry,
@@ -153,13 +172,13 @@ def run(args: argparse.Namespace) -> int:
         )
         enable_review(app, daemon_review(store, config))
         http = HttpServer(app, host, port)
-        stop = _StopSignals(daemon)
+        signals = _Signals(daemon)
         daemon.start(retry_failed=args.retry_failed)
         http.start()
         if trainer is not None:
             trainer.start(args.demo_interval)
             if getattr(args, "demo_duration", None):
-                timer = threading.Timer(args.demo_duration, stop.request)
+                timer = threading.Timer(args.demo_duration, signals.request_stop)
                 timer.daemon = True
                 timer.start()
         log.info(
@@ -172,7 +191,15 @@ def run(args: argparse.Namespace) -> int:
                 poll_interval_seconds=config.poll_interval_seconds,
             ),
         )
-        stop.wait()
+        while signals.wait() == signal.SIGHUP:
+            log.info("SIGHUP: reloading the configuration", extra=fields(config=str(args.config)))
+            done = reload_config(
+                daemon,
+                args.config,
+                on_runs=lambda names: setattr(collector, "runs", frozenset(names)),
+            )
+            reloads.labels(RELOAD_RESULTS[done is None]).inc()
+            reload_ok.set(done is not None)
         if trainer is not None:
             trainer.stop()
         log.info("shutting down")
@@ -186,26 +213,34 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-class _StopSignals:
-    """SIGTERM/SIGINT: the first asks for a graceful stop, a second stops evaluations at once."""
+class _Signals:
+    """SIGTERM/SIGINT: the first asks for a graceful stop, a second stops evaluations at once;
+    SIGHUP asks for a reload. The main thread blocks in ``wait`` until one arrives."""
 
     def __init__(self, daemon: Daemon) -> None:
-        self._event = threading.Event()
+        # SimpleQueue.put is reentrant: safe in a signal handler that interrupts a get().
+        self._queue: queue.SimpleQueue[int] = queue.SimpleQueue()
+        self._stopping = False
         self._daemon = daemon
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(sig, self._handle)
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
-        if self._event.is_set():
+        if signum == signal.SIGHUP:
+            if not self._stopping:
+                self._queue.put(signum)
+            return
+        if self._stopping:
             self._daemon.force_stop()
             return
-        self._event.set()
+        self._stopping = True
+        self._queue.put(signum)
 
-    def request(self) -> None:
-        """Ask for a graceful stop, as a first signal would."""
-        self._event.set()
+    def request_stop(self) -> None:
+        """Ask for a graceful stop, as a first SIGTERM would."""
+        self._stopping = True
+        self._queue.put(signal.SIGTERM)
 
-    def wait(self) -> None:
-        """Block until the first signal."""
-        while not self._event.wait(1.0):
-            pass
+    def wait(self) -> int:
+        """Block until a signal arrives (no timed wake-ups); return it."""
+        return self._queue.get()

@@ -26,7 +26,15 @@ The pipeline, one hop per step (``Daemon.start`` schedules ``poll`` now and ever
    (``Notifier.tick``) every ``NOTIFY_TICK_SECONDS``.
 
 Each finished evaluation frees its slot and dispatches the next at once, so a backfill does not
-wait for polls. ``Daemon.prepare`` first re-queues what a crash or a config change left behind.
+wait for polls.
+
+When the store cannot be written (disk full, I/O error: ``store.write_failure``), nothing is
+dispatched and ``/readyz`` says so; a checkpoint whose outcome could not be stored is held here.
+Each poll probes the store (``Store.probe_write``); once it can be written, the held checkpoints
+are recorded ``failed`` with reason ``store_unavailable`` (counted) and queued again, and the
+daemon is ready again, without a restart.
+
+``Daemon.prepare`` first re-queues what a crash or a config change left behind.
 The exporter and the HTTP API read the store; nothing here keeps state that a restart would lose.
 """
 
@@ -34,6 +42,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -44,14 +53,20 @@ from typing import TYPE_CHECKING, Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from recallwatch.config import Config
+from recallwatch.config import Config, RunConfig
 from recallwatch.daemon.auditor import FnAuditor
 from recallwatch.daemon.discovery import Discovery
-from recallwatch.daemon.evaluation import Evaluator, dataset_key, requeue_unavailable
+from recallwatch.daemon.evaluation import (
+    STORE_UNAVAILABLE,
+    Evaluator,
+    dataset_key,
+    requeue_unavailable,
+)
 from recallwatch.daemon.runner import AuditRunner, Runner, estimate_isolated, run_isolated
 from recallwatch.daemon.scheduling import next_checkpoints, skip
 from recallwatch.logs import fields
 from recallwatch.store import CheckpointRow, Store
+from recallwatch.store.db import unwritable
 
 if TYPE_CHECKING:
     from recallwatch.daemon.notifier import Notifier
@@ -103,6 +118,8 @@ class Daemon:
         self._run_ids: dict[str, int] = {}
         self._keys: dict[str, dict[str, str]] = {}
         self._inflight: dict[int, Future[None]] = {}
+        #: Checkpoints whose outcome could not be stored: id -> (row, started, error message).
+        self._unstored: dict[int, tuple[CheckpointRow, float, str]] = {}
         self._lock = threading.RLock()
         self._idle = threading.Condition(self._lock)
         self._stopping = False
@@ -123,12 +140,7 @@ class Daemon:
                 extra=fields(run=row.run, checkpoint=row.name, step=row.step),
             )
         for run in self.config.runs:
-            run_id = self.store.queue.ensure_run(run.name, str(run.directory), now)
-            self._run_ids[run.name] = run_id
-            self._keys[run.name] = {
-                h.dataset: dataset_key(self.config, run, h) for h in self.config.heldout
-            }
-            requeued = self.store.queue.rekey(run_id, self._eval_key(run.name), now)
+            run_id = self._register(run, now)
             if retry_failed:
                 retried = self.store.queue.requeue_failed(run_id, now)
                 log.info(
@@ -141,14 +153,43 @@ class Daemon:
                         audits,
                         extra=fields(run=run.name),
                     )
-            if requeued:
-                log.info(
-                    "evaluation settings changed: %d checkpoint(s) queued again",
-                    requeued,
-                    extra=fields(run=run.name),
-                )
         if self.auditor is None:
             log.info("false-negative estimation is off (no false_negatives section in the config)")
+
+    def _register(self, run: RunConfig, now: float) -> int:
+        """Store a run (or its new directory), its evaluation keys; re-queue re-keyed ones."""
+        run_id = self.store.queue.ensure_run(run.name, str(run.directory), now)
+        self._run_ids[run.name] = run_id
+        self._keys[run.name] = {
+            h.dataset: dataset_key(self.config, run, h) for h in self.config.heldout
+        }
+        requeued = self.store.queue.rekey(run_id, self._eval_key(run.name), now)
+        if requeued:
+            log.info(
+                "evaluation settings changed: %d checkpoint(s) queued again",
+                requeued,
+                extra=fields(run=run.name),
+            )
+        return run_id
+
+    def reload(self, config: Config) -> None:
+        """Run with ``config`` from the next poll: its runs are registered, removed ones dropped.
+
+        ``daemon.reload.reload_config`` validates the file and passes only what may change live
+        (the runs); a removed run's evaluation in flight finishes, its history stays stored.
+        """
+        with self._lock:
+            now = self.clock()
+            # Registered before the swap: a poll never sees a run without its id and keys.
+            for run in config.runs:
+                self._register(run, now)
+            self.config = config
+            self.evaluator.config = config
+            if self.notifier is not None:
+                self.notifier.config = config
+                self.notifier.alerting.config = config
+        if self._scheduler is not None and self._scheduler.running:
+            self._scheduler.modify_job("discovery", next_run_time=datetime.now(UTC))
 
     def start(self, *, retry_failed: bool = False) -> None:
         """Prepare, then poll now and every ``poll_interval_seconds`` in a background thread."""
@@ -229,6 +270,48 @@ class Daemon:
 
     def poll(self) -> None:
         """Scan every run for newly complete checkpoints, then dispatch evaluations."""
+        if not self.store_writable():
+            self.last_poll_error = f"{STORE_UNAVAILABLE}: {self.store.write_failure}"
+            self.last_poll_at = self.clock()
+            return
+        try:
+            self._poll()
+        except sqlite3.Error as exc:
+            if not unwritable(exc):
+                raise
+            self.last_poll_error = f"{STORE_UNAVAILABLE}: {exc}"
+            log.error("the store cannot be written: %s; probing it at every poll", exc)
+
+    def store_writable(self) -> bool:
+        """Whether the store can be written; if it can again, settle what it could not store."""
+        with self._lock:
+            if self.store.write_failure is None and not self._unstored:
+                return True
+            try:
+                self.store.probe_write()
+                now = self.clock()
+                for cid, (row, started, message) in list(self._unstored.items()):
+                    self.store.results.record_failure(
+                        row.id,
+                        dataset="",
+                        encoder="",
+                        config_hash="",
+                        started_at=started,
+                        finished_at=now,
+                        reason=STORE_UNAVAILABLE,
+                        message=f"the store could not be written ({message}); queued again once "
+                        "it could",
+                    )
+                    del self._unstored[cid]
+            except sqlite3.Error:
+                return False
+            log.warning(
+                "the store can be written again; failed writes recorded and their checkpoints "
+                "queued again"
+            )
+            return True
+
+    def _poll(self) -> None:
         errors: list[str] = []
         for run in self.config.runs:
             try:
@@ -249,37 +332,54 @@ class Daemon:
     def dispatch(self) -> None:
         """Start evaluations of queued checkpoints while slots are free."""
         with self._lock:
-            if self._stopping:
+            # While the store cannot be written an evaluation's result would be lost: wait.
+            if self._stopping or self.store.write_failure is not None or self._unstored:
                 return
             free = self.config.evaluation.concurrency - len(self._inflight)
             chosen = next_checkpoints(
                 self.config, self.store, free, running=self._inflight.keys(), clock=self.clock
             )
             for row in chosen:
-                if self.store.queue.set_state(
-                    row.id, "evaluating", self.clock(), expect=["discovered"]
-                ):
+                try:
+                    started = self.store.queue.set_state(
+                        row.id, "evaluating", self.clock(), expect=["discovered"]
+                    )
+                except sqlite3.Error as exc:
+                    if not unwritable(exc):
+                        raise
+                    log.error("the store cannot be written: %s; probing it at every poll", exc)
+                    return
+                if started:
                     self._inflight[row.id] = self._pool.submit(self._evaluate_and_continue, row)
 
     def _evaluate_and_continue(self, row: CheckpointRow) -> None:
+        started = self.clock()
         try:
-            self.evaluate_checkpoint(row)
-        except Exception as exc:
-            log.exception(
-                "unexpected error evaluating a checkpoint",
-                extra=fields(run=row.run, checkpoint=row.name),
-            )
-            now = self.clock()
-            self.store.results.record_failure(
-                row.id,
-                dataset="",
-                encoder="",
-                config_hash="",
-                started_at=now,
-                finished_at=now,
-                reason="internal",
-                message=f"{type(exc).__name__}: {exc} (the daemon log has the traceback)",
-            )
+            try:
+                self.evaluate_checkpoint(row)
+            except Exception as exc:
+                if isinstance(exc, sqlite3.Error) and unwritable(exc):
+                    self._hold_unstored(row, started, exc)
+                    return
+                log.exception(
+                    "unexpected error evaluating a checkpoint",
+                    extra=fields(run=row.run, checkpoint=row.name),
+                )
+                now = self.clock()
+                self.store.results.record_failure(
+                    row.id,
+                    dataset="",
+                    encoder="",
+                    config_hash="",
+                    started_at=now,
+                    finished_at=now,
+                    reason="internal",
+                    message=f"{type(exc).__name__}: {exc} (the daemon log has the traceback)",
+                )
+        except sqlite3.Error as exc:  # the failure itself could not be recorded
+            if not unwritable(exc):
+                raise
+            self._hold_unstored(row, started, exc)
         finally:
             self.after_evaluation(row)
             # Free the slot and take the next checkpoint under one lock, so that "idle" is never
@@ -290,6 +390,18 @@ class Daemon:
                     self.dispatch()
                 finally:
                     self._idle.notify_all()
+
+    def _hold_unstored(self, row: CheckpointRow, started: float, exc: sqlite3.Error) -> None:
+        """Hold a checkpoint whose outcome the store refused, until it can be written again."""
+        log.error(
+            "the store cannot be written: %s; the checkpoint is queued again once it can "
+            "(reason %s)",
+            exc,
+            STORE_UNAVAILABLE,
+            extra=fields(run=row.run, checkpoint=row.name, step=row.step),
+        )
+        with self._lock:
+            self._unstored[row.id] = (row, started, str(exc))
 
     # -- 3, 4, 5: evaluated, stored, audited ---------------------------------------------------
 
@@ -334,17 +446,27 @@ class Daemon:
             return frozenset(self._inflight)
 
     def readiness(self) -> dict[str, Any]:
-        """The checks behind ``/readyz``: store open, scheduler running, last poll recent."""
+        """The checks behind ``/readyz``: store open and writable, scheduler up, poll recent."""
         now = self.clock()
         limit = 2 * self.config.poll_interval_seconds + 10.0
         recent = self.last_poll_at is not None and now - self.last_poll_at <= limit
+        failure = self.store.write_failure
+        with self._lock:
+            held = len(self._unstored)
         checks = {
             "store": self.store.ping(),
+            "store_writable": failure is None and not held,
             "scheduler": self.scheduler_running,
             "recent_poll": recent,
         }
+        reason = None
+        if not checks["store_writable"]:
+            reason = f"{STORE_UNAVAILABLE}: {failure or 'a write failed'}"
+        elif not all(checks.values()):
+            reason = "failed: " + ", ".join(name for name, ok in checks.items() if not ok)
         return {
             "ready": all(checks.values()),
+            "reason": reason,
             "checks": checks,
             "last_poll_at": self.last_poll_at,
             "last_poll_error": self.last_poll_error,

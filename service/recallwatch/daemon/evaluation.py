@@ -28,7 +28,21 @@ from recallwatch.evaluation.distributed.cluster import CLUSTER_UNAVAILABLE
 from recallwatch.logs import fields
 from recallwatch.store import CheckpointRow, NewEvaluation, Store
 
-__all__ = ["Evaluator", "backend_options", "dataset_key", "requeue_unavailable"]
+__all__ = [
+    "RETRIED_REASONS",
+    "STORE_UNAVAILABLE",
+    "Evaluator",
+    "backend_options",
+    "dataset_key",
+    "requeue_unavailable",
+]
+
+#: The failure reason of a checkpoint whose evaluation could not be stored (disk full, I/O error):
+#: recorded once the store can be written again, and the checkpoint queued again.
+STORE_UNAVAILABLE = "store_unavailable"
+
+#: Failures retried at each poll: their cause is outside the checkpoint and passes.
+RETRIED_REASONS = frozenset({CLUSTER_UNAVAILABLE, STORE_UNAVAILABLE})
 
 #: The daemon's log: one logger name for its whole pipeline.
 log = logging.getLogger("recallwatch.daemon")
@@ -147,11 +161,12 @@ class Evaluator:
 
 def requeue_unavailable(store: Store, run: str, now: float) -> int:
     """Queue again a run's checkpoints that failed because the Ray cluster could not be reached
-    (``cluster_unavailable``): the daemon calls it at each poll, so they are retried then. The
-    failure stays recorded (counted in ``recallwatch_evaluation_failures_total``)."""
+    (``cluster_unavailable``) or the store could not be written (``store_unavailable``): the daemon
+    calls it at each poll, so they are retried then. The failure stays recorded (counted in
+    ``recallwatch_evaluation_failures_total``)."""
     retried = 0
     for row in store.queue.checkpoints(run, states=["failed"]):
-        if row.state_reason == CLUSTER_UNAVAILABLE:
+        if row.state_reason in RETRIED_REASONS:
             retried += store.queue.set_state(
                 row.id, "discovered", now, reason="retry", expect=["failed"]
             )

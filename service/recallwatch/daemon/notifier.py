@@ -52,6 +52,8 @@ class Notifier:
             session_factory=session_factory,
             clock=clock,
             rng=rng,
+            # Asleep until a decision enqueues a message (``wake``) or the next retry is due.
+            idle_seconds=None,
         )
         self.alerting = Alerting(config, store, clock=clock, wake=self.dispatcher.wake)
 

@@ -86,7 +86,7 @@ class Dispatcher:
         clock: Clock = time.time,
         wait: Wait = threading.Event.wait,
         rng: Random = random.random,
-        idle_seconds: float = 30.0,
+        idle_seconds: float | None = 30.0,
         on_attempt: Callable[[OutboxMessage, AttemptResult, MessageState], None] | None = None,
     ) -> None:
         self.outbox = outbox
@@ -143,11 +143,16 @@ class Dispatcher:
             except Exception:  # a worker must survive anything; the message stays pending
                 log.exception("notification worker error", extra=fields(channel=channel))
                 wait = 5.0
-            if wait > 0:
+            if wait is None:
+                event.wait()  # nothing pending: asleep until ``wake`` (a new message) or ``stop``
+            elif wait > 0:
                 self.wait(event, wait)
 
-    def step(self, channel: str) -> float:
-        """Attempt the channel's head message if it is due; return how long to wait next."""
+    def step(self, channel: str) -> float | None:
+        """Attempt the channel's head message if it is due; return how long to wait next.
+
+        None: nothing is pending, and ``idle_seconds`` is None: wait for ``wake``.
+        """
         message = self.outbox.next_pending(channel)
         if message is None:
             return self.idle_seconds
@@ -158,7 +163,7 @@ class Dispatcher:
             self._last_attempt.get(channel, -math.inf) + target.min_interval,
         )
         if due > now:
-            return min(due - now, self.idle_seconds)
+            return due - now if self.idle_seconds is None else min(due - now, self.idle_seconds)
         self._last_attempt[channel] = now
         session = self._sessions.get(channel)
         if session is None:

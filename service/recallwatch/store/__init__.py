@@ -122,6 +122,15 @@ class Store:
         """True when the database answers a query."""
         return self.db.ping()
 
+    @property
+    def write_failure(self) -> str | None:
+        """Why the last write failed, while the store cannot be written (``probe_write`` clears)."""
+        return self.db.write_failure
+
+    def probe_write(self) -> None:
+        """Check that the store can grow again (raises ``sqlite3.Error`` while it cannot)."""
+        self.db.probe_write()
+
     def close(self) -> None:
         """Checkpoint the WAL, close the connection and release the lock."""
         self.db.close()

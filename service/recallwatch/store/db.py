@@ -5,6 +5,10 @@ connection is never left inside a transaction, and after ``kill -9`` the store h
 whole of a write or none of it. The connection is shared by the daemon's threads behind one
 re-entrant lock. ``Database.open`` with ``exclusive`` takes a file lock beside the database, so a
 second daemon on the same store fails with a clear error instead of corrupting it.
+
+A write that fails because the store cannot be written (disk full, I/O error, read-only, locked)
+is remembered in ``write_failure`` until ``probe_write`` succeeds: the daemon reports itself not
+ready meanwhile and probes at each poll.
 """
 
 from __future__ import annotations
@@ -18,10 +22,18 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
+from recallwatch import failpoints
 from recallwatch.errors import RecallwatchError
 from recallwatch.store.schema import MIGRATIONS, SCHEMA_VERSION
 
-__all__ = ["Database", "StoreError", "store_lock"]
+__all__ = ["PROBE_BYTES", "Database", "StoreError", "store_lock", "unwritable"]
+
+#: What ``probe_write`` writes (and rolls back): room for a small evaluation's rows.
+PROBE_BYTES = 64 * 1024
+
+#: SQLite's primary result codes that mean "the store cannot be written now" (not a bad query):
+#: BUSY, LOCKED, READONLY, IOERR, CORRUPT, FULL, CANTOPEN, PROTOCOL, NOTADB.
+_UNWRITABLE = frozenset({5, 6, 8, 10, 11, 13, 14, 15, 26})
 
 _HINT = "check that the directory exists (or can be created) and is writable by this user"
 
@@ -40,6 +52,8 @@ class Database:
         self.path = path
         self._lock_fd = lock_fd
         self._mutex = threading.RLock()
+        #: Why the last write failed, while the store cannot be written (``probe_write`` clears).
+        self.write_failure: str | None = None
 
     @classmethod
     def open(cls, path: Path | str, *, exclusive: bool = True) -> Database:
@@ -112,22 +126,64 @@ class Database:
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """One write transaction (``BEGIN IMMEDIATE``), committed at the end or rolled back."""
         with self._mutex:
-            self._conn.execute("BEGIN IMMEDIATE")
+            self._limit_pages()
             try:
-                yield self._conn
-                # Inside the try: a COMMIT that fails (busy, disk full, I/O error, a deferred
-                # constraint) must not leave the connection in a transaction, or every later
-                # BEGIN fails.
-                self._conn.execute("COMMIT")
-            except BaseException:
-                if self._conn.in_transaction:
-                    self._conn.execute("ROLLBACK")
+                self._conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self._conn
+                    # Inside the try: a COMMIT that fails (busy, disk full, I/O error, a deferred
+                    # constraint) must not leave the connection in a transaction, or every later
+                    # BEGIN fails.
+                    self._conn.execute("COMMIT")
+                except BaseException:
+                    if self._conn.in_transaction:
+                        self._conn.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as exc:
+                if unwritable(exc):
+                    self.write_failure = str(exc)
                 raise
+
+    def probe_write(self) -> None:
+        """Write ``PROBE_BYTES`` in a transaction and roll it back; clear ``write_failure``.
+
+        Raises the ``sqlite3.Error`` (and keeps ``write_failure``) while the store cannot grow.
+        """
+        with self._mutex:
+            self._limit_pages()
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+                try:
+                    self._conn.execute("CREATE TABLE recallwatch_write_probe (data BLOB)")
+                    self._conn.execute(
+                        "INSERT INTO recallwatch_write_probe VALUES (zeroblob(?))", (PROBE_BYTES,)
+                    )
+                finally:
+                    if self._conn.in_transaction:
+                        self._conn.execute("ROLLBACK")
+            except sqlite3.Error as exc:
+                self.write_failure = str(exc)
+                raise
+            self.write_failure = None
+
+    def _limit_pages(self) -> None:
+        # The ``store-max-pages`` failpoint: a real SQLITE_FULL on this connection (tests only).
+        pages = failpoints.store_max_pages()
+        if pages is not None:
+            self._conn.execute(f"PRAGMA max_page_count = {pages:d}")
 
     def query(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> list[sqlite3.Row]:
         """Every row of one read."""
         with self._mutex:
             return self._conn.execute(sql, params).fetchall()
+
+
+def unwritable(exc: sqlite3.Error) -> bool:
+    """Whether an SQLite error means the store cannot be written now (full, I/O, read-only...)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is None:
+        return isinstance(exc, sqlite3.OperationalError)
+    return int(code) & 0xFF in _UNWRITABLE
 
 
 @contextmanager
