@@ -37,12 +37,17 @@ def preflight(config: Config) -> tuple[list[tuple[str, str]], list[tuple[str, st
         needs = kind_for(enc.spec).requires
         if needs is not None and importlib.util.find_spec(needs[0]) is None:
             module, how = needs
-            errors.append((f"{where}.spec", f"the '{enc.spec}' encoder needs {module}: {how}"))
+            errors.append(
+                (f"{where}.spec", f"the '{enc.spec}' encoder needs {_package(module)}: {how}")
+            )
     backend = BACKENDS[config.evaluation.backend].requires
     if backend is not None and importlib.util.find_spec(backend[0]) is None:
         module, how = backend
         errors.append(
-            ("evaluation.backend", f"the {config.evaluation.backend} backend needs {module}: {how}")
+            (
+                "evaluation.backend",
+                f"the {config.evaluation.backend} backend needs {_package(module)}: {how}",
+            )
         )
     for i, r in enumerate(config.runs):
         if not r.directory.is_dir():
@@ -53,3 +58,8 @@ def preflight(config: Config) -> tuple[list[tuple[str, str]], list[tuple[str, st
                 )
             )
     return errors, warnings
+
+
+def _package(module: str) -> str:
+    """The name a user installs for an importable module (``sentence_transformers``: dashes)."""
+    return module.replace("_", "-")
