@@ -14,6 +14,8 @@ degrees of freedom).
 - ``level_plan`` says which checkpoints are compared and which measure the variance;
 - ``decide_level`` turns their per-query values into a ``LevelVerdict``;
 - ``level_decisions`` is the same decision vectorised (the simulation's);
+- the pre level of a mining change with enough pre-change checkpoints is the end level of their
+  trend (``trend``: a climbing run is judged against where it had got to), else their mean;
 - a ``previous_mining`` comparison is looked at again at every post-change checkpoint, so each
   look is tested at ``look_alpha`` (``stats.sequential_levels``): alpha per mining change.
 
@@ -34,6 +36,12 @@ from recallwatch.alerting.rules.recall_regression.segments import (
     Baseline,
     CheckpointSummary,
     mining_segments,
+)
+from recallwatch.alerting.rules.recall_regression.trend import (
+    Forecast,
+    effective_pre,
+    forecast,
+    trend_weights,
 )
 from recallwatch.stats import Interval, mean_interval
 from recallwatch.stats.hierarchical import (
@@ -61,13 +69,14 @@ __all__ = [
 FloatArray = npt.NDArray[np.float64]
 
 
-def look_alpha(alpha: float, pre: int, *, sequential: bool, look: int = 1) -> tuple[float, float]:
+def look_alpha(alpha: float, pre: float, *, sequential: bool, look: int = 1) -> tuple[float, float]:
     """The (cumulative, latest) levels of one look.
 
     A ``previous_mining`` comparison is looked at again at every post-change checkpoint (the post
     level is cumulative, and the latest checkpoint alone counts at the first looks), so each look
     is tested at ``stats.sequential_alpha``: the chance of any false alarm per mining change stays
-    ``alpha``. Other comparisons (one checkpoint against a pinned one, or its own segment's
+    ``alpha`` (``pre``: how many checkpoints the pre level is worth, ``trend.effective_pre``).
+    Other comparisons (one checkpoint against a pinned one, or its own segment's
     earlier ones) are tested at ``alpha`` per checkpoint, where both tests are the same.
     """
     return sequential_alpha(alpha, max(1, pre), look) if sequential else (alpha, alpha)
@@ -101,6 +110,8 @@ class LevelVerdict:
     #: The same two conditions for the latest checkpoint alone against the pre level.
     latest_significant: bool = False
     latest_large_enough: bool = False
+    #: What the pre level is (``trend``): the climb's end level or the segment's mean.
+    forecast: Forecast | None = None
 
     @property
     def p_value(self) -> float:
@@ -155,6 +166,7 @@ class LevelVerdict:
             "latest_large_enough": self.latest_large_enough,
             "latest_holds": self.latest_holds,
             "regressed": self.regressed,
+            "forecast": self.forecast.as_dict() if self.forecast is not None else None,
         }
 
 
@@ -168,21 +180,30 @@ def level_regression_test(
     latest_alpha: float | None = None,
     resolve_alpha: float = 0.2,
     confidence: float = 0.95,
+    pre_weights: FloatArray | None = None,
 ) -> LevelVerdict:
     """Decide whether the post level regressed against the pre level.
 
     ``pre`` (m, N) and ``post`` (n, N) are per-query values over the same queries, checkpoints
     in step order (the last row of ``post`` is the checkpoint under decision). ``alpha`` and
     ``latest_alpha`` (default: ``alpha``) are the levels of this look (``look_alpha``).
+    ``pre_weights``: the pre level as a combination of the pre checkpoints (``trend``); default
+    their mean.
     """
     if not 0.0 < alpha < 1.0:
         raise ValueError("alpha must be between 0 and 1")
     if min_drop < 0.0:
         raise ValueError("min_drop must be non-negative")
     a_pre, a_post = np.atleast_2d(pre), np.atleast_2d(post)
-    level = level_test(a_pre, a_post, variance)
-    latest = level_test(a_pre, a_post[-1:], variance)
-    before = mean_interval(a_pre.mean(axis=0), confidence=confidence)
+    weights = np.full(len(a_pre), 1.0 / len(a_pre)) if pre_weights is None else pre_weights
+    level = level_test(a_pre, a_post, variance, pre_weights)
+    latest = level_test(a_pre, a_post[-1:], variance, pre_weights)
+    pre_level = forecast(a_pre, weights, variance, confidence=confidence)
+    before = (
+        mean_interval(a_pre.mean(axis=0), confidence=confidence)
+        if pre_level.model == "mean"
+        else pre_level.level
+    )
     after = mean_interval(a_post.mean(axis=0), confidence=confidence)
     difference = _difference(level, confidence)
     return LevelVerdict(
@@ -200,6 +221,7 @@ def level_regression_test(
         large_enough=-level.difference >= min_drop - 1e-12,
         latest_significant=latest.p_value <= (alpha if latest_alpha is None else latest_alpha),
         latest_large_enough=-latest.difference >= min_drop - 1e-12,
+        forecast=pre_level,
     )
 
 
@@ -224,10 +246,13 @@ def level_decisions(
     alpha: float,
     latest_alpha: float,
     resolve_alpha: float,
+    pre_weights: FloatArray | None = None,
 ) -> npt.NDArray[np.bool_]:
     """``level_regression_test(...).regressed`` for a batch: pre (..., m, N), post (..., n, N)."""
-    level = level_test_arrays(pre, post, checkpoint_var, df)
-    latest = level_test_arrays(pre, np.asarray(post)[..., -1:, :], checkpoint_var, df)
+    level = level_test_arrays(pre, post, checkpoint_var, df, pre_weights)
+    latest = level_test_arrays(
+        pre, np.asarray(post)[..., -1:, :], checkpoint_var, df, pre_weights
+    )
     latest_drop = -latest["difference"]
     return np.asarray(
         (
@@ -340,10 +365,17 @@ def decide_level(
         prior_df=prior_df,
         history=history,
     )
-    cumulative, latest = look_alpha(
-        alpha, len(plan.pre), sequential=plan.sequential, look=plan.look
-    )
     m = len(plan.pre)
+    # A mining change's pre level is its climb's end level (``trend``); other comparisons, and
+    # a change with fewer than MIN_TREND_CHECKPOINTS before it, keep the mean.
+    weights = trend_weights(m, trend=plan.sequential)
+    trended = not np.allclose(weights, 1.0 / m)
+    cumulative, latest = look_alpha(
+        alpha,
+        effective_pre(weights) if trended else m,
+        sequential=plan.sequential,
+        look=plan.look,
+    )
     return level_regression_test(
         pre_post[:m],
         pre_post[m:],
@@ -352,4 +384,5 @@ def decide_level(
         alpha=cumulative,
         latest_alpha=latest,
         resolve_alpha=resolve_alpha,
+        pre_weights=weights if trended else None,
     )
