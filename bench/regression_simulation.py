@@ -42,6 +42,7 @@ import numpy as np
 import numpy.typing as npt
 
 from recallwatch.alerting.rules.recall_regression.level import level_decisions, look_alpha
+from recallwatch.alerting.rules.recall_regression.trend import effective_pre, trend_weights
 from recallwatch.stats.hierarchical import moderated_variance, segment_moments
 
 FloatArray = npt.NDArray[np.float64]
@@ -75,6 +76,28 @@ class Cell:
     false_alarms: float
     detection: float
     draws: int
+    #: The same draws decided by today's rule (the pre level is the segment's mean) and by the
+    #: ceiling (the pre-change trend and the checkpoint SD known exactly).
+    today_false_alarms: float = math.nan
+    today_detection: float = math.nan
+    ceiling_false_alarms: float = math.nan
+    ceiling_detection: float = math.nan
+
+
+#: Pre-change climbs: ``flat``, a straight climb of 0.25 or 0.5 points per checkpoint, or ``sat``
+#: (a saturating curve: 3 points over the segment, most of it early, flattening at the end).
+CLIMBS = ("flat", "0.25", "0.5", "sat")
+
+
+def climb_levels(climb: str, pre: int) -> FloatArray:
+    """Expected recall@10 of the ``pre`` pre-change checkpoints; the last one is at LEVEL."""
+    j = np.arange(pre, dtype=np.float64)
+    if climb == "flat" or pre < 2:
+        return np.full(pre, LEVEL)
+    if climb == "sat":
+        shape = (np.exp(-3.0 * j / (pre - 1)) - math.exp(-3.0)) / (1 - math.exp(-3.0))
+        return LEVEL - 0.03 * shape
+    return LEVEL - float(climb) / 100 * (pre - 1 - j)
 
 
 def _slope(tau: float) -> float:
@@ -92,13 +115,18 @@ def simulate_runs(
     pre: int,
     post: int,
     seed: int,
+    pre_levels: FloatArray | None = None,
 ) -> tuple[FloatArray, FloatArray]:
-    """Per-query recall@10 of ``draws`` runs: (draws, pre, N) and (draws, post, N)."""
+    """Per-query recall@10 of ``draws`` runs: (draws, pre, N) and (draws, post, N).
+
+    ``pre_levels``: the expected recall@10 of each pre-change checkpoint (default LEVEL each: a
+    flat run; ``climb_levels``); after the change LEVEL - ``drop`` (a plateau at the last pre
+    level, or a drop from it)."""
     rng = np.random.default_rng(seed)
     relevant = rng.choice([1, 2, 3], p=[0.5, 0.3, 0.2], size=QUERIES)
     starts = np.concatenate([[0], np.cumsum(relevant)[:-1]])
     scale = math.sqrt(1 + tau**2)
-    q_pre = NormalDist().inv_cdf(LEVEL) * scale
+    levels = np.full(pre, LEVEL) if pre_levels is None else np.asarray(pre_levels)
     q_post = NormalDist().inv_cdf(LEVEL - drop) * scale
     shift_sd = checkpoint_sd / _slope(tau)
     easiness = rng.standard_normal((draws, int(relevant.sum()))).astype(np.float32)
@@ -109,7 +137,9 @@ def simulate_runs(
         hit = easiness + np.float32(quality) + delta + np.float32(tau) * jitter > 0
         return np.asarray(np.add.reduceat(hit, starts, axis=1) / relevant, dtype=np.float64)
 
-    before = np.stack([checkpoint(q_pre) for _ in range(pre)], axis=1)
+    before = np.stack(
+        [checkpoint(NormalDist().inv_cdf(float(v)) * scale) for v in levels], axis=1
+    )
     after = np.stack([checkpoint(q_post) for _ in range(post)], axis=1)
     return before, after
 
@@ -176,8 +206,15 @@ def decide_runs(
     history: Pooled | None = None,
     *,
     known_sd: float | None = None,
+    trend: bool = True,
+    known_trend: FloatArray | None = None,
 ) -> npt.NDArray[np.bool_]:
     """The rule's verdict at every post-change look: (draws, post) booleans.
+
+    ``trend``: the daemon's pre level (the climb's end level from MIN_TREND_CHECKPOINTS on,
+    ``recall_regression.trend``); off, today's (the segment's mean). ``known_trend``: the
+    expected level of each pre checkpoint, subtracted before a mean pre level is taken (with
+    ``known_sd``: the known-trend ceiling).
 
     The checkpoint variance pools, like the daemon's (``recall_regression.level.level_plan``): the
     pre-change segment, the earlier runs' ``history`` moments, and the rule's prior.
@@ -185,6 +222,11 @@ def decide_runs(
     test could do if the variance were known exactly).
     """
     m = before.shape[1]
+    if known_trend is not None:
+        before = before - (np.asarray(known_trend) - known_trend[-1])[None, :, None]
+        trend = False
+    weights = trend_weights(m, trend=trend)
+    trended = not np.allclose(weights, 1.0 / m)
     pooled = Pooled.of(before) + (history if history is not None else Pooled.zero(len(before)))
     var, nu = moderated_variance(
         pooled.excess,
@@ -198,7 +240,8 @@ def decide_runs(
         var, nu = np.full(before.shape[0], known_sd**2), np.full(before.shape[0], np.inf)
     looks = []
     for n in range(after.shape[1]):
-        alpha, latest_alpha = look_alpha(rule.alpha, m, sequential=True, look=n + 1)
+        pre = effective_pre(weights) if trended else m
+        alpha, latest_alpha = look_alpha(rule.alpha, pre, sequential=True, look=n + 1)
         looks.append(
             level_decisions(
                 before,
@@ -209,6 +252,7 @@ def decide_runs(
                 alpha=alpha,
                 latest_alpha=latest_alpha,
                 resolve_alpha=rule.resolve_alpha,
+                pre_weights=weights if trended else None,
             )
         )
     return np.stack(looks, axis=1)

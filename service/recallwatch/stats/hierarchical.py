@@ -71,15 +71,24 @@ _SEQUENTIAL_DRAWS = 400_000
 # -- checkpoint-level variance ----------------------------------------------------------------
 
 
-def segment_moments(values: FloatArray) -> tuple[FloatArray, int, FloatArray]:
+#: Groups of at least this many checkpoints are detrended before their spread is measured.
+DETREND_MIN = 4
+
+
+def segment_moments(
+    values: FloatArray, *, detrend: bool = True
+) -> tuple[FloatArray, int, FloatArray]:
     """The checkpoint-variance moments of one group of same-configuration checkpoints.
 
-    ``values`` is (..., J checkpoints, N queries). Returns (excess, J - 1, churn): ``churn`` is
+    ``values`` is (..., J checkpoints, N queries). Returns (excess, df, churn): ``churn`` is
     the part of one checkpoint mean's variance that query churn explains (the two-way residual
     mean square over N), and ``excess`` the sum of squared deviations of the checkpoint means
-    from the group mean minus J - 1 times ``churn``, so that ``E[excess] = (J - 1) sigma_c^2``.
+    from the group mean minus df = J - 1 times ``churn``, so that ``E[excess] = df sigma_c^2``.
     ``excess`` can be negative (no spread beyond churn). A group of one checkpoint carries
-    nothing (0, 0, 0).
+    nothing (0, 0, 0). A group of ``DETREND_MIN`` or more (``detrend``) is measured around the
+    least-squares line through its checkpoint means (checkpoint order as abscissa) with J - 2
+    degrees of freedom: a run that climbs within a segment is not mistaken for checkpoint noise
+    (``recall_regression.trend``).
     """
     v = np.asarray(values, dtype=np.float64)
     if v.ndim < 2:
@@ -91,11 +100,17 @@ def segment_moments(values: FloatArray) -> tuple[FloatArray, int, FloatArray]:
     means = v.mean(axis=-1)
     grand = means.mean(axis=-1, keepdims=True)
     ss_checkpoints = ((means - grand) ** 2).sum(axis=-1)
+    df = j - 1
+    if detrend and j >= DETREND_MIN:
+        t = np.arange(j, dtype=np.float64) - (j - 1) / 2
+        slope = (means * t).sum(axis=-1) / float((t**2).sum())
+        ss_checkpoints = ss_checkpoints - slope**2 * float((t**2).sum())
+        df = j - 2
     resid = v - v.mean(axis=-2, keepdims=True) - means[..., None] + grand[..., None]
     churn = (resid**2).sum(axis=(-2, -1)) / ((j - 1) * (n - 1)) / n
     return (
-        np.asarray(ss_checkpoints - (j - 1) * churn, dtype=np.float64),
-        j - 1,
+        np.asarray(ss_checkpoints - df * churn, dtype=np.float64),
+        df,
         np.asarray(churn, dtype=np.float64),
     )
 

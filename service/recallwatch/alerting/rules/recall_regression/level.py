@@ -250,9 +250,7 @@ def level_decisions(
 ) -> npt.NDArray[np.bool_]:
     """``level_regression_test(...).regressed`` for a batch: pre (..., m, N), post (..., n, N)."""
     level = level_test_arrays(pre, post, checkpoint_var, df, pre_weights)
-    latest = level_test_arrays(
-        pre, np.asarray(post)[..., -1:, :], checkpoint_var, df, pre_weights
-    )
+    latest = level_test_arrays(pre, np.asarray(post)[..., -1:, :], checkpoint_var, df, pre_weights)
     latest_drop = -latest["difference"]
     return np.asarray(
         (

@@ -28,7 +28,7 @@ import numpy as np
 import numpy.typing as npt
 
 from recallwatch.stats import Interval
-from recallwatch.stats.hierarchical import CheckpointVariance
+from recallwatch.stats.hierarchical import DETREND_MIN, CheckpointVariance
 from recallwatch.stats.student_t import student_t_quantile
 
 __all__ = ["MIN_TREND_CHECKPOINTS", "Forecast", "effective_pre", "forecast", "trend_weights"]
@@ -36,7 +36,9 @@ __all__ = ["MIN_TREND_CHECKPOINTS", "Forecast", "effective_pre", "forecast", "tr
 FloatArray = npt.NDArray[np.float64]
 
 #: Pre-change checkpoints from which the trend is fitted (fewer: the segment's mean).
-MIN_TREND_CHECKPOINTS = 4
+#: (the same as ``stats.hierarchical.DETREND_MIN``: segments that long are measured around their
+#: trend when their checkpoint variance is estimated).
+MIN_TREND_CHECKPOINTS = DETREND_MIN
 
 
 def trend_weights(m: int, *, trend: bool = True) -> FloatArray:
