@@ -137,9 +137,7 @@ def simulate_runs(
         hit = easiness + np.float32(quality) + delta + np.float32(tau) * jitter > 0
         return np.asarray(np.add.reduceat(hit, starts, axis=1) / relevant, dtype=np.float64)
 
-    before = np.stack(
-        [checkpoint(NormalDist().inv_cdf(float(v)) * scale) for v in levels], axis=1
-    )
+    before = np.stack([checkpoint(NormalDist().inv_cdf(float(v)) * scale) for v in levels], axis=1)
     after = np.stack([checkpoint(q_post) for _ in range(post)], axis=1)
     return before, after
 
@@ -272,13 +270,21 @@ def run_cell(
     known_sd: bool = False,
     seed: int = 0,
     chunk: int = 500,
+    climb: str = "flat",
+    compare: bool = False,
 ) -> Cell:
     """False alarms (any alert over ``post`` looks, nothing changed) and detection of a sustained
     3-point drop within ``within`` looks, over ``draws`` runs each; with the checkpoint-variance
     moments of ``history_runs`` earlier runs (``history_shape`` checkpoints before and after
-    their own mining change), or with the true checkpoint SD (``known_sd``: the ceiling)."""
+    their own mining change), or with the true checkpoint SD (``known_sd``: the ceiling).
+
+    ``climb``: the pre-change segment's shape (``climb_levels``); the controls plateau at the
+    last pre-change level, the damaged runs drop 3 points from it. ``compare``: decide the same
+    draws with today's rule (mean pre level) and the known-trend, known-SD ceiling as well."""
     tau = TAU[churn]
+    levels = climb_levels(climb, pre)
     alarms, detected, churns, sds = 0, 0, [], []
+    other = {"today": [0, 0], "ceiling": [0, 0]}
     for start in range(0, draws, chunk):
         size = min(chunk, draws - start)
         cell_seed = seed * 1_000_003 + int(checkpoint_sd * 1000) * 101 + int(churn * 100)
@@ -292,6 +298,7 @@ def run_cell(
                 pre=pre,
                 post=post if drop == 0.0 else within,
                 seed=run_seed,
+                pre_levels=levels,
             )
             history = (
                 history_moments(
@@ -308,6 +315,14 @@ def run_cell(
             verdicts = decide_runs(
                 before, after, rule, history, known_sd=checkpoint_sd if known_sd else None
             )
+            if compare:
+                today = decide_runs(before, after, rule, history, trend=False)
+                ceiling = decide_runs(
+                    before, after, rule, known_sd=checkpoint_sd, known_trend=levels
+                )
+                for name, v in (("today", today), ("ceiling", ceiling)):
+                    looks = v if drop == 0.0 else v[:, :within]
+                    other[name][drop != 0.0] += int(looks.any(axis=1).sum())
             if drop == 0.0:
                 alarms += int(verdicts.any(axis=1).sum())
                 churns.append(float((before[:, 0] != before[:, 1]).mean()))
@@ -322,6 +337,16 @@ def run_cell(
         alarms / draws,
         detected / draws,
         draws,
+        *(
+            (
+                other["today"][0] / draws,
+                other["today"][1] / draws,
+                other["ceiling"][0] / draws,
+                other["ceiling"][1] / draws,
+            )
+            if compare
+            else (math.nan,) * 4
+        ),
     )
 
 
@@ -353,7 +378,18 @@ def main() -> None:
         action="store_true",
         help="decide with the true checkpoint SD (the ceiling of any variance estimate)",
     )
+    parser.add_argument(
+        "--climb",
+        nargs="*",
+        default=None,
+        choices=CLIMBS,
+        help="pre-change climbs (flat, 0.25 or 0.5 points per checkpoint, sat: saturating 3 "
+        "points): the table adds today's rule and the known-trend ceiling on the same draws",
+    )
     args = parser.parse_args()
+    if args.climb:
+        _climb_table(args)
+        return
     rule = Rule(checkpoint_sd=args.prior_sd / 100, checkpoint_sd_weight=args.prior_weight)
     source = (
         "the true checkpoint SD (known)"
@@ -391,6 +427,43 @@ def main() -> None:
                 f"{cell.detection:.2%} |  <!-- {time.perf_counter() - t0:.0f} s -->",
                 flush=True,
             )
+
+
+def _climb_table(args: argparse.Namespace) -> None:
+    """The climbing grid: the daemon's rule, today's (mean pre level) and the ceiling."""
+    print(
+        f"pre {args.pre}, post {args.post}, {args.draws} draws per cell, alpha {Rule().alpha}, "
+        f"history of {args.history_runs} earlier runs; controls plateau at the last pre-change "
+        "level, damaged runs drop 3 points from it (detection within 2 looks)"
+    )
+    print(
+        "| climb | checkpoint SD | churn | false alarms: trend / today / ceiling "
+        "| detection: trend / today / ceiling | trend / ceiling |"
+    )
+    print("|---|---|---|---|---|---|")
+    for climb in args.climb:
+        for sd in args.sd:
+            for churn in args.churn:
+                t0 = time.perf_counter()
+                c = run_cell(
+                    sd / 100,
+                    churn,
+                    draws=args.draws,
+                    pre=args.pre,
+                    post=args.post,
+                    history_runs=args.history_runs,
+                    history_shape=(args.history_shape[0], args.history_shape[1]),
+                    climb=climb,
+                    compare=True,
+                )
+                ratio = c.detection / c.ceiling_detection if c.ceiling_detection else math.nan
+                print(
+                    f"| {climb} | {sd:.2f} | {churn:.0%} | {c.false_alarms:.2%} / "
+                    f"{c.today_false_alarms:.2%} / {c.ceiling_false_alarms:.2%} | "
+                    f"{c.detection:.1%} / {c.today_detection:.1%} / {c.ceiling_detection:.1%} | "
+                    f"{ratio:.0%} |  <!-- {time.perf_counter() - t0:.0f} s -->",
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":

@@ -107,7 +107,7 @@ def forecast(
 
     Its variance is ``sum(w^2)`` times one checkpoint's (the checkpoint variance plus its churn,
     measured from the per-query differences of consecutive pre checkpoints: half their variance,
-    over the queries); Student's t at the checkpoint variance's degrees of freedom.
+    over the queries); Student's t at Welch-Satterthwaite's degrees of freedom of the two.
     """
     a = np.atleast_2d(np.asarray(pre, dtype=np.float64))
     m, queries = a.shape
@@ -125,8 +125,13 @@ def forecast(
         if m >= 2 and queries >= 2
         else 0.0
     )
-    se = math.sqrt(float((w**2).sum()) * (variance.sd**2 + churn))
-    half = float(student_t_quantile(0.5 + confidence / 2, max(variance.df, 1.0))) * se
+    factor = float((w**2).sum())
+    v_checkpoints, v_churn = factor * variance.sd**2, factor * churn
+    se = math.sqrt(v_checkpoints + v_churn)
+    # Welch-Satterthwaite, as the level test combines the two parts.
+    denominator = v_checkpoints**2 / max(variance.df, 1e-9) + v_churn**2 / max(queries - 1, 1)
+    df = (v_checkpoints + v_churn) ** 2 / denominator if denominator > 0 else variance.df
+    half = float(student_t_quantile(0.5 + confidence / 2, max(df, 1.0))) * se
     return Forecast(
         model="mean" if np.allclose(w, 1.0 / m) else "trend",
         checkpoints=m,
