@@ -236,12 +236,19 @@ def decide_runs(
     )
     if known_sd is not None:
         var, nu = np.full(before.shape[0], known_sd**2), np.full(before.shape[0], np.inf)
+    # The daemon's (``level.decide_level``): with a trend, the mean and the climb's end level
+    # each at alpha / 2, either regressed; else the mean at alpha.
+    tests = (
+        [(weights, effective_pre(weights), rule.alpha / 2), (None, float(m), rule.alpha / 2)]
+        if trended
+        else [(None, float(m), rule.alpha)]
+    )
     looks = []
     for n in range(after.shape[1]):
-        pre = effective_pre(weights) if trended else m
-        alpha, latest_alpha = look_alpha(rule.alpha, pre, sequential=True, look=n + 1)
-        looks.append(
-            level_decisions(
+        look = np.zeros(before.shape[0], dtype=bool)
+        for w, pre, a in tests:
+            alpha, latest_alpha = look_alpha(a, pre, sequential=True, look=n + 1)
+            look |= level_decisions(
                 before,
                 after[:, : n + 1],
                 var,
@@ -250,9 +257,9 @@ def decide_runs(
                 alpha=alpha,
                 latest_alpha=latest_alpha,
                 resolve_alpha=rule.resolve_alpha,
-                pre_weights=weights if trended else None,
+                pre_weights=w,
             )
-        )
+        looks.append(look)
     return np.stack(looks, axis=1)
 
 

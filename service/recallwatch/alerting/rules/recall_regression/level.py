@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -112,6 +112,8 @@ class LevelVerdict:
     latest_large_enough: bool = False
     #: What the pre level is (``trend``): the climb's end level or the segment's mean.
     forecast: Forecast | None = None
+    #: With a trend (``decide_level``): the other pre level's verdict, each at half the alpha.
+    alternative: LevelVerdict | None = None
 
     @property
     def p_value(self) -> float:
@@ -167,6 +169,18 @@ class LevelVerdict:
             "latest_holds": self.latest_holds,
             "regressed": self.regressed,
             "forecast": self.forecast.as_dict() if self.forecast is not None else None,
+            "alternative": (
+                {
+                    "forecast": self.alternative.forecast.as_dict()
+                    if self.alternative.forecast is not None
+                    else None,
+                    "p_value": self.alternative.p_value,
+                    "alpha": self.alternative.alpha,
+                    "regressed": self.alternative.regressed,
+                }
+                if self.alternative is not None
+                else None
+            ),
         }
 
 
@@ -364,23 +378,40 @@ def decide_level(
         history=history,
     )
     m = len(plan.pre)
-    # A mining change's pre level is its climb's end level (``trend``); other comparisons, and
-    # a change with fewer than MIN_TREND_CHECKPOINTS before it, keep the mean.
+    cumulative, latest = look_alpha(alpha, m, sequential=plan.sequential, look=plan.look)
     weights = trend_weights(m, trend=plan.sequential)
-    trended = not np.allclose(weights, 1.0 / m)
-    cumulative, latest = look_alpha(
-        alpha,
-        effective_pre(weights) if trended else m,
-        sequential=plan.sequential,
-        look=plan.look,
-    )
-    return level_regression_test(
-        pre_post[:m],
-        pre_post[m:],
-        variance,
-        min_drop=min_drop,
-        alpha=cumulative,
-        latest_alpha=latest,
-        resolve_alpha=resolve_alpha,
-        pre_weights=weights if trended else None,
-    )
+    if np.allclose(weights, 1.0 / m):
+        # Other comparisons, and a change with fewer than MIN_TREND_CHECKPOINTS before it:
+        # the segment's mean, exactly as before the trend.
+        return level_regression_test(
+            pre_post[:m],
+            pre_post[m:],
+            variance,
+            min_drop=min_drop,
+            alpha=cumulative,
+            latest_alpha=latest,
+            resolve_alpha=resolve_alpha,
+        )
+    # A mining change with a trend: the mean and the climb's end level, each at alpha / 2
+    # (Bonferroni: alpha per change over both; trend.py). The verdict is the one that regressed
+    # (the trend's first), else the one with the smaller latest p (an open alert stays open
+    # while either holds it).
+    verdicts = []
+    for w, pre in ((weights, effective_pre(weights)), (None, float(m))):
+        a_cumulative, a_latest = look_alpha(alpha / 2, pre, sequential=True, look=plan.look)
+        verdicts.append(
+            level_regression_test(
+                pre_post[:m],
+                pre_post[m:],
+                variance,
+                min_drop=min_drop,
+                alpha=a_cumulative,
+                latest_alpha=a_latest,
+                resolve_alpha=resolve_alpha,
+                pre_weights=w,
+            )
+        )
+    trend, mean = verdicts
+    if trend.regressed or (not mean.regressed and trend.latest.p_value <= mean.latest.p_value):
+        return replace(trend, alternative=mean)
+    return replace(mean, alternative=trend)
