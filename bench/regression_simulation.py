@@ -77,7 +77,8 @@ class Cell:
     detection: float
     draws: int
     #: The same draws decided by today's rule (the pre level is the segment's mean) and by the
-    #: ceiling (the pre-change trend and the checkpoint SD known exactly).
+    #: known-trend ceiling (the pre-change trend known exactly and taken out, then the mean at
+    #: the whole alpha, the checkpoint variance estimated as the rule does).
     today_false_alarms: float = math.nan
     today_detection: float = math.nan
     ceiling_false_alarms: float = math.nan
@@ -287,7 +288,7 @@ def run_cell(
 
     ``climb``: the pre-change segment's shape (``climb_levels``); the controls plateau at the
     last pre-change level, the damaged runs drop 3 points from it. ``compare``: decide the same
-    draws with today's rule (mean pre level) and the known-trend, known-SD ceiling as well."""
+    draws with today's rule (mean pre level) and the known-trend ceiling as well."""
     tau = TAU[churn]
     levels = climb_levels(climb, pre)
     alarms, detected, churns, sds = 0, 0, [], []
@@ -324,9 +325,7 @@ def run_cell(
             )
             if compare:
                 today = decide_runs(before, after, rule, history, trend=False)
-                ceiling = decide_runs(
-                    before, after, rule, known_sd=checkpoint_sd, known_trend=levels
-                )
+                ceiling = decide_runs(before, after, rule, history, known_trend=levels)
                 for name, v in (("today", today), ("ceiling", ceiling)):
                     looks = v if drop == 0.0 else v[:, :within]
                     other[name][drop != 0.0] += int(looks.any(axis=1).sum())
