@@ -333,9 +333,11 @@ def test_two_checkpoints_before_the_change_are_a_power_limit_even_with_the_sd_kn
 
 # -- runs still climbing before the mining change (issue 25) -----------------------------------
 
-#: Runs per cell and scenario: seconds per cell on 2 shared cores (the full grid, more draws and
-#: the history of earlier runs: bench/regression_simulation.py --climb, docs/alerting.md).
-CLIMB_DRAWS = 400
+#: Runs per cell and scenario, and earlier runs in the history: seconds per cell on 2 shared
+#: cores (the full grid with 1,000 runs and a history of 10: bench/regression_simulation.py
+#: --climb, docs/alerting.md).
+CLIMB_DRAWS = 300
+CLIMB_HISTORY = 4
 
 
 def _false_alarm_bound(draws: int, alpha: float = Rule().alpha) -> float:
@@ -343,27 +345,33 @@ def _false_alarm_bound(draws: int, alpha: float = Rule().alpha) -> float:
     return alpha + 0.005 + 2.33 * (alpha * (1 - alpha) / draws) ** 0.5
 
 
-#: (climb, checkpoint SD, churn, whether detection >= 90% of the known-trend ceiling is reached
-#: there; docs/alerting.md has every cell).
+#: (climb, checkpoint SD, churn, detection >= 90% of the known-trend ceiling there, detection
+#: above today's rule there; the full grid is in docs/alerting.md).
 CLIMB_CELLS = [
-    ("0.5", 0.0, 0.10, True),
-    ("0.5", 0.0025, 0.20, True),
-    ("0.25", 0.005, 0.15, True),
-    ("sat", 0.0, 0.20, True),
-    ("sat", 0.01, 0.10, False),
-    ("0.5", 0.01, 0.20, False),
+    ("0.5", 0.0, 0.10, True, True),
+    ("0.25", 0.0, 0.10, True, False),
+    ("sat", 0.0025, 0.15, False, True),
+    ("0.5", 0.005, 0.20, False, True),
+    ("0.25", 0.01, 0.20, False, False),
 ]
 
 
-@pytest.mark.parametrize(("climb", "checkpoint_sd", "churn", "reachable"), CLIMB_CELLS)
+@pytest.mark.parametrize(("climb", "checkpoint_sd", "churn", "reachable", "gains"), CLIMB_CELLS)
 def test_a_run_climbing_before_the_change_is_judged_against_its_climbs_end(
-    climb: str, checkpoint_sd: float, churn: float, reachable: bool
+    climb: str, checkpoint_sd: float, churn: float, reachable: bool, gains: bool
 ) -> None:
     # 6 checkpoints before the change (the issue's shape); controls plateau at the last
     # pre-change level, damaged runs drop 3 points from it. Today's rule (the segment's mean)
-    # and the ceiling (the trend and the checkpoint SD known) decide the same draws.
+    # and the known-trend ceiling (the climb taken out exactly) decide the same draws.
     cell = run_cell(
-        checkpoint_sd, churn, draws=CLIMB_DRAWS, pre=6, post=6, climb=climb, compare=True
+        checkpoint_sd,
+        churn,
+        draws=CLIMB_DRAWS,
+        pre=6,
+        post=6,
+        climb=climb,
+        compare=True,
+        history_runs=CLIMB_HISTORY,
     )
     print(
         f"climb {climb}, SD {checkpoint_sd * 100:.2f}, churn {churn:.0%}: false alarms "
@@ -372,7 +380,8 @@ def test_a_run_climbing_before_the_change_is_judged_against_its_climbs_end(
         f"{cell.ceiling_detection:.1%})"
     )
     assert cell.false_alarms <= _false_alarm_bound(CLIMB_DRAWS)
-    assert cell.detection >= cell.today_detection  # what the trend is for
+    if gains:
+        assert cell.detection > cell.today_detection + 0.05
     if reachable:
         assert cell.detection >= 0.90 * cell.ceiling_detection
 
@@ -393,12 +402,22 @@ def test_two_checkpoints_before_the_change_decide_exactly_as_today(
 def test_a_flat_run_keeps_its_false_alarms_and_most_of_its_detection(
     checkpoint_sd: float, churn: float
 ) -> None:
-    # 6 flat checkpoints before the change: the trend costs the mean half its alpha.
-    cell = run_cell(checkpoint_sd, churn, draws=CLIMB_DRAWS, pre=6, post=6, compare=True)
+    # 6 flat checkpoints before the change: the trend costs the mean half its alpha, up to 8
+    # points of detection where power is marginal (docs/alerting.md: 60.2% -> 51.9% at SD 1
+    # point, 20% churn); false alarms stay within the target.
+    cell = run_cell(
+        checkpoint_sd,
+        churn,
+        draws=CLIMB_DRAWS,
+        pre=6,
+        post=6,
+        compare=True,
+        history_runs=CLIMB_HISTORY,
+    )
     print(
         f"flat, SD {checkpoint_sd * 100:.2f}, churn {churn:.0%}: false alarms "
         f"{cell.false_alarms:.2%} (today {cell.today_false_alarms:.2%}), detection "
         f"{cell.detection:.1%} (today {cell.today_detection:.1%})"
     )
     assert cell.false_alarms <= _false_alarm_bound(CLIMB_DRAWS)
-    assert cell.detection >= cell.today_detection - 0.05
+    assert cell.detection >= cell.today_detection - 0.08
