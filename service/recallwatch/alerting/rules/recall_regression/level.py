@@ -14,8 +14,9 @@ degrees of freedom).
 - ``level_plan`` says which checkpoints are compared and which measure the variance;
 - ``decide_level`` turns their per-query values into a ``LevelVerdict``;
 - ``level_decisions`` is the same decision vectorised (the simulation's);
-- the pre level of a mining change with enough pre-change checkpoints is the end level of their
-  trend (``trend``: a climbing run is judged against where it had got to), else their mean;
+- a mining change with enough pre-change checkpoints is tested against both their mean and the
+  end level of their trend, each at alpha / 2 (``trend``: a climbing run is judged against where
+  it had got to); with fewer, against their mean;
 - a ``previous_mining`` comparison is looked at again at every post-change checkpoint, so each
   look is tested at ``look_alpha`` (``stats.sequential_levels``): alpha per mining change.
 

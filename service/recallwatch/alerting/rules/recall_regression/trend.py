@@ -3,19 +3,20 @@
 The level test (``level``) compares the post-change checkpoints with a *pre level*. Today's pre
 level is the mean of the pre-change segment; on a run that is still climbing that mean sits below
 where the model had got to, and a mining change made mid-climb can cost several points against the
-last pre-change checkpoint without an alert (issue 25). Here the pre level of a mining change with
-at least ``MIN_TREND_CHECKPOINTS`` pre-change checkpoints is the *end level* of a straight line
-fitted to their means by least squares (checkpoint order as the abscissa): the fitted value at the
-last pre-change checkpoint. It is a fixed linear combination of the pre checkpoints (``weights``),
-so the test stays the same paired two-level test, with the checkpoint variance multiplied by
-``sum(w^2)`` instead of ``1/m`` (the forecast's uncertainty) and the query churn measured from the
-per-query differences as before. Unbiased for any linear climb (flat included), so its error rate
-holds by construction on flat and climbing runs alike; no pre-test chooses the model.
+last pre-change checkpoint without an alert (issue 25). For a mining change with at least
+``MIN_TREND_CHECKPOINTS`` pre-change checkpoints the rule (``level.decide_level``) therefore
+tests two pre levels, each at alpha / 2 (Bonferroni: alpha per change whichever is true): the
+mean, and the *end level* of a straight line fitted to the checkpoint means by least squares
+(checkpoint order as the abscissa): the fitted value at the last pre-change checkpoint. That is a
+fixed linear combination of the pre checkpoints (``trend_weights``), so the test stays the same
+paired two-level test, with the checkpoint variance multiplied by ``sum(w^2)`` instead of ``1/m``
+(the forecast's uncertainty) and the query churn measured from the per-query differences as
+before. Unbiased for any linear climb (flat included): no pre-test chooses the model.
 
 The forecast is held at that end level after the change (not extrapolated): the null hypothesis is
 "the change cost nothing against where the run had got to", so a control that plateaus (the usual
 reason for re-mining) stays silent, and one that keeps climbing stays silent too. With fewer than
-``MIN_TREND_CHECKPOINTS`` the pre level is the segment's mean: exactly today's test.
+``MIN_TREND_CHECKPOINTS`` the pre level is the segment's mean at alpha: exactly the test before.
 """
 
 from __future__ import annotations
