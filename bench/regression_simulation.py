@@ -42,6 +42,7 @@ import numpy as np
 import numpy.typing as npt
 
 from recallwatch.alerting.rules.recall_regression.level import level_decisions, look_alpha
+from recallwatch.alerting.rules.recall_regression.trend import effective_pre, trend_weights
 from recallwatch.stats.hierarchical import moderated_variance, segment_moments
 
 FloatArray = npt.NDArray[np.float64]
@@ -75,6 +76,29 @@ class Cell:
     false_alarms: float
     detection: float
     draws: int
+    #: The same draws decided by today's rule (the pre level is the segment's mean) and by the
+    #: known-trend ceiling (the pre-change trend known exactly and taken out, then the mean at
+    #: the whole alpha, the checkpoint variance estimated as the rule does).
+    today_false_alarms: float = math.nan
+    today_detection: float = math.nan
+    ceiling_false_alarms: float = math.nan
+    ceiling_detection: float = math.nan
+
+
+#: Pre-change climbs: ``flat``, a straight climb of 0.25 or 0.5 points per checkpoint, or ``sat``
+#: (a saturating curve: 3 points over the segment, most of it early, flattening at the end).
+CLIMBS = ("flat", "0.25", "0.5", "sat")
+
+
+def climb_levels(climb: str, pre: int) -> FloatArray:
+    """Expected recall@10 of the ``pre`` pre-change checkpoints; the last one is at LEVEL."""
+    j = np.arange(pre, dtype=np.float64)
+    if climb == "flat" or pre < 2:
+        return np.full(pre, LEVEL)
+    if climb == "sat":
+        shape = (np.exp(-3.0 * j / (pre - 1)) - math.exp(-3.0)) / (1 - math.exp(-3.0))
+        return LEVEL - 0.03 * shape
+    return LEVEL - float(climb) / 100 * (pre - 1 - j)
 
 
 def _slope(tau: float) -> float:
@@ -92,13 +116,18 @@ def simulate_runs(
     pre: int,
     post: int,
     seed: int,
+    pre_levels: FloatArray | None = None,
 ) -> tuple[FloatArray, FloatArray]:
-    """Per-query recall@10 of ``draws`` runs: (draws, pre, N) and (draws, post, N)."""
+    """Per-query recall@10 of ``draws`` runs: (draws, pre, N) and (draws, post, N).
+
+    ``pre_levels``: the expected recall@10 of each pre-change checkpoint (default LEVEL each: a
+    flat run; ``climb_levels``); after the change LEVEL - ``drop`` (a plateau at the last pre
+    level, or a drop from it)."""
     rng = np.random.default_rng(seed)
     relevant = rng.choice([1, 2, 3], p=[0.5, 0.3, 0.2], size=QUERIES)
     starts = np.concatenate([[0], np.cumsum(relevant)[:-1]])
     scale = math.sqrt(1 + tau**2)
-    q_pre = NormalDist().inv_cdf(LEVEL) * scale
+    levels = np.full(pre, LEVEL) if pre_levels is None else np.asarray(pre_levels)
     q_post = NormalDist().inv_cdf(LEVEL - drop) * scale
     shift_sd = checkpoint_sd / _slope(tau)
     easiness = rng.standard_normal((draws, int(relevant.sum()))).astype(np.float32)
@@ -109,7 +138,7 @@ def simulate_runs(
         hit = easiness + np.float32(quality) + delta + np.float32(tau) * jitter > 0
         return np.asarray(np.add.reduceat(hit, starts, axis=1) / relevant, dtype=np.float64)
 
-    before = np.stack([checkpoint(q_pre) for _ in range(pre)], axis=1)
+    before = np.stack([checkpoint(NormalDist().inv_cdf(float(v)) * scale) for v in levels], axis=1)
     after = np.stack([checkpoint(q_post) for _ in range(post)], axis=1)
     return before, after
 
@@ -176,8 +205,15 @@ def decide_runs(
     history: Pooled | None = None,
     *,
     known_sd: float | None = None,
+    trend: bool = True,
+    known_trend: FloatArray | None = None,
 ) -> npt.NDArray[np.bool_]:
     """The rule's verdict at every post-change look: (draws, post) booleans.
+
+    ``trend``: the daemon's pre level (the climb's end level from MIN_TREND_CHECKPOINTS on,
+    ``recall_regression.trend``); off, today's (the segment's mean). ``known_trend``: the
+    expected level of each pre checkpoint, subtracted before a mean pre level is taken (with
+    ``known_sd``: the known-trend ceiling).
 
     The checkpoint variance pools, like the daemon's (``recall_regression.level.level_plan``): the
     pre-change segment, the earlier runs' ``history`` moments, and the rule's prior.
@@ -185,6 +221,11 @@ def decide_runs(
     test could do if the variance were known exactly).
     """
     m = before.shape[1]
+    if known_trend is not None:
+        before = before - (np.asarray(known_trend) - known_trend[-1])[None, :, None]
+        trend = False
+    weights = trend_weights(m, trend=trend)
+    trended = not np.allclose(weights, 1.0 / m)
     pooled = Pooled.of(before) + (history if history is not None else Pooled.zero(len(before)))
     var, nu = moderated_variance(
         pooled.excess,
@@ -196,11 +237,19 @@ def decide_runs(
     )
     if known_sd is not None:
         var, nu = np.full(before.shape[0], known_sd**2), np.full(before.shape[0], np.inf)
+    # The daemon's (``level.decide_level``): with a trend, the mean and the climb's end level
+    # each at alpha / 2, either regressed; else the mean at alpha.
+    tests = (
+        [(weights, effective_pre(weights), rule.alpha / 2), (None, float(m), rule.alpha / 2)]
+        if trended
+        else [(None, float(m), rule.alpha)]
+    )
     looks = []
     for n in range(after.shape[1]):
-        alpha, latest_alpha = look_alpha(rule.alpha, m, sequential=True, look=n + 1)
-        looks.append(
-            level_decisions(
+        look = np.zeros(before.shape[0], dtype=bool)
+        for w, pre, a in tests:
+            alpha, latest_alpha = look_alpha(a, pre, sequential=True, look=n + 1)
+            look |= level_decisions(
                 before,
                 after[:, : n + 1],
                 var,
@@ -209,8 +258,9 @@ def decide_runs(
                 alpha=alpha,
                 latest_alpha=latest_alpha,
                 resolve_alpha=rule.resolve_alpha,
+                pre_weights=w,
             )
-        )
+        looks.append(look)
     return np.stack(looks, axis=1)
 
 
@@ -228,13 +278,21 @@ def run_cell(
     known_sd: bool = False,
     seed: int = 0,
     chunk: int = 500,
+    climb: str = "flat",
+    compare: bool = False,
 ) -> Cell:
     """False alarms (any alert over ``post`` looks, nothing changed) and detection of a sustained
     3-point drop within ``within`` looks, over ``draws`` runs each; with the checkpoint-variance
     moments of ``history_runs`` earlier runs (``history_shape`` checkpoints before and after
-    their own mining change), or with the true checkpoint SD (``known_sd``: the ceiling)."""
+    their own mining change), or with the true checkpoint SD (``known_sd``: the ceiling).
+
+    ``climb``: the pre-change segment's shape (``climb_levels``); the controls plateau at the
+    last pre-change level, the damaged runs drop 3 points from it. ``compare``: decide the same
+    draws with today's rule (mean pre level) and the known-trend ceiling as well."""
     tau = TAU[churn]
+    levels = climb_levels(climb, pre)
     alarms, detected, churns, sds = 0, 0, [], []
+    other = {"today": [0, 0], "ceiling": [0, 0]}
     for start in range(0, draws, chunk):
         size = min(chunk, draws - start)
         cell_seed = seed * 1_000_003 + int(checkpoint_sd * 1000) * 101 + int(churn * 100)
@@ -248,6 +306,7 @@ def run_cell(
                 pre=pre,
                 post=post if drop == 0.0 else within,
                 seed=run_seed,
+                pre_levels=levels,
             )
             history = (
                 history_moments(
@@ -264,6 +323,12 @@ def run_cell(
             verdicts = decide_runs(
                 before, after, rule, history, known_sd=checkpoint_sd if known_sd else None
             )
+            if compare:
+                today = decide_runs(before, after, rule, history, trend=False)
+                ceiling = decide_runs(before, after, rule, history, known_trend=levels)
+                for name, v in (("today", today), ("ceiling", ceiling)):
+                    looks = v if drop == 0.0 else v[:, :within]
+                    other[name][drop != 0.0] += int(looks.any(axis=1).sum())
             if drop == 0.0:
                 alarms += int(verdicts.any(axis=1).sum())
                 churns.append(float((before[:, 0] != before[:, 1]).mean()))
@@ -278,6 +343,16 @@ def run_cell(
         alarms / draws,
         detected / draws,
         draws,
+        *(
+            (
+                other["today"][0] / draws,
+                other["today"][1] / draws,
+                other["ceiling"][0] / draws,
+                other["ceiling"][1] / draws,
+            )
+            if compare
+            else (math.nan,) * 4
+        ),
     )
 
 
@@ -309,7 +384,18 @@ def main() -> None:
         action="store_true",
         help="decide with the true checkpoint SD (the ceiling of any variance estimate)",
     )
+    parser.add_argument(
+        "--climb",
+        nargs="*",
+        default=None,
+        choices=CLIMBS,
+        help="pre-change climbs (flat, 0.25 or 0.5 points per checkpoint, sat: saturating 3 "
+        "points): the table adds today's rule and the known-trend ceiling on the same draws",
+    )
     args = parser.parse_args()
+    if args.climb:
+        _climb_table(args)
+        return
     rule = Rule(checkpoint_sd=args.prior_sd / 100, checkpoint_sd_weight=args.prior_weight)
     source = (
         "the true checkpoint SD (known)"
@@ -347,6 +433,43 @@ def main() -> None:
                 f"{cell.detection:.2%} |  <!-- {time.perf_counter() - t0:.0f} s -->",
                 flush=True,
             )
+
+
+def _climb_table(args: argparse.Namespace) -> None:
+    """The climbing grid: the daemon's rule, today's (mean pre level) and the ceiling."""
+    print(
+        f"pre {args.pre}, post {args.post}, {args.draws} draws per cell, alpha {Rule().alpha}, "
+        f"history of {args.history_runs} earlier runs; controls plateau at the last pre-change "
+        "level, damaged runs drop 3 points from it (detection within 2 looks)"
+    )
+    print(
+        "| climb | checkpoint SD | churn | false alarms: trend / today / ceiling "
+        "| detection: trend / today / ceiling | trend / ceiling |"
+    )
+    print("|---|---|---|---|---|---|")
+    for climb in args.climb:
+        for sd in args.sd:
+            for churn in args.churn:
+                t0 = time.perf_counter()
+                c = run_cell(
+                    sd / 100,
+                    churn,
+                    draws=args.draws,
+                    pre=args.pre,
+                    post=args.post,
+                    history_runs=args.history_runs,
+                    history_shape=(args.history_shape[0], args.history_shape[1]),
+                    climb=climb,
+                    compare=True,
+                )
+                ratio = c.detection / c.ceiling_detection if c.ceiling_detection else math.nan
+                print(
+                    f"| {climb} | {sd:.2f} | {churn:.0%} | {c.false_alarms:.2%} / "
+                    f"{c.today_false_alarms:.2%} / {c.ceiling_false_alarms:.2%} | "
+                    f"{c.detection:.1%} / {c.today_detection:.1%} / {c.ceiling_detection:.1%} | "
+                    f"{ratio:.0%} |  <!-- {time.perf_counter() - t0:.0f} s -->",
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":

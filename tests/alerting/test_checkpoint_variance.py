@@ -311,3 +311,95 @@ def test_four_checkpoint_runs_decided_with_the_history_of_earlier_runs(
     # checkpoints and this history is 60-70% (a power limit, docs/alerting.md), without the
     # history about 20%: at least 8 of 20 (P = 0.6% at 65%, 3% at 20%).
     assert damaged >= 8
+
+
+#: Runs still climbing before the mining change (issue 25): CLIMB_PRE checkpoints whose noise
+#: scale falls CLIMB_STEP per checkpoint (recall@10 climbs about 0.6 point per checkpoint, ~3
+#: points over the segment), then CLIMB_POST under the other config. Controls plateau at the
+#: last pre-change scale or keep climbing; damaged runs lose CLIMB_DAMAGE from the last one.
+CLIMB_PRE, CLIMB_POST = 6, 2
+CLIMB_STEP, CLIMB_SD, CLIMB_DAMAGE = 0.05, 0.03, 0.3
+
+
+def plan_climb(index: int, kind: str) -> list[float]:
+    """Noise scales of a climbing run: ``kind`` is plateau, climbing or damaged after it."""
+    rng = np.random.default_rng(20_000 + index)
+    lam = LAM[index % 2]
+    pre = lam + CLIMB_STEP * (CLIMB_PRE - 1 - np.arange(CLIMB_PRE))
+    post = {
+        "plateau": np.full(CLIMB_POST, lam),
+        "climbing": lam - CLIMB_STEP * (1 + np.arange(CLIMB_POST)),
+        "damaged": np.full(CLIMB_POST, lam + CLIMB_DAMAGE),
+    }[kind]
+    scales = np.concatenate([pre, post]) + CLIMB_SD * rng.standard_normal(CLIMB_PRE + CLIMB_POST)
+    return [float(s) for s in scales]
+
+
+@pytest.mark.slow
+def test_runs_climbing_before_the_change_are_judged_against_their_climbs_end(
+    tmp_path: Path,
+    scifact_dir: Path,
+    scifact_minilm: Any,
+    serve: type[Serve],
+    receiver: Callable[..., Receiver],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    heldout = Heldout(tmp_path, scifact_dir, scifact_minilm)
+    runs = {f"plateau-{i:02d}": plan_climb(i, "plateau") for i in range(5)}
+    runs |= {f"climbing-{i:02d}": plan_climb(10 + i, "climbing") for i in range(5)}
+    runs |= {f"damaged-{i:02d}": plan_climb(20 + i, "damaged") for i in range(10)}
+    climbs, drops = [], []
+    for r, (name, scales) in enumerate(runs.items()):
+        recalls = write_run(heldout, tmp_path / name, scales, CLIMB_PRE, seed=3_000 * (r + 1))
+        means = np.array([x.mean() for x in recalls])
+        climbs.append(means[CLIMB_PRE - 1] - means[0])
+        if name.startswith("damaged"):
+            drops.append(means[CLIMB_PRE - 1] - means[CLIMB_PRE:].mean())
+    hook = receiver()
+    monkeypatch.setenv("CV_HOOK", hook.url + "/hook")
+    doc = config_doc(tmp_path, heldout.path, tmp_path / "unused")
+    doc["heldout"] = [{"name": "scifact", "path": str(heldout.path)}]
+    doc["runs"] = [
+        {"name": name, "directory": str(tmp_path / name), "settle_seconds": 0.3} for name in runs
+    ]
+    doc["evaluation"] |= {"ks": [10], "concurrency": 2}
+    doc["notifications"] = {
+        "channels": [{"name": "hook", "type": "webhook", "url_env": "CV_HOOK"}],
+        "rules": [{"name": "after-mining", "type": "recall_regression", "channels": ["hook"]}],
+    }
+    daemon = serve(write_config(tmp_path / "recallwatch.yaml", doc), tmp_path / "serve.log").start()
+    last = 100 * (CLIMB_PRE + CLIMB_POST)
+    with httpx.Client(base_url=daemon.url, timeout=30) as api:
+        wait_for(
+            lambda: (
+                len(states := api.get("/api/v1/runs").json()) == len(runs)
+                and all(s["latest_step"] == last for s in states)
+            ),
+            timeout=1_800,
+            interval=1.0,
+            what="every checkpoint of every run evaluated",
+        )
+        alerts = api.get("/api/v1/alerts", params={"limit": 500}).json()["alerts"]
+    alerted = {a["run"] for a in alerts}
+    silent = sum(name in alerted for name in runs if not name.startswith("damaged"))
+    damaged = sum(name in alerted for name in runs if name.startswith("damaged"))
+    forecasts = [
+        a["alert"]["evidence"]["metric"]["checkpoint_variance"]["forecast"] for a in alerts
+    ]
+    print(
+        f"\nclimbing runs ({CLIMB_PRE} + {CLIMB_POST}): climb over the segment "
+        f"{np.mean(climbs) * 100:.2f} points; plateauing / climbing controls alerted {silent} of "
+        f"10, damaged runs (mean drop {np.mean(drops) * 100:.2f} points from the last pre-change "
+        f"checkpoint) {damaged} of 10; models of the alerts: "
+        f"{sorted(f['model'] for f in forecasts)}"
+    )
+    assert float(np.mean(climbs)) >= 0.02  # the runs do climb
+    assert silent <= 1
+    assert damaged >= 7
+    assert any(f["model"] == "trend" for f in forecasts)
+    for a in alerts:
+        if a["alert"]["evidence"]["metric"]["checkpoint_variance"]["forecast"]["model"] == "trend":
+            assert (
+                "from the climb of the 6 checkpoints before the mining change"
+                in (a["alert"]["description"])
+            )

@@ -35,11 +35,18 @@ def two_level(
 def test_segment_moments_estimate_the_checkpoint_variance_without_bias(sd_c: float) -> None:
     rng = np.random.default_rng(1)
     y = two_level(rng, 4_000, 4, 300, sd_c, 0.3)
-    excess, df, churn = segment_moments(y)
-    assert df == 3 and excess.shape == churn.shape == (4_000,)
-    # The per-checkpoint churn alone would give a spread of 0.3 / sqrt(300) = 1.7 points.
+    for detrend, expected_df in ((False, 3), (True, 2)):
+        excess, df, churn = segment_moments(y, detrend=detrend)
+        assert df == expected_df and excess.shape == churn.shape == (4_000,)
+        # The per-checkpoint churn alone would give a spread of 0.3 / sqrt(300) = 1.7 points.
+        assert float(excess.mean()) / df == pytest.approx(sd_c**2, abs=2e-5)
+        assert float(churn.mean()) == pytest.approx(0.3**2 / 300, rel=0.01)
+    # A climb of 1 point per checkpoint is no checkpoint noise once the segment is detrended.
+    climbing = y + 0.01 * np.arange(4)[None, :, None]
+    excess, df, _ = segment_moments(climbing)
     assert float(excess.mean()) / df == pytest.approx(sd_c**2, abs=2e-5)
-    assert float(churn.mean()) == pytest.approx(0.3**2 / 300, rel=0.01)
+    excess, df, _ = segment_moments(climbing, detrend=False)
+    assert float(excess.mean()) / df > sd_c**2 + 1e-5
 
 
 def test_a_single_checkpoint_carries_no_variance_information() -> None:
@@ -75,12 +82,12 @@ def test_moments_add_up_over_groups_and_runs() -> None:
     groups = [two_level(rng, 1, j, 200, 0.01, 0.3)[0] for j in (2, 3, 4)]
     parts = [Moments.of(g) for g in groups]
     total = pooled_moments(groups)
-    assert (total.df, total.groups) == (1 + 2 + 3, 3)
+    assert (total.df, total.groups) == (1 + 2 + 2, 3)  # the group of 4 is detrended
     assert total.excess == pytest.approx(sum(p.excess for p in parts))
     assert total.churn == pytest.approx(sum(p.churn for p in parts))
     assert total.churn_sq == pytest.approx(sum(p.churn**2 / p.df for p in parts))
     assert parts[0] + parts[1] + parts[2] == total
-    assert total.sd == pytest.approx(math.sqrt(max(0.0, total.excess / 6)))
+    assert total.sd == pytest.approx(math.sqrt(max(0.0, total.excess / 5)))
 
 
 def test_satterthwaite_degrees_of_freedom_count_the_churn() -> None:

@@ -71,15 +71,24 @@ _SEQUENTIAL_DRAWS = 400_000
 # -- checkpoint-level variance ----------------------------------------------------------------
 
 
-def segment_moments(values: FloatArray) -> tuple[FloatArray, int, FloatArray]:
+#: Groups of at least this many checkpoints are detrended before their spread is measured.
+DETREND_MIN = 4
+
+
+def segment_moments(
+    values: FloatArray, *, detrend: bool = True
+) -> tuple[FloatArray, int, FloatArray]:
     """The checkpoint-variance moments of one group of same-configuration checkpoints.
 
-    ``values`` is (..., J checkpoints, N queries). Returns (excess, J - 1, churn): ``churn`` is
+    ``values`` is (..., J checkpoints, N queries). Returns (excess, df, churn): ``churn`` is
     the part of one checkpoint mean's variance that query churn explains (the two-way residual
     mean square over N), and ``excess`` the sum of squared deviations of the checkpoint means
-    from the group mean minus J - 1 times ``churn``, so that ``E[excess] = (J - 1) sigma_c^2``.
+    from the group mean minus df = J - 1 times ``churn``, so that ``E[excess] = df sigma_c^2``.
     ``excess`` can be negative (no spread beyond churn). A group of one checkpoint carries
-    nothing (0, 0, 0).
+    nothing (0, 0, 0). A group of ``DETREND_MIN`` or more (``detrend``) is measured around the
+    least-squares line through its checkpoint means (checkpoint order as abscissa) with J - 2
+    degrees of freedom: a run that climbs within a segment is not mistaken for checkpoint noise
+    (``recall_regression.trend``).
     """
     v = np.asarray(values, dtype=np.float64)
     if v.ndim < 2:
@@ -91,11 +100,17 @@ def segment_moments(values: FloatArray) -> tuple[FloatArray, int, FloatArray]:
     means = v.mean(axis=-1)
     grand = means.mean(axis=-1, keepdims=True)
     ss_checkpoints = ((means - grand) ** 2).sum(axis=-1)
+    df = j - 1
+    if detrend and j >= DETREND_MIN:
+        t = np.arange(j, dtype=np.float64) - (j - 1) / 2
+        slope = (means * t).sum(axis=-1) / float((t**2).sum())
+        ss_checkpoints = ss_checkpoints - slope**2 * float((t**2).sum())
+        df = j - 2
     resid = v - v.mean(axis=-2, keepdims=True) - means[..., None] + grand[..., None]
     churn = (resid**2).sum(axis=(-2, -1)) / ((j - 1) * (n - 1)) / n
     return (
-        np.asarray(ss_checkpoints - (j - 1) * churn, dtype=np.float64),
-        j - 1,
+        np.asarray(ss_checkpoints - df * churn, dtype=np.float64),
+        df,
         np.asarray(churn, dtype=np.float64),
     )
 
@@ -355,20 +370,31 @@ def level_test_arrays(
     post: FloatArray,
     checkpoint_var: FloatArray | float,
     df: FloatArray | float,
+    pre_weights: FloatArray | None = None,
 ) -> dict[str, FloatArray]:
     """The level test, vectorised: ``pre`` (..., m, N) and ``post`` (..., n, N) per-query values.
 
-    ``checkpoint_var`` and ``df`` broadcast over the batch dimensions. Returns arrays
+    ``checkpoint_var`` and ``df`` broadcast over the batch dimensions. ``pre_weights`` (m,
+    summing to 1; default 1/m each): the pre level is this combination of the pre checkpoints
+    (a trend's fitted end level: ``recall_regression.trend``), whose checkpoint variance is
+    ``sum(w^2)`` times one checkpoint's. Returns arrays
     ``difference``, ``se``, ``se_queries``, ``se_checkpoints``, ``df``, ``statistic``, ``p``.
     """
     a_pre, a_post = np.asarray(pre, dtype=np.float64), np.asarray(post, dtype=np.float64)
     m, n, queries = a_pre.shape[-2], a_post.shape[-2], a_pre.shape[-1]
     if a_post.shape[-1] != queries or m < 1 or n < 1 or queries < 2:
         raise ValueError("pre and post must be (..., checkpoints >= 1, the same queries >= 2)")
-    z = a_post.mean(axis=-2) - a_pre.mean(axis=-2)
+    if pre_weights is None:
+        pre_level, pre_factor = a_pre.mean(axis=-2), 1.0 / m
+    else:
+        w = np.asarray(pre_weights, dtype=np.float64)
+        if w.shape != (m,):
+            raise ValueError("pre_weights must have one weight per pre checkpoint")
+        pre_level, pre_factor = np.einsum("j,...jq->...q", w, a_pre), float((w**2).sum())
+    z = a_post.mean(axis=-2) - pre_level
     difference = z.mean(axis=-1)
     v_queries = z.var(axis=-1, ddof=1) / queries
-    v_checkpoints = np.asarray(checkpoint_var, dtype=np.float64) * (1.0 / m + 1.0 / n)
+    v_checkpoints = np.asarray(checkpoint_var, dtype=np.float64) * (pre_factor + 1.0 / n)
     v_checkpoints = np.broadcast_to(v_checkpoints, difference.shape)
     total = v_queries + v_checkpoints
     nu = np.broadcast_to(np.asarray(df, dtype=np.float64), difference.shape)
@@ -391,10 +417,15 @@ def level_test_arrays(
     }
 
 
-def level_test(pre: FloatArray, post: FloatArray, variance: CheckpointVariance) -> LevelTest:
+def level_test(
+    pre: FloatArray,
+    post: FloatArray,
+    variance: CheckpointVariance,
+    pre_weights: FloatArray | None = None,
+) -> LevelTest:
     """Test whether the post level is below the pre level (one-sided), one comparison."""
     a_pre, a_post = np.atleast_2d(pre), np.atleast_2d(post)
-    out = level_test_arrays(a_pre, a_post, variance.sd**2, variance.df)
+    out = level_test_arrays(a_pre, a_post, variance.sd**2, variance.df, pre_weights)
     return LevelTest(
         difference=float(out["difference"]),
         se=float(out["se"]),
@@ -419,7 +450,7 @@ EARLY_SHARE = 0.97
 
 
 @functools.lru_cache(maxsize=256)
-def sequential_levels(alpha: float, pre: int) -> tuple[float, float]:
+def sequential_levels(alpha: float, pre: float) -> tuple[float, float]:
     """Per-look levels (looks 1..EARLY_LOOKS, later looks) of the repeated level test.
 
     At post-change look n the *cumulative* statistic (the mean of the first n post-change
@@ -435,7 +466,8 @@ def sequential_levels(alpha: float, pre: int) -> tuple[float, float]:
     *any* rejection over
     the post-change segment when nothing changed is ``alpha``. Computed from a fixed-seed draw
     of the process: a deterministic function of its arguments. The levels returned are the
-    one-sided normal levels of the two boundaries.
+    one-sided normal levels of the two boundaries. ``pre`` may be fractional: a pre level that
+    is a weighted combination of checkpoints counts as ``1 / sum(w^2)`` of them.
     """
     if not 0.0 < alpha < 1.0 or pre < 1:
         raise ValueError("alpha must be in (0, 1) and pre at least 1")
@@ -459,7 +491,7 @@ def sequential_levels(alpha: float, pre: int) -> tuple[float, float]:
     return _normal_cdf(c_early), _normal_cdf(c_late)
 
 
-def sequential_alpha(alpha: float, pre: int, look: int = 1) -> tuple[float, float]:
+def sequential_alpha(alpha: float, pre: float, look: int = 1) -> tuple[float, float]:
     """(cumulative, latest) levels of post-change look ``look`` (1-based), ``alpha`` over all.
 
     The latest checkpoint's own test counts at the first ``EARLY_LOOKS`` looks only (level 0

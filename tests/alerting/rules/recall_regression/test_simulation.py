@@ -277,8 +277,10 @@ def test_false_alarms_per_mining_change_and_detection_with_checkpoint_variance(
     )
     assert abs(cell.measured_churn - churn) < 0.01  # the model is as noisy as documented
     assert cell.false_alarms <= rule.alpha + 0.005
+    # With 4+ pre-change checkpoints the mean is tested at alpha / 2 beside the trend's end level
+    # (issue 25): a flat run at SD 0.7 point pays for it (90.5% -> about 86% at 20% churn).
     if checkpoint_sd <= 0.007:
-        assert cell.detection >= 0.90
+        assert cell.detection >= (0.90 if checkpoint_sd < 0.007 else 0.82)
 
 
 # -- few pre-change checkpoints: Satterthwaite's degrees of freedom, and earlier runs ----------
@@ -327,3 +329,95 @@ def test_two_checkpoints_before_the_change_are_a_power_limit_even_with_the_sd_kn
     )
     assert history.detection < known.detection < 0.80
     assert known.false_alarms <= Rule().alpha + 0.005
+
+
+# -- runs still climbing before the mining change (issue 25) -----------------------------------
+
+#: Runs per cell and scenario, and earlier runs in the history: seconds per cell on 2 shared
+#: cores (the full grid with 1,000 runs and a history of 10: bench/regression_simulation.py
+#: --climb, docs/alerting.md).
+CLIMB_DRAWS = 300
+CLIMB_HISTORY = 4
+
+
+def _false_alarm_bound(draws: int, alpha: float = Rule().alpha) -> float:
+    """alpha + 0.5 point, plus a one-sided 99% binomial allowance for ``draws`` runs."""
+    return alpha + 0.005 + 2.33 * (alpha * (1 - alpha) / draws) ** 0.5
+
+
+#: (climb, checkpoint SD, churn, detection >= 90% of the known-trend ceiling there, detection
+#: above today's rule there; the full grid is in docs/alerting.md).
+CLIMB_CELLS = [
+    ("0.5", 0.0, 0.10, True, True),
+    ("0.25", 0.0, 0.10, True, False),
+    ("sat", 0.0025, 0.15, False, True),
+    ("0.5", 0.005, 0.20, False, True),
+    ("0.25", 0.01, 0.20, False, False),
+]
+
+
+@pytest.mark.parametrize(("climb", "checkpoint_sd", "churn", "reachable", "gains"), CLIMB_CELLS)
+def test_a_run_climbing_before_the_change_is_judged_against_its_climbs_end(
+    climb: str, checkpoint_sd: float, churn: float, reachable: bool, gains: bool
+) -> None:
+    # 6 checkpoints before the change (the issue's shape); controls plateau at the last
+    # pre-change level, damaged runs drop 3 points from it. Today's rule (the segment's mean)
+    # and the known-trend ceiling (the climb taken out exactly) decide the same draws.
+    cell = run_cell(
+        checkpoint_sd,
+        churn,
+        draws=CLIMB_DRAWS,
+        pre=6,
+        post=6,
+        climb=climb,
+        compare=True,
+        history_runs=CLIMB_HISTORY,
+    )
+    print(
+        f"climb {climb}, SD {checkpoint_sd * 100:.2f}, churn {churn:.0%}: false alarms "
+        f"{cell.false_alarms:.2%} (today {cell.today_false_alarms:.2%}), detection "
+        f"{cell.detection:.1%} (today {cell.today_detection:.1%}, ceiling "
+        f"{cell.ceiling_detection:.1%})"
+    )
+    assert cell.false_alarms <= _false_alarm_bound(CLIMB_DRAWS)
+    if gains:
+        assert cell.detection > cell.today_detection + 0.05
+    if reachable:
+        assert cell.detection >= 0.90 * cell.ceiling_detection
+
+
+@pytest.mark.parametrize(("checkpoint_sd", "churn"), [(0.0, 0.10), (0.007, 0.20), (0.01, 0.15)])
+def test_two_checkpoints_before_the_change_decide_exactly_as_today(
+    checkpoint_sd: float, churn: float
+) -> None:
+    # Fewer than MIN_TREND_CHECKPOINTS before the change: the mean, at the whole alpha.
+    cell = run_cell(checkpoint_sd, churn, draws=CLIMB_DRAWS, pre=2, post=2, compare=True)
+    assert (cell.false_alarms, cell.detection) == (
+        cell.today_false_alarms,
+        cell.today_detection,
+    )
+
+
+@pytest.mark.parametrize(("checkpoint_sd", "churn"), [(0.0, 0.20), (0.005, 0.10)])
+def test_a_flat_run_keeps_its_false_alarms_and_most_of_its_detection(
+    checkpoint_sd: float, churn: float
+) -> None:
+    # 6 flat checkpoints before the change: the trend costs the mean half its alpha, up to 8
+    # points of detection where power is marginal (docs/alerting.md: 60.2% -> 51.9% at SD 1
+    # point, 20% churn); false alarms stay within the target.
+    cell = run_cell(
+        checkpoint_sd,
+        churn,
+        draws=CLIMB_DRAWS,
+        pre=6,
+        post=6,
+        compare=True,
+        history_runs=CLIMB_HISTORY,
+    )
+    print(
+        f"flat, SD {checkpoint_sd * 100:.2f}, churn {churn:.0%}: false alarms "
+        f"{cell.false_alarms:.2%} (today {cell.today_false_alarms:.2%}), detection "
+        f"{cell.detection:.1%} (today {cell.today_detection:.1%})"
+    )
+    assert cell.false_alarms <= _false_alarm_bound(CLIMB_DRAWS)
+    assert cell.detection >= cell.today_detection - 0.08

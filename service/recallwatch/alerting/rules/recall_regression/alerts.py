@@ -91,7 +91,14 @@ def firing_alert(
     # tests are in checkpoint_variance and the verdict's details.
     d = verdict.latest_difference
     summary = f"{label} fell {-d.estimate * 100:.1f} points {why} ({row.run}, {row.name})"
-    description = (
+    pre_level = verdict.forecast
+    compared = (
+        f"{label} {verdict.latest_after.estimate:.3f} at {row.name} against "
+        f"{pre_level.describe(label)}. "
+        if pre_level is not None and pre_level.model == "trend"
+        else ""
+    )
+    description = compared + (
         f"{label} on {dataset}: {verdict.before.estimate:.4f} ({base_row.name}) → "
         f"{verdict.latest_after.estimate:.4f} ({row.name}), change {d.estimate:+.4f} "
         f"[{d.lower:+.4f}, {d.upper:+.4f}], p = {verdict.p_value:.2g} over "
@@ -132,6 +139,7 @@ def firing_alert(
                 "post_level": verdict.after.estimate,
                 "p_post_level": verdict.level.p_value,
                 "p_checkpoint": verdict.latest.p_value,
+                "forecast": pre_level.as_dict() if pre_level is not None else None,
             },
         ),
         baseline=BaselineRef(

@@ -14,6 +14,9 @@ degrees of freedom).
 - ``level_plan`` says which checkpoints are compared and which measure the variance;
 - ``decide_level`` turns their per-query values into a ``LevelVerdict``;
 - ``level_decisions`` is the same decision vectorised (the simulation's);
+- a mining change with enough pre-change checkpoints is tested against both their mean and the
+  end level of their trend, each at alpha / 2 (``trend``: a climbing run is judged against where
+  it had got to); with fewer, against their mean;
 - a ``previous_mining`` comparison is looked at again at every post-change checkpoint, so each
   look is tested at ``look_alpha`` (``stats.sequential_levels``): alpha per mining change.
 
@@ -24,7 +27,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -34,6 +37,12 @@ from recallwatch.alerting.rules.recall_regression.segments import (
     Baseline,
     CheckpointSummary,
     mining_segments,
+)
+from recallwatch.alerting.rules.recall_regression.trend import (
+    Forecast,
+    effective_pre,
+    forecast,
+    trend_weights,
 )
 from recallwatch.stats import Interval, mean_interval
 from recallwatch.stats.hierarchical import (
@@ -61,13 +70,14 @@ __all__ = [
 FloatArray = npt.NDArray[np.float64]
 
 
-def look_alpha(alpha: float, pre: int, *, sequential: bool, look: int = 1) -> tuple[float, float]:
+def look_alpha(alpha: float, pre: float, *, sequential: bool, look: int = 1) -> tuple[float, float]:
     """The (cumulative, latest) levels of one look.
 
     A ``previous_mining`` comparison is looked at again at every post-change checkpoint (the post
     level is cumulative, and the latest checkpoint alone counts at the first looks), so each look
     is tested at ``stats.sequential_alpha``: the chance of any false alarm per mining change stays
-    ``alpha``. Other comparisons (one checkpoint against a pinned one, or its own segment's
+    ``alpha`` (``pre``: how many checkpoints the pre level is worth, ``trend.effective_pre``).
+    Other comparisons (one checkpoint against a pinned one, or its own segment's
     earlier ones) are tested at ``alpha`` per checkpoint, where both tests are the same.
     """
     return sequential_alpha(alpha, max(1, pre), look) if sequential else (alpha, alpha)
@@ -101,6 +111,10 @@ class LevelVerdict:
     #: The same two conditions for the latest checkpoint alone against the pre level.
     latest_significant: bool = False
     latest_large_enough: bool = False
+    #: What the pre level is (``trend``): the climb's end level or the segment's mean.
+    forecast: Forecast | None = None
+    #: With a trend (``decide_level``): the other pre level's verdict, each at half the alpha.
+    alternative: LevelVerdict | None = None
 
     @property
     def p_value(self) -> float:
@@ -155,6 +169,19 @@ class LevelVerdict:
             "latest_large_enough": self.latest_large_enough,
             "latest_holds": self.latest_holds,
             "regressed": self.regressed,
+            "forecast": self.forecast.as_dict() if self.forecast is not None else None,
+            "alternative": (
+                {
+                    "forecast": self.alternative.forecast.as_dict()
+                    if self.alternative.forecast is not None
+                    else None,
+                    "p_value": self.alternative.p_value,
+                    "alpha": self.alternative.alpha,
+                    "regressed": self.alternative.regressed,
+                }
+                if self.alternative is not None
+                else None
+            ),
         }
 
 
@@ -168,21 +195,30 @@ def level_regression_test(
     latest_alpha: float | None = None,
     resolve_alpha: float = 0.2,
     confidence: float = 0.95,
+    pre_weights: FloatArray | None = None,
 ) -> LevelVerdict:
     """Decide whether the post level regressed against the pre level.
 
     ``pre`` (m, N) and ``post`` (n, N) are per-query values over the same queries, checkpoints
     in step order (the last row of ``post`` is the checkpoint under decision). ``alpha`` and
     ``latest_alpha`` (default: ``alpha``) are the levels of this look (``look_alpha``).
+    ``pre_weights``: the pre level as a combination of the pre checkpoints (``trend``); default
+    their mean.
     """
     if not 0.0 < alpha < 1.0:
         raise ValueError("alpha must be between 0 and 1")
     if min_drop < 0.0:
         raise ValueError("min_drop must be non-negative")
     a_pre, a_post = np.atleast_2d(pre), np.atleast_2d(post)
-    level = level_test(a_pre, a_post, variance)
-    latest = level_test(a_pre, a_post[-1:], variance)
-    before = mean_interval(a_pre.mean(axis=0), confidence=confidence)
+    weights = np.full(len(a_pre), 1.0 / len(a_pre)) if pre_weights is None else pre_weights
+    level = level_test(a_pre, a_post, variance, pre_weights)
+    latest = level_test(a_pre, a_post[-1:], variance, pre_weights)
+    pre_level = forecast(a_pre, weights, variance, confidence=confidence)
+    before = (
+        mean_interval(a_pre.mean(axis=0), confidence=confidence)
+        if pre_level.model == "mean"
+        else pre_level.level
+    )
     after = mean_interval(a_post.mean(axis=0), confidence=confidence)
     difference = _difference(level, confidence)
     return LevelVerdict(
@@ -200,6 +236,7 @@ def level_regression_test(
         large_enough=-level.difference >= min_drop - 1e-12,
         latest_significant=latest.p_value <= (alpha if latest_alpha is None else latest_alpha),
         latest_large_enough=-latest.difference >= min_drop - 1e-12,
+        forecast=pre_level,
     )
 
 
@@ -224,10 +261,11 @@ def level_decisions(
     alpha: float,
     latest_alpha: float,
     resolve_alpha: float,
+    pre_weights: FloatArray | None = None,
 ) -> npt.NDArray[np.bool_]:
     """``level_regression_test(...).regressed`` for a batch: pre (..., m, N), post (..., n, N)."""
-    level = level_test_arrays(pre, post, checkpoint_var, df)
-    latest = level_test_arrays(pre, np.asarray(post)[..., -1:, :], checkpoint_var, df)
+    level = level_test_arrays(pre, post, checkpoint_var, df, pre_weights)
+    latest = level_test_arrays(pre, np.asarray(post)[..., -1:, :], checkpoint_var, df, pre_weights)
     latest_drop = -latest["difference"]
     return np.asarray(
         (
@@ -340,16 +378,41 @@ def decide_level(
         prior_df=prior_df,
         history=history,
     )
-    cumulative, latest = look_alpha(
-        alpha, len(plan.pre), sequential=plan.sequential, look=plan.look
-    )
     m = len(plan.pre)
-    return level_regression_test(
-        pre_post[:m],
-        pre_post[m:],
-        variance,
-        min_drop=min_drop,
-        alpha=cumulative,
-        latest_alpha=latest,
-        resolve_alpha=resolve_alpha,
-    )
+    cumulative, latest = look_alpha(alpha, m, sequential=plan.sequential, look=plan.look)
+    weights = trend_weights(m, trend=plan.sequential)
+    if np.allclose(weights, 1.0 / m):
+        # Other comparisons, and a change with fewer than MIN_TREND_CHECKPOINTS before it:
+        # the segment's mean, exactly as before the trend.
+        return level_regression_test(
+            pre_post[:m],
+            pre_post[m:],
+            variance,
+            min_drop=min_drop,
+            alpha=cumulative,
+            latest_alpha=latest,
+            resolve_alpha=resolve_alpha,
+        )
+    # A mining change with a trend: the mean and the climb's end level, each at alpha / 2
+    # (Bonferroni: alpha per change over both; trend.py). The verdict is the one that regressed
+    # (the trend's first), else the one with the smaller latest p (an open alert stays open
+    # while either holds it).
+    verdicts = []
+    for w, pre in ((weights, effective_pre(weights)), (None, float(m))):
+        a_cumulative, a_latest = look_alpha(alpha / 2, pre, sequential=True, look=plan.look)
+        verdicts.append(
+            level_regression_test(
+                pre_post[:m],
+                pre_post[m:],
+                variance,
+                min_drop=min_drop,
+                alpha=a_cumulative,
+                latest_alpha=a_latest,
+                resolve_alpha=resolve_alpha,
+                pre_weights=w,
+            )
+        )
+    trend, mean = verdicts
+    if trend.regressed or (not mean.regressed and trend.latest.p_value <= mean.latest.p_value):
+        return replace(trend, alternative=mean)
+    return replace(mean, alternative=trend)
