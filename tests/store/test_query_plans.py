@@ -145,7 +145,7 @@ def _explain_all(store: Store, statements: list[tuple[str, Any]]) -> None:
 def _hot_reads(store: Store) -> Callable[[], None]:
     def reads() -> None:
         run_id = store.queue.ensure_run("run1", "/runs/1", 1.0)
-        store.queue.checkpoint_names(run_id)  # the poll
+        assert store.queue.checkpoint_names_after(run_id, 30)  # the poll
         assert "run1" in run_names(store)  # every run-scoped request
         assert store.views.has_run("run1")
         c = store.queue.checkpoint("run1", "checkpoint-20")

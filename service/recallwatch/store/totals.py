@@ -49,7 +49,11 @@ class CheckpointIndex:
         self._lock = threading.Lock()
         self._seq: int | None = None
         self._rows: dict[int, _Checkpoint] = {}
-        self._runs: set[str] = set()
+        self._generation = 0
+        #: Per run: its checkpoints by state.
+        self._counts: dict[str, dict[str, int]] = {}
+        #: Per run: a number that changes whenever one of its checkpoints changes.
+        self._versions: dict[str, int] = {}
         #: Per run: its evaluated checkpoints in order (rebuilt for the runs that changed).
         self._evaluated: dict[str, list[int]] = {}
         self._dirty: set[str] = set()
@@ -63,7 +67,6 @@ class CheckpointIndex:
             self._load(int(top or 0))
             return
         if top is None or top == self._seq:
-            self._runs = {r[0] for r in self._db.query("SELECT name FROM runs")}
             return
         changed = [
             int(r[0])
@@ -82,14 +85,16 @@ class CheckpointIndex:
             found = {int(r[0]) for r in rows}
             for cid in part:
                 if cid not in found and cid in self._rows:
-                    self._dirty.add(self._rows.pop(cid).run)
+                    gone = self._rows.pop(cid)
+                    self._touch(gone.run)
+                    self._counts[gone.run][gone.state] -= 1
             for r in rows:
                 self._put(int(r[0]), _Checkpoint(r[1], r[2], r[3], r[4]))
-        self._runs = {r[0] for r in self._db.query("SELECT name FROM runs")}
         self._seq = int(top)
 
     def _load(self, seq: int) -> None:
         self._rows = {}
+        self._counts = {}
         self._evaluated = {}
         self._dirty = set()
         for r in self._db.query(
@@ -97,15 +102,28 @@ class CheckpointIndex:
             "JOIN runs r ON r.id = c.run_id"
         ):
             self._put(int(r[0]), _Checkpoint(r[1], r[2], r[3], r[4]))
-        self._runs = {r[0] for r in self._db.query("SELECT name FROM runs")}
         self._seq = seq
+        self._generation += 1
 
     def _put(self, cid: int, row: _Checkpoint) -> None:
         old = self._rows.get(cid)
         if old is not None:
-            self._dirty.add(old.run)
+            self._touch(old.run)
+            self._counts[old.run][old.state] -= 1
         self._rows[cid] = row
-        self._dirty.add(row.run)
+        self._touch(row.run)
+        counts = self._counts.setdefault(row.run, dict.fromkeys(STATES, 0))
+        counts[row.state] = counts.get(row.state, 0) + 1
+
+    def _touch(self, run: str) -> None:
+        self._dirty.add(run)
+        self._versions[run] = self._versions.get(run, 0) + 1
+
+    def run_version(self, run: str) -> tuple[int, int]:
+        """A value that changes whenever a checkpoint of ``run`` is added or changes state."""
+        with self._lock:
+            self._refresh()
+            return (self._generation, self._versions.get(run, 0))
 
     def evaluated_ids(self) -> dict[str, list[int]]:
         """Every run's evaluated checkpoints in step order (``ReadViews.evaluated_ids``)."""
@@ -131,11 +149,9 @@ class CheckpointIndex:
         """Every run (those without checkpoints too) with its checkpoint counts by state."""
         with self._lock:
             self._refresh()
-            out: dict[str, dict[str, int]] = {r: dict.fromkeys(STATES, 0) for r in self._runs}
-            for c in self._rows.values():
-                counts = out.setdefault(c.run, dict.fromkeys(STATES, 0))
-                counts[c.state] = counts.get(c.state, 0) + 1
-            return out
+            runs = [r[0] for r in self._db.query("SELECT name FROM runs")]
+            empty: dict[str, int] = dict.fromkeys(STATES, 0)
+            return {r: dict(self._counts.get(r, empty)) for r in runs}
 
 
 class HistoryTotals:

@@ -27,6 +27,8 @@ class ReadViews:
         # Aggregates advanced from what was written since the last read (store/totals.py).
         self._checkpoints = CheckpointIndex(db)
         self._totals = HistoryTotals(db)
+        #: checkpoint id -> (its run's version, its mining segment start), while nothing changed.
+        self._segments: dict[int, tuple[tuple[int, int], tuple[float, int] | None]] = {}
 
     def runs(self) -> list[RunSummary]:
         """Every run with counts by state and its latest evaluated checkpoint."""
@@ -81,6 +83,19 @@ class ReadViews:
         earlier checkpoint (by step) has another mining fingerprint."""
         if checkpoint.mining_fingerprint is None or checkpoint.step is None:
             return None
+        # Reading the run's earlier checkpoints at every scrape would cost the run's length:
+        # the answer is kept until a checkpoint of the run changes.
+        version = self._checkpoints.run_version(checkpoint.run)
+        cached = self._segments.get(checkpoint.id)
+        if cached is not None and cached[0] == version:
+            return cached[1]
+        found = self._read_segment_start(checkpoint)
+        if len(self._segments) > 10_000:
+            self._segments.clear()
+        self._segments[checkpoint.id] = (version, found)
+        return found
+
+    def _read_segment_start(self, checkpoint: CheckpointRow) -> tuple[float, int] | None:
         rows = self._db.query(
             "WITH run AS (SELECT id FROM runs WHERE name = :run), "
             "prev AS (SELECT MAX(o.step) AS step FROM checkpoints o, run "
