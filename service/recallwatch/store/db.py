@@ -8,7 +8,8 @@ re-entrant lock. Reads (``query``, ``reading``) take a connection of a small poo
 mode a reader sees the last committed state and neither waits for the writer nor holds it up, so a
 slow scrape holds up neither the pages nor the daemon's writes. A thread inside a ``transaction``
 reads through the write connection (it sees its own uncommitted writes). ``Database.open`` with
-``exclusive`` takes a file lock beside the database, so a second daemon on the same store fails with a clear error instead of corrupting it.
+``exclusive`` takes a file lock beside the database, so a second daemon on the same store fails
+with a clear error instead of corrupting it.
 """
 
 from __future__ import annotations
