@@ -203,10 +203,19 @@ class ReadViews:
 
     def _newest_run_estimate(self, run: str, fingerprint: str | None) -> FnEstimate | None:
         """The newest estimate stored for a checkpoint of ``run`` (of one mined set, if given)."""
-        rows = self._db.query(
-            "SELECT f.* FROM runs r CROSS JOIN checkpoints c ON c.run_id = r.id "
-            "CROSS JOIN fn_estimates f ON f.checkpoint_id = c.id WHERE r.name = :run "
-            "AND (:fp IS NULL OR f.mining_fingerprint = :fp) ORDER BY f.id DESC LIMIT 1",
-            {"run": run, "fp": fingerprint},
-        )
+        if fingerprint is not None:
+            # Through the mined set's index: the set's estimates, not the run's checkpoints.
+            rows = self._db.query(
+                "SELECT f.* FROM fn_estimates f JOIN checkpoints c ON c.id = f.checkpoint_id "
+                "JOIN runs r ON r.id = c.run_id WHERE f.mining_fingerprint = :fp "
+                "AND r.name = :run ORDER BY f.id DESC LIMIT 1",
+                {"run": run, "fp": fingerprint},
+            )
+        else:
+            rows = self._db.query(
+                "SELECT f.* FROM runs r CROSS JOIN checkpoints c ON c.run_id = r.id "
+                "CROSS JOIN fn_estimates f ON f.checkpoint_id = c.id WHERE r.name = :run "
+                "ORDER BY f.id DESC LIMIT 1",
+                {"run": run},
+            )
         return fn_estimate_row(rows[0]) if rows else None
