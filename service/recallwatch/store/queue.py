@@ -116,11 +116,11 @@ class CheckpointQueue:
         """(id, name) of a run's checkpoints recorded after the one with id ``after``.
 
         Checkpoints are never deleted nor renamed, so a poller that remembers the names it saw
-        and the highest id reads only the new ones (through the rowid, not the run's index).
+        and the highest id reads only the new ones (a range of the ``(run_id, id)`` index).
         """
         rows = self._db.query(
-            "SELECT id, name FROM checkpoints WHERE id > ? AND +run_id = ? ORDER BY id",
-            (after, run_id),
+            "SELECT id, name FROM checkpoints WHERE run_id = ? AND id > ? ORDER BY id",
+            (run_id, after),
         )
         return [(int(r[0]), str(r[1])) for r in rows]
 

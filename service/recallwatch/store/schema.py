@@ -197,6 +197,7 @@ MIGRATIONS: list[list[str]] = [
         """CREATE INDEX IF NOT EXISTS evaluations_failed ON evaluations(checkpoint_id, reason)
             WHERE status = 'failed'""",
         "CREATE INDEX IF NOT EXISTS checkpoints_by_step ON checkpoints(run_id, step, name)",
+        "CREATE INDEX IF NOT EXISTS checkpoints_by_run ON checkpoints(run_id, id)",
         """CREATE INDEX IF NOT EXISTS fn_estimates_by_set
             ON fn_estimates(mining_fingerprint, config_hash, id)""",
         """CREATE INDEX IF NOT EXISTS fn_audit_failures_by_checkpoint
