@@ -193,6 +193,18 @@ class Discovery:
         self.clock = clock
         #: (run, checkpoint) that could not be recorded: warned about once, retried each poll.
         self._unrecordable: set[tuple[str, str]] = set()
+        #: Per run id: the highest checkpoint id seen and every name recorded (read once, then
+        #: only what was added since: a poll's store reads follow what changed).
+        self._known: dict[int, tuple[int, set[str]]] = {}
+
+    def known_names(self, run_id: int) -> set[str]:
+        """Names of every checkpoint recorded for a run, reading only those added since."""
+        last, names = self._known.get(run_id, (0, set()))
+        for cid, name in self.store.queue.checkpoint_names_after(run_id, last):
+            names.add(name)
+            last = max(last, cid)
+        self._known[run_id] = (last, names)
+        return names
 
     def discover(self, run: RunConfig, run_id: int, eval_key: str) -> list[str]:
         """Record the run's newly complete checkpoints; return one message per one that failed.
@@ -201,7 +213,7 @@ class Discovery:
         """
         errors: list[str] = []
         now = self.clock()
-        known = self.store.queue.checkpoint_names(run_id)
+        known = set(self.known_names(run_id))
         # Known checkpoints are not walked again: a poll stays cheap however long the run.
         found = scan_run(
             run.directory,

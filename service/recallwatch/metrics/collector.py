@@ -170,6 +170,10 @@ class RecallwatchCollector(Collector):
         self.backlog_limit = backlog_limit
         # Which checkpoint each scraper is shown: after what was evaluated by now, one per scrape.
         self._cursors = ScraperCursors(self.store.views.evaluated_ids(), backlog_limit)
+        # The aggregates a scrape reads are loaded here, at start-up, not by the first scrape (at
+        # a million evaluations that read would near Prometheus' scrape timeout).
+        self.store.views.counts_by_run()
+        self.store.views.stage_histograms(DURATION_BUCKETS)
 
     def _shown(self, run: str) -> bool:
         return self.runs is None or run in self.runs

@@ -1,10 +1,15 @@
-"""The database: one SQLite connection (WAL) behind a lock, transactions and migrations.
+"""The database: one SQLite write connection (WAL) behind a lock, read connections of their own,
+transactions and migrations.
 
 Every write is one transaction (``transaction``); a failed ``COMMIT`` is rolled back, so the
 connection is never left inside a transaction, and after ``kill -9`` the store holds either the
-whole of a write or none of it. The connection is shared by the daemon's threads behind one
-re-entrant lock. ``Database.open`` with ``exclusive`` takes a file lock beside the database, so a
-second daemon on the same store fails with a clear error instead of corrupting it.
+whole of a write or none of it. The write connection is shared by the daemon's threads behind one
+re-entrant lock. Reads (``query``, ``reading``) take a connection of a small pool instead: in WAL
+mode a reader sees the last committed state and neither waits for the writer nor holds it up, so a
+slow scrape holds up neither the pages nor the daemon's writes. A thread inside a ``transaction``
+reads through the write connection (it sees its own uncommitted writes). ``Database.open`` with
+``exclusive`` takes a file lock beside the database, so a second daemon on the same store fails
+with a clear error instead of corrupting it.
 
 A write that fails because the store cannot be written (disk full, I/O error, read-only, locked)
 is remembered in ``write_failure`` until ``probe_write`` succeeds: the daemon reports itself not
@@ -15,6 +20,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import re
 import sqlite3
 import threading
 from collections.abc import Iterator, Mapping, Sequence
@@ -35,6 +41,10 @@ PROBE_BYTES = 64 * 1024
 #: BUSY, LOCKED, READONLY, IOERR, CORRUPT, FULL, CANTOPEN, PROTOCOL, NOTADB.
 _UNWRITABLE = frozenset({5, 6, 8, 10, 11, 13, 14, 15, 26})
 
+#: Idle read connections kept open (more are opened while more threads read at once).
+READERS_KEPT = 8
+_READ = re.compile(r"\s*(SELECT|WITH|EXPLAIN)\b", re.IGNORECASE)
+
 _HINT = "check that the directory exists (or can be created) and is writable by this user"
 
 
@@ -54,6 +64,11 @@ class Database:
         self._mutex = threading.RLock()
         #: Why the last write failed, while the store cannot be written (``probe_write`` clears).
         self.write_failure: str | None = None
+        #: The thread inside a ``transaction`` (its reads go through the write connection).
+        self._writer: int | None = None
+        self._readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
+        self._closed = False
 
     @classmethod
     def open(cls, path: Path | str, *, exclusive: bool = True) -> Database:
@@ -106,6 +121,11 @@ class Database:
 
     def close(self) -> None:
         """Checkpoint the WAL, close the connection and release the lock."""
+        with self._readers_lock:
+            self._closed = True
+            for reader in self._readers:
+                reader.close()
+            self._readers = []
         with self._mutex:
             with suppress(sqlite3.Error):
                 self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -127,6 +147,7 @@ class Database:
         """One write transaction (``BEGIN IMMEDIATE``), committed at the end or rolled back."""
         with self._mutex:
             self._limit_pages()
+            outer, self._writer = self._writer, threading.get_ident()
             try:
                 self._conn.execute("BEGIN IMMEDIATE")
                 try:
@@ -143,6 +164,8 @@ class Database:
                 if unwritable(exc):
                     self.write_failure = str(exc)
                 raise
+            finally:
+                self._writer = outer
 
     def probe_write(self) -> None:
         """Write ``PROBE_BYTES`` in a transaction and roll it back; clear ``write_failure``.
@@ -173,9 +196,61 @@ class Database:
             self._conn.execute(f"PRAGMA max_page_count = {pages:d}")
 
     def query(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> list[sqlite3.Row]:
-        """Every row of one read."""
-        with self._mutex:
-            return self._conn.execute(sql, params).fetchall()
+        """Every row of one statement: a read on a read connection, anything else (a pragma,
+        ``ANALYZE``) on the write connection."""
+        if _READ.match(sql) is None or self._writer == threading.get_ident():
+            with self._mutex:
+                return self._conn.execute(sql, params).fetchall()
+        reader = self._take_reader()
+        try:
+            return reader.execute(sql, params).fetchall()
+        finally:
+            self._give_back(reader)
+
+    @contextmanager
+    def reading(self) -> Iterator[sqlite3.Connection]:
+        """A read connection of the caller's own, its statements one snapshot (a read
+        transaction), returned to the pool at the end; writes go on meanwhile."""
+        if self._writer == threading.get_ident():
+            with self._mutex:
+                yield self._conn
+            return
+        reader = self._take_reader()
+        try:
+            reader.execute("BEGIN")
+            try:
+                yield reader
+            finally:
+                if reader.in_transaction:
+                    reader.execute("ROLLBACK")
+        finally:
+            self._give_back(reader)
+
+    def _take_reader(self) -> sqlite3.Connection:
+        with self._readers_lock:
+            if self._closed:
+                raise sqlite3.ProgrammingError("Cannot operate on a closed database.")
+            if self._readers:
+                return self._readers.pop()
+        try:
+            conn = sqlite3.connect(
+                self.path, timeout=10.0, isolation_level=None, check_same_thread=False
+            )
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA busy_timeout = 10000")
+            conn.execute("PRAGMA query_only = ON")
+        except sqlite3.Error as exc:
+            raise StoreError(
+                f"cannot open a read connection to the store {self.path}: {exc}; {_HINT}"
+            ) from exc
+        return conn
+
+    def _give_back(self, reader: sqlite3.Connection) -> None:
+        with self._readers_lock:
+            if not self._closed and len(self._readers) < READERS_KEPT:
+                self._readers.append(reader)
+                return
+        reader.close()
 
 
 def unwritable(exc: sqlite3.Error) -> bool:

@@ -112,6 +112,18 @@ class CheckpointQueue:
         rows = self._db.query("SELECT name FROM checkpoints WHERE run_id = ?", (run_id,))
         return {r[0] for r in rows}
 
+    def checkpoint_names_after(self, run_id: int, after: int) -> list[tuple[int, str]]:
+        """(id, name) of a run's checkpoints recorded after the one with id ``after``.
+
+        Checkpoints are never deleted nor renamed, so a poller that remembers the names it saw
+        and the highest id reads only the new ones (a range of the ``(run_id, id)`` index).
+        """
+        rows = self._db.query(
+            "SELECT id, name FROM checkpoints WHERE run_id = ? AND id > ? ORDER BY id",
+            (run_id, after),
+        )
+        return [(int(r[0]), str(r[1])) for r in rows]
+
     def checkpoints(
         self,
         run: str,

@@ -189,6 +189,40 @@ MIGRATIONS: list[list[str]] = [
         "ALTER TABLE evaluations ADD COLUMN precision TEXT",
         "UPDATE evaluations SET precision = 'fp32' WHERE status = 'done' AND encoder = 'st'",
     ],
+    # 7 -> 8: indexes for every hot read (tests/store/test_query_plans.py checks their plans), and
+    # a log of checkpoint changes kept by triggers in the writing transaction, so that readers
+    # (the exporter's evaluated checkpoints) re-read only what changed since they last looked.
+    [
+        "CREATE INDEX IF NOT EXISTS evaluations_by_checkpoint ON evaluations(checkpoint_id, id)",
+        """CREATE INDEX IF NOT EXISTS evaluations_failed ON evaluations(checkpoint_id, reason)
+            WHERE status = 'failed'""",
+        "CREATE INDEX IF NOT EXISTS checkpoints_by_step ON checkpoints(run_id, step, name)",
+        "CREATE INDEX IF NOT EXISTS checkpoints_by_run ON checkpoints(run_id, id)",
+        """CREATE INDEX IF NOT EXISTS fn_estimates_by_set
+            ON fn_estimates(mining_fingerprint, config_hash, id)""",
+        """CREATE INDEX IF NOT EXISTS fn_audit_failures_by_checkpoint
+            ON fn_audit_failures(checkpoint_id, id)""",
+        "CREATE INDEX IF NOT EXISTS fn_audit_failures_by_run ON fn_audit_failures(run_id, reason)",
+        "CREATE INDEX IF NOT EXISTS alerts_by_opened ON alerts(opened_at DESC, id)",
+        "CREATE INDEX IF NOT EXISTS outbox_by_state ON outbox(state, channel, rule, event)",
+        """CREATE TABLE IF NOT EXISTS checkpoint_changes (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            checkpoint_id INTEGER NOT NULL)""",
+        """CREATE TRIGGER IF NOT EXISTS checkpoint_changes_insert AFTER INSERT ON checkpoints BEGIN
+            INSERT INTO checkpoint_changes(checkpoint_id) VALUES (NEW.id);
+            DELETE FROM checkpoint_changes
+                WHERE seq <= (SELECT MAX(seq) FROM checkpoint_changes) - 100000;
+            END""",
+        """CREATE TRIGGER IF NOT EXISTS checkpoint_changes_update AFTER UPDATE
+            OF state, step, name, run_id ON checkpoints BEGIN
+            INSERT INTO checkpoint_changes(checkpoint_id) VALUES (NEW.id);
+            DELETE FROM checkpoint_changes
+                WHERE seq <= (SELECT MAX(seq) FROM checkpoint_changes) - 100000;
+            END""",
+        """CREATE TRIGGER IF NOT EXISTS checkpoint_changes_delete AFTER DELETE ON checkpoints BEGIN
+            INSERT INTO checkpoint_changes(checkpoint_id) VALUES (OLD.id);
+            END""",
+    ],
 ]
 
 #: The version a freshly opened store has.

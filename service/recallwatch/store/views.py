@@ -11,7 +11,8 @@ from collections.abc import Sequence
 from recallwatch.store.db import Database
 from recallwatch.store.queue import CheckpointQueue
 from recallwatch.store.results import Results, fn_estimate_row
-from recallwatch.store.rows import STATES, CheckpointRow, FnEstimate, RunSummary
+from recallwatch.store.rows import CheckpointRow, FnEstimate, RunSummary
+from recallwatch.store.totals import CheckpointIndex, HistoryTotals
 
 __all__ = ["ReadViews"]
 
@@ -23,23 +24,31 @@ class ReadViews:
         self._db = db
         self._queue = queue
         self._results = results
+        # Aggregates advanced from what was written since the last read (store/totals.py).
+        self._checkpoints = CheckpointIndex(db)
+        self._totals = HistoryTotals(db)
+        #: checkpoint id -> (its run's version, its mining segment start), while nothing changed.
+        self._segments: dict[int, tuple[tuple[int, int], tuple[float, int] | None]] = {}
 
     def runs(self) -> list[RunSummary]:
         """Every run with counts by state and its latest evaluated checkpoint."""
+        states = self._checkpoints.states_by_run()
+        evaluated = self._checkpoints.evaluated_ids()
+        last = self._totals.last_success_by_run()
         out = []
-        for run in self._db.query("SELECT id, name, directory FROM runs ORDER BY name"):
-            counts: dict[str, int] = dict.fromkeys(STATES, 0)
-            for state, n in self._db.query(
-                "SELECT state, COUNT(*) FROM checkpoints WHERE run_id = ? GROUP BY state", (run[0],)
-            ):
-                counts[state] = n
-            last = self._db.query(
-                "SELECT MAX(e.finished_at) FROM evaluations e JOIN checkpoints c "
-                "ON c.id = e.checkpoint_id WHERE c.run_id = ? AND e.status = 'done'",
-                (run[0],),
-            )[0][0]
-            out.append(RunSummary(run[1], run[2], counts, self.latest_evaluated(run[1]), last))
+        for name, directory in self._db.query("SELECT name, directory FROM runs ORDER BY name"):
+            ids = evaluated.get(name)
+            latest = self._queue.checkpoint_by_id(ids[-1]) if ids else None
+            out.append(RunSummary(name, directory, states[name], latest, last.get(name)))
         return out
+
+    def run_names(self) -> set[str]:
+        """The names of the runs (one indexed read, whatever the history)."""
+        return {r[0] for r in self._db.query("SELECT name FROM runs")}
+
+    def has_run(self, name: str) -> bool:
+        """Whether a run of this name exists (a lookup by key)."""
+        return bool(self._db.query("SELECT 1 FROM runs WHERE name = ?", (name,)))
 
     def latest_evaluated(self, run: str) -> CheckpointRow | None:
         """The evaluated checkpoint of a run with the highest step."""
@@ -49,14 +58,7 @@ class ReadViews:
     def evaluated_ids(self) -> dict[str, list[int]]:
         """Every run's evaluated checkpoints (ids) in step order: the latest (as
         ``latest_evaluated`` has it) last, checkpoints without a step first."""
-        rows = self._db.query(
-            "SELECT r.name, c.id FROM checkpoints c JOIN runs r ON r.id = c.run_id "
-            "WHERE c.state = 'evaluated' ORDER BY r.name, c.step IS NOT NULL, c.step, c.name"
-        )
-        out: dict[str, list[int]] = {}
-        for run, cid in rows:
-            out.setdefault(run, []).append(int(cid))
-        return out
+        return self._checkpoints.evaluated_ids()
 
     def mining_change_at(self, checkpoint: CheckpointRow) -> float | None:
         """When the mining config of ``checkpoint`` replaced another one in its run, or None.
@@ -81,6 +83,19 @@ class ReadViews:
         earlier checkpoint (by step) has another mining fingerprint."""
         if checkpoint.mining_fingerprint is None or checkpoint.step is None:
             return None
+        # Reading the run's earlier checkpoints at every scrape would cost the run's length:
+        # the answer is kept until a checkpoint of the run changes.
+        version = self._checkpoints.run_version(checkpoint.run)
+        cached = self._segments.get(checkpoint.id)
+        if cached is not None and cached[0] == version:
+            return cached[1]
+        found = self._read_segment_start(checkpoint)
+        if len(self._segments) > 10_000:
+            self._segments.clear()
+        self._segments[checkpoint.id] = (version, found)
+        return found
+
+    def _read_segment_start(self, checkpoint: CheckpointRow) -> tuple[float, int] | None:
         rows = self._db.query(
             "WITH run AS (SELECT id FROM runs WHERE name = :run), "
             "prev AS (SELECT MAX(o.step) AS step FROM checkpoints o, run "
@@ -96,46 +111,24 @@ class ReadViews:
 
     def counts_by_run(self) -> dict[str, int]:
         """Finished evaluations per run."""
-        rows = self._db.query(
-            "SELECT r.name, COUNT(e.id) FROM runs r LEFT JOIN checkpoints c ON c.run_id = r.id "
-            "LEFT JOIN evaluations e ON e.checkpoint_id = c.id AND e.status = 'done' "
-            "GROUP BY r.name"
-        )
-        return {r[0]: int(r[1]) for r in rows}
+        return self._totals.counts_by_run()
 
     def failures_by_run(self) -> dict[tuple[str, str], int]:
         """Failed evaluations per (run, reason)."""
-        rows = self._db.query(
-            "SELECT r.name, e.reason, COUNT(*) FROM evaluations e JOIN checkpoints c "
-            "ON c.id = e.checkpoint_id JOIN runs r ON r.id = c.run_id WHERE e.status = 'failed' "
-            "GROUP BY r.name, e.reason"
-        )
-        return {(r[0], r[1] or "error"): int(r[2]) for r in rows}
+        return self._totals.failures_by_run()
 
     def pending_by_run(self) -> dict[str, int]:
         """Checkpoints discovered but not yet evaluated (queued or evaluating), per run."""
-        rows = self._db.query(
-            "SELECT r.name, COUNT(c.id) FROM runs r LEFT JOIN checkpoints c ON c.run_id = r.id "
-            "AND c.state IN ('discovered', 'evaluating') GROUP BY r.name"
-        )
-        return {r[0]: int(r[1]) for r in rows}
+        states = self._checkpoints.states_by_run()
+        return {r: c["discovered"] + c["evaluating"] for r, c in states.items()}
 
     def last_success_by_run(self) -> dict[str, float]:
         """Time of the last finished evaluation, per run."""
-        rows = self._db.query(
-            "SELECT r.name, MAX(e.finished_at) FROM evaluations e JOIN checkpoints c "
-            "ON c.id = e.checkpoint_id JOIN runs r ON r.id = c.run_id WHERE e.status = 'done' "
-            "GROUP BY r.name"
-        )
-        return {r[0]: float(r[1]) for r in rows}
+        return self._totals.last_success_by_run()
 
     def stage_histograms(self, buckets: Sequence[float]) -> dict[str, tuple[list[int], int, float]]:
         """Per stage: cumulative counts at each bucket bound, total count and sum of seconds."""
-        cols = ", ".join(f"SUM(seconds <= {float(b)!r})" for b in buckets)
-        rows = self._db.query(
-            f"SELECT stage, COUNT(*), SUM(seconds), {cols} FROM stage_timings GROUP BY stage"
-        )
-        return {r[0]: ([int(v or 0) for v in tuple(r)[3:]], int(r[1]), float(r[2])) for r in rows}
+        return self._totals.stage_histograms(buckets)
 
     def fn_audit_failures_by_run(self) -> dict[tuple[str, str], int]:
         """Failed false-negative audits per (run, reason)."""
@@ -166,12 +159,63 @@ class ReadViews:
             return same_set
         return self._newest_run_estimate(checkpoint.run, None)
 
+    def exported_fn_estimates(self, run: str) -> dict[int, FnEstimate]:
+        """``exported_fn_estimate`` of every checkpoint of a run that has one, by checkpoint id,
+        from one read of the run's estimates and one of its failed audits."""
+        estimates = self._db.query(
+            "SELECT c.id AS cid, c.mining_fingerprint AS cfp, f.* FROM runs r "
+            "CROSS JOIN checkpoints c ON c.run_id = r.id "
+            "CROSS JOIN fn_estimates f ON f.checkpoint_id = c.id WHERE r.name = ? ORDER BY f.id",
+            (run,),
+        )
+        own: dict[int, FnEstimate] = {}
+        newest_of_set: dict[str, FnEstimate] = {}
+        newest: FnEstimate | None = None
+        for row in estimates:  # oldest first: the newest of each kind is the last one seen
+            stored = fn_estimate_row(row)
+            own[int(row["cid"])] = stored
+            if row["mining_fingerprint"] is not None:
+                newest_of_set[row["mining_fingerprint"]] = stored
+            newest = stored
+        audit_failed = {
+            int(r[0])
+            for r in self._db.query(
+                "SELECT f.checkpoint_id FROM runs r CROSS JOIN fn_audit_failures f "
+                "ON f.run_id = r.id WHERE r.name = ?",
+                (run,),
+            )
+        }
+        out: dict[int, FnEstimate] = {}
+        for cid, fp in self._db.query(
+            "SELECT c.id, c.mining_fingerprint FROM runs r CROSS JOIN checkpoints c "
+            "ON c.run_id = r.id WHERE r.name = ?",
+            (run,),
+        ):
+            cid = int(cid)
+            est: FnEstimate | None = own.get(cid)
+            if est is None and fp is not None:
+                est = newest_of_set.get(fp)
+                if est is None and cid in audit_failed:
+                    est = newest
+            if est is not None:
+                out[cid] = est
+        return out
+
     def _newest_run_estimate(self, run: str, fingerprint: str | None) -> FnEstimate | None:
         """The newest estimate stored for a checkpoint of ``run`` (of one mined set, if given)."""
-        rows = self._db.query(
-            "SELECT f.* FROM fn_estimates f JOIN checkpoints c ON c.id = f.checkpoint_id "
-            "JOIN runs r ON r.id = c.run_id WHERE r.name = :run "
-            "AND (:fp IS NULL OR f.mining_fingerprint = :fp) ORDER BY f.id DESC LIMIT 1",
-            {"run": run, "fp": fingerprint},
-        )
+        if fingerprint is not None:
+            # Through the mined set's index: the set's estimates, not the run's checkpoints.
+            rows = self._db.query(
+                "SELECT f.* FROM fn_estimates f JOIN checkpoints c ON c.id = f.checkpoint_id "
+                "JOIN runs r ON r.id = c.run_id WHERE f.mining_fingerprint = :fp "
+                "AND r.name = :run ORDER BY f.id DESC LIMIT 1",
+                {"run": run, "fp": fingerprint},
+            )
+        else:
+            rows = self._db.query(
+                "SELECT f.* FROM runs r CROSS JOIN checkpoints c ON c.run_id = r.id "
+                "CROSS JOIN fn_estimates f ON f.checkpoint_id = c.id WHERE r.name = :run "
+                "ORDER BY f.id DESC LIMIT 1",
+                {"run": run},
+            )
         return fn_estimate_row(rows[0]) if rows else None

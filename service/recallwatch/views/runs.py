@@ -133,13 +133,14 @@ def alerts_of_run(store: Store, run: str) -> list[AlertRecord]:
 def run_history(store: Store, run: str) -> RunHistory:
     """Every evaluated checkpoint of a run (step order) with its metrics and FN estimate."""
     rows = store.queue.checkpoints(run)
+    estimates = store.views.exported_fn_estimates(run)
     points = []
     for c in rows:
         if c.state != "evaluated":
             continue
         current = store.results.current_evaluations(c.id)
         finished = max((e.finished_at for e in current), default=c.updated_at)
-        points.append(Point(c, _metrics(current), store.views.exported_fn_estimate(c), finished))
+        points.append(Point(c, _metrics(current), estimates.get(c.id), finished))
     others: dict[str, int] = {}
     for c in rows:
         if c.state != "evaluated":
@@ -154,4 +155,4 @@ def runs(store: Store) -> list[RunSummary]:
 
 def run_names(store: Store) -> set[str]:
     """The names of the watched runs (an unknown name is a 404 on every surface)."""
-    return {r.name for r in store.views.runs()}
+    return store.views.run_names()
