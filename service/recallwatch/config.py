@@ -557,6 +557,10 @@ class NotificationsConfig(_Model):
     runbook_base_url: Annotated[str, Field(pattern=r"^https?://")] | None = None
     #: A still-firing alert is notified again this often (Slack, webhooks); null: never.
     repeat_interval_seconds: PositiveSeconds | None = 4 * 3600.0
+    #: A checkpoint first seen this long after it was completed (a fresh store over old runs, a
+    #: run added with its history, a long outage) is backfill: the alerts it opens or resolves are
+    #: recorded but not sent, since an earlier store may have sent them already; null: send all.
+    backfill_quiet_seconds: PositiveSeconds | None = 24 * 3600.0
     channels: list[Channel] = Field(default_factory=list)
     rules: list[Rule] = Field(default_factory=list)
 

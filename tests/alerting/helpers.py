@@ -97,8 +97,12 @@ class Run:
         *,
         fn: FnEstimate | None = None,
         precision: str | None = None,
+        completed_ago: float = 0.0,
     ) -> CheckpointRow:
-        """A checkpoint evaluated with ``hits`` per query (failed when None), one minute later."""
+        """A checkpoint evaluated with ``hits`` per query (failed when None), one minute later.
+
+        ``completed_ago``: how long before its discovery it was completed (backfill when long).
+        """
         self.clock.now += 60
         cid = add(
             self.store,
@@ -108,7 +112,7 @@ class Run:
             mining_content=None if mining is None else canonical_json(mining),
             directory="/nonexistent",
             eval_key=json.dumps({"synth": self.key}),
-            completed_at=self.clock(),
+            completed_at=self.clock() - completed_ago,
             now=self.clock(),
         )
         if hits is None:

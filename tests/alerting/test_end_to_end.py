@@ -14,6 +14,9 @@ precomputed embeddings of controlled quality:
 Receivers are real HTTP servers on loopback: a Slack-shaped one, a signed webhook (which answers
 500 twice first, so the daemon's retries are exercised) and, when the Debian package is installed,
 a real Alertmanager routing to a third webhook receiver.
+
+A fresh store over history two days old (issue 20) records the alert it finds but sends nothing
+until a checkpoint completed now decides (``notifications.backfill_quiet_seconds``).
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from recallwatch.encoders.precomputed import EMBEDDINGS_DIR
 from recallwatch.notify.slack import check_limits
 from recallwatch.notify.webhook import verify
 from recallwatch.synthetic.heldout import SyntheticSet, write_heldout
+from tests.daemon.helpers import age
 from tests.helpers.processes import stop_processes, wait_for
 from tests.helpers.prometheus import ALERTMANAGER, routing_to, start_alertmanager, wait_ready
 from tests.helpers.receivers import Receiver, Reply, first
@@ -363,3 +367,35 @@ def test_kill_9_after_the_decision_delivers_after_restart_with_the_same_id(
     assert verify(SECRET, got.headers, got.body, now=time.time()) == pending_id
     assert got.json()["data"]["checkpoint"] == "checkpoint-200"
     assert os.environ.get(failpoints.ENV) is None
+
+
+def test_a_fresh_store_over_old_history_records_its_alert_without_paging_again(
+    tmp_path: Path,
+    heldout: SyntheticSet,
+    serve: type[Serve],
+    receiver: Callable[..., Receiver],
+    env_secrets: Callable[[str, str], None],
+) -> None:
+    hook = receiver()
+    env_secrets(hook.url + "/unused", hook.url + "/hook")
+    emb = Embeddings(heldout)
+    run_dir = tmp_path / "run"
+    write_ckpt(run_dir, 100, emb, emb.base, MINING_A)
+    queries, _ = emb.regressed(7, points=0.10)
+    write_ckpt(run_dir, 200, emb, queries, MINING_B)
+    # History an earlier store decided on: completed two days ago (the quiet age is one day).
+    age(run_dir, 2 * 86400)
+    notif = notifications(None, hook.url, None, ["hook"])
+    daemon = start_daemon(serve, tmp_path, heldout, run_dir, notif)
+    with httpx.Client(base_url=daemon.url, timeout=10) as api:
+        (alert,) = wait_for(
+            lambda: api.get("/api/v1/alerts").json()["alerts"], timeout=60, what="the alert"
+        )
+        assert (alert["status"], alert["deliveries"]) == ("firing", [])  # recorded, not sent
+        # Recovered on a checkpoint completed now: decided as usual, its resolve is sent.
+        write_ckpt(run_dir, 300, emb, emb.jittered(3), MINING_B)
+        wait_for(hook.received, timeout=60, what="the resolve")
+    assert daemon.stop() == 0
+    (got,) = hook.received()
+    assert got.json()["type"] == "alert.resolved" and got.json()["data"]["id"] == alert["id"]
+    assert "alert fire recorded, not sent: backfill" in daemon.log.read_text()

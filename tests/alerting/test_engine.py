@@ -224,3 +224,42 @@ def test_the_package_re_exports_the_engine() -> None:
     from recallwatch import alerting
 
     assert alerting.Alerting is Alerting
+
+
+def test_backfill_checkpoints_record_alerts_without_paging_again(
+    store: Store, synthetic: SyntheticSet
+) -> None:
+    config = make_config(synthetic.path, [{"name": "reg", "type": "recall_regression"}])
+    assert config.notifications.backfill_quiet_seconds == 86400  # the default
+    clock = Clock()
+    run = Run(store, config, synthetic, clock)
+    alerting = Alerting(config, store, clock=clock)
+    # A fresh store over a run with history: checkpoints completed days before they are found.
+    alerting.after_checkpoint(run.add(100, A, hits(50), completed_ago=3 * 86400))
+    old = run.add(200, B, hits(80), completed_ago=2 * 86400)
+    alerting.after_checkpoint(old)
+    (record,) = store.ledger.open_alerts()  # recorded: state, verdict, API
+    assert record.alert.checkpoint == old.name
+    assert [v.regressed for v in store.ledger.verdicts(old.id)] == [True]
+    assert outbox(store) == []  # but not sent: an earlier store may have sent it
+    # A checkpoint completed now decides as usual: its resolve is sent.
+    alerting.after_checkpoint(run.add(300, A, hits(50), completed_ago=60))
+    assert store.ledger.open_alerts() == []
+    assert [(e, c) for e, c, _ in outbox(store)] == [("resolved", "am")]
+    alerting.after_checkpoint(run.add(400, B, hits(80)))
+    assert [e for e, _, _ in outbox(store)] == ["resolved", "firing"]
+
+
+def test_backfill_quiet_seconds_null_sends_everything(
+    store: Store, synthetic: SyntheticSet
+) -> None:
+    config = reparse(
+        make_config(synthetic.path, [{"name": "reg", "type": "recall_regression"}]),
+        backfill_quiet_seconds=None,
+    )
+    clock = Clock()
+    run = Run(store, config, synthetic, clock)
+    alerting = Alerting(config, store, clock=clock)
+    alerting.after_checkpoint(run.add(100, A, hits(50), completed_ago=3 * 86400))
+    alerting.after_checkpoint(run.add(200, B, hits(80), completed_ago=2 * 86400))
+    assert [e for e, _, _ in outbox(store)] == ["firing"]

@@ -7,7 +7,9 @@ each decision's "firing or not" into a transition of its alert key (fire / repea
 ``episodes.transition``). The alert's new state and one outbox message per channel are written
 **in one transaction** before anything is sent, so a crash loses no decided notification; a
 re-run of the same decision (a checkpoint re-queued by a crash) finds the same alert and message
-ids and writes nothing twice.
+ids and writes nothing twice. A checkpoint discovered long after it was completed is backfill
+(``notifications.backfill_quiet_seconds``): what it decides is recorded without its messages, so
+a fresh store over runs with history does not page people again for what was already delivered.
 
 Decisions are serialized (one lock): concurrent evaluations and the periodic tick could otherwise
 both open the same key. ``tick`` runs periodically: the time-based rules
@@ -176,17 +178,48 @@ class Alerting:
             record = self.store.ledger.open_alert(key)
             episode = None if record is None else OpenEpisode.of(record)
             action = transition(episode, d.firing, now, self.episodes.repeat_interval)
+            quiet = self._backfill(d.checkpoint)
+            target = EpisodeChanges() if quiet else changes
             if action == "fire" and d.build is not None:
                 # Numbered episodes: a re-opened key is a new alert with new message ids.
                 aid = alert_id(d.key, d.opened_by, self.store.ledger.count_episodes(key))
-                self.episodes.fire(d.rule, d.build(aid), now, changes)
+                self.episodes.fire(d.rule, d.build(aid), now, target)
             elif action == "repeat" and record is not None:
-                self.episodes.repeat(record, d.rule, now, changes)
+                self.episodes.repeat(record, d.rule, now, target)
             elif action == "resolve" and record is not None:
                 self.episodes.resolve(
-                    record, d.rule, d.checkpoint, now, changes, note=d.note, resolution=d.resolution
+                    record, d.rule, d.checkpoint, now, target, note=d.note, resolution=d.resolution
+                )
+            if quiet and target:
+                # Recorded (state, API, metrics) but not sent: an earlier store may have sent it.
+                changes.writes += target.writes
+                log.info(
+                    "alert %s recorded, not sent: backfill (checkpoint seen %.0f s after it was "
+                    "completed, notifications.backfill_quiet_seconds is %.0f)",
+                    action,
+                    quiet,
+                    self.config.notifications.backfill_quiet_seconds,
+                    extra=fields(
+                        rule=d.rule.name,
+                        run=d.key.run,
+                        checkpoint=d.checkpoint.name if d.checkpoint else None,
+                        messages_not_sent=len(target.messages),
+                    ),
                 )
         self._write(changes, failpoint=True)
+
+    def _backfill(self, checkpoint: CheckpointRow | None) -> float | None:
+        """How long after its completion ``checkpoint`` was first seen, if that makes it backfill.
+
+        A checkpoint that this store discovered long after it was completed was not decided on
+        when it was new, here; an earlier store (lost, replaced with ``--fresh-store``) or an
+        outage may have covered it, so what it decides is recorded without paging anyone again.
+        """
+        limit = self.config.notifications.backfill_quiet_seconds
+        if checkpoint is None or limit is None:
+            return None
+        lag = checkpoint.discovered_at - checkpoint.completed_at
+        return lag if lag > limit else None
 
     def _write(self, changes: EpisodeChanges, *, failpoint: bool = False) -> None:
         """Write alert states with their messages in one transaction, then wake the senders."""

@@ -29,6 +29,7 @@ from recallwatch.mining.review import ReviewPlan, plan_review, write_review_labe
 from recallwatch.store import Store
 from recallwatch.store.maintenance import review_mirror
 from recallwatch.views.reviews import review_labels
+from recallwatch.web.review_mirror import restore_mirrored_labels
 
 if TYPE_CHECKING:
     from recallwatch.config import Config
@@ -166,11 +167,13 @@ def daemon_review(store: Store, config: Config) -> ReviewSets:
     """The daemon's review: its mined sets, labels mirrored to ``<store dir>/reviews/KEY.csv``.
 
     That file is what a ``labels:`` oracle of the ``false_negatives`` section reads (its
-    ``sample`` column makes it a seeded-sample review). A generated token is logged once.
+    ``sample`` column makes it a seeded-sample review); labels it holds that the store lost are
+    stored again first (``web.review_mirror``). A generated token is logged once.
     """
     settings = ReviewSettings.from_config(config)
     sets = ReviewSets(settings, lambda: daemon_sets(store, settings))
     folder = review_mirror(store.path)
+    restore_mirrored_labels(store, folder)
 
     def mirror(key: str) -> None:
         rs = sets.get(key)
