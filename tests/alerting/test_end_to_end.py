@@ -41,11 +41,10 @@ from recallwatch.encoders.precomputed import EMBEDDINGS_DIR
 from recallwatch.notify.slack import check_limits
 from recallwatch.notify.webhook import verify
 from recallwatch.synthetic.heldout import SyntheticSet, write_heldout
-from tests.daemon.helpers import age
 from tests.helpers.processes import stop_processes, wait_for
 from tests.helpers.prometheus import ALERTMANAGER, routing_to, start_alertmanager, wait_ready
 from tests.helpers.receivers import Receiver, Reply, first
-from tests.helpers.runs import config_doc, write_config
+from tests.helpers.runs import age, config_doc, write_config
 from tests.helpers.serve import Serve
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"

@@ -23,13 +23,6 @@ HOLD_ENCODER = "python:tests.daemon.encoders:encode"
 isolated = functools.partial(run_isolated, env={**os.environ, "PYTHONPATH": str(REPO)})
 
 
-def age(path: Path, seconds: float) -> None:
-    """Move every modification time under ``path`` ``seconds`` into the past."""
-    for p in [path, *path.rglob("*")]:
-        st = p.stat()
-        os.utime(p, (st.st_atime - seconds, st.st_mtime - seconds), follow_symlinks=False)
-
-
 class Clock:
     """A wall clock the test moves."""
 

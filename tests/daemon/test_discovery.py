@@ -21,9 +21,9 @@ from recallwatch.daemon.discovery import (
 from recallwatch.errors import InputError
 from recallwatch.store import Store
 from recallwatch.synthetic.heldout import SyntheticSet
-from tests.daemon.helpers import Clock, Gate, age, daemon, make_config, poll_until_idle, states
+from tests.daemon.helpers import Clock, Gate, daemon, make_config, poll_until_idle, states
 from tests.helpers.processes import wait_for
-from tests.helpers.runs import write_checkpoint
+from tests.helpers.runs import age, write_checkpoint
 
 
 def make(

@@ -4,6 +4,7 @@ embeddings (complete, or still being written) and small config documents."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -78,3 +79,10 @@ def write_config(path: Path, doc: dict[str, Any]) -> Path:
 def fn_section(run: Path, **extra: Any) -> dict[str, Any]:
     """A false_negatives section auditing with the simulated set's dense qrels."""
     return {"corpus": str(run / "corpus"), "oracles": [f"qrels:{run / 'audit.tsv'}"], **extra}
+
+
+def age(path: Path, seconds: float) -> None:
+    """Move every modification time under ``path`` ``seconds`` into the past."""
+    for p in [path, *path.rglob("*")]:
+        st = p.stat()
+        os.utime(p, (st.st_atime - seconds, st.st_mtime - seconds), follow_symlinks=False)
