@@ -19,6 +19,7 @@ when it is) with a registered ``EncoderKind`` subclass; import what it needs (to
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import ClassVar, TypeVar
 
@@ -38,7 +39,7 @@ __all__ = [
 KindT = TypeVar("KindT", bound="type[EncoderKind]")
 
 
-class EncoderKind:
+class EncoderKind(ABC):
     """One form of encoder spec: subclass, set ``name`` (and the rest), override ``open``."""
 
     #: The canonical spec (``st``), or for a kind with an argument, its prefix (``python``).
@@ -66,6 +67,7 @@ class EncoderKind:
             return spec if head == cls.name and sep and argument else None
         return cls.name if spec == cls.name or spec in cls.aliases else None
 
+    @abstractmethod
     def open(
         self,
         spec: str,
@@ -75,7 +77,6 @@ class EncoderKind:
         show_progress: bool | None = None,
     ) -> EmbeddingSource:
         """The embedding source of one checkpoint (loading its model where there is one)."""
-        raise NotImplementedError
 
 
 #: Encoder kinds by ``name``, registered in import order (``kinds`` lists them by ``listed``).

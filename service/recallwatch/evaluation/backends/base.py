@@ -16,6 +16,7 @@ optional dependency inside ``evaluate``) plus its name in the config's ``evaluat
 from __future__ import annotations
 
 import logging
+from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,7 +71,7 @@ class EvaluationRequest:
     log: logging.Logger | None = None
 
 
-class EvaluationBackend:
+class EvaluationBackend(ABC):
     """One backend: subclass, set ``name``, override ``evaluate``, register."""
 
     #: The ``evaluation.backend`` / ``--backend`` value (the registry key).
@@ -78,11 +79,11 @@ class EvaluationBackend:
     #: The module the backend needs installed, and the hint that installs it; None: none.
     requires: ClassVar[tuple[str, str] | None] = None
 
+    @abstractmethod
     def evaluate(
         self, request: EvaluationRequest, options: Mapping[str, Any]
     ) -> tuple[Evaluation, EvaluatedHeldout]:
         """Evaluate; the ``Evaluation`` and the held-out set as the backend read it."""
-        raise NotImplementedError
 
 
 #: Backends by ``name``.

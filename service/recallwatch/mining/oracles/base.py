@@ -14,6 +14,7 @@ is) with a registered ``OracleKind`` subclass.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, Protocol, TypeVar, runtime_checkable
@@ -122,7 +123,7 @@ class Oracle(Protocol):
 KindT = TypeVar("KindT", bound="type[OracleKind]")
 
 
-class OracleKind:
+class OracleKind(ABC):
     """One form of oracle spec: subclass, set ``prefixes`` and ``usages``, override ``open``."""
 
     #: The spec prefixes of this kind (``qrels`` for ``qrels:PATH``).
@@ -140,9 +141,9 @@ class OracleKind:
         prefix, sep, argument = spec.partition(":")
         return argument if sep and argument and prefix in cls.prefixes else None
 
+    @abstractmethod
     def open(self, spec: str, argument: str, options: OracleOptions) -> Oracle:
         """Open the oracle of ``spec`` (``argument``: its part after the prefix)."""
-        raise NotImplementedError
 
 
 #: Oracle kinds by their first prefix, registered in import order.

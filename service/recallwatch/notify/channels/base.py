@@ -19,6 +19,7 @@ subclass; modules of this package are imported when it is) plus its config model
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 from pydantic import SecretStr
@@ -69,7 +70,7 @@ def secret_of(channel: ChannelConfig, name: str) -> str | None:
     return None if value is None else value.get_secret_value()
 
 
-class ChannelKind(Generic[ConfigT]):
+class ChannelKind(ABC, Generic[ConfigT]):
     """One channel type: subclass, set ``type``, override ``render`` and ``target``, register."""
 
     #: The config ``type`` this class delivers for (the registry key).
@@ -80,15 +81,15 @@ class ChannelKind(Generic[ConfigT]):
         itself otherwise (Alertmanager's ``endsAt``); None: it gets ``repeat`` messages instead."""
         return None
 
+    @abstractmethod
     def render(
         self, channel: ConfigT, alert: Alert, event: Event, now: float, *, resend_interval: float
     ) -> bytes:
         """The body of ``alert``'s ``event`` message for ``channel``."""
-        raise NotImplementedError
 
+    @abstractmethod
     def target(self, channel: ConfigT) -> Target:
         """The delivery target of a configured channel (secrets resolved by the config)."""
-        raise NotImplementedError
 
 
 #: Channel kinds by config ``type``.
