@@ -38,6 +38,7 @@ from recallwatch.alerting.rules.recall_regression.alerts import (
     superseded_resolution,
 )
 from recallwatch.alerting.rules.recall_regression.level import (
+    LevelPlan,
     LevelVerdict,
     decide_level,
     level_plan,
@@ -162,16 +163,7 @@ class RecallRegression(AlertRule[RecallRegressionRule]):
         }
         values[row.id] = after_values
         history_moments = self.variance_history(row, dataset, k)
-        verdict = decide_level(
-            plan,
-            values,
-            alpha=rule.alpha,
-            min_drop=rule.min_drop,
-            resolve_alpha=rule.resolve_alpha,
-            prior_sd=rule.checkpoint_sd,
-            prior_df=rule.checkpoint_sd_weight,
-            history=history_moments,
-        )
+        verdict = decide_rule_level(rule, plan, values, history_moments)
         if verdict is None:
             return []
         record = VerdictWrite(
@@ -259,16 +251,8 @@ class RecallRegression(AlertRule[RecallRegressionRule]):
                 )
                 for c in plan.checkpoints
             }
-            verdict = decide_level(
-                plan,
-                values,
-                alpha=rule.alpha,
-                min_drop=rule.min_drop,
-                resolve_alpha=rule.resolve_alpha,
-                prior_sd=rule.checkpoint_sd,
-                prior_df=rule.checkpoint_sd_weight,
-                history=self.variance_history(row, old_key.dataset or "", old_key.k or 0),
-            )
+            moments = self.variance_history(row, old_key.dataset or "", old_key.k or 0)
+            verdict = decide_rule_level(rule, plan, values, moments)
             if verdict is not None:
                 firing = verdict.still_regressed(rule.resolve_alpha)
                 resolution = resolution_for(
@@ -385,3 +369,22 @@ class RecallRegression(AlertRule[RecallRegressionRule]):
         return self.new_alert(
             aid, key, row, made.summary, made.description, made.evidence, alertname=made.alertname
         )
+
+
+def decide_rule_level(
+    rule: RecallRegressionRule,
+    plan: LevelPlan,
+    values: Mapping[int, Mapping[str, float]],
+    history: VarianceHistory | None,
+) -> LevelVerdict | None:
+    """The level test with the rule's alpha, effect floor and checkpoint-variance prior."""
+    return decide_level(
+        plan,
+        values,
+        alpha=rule.alpha,
+        min_drop=rule.min_drop,
+        resolve_alpha=rule.resolve_alpha,
+        prior_sd=rule.checkpoint_sd,
+        prior_df=rule.checkpoint_sd_weight,
+        history=history,
+    )
