@@ -97,6 +97,24 @@ class FalseNegatives(BaseModel):
     random_estimate: float | None
     amplification: float | None
     buckets: list[dict[str, Any]]
+    #: who judged: audit (the audit's oracles) or review (people's labels on /review)
+    source: str = "audit"
+    #: with source review: how many labels, of which relevant / not_relevant / unsure, reviewers
+    human_labels: dict[str, Any] | None = None
+    #: with source review: the SPRT over the labels (decision, labels, ...)
+    sprt: dict[str, Any] | None = None
+
+
+class FalseNegativeHistoryItem(BaseModel):
+    """One estimate a checkpoint had, in the order they were stored."""
+
+    created_at: float
+    source: str
+    oracle: str
+    sample_size: int
+    estimate: float
+    lower: float
+    upper: float
 
 
 class Checkpoint(BaseModel):
@@ -157,6 +175,8 @@ class CheckpointDetail(Checkpoint):
     history: list[Evaluation]
     false_negatives: FalseNegatives | None
     false_negative_audit_failure: AuditFailure | None = None
+    #: every estimate the checkpoint had, oldest first (review labels add one as they change)
+    false_negative_history: list[FalseNegativeHistoryItem] = []
     #: whether any regression verdict says the checkpoint regressed (null: no verdict yet)
     regressed: bool | None = None
     regression_verdicts: list[RegressionVerdict] = []
@@ -313,10 +333,20 @@ def outcome_summary(outcomes: dict[str, dict[str, int]], ks: list[int]) -> dict[
 def _false_negatives(est: FnEstimate | None) -> dict[str, Any] | None:
     if est is None:
         return None
+    human = est.details.get("human_labels")
+    sprt = est.details.get("sprt")
     return {
-        **{k: getattr(est, k) for k in FalseNegatives.model_fields if k != "buckets"},
+        **{k: getattr(est, k) for k in _ESTIMATE_FIELDS},
         "buckets": [b.__dict__ for b in est.buckets],
+        "human_labels": human if isinstance(human, dict) else None,
+        "sprt": sprt if isinstance(sprt, dict) else None,
     }
+
+
+_HISTORY_FIELDS = [k for k in FalseNegativeHistoryItem.model_fields if k != "created_at"]
+_ESTIMATE_FIELDS = [
+    k for k in FalseNegatives.model_fields if k not in ("buckets", "human_labels", "sprt")
+]
 
 
 def _checkpoint_detail(
@@ -346,6 +376,17 @@ def _checkpoint_detail(
         history=[_evaluation(e) for e in view.history],
         false_negatives=_false_negatives(fn.own),
         false_negative_audit_failure=None if failure is None else asdict(failure),
+        false_negative_history=[
+            {
+                "created_at": at,
+                **{
+                    k: getattr(e, k)
+                    for k in FalseNegativeHistoryItem.model_fields
+                    if k != "created_at"
+                },
+            }
+            for at, e in fn.history
+        ],
         regressed=view.regressed,
         regression_verdicts=[_verdict(v) for v in view.verdicts],
     )

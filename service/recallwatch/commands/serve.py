@@ -34,7 +34,11 @@ from recallwatch.errors import ConfigError
 from recallwatch.logs import configure, fields
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from recallwatch.daemon import Daemon
+    from recallwatch.mining.review import ReviewPlan
+    from recallwatch.web.review_sets import ReviewSets
 
 __all__ = ["add_parser", "run"]
 
@@ -136,7 +140,9 @@ def run(args: argparse.Namespace) -> int:
     store = Store.open(config.store.path)
     try:
         notifier = Notifier(config, store) if config.notifications.rules else None
-        daemon = Daemon(config, store, notifier=notifier)
+        review = daemon_review(store, config)
+        daemon = Daemon(config, store, notifier=notifier, review_plans=_plans_of(review))
+        _feed_labels(review, daemon)
         registry = CollectorRegistry()
         collector = RecallwatchCollector(
             store,
@@ -170,7 +176,7 @@ def run(args: argparse.Namespace) -> int:
             version=__version__,
             web=WebSettings.from_config(config),
         )
-        enable_review(app, daemon_review(store, config))
+        enable_review(app, review)
         http = HttpServer(app, host, port)
         signals = _Signals(daemon)
         daemon.start(retry_failed=args.retry_failed)
@@ -211,6 +217,28 @@ def run(args: argparse.Namespace) -> int:
             receiver.stop()
     log.info("stopped")
     return 0
+
+
+def _plans_of(sets: ReviewSets) -> Callable[[str], ReviewPlan | None]:
+    """The review pages' plans by set key: the daemon's estimates draw the page's sample."""
+
+    def plan(key: str) -> ReviewPlan | None:
+        rs = sets.get(key)
+        return None if rs is None else sets.plan(rs)
+
+    return plan
+
+
+def _feed_labels(sets: ReviewSets, daemon: Daemon) -> None:
+    """After each label change: the mirror file as before, then the daemon's re-estimate."""
+    mirror = sets.settings.on_change
+
+    def changed(key: str) -> None:
+        if mirror is not None:
+            mirror(key)
+        daemon.review_changed(key)
+
+    sets.settings.on_change = changed
 
 
 class _Signals:

@@ -7,6 +7,10 @@ reached), in a child process (``runner.estimate_isolated``), and every checkpoin
 gets that estimate. A failed audit is recorded and counted, the checkpoint stays evaluated, and
 the set's next checkpoint (or ``--retry-failed``, see ``requeue_failed``) audits it again.
 
+With ``review`` among the oracles (``mining.oracles.review``), the child process opens only the
+other judges; with ``review`` alone no child runs: the set's estimate is its reviewed labels'
+(``daemon.review_feed``), and a set without labels yet waits for them (no failure is recorded).
+
 HTTP judge URLs may carry credentials: what is stored or logged of an audit (its oracle, its
 details, its error message) has each http(s) oracle spec replaced by its redacted form
 (``redact_specs``).
@@ -22,14 +26,18 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from recallwatch.config import FalseNegativeConfig, RunConfig
 from recallwatch.daemon.runner import AuditJob, AuditRunner, EvaluationError, Interrupted
 from recallwatch.logs import fields
 from recallwatch.mining.audit_spec import AuditSpec
 from recallwatch.mining.oracles import redact_url
+from recallwatch.mining.oracles.review import judges_besides_review
 from recallwatch.store import CheckpointRow, FnEstimate, Store
+
+if TYPE_CHECKING:
+    from recallwatch.daemon.review_feed import ReviewFeed
 
 __all__ = ["FnAuditor", "audit_job", "config_hash", "redact_specs"]
 
@@ -62,12 +70,20 @@ def _redacted_estimate(est: FnEstimate, specs: list[str]) -> FnEstimate:
 
 
 def audit_job(config: FalseNegativeConfig, mined_set: Path, mining: dict[str, Any]) -> AuditJob:
-    """The audit of a mined set; ``range_min`` of the mining metadata is the rank offset."""
+    """The audit of a mined set; ``range_min`` of the mining metadata is the rank offset.
+
+    The reviewed labels (``review``) are not the child's to open: its judges are the others.
+    """
     offset = mining.get("range_min")
+    spec = AuditSpec.of(config)
+    judges = judges_besides_review(list(spec.oracles))
+    if judges != spec.oracles:
+        agree = spec.agree if spec.agree is not None and spec.agree <= len(judges) else None
+        spec = spec.model_copy(update={"oracles": judges, "agree": agree})
     return AuditJob(
         mined_set=str(mined_set),
         corpus=str(config.corpus),
-        spec=AuditSpec.of(config),
+        spec=spec,
         rank_offset=offset if isinstance(offset, int) and not isinstance(offset, bool) else 0,
     )
 
@@ -81,12 +97,15 @@ class FnAuditor:
         store: Store,
         runner: AuditRunner,
         clock: Callable[[], float],
+        review: ReviewFeed | None = None,
     ) -> None:
         self.config = config
         self.store = store
         self.runner = runner
         self.clock = clock
         self.config_hash = config_hash(config)
+        #: The reviewed labels' feed, when ``review`` is an oracle (``daemon.review_feed``).
+        self.review = review
 
     def requeue_failed(self, run_id: int, now: float) -> int:
         """Queue again (``audit_only``) each mined set's last failed audit of this config."""
@@ -117,6 +136,17 @@ class FnAuditor:
             )
             return True
         estimate = self.store.results.fn_estimate_for(row.mining_fingerprint, self.config_hash)
+        if estimate is None and self.review is not None and self.review.alone:
+            # The people's labels are the only oracle: no child process, no failure to record.
+            estimate = self.review.estimate(row.mining_fingerprint)
+            if estimate is None or estimate.sample_size == 0:
+                log.info(
+                    "false-negative estimate waits for review labels (the oracle is 'review'): "
+                    "label the set on /review/%s",
+                    row.mining_fingerprint,
+                    extra=where,
+                )
+                return True
         if estimate is None:  # a mined set not audited yet: audit it once
             job = audit_job(self.config, run.directory / mined, mining)
             t0 = time.monotonic()

@@ -16,7 +16,9 @@ The pipeline, one hop per step (``Daemon.start`` schedules ``poll`` now and ever
 4. stored: ``Evaluator.evaluate_on`` writes each result in one transaction
    (``store.results.record_evaluation``; a failure with ``record_failure``).
 5. audited: ``FnAuditor.audit`` attaches the false-negative estimate of the checkpoint's mined set
-   (audited once per set, in a child process); then the checkpoint is ``evaluated``.
+   (audited once per set, in a child process); then the checkpoint is ``evaluated``. With
+   ``review`` among the oracles, ``ReviewFeed`` (``daemon.review_feed``) re-estimates a set as its
+   ``/review`` labels change, stores the new estimate and decides the alerts again (step 6).
 6. decided: ``Daemon.after_evaluation`` hands a checkpoint that became ``evaluated`` or ``failed``
    to ``on_checkpoint``: with a notifier, ``Notifier.after_checkpoint`` ->
    ``Alerting.after_checkpoint`` decides the rules and writes alerts with their outbox messages.
@@ -62,6 +64,7 @@ from recallwatch.daemon.evaluation import (
     dataset_key,
     requeue_unavailable,
 )
+from recallwatch.daemon.review_feed import ReviewFeed, SetPlans, reviewing
 from recallwatch.daemon.runner import AuditRunner, Runner, estimate_isolated, run_isolated
 from recallwatch.daemon.scheduling import next_checkpoints, skip
 from recallwatch.logs import fields
@@ -70,6 +73,7 @@ from recallwatch.store.db import unwritable
 
 if TYPE_CHECKING:
     from recallwatch.daemon.notifier import Notifier
+    from recallwatch.mining.review import ReviewPlan
 
 __all__ = ["NOTIFY_TICK_SECONDS", "Daemon"]
 
@@ -94,6 +98,7 @@ class Daemon:
         fn_runner: AuditRunner = estimate_isolated,
         on_checkpoint: Callable[[CheckpointRow], None] | None = None,
         notifier: Notifier | None = None,
+        review_plans: Callable[[str], ReviewPlan | None] | None = None,
     ) -> None:
         self.config = config
         self.store = store
@@ -113,6 +118,19 @@ class Daemon:
             if config.false_negatives is None
             else FnAuditor(config.false_negatives, store, fn_runner, clock)
         )
+        #: Re-estimates mined sets from their review labels; None unless ``review`` is an oracle.
+        self.review: ReviewFeed | None = None
+        if self.auditor is not None and reviewing(config.false_negatives):
+            fn = self.auditor.config
+            self.review = ReviewFeed(
+                fn,
+                store,
+                self.auditor.config_hash,
+                review_plans or SetPlans(fn, store),
+                clock=clock,
+                on_estimate=self._estimate_changed,
+            )
+            self.auditor.review = self.review
         self.last_poll_at: float | None = None
         self.last_poll_error: str | None = None
         self._run_ids: dict[str, int] = {}
@@ -216,6 +234,19 @@ class Daemon:
             )
         scheduler.start()
         self._scheduler = scheduler
+        if self.review is not None:
+            self.review.catch_up()
+            self.review.start()
+
+    def review_changed(self, key: str) -> None:
+        """A ``/review`` label of the set ``key`` changed (the review pages call it)."""
+        if self.review is not None:
+            self.review.changed(key)
+
+    def _estimate_changed(self, row: CheckpointRow) -> None:
+        """A set's estimate changed outside an evaluation: decide the checkpoint's alerts again."""
+        if self.on_checkpoint is not None:
+            self.on_checkpoint(row)
 
     @property
     def scheduler_running(self) -> bool:
@@ -240,6 +271,8 @@ class Daemon:
             self._stopping = True
         if self._scheduler is not None and self._scheduler.running:
             self._scheduler.shutdown(wait=True)
+        if self.review is not None:
+            self.review.stop()
         if not self.wait_idle(grace):
             log.warning(
                 "evaluation still running after the %.0f s grace period: stopping it; "

@@ -143,6 +143,18 @@ class CheckpointQueue:
         )
         return [_checkpoint_row(r) for r in rows]
 
+    def checkpoints_of_mining(
+        self, fingerprint: str, *, states: Sequence[str] = ("evaluated",)
+    ) -> list[CheckpointRow]:
+        """Every checkpoint (of any run) trained on the mining config with this fingerprint."""
+        marks = ",".join("?" for _ in states)
+        rows = self._db.query(
+            f"SELECT {_COLUMNS} {_FROM} WHERE c.mining_fingerprint = ? AND c.state IN ({marks}) "
+            "ORDER BY c.id",
+            (fingerprint, *states),
+        )
+        return [_checkpoint_row(r) for r in rows]
+
     def count_checkpoints(self, run: str, *, states: Sequence[str] = STATES) -> int:
         """How many checkpoints of a run are in some states."""
         marks = ",".join("?" for _ in states)

@@ -80,6 +80,7 @@ def fn_estimate_row(row: sqlite3.Row) -> FnEstimate:
         amplification=row["amplification"],
         buckets=tuple(FnBucket(**b) for b in json.loads(row["buckets"])),
         details=json.loads(row["details"]),
+        source=row["source"],
     )
 
 
@@ -207,7 +208,12 @@ class Results:
         est: FnEstimate,
         now: float,
     ) -> None:
-        """Store (or replace) the false-negative estimate attached to a checkpoint."""
+        """Store the false-negative estimate attached to a checkpoint.
+
+        An audit's estimate replaces the checkpoint's earlier audit estimate of this config; any
+        other source (``review``) adds a row: the history of a set's estimates as labels arrive.
+        The latest row of a checkpoint is its estimate (``fn_estimate``).
+        """
         row = {
             "checkpoint_id": checkpoint_id,
             "mining_fingerprint": fingerprint,
@@ -223,10 +229,17 @@ class Results:
             "buckets": json.dumps([b.__dict__ for b in est.buckets]),
             "details": json.dumps(dict(est.details)),
             "created_at": now,
+            "source": est.source,
         }
         with self._db.transaction() as conn:
+            if est.source == "audit":
+                conn.execute(
+                    "DELETE FROM fn_estimates WHERE checkpoint_id = ? AND config_hash = ? "
+                    "AND source = 'audit'",
+                    (checkpoint_id, config_hash),
+                )
             conn.execute(
-                f"INSERT OR REPLACE INTO fn_estimates({', '.join(row)}) "
+                f"INSERT INTO fn_estimates({', '.join(row)}) "
                 f"VALUES ({', '.join(':' + k for k in row)})",
                 row,
             )
@@ -245,6 +258,22 @@ class Results:
         rows = self._db.query(
             "SELECT * FROM fn_estimates WHERE checkpoint_id = ? ORDER BY id DESC LIMIT 1",
             (checkpoint_id,),
+        )
+        return fn_estimate_row(rows[0]) if rows else None
+
+    def fn_estimate_history(self, checkpoint_id: int) -> list[tuple[float, FnEstimate]]:
+        """Every estimate attached to a checkpoint with when it was stored, oldest first."""
+        rows = self._db.query(
+            "SELECT * FROM fn_estimates WHERE checkpoint_id = ? ORDER BY id", (checkpoint_id,)
+        )
+        return [(float(r["created_at"]), fn_estimate_row(r)) for r in rows]
+
+    def fn_audit_estimate_for(self, fingerprint: str, config_hash: str) -> FnEstimate | None:
+        """The newest estimate of this mined set that its audit's oracles made (not people)."""
+        rows = self._db.query(
+            "SELECT * FROM fn_estimates WHERE mining_fingerprint = ? AND config_hash = ? "
+            "AND source = 'audit' ORDER BY id DESC LIMIT 1",
+            (fingerprint, config_hash),
         )
         return fn_estimate_row(rows[0]) if rows else None
 

@@ -126,6 +126,8 @@ class FnEstimate:
     amplification: float | None = None
     buckets: tuple[FnBucket, ...] = ()
     details: Mapping[str, Any] = field(default_factory=dict)
+    #: Who judged: ``audit`` (the audit's oracles), ``review`` (people's labels on /review).
+    source: str = "audit"
 
 
 @dataclass(frozen=True)

@@ -223,6 +223,41 @@ MIGRATIONS: list[list[str]] = [
             INSERT INTO checkpoint_changes(checkpoint_id) VALUES (OLD.id);
             END""",
     ],
+    # 8 -> 9: the source of each false-negative estimate ('audit': the audit's oracles; 'review':
+    # the people's labels of /review, re-computed as they arrive), and its history: an estimate
+    # from labels is a new row, the earlier ones stay (the table is rebuilt without its
+    # UNIQUE (checkpoint_id, config_hash); the latest row of a checkpoint is its estimate).
+    [
+        """CREATE TABLE fn_estimates_v2 (
+            id INTEGER PRIMARY KEY,
+            checkpoint_id INTEGER NOT NULL REFERENCES checkpoints(id),
+            mining_fingerprint TEXT,
+            config_hash TEXT NOT NULL,
+            oracle TEXT NOT NULL,
+            sample_size INTEGER NOT NULL,
+            false_negatives INTEGER NOT NULL,
+            estimate REAL NOT NULL,
+            lower REAL NOT NULL,
+            upper REAL NOT NULL,
+            random_estimate REAL,
+            amplification REAL,
+            buckets TEXT NOT NULL,
+            details TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            source TEXT NOT NULL DEFAULT 'audit')""",
+        """INSERT INTO fn_estimates_v2(id, checkpoint_id, mining_fingerprint, config_hash, oracle,
+            sample_size, false_negatives, estimate, lower, upper, random_estimate, amplification,
+            buckets, details, created_at)
+            SELECT id, checkpoint_id, mining_fingerprint, config_hash, oracle, sample_size,
+            false_negatives, estimate, lower, upper, random_estimate, amplification, buckets,
+            details, created_at FROM fn_estimates""",
+        "DROP TABLE fn_estimates",
+        "ALTER TABLE fn_estimates_v2 RENAME TO fn_estimates",
+        """CREATE INDEX IF NOT EXISTS fn_estimates_by_set
+            ON fn_estimates(mining_fingerprint, config_hash, id)""",
+        """CREATE INDEX IF NOT EXISTS fn_estimates_by_checkpoint
+            ON fn_estimates(checkpoint_id, config_hash, source, id)""",
+    ],
 ]
 
 #: The version a freshly opened store has.

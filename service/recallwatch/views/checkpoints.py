@@ -90,6 +90,9 @@ class FalseNegativeView:
     own: FnEstimate | None
     #: The latest failed audit of the checkpoint's mined set.
     failure: FnAuditFailure | None
+    #: Every estimate the checkpoint had, with when it was stored, oldest first (an estimate
+    #: from review labels is added as they change; the earlier ones stay).
+    history: tuple[tuple[float, FnEstimate], ...] = ()
 
     @property
     def recommendation(self) -> str | None:
@@ -109,6 +112,7 @@ def false_negatives(store: Store, c: CheckpointRow) -> FalseNegativeView:
         exported=store.views.exported_fn_estimate(c),
         own=store.results.fn_estimate(c.id),
         failure=store.results.fn_audit_failure(c.id),
+        history=tuple(store.results.fn_estimate_history(c.id)),
     )
 
 

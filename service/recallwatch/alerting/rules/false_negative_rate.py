@@ -4,26 +4,53 @@ The rule reads the checkpoint's latest false-negative estimate (``store.results.
 and fires when the lower bound of the FN-rate interval is above ``threshold``. ``FnEstimateRule``
 is the part it shares with ``label_noise_amplification``: their alerts carry the estimates of this
 and the previous mining config, the mining change between them and the estimator's filter
-recommendation.
+recommendation. An estimate made from people's labels on ``/review`` (source ``review``,
+``daemon.review_feed``) names them in the alert: how many labels, of which relevant, by whom, and
+the SPRT's decision over them (``human_evidence``); the alert opens and resolves as the labels
+change, without a restart.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from recallwatch.alerting.evidence import fn_snapshot, recommendation
 from recallwatch.alerting.rules.base import AlertRule, Decision, RuleConfig, register
 from recallwatch.config import FalseNegativeRateRule
-from recallwatch.records.alert import Alert, AlertKey, Evidence
+from recallwatch.records.alert import Alert, AlertKey, Evidence, Resolution
 from recallwatch.store import CheckpointRow, FnEstimate
 
-__all__ = ["FalseNegativeRate", "FnEstimateRule", "fn_rate_high"]
+__all__ = ["FalseNegativeRate", "FnEstimateRule", "fn_rate_high", "human_evidence"]
 
 
 def fn_rate_high(lower: float, threshold: float) -> bool:
     """The FN rate is too high when its interval's lower bound exceeds ``threshold``."""
     return lower > threshold
+
+
+def human_evidence(estimate: FnEstimate) -> tuple[dict[str, Any], str]:
+    """What an estimate from review labels says of them: details, and a sentence (else empty)."""
+    human = estimate.details.get("human_labels")
+    if estimate.source != "review" or not isinstance(human, dict):
+        return {}, ""
+    sprt = estimate.details.get("sprt")
+    decision = sprt.get("decision") if isinstance(sprt, dict) else None
+    status = str(estimate.details.get("sprt_status") or "")
+    reviewers = ", ".join(str(r) for r in human.get("reviewers") or []) or "nobody"
+    sentence = (
+        f"from {human.get('labels', 0)} human review labels ({human.get('relevant', 0)} relevant, "
+        f"{human.get('not_relevant', 0)} not relevant, {human.get('unsure', 0)} unsure; "
+        f"reviewers: {reviewers}); SPRT: {status or 'n/a'}"
+    )
+    details = {
+        "source": "review",
+        "human_labels": dict(human),
+        "sprt_decision": decision,
+        "sprt_status": status,
+        "sprt": dict(sprt) if isinstance(sprt, dict) else None,
+    }
+    return details, sentence
 
 
 class ThresholdRuleConfig(RuleConfig, Protocol):
@@ -53,6 +80,9 @@ class FnEstimateRule(AlertRule[ThresholdT], ABC):
         if est is None:
             return []
         firing, what = self.judge(est)
+        human, said = human_evidence(est)
+        if said:
+            what = f"{what}, {said}"
         key = AlertKey(self.config.name, row.run)
 
         def build(aid: str) -> Alert:
@@ -62,11 +92,28 @@ class FnEstimateRule(AlertRule[ThresholdT], ABC):
                 fn_after=fn_snapshot(est),
                 mining_diff=evidence_reader.mining_diff_before(row),
                 recommendation=recommendation(est),
-                details={"threshold": self.config.threshold, "oracle": est.oracle},
+                details={
+                    "threshold": self.config.threshold,
+                    "oracle": est.oracle,
+                    "source": est.source,
+                    **human,
+                },
             )
             return self.new_alert(aid, key, row, f"{what} ({row.run}, {row.name})", what, evidence)
 
-        return [self.decision(key, firing, row.name, build, row)]
+        resolution = None
+        if human and not firing:
+            now_is = (
+                f"false-negative rate of the mined set {est.estimate:.1%} "
+                f"[{est.lower:.1%}, {est.upper:.1%}] {said}"
+            )
+            resolution = Resolution(
+                summary=f"resolved by review labels: {now_is} ({row.run}, {row.name})",
+                description=f"resolved by review labels: {now_is}",
+                checkpoint=row.name,
+                step=row.step,
+            )
+        return [self.decision(key, firing, row.name, build, row, resolution=resolution)]
 
 
 @register
