@@ -9,7 +9,15 @@ from pathlib import Path
 import pytest
 
 from recallwatch.records.outbox import AttemptResult
-from recallwatch.store import MIGRATIONS, SCHEMA_VERSION, AlertWrite, NewMessage, Store, StoreError
+from recallwatch.store import (
+    MIGRATIONS,
+    SCHEMA_VERSION,
+    AlertWrite,
+    FnEstimate,
+    NewMessage,
+    Store,
+    StoreError,
+)
 from tests.helpers.alerts import regression_alert
 
 
@@ -127,4 +135,45 @@ def test_stored_st_evaluations_are_fp32_after_the_precision_migration(tmp_path: 
         conn.commit()
     store = Store.open(path)
     assert [e.precision for e in store.results.evaluations(1)] == ["fp32", None, None]
+    store.close()
+
+
+def test_stored_fn_estimates_keep_their_rows_and_are_audits_after_the_source_migration(
+    tmp_path: Path,
+) -> None:
+    """The fn_estimates source migration (the last): every stored estimate is kept, as 'audit';
+    afterwards an estimate from review labels is a new row and the audit's stays in the history."""
+    path = tmp_path / "rw.db"
+    before = len(MIGRATIONS) - 1
+    with closing(sqlite3.connect(path)) as conn:
+        for migration in MIGRATIONS[:before]:
+            for statement in migration:
+                conn.execute(statement)
+        conn.execute(f"PRAGMA user_version = {before}")
+        conn.execute("INSERT INTO runs(id, name, directory, created_at) VALUES (1, 'a', '/a', 1)")
+        conn.execute(
+            "INSERT INTO checkpoints(id, run_id, name, path, state, eval_key, completed_at, "
+            "discovered_at, updated_at) VALUES (1, 1, 'c', '/a/c', 'evaluated', '{}', 1, 1, 1)"
+        )
+        conn.execute(
+            "INSERT INTO fn_estimates(id, checkpoint_id, mining_fingerprint, config_hash, oracle, "
+            "sample_size, false_negatives, estimate, lower, upper, buckets, details, created_at) "
+            "VALUES (7, 1, 'fp', 'h', 'qrels:a.tsv', 100, 5, 0.05, 0.02, 0.11, '[]', '{}', 3)"
+        )
+        conn.commit()
+    store = Store.open(path)
+    audit = store.results.fn_estimate(1)
+    assert audit is not None and (audit.oracle, audit.source, audit.sample_size) == (
+        "qrels:a.tsv",
+        "audit",
+        100,
+    )
+    people = FnEstimate("review", 4, 3, 0.75, 0.3, 0.95, source="review")
+    store.results.record_fn_estimate(1, "fp", "h", people, now=4.0)
+    assert store.results.fn_estimate(1) == people
+    assert [(at, e.source) for at, e in store.results.fn_estimate_history(1)] == [
+        (3.0, "audit"),
+        (4.0, "review"),
+    ]
+    assert store.results.fn_audit_estimate_for("fp", "h") == audit
     store.close()

@@ -230,7 +230,9 @@ class ReviewFeed:
             return None  # no label judges anything yet, and nothing to take back
         now = self.clock()
         for row in rows:
-            self.store.results.record_fn_estimate(row.id, key, self.config_hash, chosen, now)
+            self.store.results.record_fn_estimate(
+                row.id, key, self.config_hash, chosen, now, keep_history=True
+            )
         human = chosen.details.get("human_labels", {})
         log.info(
             "false-negative estimate re-computed from review labels",

@@ -207,12 +207,15 @@ class Results:
         config_hash: str,
         est: FnEstimate,
         now: float,
+        *,
+        keep_history: bool = False,
     ) -> None:
         """Store the false-negative estimate attached to a checkpoint.
 
-        An audit's estimate replaces the checkpoint's earlier audit estimate of this config; any
-        other source (``review``) adds a row: the history of a set's estimates as labels arrive.
-        The latest row of a checkpoint is its estimate (``fn_estimate``).
+        An audit's estimate replaces the checkpoint's earlier audit estimate of this config;
+        ``keep_history`` (and any other source, ``review``) adds a row instead: the history of a
+        set's estimates as labels arrive. The latest row of a checkpoint is its estimate
+        (``fn_estimate``).
         """
         row = {
             "checkpoint_id": checkpoint_id,
@@ -232,7 +235,7 @@ class Results:
             "source": est.source,
         }
         with self._db.transaction() as conn:
-            if est.source == "audit":
+            if est.source == "audit" and not keep_history:
                 conn.execute(
                     "DELETE FROM fn_estimates WHERE checkpoint_id = ? AND config_hash = ? "
                     "AND source = 'audit'",

@@ -35,7 +35,7 @@ def test_fires_on_the_lower_bound_with_the_previous_mining_evidence(
     assert ev.fn_after is not None and ev.fn_after.estimate == 0.10
     assert [c.key for c in ev.mining_diff] == ["mined_set", "range_min"]
     assert ev.recommendation is not None and ev.recommendation.startswith("set range_min=10")
-    assert ev.details == {"threshold": 0.05, "oracle": "judge"}
+    assert ev.details == {"threshold": 0.05, "oracle": "judge", "source": "audit"}
 
 
 def test_fn_rate_high() -> None:
