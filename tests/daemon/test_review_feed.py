@@ -159,7 +159,7 @@ def test_beside_a_judge_people_take_over_once_decisive_and_undo_brings_the_judge
 def test_labels_stored_while_the_daemon_was_down_are_used_at_start(
     tmp_path: Path, synthetic: SyntheticSet, store: Store
 ) -> None:
-    d, feed, clock, key = _setup(tmp_path, synthetic, store, ["review"])
+    _, feed, clock, key = _setup(tmp_path, synthetic, store, ["review"])
     plan = feed.plans(key)
     assert plan is not None
     for item in plan.items[:3]:
