@@ -127,6 +127,18 @@ def _checkpoint(url: str) -> dict[str, Any]:
     return dict(got.json())
 
 
+def _estimate_of(url: str, judged: int) -> dict[str, Any] | None:
+    """The checkpoint's estimate once it is made from ``judged`` labels."""
+    fn = _checkpoint(url)["false_negatives"]
+    return fn if fn is not None and fn["sample_size"] == judged else None
+
+
+def _metric_under(url: str, threshold: float) -> dict[str, float] | None:
+    """The exported FN ratio once its lower bound is under ``threshold``."""
+    metric = _fn_metric(url)
+    return metric if metric and metric["lower"] < threshold else None
+
+
 def test_review_labels_open_and_undo_resolves_the_fn_alert_in_a_live_daemon(
     live: Live, tab: Tab
 ) -> None:
@@ -162,12 +174,7 @@ def test_review_labels_open_and_undo_resolves_the_fn_alert_in_a_live_daemon(
         what="the firing alert at the webhook",
     )
     # Once every label is in, the stored estimate is all six, decided by the SPRT.
-    fn = wait_for(
-        lambda: (lambda f: f if f and f["sample_size"] == RELEVANT else None)(
-            _checkpoint(url)["false_negatives"]
-        ),
-        what="the estimate from all six labels",
-    )
+    fn = wait_for(lambda: _estimate_of(url, RELEVANT), what="the estimate from all six labels")
     assert fn["source"] == "review" and fn["false_negatives"] == RELEVANT
     assert fn["sprt"]["decision"] == "too_high"
     high = _fn_metric(url)
@@ -191,7 +198,7 @@ def test_review_labels_open_and_undo_resolves_the_fn_alert_in_a_live_daemon(
     assert resolved["id"] == alert["id"]
     assert _alerts(url, "firing") == []
     low = wait_for(
-        lambda: (lambda m: m if m and m["lower"] < THRESHOLD else None)(_fn_metric(url)),
+        lambda: _metric_under(url, THRESHOLD),
         what="the exported lower bound to fall under the threshold",
     )
     assert low["estimate"] <= high["estimate"]
