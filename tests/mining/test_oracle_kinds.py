@@ -23,7 +23,8 @@ from recallwatch.mining.oracles import (
 def test_the_built_in_kinds_and_their_arguments() -> None:
     prefixes = {p for kind in ORACLE_KINDS.values() for p in kind.prefixes}
     assert prefixes == {
-        "qrels", "labels", "model", "bi-encoder", "cross-encoder", "proxy", "http", "https"
+        "qrels", "labels", "review", "model", "bi-encoder", "cross-encoder", "proxy", "http",
+        "https",
     }  # fmt: skip
     kind, argument = kind_of("cross-encoder:/m:1")
     assert kind.takes_path and argument == "/m:1"
@@ -31,6 +32,13 @@ def test_the_built_in_kinds_and_their_arguments() -> None:
     assert not kind.takes_path and argument == "https://judge/v1"
     with pytest.raises(ConfigError, match="unknown oracle"):
         kind_of("http:judge")
+    # ``review`` is a bare word: the daemon's /review labels, not openable outside it.
+    kind, argument = kind_of("review")
+    assert not kind.takes_path and argument == ""
+    with pytest.raises(ConfigError, match="unknown oracle"):
+        kind_of("review:x")
+    with pytest.raises(ConfigError, match="labels:FILE"):
+        open_oracle("review")
 
 
 @pytest.fixture

@@ -185,6 +185,12 @@ def test_review_labels_open_and_undo_resolves_the_fn_alert_in_a_live_daemon(
     page_alert = tab.page.context.new_page()
     page_alert.goto(f"{url}/alerts/{alert['id']}")
     page_alert.screenshot(path=str(SHOTS / "live21-alert-evidence.png"), full_page=True)
+    # The audit page says the people judged, how many and the SPRT's status.
+    page_alert.goto(f"{url}/runs/demo/checkpoints/checkpoint-100/false-negatives")
+    judged_by = page_alert.text_content("#fn-review") or ""
+    assert f"{RELEVANT} labels ({RELEVANT} relevant" in judged_by and "ann" in judged_by
+    assert "too high" in judged_by
+    page_alert.screenshot(path=str(SHOTS / "live21-audit-page.png"), full_page=True)
     page_alert.close()
 
     # Undo all but one label: the estimate, the metric and the alert follow.

@@ -4,6 +4,8 @@ Specs (command line and configuration):
 
 - ``qrels:PATH``            audit judgements, a BEIR qrels TSV (dense for the queries it covers)
 - ``labels:PATH``           human review labels, CSV or JSONL
+- ``review``                the daemon's ``/review`` labels of each mined set (``serve`` only;
+  see ``oracles.review`` and ``daemon.review_feed``)
 - ``model:DIR``             a judge model directory (bi-encoder or CrossEncoder, detected)
 - ``bi-encoder:DIR``, ``cross-encoder:DIR``   the same, with the kind forced
 - ``proxy:DIR``             the checkpoint under evaluation itself: a label-free proxy
