@@ -152,8 +152,10 @@ def test_strata_combine_by_weight() -> None:
 
 
 if __name__ == "__main__":  # the table of docs/fn-rate.md
-    print("| FN rate | judge accuracy | people's labels | PPI coverage | people-only coverage |"
-          " PPI mean width | people-only mean width | judge-only bias |")
+    print(
+        "| FN rate | judge accuracy | people's labels | PPI coverage | people-only coverage |"
+        " PPI mean width | people-only mean width | judge-only bias |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for r in coverage_table():
         print(

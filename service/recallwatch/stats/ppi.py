@@ -150,9 +150,9 @@ def ppi_batch(
     return PPIBatch(est, v, lams, classical, mean_y)
 
 
-def classical_batch(y: npt.ArrayLike, *, population: float | None = None) -> tuple[
-    FloatArray, FloatArray
-]:
+def classical_batch(
+    y: npt.ArrayLike, *, population: float | None = None
+) -> tuple[FloatArray, FloatArray]:
     """The people-only estimate and variance of the same (normal) form, over rows of ``y``."""
     yy = _as_2d(y)
     n = yy.shape[1]
@@ -301,9 +301,7 @@ def ppi_rate(
     confidence: float = 0.95,
 ) -> PPIResult:
     """The PPI++ rate of one sample with its reported interval (see the module)."""
-    r = ppi_wilson_batch(
-        y, f_labelled, f_unlabelled, population=population, confidence=confidence
-    )
+    r = ppi_wilson_batch(y, f_labelled, f_unlabelled, population=population, confidence=confidence)
     return PPIResult(
         Interval(float(r.estimate[0]), float(r.lower[0]), float(r.upper[0]), confidence),
         float(r.lam[0]),
