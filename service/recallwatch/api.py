@@ -97,6 +97,11 @@ class FalseNegatives(BaseModel):
     random_estimate: float | None
     amplification: float | None
     buckets: list[dict[str, Any]]
+    #: where people labelled part of the sample: the judge-only, people-only and
+    #: prediction-powered rates, which one the estimate uses, and the judge's agreement
+    people: dict[str, Any] | None = None
+    #: per filter family, the projected FN rate and share dropped at each threshold
+    filter_curve: dict[str, Any] | None = None
 
 
 class Checkpoint(BaseModel):
@@ -314,8 +319,14 @@ def _false_negatives(est: FnEstimate | None) -> dict[str, Any] | None:
     if est is None:
         return None
     return {
-        **{k: getattr(est, k) for k in FalseNegatives.model_fields if k != "buckets"},
+        **{
+            k: getattr(est, k)
+            for k in FalseNegatives.model_fields
+            if k not in ("buckets", "people", "filter_curve")
+        },
         "buckets": [b.__dict__ for b in est.buckets],
+        "people": est.details.get("people"),
+        "filter_curve": est.details.get("curve"),
     }
 
 
