@@ -54,9 +54,9 @@ def test_people_and_judge_uses_ppi_and_it_is_narrower() -> None:
     people[:80] = np.where(truth[:80], FN, NOT_FN)
     r = people_and_judge(sample, judge_out, people, ["1", "2-3", ">3"], judge_name="model:j")
     assert r.used == "ppi" and r.ppi is not None and r.people_only is not None
-    people_best = r.people_only.best
-    assert people_best is not None
-    assert r.ppi.upper - r.ppi.lower <= people_best.upper - people_best.lower
+    alone = r.people_interval
+    assert alone is not None and alone == r.ppi_people_only
+    assert r.ppi.upper - r.ppi.lower <= alone.upper - alone.lower
     assert r.headline == r.ppi
     assert [b.label for b in r.ppi_buckets] == ["1", "2-3", ">3"]
     assert all(b.result is not None for b in r.ppi_buckets)

@@ -172,6 +172,15 @@ class PeopleAndJudge:
             return self.people_only.best
         return self.judge_only.best
 
+    @property
+    def people_interval(self) -> Interval | None:
+        """The people-only rate shown beside PPI: of the same design as the PPI headline (the
+        people's labels alone, overall Wilson with the finite-population correction) when PPI
+        was computed, else the people's headline (``estimate_rates``)."""
+        if self.ppi_people_only is not None:
+            return self.ppi_people_only
+        return None if self.people_only is None else self.people_only.best
+
     def as_dict(self) -> dict[str, Any]:
         """Return a JSON-friendly dict."""
 
@@ -185,7 +194,7 @@ class PeopleAndJudge:
             "headline": iv(self.headline),
             "estimates": {
                 "ppi": iv(self.ppi),
-                "people": iv(None if self.people_only is None else self.people_only.best),
+                "people": iv(self.people_interval),
                 "judge": iv(self.judge_only.best),
             },
             "ppi_buckets": [b.as_dict() for b in self.ppi_buckets],

@@ -261,7 +261,11 @@ def fn_curve_figure(curve: dict[str, Any]) -> dict[str, Any] | None:
         "data": traces,
         "layout": {
             "margin": {"l": 60, "r": 20, "t": 30, "b": 45},
-            "xaxis": {"title": {"text": "share of hard negatives dropped"}, "tickformat": ".0%"},
+            "xaxis": {
+                "title": {"text": "share of hard negatives dropped"},
+                "tickformat": ".0%",
+                "zeroline": False,
+            },
             "yaxis": {
                 "title": {"text": "projected FN rate (95%)"},
                 "tickformat": ".0%",
