@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -53,7 +53,11 @@ __all__ = [
     "draw",
     "outcome_codes",
     "run_audit",
+    "training_alternative",
 ]
+
+#: How a recommendation note naming the training-time alternative starts (``audit_output``).
+TRAINING_ALTERNATIVE = "training-time alternative:"
 
 log = logging.getLogger(__name__)
 DEFAULT_SAMPLE_SIZE = 400
@@ -297,6 +301,42 @@ class FNRateAudit:
         }
 
 
+def _scorers(info: OracleInfo) -> set[str]:
+    found = {str(info.details.get("scorer"))} if info.kind == "model" else set()
+    for m in info.members:
+        found |= _scorers(m)
+    return found
+
+
+def training_alternative(info: OracleInfo) -> str | None:
+    """Where the judge is a model: sentence-transformers' GISTEmbedLoss, and when it applies.
+
+    ``GISTEmbedLoss(model, guide)`` drops, during training, the in-batch negatives its guide
+    model scores above the positive (``margin_strategy`` / ``margin`` as the filters here), so
+    nothing is removed from the mined set. Its guide must be a SentenceTransformer (bi-encoder).
+    """
+    scorers = _scorers(info)
+    if not scorers:
+        return None
+    when = (
+        "it applies when training with in-batch negatives (MultipleNegativesRankingLoss-style "
+        "data: anchor, positive, hard negatives) and a second model fits in training memory; "
+        "it keeps the hard negatives a filter would drop"
+    )
+    if scorers - {"cross-encoder"}:  # a bi-encoder judge (its scorer is named after it)
+        return (
+            f"{TRAINING_ALTERNATIVE} instead of filtering, train with sentence-transformers' "
+            "GISTEmbedLoss(model, guide=<this judge>, margin_strategy='relative', margin=...) so "
+            f"the judge drops likely false negatives from each batch; {when}"
+        )
+    return (
+        f"{TRAINING_ALTERNATIVE} sentence-transformers' GISTEmbedLoss drops likely false "
+        "negatives from each batch during training, but its guide must be a bi-encoder "
+        "(SentenceTransformer), not this cross-encoder: use a strong bi-encoder as the guide, or "
+        f"keep filtering with the cross-encoder; {when}"
+    )
+
+
 def run_audit(
     mined: MinedSet,
     corpus: Corpus | None,
@@ -363,6 +403,9 @@ def run_audit(
         criterion=cfg.criterion,
         confidence=cfg.confidence,
     )
+    alternative = training_alternative(oracle.info) if recommendation.needed else None
+    if alternative is not None:
+        recommendation = replace(recommendation, notes=[*recommendation.notes, alternative])
     curve = filter_curve(
         drawn.table,
         rows,

@@ -6,7 +6,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from recallwatch.mining.audit import FNRateAudit
+from recallwatch.mining.audit import TRAINING_ALTERNATIVE, FNRateAudit
 from recallwatch.mining.mined import MinedSet
 from recallwatch.mining.people import PeopleAndJudge
 from recallwatch.stats import Interval
@@ -156,6 +156,13 @@ def recommendation_text(recommendation: Mapping[str, Any] | None) -> str | None:
     others = [o for o in options if o.get("describe") != best.get("describe")][:1]
     if others:
         text += f" (or {one(others[0])})"
+    alternative = [
+        n
+        for n in recommendation.get("notes") or []
+        if isinstance(n, str) and n.startswith(TRAINING_ALTERNATIVE)
+    ]
+    if alternative:
+        text += "; " + alternative[0]
     return text
 
 
