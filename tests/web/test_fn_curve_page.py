@@ -26,9 +26,12 @@ from recallwatch.mining.oracles import HttpOracle, LabelsOracle, MemoryLabelStor
 from recallwatch.mining.review import plan_review
 from recallwatch.store import FnBucket, FnEstimate, Store
 from recallwatch.synthetic.mined import simulate_mined_set
+from recallwatch.web.review import enable_review
+from recallwatch.web.review_sets import ReviewSet, ReviewSets, ReviewSettings
 from tests.helpers.browser import Tab, live_app
 from tests.helpers.judge import judge_server, reply
 from tests.helpers.processes import REPO
+from tests.helpers.seed import add
 from tests.web.helpers import app_over
 from tests.web.test_pages import drawn
 
@@ -77,7 +80,7 @@ def audited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, dic
         audit = run_audit(
             mined, corpus, HttpOracle(url, session=session, batch_size=100), CONFIG, people=people
         )
-    yield audit, json.loads(json.dumps(audit.as_dict()))
+    yield audit, {**json.loads(json.dumps(audit.as_dict())), "_paths": (mined_path, corpus_dir)}
 
 
 def test_the_audit_uses_ppi_and_the_judge_disagrees_as_planted(
@@ -113,7 +116,7 @@ def test_fn_audit_page_shows_the_curve_and_the_judge_against_people(
             for b in audit.rates.buckets
             if b.rate is not None
         ),
-        details=details,
+        details={k: v for k, v in details.items() if k != "_paths"},
     )
     small_store.results.record_fn_estimate(c.id, None, "h", est, 400.0)
     with live_app(app_over(small_store)) as url:
@@ -171,3 +174,30 @@ def test_fn_rate_json_has_the_curve(tmp_path: Path, audited: tuple[Any, dict[str
         ]
         assert point["projected"] == rec["projected"]
         assert point["dropped_fraction"] == rec["dropped_fraction"]
+
+
+def test_review_page_shows_the_daemons_curve_and_agreement(
+    small_store: Store, tab: Tab, audited: tuple[Any, dict[str, Any]]
+) -> None:
+    """The review page of a daemon's mined set shows its latest audit's curve and agreement."""
+    audit, details = audited
+    mined_path, corpus_dir = details["_paths"]
+    run = small_store.queue.ensure_run("demo", "/runs/demo", 1.0)
+    cid = add(small_store, run, 400, fp="fp-curve", directory="/runs/demo", now=400.0)
+    stored = {k: v for k, v in details.items() if k != "_paths"}
+    head = audit.headline
+    est = FnEstimate(
+        audit.oracle.spec, 400, 40, head.estimate, head.lower, head.upper, details=stored
+    )
+    small_store.results.record_fn_estimate(cid, "fp-curve", "h", est, 401.0)
+    app = app_over(small_store)
+    settings = ReviewSettings.with_token("tok", audit=CONFIG)
+    listing = [ReviewSet("fp-curve", "demo: mined.jsonl", mined_path, corpus_dir, "demo")]
+    enable_review(app, ReviewSets(settings, lambda: listing))
+    with live_app(app) as url:
+        chart = drawn(tab, f"{url}/review/fp-curve", "fn-curve")
+        assert {t["meta"]["family"] for t in chart["data"]} >= {"range_min", "relative_margin"}
+        row = tab.page.locator("#fn-agreement tbody tr").first.inner_text().split("\t")
+        assert row[1] == "80"
+        assert "used" in tab.page.locator("#fn-estimates tr[data-estimate='ppi']").inner_text()
+    assert tab.off_host() == [] and tab.errors == []
