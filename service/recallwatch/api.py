@@ -100,7 +100,8 @@ class FalseNegatives(BaseModel):
     #: where people labelled part of the sample: the judge-only, people-only and
     #: prediction-powered rates, which one the estimate uses, and the judge's agreement
     people: dict[str, Any] | None = None
-    #: per filter family, the projected FN rate and share dropped at each threshold
+    #: per filter family, the projected FN rate and share dropped at each threshold (in the
+    #: checkpoint's own document only, not in listings)
     filter_curve: dict[str, Any] | None = None
 
 
@@ -315,7 +316,7 @@ def outcome_summary(outcomes: dict[str, dict[str, int]], ks: list[int]) -> dict[
     }
 
 
-def _false_negatives(est: FnEstimate | None) -> dict[str, Any] | None:
+def _false_negatives(est: FnEstimate | None, *, curve: bool = False) -> dict[str, Any] | None:
     if est is None:
         return None
     return {
@@ -326,7 +327,7 @@ def _false_negatives(est: FnEstimate | None) -> dict[str, Any] | None:
         },
         "buckets": [b.__dict__ for b in est.buckets],
         "people": est.details.get("people"),
-        "filter_curve": est.details.get("curve"),
+        "filter_curve": est.details.get("curve") if curve else None,
     }
 
 
@@ -355,7 +356,7 @@ def _checkpoint_detail(
         mining_error=c.mining_error,
         evaluations=details,
         history=[_evaluation(e) for e in view.history],
-        false_negatives=_false_negatives(fn.own),
+        false_negatives=_false_negatives(fn.own, curve=True),
         false_negative_audit_failure=None if failure is None else asdict(failure),
         regressed=view.regressed,
         regression_verdicts=[_verdict(v) for v in view.verdicts],

@@ -151,6 +151,10 @@ def test_fn_audit_page_shows_the_curve_and_the_judge_against_people(
         assert fn["filter_curve"] == details["curve"]
         assert fn["people"]["used"] == "ppi"
         assert fn["people"]["agreement"][0]["pairs"] == 80
+        listed = requests.get(f"{url}/api/v1/runs/demo/checkpoints", timeout=10).json()
+        [item] = [i for i in listed["items"] if i["name"] == "checkpoint-300"]
+        assert item["false_negatives"]["people"]["used"] == "ppi"
+        assert item["false_negatives"]["filter_curve"] is None  # listings stay small
     assert tab.off_host() == [] and tab.errors == []
 
 
