@@ -104,6 +104,13 @@ class FalseNegatives(BaseModel):
     #: with source review: the SPRT over the labels (decision, labels, ...)
     sprt: dict[str, Any] | None = None
 
+    #: where people labelled part of the sample: the judge-only, people-only and
+    #: prediction-powered rates, which one the estimate uses, and the judge's agreement
+    people: dict[str, Any] | None = None
+    #: per filter family, the projected FN rate and share dropped at each threshold (in the
+    #: checkpoint's own document only, not in listings)
+    filter_curve: dict[str, Any] | None = None
+
 
 class FalseNegativeHistoryItem(BaseModel):
     """One estimate a checkpoint had, in the order they were stored."""
@@ -330,7 +337,7 @@ def outcome_summary(outcomes: dict[str, dict[str, int]], ks: list[int]) -> dict[
     }
 
 
-def _false_negatives(est: FnEstimate | None) -> dict[str, Any] | None:
+def _false_negatives(est: FnEstimate | None, *, curve: bool = False) -> dict[str, Any] | None:
     if est is None:
         return None
     human = est.details.get("human_labels")
@@ -340,12 +347,16 @@ def _false_negatives(est: FnEstimate | None) -> dict[str, Any] | None:
         "buckets": [b.__dict__ for b in est.buckets],
         "human_labels": human if isinstance(human, dict) else None,
         "sprt": sprt if isinstance(sprt, dict) else None,
+        "people": est.details.get("people"),
+        "filter_curve": est.details.get("curve") if curve else None,
     }
 
 
 _HISTORY_FIELDS = [k for k in FalseNegativeHistoryItem.model_fields if k != "created_at"]
 _ESTIMATE_FIELDS = [
-    k for k in FalseNegatives.model_fields if k not in ("buckets", "human_labels", "sprt")
+    k
+    for k in FalseNegatives.model_fields
+    if k not in ("buckets", "human_labels", "sprt", "people", "filter_curve")
 ]
 
 
@@ -374,7 +385,7 @@ def _checkpoint_detail(
         mining_error=c.mining_error,
         evaluations=details,
         history=[_evaluation(e) for e in view.history],
-        false_negatives=_false_negatives(fn.own),
+        false_negatives=_false_negatives(fn.own, curve=True),
         false_negative_audit_failure=None if failure is None else asdict(failure),
         false_negative_history=[
             {

@@ -20,6 +20,7 @@ from recallwatch.commands.fn_rate import (
 from recallwatch.errors import ConfigError, InputError
 from recallwatch.mining.audit import PairBuilder, outcome_codes
 from recallwatch.mining.corpus import load_corpus
+from recallwatch.mining.curve import FAMILIES, parse_threshold, resolve_threshold
 from recallwatch.mining.filtering import (
     FilterOutcome,
     confidence_filter,
@@ -27,6 +28,7 @@ from recallwatch.mining.filtering import (
     soft_filter,
     write_filtered,
 )
+from recallwatch.mining.mined import NegativeTable
 from recallwatch.mining.oracles import open_oracle
 from recallwatch.mining.recommend import FilterSpec
 
@@ -76,14 +78,21 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--out", required=True, type=Path, help="where to write the cleaned set")
     p.add_argument("--strategy", choices=("confidence", "ensemble", "soft"), default="confidence")
     g = p.add_argument_group("confidence")
-    g.add_argument("--range-min", type=int, default=None, help="drop ranks 1..R")
+    g.add_argument(
+        "--range-min", default=None, help="drop ranks 1..R (or pXX: the XXth percentile of ranks)"
+    )
     g.add_argument(
         "--relative-margin",
-        type=float,
         default=None,
-        help="drop negatives scoring above positive * (1 - M), sentence-transformers' rule",
+        help="drop negatives scoring above positive * (1 - M), sentence-transformers' rule; or "
+        "pXX: the XXth percentile of the miner's relative margins, which drops about XX%% of any "
+        "model's negatives",
     )
-    g.add_argument("--absolute-margin", type=float, default=None)
+    g.add_argument(
+        "--absolute-margin",
+        default=None,
+        help="drop score + A > positive; or pXX (percentile of the miner's absolute margins)",
+    )
     g.add_argument(
         "--recommendation",
         type=Path,
@@ -97,7 +106,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.set_defaults(func=run)
 
 
-def _spec_from_args(args: argparse.Namespace) -> FilterSpec:
+def _spec_from_args(args: argparse.Namespace, table: NegativeTable) -> FilterSpec:
     given = any(v is not None for v in (args.range_min, args.relative_margin, args.absolute_margin))
     if args.recommendation is not None:
         if given:
@@ -129,8 +138,21 @@ def _spec_from_args(args: argparse.Namespace) -> FilterSpec:
             ],
             source="the command line",
         )
+    values: dict[str, float | None] = {}
+    for family in FAMILIES:
+        raw = getattr(args, family)
+        if raw is None:
+            values[family] = None
+            continue
+        flag = "--" + family.replace("_", "-")
+        try:
+            values[family] = resolve_threshold(table, family, parse_threshold(family, raw))
+        except ValueError as exc:
+            raise ConfigError([(flag, str(exc))], source="the command line") from exc
     try:
-        return FilterSpec(args.range_min or 0, args.relative_margin, args.absolute_margin)
+        return FilterSpec(
+            int(values["range_min"] or 0), values["relative_margin"], values["absolute_margin"]
+        )
     except ValueError as exc:
         raise ConfigError([("--range-min", str(exc))], source="the command line") from exc
 
@@ -142,7 +164,7 @@ def run(args: argparse.Namespace) -> int:
     table = mined.table()
     outcome: FilterOutcome
     if args.strategy == "confidence":
-        outcome = confidence_filter(table, _spec_from_args(args))
+        outcome = confidence_filter(table, _spec_from_args(args, table))
     else:
         if args.strategy == "ensemble" and not args.oracle:
             raise ConfigError(

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from recallwatch.commands.common import positive_int, write_json
 from recallwatch.errors import ConfigError
 from recallwatch.mining.audit import AuditConfig, PairBuilder, draw, run_audit
-from recallwatch.mining.audit_output import audit_json, format_audit
+from recallwatch.mining.audit_output import audit_json, format_audit, format_people
 from recallwatch.mining.audit_spec import AuditSpec, cli_flag
 from recallwatch.mining.corpus import Corpus, load_corpus
 from recallwatch.mining.formats import FORMATS, read_mined
@@ -300,6 +300,13 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     g.add_argument("--sprt-h1", type=_fraction, default=0.10, help="SPRT too-high rate (0.10)")
     g.add_argument("--alpha", type=_fraction, default=0.05, help="SPRT type I error (0.05)")
     g.add_argument("--beta", type=_fraction, default=0.05, help="SPRT type II error (0.05)")
+    p.add_argument(
+        "--people",
+        metavar="SPEC",
+        help="people's labels of part of the sample (e.g. labels:review.csv): the judge's, the "
+        "people's and the prediction-powered (PPI++) rates side by side, the judge's agreement "
+        "with people, and the headline from PPI",
+    )
     p.add_argument("--json", dest="json_out", help="write the full result as JSON ('-': stdout)")
     p.add_argument(
         "--export-sample",
@@ -366,8 +373,11 @@ def run(args: argparse.Namespace) -> int:
         if oracle is None:
             return 0
     assert oracle is not None
-    audit = run_audit(mined, corpus, oracle, config)
+    people = None if args.people is None else open_oracles([args.people], oracle_options(args))
+    audit = run_audit(mined, corpus, oracle, config, people=people)
     print(format_audit(audit, mined))
+    if audit.people is not None:
+        print(format_people(audit.people))
     if args.json_out:
         write_json(args.json_out, audit_json(audit, mined))
         if args.json_out != "-":

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -17,6 +17,7 @@ import numpy.typing as npt
 
 from recallwatch.errors import InputError
 from recallwatch.mining.corpus import Corpus
+from recallwatch.mining.curve import FilterCurve, filter_curve
 from recallwatch.mining.estimate import (
     FN,
     MISSING,
@@ -31,6 +32,7 @@ from recallwatch.mining.estimate import (
 )
 from recallwatch.mining.mined import MinedSet, NegativeTable
 from recallwatch.mining.oracles.base import Judgement, Oracle, OracleInfo, Pair
+from recallwatch.mining.people import PeopleAndJudge, people_and_judge
 from recallwatch.mining.recommend import Criterion, Recommendation, recommend
 from recallwatch.mining.sampling import (
     Allocation,
@@ -41,7 +43,7 @@ from recallwatch.mining.sampling import (
     control_sample,
     draw_sample,
 )
-from recallwatch.stats import SPRTDesign, sample_size_for_half_width
+from recallwatch.stats import Interval, SPRTDesign, sample_size_for_half_width
 
 __all__ = [
     "AuditConfig",
@@ -51,7 +53,11 @@ __all__ = [
     "draw",
     "outcome_codes",
     "run_audit",
+    "training_alternative",
 ]
+
+#: How a recommendation note naming the training-time alternative starts (``audit_output``).
+TRAINING_ALTERNATIVE = "training-time alternative:"
 
 log = logging.getLogger(__name__)
 DEFAULT_SAMPLE_SIZE = 400
@@ -266,10 +272,23 @@ class FNRateAudit:
     amplification: Amplification
     sequential: SequentialDecision
     recommendation: Recommendation
+    #: The filter curve per family (the recommendation is a point on it).
+    curve: FilterCurve | None = None
+    #: Where people labelled part of the sample too: judge-only, people-only and PPI rates.
+    people: PeopleAndJudge | None = None
+
+    @property
+    def headline(self) -> Interval | None:
+        """The rate to report: ``people.used``'s when people labelled, else ``rates.best``."""
+        if self.people is not None and self.people.headline is not None:
+            return self.people.headline
+        return self.rates.best
 
     def as_dict(self) -> dict[str, Any]:
         """Return a JSON-friendly dict."""
         return {
+            **({} if self.curve is None else {"curve": self.curve.as_dict()}),
+            **({} if self.people is None else {"people": self.people.as_dict()}),
             "oracle": self.oracle.as_dict(),
             "config": self.config.as_dict(),
             "total_negatives": self.total_negatives,
@@ -282,20 +301,65 @@ class FNRateAudit:
         }
 
 
+def _scorers(info: OracleInfo) -> set[str]:
+    found = {str(info.details.get("scorer"))} if info.kind == "model" else set()
+    for m in info.members:
+        found |= _scorers(m)
+    return found
+
+
+def training_alternative(info: OracleInfo) -> str | None:
+    """Where the judge is a model: sentence-transformers' GISTEmbedLoss, and when it applies.
+
+    ``GISTEmbedLoss(model, guide)`` drops, during training, the in-batch negatives its guide
+    model scores above the positive (``margin_strategy`` / ``margin`` as the filters here), so
+    nothing is removed from the mined set. Its guide must be a SentenceTransformer (bi-encoder).
+    """
+    scorers = _scorers(info)
+    if not scorers:
+        return None
+    when = (
+        "it applies when training with in-batch negatives (MultipleNegativesRankingLoss-style "
+        "data: anchor, positive, hard negatives) and a second model fits in training memory; "
+        "it keeps the hard negatives a filter would drop"
+    )
+    if scorers - {"cross-encoder"}:  # a bi-encoder judge (its scorer is named after it)
+        return (
+            f"{TRAINING_ALTERNATIVE} instead of filtering, train with sentence-transformers' "
+            "GISTEmbedLoss(model, guide=<this judge>, margin_strategy='relative', margin=...) so "
+            f"the judge drops likely false negatives from each batch; {when}"
+        )
+    return (
+        f"{TRAINING_ALTERNATIVE} sentence-transformers' GISTEmbedLoss drops likely false "
+        "negatives from each batch during training, but its guide must be a bi-encoder "
+        "(SentenceTransformer), not this cross-encoder: use a strong bi-encoder as the guide, or "
+        f"keep filtering with the cross-encoder; {when}"
+    )
+
+
 def run_audit(
     mined: MinedSet,
     corpus: Corpus | None,
     oracle: Oracle,
     config: AuditConfig | None = None,
+    *,
+    people: Oracle | None = None,
 ) -> FNRateAudit:
-    """Sample the mined set, judge the sample with ``oracle``, and estimate and recommend."""
+    """Sample the mined set, judge the sample with ``oracle``, and estimate and recommend.
+
+    ``people``: human labels (a ``labels:`` oracle, the review's labels) looked up for the
+    sampled pairs they cover, without restricting the sample: the audit then reports the judge's,
+    the people's and the prediction-powered rates side by side, the judge's agreement with
+    people, and ``headline`` is the one ``people.used`` names (``mining.people``).
+    """
     cfg = config or AuditConfig()
     drawn = draw(mined, corpus, oracle, cfg)
     builder = PairBuilder(mined, corpus)
     pairs = builder.rows(drawn.table, drawn.sample.rows)
     _require_texts(pairs, oracle)
     log.info("judging %d sampled negatives with %s", len(pairs), oracle.info.spec)
-    outcomes = outcome_codes(oracle.judge(pairs))
+    judgements = oracle.judge(pairs)
+    outcomes = outcome_codes(judgements)
     rates = estimate_rates(drawn.sample, outcomes, cfg.buckets.labels, confidence=cfg.confidence)
 
     control_outcomes = np.zeros(0, dtype=np.int8)
@@ -339,6 +403,23 @@ def run_audit(
         criterion=cfg.criterion,
         confidence=cfg.confidence,
     )
+    alternative = training_alternative(oracle.info) if recommendation.needed else None
+    if alternative is not None:
+        recommendation = replace(recommendation, notes=[*recommendation.notes, alternative])
+    curve = filter_curve(
+        drawn.table,
+        rows,
+        outcomes[judged] == FN,
+        buckets=cfg.buckets,
+        eligible=drawn.eligible,
+        confidence=cfg.confidence,
+        recommendation=recommendation,
+    )
+    with_people = (
+        None
+        if people is None
+        else _with_people(drawn, pairs, judgements, outcomes, oracle, people, cfg)
+    )
     return FNRateAudit(
         oracle.info,
         cfg,
@@ -349,4 +430,37 @@ def run_audit(
         amplification,
         sequential,
         recommendation,
+        curve,
+        with_people,
+    )
+
+
+def _with_people(
+    drawn: DrawnSample,
+    pairs: list[Pair],
+    judgements: Sequence[Judgement],
+    outcomes: npt.NDArray[np.int8],
+    oracle: Oracle,
+    people: Oracle,
+    cfg: AuditConfig,
+) -> PeopleAndJudge:
+    """The people's labels of the sampled pairs they cover, beside the judge's."""
+    covered = people.eligible([p.query_id for p in pairs], [p.doc_id for p in pairs])
+    idx = np.arange(len(pairs)) if covered is None else np.flatnonzero(covered)
+    people_outcomes = np.full(len(pairs), MISSING, dtype=np.int8)
+    if idx.size:
+        people_outcomes[idx] = outcome_codes(people.judge([pairs[int(i)] for i in idx]))
+    members: dict[str, npt.NDArray[np.int8]] = {}
+    infos = oracle.info.members
+    if infos and all(len(j.votes) == len(infos) for j in judgements):
+        for m, info in enumerate(infos):
+            members[info.spec] = outcome_codes([Judgement(j.votes[m]) for j in judgements])
+    return people_and_judge(
+        drawn.sample,
+        outcomes,
+        people_outcomes,
+        cfg.buckets.labels,
+        judge_name=oracle.info.spec,
+        members=members,
+        confidence=cfg.confidence,
     )

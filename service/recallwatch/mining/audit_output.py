@@ -6,11 +6,12 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from recallwatch.mining.audit import FNRateAudit
+from recallwatch.mining.audit import TRAINING_ALTERNATIVE, FNRateAudit
 from recallwatch.mining.mined import MinedSet
+from recallwatch.mining.people import PeopleAndJudge
 from recallwatch.stats import Interval
 
-__all__ = ["audit_json", "format_audit", "recommendation_text"]
+__all__ = ["audit_json", "format_audit", "format_people", "recommendation_text"]
 
 _DECISIONS = {
     "too_high": "decided: the rate is TOO HIGH (H1)",
@@ -155,4 +156,35 @@ def recommendation_text(recommendation: Mapping[str, Any] | None) -> str | None:
     others = [o for o in options if o.get("describe") != best.get("describe")][:1]
     if others:
         text += f" (or {one(others[0])})"
+    alternative = [
+        n
+        for n in recommendation.get("notes") or []
+        if isinstance(n, str) and n.startswith(TRAINING_ALTERNATIVE)
+    ]
+    if alternative:
+        text += "; " + alternative[0]
     return text
+
+
+def format_people(people: PeopleAndJudge) -> str:
+    """The judge-only, people-only and prediction-powered rates, and the judge's agreement."""
+    lines = ["", f"judge {people.judge} and people (used: {people.used} — {people.why})"]
+    rows = [
+        ("prediction-powered", people.ppi),
+        ("people only", None if people.people_only is None else people.people_only.best),
+        ("judge only", people.judge_only.best),
+    ]
+    for name, iv in rows:
+        est, ci = _pct(iv)
+        lines.append(f"  {name:22}{est:>8}  {ci}")
+    for a in people.agreement:
+        sens = "n/a" if a.sensitivity is None else f"{a.sensitivity:.0%}"
+        spec = "n/a" if a.specificity is None else f"{a.specificity:.0%}"
+        kappa = "n/a" if a.kappa is None else f"{a.kappa:.2f}"
+        lines.append(
+            f"  agreement of {a.judge}: {a.pairs} pairs, sensitivity {sens}, specificity {spec}, "
+            f"kappa {kappa} (TP {a.true_positive}, FN {a.false_negative}, FP {a.false_positive}, "
+            f"TN {a.true_negative})"
+        )
+    lines.extend(f"  note: {n}" for n in people.notes)
+    return "\n".join(lines)

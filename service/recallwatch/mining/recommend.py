@@ -73,6 +73,8 @@ __all__ = [
     "FilterSpec",
     "LabelsToDecide",
     "Recommendation",
+    "candidate_filters",
+    "evaluate_filters",
     "recommend",
 ]
 
@@ -274,6 +276,11 @@ class _Evaluated:
         )
 
 
+def candidate_filters(table: NegativeTable) -> list[tuple[str, FilterSpec]]:
+    """Every (family, filter) the recommendation weighs, in its order."""
+    return list(_candidates(table, table.has_scores))
+
+
 def _evaluate(
     table: NegativeTable,
     bucket: npt.NDArray[np.int64],
@@ -282,8 +289,9 @@ def _evaluate(
     false_negative: npt.NDArray[np.bool_],
     eligible: npt.NDArray[np.bool_] | None,
     confidence: float,
+    candidates: list[tuple[str, FilterSpec]] | None = None,
 ) -> _Evaluated:
-    pairs = list(_candidates(table, table.has_scores))
+    pairs = candidate_filters(table) if candidates is None else candidates
     grid = CandidateGrid.of([(s.range_min, s.relative_margin, s.absolute_margin) for _, s in pairs])
     rank, score, pos = table.rank, table.score, table.positive_score
 
@@ -310,6 +318,31 @@ def _evaluate(
         proj.upper,
         confidence,
     )
+
+
+def evaluate_filters(
+    table: NegativeTable,
+    sample_rows: npt.NDArray[np.int64],
+    false_negative: npt.NDArray[np.bool_],
+    candidates: list[tuple[str, FilterSpec]],
+    *,
+    buckets: RankBuckets | None = None,
+    eligible: npt.NDArray[np.bool_] | None = None,
+    confidence: float = 0.95,
+) -> list[FilterOption]:
+    """What each candidate drops and its projected rate, as ``recommend`` computes them."""
+    rb = buckets or RankBuckets()
+    ev = _evaluate(
+        table,
+        rb.assign(table.rank),
+        len(rb),
+        np.asarray(sample_rows, dtype=np.int64),
+        np.asarray(false_negative, dtype=bool),
+        eligible,
+        confidence,
+        candidates,
+    )
+    return [ev.option(i) for i in range(len(candidates))]
 
 
 def _least_dropping(ev: _Evaluated, chosen: npt.NDArray[np.bool_]) -> Iterator[tuple[str, int]]:

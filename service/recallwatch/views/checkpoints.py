@@ -105,6 +105,21 @@ class FalseNegativeView:
         rec = self.exported.details.get("recommendation") if self.exported is not None else None
         return (rec.get("options") or []) if isinstance(rec, dict) else []
 
+    @property
+    def people(self) -> dict[str, Any] | None:
+        """Judge-only, people-only and PPI rates and the judge's agreement (None: no people)."""
+        return _detail(self.exported, "people")
+
+    @property
+    def curve(self) -> dict[str, Any] | None:
+        """The filter curve per family (``mining.curve``; None: an audit from before it)."""
+        return _detail(self.exported, "curve")
+
+
+def _detail(est: FnEstimate | None, key: str) -> dict[str, Any] | None:
+    value = None if est is None else est.details.get(key)
+    return value if isinstance(value, dict) else None
+
 
 def false_negatives(store: Store, c: CheckpointRow) -> FalseNegativeView:
     """The FN audit of a checkpoint's mined set: estimates and the latest failure."""

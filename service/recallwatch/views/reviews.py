@@ -7,9 +7,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from recallwatch.mining.oracles.labels import ReviewLabel
-from recallwatch.store import Store
+from recallwatch.store import FnEstimate, Store
 
-__all__ = ["review_labels"]
+__all__ = ["review_audit", "review_labels"]
 
 
 def review_labels(store: Store, key: str) -> list[ReviewLabel]:
@@ -24,3 +24,16 @@ def review_labels(store: Store, key: str) -> list[ReviewLabel]:
         )
         for r in store.reviews.labels(key)
     ]
+
+
+def review_audit(store: Store, run: str | None, key: str) -> FnEstimate | None:
+    """The daemon's latest FN estimate of the reviewed mined set (its key is the fingerprint).
+
+    Its details carry the filter curve and, where people labelled too, the judge's agreement.
+    """
+    if run is None:
+        return None
+    for row in store.queue.checkpoints(run, newest_first=True):
+        if row.mining_fingerprint == key:
+            return store.views.exported_fn_estimate(row)
+    return None

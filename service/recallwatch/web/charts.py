@@ -14,7 +14,7 @@ from typing import Any
 from recallwatch.store import FnEstimate
 from recallwatch.views.runs import RunHistory
 
-__all__ = ["fn_buckets_figure", "run_figure"]
+__all__ = ["fn_buckets_figure", "fn_curve_figure", "run_figure"]
 
 #: Metrics the run chart plots against step (others are in the tables).
 PLOTTED = ("recall", "ndcg")
@@ -173,5 +173,106 @@ def fn_buckets_figure(estimate: FnEstimate) -> dict[str, Any]:
                     "line": {"color": "#555", "dash": "dash"},
                 }
             ],
+        },
+    }
+
+
+_FAMILY_COLORS = {
+    "range_min": "#1f77b4",
+    "absolute_margin": "#2ca02c",
+    "relative_margin": "#d62728",
+}
+
+
+def fn_curve_figure(curve: dict[str, Any]) -> dict[str, Any] | None:
+    """The filter curve (``mining.curve``): projected FN rate against the share dropped.
+
+    One line per family with the interval as error bars; the recommended filter is a star on
+    its family's line, the target a dashed line. None when the curve has no point.
+    """
+    traces: list[dict[str, Any]] = []
+    rec = curve.get("recommended") or {}
+    for family, points in (curve.get("families") or {}).items():
+        pts = [p for p in points if (p.get("projected") or {}).get("estimate") is not None]
+        if not pts:
+            continue
+        est = [p["projected"]["estimate"] for p in pts]
+        traces.append(
+            {
+                "type": "scatter",
+                "mode": "lines+markers",
+                "name": family,
+                "meta": {"family": family},
+                "line": {"color": _FAMILY_COLORS.get(family, "#555")},
+                "marker": {"size": 4},
+                "x": [p["dropped_fraction"] for p in pts],
+                "y": est,
+                "error_y": {
+                    "type": "data",
+                    "symmetric": False,
+                    "array": [p["projected"]["upper"] - e for p, e in zip(pts, est, strict=True)],
+                    "arrayminus": [
+                        e - p["projected"]["lower"] for p, e in zip(pts, est, strict=True)
+                    ],
+                    "thickness": 1,
+                },
+                "customdata": [[p["describe"], p["percentile"]] for p in pts],
+                "hovertemplate": "%{customdata[0]} (p%{customdata[1]:.0f})<br>drops %{x:.1%}"
+                "<br>projected FN rate %{y:.1%}<extra></extra>",
+            }
+        )
+        chosen = [
+            p for p in pts if family == rec.get("family") and p["threshold"] == rec.get("threshold")
+        ]
+        if chosen:
+            p = chosen[0]
+            traces.append(
+                {
+                    "type": "scatter",
+                    "mode": "markers",
+                    "name": f"recommended: {p['describe']}",
+                    "meta": {"recommended": True, "family": family},
+                    "marker": {"symbol": "star", "size": 16, "color": "#000"},
+                    "x": [p["dropped_fraction"]],
+                    "y": [p["projected"]["estimate"]],
+                    "customdata": [p["describe"]],
+                    "hovertemplate": "recommended %{customdata}<extra></extra>",
+                }
+            )
+    if not traces:
+        return None
+    target = curve.get("target")
+    shapes = []
+    if isinstance(target, int | float):
+        shapes.append(
+            {
+                "type": "line",
+                "xref": "paper",
+                "x0": 0,
+                "x1": 1,
+                "yref": "y",
+                "y0": target,
+                "y1": target,
+                "name": "target",
+                "line": {"color": "#555", "dash": "dash"},
+            }
+        )
+    return {
+        "data": traces,
+        "layout": {
+            "margin": {"l": 60, "r": 20, "t": 30, "b": 45},
+            "xaxis": {
+                "title": {"text": "share of hard negatives dropped"},
+                "tickformat": ".0%",
+                "zeroline": False,
+            },
+            "yaxis": {
+                "title": {"text": "projected FN rate (95%)"},
+                "tickformat": ".0%",
+                "rangemode": "tozero",
+            },
+            "legend": {"orientation": "h", "y": -0.2},
+            "hovermode": "closest",
+            "shapes": shapes,
         },
     }

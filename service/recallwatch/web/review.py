@@ -30,8 +30,9 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from recallwatch.mining.review import ReviewPlan, agreement, live_estimate, write_review_labels
 from recallwatch.store import Store
 from recallwatch.store.reviews import LABEL_VALUES, ReviewRow
-from recallwatch.views.reviews import review_labels
+from recallwatch.views.reviews import review_audit, review_labels
 from recallwatch.web.auth import read_form, same_origin
+from recallwatch.web.charts import fn_curve_figure
 from recallwatch.web.context import Reader
 from recallwatch.web.review_sets import ReviewSet, ReviewSets
 from recallwatch.web.templates import NAV, render
@@ -113,11 +114,17 @@ def review_index(request: Request, web: Reader) -> Response:
 def review_page(request: Request, key: str, web: Reader) -> HTMLResponse:
     """The review page of one set; ``review.js`` fetches its state and writes labels."""
     _, rs = _set_or_404(request, key)
+    audit = review_audit(web.store, rs.run, rs.key)
+    details = {} if audit is None else dict(audit.details)
+    curve, people = details.get("curve"), details.get("people")
     return render(
         request,
         "review.html",
         title=f"Review {rs.title}",
         rs=rs,
+        audit_oracle=None if audit is None else audit.oracle,
+        people=people if isinstance(people, dict) else None,
+        curve_chart=fn_curve_figure(curve) if isinstance(curve, dict) else None,
         boot={"key": rs.key, "title": rs.title, "labels": list(LABEL_VALUES)},
     )
 

@@ -8,7 +8,7 @@ from fastapi.responses import HTMLResponse
 
 from recallwatch.views.checkpoints import checkpoint_of, false_negatives
 from recallwatch.views.comparison import checkpoint_view
-from recallwatch.web.charts import fn_buckets_figure
+from recallwatch.web.charts import fn_buckets_figure, fn_curve_figure
 from recallwatch.web.context import Reader
 from recallwatch.web.templates import render
 
@@ -57,4 +57,6 @@ def fn_audit_page(request: Request, run: str, checkpoint: str, web: Reader) -> H
         recommendation=fn.recommendation,
         options=fn.options,
         chart=fn_buckets_figure(est) if est is not None and est.buckets else None,
+        people=fn.people,
+        curve_chart=None if fn.curve is None else fn_curve_figure(fn.curve),
     )
