@@ -8,8 +8,9 @@ address is taken), then start discovery and serving. SIGTERM or SIGINT stops pol
 running evaluation finish within ``evaluation.shutdown_grace_seconds`` (else re-queues it for the
 next start), stops HTTP and closes the store; a second signal stops the evaluation at once. SIGHUP
 reads the configuration file again: an invalid one is rejected with its errors (the daemon keeps
-running the old one); a valid one's runs take effect at once (``daemon.reload``). The main thread
-sleeps until a signal arrives (no timed wake-ups).
+running the old one); a valid one's runs, notifications and poll interval take effect at once, the
+other sections at the next start (``daemon.reload``). The main thread sleeps until a signal
+arrives (no timed wake-ups).
 
 ``--demo`` serves a generated example instead of a config file: ``recallwatch serve --demo``.
 """
@@ -107,6 +108,7 @@ def run(args: argparse.Namespace) -> int:
     from recallwatch.store import Store
     from recallwatch.web import WebSettings
     from recallwatch.web.review import enable_review
+    from recallwatch.web.review_mirror import Reconciled
     from recallwatch.web.review_sets import daemon_review
 
     configure(args.log_format, getattr(args, "log_level", "INFO"))
@@ -170,7 +172,12 @@ def run(args: argparse.Namespace) -> int:
             version=__version__,
             web=WebSettings.from_config(config),
         )
-        enable_review(app, daemon_review(store, config))
+
+        def reconciled(done: Reconciled) -> None:
+            daemon.handled["review_labels_restored"] = sum(done.restored.values())
+            daemon.handled["review_undos_restored"] = sum(done.undone.values())
+
+        enable_review(app, daemon_review(store, config, on_reconciled=reconciled))
         http = HttpServer(app, host, port)
         signals = _Signals(daemon)
         daemon.start(retry_failed=args.retry_failed)
@@ -196,7 +203,9 @@ def run(args: argparse.Namespace) -> int:
             done = reload_config(
                 daemon,
                 args.config,
-                on_runs=lambda names: setattr(collector, "runs", frozenset(names)),
+                on_applied=lambda c: collector.follow(
+                    [r.name for r in c.runs], [ch.name for ch in c.notifications.channels]
+                ),
             )
             reloads.labels(RELOAD_RESULTS[done is None]).inc()
             reload_ok.set(done is not None)

@@ -223,6 +223,17 @@ MIGRATIONS: list[list[str]] = [
             INSERT INTO checkpoint_changes(checkpoint_id) VALUES (OLD.id);
             END""",
     ],
+    # -> next: when each review label was taken back (the page's undo), so that the label
+    # mirror and the store reconcile by the newest event after lost writes (web.review_mirror).
+    [
+        """CREATE TABLE IF NOT EXISTS review_removals (
+            mined_set TEXT NOT NULL,
+            query_id TEXT NOT NULL,
+            doc_id TEXT NOT NULL,
+            reviewer TEXT NOT NULL,
+            removed_at REAL NOT NULL,
+            PRIMARY KEY (mined_set, query_id, doc_id, reviewer))""",
+    ],
 ]
 
 #: The version a freshly opened store has.
