@@ -113,11 +113,16 @@ class Alerting:
 
     def after_checkpoint(self, row: CheckpointRow) -> None:
         """Decide every rule for a checkpoint that was just evaluated (or failed)."""
-        rules = self.rules_for(row.run)
+        context, rules = self.context, self.rules_for(row.run)
         for rule in rules:
             # Outside the decision lock: reading a corpus must not hold up other decisions.
             rule.prepare(row)
         with self._lock:
+            if self.context is not context:
+                # Reconfigured since (a reload): decide entirely with the new rules.
+                rules = self.rules_for(row.run)
+                for rule in rules:
+                    rule.prepare(row)
             self.context.begin_decision()
             decided = [(rule, self._decide(rule, row)) for rule in rules]
             newest = self._newest_evaluated(row)

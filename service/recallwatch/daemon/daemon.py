@@ -182,16 +182,20 @@ class Daemon:
         notifications decided and delivered, its poll interval scheduled.
 
         ``daemon.reload.reload_config`` validates the file and passes only what may change live;
-        a removed run's evaluation in flight finishes, its history stays stored. The alerting
-        side is rebuilt first (``Notifier.reconfigure``): if that fails nothing has changed.
+        a removed run's evaluation in flight finishes, its history stays stored. The runs are
+        registered first (a store that cannot be written raises here), then the alerting side
+        is rebuilt and swapped (``Notifier.reconfigure``; a rule that cannot be built raises
+        before anything of it changes), then the rest: an error leaves the old configuration
+        running (a run registered by then is stored, not polled).
         """
-        if self.notifier is not None and config.notifications != self.config.notifications:
-            self.notifier.reconfigure(config)
         with self._lock:
             now = self.clock()
             # Registered before the swap: a poll never sees a run without its id and keys.
             for run in config.runs:
                 self._register(run, now)
+        if self.notifier is not None and config.notifications != self.config.notifications:
+            self.notifier.reconfigure(config)
+        with self._lock:
             interval_changed = config.poll_interval_seconds != self.config.poll_interval_seconds
             self.config = config
             self.evaluator.config = config

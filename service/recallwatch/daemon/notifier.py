@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import random
+import sqlite3
 import time
 from collections.abc import Callable
 
@@ -79,7 +80,10 @@ class Notifier:
         self.alerting.reconfigure(config)
         self.config = config
         self.dispatcher.retarget(targets)
-        self._fail_unconfigured()
+        try:
+            self._fail_unconfigured()
+        except sqlite3.Error as exc:  # applied all the same; the next start fails them
+            log.warning("pending notifications of removed channels not failed now: %s", exc)
 
     def _fail_unconfigured(self) -> None:
         dropped = self.store.outbox.fail_pending_except(
