@@ -74,6 +74,11 @@ class Readiness(BaseModel):
     last_poll_at: float | None
     last_poll_error: str | None
     evaluating: int
+    #: ``restart_required``: sections a SIGHUP reload changed that only a restart applies.
+    config: dict[str, list[str]] | None = None
+    #: Handled without an error since the start: ``alerts_suppressed`` (by reason),
+    #: ``review_labels_restored``, ``review_undos_restored`` (docs/daemon.md#metrics).
+    handled: dict[str, int | dict[str, int]] | None = None
 
 
 # -- the application ---------------------------------------------------------------------

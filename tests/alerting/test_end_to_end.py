@@ -28,7 +28,7 @@ import signal
 import sqlite3
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,7 @@ from recallwatch import failpoints
 from recallwatch.encoders.precomputed import EMBEDDINGS_DIR
 from recallwatch.notify.slack import check_limits
 from recallwatch.notify.webhook import verify
+from recallwatch.store.maintenance import review_mirror
 from recallwatch.synthetic.heldout import SyntheticSet, write_heldout
 from tests.helpers.processes import stop_processes, wait_for
 from tests.helpers.prometheus import ALERTMANAGER, routing_to, start_alertmanager, wait_ready
@@ -178,13 +179,19 @@ def notifications(
 
 
 def start_daemon(
-    serve: type[Serve], tmp_path: Path, heldout: SyntheticSet, run_dir: Path, notif: dict[str, Any]
+    serve: type[Serve],
+    tmp_path: Path,
+    heldout: SyntheticSet,
+    run_dir: Path,
+    notif: dict[str, Any],
+    *,
+    args: Sequence[str] = (),
 ) -> Serve:
     doc = config_doc(tmp_path, heldout.path, run_dir)
     doc["evaluation"]["ks"] = [K, 100]
     doc["notifications"] = notif
     config = write_config(tmp_path / "recallwatch.yaml", doc)
-    return serve(config, tmp_path / "serve.log").start()
+    return serve(config, tmp_path / "serve.log", args=args).start()
 
 
 def evaluated(api: httpx.Client, step: int) -> bool:
@@ -384,17 +391,37 @@ def test_a_fresh_store_over_old_history_records_its_alert_without_paging_again(
     write_ckpt(run_dir, 200, emb, queries, MINING_B)
     # History an earlier store decided on: completed two days ago (the quiet age is one day).
     age(run_dir, 2 * 86400)
+    # The earlier store is lost; its review mirror is left: started anew with --fresh-store.
+    mirror = review_mirror(tmp_path / "state" / "recallwatch.db")
+    mirror.mkdir(parents=True)
+    (mirror / "fp.csv").write_text(
+        "query_id,doc_id,label,reviewer,time\nq1,d1,relevant,ann,2026-01-02T03:04:05Z\n",
+        encoding="utf-8",
+    )
     notif = notifications(None, hook.url, None, ["hook"])
-    daemon = start_daemon(serve, tmp_path, heldout, run_dir, notif)
+    daemon = start_daemon(serve, tmp_path, heldout, run_dir, notif, args=["--fresh-store"])
     with httpx.Client(base_url=daemon.url, timeout=10) as api:
         (alert,) = wait_for(
             lambda: api.get("/api/v1/alerts").json()["alerts"], timeout=60, what="the alert"
         )
         assert (alert["status"], alert["deliveries"]) == ("firing", [])  # recorded, not sent
+        # Counted where health is reported: /readyz's handled and the metrics.
+        handled = api.get("/readyz").json()["handled"]
+        assert handled == {
+            "alerts_suppressed": {"backfill": 1},
+            "review_labels_restored": 1,
+            "review_undos_restored": 0,
+        }
+        metrics = api.get("/metrics").text
+        assert 'recallwatch_alerts_suppressed_total{reason="backfill"} 1.0' in metrics
+        assert "recallwatch_review_labels_restored_total 1.0" in metrics
         # Recovered on a checkpoint completed now: decided as usual, its resolve is sent.
         write_ckpt(run_dir, 300, emb, emb.jittered(3), MINING_B)
         wait_for(hook.received, timeout=60, what="the resolve")
+        suppressed = api.get("/readyz").json()["handled"]["alerts_suppressed"]
+        assert suppressed == {"backfill": 1}  # the resolve was sent, not suppressed
     assert daemon.stop() == 0
     (got,) = hook.received()
     assert got.json()["type"] == "alert.resolved" and got.json()["data"]["id"] == alert["id"]
     assert "alert fire recorded, not sent: backfill" in daemon.log.read_text()
+    assert "restored 1 review label(s) from the mirror" in daemon.log.read_text()

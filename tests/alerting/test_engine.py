@@ -242,6 +242,7 @@ def test_backfill_checkpoints_record_alerts_without_paging_again(
     assert record.alert.checkpoint == old.name
     assert [v.regressed for v in store.ledger.verdicts(old.id)] == [True]
     assert outbox(store) == []  # but not sent: an earlier store may have sent it
+    assert alerting.suppressed == {"backfill": 1}  # and counted
     # A checkpoint completed now decides as usual: its resolve is sent.
     alerting.after_checkpoint(run.add(300, A, hits(50), completed_ago=60))
     assert store.ledger.open_alerts() == []
@@ -263,3 +264,26 @@ def test_backfill_quiet_seconds_null_sends_everything(
     alerting.after_checkpoint(run.add(100, A, hits(50), completed_ago=3 * 86400))
     alerting.after_checkpoint(run.add(200, B, hits(80), completed_ago=2 * 86400))
     assert [e for e, _, _ in outbox(store)] == ["firing"]
+
+
+def test_reconfigure_switches_thresholds_at_once_and_an_unbuildable_config_changes_nothing(
+    store: Store, synthetic: SyntheticSet
+) -> None:
+    config = make_config(synthetic.path, [{"name": "floor", "type": "recall_floor", "floor": 0.1}])
+    clock = Clock()
+    run = Run(store, config, synthetic, clock)
+    alerting = Alerting(config, store, clock=clock)
+    alerting.after_checkpoint(run.add(100, A, hits(50)))
+    assert store.ledger.open_alerts() == []
+    rule = {"name": "floor", "type": "recall_floor", "floor": 0.9, "channels": ["am"]}
+    raised = reparse(config, rules=[rule])
+    far = StepAtLeastRule(name="far", channels=["am"], step=0)
+    broken = with_rule(reparse(config, rules=[rule]), far)
+    with pytest.raises(ConfigError, match="no rule type 'step_at_least' is registered"):
+        alerting.reconfigure(broken)
+    assert alerting.config is config  # nothing swapped: still the old threshold
+    alerting.after_checkpoint(run.add(200, A, hits(50)))
+    assert store.ledger.open_alerts() == []
+    alerting.reconfigure(raised)
+    alerting.after_checkpoint(run.add(300, A, hits(50)))
+    assert [r.rule for r in store.ledger.open_alerts()] == ["floor"]

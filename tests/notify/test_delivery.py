@@ -441,3 +441,33 @@ def test_a_404_page_echoing_the_url_is_scrubbed_from_errors_and_logs(
     assert error.startswith("HTTP error 404: <pre>Cannot POST [redacted]")
     for secret in ("SECRETxyz", "tok-secret-2", "hookuser", "pw-secret-1", "/services/"):
         assert secret not in error and secret not in caplog.text
+
+
+def test_retarget_starts_stops_and_restarts_channel_workers(
+    receiver: Callable[..., Receiver], dispatchers: list[Dispatcher]
+) -> None:
+    hook = receiver()
+    outbox = MemoryOutbox()
+
+    def target(name: str) -> WebhookTarget:
+        return WebhookTarget(name, f"{hook.url}/{name}", SECRET)
+
+    def workers() -> set[str]:
+        return {t.name for t in threading.enumerate() if t.name.startswith("notify-")}
+
+    d = Dispatcher(outbox, {"a": target("a")}, policy=FAST, idle_seconds=None)
+    dispatchers.append(d)
+    d.start()
+    d.retarget({"a": target("a"), "b": target("b")})  # a reload adds a channel
+    row = enqueue(outbox, "b", b"{}", "firing")
+    d.wake("b")
+    wait_for(lambda: outbox.get(row).state == "delivered", what="delivery on the added channel")
+    assert [r.path for r in hook.received()] == ["/b"]
+    d.retarget({"b": target("b")})  # a reload removes one: its worker ends
+    wait_for(lambda: "notify-a" not in workers(), what="the removed channel's worker to end")
+    assert "notify-b" in workers()
+    d.retarget({"a": target("a"), "b": target("b")})  # and adds it back
+    row = enqueue(outbox, "a", b"{}", "resolved")
+    d.wake("a")
+    wait_for(lambda: outbox.get(row).state == "delivered", what="delivery on the re-added one")
+    assert [r.path for r in hook.received()] == ["/b", "/a"]

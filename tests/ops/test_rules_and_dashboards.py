@@ -60,6 +60,10 @@ EXPORTED_METRICS = {
     "recallwatch_evaluations_running",
     "recallwatch_config_reloads_total",
     "recallwatch_config_last_reload_successful",
+    "recallwatch_config_restart_required",
+    "recallwatch_alerts_suppressed_total",
+    "recallwatch_review_labels_restored_total",
+    "recallwatch_review_undos_restored_total",
 }
 METRIC = re.compile(r"\brecallwatch_[a-z_]+\b")
 ALERTS = {

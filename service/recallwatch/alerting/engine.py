@@ -60,23 +60,50 @@ class Alerting:
         self.wake = wake
         self.started_at = clock()
         self._lock = threading.Lock()
+        #: Alert transitions recorded but not sent, by reason (``backfill``), since the start:
+        #: ``recallwatch_alerts_suppressed_total{reason}`` and ``/readyz``'s ``handled``.
+        self.suppressed: dict[str, int] = {"backfill": 0}
         self.texts = TextIndex()
-        self.context = RuleContext(
+        #: The context rules read, one rule plugin per configured rule (in configuration order),
+        #: the episodes' channels and the Alertmanager re-sends: all from one configuration.
+        self.context, self.rules, self.episodes, self.resends = self._build(config)
+
+    def _build(
+        self, config: Config
+    ) -> tuple[RuleContext, list[AlertRule[Any]], Episodes, AlertmanagerResends]:
+        context = RuleContext(
             config,
-            store,
-            EvidenceReader(store, self.texts),
-            clock=clock,
+            self.store,
+            EvidenceReader(self.store, self.texts),
+            clock=self.clock,
             started_at=self.started_at,
         )
-        #: One rule plugin per configured rule, in configuration order.
-        self.rules: list[AlertRule[Any]] = [
-            rule_for(r, self.context) for r in config.notifications.rules
-        ]
+        rules: list[AlertRule[Any]] = [rule_for(r, context) for r in config.notifications.rules]
         notifications = config.notifications
         channels = {c.name: c for c in notifications.channels}
         rules_by_name = {r.name: r for r in notifications.rules}
-        self.episodes = Episodes(channels, rules_by_name, notifications.repeat_interval_seconds)
-        self.resends = AlertmanagerResends(channels, rules_by_name, self.started_at)
+        episodes = Episodes(channels, rules_by_name, notifications.repeat_interval_seconds)
+        return (
+            context,
+            rules,
+            episodes,
+            AlertmanagerResends(channels, rules_by_name, self.started_at),
+        )
+
+    def reconfigure(self, config: Config) -> None:
+        """Decide with ``config``'s rules, thresholds and channels from the next decision on.
+
+        A SIGHUP reload: everything is built first (a rule that cannot be built raises here and
+        changes nothing), then swapped under the decision lock, so a decision sees either the
+        old configuration or the new one, never a mix. Open alerts stay in the store; a rule
+        removed stops deciding, and its open alerts stay open until a rule of that name decides
+        again. When each Alertmanager channel was last re-sent to is kept.
+        """
+        built = self._build(config)
+        with self._lock:
+            built[3].keep_schedule(self.resends)
+            self.config = config
+            self.context, self.rules, self.episodes, self.resends = built
 
     # -- entry points ---------------------------------------------------------------------------
 
@@ -86,11 +113,16 @@ class Alerting:
 
     def after_checkpoint(self, row: CheckpointRow) -> None:
         """Decide every rule for a checkpoint that was just evaluated (or failed)."""
-        rules = self.rules_for(row.run)
+        context, rules = self.context, self.rules_for(row.run)
         for rule in rules:
             # Outside the decision lock: reading a corpus must not hold up other decisions.
             rule.prepare(row)
         with self._lock:
+            if self.context is not context:
+                # Reconfigured since (a reload): decide entirely with the new rules.
+                rules = self.rules_for(row.run)
+                for rule in rules:
+                    rule.prepare(row)
             self.context.begin_decision()
             decided = [(rule, self._decide(rule, row)) for rule in rules]
             newest = self._newest_evaluated(row)
@@ -173,6 +205,7 @@ class Alerting:
         """Turn decisions into episode transitions; write them and their messages at once."""
         now = self.clock()
         changes = EpisodeChanges()
+        quieted = 0
         for d in decisions:
             key = d.key.as_string()
             record = self.store.ledger.open_alert(key)
@@ -193,6 +226,7 @@ class Alerting:
             if quiet and target:
                 # Recorded (state, API, metrics) but not sent: an earlier store may have sent it.
                 changes.writes += target.writes
+                quieted += 1
                 log.info(
                     "alert %s recorded, not sent: backfill (checkpoint seen %.0f s after it was "
                     "completed, notifications.backfill_quiet_seconds is %.0f)",
@@ -207,6 +241,7 @@ class Alerting:
                     ),
                 )
         self._write(changes, failpoint=True)
+        self.suppressed["backfill"] += quieted  # counted once written
 
     def _backfill(self, checkpoint: CheckpointRow | None) -> float | None:
         """How long after its completion ``checkpoint`` was first seen, if that makes it backfill.

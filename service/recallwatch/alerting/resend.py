@@ -39,6 +39,12 @@ class AlertmanagerResends:
         #: channel name -> when its alerts were last re-sent (this process).
         self._last_resend: dict[str, float] = {}
 
+    def keep_schedule(self, previous: AlertmanagerResends) -> None:
+        """Carry ``previous``'s last re-send times over for the channels both configure."""
+        self._last_resend.update(
+            (name, at) for name, at in previous._last_resend.items() if name in self._channels
+        )
+
     def due(self, now: float, open_alerts: Callable[[], Sequence[AlertRecord]]) -> list[NewMessage]:
         """The re-sends due at ``now`` (one per firing alert and due channel); marks them sent."""
         due = {

@@ -8,8 +8,9 @@ address is taken), then start discovery and serving. SIGTERM or SIGINT stops pol
 running evaluation finish within ``evaluation.shutdown_grace_seconds`` (else re-queues it for the
 next start), stops HTTP and closes the store; a second signal stops the evaluation at once. SIGHUP
 reads the configuration file again: an invalid one is rejected with its errors (the daemon keeps
-running the old one); a valid one's runs take effect at once (``daemon.reload``). The main thread
-sleeps until a signal arrives (no timed wake-ups).
+running the old one); a valid one's runs, notifications and poll interval take effect at once, the
+other sections at the next start (``daemon.reload``). The main thread sleeps until a signal
+arrives (no timed wake-ups).
 
 ``--demo`` serves a generated example instead of a config file: ``recallwatch serve --demo``.
 """
@@ -111,6 +112,7 @@ def run(args: argparse.Namespace) -> int:
     from recallwatch.store import Store
     from recallwatch.web import WebSettings
     from recallwatch.web.review import enable_review
+    from recallwatch.web.review_mirror import Reconciled
     from recallwatch.web.review_sets import daemon_review
 
     configure(args.log_format, getattr(args, "log_level", "INFO"))
@@ -140,8 +142,12 @@ def run(args: argparse.Namespace) -> int:
     store = Store.open(config.store.path)
     try:
         notifier = Notifier(config, store) if config.notifications.rules else None
-        review = daemon_review(store, config)
+        found: list[Reconciled] = []
+        review = daemon_review(store, config, on_reconciled=found.append)
         daemon = Daemon(config, store, notifier=notifier, review_plans=_plans_of(review))
+        for done in found:
+            daemon.handled["review_labels_restored"] = sum(done.restored.values())
+            daemon.handled["review_undos_restored"] = sum(done.undone.values())
         _feed_labels(review, daemon)
         registry = CollectorRegistry()
         collector = RecallwatchCollector(
@@ -202,7 +208,9 @@ def run(args: argparse.Namespace) -> int:
             done = reload_config(
                 daemon,
                 args.config,
-                on_runs=lambda names: setattr(collector, "runs", frozenset(names)),
+                on_applied=lambda c: collector.follow(
+                    [r.name for r in c.runs], [ch.name for ch in c.notifications.channels]
+                ),
             )
             reloads.labels(RELOAD_RESULTS[done is None]).inc()
             reload_ok.set(done is not None)

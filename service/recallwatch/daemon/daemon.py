@@ -132,6 +132,11 @@ class Daemon:
             )
             self.auditor.review = self.review
         self.last_poll_at: float | None = None
+        #: Configuration sections a reload found changed that only a restart applies.
+        self.restart_required: tuple[str, ...] = ()
+        #: What was handled without an error at start (labels restored from the review mirror
+        #: ...), by name: reported in ``/readyz``'s ``handled`` and as counters.
+        self.handled: dict[str, int] = {}
         self.last_poll_error: str | None = None
         self._run_ids: dict[str, int] = {}
         self._keys: dict[str, dict[str, str]] = {}
@@ -191,22 +196,35 @@ class Daemon:
         return run_id
 
     def reload(self, config: Config) -> None:
-        """Run with ``config`` from the next poll: its runs are registered, removed ones dropped.
+        """Run with ``config`` from now on: its runs registered, removed ones dropped, its
+        notifications decided and delivered, its poll interval scheduled.
 
-        ``daemon.reload.reload_config`` validates the file and passes only what may change live
-        (the runs); a removed run's evaluation in flight finishes, its history stays stored.
+        ``daemon.reload.reload_config`` validates the file and passes only what may change live;
+        a removed run's evaluation in flight finishes, its history stays stored. The runs are
+        registered first (a store that cannot be written raises here), then the alerting side
+        is rebuilt and swapped (``Notifier.reconfigure``; a rule that cannot be built raises
+        before anything of it changes), then the rest: an error leaves the old configuration
+        running (a run registered by then is stored, not polled).
         """
         with self._lock:
             now = self.clock()
             # Registered before the swap: a poll never sees a run without its id and keys.
             for run in config.runs:
                 self._register(run, now)
+        if self.notifier is not None and config.notifications != self.config.notifications:
+            self.notifier.reconfigure(config)
+        with self._lock:
+            interval_changed = config.poll_interval_seconds != self.config.poll_interval_seconds
             self.config = config
             self.evaluator.config = config
             if self.notifier is not None:
                 self.notifier.config = config
                 self.notifier.alerting.config = config
         if self._scheduler is not None and self._scheduler.running:
+            if interval_changed:
+                self._scheduler.reschedule_job(
+                    "discovery", trigger="interval", seconds=config.poll_interval_seconds
+                )
             self._scheduler.modify_job("discovery", next_run_time=datetime.now(UTC))
 
     def start(self, *, retry_failed: bool = False) -> None:
@@ -504,7 +522,17 @@ class Daemon:
             "last_poll_at": self.last_poll_at,
             "last_poll_error": self.last_poll_error,
             "evaluating": len(self._inflight),
+            "config": {"restart_required": list(self.restart_required)},
+            "handled": self.handled_counts(),
         }
+
+    def handled_counts(self) -> dict[str, Any]:
+        """What was handled without an error since the start, which a person may want to know:
+        alerts recorded but not sent (by reason), review labels put back from the mirror."""
+        suppressed = {"backfill": 0}
+        if self.notifier is not None:
+            suppressed.update(self.notifier.alerting.suppressed)
+        return {"alerts_suppressed": suppressed, **self.handled}
 
     def _eval_key(self, run: str) -> str:
         return json.dumps(self._keys[run], sort_keys=True, separators=(",", ":"))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import random
+import sqlite3
 import time
 from collections.abc import Callable
 
@@ -64,6 +65,27 @@ class Notifier:
 
     def start(self) -> None:
         """Start delivering (pending messages of a previous run first), then catch up."""
+        self._fail_unconfigured()
+        self.dispatcher.start()
+        self.catch_up()
+
+    def reconfigure(self, config: Config) -> None:
+        """Use ``config``'s channels and rules from now on (a SIGHUP reload; see daemon.reload).
+
+        Built first, then applied: the decisions (``Alerting.reconfigure``) swap atomically,
+        then the delivery workers follow the channels. Pending messages of a channel no longer
+        configured are failed, as at a start.
+        """
+        targets = {c.name: target_for(c) for c in config.notifications.channels}
+        self.alerting.reconfigure(config)
+        self.config = config
+        self.dispatcher.retarget(targets)
+        try:
+            self._fail_unconfigured()
+        except sqlite3.Error as exc:  # applied all the same; the next start fails them
+            log.warning("pending notifications of removed channels not failed now: %s", exc)
+
+    def _fail_unconfigured(self) -> None:
         dropped = self.store.outbox.fail_pending_except(
             [c.name for c in self.config.notifications.channels], self.alerting.clock()
         )
@@ -72,8 +94,6 @@ class Notifier:
                 "%d pending notification(s) were for channels no longer configured: failed",
                 dropped,
             )
-        self.dispatcher.start()
-        self.catch_up()
 
     def catch_up(self) -> None:
         """Re-decide each run's latest evaluated and latest failed checkpoints (idempotent)."""

@@ -175,6 +175,11 @@ class RecallwatchCollector(Collector):
         self.store.views.counts_by_run()
         self.store.views.stage_histograms(DURATION_BUCKETS)
 
+    def follow(self, runs: Collection[str], channels: Collection[str]) -> None:
+        """Export these runs and channels from the next scrape (a configuration reload)."""
+        self.channels = sorted(set(channels))
+        self.runs = frozenset(runs)
+
     def _shown(self, run: str) -> bool:
         return self.runs is None or run in self.runs
 

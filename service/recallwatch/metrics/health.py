@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 __all__ = ["HEALTH_FAMILIES", "DaemonHealthCollector"]
@@ -21,6 +21,24 @@ HEALTH_FAMILIES: dict[str, str] = {
     "recallwatch_last_poll_timestamp_seconds": "gauge",
     "recallwatch_last_poll_error": "gauge",
     "recallwatch_evaluations_running": "gauge",
+    "recallwatch_config_restart_required": "gauge",
+    "recallwatch_alerts_suppressed": "counter",
+    "recallwatch_review_labels_restored": "counter",
+    "recallwatch_review_undos_restored": "counter",
+}
+
+#: ``/readyz``'s ``handled`` counts exported as counters (without ``_total``), and their help.
+HANDLED_COUNTERS = {
+    "review_labels_restored": (
+        "recallwatch_review_labels_restored",
+        "Review labels the store lacked (lost with a -wal, a restored backup) put back from the "
+        "review mirror at start.",
+    ),
+    "review_undos_restored": (
+        "recallwatch_review_undos_restored",
+        "Review labels the store still had although the mirror records a newer undo of them "
+        "(the undo lost with a -wal): removed at start, the newest event wins.",
+    ),
 }
 
 
@@ -29,8 +47,12 @@ class DaemonHealthCollector(Collector):
 
     ``recallwatch_ready`` (the readiness verdict), ``recallwatch_scheduler_running``,
     ``recallwatch_last_poll_timestamp_seconds`` (absent before the first poll),
-    ``recallwatch_last_poll_error`` (1 when the last poll met an error) and
-    ``recallwatch_evaluations_running``.
+    ``recallwatch_last_poll_error`` (1 when the last poll met an error),
+    ``recallwatch_evaluations_running``, ``recallwatch_config_restart_required`` (1 while a
+    reloaded configuration changed a section only a restart applies, by ``section``: absent when
+    none) and the counters of what was handled silently (``/readyz``'s ``handled``): alerts
+    recorded but not sent (``recallwatch_alerts_suppressed_total{reason}``), review labels and
+    undos restored from the review mirror at start.
     """
 
     def __init__(self, readiness: Callable[[], Mapping[str, Any]]) -> None:
@@ -71,3 +93,25 @@ class DaemonHealthCollector(Collector):
             "Evaluations running now.",
             value=float(state.get("evaluating") or 0),
         )
+        restart = GaugeMetricFamily(
+            "recallwatch_config_restart_required",
+            "1 while the reloaded configuration changes this section, which only a restart "
+            "applies (the daemon runs the section as it started).",
+            labels=["section"],
+        )
+        for section in (state.get("config") or {}).get("restart_required") or ():
+            restart.add_metric([str(section)], 1.0)
+        yield restart
+        handled: Mapping[str, Any] = state.get("handled") or {}
+        suppressed = CounterMetricFamily(
+            "recallwatch_alerts_suppressed",
+            "Alert transitions (fire, repeat, resolve) recorded but not sent, by reason: "
+            "backfill = a checkpoint seen long after it completed "
+            "(notifications.backfill_quiet_seconds).",
+            labels=["reason"],
+        )
+        for reason, count in sorted((handled.get("alerts_suppressed") or {}).items()):
+            suppressed.add_metric([str(reason)], float(count))
+        yield suppressed
+        for key, (name, text) in HANDLED_COUNTERS.items():
+            yield CounterMetricFamily(name, text, value=float(handled.get(key) or 0))

@@ -103,22 +103,47 @@ class Dispatcher:
         self._last_attempt: dict[str, float] = {}
         self._wake = {name: threading.Event() for name in self.targets}
         self._stop = threading.Event()
-        self._threads: list[threading.Thread] = []
+        self._started = False
+        #: The running worker of each channel; guarded by ``_lock`` with ``targets``.
+        self._workers: dict[str, threading.Thread] = {}
+        self._lock = threading.Lock()
 
     # -- lifecycle ----------------------------------------------------------------------------
 
     def start(self) -> None:
         """Start one worker thread per channel."""
-        for name in self.targets:
-            t = threading.Thread(
-                target=self._work, args=(name,), name=f"notify-{name}", daemon=True
-            )
-            t.start()
-            self._threads.append(t)
+        with self._lock:
+            self._started = True
+            for name in self.targets:
+                self._start_worker(name)
+
+    def _start_worker(self, name: str) -> None:
+        if name in self._workers or self._stop.is_set():
+            return  # its worker still runs (a channel removed and added back): it goes on
+        self._wake.setdefault(name, threading.Event())
+        t = threading.Thread(target=self._work, args=(name,), name=f"notify-{name}", daemon=True)
+        self._workers[name] = t
+        t.start()
+
+    def retarget(self, targets: Mapping[str, Target]) -> None:
+        """Deliver to ``targets`` from now on (a configuration reload).
+
+        A new channel gets its worker; a changed one is sent with its new settings from its next
+        attempt; a removed one's worker ends (after an attempt in flight) and its pending
+        messages stay in the outbox.
+        """
+        with self._lock:
+            removed = set(self.targets) - set(targets)
+            self.targets = dict(targets)
+            if self._started:
+                for name in self.targets:
+                    self._start_worker(name)
+        for name in removed:
+            self.wake(name)
 
     def wake(self, channel: str | None = None) -> None:
         """Tell a channel's worker (or every worker) that new messages are waiting."""
-        for name, event in self._wake.items():
+        for name, event in list(self._wake.items()):
             if channel is None or channel == name:
                 event.set()
 
@@ -127,7 +152,9 @@ class Dispatcher:
         self._stop.set()
         self.wake()
         deadline = time.monotonic() + timeout
-        for t in self._threads:
+        with self._lock:
+            workers = list(self._workers.values())
+        for t in workers:
             t.join(max(0.0, deadline - time.monotonic()))
         for session in self._sessions.values():
             session.close()
@@ -137,6 +164,10 @@ class Dispatcher:
     def _work(self, channel: str) -> None:
         event = self._wake[channel]
         while not self._stop.is_set():
+            with self._lock:
+                if channel not in self.targets:  # removed by a reload
+                    del self._workers[channel]
+                    return
             event.clear()
             try:
                 wait = self.step(channel)
@@ -156,7 +187,9 @@ class Dispatcher:
         message = self.outbox.next_pending(channel)
         if message is None:
             return self.idle_seconds
-        target = self.targets[channel]
+        target = self.targets.get(channel)
+        if target is None:
+            return 0.0  # removed by a reload: the worker ends
         now = self.clock()
         due = max(
             message.next_attempt_at,

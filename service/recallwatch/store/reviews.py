@@ -4,7 +4,8 @@ Written by the review pages (``web/review.py``) and ``recallwatch review``; read
 estimate, the exports and the agreement (``mining/review.py``). A mined set is named by a key:
 its mining fingerprint in the daemon, ``file:<path>`` for the one-shot command. Each reviewer has
 at most one label per pair of a set: a new one replaces theirs (``record``), ``remove`` takes it
-back (the page's undo).
+back (the page's undo) and remembers when (``removals``), so that the review mirror and the store
+reconcile by the newest event after lost writes (``web.review_mirror``).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 
 from recallwatch.store.db import Database
 
-__all__ = ["LABEL_VALUES", "ReviewRow", "ReviewSetSummary", "Reviews"]
+__all__ = ["LABEL_VALUES", "ReviewRemoval", "ReviewRow", "ReviewSetSummary", "Reviews"]
 
 LABEL_VALUES = ("relevant", "not_relevant", "unsure")
 _UPSERT = (
@@ -33,6 +34,24 @@ class ReviewRow:
     label: str
     reviewer: str
     labelled_at: float
+
+
+@dataclass(frozen=True)
+class ReviewRemoval:
+    """When a reviewer took back their label of one pair of a mined set."""
+
+    mined_set: str
+    query_id: str
+    doc_id: str
+    reviewer: str
+    removed_at: float
+
+
+_REMOVED = (
+    "INSERT INTO review_removals(mined_set, query_id, doc_id, reviewer, removed_at) "
+    "VALUES (?, ?, ?, ?, ?) ON CONFLICT(mined_set, query_id, doc_id, reviewer) "
+    "DO UPDATE SET removed_at = MAX(removed_at, excluded.removed_at)"
+)
 
 
 @dataclass(frozen=True)
@@ -78,15 +97,47 @@ class Reviews:
                     (r.mined_set, r.query_id, r.doc_id, r.label, r.reviewer, r.labelled_at),
                 )
 
-    def remove(self, mined_set: str, query_id: str, doc_id: str, reviewer: str) -> bool:
-        """Take back a reviewer's label of a pair; False when there was none."""
+    def remove(
+        self, mined_set: str, query_id: str, doc_id: str, reviewer: str, now: float | None = None
+    ) -> bool:
+        """Take back a reviewer's label of a pair; False when there was none.
+
+        With ``now``, the removal is remembered (``removals``) in the same transaction.
+        """
         with self._db.transaction() as conn:
             cur = conn.execute(
                 "DELETE FROM review_labels WHERE mined_set = ? AND query_id = ? AND doc_id = ? "
                 "AND reviewer = ?",
                 (mined_set, query_id, doc_id, reviewer),
             )
+            if cur.rowcount > 0 and now is not None:
+                conn.execute(_REMOVED, (mined_set, query_id, doc_id, reviewer, now))
             return cur.rowcount > 0
+
+    def remove_many(self, removals: list[ReviewRemoval]) -> int:
+        """Take back labels older than their removal, remembering each; how many were removed."""
+        removed = 0
+        with self._db.transaction() as conn:
+            for r in removals:
+                cur = conn.execute(
+                    "DELETE FROM review_labels WHERE mined_set = ? AND query_id = ? "
+                    "AND doc_id = ? AND reviewer = ? AND labelled_at <= ?",
+                    (r.mined_set, r.query_id, r.doc_id, r.reviewer, r.removed_at),
+                )
+                removed += cur.rowcount
+                conn.execute(
+                    _REMOVED, (r.mined_set, r.query_id, r.doc_id, r.reviewer, r.removed_at)
+                )
+        return removed
+
+    def removals(self, mined_set: str) -> list[ReviewRemoval]:
+        """When each label of a mined set was last taken back, oldest first."""
+        rows = self._db.query(
+            "SELECT mined_set, query_id, doc_id, reviewer, removed_at FROM review_removals "
+            "WHERE mined_set = ? ORDER BY removed_at, query_id, doc_id, reviewer",
+            (mined_set,),
+        )
+        return [ReviewRemoval(*tuple(r)) for r in rows]
 
     def labels(self, mined_set: str) -> list[ReviewRow]:
         """Every label of a mined set, oldest first."""

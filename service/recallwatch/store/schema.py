@@ -258,6 +258,17 @@ MIGRATIONS: list[list[str]] = [
         """CREATE INDEX IF NOT EXISTS fn_estimates_by_checkpoint
             ON fn_estimates(checkpoint_id, config_hash, source, id)""",
     ],
+    # 9 -> 10: when each review label was taken back (the page's undo), so that the label
+    # mirror and the store reconcile by the newest event after lost writes (web.review_mirror).
+    [
+        """CREATE TABLE IF NOT EXISTS review_removals (
+            mined_set TEXT NOT NULL,
+            query_id TEXT NOT NULL,
+            doc_id TEXT NOT NULL,
+            reviewer TEXT NOT NULL,
+            removed_at REAL NOT NULL,
+            PRIMARY KEY (mined_set, query_id, doc_id, reviewer))""",
+    ],
 ]
 
 #: The version a freshly opened store has.

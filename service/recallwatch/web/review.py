@@ -173,7 +173,9 @@ async def review_undo(request: Request, key: str, web: Reader) -> JSONResponse:
     mine = [r for r in web.store.reviews.labels(key) if r.reviewer == reviewer]
     if mine:
         last: ReviewRow = mine[-1]
-        web.store.reviews.remove(key, last.query_id, last.doc_id, reviewer)
+        web.store.reviews.remove(
+            key, last.query_id, last.doc_id, reviewer, datetime.now(UTC).timestamp()
+        )
         if sets.settings.on_change is not None:
             sets.settings.on_change(key)
     return JSONResponse(_state(web.store, sets.plan(rs), key, reviewer))

@@ -25,11 +25,10 @@ from typing import TYPE_CHECKING
 from recallwatch.mining.audit import AuditConfig
 from recallwatch.mining.corpus import load_corpus
 from recallwatch.mining.formats import read_mined
-from recallwatch.mining.review import ReviewPlan, plan_review, write_review_labels
+from recallwatch.mining.review import ReviewPlan, plan_review
 from recallwatch.store import Store
 from recallwatch.store.maintenance import review_mirror
-from recallwatch.views.reviews import review_labels
-from recallwatch.web.review_mirror import restore_mirrored_labels
+from recallwatch.web.review_mirror import Reconciled, reconcile_mirror, write_mirror
 
 if TYPE_CHECKING:
     from recallwatch.config import Config
@@ -163,22 +162,27 @@ class ReviewSets:
             return self._plans[rs.key]
 
 
-def daemon_review(store: Store, config: Config) -> ReviewSets:
+def daemon_review(
+    store: Store, config: Config, *, on_reconciled: Callable[[Reconciled], None] | None = None
+) -> ReviewSets:
     """The daemon's review: its mined sets, labels mirrored to ``<store dir>/reviews/KEY.csv``.
 
     That file is what a ``labels:`` oracle of the ``false_negatives`` section reads (its
-    ``sample`` column makes it a seeded-sample review); labels it holds that the store lost are
-    stored again first (``web.review_mirror``). A generated token is logged once.
+    ``sample`` column makes it a seeded-sample review). At start the mirror and the store are
+    reconciled first, the newest event winning (``web.review_mirror``); ``on_reconciled`` gets
+    what that did. A generated token is logged once.
     """
     settings = ReviewSettings.from_config(config)
     sets = ReviewSets(settings, lambda: daemon_sets(store, settings))
     folder = review_mirror(store.path)
-    restore_mirrored_labels(store, folder)
+    reconciled = reconcile_mirror(store, folder)
+    if on_reconciled is not None:
+        on_reconciled(reconciled)
 
     def mirror(key: str) -> None:
         rs = sets.get(key)
         ranks = {} if rs is None else {(i.query_id, i.doc_id): i.rank for i in sets.plan(rs).items}
-        write_review_labels(folder / f"{key}.csv", review_labels(store, key), ranks)
+        write_mirror(store, folder, key, ranks)
 
     settings.on_change = mirror
     if settings.generated:
