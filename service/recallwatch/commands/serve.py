@@ -145,9 +145,9 @@ def run(args: argparse.Namespace) -> int:
         found: list[Reconciled] = []
         review = daemon_review(store, config, on_reconciled=found.append)
         daemon = Daemon(config, store, notifier=notifier, review_plans=_plans_of(review))
-        for done in found:
-            daemon.handled["review_labels_restored"] = sum(done.restored.values())
-            daemon.handled["review_undos_restored"] = sum(done.undone.values())
+        for restored in found:
+            daemon.handled["review_labels_restored"] = sum(restored.restored.values())
+            daemon.handled["review_undos_restored"] = sum(restored.undone.values())
         _feed_labels(review, daemon)
         registry = CollectorRegistry()
         collector = RecallwatchCollector(
