@@ -237,6 +237,11 @@ class EvaluationConfig(_Model):
     ks: Annotated[list[Annotated[int, Field(ge=1)]], Field(min_length=1)] = list(DEFAULT_KS)
     similarity: Literal["cosine", "dot", "l2"] = "cosine"
     shard_rows: Annotated[int, Field(ge=1)] = 65_536
+    #: Document ids kept per query of each evaluation (its top-K, capped at the largest k), so
+    #: that the history can be re-scored under another qrels version and audited for holes
+    #: (docs/holes.md). 0 keeps none. Not part of the evaluation key: changing it re-evaluates
+    #: nothing.
+    stored_rankings: Annotated[int, Field(ge=0, le=1000)] = 20
     concurrency: Annotated[int, Field(ge=1, le=64)] = 1
     timeout_seconds: PositiveSeconds = 6 * 3600.0
     policy: Literal["oldest_first", "latest_only"] = "oldest_first"

@@ -1,0 +1,173 @@
+"""Holes: re-scoring stored rankings under a qrels overlay, and the hole audit of a regression.
+
+Real faiss, real SQLite: the rankings are produced by the daemon's evaluation job, stored and read
+back, and the overlay is a stored qrels version.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from recallwatch.daemon.runner import Job, Result, run_in_process
+from recallwatch.encoders.precomputed import PrecomputedSource
+from recallwatch.evaluation.holes import finish_hole_audit, plan_hole_audit, rescore
+from recallwatch.evaluation.pipeline import evaluate
+from recallwatch.heldout.sets import load_heldout
+from recallwatch.stats.paired import paired_randomisation_test
+from recallwatch.store import NewEvaluation, OverlayLabel, QrelsVersions, Store
+from recallwatch.synthetic.heldout import write_heldout, write_precomputed_checkpoint
+from tests.helpers import seed as seeding
+from tests.helpers.holes import write_planted
+
+KS = [1, 5, 10, 20]
+
+
+def _job(ckpt: Path, heldout: Path, depth: int = 20) -> Job:
+    return Job(
+        checkpoint=str(ckpt),
+        encoder={"spec": "precomputed"},
+        heldout=str(heldout),
+        split="test",
+        relevance_level=1,
+        ks=KS,
+        similarity="cosine",
+        shard_rows=97,
+        stored_rankings=depth,
+    )
+
+
+def _stored(store: Store, result: Result) -> int:
+    run = store.queue.ensure_run("r", "/runs/a", 0.0)
+    cid = seeding.add(store, run, 1)
+    return store.results.record_evaluation(
+        NewEvaluation(
+            checkpoint_id=cid,
+            dataset="synth",
+            encoder="precomputed",
+            config_hash="k1",
+            started_at=0.0,
+            finished_at=1.0,
+            metrics=result.metrics,
+            timings=result.timings,
+            counts=result.counts,
+            outcomes=result.outcomes,
+            rankings=result.rankings,
+        ),
+        run,
+    )
+
+
+def test_rescoring_stored_rankings_equals_a_fresh_evaluation_under_the_overlay(
+    tmp_path: Path,
+) -> None:
+    synth = write_heldout(tmp_path / "heldout", num_docs=700, num_queries=60, dim=16, seed=5)
+    ckpt = write_precomputed_checkpoint(tmp_path / "ckpt", synth, noise=0.9)
+    result = run_in_process(_job(ckpt, synth.path), 0.0, threading.Event())
+    assert all(len(ids) == 20 for ids in result.rankings.values())
+    assert 0 < result.metrics["unjudged"][10] <= 1
+
+    store = Store.open(tmp_path / "rw.db")
+    eid = _stored(store, result)
+    heldout = load_heldout(synth.path, "test")
+    rankings = store.results.rankings(eid)
+    assert rankings == result.rankings and store.results.rankings_depth(eid) == 20
+
+    # Version 0 (the files): re-scoring gives the stored numbers.
+    plain = rescore(rankings, heldout.qrels, KS)
+    for metric, by_k in result.metrics.items():
+        for k, value in by_k.items():
+            assert plain.metrics.mean(metric, k) == value, (metric, k)
+
+    # Two versions: unjudged top-ranked documents judged relevant, then one of them taken back
+    # and another query's judged positive graded 0.
+    first = [
+        OverlayLabel(q, rankings[q][r], 1, "test")
+        for q in heldout.query_ids[:25]
+        for r in (0, 3)
+        if rankings[q][r] not in heldout.qrels[q]
+    ]
+    q0, d0 = first[0].query_id, first[0].doc_id
+    demoted = heldout.query_ids[30]
+    store.qrels.add("synth", first, note="audit", now=1.0)
+    store.qrels.add(
+        "synth",
+        [
+            OverlayLabel(q0, d0, 0, "review:alice"),
+            OverlayLabel(demoted, next(iter(heldout.qrels[demoted])), 0, "review:alice"),
+        ],
+        note="review",
+        now=2.0,
+    )
+    assert [v.version for v in store.qrels.versions("synth")] == [1, 2]
+    overlay = QrelsVersions.apply(heldout.qrels, store.qrels.overlay("synth", 2))
+    assert heldout.qrels != overlay  # the loaded files are untouched
+
+    again = rescore(rankings, overlay, KS)
+    changed = dataclasses.replace(
+        heldout,
+        qrels={q: overlay[q] for q in again.query_ids},
+        query_ids=again.query_ids,
+        query_texts=[heldout.query_texts[heldout.query_ids.index(q)] for q in again.query_ids],
+    )
+    fresh = evaluate(changed, PrecomputedSource(ckpt), ks=KS, shard_rows=97)
+    for metric in fresh.metrics.per_query:
+        for k in KS:
+            assert np.array_equal(
+                again.metrics.per_query[metric][k], fresh.metrics.per_query[metric][k]
+            ), (metric, k)
+    assert again.metrics.mean("recall", 10) != plain.metrics.mean("recall", 10)
+    with pytest.raises(ValueError, match="hold 20 documents"):
+        rescore(rankings, overlay, [100])
+    store.close()
+
+
+def _rankings(ckpt: Path, heldout: Path, depth: int = 10) -> dict[str, list[str]]:
+    job = dataclasses.replace(_job(ckpt, heldout, depth), ks=[depth])
+    return run_in_process(job, 0.0, threading.Event()).rankings
+
+
+def _truth(before: dict[str, list[str]], after: dict[str, list[str]], qrels, k: int) -> float:  # type: ignore[no-untyped-def]
+    b = rescore(before, qrels, [k]).per_query("recall", k)
+    a = rescore(after, qrels, [k]).per_query("recall", k)
+    return float(np.mean([a[q] - b[q] for q in b]))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_planted_holes_are_explained_and_the_adjusted_drop_covers_the_truth(
+    tmp_path: Path, seed: int
+) -> None:
+    scenario, base, post = write_planted(tmp_path, seed=seed, planted=30, real=6)
+    before, after = _rankings(base, scenario.path), _rankings(post, scenario.path)
+    k = 10
+    plan = plan_hole_audit(before, after, scenario.written_qrels, k=k, max_pairs=200, seed=seed)
+    # Without the audit the drop is large and significant: the regression fires.
+    raw_b = rescore(before, scenario.written_qrels, [k]).metrics.per_query["recall"][k]
+    raw_a = rescore(after, scenario.written_qrels, [k]).metrics.per_query["recall"][k]
+    assert paired_randomisation_test(raw_b, raw_a, seed=seed).p_value < 0.01
+    # The pool is bounded, so some lost queries are left out (the imputation is exercised).
+    assert len(plan.pairs) <= 200 and len(plan.audited) < len(plan.lost)
+    removed = set(scenario.removed)
+    labels = {(q, d): ("relevant" if (q, d) in removed else None) for q, d, _ in plan.pairs}
+    audit = finish_hole_audit(plan, labels)
+    truth = _truth(before, after, scenario.full_qrels, k)
+    assert audit.raw.estimate < truth < 0
+    assert audit.adjusted.lower <= truth <= audit.adjusted.upper, (audit.summary(), truth)
+    assert audit.relevant > 0 and audit.judged == audit.relevant
+    assert "hole-adjusted" in audit.summary()
+
+
+def test_a_real_drop_without_holes_is_not_explained_away(tmp_path: Path) -> None:
+    scenario, base, post = write_planted(tmp_path, seed=7, planted=0, real=30)
+    before, after = _rankings(base, scenario.path), _rankings(post, scenario.path)
+    plan = plan_hole_audit(before, after, scenario.written_qrels, k=10, max_pairs=10_000)
+    assert sorted(plan.audited) == sorted(plan.lost) and plan.pairs
+    # A judge that knows nothing relevant among the displacing documents.
+    audit = finish_hole_audit(plan, {(q, d): "not_relevant" for q, d, _ in plan.pairs})
+    assert audit.relevant == 0 and audit.judged == len(plan.pairs)
+    assert audit.adjusted.estimate == audit.raw.estimate < 0
+    assert audit.significant
