@@ -42,10 +42,12 @@ from recallwatch.mining.audit_spec import AuditSpec
 from recallwatch.mining.oracles import kind_of
 
 __all__ = [
+    "DEFAULT_MAX_PAIRS",
     "Config",
     "EncoderConfig",
     "FalseNegativeConfig",
     "HeldoutConfig",
+    "HolesConfig",
     "RunConfig",
     "load_config",
     "missing_secrets",
@@ -323,6 +325,24 @@ class FalseNegativeConfig(AuditSpec):
         return value
 
 
+#: Displacing (query, document) pairs a hole audit judges at most (``holes.max_pairs``).
+DEFAULT_MAX_PAIRS = 200
+
+
+class HolesConfig(_Model):
+    """``holes``: audit a regression alert for holes in the held-out set (docs/holes.md).
+
+    When a regression alert opens, the unjudged documents the checkpoint ranked above the
+    positives it lost are pooled (at most ``max_pairs``, seeded), judged by ``oracles`` in the
+    daemon's process (labels files, HTTP judges; a model judge loads its model there), and the
+    alert's evidence gives the hole-adjusted drop beside the raw one.
+    """
+
+    oracles: Annotated[list[Annotated[str, AfterValidator(_oracle_spec)]], Field(min_length=1)]
+    max_pairs: Annotated[int, Field(ge=1, le=100_000)] = DEFAULT_MAX_PAIRS
+    seed: int = 0
+
+
 # -- notifications: modelled and validated here, delivered by the alerting code -------------------
 
 
@@ -583,6 +603,7 @@ class Config(_Model):
     heldout: Annotated[list[HeldoutConfig], Field(min_length=1)]
     runs: Annotated[list[RunConfig], Field(min_length=1)]
     false_negatives: FalseNegativeConfig | None = None
+    holes: HolesConfig | None = None
     notifications: NotificationsConfig = NotificationsConfig()
 
     def encoder_for(self, run: RunConfig) -> EncoderConfig:

@@ -12,6 +12,7 @@ Written in the real formats: BEIR layout and ``eval_embeddings/`` of precomputed
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -103,10 +104,28 @@ def write_planted(
         else:
             post_rows.append(docs[rel[q]].mean(axis=0) + jitter[qi])
     post = _unit(np.stack(post_rows))
+    # The control: the real losses alone (the planted queries as the baseline ranks them).
+    control = np.stack([post[i] if q in real_q else base[i] for i, q in enumerate(qids)])
     before = _write_checkpoint(root / "baseline", base, docs, qids)
     after = _write_checkpoint(root / "post", post, docs, qids)
+    _write_checkpoint(root / "control", control, docs, qids)
     scenario = Planted(heldout, full, written, removed, planted_q, real_q)
     return scenario, before, after
+
+
+def write_run(
+    run_dir: Path, pre: Path, post: Path, steps: tuple[int, ...] = (100, 200, 300, 400)
+) -> None:
+    """A run of complete checkpoints: ``pre``'s embeddings under mining config A, then the last
+    step ``post``'s under mining config B (a mining change right before it)."""
+    for step in steps:
+        ckpt = run_dir / f"checkpoint-{step}"
+        shutil.copytree(post if step == steps[-1] else pre, ckpt)
+        mining = {"teacher": "t", "range_min": 0 if step == steps[-1] else 10}
+        (ckpt / "mining.json").write_text(json.dumps(mining), encoding="utf-8")
+        (ckpt / "trainer_state.json").write_text(
+            json.dumps({"global_step": step}), encoding="utf-8"
+        )
 
 
 def write_labels(path: Path, pairs: list[tuple[str, str]]) -> Path:
