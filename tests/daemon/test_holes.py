@@ -23,6 +23,7 @@ import pytest
 
 from recallwatch.evaluation.holes import rescore
 from recallwatch.store import Store
+from tests.helpers.browser import Tab
 from tests.helpers.holes import Planted, write_labels, write_planted, write_run
 from tests.helpers.processes import REPO, wait_for
 from tests.helpers.receivers import OK, Receiver, always
@@ -195,3 +196,21 @@ def test_the_offline_audit_accepts_a_qrels_version_and_rescores_the_history(
         items = api.get("/api/v1/runs/planted/evaluations").json()["items"]
     stored = [e for c in items if c["name"] == "checkpoint-400" for e in c["evaluations"]]
     assert stored[0]["metrics"]["recall"]["10"] == last["stored"]
+
+
+def test_the_pages_show_the_unjudged_share_and_the_hole_evidence_in_a_browser(
+    scene: Scene, tab: Tab
+) -> None:
+    artifacts = REPO / "artifacts"
+    artifacts.mkdir(exist_ok=True)
+    with scene.api() as api:
+        alert = _alerts(api)["planted"]
+    tab.page.goto(f"{scene.daemon.url}/runs/planted/checkpoints/checkpoint-400")
+    tab.page.wait_for_selector("text=unjudged")
+    tab.page.screenshot(path=str(artifacts / "holes-checkpoint.png"), full_page=True)
+    tab.page.goto(f"{scene.daemon.url}/alerts/{alert['id']}")
+    tab.page.wait_for_selector("text=hole-adjusted")
+    body = tab.page.inner_text("body")
+    assert "relevant_share" in body and "displacing" in body
+    tab.page.screenshot(path=str(artifacts / "holes-alert.png"), full_page=True)
+    assert tab.errors == [] and tab.off_host() == []

@@ -7,6 +7,7 @@ back, and the overlay is a stored qrels version.
 from __future__ import annotations
 
 import dataclasses
+import json
 import threading
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import numpy as np
 import pytest
 
 from recallwatch.daemon.runner import Job, Result, run_in_process
+from recallwatch.encoders import EncoderOptions, open_source
 from recallwatch.encoders.precomputed import PrecomputedSource
 from recallwatch.evaluation.holes import finish_hole_audit, plan_hole_audit, rescore
 from recallwatch.evaluation.pipeline import evaluate
@@ -171,3 +173,69 @@ def test_a_real_drop_without_holes_is_not_explained_away(tmp_path: Path) -> None
     assert audit.relevant == 0 and audit.judged == len(plan.pairs)
     assert audit.adjusted.estimate == audit.raw.estimate < 0
     assert audit.significant
+
+
+def _scifact_slice(scifact_dir: Path, root: Path, queries: int = 20, extra: int = 200) -> Path:
+    """The first ``queries`` SciFact test queries, their judged documents and ``extra`` others."""
+    full = load_heldout(scifact_dir, "test")
+    (root / "qrels").mkdir(parents=True)
+    qids = full.query_ids[:queries]
+    wanted = {d for q in qids for d in full.qrels[q]}
+    added = 0
+    with (root / "corpus.jsonl").open("w", encoding="utf-8") as fh:
+        for line in (scifact_dir / "corpus.jsonl").read_text(encoding="utf-8").splitlines():
+            doc_id = json.loads(line)["_id"]
+            if doc_id in wanted or added < extra:
+                added += doc_id not in wanted
+                fh.write(line + "\n")
+    keep = set(qids)
+    with (root / "queries.jsonl").open("w", encoding="utf-8") as fh:
+        for line in (scifact_dir / "queries.jsonl").read_text(encoding="utf-8").splitlines():
+            if json.loads(line)["_id"] in keep:
+                fh.write(line + "\n")
+    with (root / "qrels" / "test.tsv").open("w", encoding="utf-8") as fh:
+        fh.write("query-id\tcorpus-id\tscore\n")
+        for q in qids:
+            for d, g in full.qrels[q].items():
+                fh.write(f"{q}\t{d}\t{g}\n")
+    return root
+
+
+@pytest.mark.slow
+def test_rescoring_equals_a_fresh_evaluation_on_scifact_with_the_real_model(
+    tmp_path: Path, scifact_dir: Path, minilm_dir: Path
+) -> None:
+    """The same check on real data: a SciFact slice, all-MiniLM-L6-v2 through the daemon's job
+    (``st`` encoder, fp32), an overlay that judges each query's two best unjudged documents
+    relevant."""
+    root = _scifact_slice(scifact_dir, tmp_path / "slice")
+    job = dataclasses.replace(
+        _job(minilm_dir, root), encoder={"spec": "st", "device": "cpu", "precision": "fp32"}
+    )
+    result = run_in_process(job, 0.0, threading.Event())
+    store = Store.open(tmp_path / "rw.db")
+    rankings = store.results.rankings(_stored(store, result))
+    heldout = load_heldout(root, "test")
+    labels = [
+        OverlayLabel(q, d, 1, "test")
+        for q in heldout.query_ids
+        for d in [d for d in rankings[q] if d not in heldout.qrels[q]][:2]
+    ]
+    store.qrels.add("synth", labels, note="audit", now=1.0)
+    overlay = QrelsVersions.apply(heldout.qrels, store.qrels.overlay("synth", 1))
+    store.close()
+    again = rescore(rankings, overlay, KS)
+    changed = dataclasses.replace(heldout, qrels={q: overlay[q] for q in heldout.query_ids})
+    fresh = evaluate(
+        changed,
+        open_source("st", minilm_dir, EncoderOptions(device="cpu", precision="fp32")),
+        ks=KS,
+        shard_rows=97,  # the job's: the same batches, the same embeddings
+    )
+    assert again.query_ids == heldout.query_ids
+    for metric in fresh.metrics.per_query:
+        for k in KS:
+            assert np.array_equal(
+                again.metrics.per_query[metric][k], fresh.metrics.per_query[metric][k]
+            ), (metric, k)
+    assert again.metrics.mean("recall", 10) > result.metrics["recall"][10]
