@@ -214,3 +214,69 @@ def test_the_pages_show_the_unjudged_share_and_the_hole_evidence_in_a_browser(
     assert "relevant_share" in body and "displacing" in body
     tab.page.screenshot(path=str(artifacts / "holes-alert.png"), full_page=True)
     assert tab.errors == [] and tab.off_host() == []
+
+
+def _review_token(scene: Scene) -> str:
+    for doc in scene.daemon.records():
+        message = doc.get("message", "")
+        if message.startswith("review token"):
+            return str(message.rsplit(": ", 1)[1])
+    raise AssertionError("the daemon logged no review token")
+
+
+def test_the_held_out_queue_is_labelled_in_a_browser_and_read_by_the_audit(
+    scene: Scene, tab: Tab
+) -> None:
+    key = "holes-synth--planted--checkpoint-400"
+    page = tab.page
+    page.goto(f"{scene.daemon.url}/review")
+    assert key in page.content()
+    page.goto(f"{scene.daemon.url}/review/{key}#token={_review_token(scene)}")
+    page.fill("#reviewer", "ann")
+    page.press("#reviewer", "Enter")
+    removed = set(scene.scenario.removed)
+    labelled: dict[tuple[str, str], str] = {}
+    for i in range(4):
+        page.wait_for_function(
+            "n => !document.getElementById('item').hidden"
+            " && document.getElementById('position').textContent === String(n)"
+            " && document.getElementById('pair').textContent.includes(' / ')",
+            arg=i + 1,
+        )
+        query_id, doc_id = (page.text_content("#pair") or "").split(" / ")
+        relevant = (query_id, doc_id) in removed
+        labelled[(query_id, doc_id)] = "relevant" if relevant else "not_relevant"
+        page.keyboard.press("r" if relevant else "n")
+        page.wait_for_function(
+            "n => document.getElementById('progress').textContent.startsWith(n + ' of ')",
+            arg=i + 1,
+        )
+    (REPO / "artifacts").mkdir(exist_ok=True)
+    page.screenshot(path=str(REPO / "artifacts" / "holes-review.png"), full_page=True)
+    assert tab.errors == [] and tab.off_host() == []
+    # The labels are mirrored to a CSV that the offline audit reads as a labels: oracle.
+    mirror = scene.store.parent / "reviews" / f"{key}.csv"
+    wait_for(mirror.is_file, timeout=30, what="the review mirror")
+    done = _holes(
+        scene,
+        "audit",
+        "--run",
+        "planted",
+        "--checkpoint",
+        "checkpoint-400",
+        "--baseline",
+        "checkpoint-300",
+        "--version",
+        "0",
+        "--oracle",
+        f"labels:{mirror}",
+        "--max-pairs",
+        "5000",
+        "--seed",
+        "1",
+        "--json",
+    )
+    assert done.returncode == 0, done.stderr
+    audit = json.loads(done.stdout)["audit"]
+    assert audit["judged"] == len(labelled)
+    assert audit["relevant"] == sum(v == "relevant" for v in labelled.values())

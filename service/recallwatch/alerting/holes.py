@@ -9,24 +9,75 @@ regression alert's evidence. Re-scoring a run's history under a qrels version is
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from recallwatch.errors import InputError
-from recallwatch.evaluation.holes import HoleAudit, finish_hole_audit, plan_hole_audit, rescore
+from recallwatch.evaluation.holes import (
+    HoleAudit,
+    HolePlan,
+    finish_hole_audit,
+    plan_hole_audit,
+    rescore,
+)
 from recallwatch.heldout.sets import HeldoutSet, load_heldout
+from recallwatch.mining.mined import MinedQuery, MinedSet, Negative, write_recallwatch_jsonl
 from recallwatch.mining.oracles import Oracle, Pair
 from recallwatch.store import CheckpointRow, EvaluationRow, OverlayLabel, QrelsVersions, Store
 
 __all__ = [
+    "QUEUE_PREFIX",
     "HoleTarget",
     "RescoredPoint",
     "accept_relevant",
     "audit_holes",
+    "queue_dir",
     "rescore_history",
     "versioned_qrels",
+    "write_review_queue",
 ]
+
+
+#: Review-set keys of held-out queues start with it (``holes-<dataset>--<run>--<checkpoint>``).
+QUEUE_PREFIX = "holes-"
+
+
+def queue_dir(store_path: Path | str) -> Path:
+    """Where the held-out review queues of a store live: ``<store dir>/holes/``."""
+    return Path(store_path).parent / "holes"
+
+
+def write_review_queue(
+    folder: Path,
+    target: HoleTarget,
+    plan: HolePlan,
+    qrels: Mapping[str, Mapping[str, int]],
+) -> Path | None:
+    """Write a hole audit's pool as a review queue: recallwatch JSONL (the query's relevant
+    documents as positives, the displacing documents as negatives ranked where the checkpoint
+    ranked them), read by the review pages' held-out queue (None when the pool is empty)."""
+    by_query: dict[str, list[Negative]] = {}
+    for q, d, rank in plan.pairs:
+        by_query.setdefault(q, []).append(Negative(d, rank))
+    if not by_query:
+        return None
+    stem = "--".join(
+        re.sub(r"[^A-Za-z0-9_.-]|-(?=-|$)|^-", "_", part)
+        for part in (target.dataset, target.checkpoint.run, target.checkpoint.name)
+    )
+    path = folder / f"{stem}.jsonl"
+    queries = [
+        MinedQuery(
+            q,
+            tuple(d for d, g in qrels.get(q, {}).items() if g >= target.relevance_level),
+            tuple(negatives),
+        )
+        for q, negatives in by_query.items()
+    ]
+    write_recallwatch_jsonl(MinedSet(queries, path, "recallwatch"), path)
+    return path
 
 
 @dataclass(frozen=True)
@@ -104,9 +155,11 @@ def audit_holes(
     seed: int = 0,
     version: int | None = None,
     heldout: HeldoutSet | None = None,
+    queue: Path | None = None,
 ) -> tuple[HoleAudit, int]:
     """Audit the holes behind ``target``'s drop of metric@k; return the audit and the qrels
-    version it used. Pairs the oracle cannot judge count as not relevant."""
+    version it used. Pairs the oracle cannot judge count as not relevant. ``queue``: a folder to
+    write the pool to as a held-out review queue (``write_review_queue``)."""
     hs = heldout or load_heldout(target.heldout, target.split, target.relevance_level)
     used, qrels = versioned_qrels(store, target.dataset, hs, version)
     before = _rankings(store, target.baseline, target.dataset, k)
@@ -121,6 +174,8 @@ def audit_holes(
         max_pairs=max_pairs,
         seed=seed,
     )
+    if queue is not None:
+        write_review_queue(queue, target, plan, qrels)
     labels: dict[tuple[str, str], str | None] = {}
     if plan.pairs:
         mask = oracle.eligible([q for q, _, _ in plan.pairs], [d for _, d, _ in plan.pairs])

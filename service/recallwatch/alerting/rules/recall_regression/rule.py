@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
-from recallwatch.alerting.holes import HoleTarget, audit_holes
+from recallwatch.alerting.holes import HoleTarget, audit_holes, queue_dir
 from recallwatch.alerting.rules.base import (
     AlertRule,
     Decision,
@@ -409,6 +409,7 @@ class RecallRegression(AlertRule[RecallRegressionRule]):
                 k=k,
                 max_pairs=config.max_pairs,
                 seed=config.seed,
+                queue=queue_dir(self.context.store.path),
             )
         except (RecallwatchError, ValueError) as exc:
             log.warning(
