@@ -239,3 +239,57 @@ def test_rescoring_equals_a_fresh_evaluation_on_scifact_with_the_real_model(
                 again.metrics.per_query[metric][k], fresh.metrics.per_query[metric][k]
             ), (metric, k)
     assert again.metrics.mean("recall", 10) > result.metrics["recall"][10]
+
+
+def _simulated(rng: np.random.Generator, n: int, p_hole: float, p_real: float):  # type: ignore[no-untyped-def]
+    """Rankings of ``n`` queries drawn from a population: each has three relevant documents; a
+    *hole* query had two of them unjudged and the post-change list ranks those two first (its
+    judged one falls out), a *real* query loses all three. Returns the written qrels, both
+    rankings and the removed pairs."""
+    written: dict[str, dict[str, int]] = {}
+    before: dict[str, list[str]] = {}
+    after: dict[str, list[str]] = {}
+    removed = []
+    for i in range(n):
+        q = f"q{i}"
+        rel = [f"{q}-r{j}" for j in range(3)]
+        fill = [f"{q}-f{j}" for j in range(20)]
+        before[q] = rel + fill[:17]
+        u = rng.random()
+        if u < p_hole:
+            written[q] = {rel[0]: 1}
+            removed += [(q, rel[1]), (q, rel[2])]
+            after[q] = [rel[1], rel[2], *fill[:17], rel[0]]
+        elif u < p_hole + p_real:
+            written[q] = dict.fromkeys(rel, 1)
+            after[q] = fill
+        else:
+            written[q] = dict.fromkeys(rel, 1)
+            after[q] = list(before[q])
+    return written, before, after, removed
+
+
+def test_the_adjusted_interval_covers_the_population_drop_at_its_nominal_rate() -> None:
+    """Simulation: queries drawn from a population with 20% hole queries (true change -1/3 each)
+    and 5% real losses (-1 each); a labels oracle that knows the holes; the pool bounded so that
+    about half the lost queries are imputed. The 95% interval of the hole-adjusted drop covers
+    the population's true drop (-1/3 x 0.2 - 0.05) at about its nominal rate (measured: 0.90 to
+    0.94 over three seeds of 400 repetitions; 0.935 to 0.955 with an unbounded pool; with only a
+    quarter of the lost queries pooled, 0.875 to 0.89 — docs/holes.md)."""
+    rng = np.random.default_rng(2024)
+    truth = -(0.2 / 3 + 0.05)
+    reps, covered, raw_covered = 300, 0, 0
+    for rep in range(reps):
+        written, before, after, removed = _simulated(rng, 200, 0.2, 0.05)
+        plan = plan_hole_audit(before, after, written, k=10, max_pairs=240, seed=rep)
+        known = set(removed)
+        audit = finish_hole_audit(
+            plan, {(q, d): "relevant" if (q, d) in known else None for q, d, _ in plan.pairs}
+        )
+        covered += audit.adjusted.lower <= truth <= audit.adjusted.upper
+        raw_covered += audit.raw.lower <= truth <= audit.raw.upper
+    rate = covered / reps
+    # Binomial SD at 300 repetitions is 1.3 points; the normal interval of a skewed, discrete
+    # per-query difference runs a little under its nominal rate even without the bound.
+    assert 0.90 <= rate <= 0.99, rate
+    assert raw_covered / reps < 0.05  # the raw drop is biased: it almost never covers the truth

@@ -14,8 +14,10 @@ are pooled (whole queries, in a seeded random order, up to ``max_pairs`` pairs),
 the drop is computed again with those judged relevant counted as relevant (for both checkpoints:
 the number of relevant documents of the query grows too). Queries not lost keep their raw
 difference. Lost queries left out of the pool by the bound get the mean adjusted difference of
-the pooled ones, and the interval widens by the sampling error of that mean. The interval is
-the normal interval of the mean per-query difference (paired over queries).
+the pooled ones (counted with the pooled ones' spread), and the interval widens by the sampling
+error of that mean (lost queries x (1 - pooled / lost) x variance / pooled, a simple random
+sample's). The interval is the normal interval of the mean per-query difference (paired over
+queries).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import numpy.typing as npt
 
 from recallwatch.evaluation.metrics import JudgementIndex, QueryMetrics, compute_metrics
 from recallwatch.stats.intervals import Interval, z_value
+from recallwatch.stats.student_t import student_t_quantile
 
 __all__ = [
     "AUDITED_METRICS",
@@ -275,12 +278,29 @@ def _interval(i: Interval) -> dict[str, float]:
 
 
 def _mean_interval(
-    values: npt.NDArray[np.float64], extra_var: float, confidence: float
+    values: npt.NDArray[np.float64],
+    confidence: float,
+    imputed: npt.NDArray[np.bool_] | None = None,
+    spread: float = 0.0,
+    extra: tuple[float, int] = (0.0, 0),
 ) -> Interval:
+    """The interval of the mean of per-query values; ``imputed`` values (a mean filled in for
+    queries left out of the pool) count with the ``spread`` (variance) of the values they stand
+    for, and ``extra`` adds the sampling variance of that mean with its degrees of freedom: a t
+    interval with Satterthwaite's degrees of freedom (a normal one without ``extra``)."""
     n = values.size
     mean = float(values.mean()) if n else 0.0
-    var = float(values.var(ddof=1)) / n if n > 1 else 0.0
-    half = z_value(confidence) * math.sqrt(var + extra_var)
+    sq = (values - mean) ** 2
+    if imputed is not None and imputed.any():
+        sq = np.where(imputed, sq + spread, sq)
+    var = float(sq.sum()) / (n - 1) / n if n > 1 else 0.0
+    extra_var, extra_df = extra
+    if extra_var > 0 and extra_df > 0:
+        df = (var + extra_var) ** 2 / (var**2 / max(1, n - 1) + extra_var**2 / extra_df)
+        quantile = student_t_quantile(0.5 + confidence / 2, df)
+    else:
+        quantile = z_value(confidence)
+    half = quantile * math.sqrt(var + extra_var)
     return Interval(mean, mean - half, mean + half, confidence)
 
 
@@ -296,7 +316,8 @@ def finish_hole_audit(
     relevant = [(q, d) for q, d in judged if labels.get((q, d)) == "relevant"]
     raw_diff = plan.after - plan.before
     adjusted = raw_diff.copy()
-    extra_var = 0.0
+    extra_var, spread, diff_size = 0.0, 0.0, 0
+    imputed = np.zeros(len(plan.query_ids), dtype=bool)
     if plan.audited:
         qrels = {q: dict(plan._qrels.get(q, {})) for q in plan.audited}
         for q, d in relevant:
@@ -324,9 +345,14 @@ def finish_hole_audit(
             fill = float(diff.mean())
             for q in left_out:
                 adjusted[index[q]] = fill
-            sd = float(diff.std(ddof=1)) if diff.size > 1 else 0.0
+                imputed[index[q]] = True
+            spread = float(diff.var(ddof=1)) if diff.size > 1 else 0.0
             n = len(plan.query_ids)
-            extra_var = (len(left_out) / n) ** 2 * sd**2 / diff.size
+            lost, audited = len(plan.lost), diff.size
+            diff_size = audited
+            # The pooled lost queries are a simple random sample of the lost ones: the mean
+            # filled in for the others has the finite-population variance of a sample mean.
+            extra_var = (lost / n) ** 2 * (1 - audited / lost) * spread / audited
     return HoleAudit(
         metric=plan.metric,
         k=plan.k,
@@ -337,8 +363,10 @@ def finish_hole_audit(
         pooled=len(plan.pairs),
         judged=len(judged),
         relevant=len(relevant),
-        raw=_mean_interval(raw_diff, 0.0, confidence),
-        adjusted=_mean_interval(adjusted, extra_var, confidence),
+        raw=_mean_interval(raw_diff, confidence),
+        adjusted=_mean_interval(
+            adjusted, confidence, imputed, spread, (extra_var, max(0, diff_size - 1))
+        ),
         seed=plan.seed,
         max_pairs=plan.max_pairs,
         relevant_pairs=relevant,
