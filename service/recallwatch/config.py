@@ -42,10 +42,12 @@ from recallwatch.mining.audit_spec import AuditSpec
 from recallwatch.mining.oracles import kind_of
 
 __all__ = [
+    "DEFAULT_MAX_PAIRS",
     "Config",
     "EncoderConfig",
     "FalseNegativeConfig",
     "HeldoutConfig",
+    "HolesConfig",
     "RunConfig",
     "load_config",
     "missing_secrets",
@@ -237,6 +239,11 @@ class EvaluationConfig(_Model):
     ks: Annotated[list[Annotated[int, Field(ge=1)]], Field(min_length=1)] = list(DEFAULT_KS)
     similarity: Literal["cosine", "dot", "l2"] = "cosine"
     shard_rows: Annotated[int, Field(ge=1)] = 65_536
+    #: Document ids kept per query of each evaluation (its top-K, capped at the largest k), so
+    #: that the history can be re-scored under another qrels version and audited for holes
+    #: (docs/holes.md). 0 keeps none. Not part of the evaluation key: changing it re-evaluates
+    #: nothing.
+    stored_rankings: Annotated[int, Field(ge=0, le=1000)] = 20
     concurrency: Annotated[int, Field(ge=1, le=64)] = 1
     timeout_seconds: PositiveSeconds = 6 * 3600.0
     policy: Literal["oldest_first", "latest_only"] = "oldest_first"
@@ -316,6 +323,24 @@ class FalseNegativeConfig(AuditSpec):
         for item in value if _resolving(info) else []:
             _read_secret("env", item.partition("=")[2].strip())
         return value
+
+
+#: Displacing (query, document) pairs a hole audit judges at most (``holes.max_pairs``).
+DEFAULT_MAX_PAIRS = 200
+
+
+class HolesConfig(_Model):
+    """``holes``: audit a regression alert for holes in the held-out set (docs/holes.md).
+
+    When a regression alert opens, the unjudged documents the checkpoint ranked above the
+    positives it lost are pooled (at most ``max_pairs``, seeded), judged by ``oracles`` in the
+    daemon's process (labels files, HTTP judges; a model judge loads its model there), and the
+    alert's evidence gives the hole-adjusted drop beside the raw one.
+    """
+
+    oracles: Annotated[list[Annotated[str, AfterValidator(_oracle_spec)]], Field(min_length=1)]
+    max_pairs: Annotated[int, Field(ge=1, le=100_000)] = DEFAULT_MAX_PAIRS
+    seed: int = 0
 
 
 # -- notifications: modelled and validated here, delivered by the alerting code -------------------
@@ -578,6 +603,7 @@ class Config(_Model):
     heldout: Annotated[list[HeldoutConfig], Field(min_length=1)]
     runs: Annotated[list[RunConfig], Field(min_length=1)]
     false_negatives: FalseNegativeConfig | None = None
+    holes: HolesConfig | None = None
     notifications: NotificationsConfig = NotificationsConfig()
 
     def encoder_for(self, run: RunConfig) -> EncoderConfig:

@@ -43,8 +43,18 @@ def test_eval_prints_table_and_writes_json(example, tmp_path: Path, capsys) -> N
     assert "50 queries evaluated, 0 excluded" in printed
     doc = json.loads(out.read_text())
     assert doc["ks"] == [1, 10]
-    assert set(doc["metrics"]) == {"recall", "success", "precision", "mrr", "ndcg", "map"}
+    assert set(doc["metrics"]) == {
+        "recall",
+        "success",
+        "precision",
+        "mrr",
+        "ndcg",
+        "map",
+        "unjudged",
+    }
     assert 0.0 < doc["metrics"]["recall"]["10"] <= 1.0
+    # The share of unjudged documents in the top k (docs/holes.md).
+    assert 0.0 < doc["metrics"]["unjudged"]["10"] < 1.0
     assert doc["counts"] == {
         "queries_evaluated": 50,
         "queries_excluded_no_relevant": 0,

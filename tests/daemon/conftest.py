@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from recallwatch.store import Store
+from tests.helpers.browser import browser, tab  # noqa: F401 - a real Chromium
 from tests.helpers.receivers import receiver  # noqa: F401 - real HTTP receivers
 from tests.helpers.serve import serve, synthetic  # noqa: F401 - fixtures
 

@@ -175,3 +175,15 @@ def test_ranx_agrees_on_means() -> None:
     assert ours.mean("precision", 5) == pytest.approx(ref["precision@5"], abs=1e-9)
     assert ours.mean("mrr", 5) == pytest.approx(ref["mrr@5"], abs=1e-9)
     assert ours.mean("success", 5) == pytest.approx(ref["hit_rate@5"], abs=1e-9)
+
+
+def test_unjudged_share_counts_documents_without_any_judgement() -> None:
+    """unjudged@k = 1 - Judged@k: a grade-0 judgement is judged; padding is no document."""
+    docs = ["a", "b", "c", "d", "e"]
+    qrels = {"q1": {"a": 1, "b": 0}, "q2": {"e": 2}}
+    judgements = JudgementIndex.build(["q1", "q2"], qrels, {d: i for i, d in enumerate(docs)})
+    ranked = np.array([[0, 2, 1, 3], [4, -1, -1, -1]], dtype=np.int64)  # q1: a c b d; q2: e
+    m = compute_metrics(ranked, judgements, (1, 2, 4))
+    assert m.per_query["unjudged"][1].tolist() == [0.0, 0.0]
+    assert m.per_query["unjudged"][2].tolist() == [0.5, 0.0]
+    assert m.per_query["unjudged"][4].tolist() == [0.5, 0.0]

@@ -63,7 +63,10 @@ def evaluated(store: Store, run_id: int, step: int, recall10: float, *, fp: str 
         finished(cid),
         started_at=3000.0 + step,
         finished_at=3001.0 + step,
-        metrics={m: {1: recall10 / 2, 10: recall10} for m in ("recall", "success", "mrr", "ndcg")},
+        metrics={
+            **{m: {1: recall10 / 2, 10: recall10} for m in ("recall", "success", "mrr", "ndcg")},
+            "unjudged": {10: 1 - recall10},
+        },
         timings={"encode": 0.2, "search": 7.0, "metrics": 0.01},
         counts={"queries": 10},
         outcomes={},
@@ -106,6 +109,8 @@ def test_latest_checkpoint_values_and_no_stale_labels(
     evaluated(store, run, 200, 0.7, fp="b" * 64)
     assert registry.get_sample_value("recallwatch_recall_ratio", labels) == 0.7
     assert registry.get_sample_value("recallwatch_ndcg_ratio", labels) == 0.7
+    # The share of unjudged documents in the top k (docs/holes.md).
+    assert registry.get_sample_value("recallwatch_unjudged_ratio", labels) == pytest.approx(0.3)
     info = [
         s.labels
         for m in registry.collect()

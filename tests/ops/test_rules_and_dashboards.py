@@ -32,6 +32,7 @@ EXPORTED_METRICS = {
     "recallwatch_success_ratio",
     "recallwatch_mrr_ratio",
     "recallwatch_ndcg_ratio",
+    "recallwatch_unjudged_ratio",
     "recallwatch_recall_baseline_ratio",
     "recallwatch_recall_regression",
     "recallwatch_checkpoint_step",

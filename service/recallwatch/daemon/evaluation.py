@@ -97,6 +97,7 @@ class Evaluator:
             similarity=self.config.evaluation.similarity,
             shard_rows=self.config.evaluation.shard_rows,
             backend=backend_options(self.config.evaluation),
+            stored_rankings=self.config.evaluation.stored_rankings,
         )
         where = fields(run=run.name, checkpoint=row.name, step=row.step, dataset=heldout.dataset)
         started, t0 = self.clock(), time.monotonic()
@@ -148,6 +149,7 @@ class Evaluator:
                 counts=result.counts,
                 outcomes=result.outcomes,
                 precision=result.precision,
+                rankings=result.rankings,
             ),
             run_id,
         )

@@ -79,6 +79,8 @@ class Job:
     #: The backend (``evaluation.backends``) by ``kind`` (default ``local``: in this process) and
     #: its options, e.g. ``{"kind": "ray", ...}`` (``evaluation.ray``).
     backend: dict[str, Any] = field(default_factory=dict)
+    #: Document ids kept per query (``evaluation.stored_rankings``), at most the largest k.
+    stored_rankings: int = 0
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,8 @@ class Result:
     outcomes: dict[str, dict[str, int]]
     #: The encoder's numeric precision (fp32, bf16, fp16); None for precomputed embeddings.
     precision: str | None = None
+    #: query id -> its top ``Job.stored_rankings`` document ids, best first.
+    rankings: dict[str, list[str]] = field(default_factory=dict)
 
 
 class Interrupted(Exception):  # noqa: N818 - a signal to re-queue, not an error
@@ -130,6 +134,15 @@ def evaluate_job(job: Job) -> Result:
             hits = (ranked == doc_position[doc]).nonzero()[0]
             ranks[doc] = int(hits[0]) + 1 if hits.size else 0
         outcomes[qid] = ranks
+    # The local backend's held-out set has every corpus id; the Ray backend's holds only the
+    # judged ones, so its evaluations keep no rankings (docs/holes.md).
+    corpus_ids: list[str] | None = getattr(heldout, "corpus_ids", None)
+    depth = min(job.stored_rankings, ev.topk.positions.shape[1]) if corpus_ids else 0
+    rankings: dict[str, list[str]] = {}
+    if corpus_ids and depth:
+        for qi, qid in enumerate(heldout.query_ids):
+            top = ev.topk.positions[qi, :depth].tolist()
+            rankings[qid] = [corpus_ids[p] for p in top if p >= 0]
     return Result(
         encoder=ev.encoder,
         metrics=ev.metrics.means(),
@@ -142,6 +155,7 @@ def evaluate_job(job: Job) -> Result:
         },
         outcomes=outcomes,
         precision=ev.precision,
+        rankings=rankings,
     )
 
 
@@ -168,6 +182,7 @@ def run_isolated(
         counts=r["counts"],
         outcomes=r["outcomes"],
         precision=r.get("precision"),
+        rankings=r.get("rankings", {}),
     )
 
 

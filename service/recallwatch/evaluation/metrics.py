@@ -12,8 +12,12 @@ For a query with ranked list ``d_1 .. d_K``, graded judgements ``g(d)`` (0 when 
 - ``map@k``       = sum over relevant ranks r <= k of precision@r, divided by R (trec_eval's
   ``map_cut``; sentence-transformers divides by min(k, R) instead)
 
-These equal pytrec_eval's ``recall_k``, ``P_k``, ``success_k``, ``recip_rank`` (on the list cut at
-k), ``ndcg_cut_k`` and ``map_cut_k`` to 1e-9 (tests check it).
+- ``unjudged@k``  = |documents in top k with no judgement for the query (any grade)| / k: the
+  holes in the held-out set a checkpoint retrieves (BEIR's Hole@k; 1 - ``ir_measures``' Judged@k).
+  It is not a quality metric: a checkpoint that surfaces unjudged documents may still be right.
+
+The quality metrics equal pytrec_eval's ``recall_k``, ``P_k``, ``success_k``, ``recip_rank`` (on
+the list cut at k), ``ndcg_cut_k`` and ``map_cut_k`` to 1e-9 (tests check it).
 """
 
 from __future__ import annotations
@@ -34,7 +38,15 @@ __all__ = [
 ]
 
 DEFAULT_KS: tuple[int, ...] = (1, 5, 10, 20, 100)
-METRIC_NAMES: tuple[str, ...] = ("recall", "success", "precision", "mrr", "ndcg", "map")
+METRIC_NAMES: tuple[str, ...] = (
+    "recall",
+    "success",
+    "precision",
+    "mrr",
+    "ndcg",
+    "map",
+    "unjudged",
+)
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -100,14 +112,22 @@ class JudgementIndex:
 
     def grades_of(self, positions: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
         """Grade of each retrieved document (0 if unjudged or padding), same shape as input."""
+        hit, idx = self._lookup(positions)
+        return np.where(hit, self.grades[idx], 0) if len(self.keys) else np.zeros_like(positions)
+
+    def judged_of(self, positions: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
+        """Whether each retrieved document has a judgement (any grade) for its query."""
+        return self._lookup(positions)[0]
+
+    def _lookup(
+        self, positions: npt.NDArray[np.int64]
+    ) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.intp]]:
         nq = positions.shape[0]
         flat = np.arange(nq, dtype=np.int64)[:, None] * self.num_docs + positions
         if len(self.keys) == 0:
-            return np.zeros_like(positions)
-        idx = np.searchsorted(self.keys, flat)
-        idx_clipped = np.minimum(idx, len(self.keys) - 1)
-        hit = (self.keys[idx_clipped] == flat) & (positions >= 0)
-        return np.where(hit, self.grades[idx_clipped], 0)
+            return np.zeros(positions.shape, dtype=bool), np.zeros(positions.shape, dtype=np.intp)
+        idx = np.minimum(np.searchsorted(self.keys, flat), len(self.keys) - 1)
+        return (self.keys[idx] == flat) & (positions >= 0), idx
 
 
 @dataclass(frozen=True)
@@ -151,6 +171,8 @@ def compute_metrics(
         raise ValueError(f"ranked lists have {positions.shape[1]} columns, need {kmax}")
     pos = positions[:, :kmax]
     grades = judgements.grades_of(pos)
+    unjudged = (pos >= 0) & ~judgements.judged_of(pos)
+    cum_unjudged = np.cumsum(unjudged, axis=1, dtype=np.int64)
     rel = grades >= judgements.relevance_level
     cum_rel = np.cumsum(rel, axis=1, dtype=np.int64)
     n_rel = judgements.num_relevant.astype(np.float64)
@@ -182,4 +204,5 @@ def compute_metrics(
             dcg_cum[:, k - 1], idcg, out=np.zeros_like(idcg), where=idcg > 0
         )
         per_query["map"][k] = ap_cum[:, k - 1] / n_rel
+        per_query["unjudged"][k] = cum_unjudged[:, k - 1] / float(k)
     return QueryMetrics(ks=ks_t, per_query=per_query)

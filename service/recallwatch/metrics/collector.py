@@ -67,6 +67,12 @@ HEADLINE_METRICS = {
     "success": "recallwatch_success_ratio",
     "mrr": "recallwatch_mrr_ratio",
     "ndcg": "recallwatch_ndcg_ratio",
+    # The share of unjudged documents in the top k (docs/holes.md), not a quality metric.
+    "unjudged": "recallwatch_unjudged_ratio",
+}
+_HELP = {
+    "unjudged": "Share of the exported checkpoint's top-k documents that the held-out set's "
+    "qrels do not judge (holes; 1 - Judged@k).",
 }
 
 #: What a regression verdict compares with: the ``compare_with`` label of
@@ -214,7 +220,9 @@ class RecallwatchCollector(Collector):
     def _checkpoints(self, exported: Iterable[CheckpointRow]) -> Iterator[Metric]:
         run_ds_k = ["run", "dataset", "k"]
         gauges = {
-            m: GaugeMetricFamily(name, f"{m}@k of the exported checkpoint.", labels=run_ds_k)
+            m: GaugeMetricFamily(
+                name, _HELP.get(m, f"{m}@k of the exported checkpoint."), labels=run_ds_k
+            )
             for m, name in HEADLINE_METRICS.items()
         }
         baseline = GaugeMetricFamily(

@@ -29,8 +29,15 @@ from pathlib import Path
 from recallwatch.store.db import Database, StoreError
 from recallwatch.store.ledger import AlertLedger
 from recallwatch.store.outbox import SqliteOutbox
+from recallwatch.store.qrels import OverlayLabel, QrelsVersion, QrelsVersions
 from recallwatch.store.queue import CheckpointQueue
-from recallwatch.store.results import Results, pack_outcomes, unpack_outcomes
+from recallwatch.store.results import (
+    Results,
+    pack_outcomes,
+    pack_rankings,
+    unpack_outcomes,
+    unpack_rankings,
+)
 from recallwatch.store.reviews import ReviewRow, Reviews, ReviewSetSummary
 from recallwatch.store.rows import (
     STATES,
@@ -68,7 +75,10 @@ __all__ = [
     "FnEstimate",
     "NewEvaluation",
     "NewMessage",
+    "OverlayLabel",
     "PastEvaluation",
+    "QrelsVersion",
+    "QrelsVersions",
     "ReadViews",
     "Results",
     "ReviewRow",
@@ -81,7 +91,9 @@ __all__ = [
     "VarianceSources",
     "VerdictRow",
     "pack_outcomes",
+    "pack_rankings",
     "unpack_outcomes",
+    "unpack_rankings",
 ]
 
 
@@ -98,6 +110,7 @@ class Store:
         self.views = ReadViews(db, self.queue, self.results)
         self.reviews = Reviews(db)
         self.variance = VarianceSources(db)
+        self.qrels = QrelsVersions(db)
 
     @classmethod
     def open(cls, path: Path | str, *, exclusive: bool = True) -> Store:

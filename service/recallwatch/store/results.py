@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import zlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from recallwatch.store.db import Database
 from recallwatch.store.rows import (
@@ -25,7 +25,14 @@ from recallwatch.store.rows import (
     NewEvaluation,
 )
 
-__all__ = ["Results", "fn_estimate_row", "pack_outcomes", "unpack_outcomes"]
+__all__ = [
+    "Results",
+    "fn_estimate_row",
+    "pack_outcomes",
+    "pack_rankings",
+    "unpack_outcomes",
+    "unpack_rankings",
+]
 
 
 def pack_outcomes(outcomes: Mapping[str, Mapping[str, int]]) -> bytes:
@@ -36,6 +43,18 @@ def pack_outcomes(outcomes: Mapping[str, Mapping[str, int]]) -> bytes:
 def unpack_outcomes(blob: bytes) -> dict[str, dict[str, int]]:
     """Inverse of ``pack_outcomes``."""
     value: dict[str, dict[str, int]] = json.loads(zlib.decompress(blob))
+    return value
+
+
+def pack_rankings(rankings: Mapping[str, Sequence[str]]) -> bytes:
+    """Compress per-query rankings (query -> document ids, best first) for storage."""
+    doc = {q: list(ids) for q, ids in rankings.items()}
+    return zlib.compress(json.dumps(doc, separators=(",", ":")).encode(), 9)
+
+
+def unpack_rankings(blob: bytes) -> dict[str, list[str]]:
+    """Inverse of ``pack_rankings``."""
+    value: dict[str, list[str]] = json.loads(zlib.decompress(blob))
     return value
 
 
@@ -124,12 +143,23 @@ class Results:
                     ev.precision,
                 ),
             )
+            evaluation_id = int(cur.lastrowid or 0)
+            if ev.rankings:
+                conn.execute(
+                    "INSERT INTO evaluation_rankings(evaluation_id, depth, rankings) "
+                    "VALUES (?, ?, ?)",
+                    (
+                        evaluation_id,
+                        max(len(ids) for ids in ev.rankings.values()),
+                        pack_rankings(ev.rankings),
+                    ),
+                )
             conn.executemany(
                 "INSERT INTO stage_timings(run_id, stage, seconds, recorded_at) "
                 "VALUES (?, ?, ?, ?)",
                 [(run_id, stage, secs, ev.finished_at) for stage, secs in ev.timings.items()],
             )
-            return int(cur.lastrowid or 0)
+            return evaluation_id
 
     def record_failure(
         self,
@@ -188,6 +218,20 @@ class Results:
         """The per-query outcomes of a finished evaluation."""
         rows = self._db.query("SELECT outcomes FROM evaluations WHERE id = ?", (evaluation_id,))
         return unpack_outcomes(rows[0][0]) if rows and rows[0][0] is not None else {}
+
+    def rankings(self, evaluation_id: int) -> dict[str, list[str]]:
+        """The stored top-K document ids per query of an evaluation (empty when none stored)."""
+        rows = self._db.query(
+            "SELECT rankings FROM evaluation_rankings WHERE evaluation_id = ?", (evaluation_id,)
+        )
+        return unpack_rankings(rows[0][0]) if rows else {}
+
+    def rankings_depth(self, evaluation_id: int) -> int:
+        """How many documents per query an evaluation's stored rankings hold (0: none)."""
+        rows = self._db.query(
+            "SELECT depth FROM evaluation_rankings WHERE evaluation_id = ?", (evaluation_id,)
+        )
+        return int(rows[0][0]) if rows else 0
 
     def record_stage(self, run_id: int, stage: str, seconds: float, now: float) -> None:
         """Record the duration of a stage outside an evaluation (e.g. false_negatives)."""

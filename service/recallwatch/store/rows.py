@@ -6,7 +6,7 @@ metric ``k`` keys are ``int`` everywhere in Python (they are strings only inside
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -76,6 +76,9 @@ class NewEvaluation:
     outcomes: Mapping[str, Mapping[str, int]]
     #: The encoder's numeric precision (fp32, bf16, fp16); None for precomputed embeddings.
     precision: str | None = None
+    #: query id -> the top ``evaluation.stored_rankings`` document ids, best first (empty: none
+    #: stored). Kept so that the history can be re-scored under another qrels version.
+    rankings: Mapping[str, Sequence[str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -269,6 +269,30 @@ MIGRATIONS: list[list[str]] = [
             removed_at REAL NOT NULL,
             PRIMARY KEY (mined_set, query_id, doc_id, reviewer))""",
     ],
+    # 10 -> 11: held-out holes (docs/holes.md). Each evaluation's top-K document ids per query
+    # (``evaluation.stored_rankings``; one compressed row per evaluation), so that its history
+    # can be re-scored without re-encoding; and qrels overlay versions of a held-out set: the
+    # labels accepted into it, version by version (the set's files are never edited).
+    [
+        """CREATE TABLE IF NOT EXISTS evaluation_rankings (
+            evaluation_id INTEGER PRIMARY KEY REFERENCES evaluations(id),
+            depth INTEGER NOT NULL,
+            rankings BLOB NOT NULL)""",
+        """CREATE TABLE IF NOT EXISTS qrels_versions (
+            id INTEGER PRIMARY KEY,
+            dataset TEXT NOT NULL,
+            version INTEGER NOT NULL CHECK (version >= 1),
+            note TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            UNIQUE (dataset, version))""",
+        """CREATE TABLE IF NOT EXISTS qrels_overlay (
+            version_id INTEGER NOT NULL REFERENCES qrels_versions(id),
+            query_id TEXT NOT NULL,
+            doc_id TEXT NOT NULL,
+            grade INTEGER NOT NULL,
+            source TEXT NOT NULL,
+            PRIMARY KEY (version_id, query_id, doc_id))""",
+    ],
 ]
 
 #: The version a freshly opened store has.

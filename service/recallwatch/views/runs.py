@@ -34,7 +34,7 @@ __all__ = [
 ]
 
 #: The metrics of the run table and chart (every metric is on the checkpoint page).
-TABLED = ("recall", "ndcg")
+TABLED = ("recall", "ndcg", "unjudged")
 #: How many alerts a run page or report lists at most.
 MAX_ALERTS = 500
 

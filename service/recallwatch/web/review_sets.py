@@ -3,6 +3,9 @@
 - In the daemon (``daemon_sets``): every mined set a run's checkpoints name in their mining
   metadata (``false_negatives.mined_set_key``), keyed by its mining fingerprint, read with the
   ``false_negatives.corpus`` directory.
+- The held-out queues (``holes_sets``): each hole audit's displacing documents, written by the
+  daemon to ``<store dir>/holes/`` (``alerting.holes.write_review_queue``), read with the held-out
+  set's directory as the corpus (docs/holes.md).
 - For ``recallwatch review`` (``file_set``): the one given file, keyed by a hash of its path.
 
 ``ReviewSettings`` says how the sample is drawn (the seeded sample ``fn-rate`` draws with the
@@ -22,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from recallwatch.alerting.holes import QUEUE_PREFIX, queue_dir
 from recallwatch.mining.audit import AuditConfig
 from recallwatch.mining.corpus import load_corpus
 from recallwatch.mining.formats import read_mined
@@ -40,6 +44,7 @@ __all__ = [
     "ReviewSettings",
     "daemon_sets",
     "file_set",
+    "holes_sets",
 ]
 
 #: The environment variable that configures the review write token (else one is generated).
@@ -130,6 +135,20 @@ def daemon_sets(store: Store, settings: ReviewSettings) -> list[ReviewSet]:
     return list(out.values())
 
 
+def holes_sets(store: Store, heldouts: dict[str, Path]) -> list[ReviewSet]:
+    """The held-out review queues: one per hole audit written under ``<store dir>/holes/``
+    (``<dataset>--<run>--<checkpoint>.jsonl``), for held-out sets still configured."""
+    folder = queue_dir(store.path)
+    out = []
+    for path in sorted(folder.glob("*.jsonl")) if folder.is_dir() else []:
+        dataset, _, rest = path.stem.partition("--")
+        run = rest.partition("--")[0] or None
+        if dataset in heldouts:
+            title = f"held-out holes: {path.stem.replace('--', ' / ')}"
+            out.append(ReviewSet(QUEUE_PREFIX + path.stem, title, path, heldouts[dataset], run))
+    return out
+
+
 class ReviewSets:
     """The sets on offer and their plans (drawn once per set; thread-safe)."""
 
@@ -173,7 +192,8 @@ def daemon_review(
     what that did. A generated token is logged once.
     """
     settings = ReviewSettings.from_config(config)
-    sets = ReviewSets(settings, lambda: daemon_sets(store, settings))
+    heldouts = {h.dataset: Path(h.path) for h in config.heldout}
+    sets = ReviewSets(settings, lambda: daemon_sets(store, settings) + holes_sets(store, heldouts))
     folder = review_mirror(store.path)
     reconciled = reconcile_mirror(store, folder)
     if on_reconciled is not None:

@@ -19,9 +19,12 @@ resolution.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
+from typing import Any
 
+from recallwatch.alerting.holes import HoleTarget, audit_holes, queue_dir
 from recallwatch.alerting.rules.base import (
     AlertRule,
     Decision,
@@ -51,12 +54,17 @@ from recallwatch.alerting.rules.recall_regression.segments import (
 )
 from recallwatch.alerting.rules.recall_regression.variance import PastVariance
 from recallwatch.config import HeldoutConfig, RecallRegressionRule
+from recallwatch.errors import RecallwatchError
 from recallwatch.evaluation.outcomes import per_query_metric
+from recallwatch.logs import fields
+from recallwatch.mining.oracles import open_oracles
 from recallwatch.records.alert import Alert, AlertKey
 from recallwatch.stats.hierarchical import VarianceHistory
 from recallwatch.store import AlertRecord, CheckpointRow
 
 __all__ = ["RecallRegression", "confirmed", "verdict_kind"]
+
+log = logging.getLogger(__name__)
 
 
 def verdict_kind(rule: RecallRegressionRule, rules: Sequence[RuleConfig]) -> str:
@@ -366,9 +374,49 @@ class RecallRegression(AlertRule[RecallRegressionRule]):
             fn_before=store.results.fn_estimate(base_row.id),
             fn_after=store.results.fn_estimate(row.id),
         )
+        summary, description, evidence = made.summary, made.description, made.evidence
+        holes = self._holes(row, base_row, heldout, k)
+        if holes is not None:
+            evidence = replace(evidence, details={**evidence.details, "holes": holes})
+            description += f" Holes: {holes['summary']}."
+            if holes.get("significant") is False:
+                summary += "; not significant once the held-out holes are counted"
         return self.new_alert(
-            aid, key, row, made.summary, made.description, made.evidence, alertname=made.alertname
+            aid, key, row, summary, description, evidence, alertname=made.alertname
         )
+
+    def _holes(
+        self, row: CheckpointRow, base_row: CheckpointRow, heldout: HeldoutConfig, k: int
+    ) -> dict[str, Any] | None:
+        """The hole audit of this drop (``holes`` configured), for the evidence; a failed audit
+        is reported there too (the alert is sent either way)."""
+        config = self.context.config.holes
+        if config is None:
+            return None
+        try:
+            audit, version = audit_holes(
+                self.context.store,
+                HoleTarget(
+                    row,
+                    base_row,
+                    heldout.dataset,
+                    heldout.path,
+                    heldout.split,
+                    heldout.relevance_level,
+                ),
+                open_oracles(config.oracles),
+                metric=self.config.metric,
+                k=k,
+                max_pairs=config.max_pairs,
+                seed=config.seed,
+                queue=queue_dir(self.context.store.path),
+            )
+        except (RecallwatchError, ValueError) as exc:
+            log.warning(
+                "hole audit failed: %s", exc, extra=fields(run=row.run, checkpoint=row.name)
+            )
+            return {"error": str(exc), "summary": f"the hole audit failed: {exc}"}
+        return {**audit.as_dict(), "qrels_version": version, "oracles": list(config.oracles)}
 
 
 def decide_rule_level(
