@@ -21,6 +21,7 @@ from recallwatch.daemon.notifier import Notifier
 from recallwatch.daemon.review_feed import ReviewFeed
 from recallwatch.daemon.review_ppi import JUDGED_SAMPLE, PPI_SOURCE
 from recallwatch.daemon.runner import AuditJob, AuditRunner, estimate_in_process
+from recallwatch.errors import EvaluationError
 from recallwatch.metrics.collector import RecallwatchCollector
 from recallwatch.mining.review import live_estimate
 from recallwatch.server import create_app
@@ -289,3 +290,36 @@ def test_labels_stored_while_the_daemon_was_down_are_used_at_start(
     (row,) = store.queue.checkpoints("demo")
     est = store.results.fn_estimate(row.id)
     assert est is not None and (est.sample_size, est.false_negatives) == (3, 0)
+
+
+def test_labels_given_before_the_judges_audit_are_combined_once_it_is_stored(
+    tmp_path: Path, synthetic: SyntheticSet, store: Store
+) -> None:
+    calls: list[AuditJob] = []
+
+    def judge_down_once(job: AuditJob, timeout: float, cancel: threading.Event) -> FnEstimate:
+        calls.append(job)
+        if len(calls) == 1:
+            raise EvaluationError("judge_failed", "the judge is down")
+        return estimate_in_process(job, timeout, cancel)
+
+    d, feed, clock, key = _setup(
+        tmp_path, synthetic, store, ["qrels", "review"], fn_runner=judge_down_once
+    )
+    (first,) = store.queue.checkpoints("demo")
+    assert store.results.fn_estimate(first.id) is None
+    assert store.results.fn_audit_failure(first.id) is not None
+    plan = feed.plans(key)
+    assert plan is not None
+    for item in plan.items[:10]:  # labelled while the judge was down (no re-estimate asked)
+        store.reviews.record(key, item.query_id, item.doc_id, "relevant", "ann", clock.now)
+
+    # The set's next checkpoint audits it again; once stored, the labels are combined with it.
+    write_checkpoint(tmp_path / "run", 200, synthetic, mining={"mined_set": "mined.jsonl"})
+    poll_until_idle(d)
+    assert len(calls) == 2
+    assert feed.pending() == {key: clock.now}
+    assert feed.run_due() == [key]
+    est = store.results.fn_estimate(first.id)
+    assert est is not None and est.source == PPI_SOURCE
+    assert est.details["human_labels"]["labels"] == 10
