@@ -283,6 +283,7 @@ class ReviewFeed:
                 row.id, key, self.config_hash, chosen, now, keep_history=True
             )
         human = chosen.details.get("human_labels", {})
+        people = chosen.details.get("people")
         log.info(
             "false-negative estimate re-computed from review labels",
             extra=fields(
@@ -294,6 +295,7 @@ class ReviewFeed:
                 judged=chosen.sample_size,
                 labels=human.get("labels") if isinstance(human, dict) else None,
                 sprt=chosen.details.get("sprt_status"),
+                used=people.get("used") if isinstance(people, dict) else None,
                 checkpoints=len(rows),
             ),
         )
