@@ -97,7 +97,8 @@ class FalseNegatives(BaseModel):
     random_estimate: float | None
     amplification: float | None
     buckets: list[dict[str, Any]]
-    #: who judged: audit (the audit's oracles) or review (people's labels on /review)
+    #: who judged: audit (the audit's oracles), review (people's labels on /review) or ppi
+    #: (prediction-powered: a judge's labels corrected by people's; ``people`` has the trio)
     source: str = "audit"
     #: with source review: how many labels, of which relevant / not_relevant / unsure, reviewers
     human_labels: dict[str, Any] | None = None

@@ -147,7 +147,9 @@ class FnAuditor:
                     extra=where,
                 )
                 return True
+        audited = False
         if estimate is None:  # a mined set not audited yet: audit it once
+            audited = True
             job = audit_job(self.config, run.directory / mined, mining)
             t0 = time.monotonic()
             try:
@@ -193,4 +195,8 @@ class FnAuditor:
         self.store.results.record_fn_estimate(
             row.id, row.mining_fingerprint, self.config_hash, estimate, self.clock()
         )
+        key = row.mining_fingerprint
+        if audited and self.review is not None and self.store.reviews.labels(key):
+            # Labels given before the judge's audit finished: combine them with it now.
+            self.review.changed(key, now=True)
         return True

@@ -9,11 +9,18 @@ injected clock, and the labels are read when it is due, so a burst of labels is 
 1. estimates the set from its labels with the review page's estimator (``mining.review.
    live_estimate``: the same rates, interval and SPRT the page shows);
 2. chooses the set's estimate (``choose_estimate``, pure): the people's when ``review`` is the
-   only oracle; beside other judges, the people's once their labels are decisive (the SPRT
-   decided, or the whole sample is labelled), else the judges' audit estimate;
+   only oracle. Beside a judge whose audit stored its label of every pair of the review sample
+   (``details.judged_sample``), the prediction-powered estimate (PPI++: the judge's labels of
+   the whole sample corrected by its errors on the people's part, ``daemon.review_ppi``) from
+   the first 2 labelled pairs on, with the judge-only / people-only / PPI trio, the judge's
+   agreement with people and the SPRT in its details; the judge's while nobody has labelled;
+   where PPI cannot be computed (too few pairs both labelled, a census of people's labels) the
+   people's once decisive (the SPRT decided, or the whole sample is labelled), else the judge's.
+   Without the judge's labels per pair (an audit from before them, or one that drew another
+   sample) only that last rule applies;
 3. when that differs from the set's current estimate, stores it as a NEW estimate (source
-   ``review``, or ``audit`` when the judges' one comes back) for every evaluated checkpoint
-   trained on the set: the earlier estimates stay in the history;
+   ``ppi``, ``review``, or ``audit`` when the judges' one comes back) for every evaluated
+   checkpoint trained on the set: the earlier estimates stay in the history;
 4. hands each run's newest evaluated checkpoint of the set to ``on_estimate`` (the alert
    decision: ``FalseNegativeRateHigh`` opens or resolves without a restart). The exporter and the
    pages read the store, so ``/metrics`` and the pages follow at their next read.
@@ -35,15 +42,18 @@ from pathlib import Path
 from typing import Any
 
 from recallwatch.config import FalseNegativeConfig
+from recallwatch.daemon.review_ppi import PPI_SOURCE, combine, ppi_estimate, with_people
 from recallwatch.logs import fields
 from recallwatch.mining.oracles.labels import ReviewLabel
 from recallwatch.mining.oracles.review import REVIEW_SPEC, judges_besides_review
+from recallwatch.mining.people import PeopleAndJudge
 from recallwatch.mining.review import LiveEstimate, ReviewPlan, live_estimate
 from recallwatch.store import STATES, CheckpointRow, FnBucket, FnEstimate, Store
 from recallwatch.store.reviews import ReviewRow
 
 __all__ = [
     "DECISIVE",
+    "PPI_SOURCE",
     "REVIEW_DEBOUNCE_SECONDS",
     "REVIEW_SOURCE",
     "ReviewFeed",
@@ -57,7 +67,7 @@ log = logging.getLogger("recallwatch.daemon")
 
 #: How long after a set's first label change its estimate is re-computed.
 REVIEW_DEBOUNCE_SECONDS = 2.0
-#: The ``source`` of an estimate made from people's labels.
+#: The ``source`` of an estimate made from people's labels alone (``PPI_SOURCE``: with a judge's).
 REVIEW_SOURCE = "review"
 #: SPRT decisions that make people's labels decisive beside a judge.
 DECISIVE = ("too_high", "acceptable")
@@ -116,25 +126,63 @@ def review_estimate(live: LiveEstimate, labels: list[ReviewLabel], planned: int)
 
 
 def choose_estimate(
-    people: FnEstimate, live: LiveEstimate, planned: int, judge: FnEstimate | None, *, alone: bool
+    people: FnEstimate,
+    live: LiveEstimate,
+    planned: int,
+    judge: FnEstimate | None,
+    *,
+    alone: bool,
+    both: PeopleAndJudge | None = None,
 ) -> FnEstimate | None:
-    """The set's estimate: the people's (``alone``, or once decisive), else the judges' one."""
-    decisive = live.labelled > 0 and (
-        live.sprt.get("decision") in DECISIVE or live.labelled >= planned
+    """The set's estimate from the people's (``people``, ``live``) and the judges' (``judge``).
+
+    - ``alone`` (``review`` is the only oracle): the people's.
+    - ``both`` (the judge's labels of the whole review sample are known, ``review_ppi.combine``):
+      the prediction-powered estimate when it can be computed (source ``ppi``); the judge's
+      while people have labelled nothing; else the people's once decisive (the SPRT decided, or
+      the whole sample is labelled), else the judge's. The people's carries the trio and the
+      agreement in its details, ``used`` naming it.
+    - otherwise (no judge's labels per pair): the people's once decisive, else the judge's.
+    """
+    decisive = (
+        live.labelled > 0
+        and people.sample_size > 0
+        and (live.sprt.get("decision") in DECISIVE or live.labelled >= planned)
     )
-    if alone or (decisive and people.sample_size > 0):
+    if alone:
+        return people
+    if both is not None and judge is not None and both.used != "judge":
+        if both.used == "ppi":
+            return ppi_estimate(both, judge, people)
+        if decisive:
+            why = (
+                "every sampled negative labelled by people: their labels alone"
+                if live.labelled >= planned
+                else f"too few pairs labelled by both for a prediction-powered estimate, and "
+                f"the SPRT over the people's labels has decided ({live.status}): their labels "
+                "alone"
+            )
+            return with_people(people, both, judge, used="people", why=why)
+        return judge
+    if decisive:
         return people
     return judge
 
 
-def _same(a: FnEstimate | None, b: FnEstimate) -> bool:
-    return a is not None and (a.source, a.sample_size, a.false_negatives, a.lower, a.upper) == (
-        b.source,
-        b.sample_size,
-        b.false_negatives,
-        b.lower,
-        b.upper,
+def _key(e: FnEstimate) -> tuple[Any, ...]:
+    return (
+        e.source,
+        e.sample_size,
+        e.false_negatives,
+        e.estimate,
+        e.lower,
+        e.upper,
+        e.details.get("human_labels"),
     )
+
+
+def _same(a: FnEstimate | None, b: FnEstimate) -> bool:
+    return a is not None and _key(a) == _key(b)
 
 
 class ReviewFeed:
@@ -215,7 +263,8 @@ class ReviewFeed:
         planned = len(plan.items)
         people = review_estimate(live, labels, planned)
         judge = self.store.results.fn_audit_estimate_for(key, self.config_hash)
-        return choose_estimate(people, live, planned, judge, alone=self.alone)
+        both = None if self.alone else combine(plan, labels, judge)
+        return choose_estimate(people, live, planned, judge, alone=self.alone, both=both)
 
     def refresh(self, key: str) -> FnEstimate | None:
         """Store the set's new estimate on its checkpoints and decide their alerts again."""
@@ -234,6 +283,7 @@ class ReviewFeed:
                 row.id, key, self.config_hash, chosen, now, keep_history=True
             )
         human = chosen.details.get("human_labels", {})
+        people = chosen.details.get("people")
         log.info(
             "false-negative estimate re-computed from review labels",
             extra=fields(
@@ -245,6 +295,7 @@ class ReviewFeed:
                 judged=chosen.sample_size,
                 labels=human.get("labels") if isinstance(human, dict) else None,
                 sprt=chosen.details.get("sprt_status"),
+                used=people.get("used") if isinstance(people, dict) else None,
                 checkpoints=len(rows),
             ),
         )

@@ -263,7 +263,9 @@ def estimate_job(job: AuditJob) -> FnEstimate:
             for b in audit.rates.buckets
             if b.rate is not None
         ),
-        details=audit.as_dict(),
+        # The judge's label of each sampled pair: the review feed combines them with people's
+        # labels (prediction-powered, ``daemon.review_ppi``) without judging again.
+        details={**audit.as_dict(), "judged_sample": audit.judged_sample()},
     )
 
 

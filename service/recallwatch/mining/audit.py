@@ -276,6 +276,13 @@ class FNRateAudit:
     curve: FilterCurve | None = None
     #: Where people labelled part of the sample too: judge-only, people-only and PPI rates.
     people: PeopleAndJudge | None = None
+    #: The judge's outcome of each sampled negative, in the sample's order: (query id, doc id,
+    #: code of ``outcome_codes``). Not in ``as_dict`` (the daemon stores it, ``judged_sample``).
+    judged: tuple[tuple[str, str, int], ...] = ()
+
+    def judged_sample(self) -> dict[str, Any]:
+        """The judge's labels of the sample, for combining with people's labels later (PPI)."""
+        return {"judge": self.oracle.spec, "pairs": [list(p) for p in self.judged]}
 
     @property
     def headline(self) -> Interval | None:
@@ -432,6 +439,7 @@ def run_audit(
         recommendation,
         curve,
         with_people,
+        tuple((p.query_id, p.doc_id, int(c)) for p, c in zip(pairs, outcomes, strict=True)),
     )
 
 

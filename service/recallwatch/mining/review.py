@@ -27,11 +27,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from recallwatch.mining.audit import AuditConfig, DrawnSample, PairBuilder, draw, outcome_codes
 from recallwatch.mining.cells import neutralise
 from recallwatch.mining.corpus import Corpus
-from recallwatch.mining.estimate import RateEstimate, estimate_rates, sequential_decision
+from recallwatch.mining.estimate import (
+    MISSING,
+    RateEstimate,
+    estimate_rates,
+    sequential_decision,
+)
 from recallwatch.mining.mined import MinedSet
 from recallwatch.mining.oracles.base import Judgement, Label
 from recallwatch.mining.oracles.labels import MemoryLabelStore, ReviewLabel
@@ -44,7 +50,9 @@ __all__ = [
     "ReviewItem",
     "ReviewPlan",
     "agreement",
+    "judge_outcomes",
     "live_estimate",
+    "people_outcomes",
     "plan_review",
     "shared_terms",
     "text_segments",
@@ -219,18 +227,45 @@ def _status(sprt: dict[str, Any]) -> str:
     return "keep going"
 
 
+def people_outcomes(plan: ReviewPlan, labels: Iterable[ReviewLabel]) -> npt.NDArray[np.int8]:
+    """The people's outcome of each item of the plan (``outcome_codes``; -2: unlabelled).
+
+    A pair several reviewers labelled counts as their label when they agree, else as unsure.
+    """
+    store = MemoryLabelStore(labels)
+    return outcome_codes([Judgement(store.get(i.query_id, i.doc_id)) for i in plan.items])
+
+
+def judge_outcomes(plan: ReviewPlan, pairs: Iterable[Sequence[Any]]) -> npt.NDArray[np.int8] | None:
+    """A judge's outcome of each item of the plan from its ``(query id, doc id, code)`` list.
+
+    None when the judge's list lacks an item of the plan (its audit drew another sample): a
+    prediction-powered estimate needs the judge's label of every item people may label.
+    """
+    codes: dict[tuple[str, str], int] = {}
+    for p in pairs:
+        if len(p) != 3:
+            return None
+        codes[(str(p[0]), str(p[1]))] = int(p[2])
+    out = np.empty(len(plan.items), dtype=np.int8)
+    for k, item in enumerate(plan.items):
+        code = codes.get((item.query_id, item.doc_id))
+        if code is None:
+            return None
+        out[k] = code
+    return out
+
+
 def live_estimate(
     plan: ReviewPlan, labels: Iterable[ReviewLabel], design: SPRTDesign | None = None
 ) -> LiveEstimate:
     """Rates and SPRT status from the labels of the plan's items (others are ignored)."""
-    store = MemoryLabelStore(labels)
-    judged = [Judgement(store.get(i.query_id, i.doc_id)) for i in plan.items]
-    outcomes = outcome_codes(judged)
+    outcomes = people_outcomes(plan, labels)
     rates = estimate_rates(
         plan.drawn.sample, outcomes, plan.config.buckets.labels, confidence=plan.config.confidence
     )
     seq = sequential_decision(plan.drawn.sample, outcomes, design or plan.config.sprt).as_dict()
-    return LiveEstimate(rates, seq, _status(seq), int(sum(j.label is not None for j in judged)))
+    return LiveEstimate(rates, seq, _status(seq), int((outcomes != MISSING).sum()))
 
 
 @dataclass(frozen=True)

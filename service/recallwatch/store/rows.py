@@ -129,7 +129,8 @@ class FnEstimate:
     amplification: float | None = None
     buckets: tuple[FnBucket, ...] = ()
     details: Mapping[str, Any] = field(default_factory=dict)
-    #: Who judged: ``audit`` (the audit's oracles), ``review`` (people's labels on /review).
+    #: Who judged: ``audit`` (the audit's oracles), ``review`` (people's labels on /review),
+    #: ``ppi`` (a judge's labels corrected by people's, ``daemon.review_ppi``).
     source: str = "audit"
 
 

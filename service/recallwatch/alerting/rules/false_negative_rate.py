@@ -5,9 +5,10 @@ and fires when the lower bound of the FN-rate interval is above ``threshold``. `
 is the part it shares with ``label_noise_amplification``: their alerts carry the estimates of this
 and the previous mining config, the mining change between them and the estimator's filter
 recommendation. An estimate made from people's labels on ``/review`` (source ``review``,
-``daemon.review_feed``) names them in the alert: how many labels, of which relevant, by whom, and
-the SPRT's decision over them (``human_evidence``); the alert opens and resolves as the labels
-change, without a restart.
+or ``ppi`` where they correct a judge's labels, ``daemon.review_feed``) names them in the alert:
+how many labels, of which relevant, by whom, the SPRT's decision over them and, for ``ppi``, the
+judge's agreement with people and the people-only and judge-only rates (``human_evidence``); the
+alert opens and resolves as the labels change, without a restart.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from recallwatch.config import FalseNegativeRateRule
 from recallwatch.records.alert import Alert, AlertKey, Evidence, Resolution
 from recallwatch.store import CheckpointRow, FnEstimate
 
-__all__ = ["FalseNegativeRate", "FnEstimateRule", "fn_rate_high", "human_evidence"]
+__all__ = ["HUMAN_SOURCES", "FalseNegativeRate", "FnEstimateRule", "fn_rate_high", "human_evidence"]
 
 
 def fn_rate_high(lower: float, threshold: float) -> bool:
@@ -29,27 +30,67 @@ def fn_rate_high(lower: float, threshold: float) -> bool:
     return lower > threshold
 
 
+#: Sources of an estimate made with people's labels: alone (``review``) or correcting a judge's
+#: (``ppi``, prediction-powered; ``daemon.review_ppi``).
+HUMAN_SOURCES = ("review", "ppi")
+
+
+def _pct(iv: Any) -> str:
+    if not isinstance(iv, dict) or iv.get("estimate") is None:
+        return "-"
+    return f"{iv['estimate']:.1%} [{iv['lower']:.1%}, {iv['upper']:.1%}]"
+
+
+def _rate(v: Any) -> str:
+    return "-" if v is None else f"{v:.0%}"
+
+
 def human_evidence(estimate: FnEstimate) -> tuple[dict[str, Any], str]:
-    """What an estimate from review labels says of them: details, and a sentence (else empty)."""
+    """What an estimate from review labels says of them: details, and a sentence (else empty).
+
+    A prediction-powered one (source ``ppi``) also names its judge, the judge's agreement with
+    people and the people-only and judge-only rates beside it.
+    """
     human = estimate.details.get("human_labels")
-    if estimate.source != "review" or not isinstance(human, dict):
+    if estimate.source not in HUMAN_SOURCES or not isinstance(human, dict):
         return {}, ""
     sprt = estimate.details.get("sprt")
     decision = sprt.get("decision") if isinstance(sprt, dict) else None
     status = str(estimate.details.get("sprt_status") or "")
     reviewers = ", ".join(str(r) for r in human.get("reviewers") or []) or "nobody"
-    sentence = (
-        f"from {human.get('labels', 0)} human review labels ({human.get('relevant', 0)} relevant, "
+    labels = (
+        f"{human.get('labels', 0)} human review labels ({human.get('relevant', 0)} relevant, "
         f"{human.get('not_relevant', 0)} not relevant, {human.get('unsure', 0)} unsure; "
-        f"reviewers: {reviewers}); SPRT: {status or 'n/a'}"
+        f"reviewers: {reviewers})"
     )
-    details = {
-        "source": "review",
+    details: dict[str, Any] = {
+        "source": estimate.source,
         "human_labels": dict(human),
         "sprt_decision": decision,
         "sprt_status": status,
         "sprt": dict(sprt) if isinstance(sprt, dict) else None,
     }
+    people = estimate.details.get("people")
+    if estimate.source != "ppi" or not isinstance(people, dict):
+        return details, f"from {labels}; SPRT: {status or 'n/a'}"
+    estimates = people.get("estimates") or {}
+    agreement = (people.get("agreement") or [{}])[0]
+    kappa = agreement.get("kappa")
+    sentence = (
+        f"prediction-powered: judge {people.get('judge')} on the whole sample corrected by "
+        f"{labels}; judge agreement with people: sensitivity "
+        f"{_rate(agreement.get('sensitivity'))}, specificity "
+        f"{_rate(agreement.get('specificity'))}, kappa "
+        f"{'-' if kappa is None else format(kappa, '.2f')} over {agreement.get('pairs', 0)} "
+        f"pairs; people only {_pct(estimates.get('people'))}, judge only "
+        f"{_pct(estimates.get('judge'))}; SPRT: {status or 'n/a'}"
+    )
+    details.update(
+        used=people.get("used"),
+        estimates=dict(estimates),
+        agreement=dict(agreement),
+        judge=estimate.details.get("judge"),
+    )
     return details, sentence
 
 

@@ -3,9 +3,11 @@
 ``review`` (no argument) in ``false_negatives.oracles`` tells the daemon to estimate each mined
 set from its reviewed labels as they arrive (``daemon.review_feed``): no path to write, no
 fingerprint to look up, and a set already audited picks up labels added later. Beside other
-judges (``[review, "model:DIR"]``) those judges audit the set first; the people's estimate takes
-over from the first label. The labels live in the daemon's store, so the spec cannot be opened
-outside it: ``recallwatch fn-rate`` reads an export with ``labels:FILE`` instead.
+judges (``[review, "model:DIR"]``) those judges audit the set first (labelling the whole seeded
+sample); people's labels of part of it then correct theirs: the daemon's estimate is the
+prediction-powered one (``daemon.review_ppi``, source ``ppi``). The labels live in the daemon's
+store, so the spec cannot be opened outside it: ``recallwatch fn-rate`` reads an export with
+``labels:FILE`` instead.
 """
 
 from __future__ import annotations
