@@ -40,7 +40,8 @@ from typing import Any
 import httpx
 import yaml
 
-from recallwatch.config import dataset_key, load_config
+from recallwatch.config import load_config
+from recallwatch.daemon.evaluation import dataset_key
 from recallwatch.store import FnEstimate, NewEvaluation, Store
 from recallwatch.synthetic.heldout import write_heldout
 

@@ -145,6 +145,19 @@ class CheckpointIndex:
                 self._dirty = set()
             return {r: list(ids) for r, ids in sorted(self._evaluated.items())}
 
+    def states(self) -> dict[str, tuple[tuple[int, int], dict[str, int]]]:
+        """Per run with checkpoints: (its version, as ``run_version``, its counts by state).
+
+        One read of the change log whatever the number of runs: a poll asks this once instead of
+        querying each run for its queued or failed checkpoints.
+        """
+        with self._lock:
+            self._refresh()
+            return {
+                r: ((self._generation, self._versions.get(r, 0)), dict(c))
+                for r, c in self._counts.items()
+            }
+
     def states_by_run(self) -> dict[str, dict[str, int]]:
         """Every run (those without checkpoints too) with its checkpoint counts by state."""
         with self._lock:

@@ -117,6 +117,11 @@ class ReadViews:
         """Failed evaluations per (run, reason)."""
         return self._totals.failures_by_run()
 
+    def checkpoint_states(self) -> dict[str, tuple[tuple[int, int], dict[str, int]]]:
+        """Per run with checkpoints: a version that changes whenever one of them is added or
+        changes state, and its checkpoint counts by state (one read of the change log)."""
+        return self._checkpoints.states()
+
     def pending_by_run(self) -> dict[str, int]:
         """Checkpoints discovered but not yet evaluated (queued or evaluating), per run."""
         states = self._checkpoints.states_by_run()
