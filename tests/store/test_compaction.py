@@ -44,7 +44,8 @@ def seed(path: Path) -> dict[int, int]:
                 NewEvaluation(
                     checkpoint_id=cid, dataset="synth", encoder="precomputed", config_hash="h",
                     started_at=finished - 1, finished_at=finished,
-                    metrics={"recall": {10: 0.5}}, timings={"encode": 1.0}, counts={"queries": 3000},
+                    metrics={"recall": {10: 0.5}}, timings={"encode": 1.0},
+                    counts={"queries": 3000},
                     outcomes=outcomes,
                 ),
                 run_id,
@@ -97,10 +98,8 @@ def test_compact_drops_only_old_unreferenced_outcomes_and_shrinks_the_file(
     # A keep of more recent checkpoints keeps more (here every one of the run).
     assert plan(path, keep_days=90, keep_checkpoints=10, now=NOW).drop_ids == ()
 
-    code = main(
-        ["store", "compact", "--store", str(path), "--keep-checkpoints", "1", "--yes"]
-        + ["--keep-days", "90"]
-    )
+    args = ["--keep-checkpoints", "1", "--keep-days", "90", "--yes"]
+    code = main(["store", "compact", "--store", str(path), *args])
     out = capsys.readouterr().out
     assert code == 0
     m = re.search(r"([\d,]+) bytes before, ([\d,]+) after", out)
