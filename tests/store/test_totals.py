@@ -96,8 +96,8 @@ def test_the_index_logs_what_became_evaluated_and_finds_the_latest_by_key(store:
     assert index.evaluated_runs() == ["a"]
     # The log of checkpoint changes trimmed past this reader: it reloads and says it cannot tell.
     with store.db.transaction() as conn:
-        conn.execute("DELETE FROM checkpoint_changes")
         conn.execute("UPDATE checkpoints SET state = 'skipped' WHERE id = ?", (ids[0],))
+        conn.execute("DELETE FROM checkpoint_changes")
     _, changes = index.evaluated_changes(position)
     assert changes is None
     assert index.evaluated_ids() == {"a": [ids[1], ids[2]]}
