@@ -118,8 +118,10 @@ class CheckpointIndex:
             items.sort()
         self._seq = seq
         self._generation += 1
-        # What became evaluated before this load is unknown to the log's readers.
-        self._reset_at = self._log_base + len(self._log)
+        # What became evaluated before this load is unknown: every earlier position is behind.
+        self._log_base += len(self._log) + 1
+        self._log = []
+        self._reset_at = self._log_base
 
     def _put(self, cid: int, row: _Checkpoint, *, logged: bool = True, sort: bool = True) -> None:
         old = self._rows.get(cid)
