@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 
 from recallwatch.daemon.discovery import (
+    LISTING_MAX_AGE,
+    RunListings,
     checkpoint_step,
     fingerprint,
     read_mining_metadata,
@@ -223,3 +225,35 @@ def test_a_checkpoint_that_cannot_be_recorded_stops_neither_its_run_nor_the_othe
     assert len(warned) == 1 and getattr(warned[0], "fields", {}).get("run") == "a"
     assert "UnicodeEncodeError" in (d.last_poll_error or "")
     assert (d.last_poll_error or "").startswith("run a: 'checkpoint-")
+
+
+def test_a_run_directory_is_listed_again_only_when_its_time_moves(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    (run / "checkpoint-1").mkdir(parents=True)
+    settled = time.time() - 10
+    os.utime(run, (settled, settled))
+    now = [0.0]
+    listings = RunListings(clock=lambda: now[0])
+    assert [p.name for p in listings.dirs(run, "checkpoint-*")] == ["checkpoint-1"]
+    # A directory made and its time put back: the listing is reused (nothing told it to look).
+    (run / "checkpoint-2").mkdir()
+    os.utime(run, (settled, settled))
+    assert [p.name for p in listings.dirs(run, "checkpoint-*")] == ["checkpoint-1"]
+    # ... until the reuse limit, for file systems whose directory times lag.
+    now[0] = LISTING_MAX_AGE
+    assert sorted(p.name for p in listings.dirs(run, "checkpoint-*")) == [
+        "checkpoint-1",
+        "checkpoint-2",
+    ]
+    # A new entry moves the directory's time: listed again at once.
+    (run / "checkpoint-3").mkdir()
+    assert len(listings.dirs(run, "checkpoint-*")) == 3
+    # Modified just now: not reused (an entry added in the same clock tick would not show).
+    (run / "checkpoint-4").mkdir()
+    os.utime(run, (settled + 9.5, settled + 9.5))
+    assert len(listings.dirs(run, "checkpoint-*")) == 4
+    (run / "checkpoint-5").mkdir()
+    os.utime(run, (settled + 9.5, settled + 9.5))
+    assert len(listings.dirs(run, "checkpoint-*")) == 5
+    shutil.rmtree(run)
+    assert listings.dirs(run, "checkpoint-*") == []
