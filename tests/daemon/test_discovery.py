@@ -230,30 +230,29 @@ def test_a_checkpoint_that_cannot_be_recorded_stops_neither_its_run_nor_the_othe
 def test_a_run_directory_is_listed_again_only_when_its_time_moves(tmp_path: Path) -> None:
     run = tmp_path / "run"
     (run / "checkpoint-1").mkdir(parents=True)
-    settled = time.time() - 10
-    os.utime(run, (settled, settled))
     now = [0.0]
-    listings = RunListings(clock=lambda: now[0])
+    # ``settled=0``: a listing is reused as soon as it is taken (the default waits 2 s).
+    listings = RunListings(clock=lambda: now[0], settled=0.0)
     assert [p.name for p in listings.dirs(run, "checkpoint-*")] == ["checkpoint-1"]
-    # A directory made and its time put back: the listing is reused (nothing told it to look).
+    # A new entry moves the directory's times: listed again at once.
     (run / "checkpoint-2").mkdir()
-    os.utime(run, (settled, settled))
-    assert [p.name for p in listings.dirs(run, "checkpoint-*")] == ["checkpoint-1"]
+    assert len(listings.dirs(run, "checkpoint-*")) == 2
+    # The modification time put back (a copy tool preserving times): the change time moved.
+    (run / "checkpoint-3").mkdir()
+    past = time.time() - 3600
+    os.utime(run, (past, past))
+    assert len(listings.dirs(run, "checkpoint-*")) == 3
+    # Unchanged: the listing is reused, a stat and no listing ...
+    cached = listings.dirs(run, "checkpoint-*")
+    assert listings.dirs(run, "checkpoint-*") is cached
     # ... until the reuse limit, for file systems whose directory times lag.
     now[0] = LISTING_MAX_AGE
-    assert sorted(p.name for p in listings.dirs(run, "checkpoint-*")) == [
-        "checkpoint-1",
-        "checkpoint-2",
-    ]
-    # A new entry moves the directory's time: listed again at once.
-    (run / "checkpoint-3").mkdir()
-    assert len(listings.dirs(run, "checkpoint-*")) == 3
-    # Modified just now: not reused (an entry added in the same clock tick would not show).
+    assert listings.dirs(run, "checkpoint-*") is not cached
+    # With the default, a directory changed just now is not reused (an entry added in the same
+    # clock tick would not show).
+    fresh = RunListings()
     (run / "checkpoint-4").mkdir()
-    os.utime(run, (settled + 9.5, settled + 9.5))
-    assert len(listings.dirs(run, "checkpoint-*")) == 4
-    (run / "checkpoint-5").mkdir()
-    os.utime(run, (settled + 9.5, settled + 9.5))
-    assert len(listings.dirs(run, "checkpoint-*")) == 5
+    first = fresh.dirs(run, "checkpoint-*")
+    assert len(first) == 4 and fresh.dirs(run, "checkpoint-*") is not first
     shutil.rmtree(run)
     assert listings.dirs(run, "checkpoint-*") == []

@@ -147,7 +147,7 @@ LISTING_SETTLED = 2.0
 
 @dataclass
 class _Listing:
-    stamp: tuple[int, int, int]
+    stamp: tuple[int, int, int, int]
     listed_at: float
     dirs: list[Path]
 
@@ -155,13 +155,23 @@ class _Listing:
 class RunListings:
     """``checkpoint_dirs`` of each run directory, listed again only when the directory changed.
 
-    Creating, removing or renaming an entry moves a directory's modification time, so a run whose
-    directory kept its time since a listing taken well after it (``LISTING_SETTLED``) has the same
-    checkpoint directories: a poll then costs one ``stat`` per run, not one per checkpoint.
+    Creating, removing or renaming an entry moves a directory's modification and change times
+    (the change time also moves when a copy tool puts the modification time back, and cannot be
+    set), so a run whose directory kept both since a listing taken well after them
+    (``settled`` seconds) has the same checkpoint directories: a poll then costs one ``stat`` per
+    run, not one per checkpoint. Listed again at least every ``max_age`` seconds regardless.
     """
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        settled: float = LISTING_SETTLED,
+        max_age: float = LISTING_MAX_AGE,
+    ) -> None:
         self._clock = clock
+        self._settled = settled
+        self._max_age = max_age
         self._listings: dict[tuple[Path, str], _Listing] = {}
 
     def dirs(self, directory: Path, glob: str) -> list[Path]:
@@ -172,17 +182,13 @@ class RunListings:
         except OSError:
             self._listings.pop(key, None)
             return []
-        stamp = (st.st_mtime_ns, st.st_ino, st.st_dev)
+        stamp = (st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev)
         now = self._clock()
         cached = self._listings.get(key)
-        if (
-            cached is not None
-            and cached.stamp == stamp
-            and now - cached.listed_at < LISTING_MAX_AGE
-        ):
+        if cached is not None and cached.stamp == stamp and now - cached.listed_at < self._max_age:
             return cached.dirs
         dirs = checkpoint_dirs(directory, glob)
-        if time.time() - st.st_mtime >= LISTING_SETTLED:
+        if time.time() - max(st.st_mtime, st.st_ctime) >= self._settled:
             self._listings[key] = _Listing(stamp, now, dirs)
         else:
             self._listings.pop(key, None)
