@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 
 from recallwatch.daemon.discovery import (
+    LISTING_MAX_AGE,
+    RunListings,
     checkpoint_step,
     fingerprint,
     read_mining_metadata,
@@ -223,3 +225,34 @@ def test_a_checkpoint_that_cannot_be_recorded_stops_neither_its_run_nor_the_othe
     assert len(warned) == 1 and getattr(warned[0], "fields", {}).get("run") == "a"
     assert "UnicodeEncodeError" in (d.last_poll_error or "")
     assert (d.last_poll_error or "").startswith("run a: 'checkpoint-")
+
+
+def test_a_run_directory_is_listed_again_only_when_its_time_moves(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    (run / "checkpoint-1").mkdir(parents=True)
+    now = [0.0]
+    # ``settled=0``: a listing is reused as soon as it is taken (the default waits 2 s).
+    listings = RunListings(clock=lambda: now[0], settled=0.0)
+    assert [p.name for p in listings.dirs(run, "checkpoint-*")] == ["checkpoint-1"]
+    # A new entry moves the directory's times: listed again at once.
+    (run / "checkpoint-2").mkdir()
+    assert len(listings.dirs(run, "checkpoint-*")) == 2
+    # The modification time put back (a copy tool preserving times): the change time moved.
+    (run / "checkpoint-3").mkdir()
+    past = time.time() - 3600
+    os.utime(run, (past, past))
+    assert len(listings.dirs(run, "checkpoint-*")) == 3
+    # Unchanged: the listing is reused, a stat and no listing ...
+    cached = listings.dirs(run, "checkpoint-*")
+    assert listings.dirs(run, "checkpoint-*") is cached
+    # ... until the reuse limit, for file systems whose directory times lag.
+    now[0] = LISTING_MAX_AGE
+    assert listings.dirs(run, "checkpoint-*") is not cached
+    # With the default, a directory changed just now is not reused (an entry added in the same
+    # clock tick would not show).
+    fresh = RunListings()
+    (run / "checkpoint-4").mkdir()
+    first = fresh.dirs(run, "checkpoint-*")
+    assert len(first) == 4 and fresh.dirs(run, "checkpoint-*") is not first
+    shutil.rmtree(run)
+    assert listings.dirs(run, "checkpoint-*") == []

@@ -82,6 +82,14 @@ class Queue:
         self.skipped.append((name, kw["reason"]))
         return True
 
+    def checkpoint_states(self) -> dict[str, tuple[tuple[int, int], dict[str, int]]]:
+        """``ReadViews.checkpoint_states`` of these rows (the store's views, as used here)."""
+        out: dict[str, tuple[tuple[int, int], dict[str, int]]] = {}
+        for r in self.rows:
+            counts = out.setdefault(r.run, ((0, 0), {}))[1]
+            counts[r.state] = counts.get(r.state, 0) + 1
+        return out
+
 
 def queued(run: str, step: int, *, audit_only: bool = False) -> CheckpointRow:
     """A ``discovered`` checkpoint of ``run`` (ids follow the runs and steps)."""
@@ -119,7 +127,11 @@ def pick(
     config = make_config(tmp_path, synthetic, runs=runs, evaluation={"policy": policy})
     queue = Queue(rows)
     chosen = next_checkpoints(
-        config, cast(Store, SimpleNamespace(queue=queue)), slots, running=running, clock=Clock(0)
+        config,
+        cast(Store, SimpleNamespace(queue=queue, views=queue)),
+        slots,
+        running=running,
+        clock=Clock(0),
     )
     return [f"{r.run}/{r.name}" for r in chosen], queue.skipped
 

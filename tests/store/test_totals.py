@@ -67,3 +67,37 @@ def test_the_aggregates_follow_writes_restarts_and_deleted_rows(store: Store) ->
     assert totals.counts_by_run() == done == {"a": 4}
     assert totals.stage_histograms(BUCKETS)["search"][1] == 4
     assert index.evaluated_ids() == {"a": evaluated} and len(evaluated) == 4
+
+
+def test_the_index_logs_what_became_evaluated_and_finds_the_latest_by_key(store: Store) -> None:
+    run = store.queue.ensure_run("a", "/runs/a", 1.0)
+    index = CheckpointIndex(store.db)
+    ids = [add(store, run, step) for step in (30, 10, 20)]
+    start, unknown = index.evaluated_changes(None)
+    assert unknown is None and index.evaluated_runs() == []
+    for cid in (ids[0], ids[1]):
+        record_evaluated(store, run, finished(cid), at=40.0)
+    position, changes = index.evaluated_changes(start)
+    assert changes == [("a", ids[0]), ("a", ids[1])]
+    # Step order, whatever the order they were evaluated in; the latest by key, past an exclusion.
+    assert index.evaluated_ids() == {"a": [ids[1], ids[0]]}
+    assert index.latest_evaluated("a") == ids[0]
+    assert index.latest_evaluated("a", {ids[0]}) == ids[1]
+    assert index.is_evaluated(ids[1]) and not index.is_evaluated(ids[2])
+    # Seen leaving and re-entering the evaluated state: logged again; the order is kept.
+    store.queue.set_state(ids[1], "discovered", 50.0)
+    position, changes = index.evaluated_changes(position)
+    assert changes == [] and index.latest_evaluated("a") == ids[0]
+    record_evaluated(store, run, finished(ids[2]), at=51.0)
+    store.queue.set_state(ids[1], "evaluated", 52.0)
+    position, changes = index.evaluated_changes(position)
+    assert sorted(changes or []) == sorted([("a", ids[2]), ("a", ids[1])])
+    assert index.evaluated_ids() == {"a": [ids[1], ids[2], ids[0]]}
+    assert index.evaluated_runs() == ["a"]
+    # The log of checkpoint changes trimmed past this reader: it reloads and says it cannot tell.
+    with store.db.transaction() as conn:
+        conn.execute("UPDATE checkpoints SET state = 'skipped' WHERE id = ?", (ids[0],))
+        conn.execute("DELETE FROM checkpoint_changes")
+    _, changes = index.evaluated_changes(position)
+    assert changes is None
+    assert index.evaluated_ids() == {"a": [ids[1], ids[2]]}

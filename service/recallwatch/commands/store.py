@@ -1,8 +1,9 @@
-"""``recallwatch store``: check, back up and restore the SQLite store.
+"""``recallwatch store``: check, back up, restore and compact the SQLite store.
 
     recallwatch store check --config recallwatch.yaml
     recallwatch store backup /backups/ --config recallwatch.yaml
     recallwatch store restore /backups/recallwatch-backup-20260101T000000Z.db --config rw.yaml
+    recallwatch store compact --keep-days 90 --keep-checkpoints 200 --config rw.yaml [--yes]
 
 ``check`` runs SQLite's integrity check, read-only; ``backup`` uses SQLite's online backup API: both
 can run while the daemon is serving. ``backup DEST`` writes DEST, or into DEST when it is a folder
@@ -10,6 +11,13 @@ can run while the daemon is serving. ``backup DEST`` writes DEST, or into DEST w
 while a daemon holds the store, and replaces the store atomically; the replaced store is kept beside
 it (``<store>-before-restore-<UTC time>.db``). Exit status 0 when done, 2 when the store or the
 backup is damaged or the command is refused. Only ``store.path`` of the config is read.
+
+``compact`` drops the per-query outcomes of evaluations older than ``--keep-days`` that are outside
+each run's newest ``--keep-checkpoints`` evaluated checkpoints, keeping those an alert or a
+regression verdict names and those of each run's current and previous mining segment; means,
+verdicts, estimates and alerts are kept forever. Without ``--yes`` it only says what it would drop
+(safe while serving); with ``--yes`` it refuses while a daemon holds the store, drops them and
+rebuilds the file (VACUUM), and prints the store's bytes before and after (docs/runbook.md).
 """
 
 from __future__ import annotations
@@ -42,7 +50,45 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     backup.add_argument("dest", type=Path, metavar="DEST", help="a file, or a folder to write into")
     restore = actions.add_parser("restore", help="replace the store by a checked backup")
     restore.add_argument("src", type=Path, metavar="SRC", help="a backup written by `store backup`")
-    for action in (check, backup, restore):
+    compact = actions.add_parser(
+        "compact",
+        help="drop old per-query detail and rebuild the file (dry run without --yes)",
+        description=(
+            "Drop the per-query outcomes of evaluations finished more than --keep-days ago and "
+            "outside each run's newest --keep-checkpoints evaluated checkpoints. Kept whatever "
+            "their age: outcomes of checkpoints an alert names (its checkpoint or baseline), of "
+            "regression verdicts' baselines, of each run's current and previous mining segment; "
+            "every checkpoint's means, counts, timings, verdicts, false-negative estimates and "
+            "alerts. Without --yes: print what would be dropped (read-only, safe while serving). "
+            "With --yes: refused while a daemon holds the store (stop it first); drops them, "
+            "rebuilds the file (VACUUM) and prints the bytes before and after."
+        ),
+    )
+    compact.add_argument(
+        "--keep-days",
+        type=float,
+        default=90.0,
+        metavar="DAYS",
+        help="keep the per-query outcomes of evaluations newer than this (default 90)",
+    )
+    compact.add_argument(
+        "--keep-checkpoints",
+        type=int,
+        default=200,
+        metavar="N",
+        help="keep those of each run's newest N evaluated checkpoints, whatever their age "
+        "(default 200)",
+    )
+    compact.add_argument(
+        "--yes", action="store_true", help="do it (default: only print what would be dropped)"
+    )
+    compact.add_argument(
+        "--no-vacuum",
+        dest="vacuum",
+        action="store_false",
+        help="drop the outcomes but do not rebuild the file (the space is reused, not returned)",
+    )
+    for action in (check, backup, restore, compact):
         source = action.add_mutually_exclusive_group()
         source.add_argument(
             "--config",
@@ -87,10 +133,38 @@ def _act(args: argparse.Namespace, path: Path) -> int:
         done = maintenance.backup(path, args.dest)
         print(f"backed up {path} to {done.dest}: ok ({done.check.describe()})")
         return 0
+    if args.action == "compact":
+        return _compact(args, path)
     restored = maintenance.restore(args.src, path)
     print(f"restored {path} from {args.src}: ok ({restored.check.describe()})")
     for kept in restored.set_aside:
         print(f"  the replaced file is kept as {kept} (delete it once the daemon runs well)")
+    return 0
+
+
+def _compact(args: argparse.Namespace, path: Path) -> int:
+    from recallwatch.store import compaction
+
+    if args.keep_days < 0 or args.keep_checkpoints < 0:
+        raise compaction.StoreError(
+            "store compact: --keep-days and --keep-checkpoints must be >= 0"
+        )
+    days, recent = float(args.keep_days), int(args.keep_checkpoints)
+    if not args.yes:
+        found = compaction.plan(path, keep_days=days, keep_checkpoints=recent, now=time.time())
+        print(f"{path}: {found.describe()}")
+        print("dry run: nothing changed; run again with --yes (the daemon stopped) to compact")
+        return 0
+    found, done = compaction.compact(
+        path, keep_days=days, keep_checkpoints=recent, now=time.time(), vacuum=args.vacuum
+    )
+    print(f"{path}: {found.describe()}")
+    per = done.bytes_after / found.evaluations if found.evaluations else 0.0
+    print(
+        f"compacted: per-query outcomes of {done.dropped} evaluations dropped; "
+        f"{done.bytes_before:,} bytes before, {done.bytes_after:,} after "
+        f"({per:,.0f} per evaluation)"
+    )
     return 0
 
 

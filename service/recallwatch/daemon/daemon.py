@@ -140,6 +140,8 @@ class Daemon:
         self.last_poll_error: str | None = None
         self._run_ids: dict[str, int] = {}
         self._keys: dict[str, dict[str, str]] = {}
+        #: ``_keys`` of each run as its canonical JSON (the queue's ``eval_key``).
+        self._eval_keys: dict[str, str] = {}
         self._inflight: dict[int, Future[None]] = {}
         #: Checkpoints whose outcome could not be stored: id -> (row, started, error message).
         self._unstored: dict[int, tuple[CheckpointRow, float, str]] = {}
@@ -186,6 +188,9 @@ class Daemon:
         self._keys[run.name] = {
             h.dataset: dataset_key(self.config, run, h) for h in self.config.heldout
         }
+        self._eval_keys[run.name] = json.dumps(
+            self._keys[run.name], sort_keys=True, separators=(",", ":")
+        )
         requeued = self.store.queue.rekey(run_id, self._eval_key(run.name), now)
         if requeued:
             log.info(
@@ -364,10 +369,13 @@ class Daemon:
 
     def _poll(self) -> None:
         errors: list[str] = []
+        # One read of the checkpoint change log for every run: a run whose checkpoints did not
+        # change, with none queued or failed, costs the poll no query (issue 26).
+        states = self.store.views.checkpoint_states()
         for run in self.config.runs:
             try:
                 errors += self.discovery.discover(
-                    run, self._run_ids[run.name], self._eval_key(run.name)
+                    run, self._run_ids[run.name], self._eval_key(run.name), states.get(run.name)
                 )
             except Exception as exc:  # one run's failure must not stop the others, nor the job
                 errors.append(f"run {run.name}: {type(exc).__name__}: {exc}")
@@ -377,7 +385,8 @@ class Daemon:
         self.last_poll_error = "; ".join(errors) or None
         self.last_poll_at = self.clock()
         for run in self.config.runs:  # a Ray cluster that could not be reached: try again now
-            requeue_unavailable(self.store, run.name, self.last_poll_at)
+            if run.name in states and states[run.name][1].get("failed", 0):
+                requeue_unavailable(self.store, run.name, self.last_poll_at)
         self.dispatch()
 
     def dispatch(self) -> None:
@@ -535,4 +544,4 @@ class Daemon:
         return {"alerts_suppressed": suppressed, **self.handled}
 
     def _eval_key(self, run: str) -> str:
-        return json.dumps(self._keys[run], sort_keys=True, separators=(",", ":"))
+        return self._eval_keys[run]

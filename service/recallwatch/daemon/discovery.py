@@ -21,6 +21,7 @@ import json
 import logging
 import os
 import re
+import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
@@ -135,6 +136,65 @@ def checkpoint_dirs(directory: Path, glob: str) -> list[Path]:
     return [p for p in directory.glob(glob) if p.is_dir() and not p.name.startswith(".")]
 
 
+#: A run directory's listing is reused while its modification time stays what it was, for at
+#: most this many seconds (a file system whose directory times lag, e.g. NFS attribute caching,
+#: is listed again at least this often).
+LISTING_MAX_AGE = 60.0
+#: A listing is reused only if it was taken this long after the directory's last modification:
+#: an entry added in the same clock tick as the listing would not move the time.
+LISTING_SETTLED = 2.0
+
+
+@dataclass
+class _Listing:
+    stamp: tuple[int, int, int, int]
+    listed_at: float
+    dirs: list[Path]
+
+
+class RunListings:
+    """``checkpoint_dirs`` of each run directory, listed again only when the directory changed.
+
+    Creating, removing or renaming an entry moves a directory's modification and change times
+    (the change time also moves when a copy tool puts the modification time back, and cannot be
+    set), so a run whose directory kept both since a listing taken well after them
+    (``settled`` seconds) has the same checkpoint directories: a poll then costs one ``stat`` per
+    run, not one per checkpoint. Listed again at least every ``max_age`` seconds regardless.
+    """
+
+    def __init__(
+        self,
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        settled: float = LISTING_SETTLED,
+        max_age: float = LISTING_MAX_AGE,
+    ) -> None:
+        self._clock = clock
+        self._settled = settled
+        self._max_age = max_age
+        self._listings: dict[tuple[Path, str], _Listing] = {}
+
+    def dirs(self, directory: Path, glob: str) -> list[Path]:
+        """The checkpoint directories of ``directory`` (``checkpoint_dirs``)."""
+        key = (directory, glob)
+        try:
+            st = directory.stat()
+        except OSError:
+            self._listings.pop(key, None)
+            return []
+        stamp = (st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev)
+        now = self._clock()
+        cached = self._listings.get(key)
+        if cached is not None and cached.stamp == stamp and now - cached.listed_at < self._max_age:
+            return cached.dirs
+        dirs = checkpoint_dirs(directory, glob)
+        if time.time() - max(st.st_mtime, st.st_ctime) >= self._settled:
+            self._listings[key] = _Listing(stamp, now, dirs)
+        else:
+            self._listings.pop(key, None)
+        return dirs
+
+
 def scan_run(
     directory: Path,
     glob: str,
@@ -143,13 +203,14 @@ def scan_run(
     *,
     now: float,
     skip: Collection[str] = (),
+    dirs: list[Path] | None = None,
 ) -> list[FoundCheckpoint]:
-    """The checkpoints of a run not named in ``skip``, complete or not, by step then name."""
-    found = [
-        _examine(p, ready_marker, settle_seconds, now)
-        for p in checkpoint_dirs(directory, glob)
-        if p.name not in skip
-    ]
+    """The checkpoints of a run not named in ``skip``, complete or not, by step then name.
+
+    ``dirs``: the run's checkpoint directories when the caller listed them already.
+    """
+    listed = checkpoint_dirs(directory, glob) if dirs is None else dirs
+    found = [_examine(p, ready_marker, settle_seconds, now) for p in listed if p.name not in skip]
     return sorted(found, key=lambda c: (c.step is None, c.step or 0, c.name))
 
 
@@ -196,24 +257,44 @@ class Discovery:
         #: Per run id: the highest checkpoint id seen and every name recorded (read once, then
         #: only what was added since: a poll's store reads follow what changed).
         self._known: dict[int, tuple[int, set[str]]] = {}
+        #: Per run id: the run's version (``ReadViews.checkpoint_states``) when its names were read.
+        self._known_version: dict[int, tuple[int, int]] = {}
+        self.listings = RunListings()
 
-    def known_names(self, run_id: int) -> set[str]:
-        """Names of every checkpoint recorded for a run, reading only those added since."""
+    def known_names(self, run_id: int, version: tuple[int, int] | None = None) -> set[str]:
+        """Names of every checkpoint recorded for a run, reading only those added since.
+
+        ``version``: the run's version in ``ReadViews.checkpoint_states``; while it is the one
+        seen at the last read, nothing was added and the store is not asked.
+        """
+        if version is not None and self._known_version.get(run_id) == version:
+            return self._known[run_id][1]
         last, names = self._known.get(run_id, (0, set()))
         for cid, name in self.store.queue.checkpoint_names_after(run_id, last):
             names.add(name)
             last = max(last, cid)
         self._known[run_id] = (last, names)
+        if version is not None:
+            self._known_version[run_id] = version
         return names
 
-    def discover(self, run: RunConfig, run_id: int, eval_key: str) -> list[str]:
+    def discover(
+        self,
+        run: RunConfig,
+        run_id: int,
+        eval_key: str,
+        states: tuple[tuple[int, int], dict[str, int]] | None = None,
+    ) -> list[str]:
         """Record the run's newly complete checkpoints; return one message per one that failed.
 
         Queued checkpoints whose directory is gone are ``skipped`` (reason ``deleted``).
+        ``states``: the run's entry of ``ReadViews.checkpoint_states`` read at the start of the
+        poll (None: ask the store); with it, an unchanged run with nothing queued costs no query.
         """
         errors: list[str] = []
         now = self.clock()
-        known = set(self.known_names(run_id))
+        known = self.known_names(run_id, None if states is None else states[0])
+        dirs = self.listings.dirs(run.directory, run.checkpoint_glob)
         # Known checkpoints are not walked again: a poll stays cheap however long the run.
         found = scan_run(
             run.directory,
@@ -222,6 +303,7 @@ class Discovery:
             run.settle_seconds,
             now=now,
             skip=known,
+            dirs=dirs,
         )
         for ckpt in found:
             if not ckpt.complete:
@@ -239,7 +321,9 @@ class Discovery:
                         exc,
                         extra=fields(run=run.name),
                     )
-        present = {p.name for p in checkpoint_dirs(run.directory, run.checkpoint_glob)}
+        if states is not None and not states[1].get("discovered", 0) and not found:
+            return errors  # nothing queued that could have been deleted
+        present = {p.name for p in dirs}
         for row in self.store.queue.checkpoints(run.name, states=["discovered"]):
             if row.audit_only:
                 continue  # evaluated already: its audit needs the mined set, not the directory

@@ -50,7 +50,11 @@ def next_checkpoints(
     if slots <= 0:
         return []
     queues: list[list[CheckpointRow]] = []
+    # Counts by state for every run in one read: only runs with queued checkpoints are queried.
+    states = store.views.checkpoint_states()
     for run in config.runs:
+        if not (run.name in states and states[run.name][1].get("discovered", 0)):
+            continue
         pending = [
             r
             for r in store.queue.checkpoints(run.name, states=["discovered"])

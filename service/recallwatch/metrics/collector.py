@@ -175,7 +175,7 @@ class RecallwatchCollector(Collector):
         #: Evaluated checkpoints that may wait to be scraped, per run and scraper (then skipped).
         self.backlog_limit = backlog_limit
         # Which checkpoint each scraper is shown: after what was evaluated by now, one per scrape.
-        self._cursors = ScraperCursors(self.store.views.evaluated_ids(), backlog_limit)
+        self._cursors = ScraperCursors(self.store.views.evaluated_index, backlog_limit)
         # The aggregates a scrape reads are loaded here, at start-up, not by the first scrape (at
         # a million evaluations that read would near Prometheus' scrape timeout).
         self.store.views.counts_by_run()
@@ -185,6 +185,9 @@ class RecallwatchCollector(Collector):
         """Export these runs and channels from the next scrape (a configuration reload)."""
         self.channels = sorted(set(channels))
         self.runs = frozenset(runs)
+
+    def _busy(self) -> Collection[int]:
+        return frozenset(self.busy()) if self.busy is not None else frozenset()
 
     def _shown(self, run: str) -> bool:
         return self.runs is None or run in self.runs
@@ -204,14 +207,11 @@ class RecallwatchCollector(Collector):
         build.add_metric(list(self._build.values()), {})
         yield build
         current = current_scrape()
-        evaluated = {
-            r: ids for r, ids in self.store.views.evaluated_ids().items() if self._shown(r)
-        }
-        # Read after the evaluated checkpoints: one marked evaluated before that read is still in
-        # flight (busy) until its regression decision is recorded.
-        busy = frozenset(self.busy()) if self.busy is not None else frozenset()
         advance = current.advances(_CHECKPOINT_SAMPLES)
-        chosen, skipped = self._cursors.choose(current.scraper, evaluated, busy, advance=advance)
+        # ``busy`` is read after the evaluated checkpoints (ScraperCursors.choose).
+        chosen, skipped = self._cursors.choose(
+            current.scraper, self._shown, self._busy, advance=advance
+        )
         yield from self._checkpoints(self.store.queue.checkpoint_by_id(c) for c in chosen)
         yield from self._counters(skipped)
         yield from self._notifications()

@@ -8,6 +8,9 @@ moving on, so that every evaluated checkpoint reaches Prometheus:
   marked done; waiting = evaluated since the cursor started, not done, not busy (the daemon still
   deciding on it); with none waiting, the latest done one is served again;
 - the cursor starts after what was evaluated when the process started: no replay on restart;
+- it follows what became evaluated (``EvaluatedCheckpoints.evaluated_changes``, the store's
+  checkpoint change log) and looks checkpoints up by key: a scrape costs the waiting checkpoints,
+  not the history;
 - more than ``BACKLOG_LIMIT`` waiting: the oldest are skipped (logged and counted), so that the
   export lags the latest evaluation by at most that many scrapes.
 
@@ -20,16 +23,18 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from recallwatch.logs import fields
 
 __all__ = [
     "BACKLOG_LIMIT",
     "MAX_SCRAPERS",
+    "EvaluatedCheckpoints",
     "ExportCursor",
     "Scrape",
     "ScraperCursors",
@@ -87,12 +92,32 @@ def current_scrape() -> Scrape:
     return _SCRAPE.get() or Scrape()
 
 
+class EvaluatedCheckpoints(Protocol):
+    """Each run's evaluated checkpoints as the cursor follows them (``ReadViews.evaluated_index``,
+    a ``store.totals.CheckpointIndex``): what became evaluated since a position, and lookups by
+    key, so that a scrape costs what changed and what is shown, not the history."""
+
+    def evaluated_changes(self, since: int | None) -> tuple[int, list[tuple[str, int]] | None]:
+        """Bring up to date; (position now, (run, id) evaluated after ``since``, None: unknown)."""
+
+    def evaluated_runs(self) -> list[str]:
+        """The runs with an evaluated checkpoint."""
+
+    def is_evaluated(self, checkpoint_id: int) -> bool:
+        """Whether the checkpoint is evaluated."""
+
+    def order(self, checkpoint_id: int) -> tuple[bool, int, str]:
+        """Its place in its run's step order."""
+
+    def latest_evaluated(self, run: str, exclude: Collection[int] = ()) -> int | None:
+        """The run's latest evaluated checkpoint not in ``exclude``."""
+
+
 @dataclass
 class _RunPosition:
-    #: Evaluated checkpoints never to be served again: served ones, skipped ones and those
-    #: evaluated before the cursor started.
-    done: set[int]
-    #: The checkpoint the last advancing scrape was served (None: the latest done).
+    #: Checkpoints evaluated since the cursor started, not yet served nor skipped.
+    waiting: set[int] = field(default_factory=set)
+    #: The checkpoint the last advancing scrape was served (None: the latest not waiting).
     shown: int | None = None
     skipped: int = 0
 
@@ -101,34 +126,39 @@ class _RunPosition:
 class ExportCursor:
     """Which evaluated checkpoint of each run one scraper is shown, in memory.
 
-    ``start``: each run's checkpoints evaluated before the process started (never replayed).
-    Not thread-safe: the collector calls it under its lock.
+    It knows only what became evaluated after it started (``add``): those wait to be served; every
+    other evaluated checkpoint counts as done. Not thread-safe: ``ScraperCursors`` calls it under
+    its lock.
     """
 
-    start: Mapping[str, Collection[int]]
     limit: int = BACKLOG_LIMIT
     _runs: dict[str, _RunPosition] = field(default_factory=dict)
+
+    def add(self, run: str, checkpoint_id: int) -> None:
+        """A checkpoint of ``run`` became evaluated: it waits to be served."""
+        self._runs.setdefault(run, _RunPosition()).waiting.add(checkpoint_id)
 
     def skipped(self) -> dict[str, int]:
         """How many evaluated checkpoints of each run this cursor skipped (backlog over limit)."""
         return {run: pos.skipped for run, pos in self._runs.items()}
 
     def choose(
-        self, run: str, evaluated: Sequence[int], busy: Collection[int], *, advance: bool
+        self, run: str, index: EvaluatedCheckpoints, busy: Collection[int], *, advance: bool
     ) -> int | None:
         """The checkpoint of ``run`` to export now (None: none yet).
 
-        ``evaluated``: the run's evaluated checkpoints in step order, latest last; ``busy``: those
-        the daemon has not decided on yet; ``advance``: serve the next waiting one.
+        ``busy``: those the daemon has not decided on yet; ``advance``: serve the next waiting one.
+        Costs the waiting checkpoints, not the run's history.
         """
-        pos = self._runs.get(run)
-        if pos is None:
-            pos = self._runs[run] = _RunPosition(set(self.start.get(run, ())))
+        pos = self._runs.setdefault(run, _RunPosition())
         if advance:
-            waiting = [c for c in evaluated if c not in pos.done and c not in busy]
+            waiting = sorted(
+                (c for c in pos.waiting if c not in busy and index.is_evaluated(c)),
+                key=index.order,
+            )
             if len(waiting) > self.limit:
                 dropped = waiting[: len(waiting) - self.limit]
-                pos.done.update(dropped)
+                pos.waiting.difference_update(dropped)
                 pos.skipped += len(dropped)
                 waiting = waiting[len(dropped) :]
                 log.warning(
@@ -140,37 +170,62 @@ class ExportCursor:
                 )
             pos.shown = waiting[0] if waiting else None
             if waiting:
-                pos.done.add(waiting[0])
-        if pos.shown is not None and pos.shown in evaluated:
+                pos.waiting.discard(waiting[0])
+        if pos.shown is not None and index.is_evaluated(pos.shown):
             return pos.shown
-        return next((c for c in reversed(evaluated) if c in pos.done), None)
+        return index.latest_evaluated(run, pos.waiting)
 
 
 class ScraperCursors:
     """An ``ExportCursor`` per scraper name (``MAX_SCRAPERS``, then the default one), all starting
-    after ``start``; concurrent scrapes move them one at a time."""
+    after what was evaluated when this was made; concurrent scrapes move them one at a time."""
 
-    def __init__(self, start: Mapping[str, Collection[int]], limit: int = BACKLOG_LIMIT) -> None:
-        self._start = start
+    def __init__(self, index: EvaluatedCheckpoints, limit: int = BACKLOG_LIMIT) -> None:
+        self._index = index
         self._limit = limit
         self._cursors: dict[str, ExportCursor] = {}
         self._lock = threading.Lock()
+        self._position, _ = index.evaluated_changes(None)
+        #: Per run: what became evaluated since the start (a cursor made later starts with it).
+        self._since_start: dict[str, set[int]] = {}
 
     def choose(
         self,
         scraper: str,
-        evaluated: Mapping[str, Sequence[int]],
-        busy: Collection[int],
+        shown: Callable[[str], bool],
+        busy: Callable[[], Collection[int]],
         *,
         advance: bool,
     ) -> tuple[list[int], dict[str, int]]:
-        """The checkpoint to export of each run in ``evaluated`` (``ExportCursor.choose``), and
-        how many checkpoints of each run this scraper's cursor skipped."""
+        """The checkpoint to export of each run ``shown`` accepts (``ExportCursor.choose``), and
+        how many checkpoints of each run this scraper's cursor skipped.
+
+        ``busy`` is asked after the evaluated checkpoints are brought up to date: one marked
+        evaluated is in flight until its regression decision is recorded, so none seen evaluated
+        is exported before its decision.
+        """
         with self._lock:
+            self._position, changes = self._index.evaluated_changes(self._position)
+            in_flight = frozenset(busy())
+            if changes is None:
+                # The index reloaded (rows deleted) or fell behind: what changed meanwhile is
+                # unknown, so it counts as done (served to no one), as at a restart.
+                log.warning("the export cursor lost track of new evaluations; none is replayed")
+            for run, cid in changes or ():
+                self._since_start.setdefault(run, set()).add(cid)
+                for cursor in self._cursors.values():
+                    cursor.add(run, cid)
             if scraper not in self._cursors and len(self._cursors) >= MAX_SCRAPERS:
                 scraper = ""
-            cursor = self._cursors.setdefault(scraper, ExportCursor(self._start, self._limit))
+            if scraper not in self._cursors:
+                cursor = self._cursors[scraper] = ExportCursor(self._limit)
+                for run, ids in self._since_start.items():
+                    for cid in ids:
+                        cursor.add(run, cid)
+            cursor = self._cursors[scraper]
             chosen = [
-                cursor.choose(run, ids, busy, advance=advance) for run, ids in evaluated.items()
+                cursor.choose(run, self._index, in_flight, advance=advance)
+                for run in self._index.evaluated_runs()
+                if shown(run)
             ]
             return [c for c in chosen if c is not None], cursor.skipped()

@@ -19,13 +19,18 @@ went back), so a compaction that deletes rows is seen at the next read.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from bisect import bisect_left, insort
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from recallwatch.store.db import Database
 from recallwatch.store.rows import STATES
 
-__all__ = ["CheckpointIndex", "HistoryTotals"]
+__all__ = ["EVALUATED_LOG_LIMIT", "CheckpointIndex", "HistoryTotals"]
+
+#: Checkpoints that became evaluated, kept in memory for readers that follow them (the export
+#: cursor); a reader further behind is told it cannot know what changed.
+EVALUATED_LOG_LIMIT = 100_000
 
 
 @dataclass
@@ -54,9 +59,13 @@ class CheckpointIndex:
         self._counts: dict[str, dict[str, int]] = {}
         #: Per run: a number that changes whenever one of its checkpoints changes.
         self._versions: dict[str, int] = {}
-        #: Per run: its evaluated checkpoints in order (rebuilt for the runs that changed).
-        self._evaluated: dict[str, list[int]] = {}
-        self._dirty: set[str] = set()
+        #: Per run: its evaluated checkpoints, (order, id) sorted, kept sorted as they change.
+        self._evaluated: dict[str, list[tuple[tuple[bool, int, str], int]]] = {}
+        #: (run, id) of each checkpoint that became evaluated, in the order seen; its first entry
+        #: is at position ``_log_base``; positions before ``_reset_at`` were lost to a reload.
+        self._log: list[tuple[str, int]] = []
+        self._log_base = 0
+        self._reset_at = 0
 
     def _refresh(self) -> None:
         top, low = self._db.query(
@@ -88,6 +97,9 @@ class CheckpointIndex:
                     gone = self._rows.pop(cid)
                     self._touch(gone.run)
                     self._counts[gone.run][gone.state] -= 1
+                    if gone.state == "evaluated":
+                        items = self._evaluated[gone.run]
+                        del items[bisect_left(items, (_order(gone), cid))]
             for r in rows:
                 self._put(int(r[0]), _Checkpoint(r[1], r[2], r[3], r[4]))
         self._seq = int(top)
@@ -96,27 +108,47 @@ class CheckpointIndex:
         self._rows = {}
         self._counts = {}
         self._evaluated = {}
-        self._dirty = set()
         for r in self._db.query(
             "SELECT c.id, r.name, c.state, c.step, c.name FROM checkpoints c "
             "JOIN runs r ON r.id = c.run_id"
         ):
-            self._put(int(r[0]), _Checkpoint(r[1], r[2], r[3], r[4]))
+            row = _Checkpoint(r[1], r[2], r[3], r[4])
+            self._put(int(r[0]), row, logged=False, sort=False)
+        for items in self._evaluated.values():
+            items.sort()
         self._seq = seq
         self._generation += 1
+        # What became evaluated before this load is unknown: every earlier position is behind.
+        self._log_base += len(self._log) + 1
+        self._log = []
+        self._reset_at = self._log_base
 
-    def _put(self, cid: int, row: _Checkpoint) -> None:
+    def _put(self, cid: int, row: _Checkpoint, *, logged: bool = True, sort: bool = True) -> None:
         old = self._rows.get(cid)
         if old is not None:
             self._touch(old.run)
             self._counts[old.run][old.state] -= 1
+            if old.state == "evaluated":
+                items = self._evaluated[old.run]
+                del items[bisect_left(items, (_order(old), cid))]
         self._rows[cid] = row
         self._touch(row.run)
         counts = self._counts.setdefault(row.run, dict.fromkeys(STATES, 0))
         counts[row.state] = counts.get(row.state, 0) + 1
+        if row.state == "evaluated":
+            items = self._evaluated.setdefault(row.run, [])
+            if sort:
+                insort(items, (_order(row), cid))
+            else:
+                items.append((_order(row), cid))
+            if logged and (old is None or old.state != "evaluated"):
+                self._log.append((row.run, cid))
+                if len(self._log) > EVALUATED_LOG_LIMIT:
+                    cut = len(self._log) // 2
+                    del self._log[:cut]
+                    self._log_base += cut
 
     def _touch(self, run: str) -> None:
-        self._dirty.add(run)
         self._versions[run] = self._versions.get(run, 0) + 1
 
     def run_version(self, run: str) -> tuple[int, int]:
@@ -129,21 +161,60 @@ class CheckpointIndex:
         """Every run's evaluated checkpoints in step order (``ReadViews.evaluated_ids``)."""
         with self._lock:
             self._refresh()
-            if self._dirty:
-                by_run: dict[str, list[tuple[tuple[bool, int, str], int]]] = {
-                    r: [] for r in self._dirty
-                }
-                for cid, c in self._rows.items():
-                    if c.run in by_run and c.state == "evaluated":
-                        by_run[c.run].append((_order(c), cid))
-                for run, items in by_run.items():
-                    items.sort()
-                    if items:
-                        self._evaluated[run] = [cid for _, cid in items]
-                    else:
-                        self._evaluated.pop(run, None)
-                self._dirty = set()
-            return {r: list(ids) for r, ids in sorted(self._evaluated.items())}
+            return {
+                r: [c for _, c in items] for r, items in sorted(self._evaluated.items()) if items
+            }
+
+    # -- what the export cursor follows (``metrics.cursor.EvaluatedCheckpoints``) -------------
+
+    def evaluated_changes(self, since: int | None) -> tuple[int, list[tuple[str, int]] | None]:
+        """Bring the index up to date; the position now and the (run, id) of the checkpoints that
+        became evaluated after position ``since`` (None: unknown, ``since`` is None or older than
+        a reload or than the log kept). Costs what changed, not the history."""
+        with self._lock:
+            self._refresh()
+            now = self._log_base + len(self._log)
+            if since is None or since < self._reset_at or since < self._log_base:
+                return now, None
+            return now, self._log[since - self._log_base :]
+
+    def evaluated_runs(self) -> list[str]:
+        """The runs with an evaluated checkpoint, by name (as of the last ``evaluated_changes``)."""
+        with self._lock:
+            return sorted(r for r, items in self._evaluated.items() if items)
+
+    def is_evaluated(self, checkpoint_id: int) -> bool:
+        """Whether the checkpoint is evaluated (as of the last ``evaluated_changes``)."""
+        with self._lock:
+            row = self._rows.get(checkpoint_id)
+            return row is not None and row.state == "evaluated"
+
+    def order(self, checkpoint_id: int) -> tuple[bool, int, str]:
+        """The checkpoint's place in its run's step order (``evaluated_ids``'s order)."""
+        with self._lock:
+            return _order(self._rows[checkpoint_id])
+
+    def latest_evaluated(self, run: str, exclude: Collection[int] = ()) -> int | None:
+        """The run's latest evaluated checkpoint not in ``exclude``; walks back over ``exclude``
+        only, not the run's history."""
+        with self._lock:
+            for _, cid in reversed(self._evaluated.get(run, ())):
+                if cid not in exclude:
+                    return cid
+            return None
+
+    def states(self) -> dict[str, tuple[tuple[int, int], dict[str, int]]]:
+        """Per run with checkpoints: (its version, as ``run_version``, its counts by state).
+
+        One read of the change log whatever the number of runs: a poll asks this once instead of
+        querying each run for its queued or failed checkpoints.
+        """
+        with self._lock:
+            self._refresh()
+            return {
+                r: ((self._generation, self._versions.get(r, 0)), dict(c))
+                for r, c in self._counts.items()
+            }
 
     def states_by_run(self) -> dict[str, dict[str, int]]:
         """Every run (those without checkpoints too) with its checkpoint counts by state."""

@@ -33,12 +33,11 @@ class ReadViews:
     def runs(self) -> list[RunSummary]:
         """Every run with counts by state and its latest evaluated checkpoint."""
         states = self._checkpoints.states_by_run()
-        evaluated = self._checkpoints.evaluated_ids()
         last = self._totals.last_success_by_run()
         out = []
         for name, directory in self._db.query("SELECT name, directory FROM runs ORDER BY name"):
-            ids = evaluated.get(name)
-            latest = self._queue.checkpoint_by_id(ids[-1]) if ids else None
+            cid = self._checkpoints.latest_evaluated(name)
+            latest = self._queue.checkpoint_by_id(cid) if cid is not None else None
             out.append(RunSummary(name, directory, states[name], latest, last.get(name)))
         return out
 
@@ -54,6 +53,12 @@ class ReadViews:
         """The evaluated checkpoint of a run with the highest step."""
         rows = self._queue.checkpoints(run, states=["evaluated"], newest_first=True, limit=1)
         return rows[0] if rows else None
+
+    @property
+    def evaluated_index(self) -> CheckpointIndex:
+        """Each run's evaluated checkpoints, kept in memory and advanced from the change log: what
+        the export cursor follows (``metrics.cursor.EvaluatedCheckpoints``)."""
+        return self._checkpoints
 
     def evaluated_ids(self) -> dict[str, list[int]]:
         """Every run's evaluated checkpoints (ids) in step order: the latest (as
@@ -116,6 +121,11 @@ class ReadViews:
     def failures_by_run(self) -> dict[tuple[str, str], int]:
         """Failed evaluations per (run, reason)."""
         return self._totals.failures_by_run()
+
+    def checkpoint_states(self) -> dict[str, tuple[tuple[int, int], dict[str, int]]]:
+        """Per run with checkpoints: a version that changes whenever one of them is added or
+        changes state, and its checkpoint counts by state (one read of the change log)."""
+        return self._checkpoints.states()
 
     def pending_by_run(self) -> dict[str, int]:
         """Checkpoints discovered but not yet evaluated (queued or evaluating), per run."""
