@@ -43,6 +43,7 @@ from recallwatch.mining.oracles import kind_of
 
 __all__ = [
     "Config",
+    "EarlyConfig",
     "EncoderConfig",
     "FalseNegativeConfig",
     "HeldoutConfig",
@@ -227,6 +228,30 @@ class RayConfig(_Model):
         return {"kind": "ray", **self.model_dump(mode="json")}
 
 
+class EarlyConfig(_Model):
+    """The early pass (docs/alerting.md, "Early warning"): before a checkpoint's exact
+    evaluation, evaluate it on a pool (every judged document, the previous exact evaluation's top
+    candidates, a seeded random fill) whose recall bounds the exact recall from above, and warn
+    when it falls significantly below the previous checkpoint's exact recall."""
+
+    enabled: bool = True
+    #: Off for corpora smaller than this (the previous exact evaluation's document count): there
+    #: the exact pass is quick and the pool would be most of the corpus.
+    min_corpus_docs: Annotated[int, Field(ge=0)] = 100_000
+    #: The pool's size as a fraction of the corpus, at most ``max_pool_docs`` (never fewer than
+    #: the judged documents).
+    pool_fraction: Annotated[float, Field(gt=0, le=1)] = 0.02
+    max_pool_docs: Annotated[int, Field(ge=1)] = 50_000
+    #: Top documents per query kept from each exact evaluation for the next pool.
+    candidates_per_query: Annotated[int, Field(ge=0)] = 20
+    metric: Literal["recall"] = "recall"
+    k: Annotated[int, Field(ge=1)] = 10
+    #: One-sided paired sign-flip test (``stats.paired``) at this level, and an effect floor.
+    alpha: Annotated[float, Field(gt=0, lt=1)] = 0.01
+    min_drop: Annotated[float, Field(ge=0)] = 0.01
+    seed: int = 0
+
+
 class EvaluationConfig(_Model):
     """What every checkpoint is evaluated with, and how the evaluation queue behaves."""
 
@@ -241,6 +266,7 @@ class EvaluationConfig(_Model):
     timeout_seconds: PositiveSeconds = 6 * 3600.0
     policy: Literal["oldest_first", "latest_only"] = "oldest_first"
     shutdown_grace_seconds: Annotated[float, Field(ge=0)] = 30.0
+    early: EarlyConfig = EarlyConfig()
 
     @field_validator("ks")
     @classmethod

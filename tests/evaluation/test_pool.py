@@ -58,9 +58,7 @@ def test_pooled_recall_bounds_exact_recall_per_query_at_every_k(
     judged = judged_pool_positions(heldout)
     strict_total = 0
     for size, seed in ((0, 0), (600, 1), (1_500, 2)):
-        pool = build_pool(
-            heldout.num_docs, judged, [position[d] for d in cands], size, seed=seed
-        )
+        pool = build_pool(heldout.num_docs, judged, [position[d] for d in cands], size, seed=seed)
         assert set(judged.tolist()) <= set(pool.tolist())
         assert pool.size == max(size, judged.size)
         sub = restrict(heldout, pool)

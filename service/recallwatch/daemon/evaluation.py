@@ -22,9 +22,11 @@ from typing import Any
 from pydantic import BaseModel
 
 from recallwatch.config import Config, EvaluationConfig, HeldoutConfig, RunConfig
+from recallwatch.daemon.early import EarlyPass
 from recallwatch.daemon.runner import EvaluationError, Interrupted, Job, Runner
 from recallwatch.daemon.scheduling import skip
 from recallwatch.evaluation.distributed.cluster import CLUSTER_UNAVAILABLE
+from recallwatch.failpoints import HOLD_EXACT, hold_here
 from recallwatch.logs import fields
 from recallwatch.store import CheckpointRow, NewEvaluation, Store
 
@@ -68,6 +70,7 @@ class Evaluator:
         self.store = store
         self.runner = runner
         self.clock = clock
+        self.early = EarlyPass(config.evaluation.early, store, runner, clock)
 
     def evaluate_on(
         self,
@@ -100,8 +103,12 @@ class Evaluator:
         )
         where = fields(run=run.name, checkpoint=row.name, step=row.step, dataset=heldout.dataset)
         started, t0 = self.clock(), time.monotonic()
+        timeout = self.config.evaluation.timeout_seconds
         try:
-            result = self.runner(job, self.config.evaluation.timeout_seconds, cancel)
+            # The early pass (pooled upper bound) first; the exact pass always follows.
+            self.early.before(row, job, heldout.dataset, key, timeout, cancel)
+            hold_here(HOLD_EXACT, cancel)
+            result = self.runner(self.early.exact_job(job), timeout, cancel)
         except Interrupted:
             self.store.queue.set_state(row.id, "discovered", self.clock(), reason="interrupted")
             log.warning("evaluation stopped by shutdown; it will be re-run", extra=where)
@@ -135,7 +142,7 @@ class Evaluator:
                 log.warning("evaluation failed: %s", exc.message, extra=where)
             return False
         duration = time.monotonic() - t0
-        self.store.results.record_evaluation(
+        evaluation_id = self.store.results.record_evaluation(
             NewEvaluation(
                 checkpoint_id=row.id,
                 dataset=heldout.dataset,
@@ -151,6 +158,7 @@ class Evaluator:
             ),
             run_id,
         )
+        self.early.after(row, heldout.dataset, key, evaluation_id, result)
         where["fields"].update(
             duration_seconds=round(duration, 3),
             **_headline(result.metrics, self.config.evaluation.ks),

@@ -79,6 +79,11 @@ class Job:
     #: The backend (``evaluation.backends``) by ``kind`` (default ``local``: in this process) and
     #: its options, e.g. ``{"kind": "ray", ...}`` (``evaluation.ray``).
     backend: dict[str, Any] = field(default_factory=dict)
+    #: The early pass: evaluate on a pool instead of the corpus (``evaluation.pool``), in this
+    #: process whatever the backend: ``{"size": n, "seed": s, "candidates": [doc ids]}``.
+    pool: dict[str, Any] | None = None
+    #: Return the top documents of this many ranks per query (``Result.candidates``).
+    candidates: int = 0
 
 
 @dataclass(frozen=True)
@@ -93,6 +98,8 @@ class Result:
     outcomes: dict[str, dict[str, int]]
     #: The encoder's numeric precision (fp32, bf16, fp16); None for precomputed embeddings.
     precision: str | None = None
+    #: The evaluation's top documents, round-robin over queries (``Job.candidates``).
+    candidates: list[str] = field(default_factory=list)
 
 
 class Interrupted(Exception):  # noqa: N818 - a signal to re-queue, not an error
@@ -120,7 +127,10 @@ def evaluate_job(job: Job) -> Result:
         similarity=job.similarity,  # type: ignore[arg-type]
         shard_rows=job.shard_rows,
     )
-    ev, heldout = backend_for(job.backend.get("kind", "local")).evaluate(request, job.backend)
+    if job.pool is not None:
+        ev, heldout = _pooled(request, job.pool)
+    else:
+        ev, heldout = backend_for(job.backend.get("kind", "local")).evaluate(request, job.backend)
     doc_position = heldout.doc_position
     outcomes: dict[str, dict[str, int]] = {}
     for qi, qid in enumerate(heldout.query_ids):
@@ -142,7 +152,43 @@ def evaluate_job(job: Job) -> Result:
         },
         outcomes=outcomes,
         precision=ev.precision,
+        candidates=_candidates(ev, heldout, job.candidates),
     )
+
+
+def _pooled(request: Any, pool: dict[str, Any]) -> tuple[Any, Any]:
+    """Evaluate on the pool: every judged document, the candidates, a seeded fill."""
+    from recallwatch.encoders import open_source
+    from recallwatch.evaluation.pipeline import evaluate
+    from recallwatch.evaluation.pool import build_pool, judged_pool_positions, restrict
+    from recallwatch.heldout.sets import load_heldout
+
+    r = request
+    heldout = load_heldout(r.heldout, r.split, r.relevance_level)
+    position = heldout.doc_position
+    cands = [position[d] for d in pool.get("candidates", []) if d in position]
+    positions = build_pool(
+        heldout.num_docs,
+        judged_pool_positions(heldout),
+        cands,
+        int(pool["size"]),
+        seed=int(pool.get("seed", 0)),
+    )
+    sub = restrict(heldout, positions)
+    source = open_source(r.spec, r.checkpoint, r.encoder_options)
+    ev = evaluate(sub, source, ks=r.ks, similarity=r.similarity, shard_rows=r.shard_rows)
+    return ev, sub
+
+
+def _candidates(ev: Any, heldout: Any, per_query: int) -> list[str]:
+    corpus_ids, qrels = getattr(heldout, "corpus_ids", None), getattr(heldout, "qrels", None)
+    if per_query <= 0 or corpus_ids is None or qrels is None:
+        return []  # a backend that does not hand back the corpus (ray): pools start without
+    from recallwatch.evaluation.pool import top_candidates
+
+    judged = {d for q in heldout.query_ids for d in qrels[q]}
+    limit = per_query * max(1, heldout.num_queries)
+    return top_candidates(ev.topk.positions, corpus_ids, per_query, limit, judged)
 
 
 def run_in_process(job: Job, timeout: float, cancel: threading.Event) -> Result:
@@ -168,6 +214,7 @@ def run_isolated(
         counts=r["counts"],
         outcomes=r["outcomes"],
         precision=r.get("precision"),
+        candidates=r.get("candidates", []),
     )
 
 

@@ -21,7 +21,7 @@ Pure: plain data in, plain data out.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable
 
 import numpy as np
 import numpy.typing as npt
@@ -110,7 +110,7 @@ def top_candidates(
     corpus_ids: list[str],
     per_query: int,
     limit: int,
-    relevant: Mapping[str, object] | None = None,
+    relevant: Collection[str] | None = None,
 ) -> list[str]:
     """The document ids an exact evaluation ranked highest, round-robin over queries (rank 1 of
     every query, then rank 2 ...), distinct, at most ``limit``; -1 (no result) skipped.
