@@ -153,7 +153,13 @@ class EarlyVerdicts:
                 f"VALUES ({', '.join('?' for _ in _NEW)})",
                 [int(x) if isinstance(x, bool) else x for x in values],
             )
-            return int(cur.lastrowid or 0)
+            verdict_id = int(cur.lastrowid or 0)
+            conn.execute(
+                "INSERT OR REPLACE INTO early_latest(run_id, dataset, verdict_id) "
+                "SELECT run_id, ?, ? FROM checkpoints WHERE id = ?",
+                (v.dataset, verdict_id, v.checkpoint_id),
+            )
+            return verdict_id
 
     def resolve(
         self, verdict_id: int, *, exact: float, p_value: float, regressed: bool, at: float
@@ -192,8 +198,9 @@ class EarlyVerdicts:
     def latest_per_run(self) -> list[EarlyVerdict]:
         """Each run's and held-out set's latest early verdict (what the exporter shows)."""
         rows = self._db.query(
-            _SELECT + "WHERE v.id IN (SELECT MAX(v2.id) FROM early_verdicts v2 "
-            "JOIN checkpoints c2 ON c2.id = v2.checkpoint_id GROUP BY c2.run_id, v2.dataset) "
+            "SELECT v.*, r.name AS run, c.name AS checkpoint, c.step AS step "
+            "FROM early_latest l JOIN early_verdicts v ON v.id = l.verdict_id "
+            "JOIN checkpoints c ON c.id = v.checkpoint_id JOIN runs r ON r.id = l.run_id "
             "ORDER BY r.name, v.dataset"
         )
         return [_row(r) for r in rows]

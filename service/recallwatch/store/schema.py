@@ -227,7 +227,7 @@ MIGRATIONS: list[list[str]] = [
     # recall against the previous checkpoint's exact recall, kept apart from the exact verdicts,
     # and the top candidates of each exact evaluation that the next pool starts from.
     [
-        """CREATE TABLE early_verdicts (
+        """CREATE TABLE IF NOT EXISTS early_verdicts (
             id INTEGER PRIMARY KEY,
             checkpoint_id INTEGER NOT NULL REFERENCES checkpoints(id),
             dataset TEXT NOT NULL,
@@ -250,8 +250,14 @@ MIGRATIONS: list[list[str]] = [
             exact_regressed INTEGER,
             resolved_at REAL,
             UNIQUE (checkpoint_id, dataset, config_hash))""",
-        "CREATE INDEX early_verdicts_by_created ON early_verdicts(created_at DESC, id)",
-        """CREATE TABLE evaluation_candidates (
+        "CREATE INDEX IF NOT EXISTS early_verdicts_by_created ON early_verdicts(created_at DESC, id)",
+        # Each run's and held-out set's latest early verdict: what a scrape reads (no scan).
+        """CREATE TABLE IF NOT EXISTS early_latest (
+            run_id INTEGER NOT NULL REFERENCES runs(id),
+            dataset TEXT NOT NULL,
+            verdict_id INTEGER NOT NULL,
+            PRIMARY KEY (run_id, dataset))""",
+        """CREATE TABLE IF NOT EXISTS evaluation_candidates (
             evaluation_id INTEGER PRIMARY KEY REFERENCES evaluations(id),
             doc_ids TEXT NOT NULL)""",
     ],
