@@ -250,7 +250,8 @@ MIGRATIONS: list[list[str]] = [
             exact_regressed INTEGER,
             resolved_at REAL,
             UNIQUE (checkpoint_id, dataset, config_hash))""",
-        "CREATE INDEX IF NOT EXISTS early_verdicts_by_created ON early_verdicts(created_at DESC, id)",
+        """CREATE INDEX IF NOT EXISTS early_verdicts_by_created
+            ON early_verdicts(created_at DESC, id)""",
         # Each run's and held-out set's latest early verdict: what a scrape reads (no scan).
         """CREATE TABLE IF NOT EXISTS early_latest (
             run_id INTEGER NOT NULL REFERENCES runs(id),
