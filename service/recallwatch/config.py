@@ -273,6 +273,15 @@ class EvaluationConfig(_Model):
     def _sorted_ks(cls, value: list[int]) -> list[int]:
         return sorted(set(value))
 
+    @model_validator(mode="after")
+    def _early_k_is_evaluated(self) -> EvaluationConfig:
+        # The early pass compares with stored outcomes, ranked within the top max(ks) only.
+        if self.early.enabled and self.early.k > max(self.ks):
+            raise ValueError(
+                f"early.k ({self.early.k}) must be at most the largest of ks ({max(self.ks)})"
+            )
+        return self
+
 
 class RunConfig(_Model):
     """A training run: a directory where checkpoints appear."""

@@ -72,6 +72,26 @@ class Evaluator:
         self.clock = clock
         self.early = EarlyPass(config.evaluation.early, store, runner, clock)
 
+    def _early_pass(
+        self,
+        row: CheckpointRow,
+        job: Job,
+        dataset: str,
+        key: str,
+        timeout: float,
+        cancel: threading.Event,
+    ) -> None:
+        """The early pass; whatever goes wrong in it is logged and the exact pass runs."""
+        try:
+            self.early.before(row, job, dataset, key, timeout, cancel)
+        except Interrupted:
+            raise
+        except Exception:
+            log.exception(
+                "the early pass failed; the exact pass follows",
+                extra=fields(run=row.run, checkpoint=row.name, dataset=dataset),
+            )
+
     def evaluate_on(
         self,
         row: CheckpointRow,
@@ -106,7 +126,7 @@ class Evaluator:
         timeout = self.config.evaluation.timeout_seconds
         try:
             # The early pass (pooled upper bound) first; the exact pass always follows.
-            self.early.before(row, job, heldout.dataset, key, timeout, cancel)
+            self._early_pass(row, job, heldout.dataset, key, timeout, cancel)
             hold_here(HOLD_EXACT, cancel)
             result = self.runner(self.early.exact_job(job), timeout, cancel)
         except Interrupted:
