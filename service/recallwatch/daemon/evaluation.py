@@ -25,6 +25,7 @@ from recallwatch.config import Config, EvaluationConfig, HeldoutConfig, RunConfi
 from recallwatch.daemon.early import EarlyPass
 from recallwatch.daemon.runner import EvaluationError, Interrupted, Job, Runner
 from recallwatch.daemon.scheduling import skip
+from recallwatch.encoders import kind_for
 from recallwatch.evaluation.distributed.cluster import CLUSTER_UNAVAILABLE
 from recallwatch.failpoints import HOLD_EXACT, hold_here
 from recallwatch.logs import fields
@@ -220,9 +221,10 @@ def dataset_key(config: Config, run: RunConfig, heldout: HeldoutConfig) -> str:
     encoder to a GPU must not re-evaluate a run's whole history.
     """
     enc = config.encoder_for(run)
-    # precision only where it can change the numbers (st) and is not fp32, which every evaluation
-    # before the setting existed used: such keys stay the same.
-    same = enc.spec != "st" or enc.precision == "fp32"
+    # precision only where it can change the numbers (st, openvino), and for st not fp32, which
+    # every st evaluation before the setting existed used: such keys stay the same.
+    uses = kind_for(enc.spec).uses_precision
+    same = not uses or (enc.spec == "st" and enc.precision == "fp32")
     doc = {
         "encoder": enc.model_dump(
             mode="json", exclude={"device", "batch_size"} | ({"precision"} if same else set())
