@@ -414,7 +414,9 @@ def test_check_config_never_prints_judge_credentials(
 
 def test_the_early_pass_is_on_by_corpus_size_and_its_k_must_be_evaluated() -> None:
     early = parse_config(minimal(), source="test.yaml").evaluation.early
-    assert early.enabled and early.min_corpus_docs == 100_000 and early.k == 10
+    assert early.enabled and early.min_corpus_docs == 100_000 and early.k is None
+    # Unset, k follows the evaluated cutoffs (10, or the largest below it): no error.
+    assert parse_config(minimal(evaluation={"ks": [1, 5]}), source="t.yaml").evaluation.early
     errors = errors_of(minimal(evaluation={"ks": [1, 5], "early": {"k": 10}}))
     assert any("early.k (10) must be at most the largest of ks (5)" in m for _, m in errors)
     off = minimal(evaluation={"ks": [1, 5], "early": {"enabled": False}})

@@ -245,7 +245,8 @@ class EarlyConfig(_Model):
     #: Top documents per query kept from each exact evaluation for the next pool.
     candidates_per_query: Annotated[int, Field(ge=0)] = 20
     metric: Literal["recall"] = "recall"
-    k: Annotated[int, Field(ge=1)] = 10
+    #: The cutoff compared; unset: 10, or the largest of ``evaluation.ks`` when that is smaller.
+    k: Annotated[int, Field(ge=1)] | None = None
     #: One-sided paired sign-flip test (``stats.paired``) at this level, and an effect floor.
     alpha: Annotated[float, Field(gt=0, lt=1)] = 0.01
     min_drop: Annotated[float, Field(ge=0)] = 0.01
@@ -276,7 +277,7 @@ class EvaluationConfig(_Model):
     @model_validator(mode="after")
     def _early_k_is_evaluated(self) -> EvaluationConfig:
         # The early pass compares with stored outcomes, ranked within the top max(ks) only.
-        if self.early.enabled and self.early.k > max(self.ks):
+        if self.early.enabled and self.early.k is not None and self.early.k > max(self.ks):
             raise ValueError(
                 f"early.k ({self.early.k}) must be at most the largest of ks ({max(self.ks)})"
             )

@@ -91,15 +91,15 @@ class EarlyPass:
             "seed": cfg.seed,
             "candidates": self.store.early.candidates(prev.evaluation_id),
         }
-        ks = sorted(set(job.ks) | {cfg.k})
+        k = cfg.k if cfg.k is not None else min(10, max(job.ks))
         t0 = time.monotonic()
         try:
-            result = self.runner(replace(job, pool=pool, ks=ks, candidates=0), timeout, cancel)
+            result = self.runner(replace(job, pool=pool, candidates=0), timeout, cancel)
         except EvaluationError as exc:
             log.warning("early pass failed: %s; the exact pass follows", exc.message, extra=where)
             return None
         seconds = time.monotonic() - t0
-        verdict = self._decide(row, dataset, key, prev.evaluation_id, result, prev.corpus_docs)
+        verdict = self._decide(row, dataset, key, prev.evaluation_id, result, prev.corpus_docs, k)
         self.store.early.record(replace(verdict, seconds=seconds, created_at=self.clock()))
         stored = self.store.early.get(row.id, dataset, key)
         assert stored is not None
@@ -124,10 +124,11 @@ class EarlyPass:
         baseline_id: int,
         result: Result,
         corpus_docs: int,
+        k: int,
     ) -> NewEarlyVerdict:
         cfg = self.config
-        before = per_query_metric(self.store.results.outcomes(baseline_id), cfg.metric, cfg.k)
-        after = per_query_metric(result.outcomes, cfg.metric, cfg.k)
+        before = per_query_metric(self.store.results.outcomes(baseline_id), cfg.metric, k)
+        after = per_query_metric(result.outcomes, cfg.metric, k)
         test = _test(before, after, cfg)
         return NewEarlyVerdict(
             checkpoint_id=row.id,
@@ -135,7 +136,7 @@ class EarlyPass:
             config_hash=key,
             baseline_evaluation_id=baseline_id,
             metric=cfg.metric,
-            k=cfg.k,
+            k=k,
             upper_bound=test[1],
             baseline=test[0],
             p_value=test[2],
