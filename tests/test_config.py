@@ -410,3 +410,18 @@ def test_check_config_never_prints_judge_credentials(
     assert "judge.invalid" in captured.out + captured.err
     assert "hunter2" not in captured.out + captured.err
     assert "s3cret" not in captured.out + captured.err
+
+
+def test_the_early_pass_is_on_by_corpus_size_and_its_k_must_be_evaluated() -> None:
+    early = parse_config(minimal(), source="test.yaml").evaluation.early
+    assert early.enabled and early.min_corpus_docs == 100_000 and early.k is None
+    # Unset, k follows the evaluated cutoffs (10, or the largest below it): no error.
+    assert parse_config(minimal(evaluation={"ks": [1, 5]}), source="t.yaml").evaluation.early
+    errors = errors_of(minimal(evaluation={"ks": [1, 5], "early": {"k": 10}}))
+    assert any("early.k (10) must be at most the largest of ks (5)" in m for _, m in errors)
+    off = minimal(evaluation={"ks": [1, 5], "early": {"enabled": False}})
+    assert not parse_config(off, source="test.yaml").evaluation.early.enabled
+    # The early pass changes no exact number: its settings leave the evaluation key alone.
+    a = parse_config(minimal(), source="test.yaml")
+    b = parse_config(minimal(evaluation={"early": {"pool_fraction": 0.5}}), source="t.yaml")
+    assert dataset_key(a, a.runs[0], a.heldout[0]) == dataset_key(b, b.runs[0], b.heldout[0])

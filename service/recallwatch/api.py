@@ -23,7 +23,14 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel, Field
 
-from recallwatch.store import CheckpointRow, EvaluationRow, FnEstimate, RunSummary, Store
+from recallwatch.store import (
+    CheckpointRow,
+    EarlyVerdict,
+    EvaluationRow,
+    FnEstimate,
+    RunSummary,
+    Store,
+)
 from recallwatch.views import checkpoints as checkpoint_views
 from recallwatch.views.alerts import AlertView, alert, alerts
 from recallwatch.views.checkpoints import (
@@ -173,6 +180,42 @@ class AuditFailure(BaseModel):
     failed_at: float
 
 
+class EarlyWarning(BaseModel):
+    """The early pass on one checkpoint and held-out set: its pooled metric@k, per query an
+    upper bound on the exact one, against the previous checkpoint's exact value; completed by
+    the exact pass (docs/alerting.md, "Early warning")."""
+
+    run: str
+    checkpoint: str
+    step: int | None
+    dataset: str
+    metric: str
+    k: int
+    #: warning | quiet (exact pending), confirmed | cleared | passed | missed (exact done)
+    state: str
+    warned: bool
+    upper_bound: float
+    baseline: float
+    p_value: float
+    alpha: float
+    min_drop: float
+    pool_docs: int
+    corpus_docs: int
+    seconds: float
+    created_at: float
+    exact: float | None
+    exact_p_value: float | None
+    exact_regressed: bool | None
+    resolved_at: float | None
+    text: str
+
+
+class EarlyPage(BaseModel):
+    """Early verdicts, newest first."""
+
+    items: list[EarlyWarning]
+
+
 class CheckpointDetail(Checkpoint):
     """A checkpoint with its mining metadata, every evaluation in detail and FN estimate."""
 
@@ -188,6 +231,7 @@ class CheckpointDetail(Checkpoint):
     #: whether any regression verdict says the checkpoint regressed (null: no verdict yet)
     regressed: bool | None = None
     regression_verdicts: list[RegressionVerdict] = []
+    early_verdicts: list[EarlyWarning] = []
 
 
 class Run(BaseModel):
@@ -401,7 +445,14 @@ def _checkpoint_detail(
         ],
         regressed=view.regressed,
         regression_verdicts=[_verdict(v) for v in view.verdicts],
+        early_verdicts=[_early(v) for v in view.early],
     )
+    return doc
+
+
+def _early(v: EarlyVerdict) -> dict[str, Any]:
+    doc = {name: getattr(v, name) for name in EarlyWarning.model_fields if name != "text"}
+    doc["text"] = v.text
     return doc
 
 
@@ -528,6 +579,17 @@ def router(store: Store) -> APIRouter:
     ) -> dict[str, Any]:
         doc = _page("items", alerts(store, status=status, limit=limit, offset=offset), _alert_item)
         return {**doc, "alerts": doc["items"]}  # the deprecated key of the same list
+
+    @api.get(
+        "/api/v1/early",
+        response_model=EarlyPage,
+        summary="Early verdicts (pooled upper bound before the exact pass), newest first",
+        name="early_verdicts",
+    )
+    def list_early(
+        limit: int = Query(50, ge=1, le=500), run: str | None = Query(None)
+    ) -> dict[str, Any]:
+        return {"items": [_early(v) for v in store.early.recent(limit, run=run)]}
 
     @api.get(
         "/api/v1/alerts/{alert_id}",

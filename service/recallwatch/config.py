@@ -44,6 +44,7 @@ from recallwatch.mining.oracles import kind_of
 __all__ = [
     "DEFAULT_MAX_PAIRS",
     "Config",
+    "EarlyConfig",
     "EncoderConfig",
     "FalseNegativeConfig",
     "HeldoutConfig",
@@ -229,6 +230,31 @@ class RayConfig(_Model):
         return {"kind": "ray", **self.model_dump(mode="json")}
 
 
+class EarlyConfig(_Model):
+    """The early pass (docs/alerting.md, "Early warning"): before a checkpoint's exact
+    evaluation, evaluate it on a pool (every judged document, the previous exact evaluation's top
+    candidates, a seeded random fill) whose recall bounds the exact recall from above, and warn
+    when it falls significantly below the previous checkpoint's exact recall."""
+
+    enabled: bool = True
+    #: Off for corpora smaller than this (the previous exact evaluation's document count): there
+    #: the exact pass is quick and the pool would be most of the corpus.
+    min_corpus_docs: Annotated[int, Field(ge=0)] = 100_000
+    #: The pool's size as a fraction of the corpus, at most ``max_pool_docs`` (never fewer than
+    #: the judged documents).
+    pool_fraction: Annotated[float, Field(gt=0, le=1)] = 0.02
+    max_pool_docs: Annotated[int, Field(ge=1)] = 50_000
+    #: Top documents per query kept from each exact evaluation for the next pool.
+    candidates_per_query: Annotated[int, Field(ge=0)] = 20
+    metric: Literal["recall"] = "recall"
+    #: The cutoff compared; unset: 10, or the largest of ``evaluation.ks`` when that is smaller.
+    k: Annotated[int, Field(ge=1)] | None = None
+    #: One-sided paired sign-flip test (``stats.paired``) at this level, and an effect floor.
+    alpha: Annotated[float, Field(gt=0, lt=1)] = 0.01
+    min_drop: Annotated[float, Field(ge=0)] = 0.01
+    seed: int = 0
+
+
 class EvaluationConfig(_Model):
     """What every checkpoint is evaluated with, and how the evaluation queue behaves."""
 
@@ -248,11 +274,21 @@ class EvaluationConfig(_Model):
     timeout_seconds: PositiveSeconds = 6 * 3600.0
     policy: Literal["oldest_first", "latest_only"] = "oldest_first"
     shutdown_grace_seconds: Annotated[float, Field(ge=0)] = 30.0
+    early: EarlyConfig = EarlyConfig()
 
     @field_validator("ks")
     @classmethod
     def _sorted_ks(cls, value: list[int]) -> list[int]:
         return sorted(set(value))
+
+    @model_validator(mode="after")
+    def _early_k_is_evaluated(self) -> EvaluationConfig:
+        # The early pass compares with stored outcomes, ranked within the top max(ks) only.
+        if self.early.enabled and self.early.k is not None and self.early.k > max(self.ks):
+            raise ValueError(
+                f"early.k ({self.early.k}) must be at most the largest of ks ({max(self.ks)})"
+            )
+        return self
 
 
 class RunConfig(_Model):

@@ -16,22 +16,27 @@ The points:
   ``RECALLWATCH_FAILPOINT_FILE`` (SQLite raises a number below the database's size to its size):
   a real ``SQLITE_FULL`` on the next write that needs a page, lifted by writing a larger number
   (``tests/daemon/test_store_full.py``).
+- ``hold-exact`` (``HOLD_EXACT``): the daemon waits before each exact evaluation while the file
+  named by ``RECALLWATCH_FAILPOINT_FILE`` exists, so a test can look at what the early pass
+  recorded while the exact pass has not finished (``tests/daemon/test_early.py``).
 """
 
 from __future__ import annotations
 
 import os
 import signal
-from typing import Literal
+from typing import Literal, Protocol
 
 __all__ = [
     "AFTER_DECISION",
     "ENV",
     "FILE_ENV",
+    "HOLD_EXACT",
     "STORE_MAX_PAGES",
     "Failpoint",
     "crash_here",
     "enabled",
+    "hold_here",
     "store_max_pages",
 ]
 
@@ -41,10 +46,13 @@ ENV = "RECALLWATCH_FAILPOINT"
 #: The environment variable naming a failpoint's argument file (``store-max-pages``).
 FILE_ENV = "RECALLWATCH_FAILPOINT_FILE"
 
-Failpoint = Literal["after-decision", "store-max-pages"]
+Failpoint = Literal["after-decision", "store-max-pages", "hold-exact"]
 
 #: Right after an alert decision is committed, before any message of it is sent.
 AFTER_DECISION: Failpoint = "after-decision"
+
+#: Before each exact evaluation: wait while the file named by ``FILE_ENV`` exists.
+HOLD_EXACT: Failpoint = "hold-exact"
 
 #: Before each write to the store: a page limit read from ``FILE_ENV``'s file.
 STORE_MAX_PAGES: Failpoint = "store-max-pages"
@@ -73,3 +81,17 @@ def store_max_pages() -> int | None:
             return int(fh.read().strip())
     except (OSError, ValueError):
         return None
+
+
+class _Cancel(Protocol):
+    def is_set(self) -> bool: ...
+    def wait(self, timeout: float | None = None) -> bool: ...
+
+
+def hold_here(point: Failpoint, cancel: _Cancel, poll_seconds: float = 0.05) -> None:
+    """Wait while ``point`` is enabled and its file exists (or until ``cancel`` is set)."""
+    if not enabled(point):
+        return
+    path = os.environ.get(FILE_ENV)
+    while path and os.path.exists(path) and not cancel.is_set():
+        cancel.wait(poll_seconds)

@@ -19,8 +19,12 @@ from tests.helpers.runs import config_doc
 
 #: A ``python:`` encoder that holds (``hold`` file) or crashes (``crash`` file) on demand.
 HOLD_ENCODER = "python:tests.daemon.encoders:encode"
-#: ``run_isolated`` whose child process can import the test encoders.
-isolated = functools.partial(run_isolated, env={**os.environ, "PYTHONPATH": str(REPO)})
+#: ``run_isolated`` whose child process imports this checkout's package (not an installed one,
+#: as ``serve`` runs it) and can import the test encoders.
+isolated = functools.partial(
+    run_isolated,
+    env={**os.environ, "PYTHONPATH": os.pathsep.join((str(REPO / "service"), str(REPO)))},
+)
 
 
 class Clock:

@@ -21,13 +21,16 @@ from recallwatch.errors import ConfigError
 
 
 def test_the_built_in_kinds_and_what_callers_ask_of_them() -> None:
-    assert set(ENCODER_KINDS) == {"st", "precomputed", "python"}
+    assert set(ENCODER_KINDS) == {"st", "openvino", "precomputed", "python"}
     assert validate_spec("sentence-transformers") == validate_spec("st") == "st"
     assert validate_spec("python:pkg.mod:Cls.fn") == "python:pkg.mod:Cls.fn"
     assert kind_for("precomputed").reads_embeddings
     assert kind_for("st").uses_precision and not kind_for("st").reads_embeddings
     assert not kind_for("python:m:f").uses_precision
-    with pytest.raises(ConfigError, match="use 'st', 'precomputed' or 'python:MODULE:CALLABLE'"):
+    assert kind_for("openvino").uses_precision
+    with pytest.raises(
+        ConfigError, match="use 'st', 'openvino', 'precomputed' or 'python:MODULE:CALLABLE'"
+    ):
         validate_spec("python:only-one-colon")
 
 

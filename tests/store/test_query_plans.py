@@ -32,6 +32,7 @@ HISTORY = {
     "alerts",
     "outbox",
     "checkpoint_changes",
+    "early_verdicts",
 }
 #: Partial or failure-only indexes: scanning them reads failures only (what a counter counts).
 BOUNDED = {"evaluations_failed", "fn_audit_failures_by_run"}
@@ -155,6 +156,7 @@ def _hot_reads(store: Store) -> Callable[[], None]:
         store.results.fn_estimate(c.id)
         store.results.fn_audit_failure(c.id)
         store.ledger.verdicts(c.id)
+        store.early.for_checkpoint(c.id)  # the checkpoint page's early verdicts
         store.views.exported_fn_estimate(c)
         store.views.mining_change_at(c)
         assert store.views.exported_fn_estimates("run1")  # the run page's estimates

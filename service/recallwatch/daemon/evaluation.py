@@ -22,9 +22,12 @@ from typing import Any
 from pydantic import BaseModel
 
 from recallwatch.config import Config, EvaluationConfig, HeldoutConfig, RunConfig
+from recallwatch.daemon.early import EarlyPass
 from recallwatch.daemon.runner import EvaluationError, Interrupted, Job, Runner
 from recallwatch.daemon.scheduling import skip
+from recallwatch.encoders import kind_for
 from recallwatch.evaluation.distributed.cluster import CLUSTER_UNAVAILABLE
+from recallwatch.failpoints import HOLD_EXACT, hold_here
 from recallwatch.logs import fields
 from recallwatch.store import CheckpointRow, NewEvaluation, Store
 
@@ -68,6 +71,27 @@ class Evaluator:
         self.store = store
         self.runner = runner
         self.clock = clock
+        self.early = EarlyPass(config.evaluation.early, store, runner, clock)
+
+    def _early_pass(
+        self,
+        row: CheckpointRow,
+        job: Job,
+        dataset: str,
+        key: str,
+        timeout: float,
+        cancel: threading.Event,
+    ) -> None:
+        """The early pass; whatever goes wrong in it is logged and the exact pass runs."""
+        try:
+            self.early.before(row, job, dataset, key, timeout, cancel)
+        except Interrupted:
+            raise
+        except Exception:
+            log.exception(
+                "the early pass failed; the exact pass follows",
+                extra=fields(run=row.run, checkpoint=row.name, dataset=dataset),
+            )
 
     def evaluate_on(
         self,
@@ -101,8 +125,12 @@ class Evaluator:
         )
         where = fields(run=run.name, checkpoint=row.name, step=row.step, dataset=heldout.dataset)
         started, t0 = self.clock(), time.monotonic()
+        timeout = self.config.evaluation.timeout_seconds
         try:
-            result = self.runner(job, self.config.evaluation.timeout_seconds, cancel)
+            # The early pass (pooled upper bound) first; the exact pass always follows.
+            self._early_pass(row, job, heldout.dataset, key, timeout, cancel)
+            hold_here(HOLD_EXACT, cancel)
+            result = self.runner(self.early.exact_job(job), timeout, cancel)
         except Interrupted:
             self.store.queue.set_state(row.id, "discovered", self.clock(), reason="interrupted")
             log.warning("evaluation stopped by shutdown; it will be re-run", extra=where)
@@ -136,7 +164,7 @@ class Evaluator:
                 log.warning("evaluation failed: %s", exc.message, extra=where)
             return False
         duration = time.monotonic() - t0
-        self.store.results.record_evaluation(
+        evaluation_id = self.store.results.record_evaluation(
             NewEvaluation(
                 checkpoint_id=row.id,
                 dataset=heldout.dataset,
@@ -153,6 +181,7 @@ class Evaluator:
             ),
             run_id,
         )
+        self.early.after(row, heldout.dataset, key, evaluation_id, result)
         where["fields"].update(
             duration_seconds=round(duration, 3),
             **_headline(result.metrics, self.config.evaluation.ks),
@@ -194,9 +223,10 @@ def dataset_key(config: Config, run: RunConfig, heldout: HeldoutConfig) -> str:
     encoder to a GPU must not re-evaluate a run's whole history.
     """
     enc = config.encoder_for(run)
-    # precision only where it can change the numbers (st) and is not fp32, which every evaluation
-    # before the setting existed used: such keys stay the same.
-    same = enc.spec != "st" or enc.precision == "fp32"
+    # precision only where it can change the numbers (st, openvino), and for st not fp32, which
+    # every st evaluation before the setting existed used: such keys stay the same.
+    uses = kind_for(enc.spec).uses_precision
+    same = not uses or (enc.spec == "st" and enc.precision == "fp32")
     doc = {
         "encoder": enc.model_dump(
             mode="json", exclude={"device", "batch_size"} | ({"precision"} if same else set())

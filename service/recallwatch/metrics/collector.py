@@ -121,6 +121,8 @@ FAMILIES: dict[str, str] = {
     "recallwatch_notifications_failed": "counter",
     "recallwatch_outbox_pending": "gauge",
     "recallwatch_evaluation_duration_seconds": "histogram",
+    "recallwatch_early_recall_upper_bound": "gauge",
+    "recallwatch_early_warning": "gauge",
 }
 
 #: The families that show one checkpoint per run: the one the scraper's ``ExportCursor`` chose.
@@ -216,6 +218,28 @@ class RecallwatchCollector(Collector):
         yield from self._counters(skipped)
         yield from self._notifications()
         yield from self._histogram()
+        yield from self._early()
+
+    def _early(self) -> Iterator[Metric]:
+        """The latest early verdict of each run and held-out set (``daemon.early``)."""
+        bound = GaugeMetricFamily(
+            "recallwatch_early_recall_upper_bound",
+            "Pooled recall@k of the latest early pass: an upper bound on its exact recall@k.",
+            labels=["run", "dataset", "k"],
+        )
+        warning = GaugeMetricFamily(
+            "recallwatch_early_warning",
+            "1 while the latest early pass warns of a significant drop that the exact pass has "
+            "not cleared (warning or confirmed), else 0.",
+            labels=["run", "dataset"],
+        )
+        for v in self.store.early.latest_per_run():
+            if not self._shown(v.run):
+                continue
+            bound.add_metric([v.run, v.dataset, str(v.k)], v.upper_bound)
+            raised = v.state in ("warning", "confirmed")
+            warning.add_metric([v.run, v.dataset], float(raised))
+        yield from (bound, warning)
 
     def _checkpoints(self, exported: Iterable[CheckpointRow]) -> Iterator[Metric]:
         run_ds_k = ["run", "dataset", "k"]

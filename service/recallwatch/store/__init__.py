@@ -15,6 +15,8 @@ caller, all sharing its connection:
   the API.
 - ``reviews`` (``Reviews``, ``store/reviews.py``): review labels of mined negatives, written by
   the review pages and ``recallwatch review``.
+- ``early`` (``EarlyVerdicts``, ``store/early.py``): the early pass' pooled verdicts, kept apart
+  from the exact ones, and each exact evaluation's top candidates for the next pool.
 - ``variance`` (``VarianceSources``, ``store/variance.py``): comparable evaluations of other
   runs on a held-out set, read by the regression rule for its checkpoint-variance history.
 
@@ -27,6 +29,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from recallwatch.store.db import Database, StoreError
+from recallwatch.store.early import EarlyVerdict, EarlyVerdicts, NewEarlyVerdict, PreviousExact
 from recallwatch.store.ledger import AlertLedger
 from recallwatch.store.outbox import SqliteOutbox
 from recallwatch.store.qrels import OverlayLabel, QrelsVersion, QrelsVersions
@@ -69,14 +72,18 @@ __all__ = [
     "CheckpointRow",
     "CheckpointState",
     "Database",
+    "EarlyVerdict",
+    "EarlyVerdicts",
     "EvaluationRow",
     "FnAuditFailure",
     "FnBucket",
     "FnEstimate",
+    "NewEarlyVerdict",
     "NewEvaluation",
     "NewMessage",
     "OverlayLabel",
     "PastEvaluation",
+    "PreviousExact",
     "QrelsVersion",
     "QrelsVersions",
     "ReadViews",
@@ -111,6 +118,7 @@ class Store:
         self.reviews = Reviews(db)
         self.variance = VarianceSources(db)
         self.qrels = QrelsVersions(db)
+        self.early = EarlyVerdicts(db)
 
     @classmethod
     def open(cls, path: Path | str, *, exclusive: bool = True) -> Store:

@@ -293,6 +293,46 @@ MIGRATIONS: list[list[str]] = [
             source TEXT NOT NULL,
             PRIMARY KEY (version_id, query_id, doc_id))""",
     ],
+    # 11 -> 12: the early pass of the daemon (docs/alerting.md, "Early warning"): each
+    # checkpoint's pooled
+    # recall against the previous checkpoint's exact recall, kept apart from the exact verdicts,
+    # and the top candidates of each exact evaluation that the next pool starts from.
+    [
+        """CREATE TABLE IF NOT EXISTS early_verdicts (
+            id INTEGER PRIMARY KEY,
+            checkpoint_id INTEGER NOT NULL REFERENCES checkpoints(id),
+            dataset TEXT NOT NULL,
+            config_hash TEXT NOT NULL,
+            baseline_evaluation_id INTEGER NOT NULL REFERENCES evaluations(id),
+            metric TEXT NOT NULL,
+            k INTEGER NOT NULL,
+            upper_bound REAL NOT NULL,
+            baseline REAL NOT NULL,
+            p_value REAL NOT NULL,
+            alpha REAL NOT NULL,
+            min_drop REAL NOT NULL,
+            warned INTEGER NOT NULL,
+            pool_docs INTEGER NOT NULL,
+            corpus_docs INTEGER NOT NULL,
+            seconds REAL NOT NULL,
+            created_at REAL NOT NULL,
+            exact REAL,
+            exact_p_value REAL,
+            exact_regressed INTEGER,
+            resolved_at REAL,
+            UNIQUE (checkpoint_id, dataset, config_hash))""",
+        """CREATE INDEX IF NOT EXISTS early_verdicts_by_created
+            ON early_verdicts(created_at DESC, id)""",
+        # Each run's and held-out set's latest early verdict: what a scrape reads (no scan).
+        """CREATE TABLE IF NOT EXISTS early_latest (
+            run_id INTEGER NOT NULL REFERENCES runs(id),
+            dataset TEXT NOT NULL,
+            verdict_id INTEGER NOT NULL,
+            PRIMARY KEY (run_id, dataset))""",
+        """CREATE TABLE IF NOT EXISTS evaluation_candidates (
+            evaluation_id INTEGER PRIMARY KEY REFERENCES evaluations(id),
+            doc_ids TEXT NOT NULL)""",
+    ],
 ]
 
 #: The version a freshly opened store has.

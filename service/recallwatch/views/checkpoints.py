@@ -16,6 +16,7 @@ from typing import Any
 from recallwatch.alerting.evidence import recommendation
 from recallwatch.store import (
     CheckpointRow,
+    EarlyVerdict,
     EvaluationRow,
     FnAuditFailure,
     FnEstimate,
@@ -171,6 +172,9 @@ class CheckpointDetail:
     false_negatives: FalseNegativeView
     #: The regression rules' decisions on this checkpoint (empty: none decided yet).
     verdicts: list[VerdictView] = field(default_factory=list)
+    #: The early pass' verdicts (pooled upper bound against the previous exact value), kept
+    #: apart from the exact ones (``daemon.early``).
+    early: list[EarlyVerdict] = field(default_factory=list)
 
     @property
     def regressed(self) -> bool | None:
@@ -195,4 +199,5 @@ def checkpoint_detail(store: Store, c: CheckpointRow) -> CheckpointDetail:
         mining=store.queue.mining_content(c.mining_fingerprint) if c.mining_fingerprint else None,
         false_negatives=false_negatives(store, c),
         verdicts=verdicts(store, c),
+        early=store.early.for_checkpoint(c.id),
     )

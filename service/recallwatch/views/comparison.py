@@ -20,7 +20,14 @@ from recallwatch.evaluation.outcomes import lost_queries, per_query_metric
 from recallwatch.heldout.texts import TextIndex
 from recallwatch.stats import Interval
 from recallwatch.stats.intervals import mean_interval
-from recallwatch.store import CheckpointRow, EvaluationRow, FnEstimate, Store, VerdictRow
+from recallwatch.store import (
+    CheckpointRow,
+    EarlyVerdict,
+    EvaluationRow,
+    FnEstimate,
+    Store,
+    VerdictRow,
+)
 from recallwatch.views.checkpoints import CheckpointDetail
 
 __all__ = [
@@ -144,6 +151,11 @@ class CheckpointView:
     def checkpoint(self) -> CheckpointRow:
         """The checkpoint shown."""
         return self.detail.checkpoint
+
+    @property
+    def early(self) -> list[EarlyVerdict]:
+        """The early pass' verdicts on the checkpoint (pooled upper bound before the exact)."""
+        return self.detail.early
 
     @property
     def evaluations(self) -> list[EvaluationRow]:

@@ -1,0 +1,100 @@
+"""The early pass in a real daemon: a damaged checkpoint raises the early warning (pooled recall,
+an upper bound, significantly below the previous checkpoint's exact recall) while its exact
+evaluation is still held back, then the exact pass confirms it; an undamaged one raises none."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from recallwatch import failpoints
+from recallwatch.synthetic.heldout import SyntheticSet
+from tests.helpers.processes import wait_for
+from tests.helpers.runs import config_doc, write_checkpoint, write_config
+from tests.helpers.serve import Serve
+
+#: A pool of 30% of the 600 documents (every judged one in it); on by corpus size for the test.
+EARLY = {"min_corpus_docs": 0, "pool_fraction": 0.3}
+
+
+def _early(api: httpx.Client, checkpoint: str) -> dict[str, Any] | None:
+    items = api.get("/api/v1/early", params={"run": "demo"}).json()["items"]
+    return next((v for v in items if v["checkpoint"] == checkpoint), None)
+
+
+def _state(api: httpx.Client, checkpoint: str) -> dict[str, Any]:
+    doc: dict[str, Any] = api.get(f"/api/v1/runs/demo/checkpoints/{checkpoint}").json()
+    return doc
+
+
+def _gauge(text: str, name: str) -> float | None:
+    for line in text.splitlines():
+        if line.startswith(name + "{") and 'run="demo"' in line:
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+def test_a_damaged_checkpoint_warns_early_and_the_exact_pass_confirms(
+    tmp_path: Path, synthetic: SyntheticSet, serve: type[Serve], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gate = tmp_path / "hold-exact"
+    monkeypatch.setenv(failpoints.ENV, failpoints.HOLD_EXACT)
+    monkeypatch.setenv(failpoints.FILE_ENV, str(gate))
+    run_dir = tmp_path / "run"
+    write_checkpoint(run_dir, 1, synthetic, noise=0.6)
+    write_checkpoint(run_dir, 2, synthetic, noise=0.6)  # undamaged: another save, same quality
+    doc = config_doc(tmp_path, synthetic.path, run_dir, evaluation={"early": EARLY})
+    daemon = serve(write_config(tmp_path / "rw.yaml", doc), tmp_path / "serve.log").start()
+    with httpx.Client(base_url=daemon.url, timeout=10) as api:
+        wait_for(
+            lambda: _state(api, "checkpoint-2").get("state") == "evaluated",
+            what="the first two checkpoints",
+        )
+        quiet = _early(api, "checkpoint-2")
+        assert quiet is not None and not quiet["warned"]
+        assert quiet["state"] == "passed" and quiet["exact"] <= quiet["upper_bound"] + 1e-12
+        assert quiet["pool_docs"] < quiet["corpus_docs"] == 600
+        assert _early(api, "checkpoint-1") is None  # no earlier exact evaluation to compare with
+        assert _gauge(api.get("/metrics").text, "recallwatch_early_warning") == 0.0
+
+        gate.write_text("")  # the exact pass waits from here
+        write_checkpoint(run_dir, 3, synthetic, noise=1.5)  # damaged
+        warned = wait_for(
+            lambda: (v := _early(api, "checkpoint-3")) is not None and v, what="the early pass"
+        )
+        # Raised while the exact evaluation has not run: the checkpoint has no evaluation yet.
+        held = _state(api, "checkpoint-3")
+        assert held["state"] == "evaluating" and held["evaluations"] == []
+        assert warned["warned"] and warned["state"] == "warning"
+        assert warned["p_value"] <= warned["alpha"]
+        assert warned["upper_bound"] <= warned["baseline"] - warned["min_drop"]
+        assert warned["text"] == (
+            f"early: recall@10 <= {warned['upper_bound']:.2f} against "
+            f"{warned['baseline']:.2f} exact before; confirming…"
+        )
+        metrics = api.get("/metrics").text
+        assert _gauge(metrics, "recallwatch_early_warning") == 1.0
+        assert _gauge(metrics, "recallwatch_early_recall_upper_bound") == pytest.approx(
+            warned["upper_bound"]
+        )
+        page = api.get("/runs/demo/checkpoints/checkpoint-3").text
+        assert "Early verdicts" in page and "confirming…" in page
+
+        gate.unlink()
+        done = wait_for(
+            lambda: (v := _early(api, "checkpoint-3")) and v["exact"] is not None and v,
+            what="the exact pass",
+        )
+        assert done["state"] == "confirmed" and done["exact_regressed"]
+        # The bound: the exact recall is at most the pooled one.
+        assert done["exact"] <= done["upper_bound"] + 1e-12
+        exact = _state(api, "checkpoint-3")["evaluations"][0]["metrics"]["recall"]["10"]
+        assert exact == pytest.approx(done["exact"])
+        assert _gauge(api.get("/metrics").text, "recallwatch_early_warning") == 1.0
+    logged = [r["message"] for r in daemon.records()]
+    assert warned["text"] in logged
+    assert done["text"] in logged
+    assert done["text"].endswith(f"exact recall@10 {done['exact']:.2f}: confirmed")
