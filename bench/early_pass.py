@@ -4,8 +4,8 @@ One run, one machine, both measured here:
 
 - a synthetic held-out set (default 200,000 documents, 300 queries, 2 relevant each, 128 dims)
   and two checkpoints with precomputed embeddings in the real ``eval_embeddings/`` layout: the
-  previous one (its exact evaluation is the baseline and gives the pool's top candidates; not
-  timed) and a damaged new one;
+  previous one (its exact evaluation is the baseline, and its stored rankings give the pool's
+  top candidates; not timed) and a damaged new one;
 - the new checkpoint's early pass: the daemon's child (``runner.run_isolated``) evaluating the
   pool (``evaluation.pool``: judged documents + previous top candidates + seeded fill, sized as
   the daemon sizes it, ``daemon.early.pool_size``), plus the one-sided paired test; and its full
@@ -36,10 +36,11 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "service"))
 
-from recallwatch.config import EarlyConfig  # noqa: E402
+from recallwatch.config import EarlyConfig, EvaluationConfig  # noqa: E402
 from recallwatch.daemon.early import pool_size  # noqa: E402
 from recallwatch.daemon.runner import Job, Result, run_isolated  # noqa: E402
 from recallwatch.evaluation.outcomes import per_query_metric  # noqa: E402
+from recallwatch.evaluation.pool import top_candidates  # noqa: E402
 from recallwatch.stats import paired_randomisation_test  # noqa: E402
 from recallwatch.synthetic.heldout import write_heldout, write_precomputed_checkpoint  # noqa: E402
 
@@ -112,9 +113,12 @@ def main() -> None:
         def run(j: Job) -> Result:
             return run_isolated(j, 3600, cancel, env=env)
 
-        base = run(job(before, candidates=cfg.candidates_per_query))
+        base = run(job(before, stored_rankings=EvaluationConfig().stored_rankings))
         size = pool_size(cfg, args.docs)
-        pool = {"size": size, "seed": cfg.seed, "candidates": base.candidates}
+        per_query = cfg.candidates_per_query
+        rankings = {q: ids[:per_query] for q, ids in base.rankings.items()}
+        pool = {"size": size, "seed": cfg.seed, "per_query": per_query, "rankings": rankings}
+        offered = len(top_candidates(rankings, per_query, size))
 
         t0 = time.perf_counter()
         early = run(job(after, pool=pool))
@@ -142,7 +146,7 @@ def main() -> None:
     )
     print(
         f"corpus {args.docs:,} docs, {args.queries} queries, dim {args.dim}; pool {pool_docs:,} "
-        f"docs ({pool_docs / args.docs:.1%}: {len(base.candidates):,} candidates offered)"
+        f"docs ({pool_docs / args.docs:.1%}: {offered:,} candidates offered, judged ones included)"
     )
     print(
         f"recall@10: previous exact {b10:.4f}; new pooled (upper bound) {p10:.4f}, "

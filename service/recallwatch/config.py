@@ -233,8 +233,9 @@ class RayConfig(_Model):
 class EarlyConfig(_Model):
     """The early pass (docs/alerting.md, "Early warning"): before a checkpoint's exact
     evaluation, evaluate it on a pool (every judged document, the previous exact evaluation's top
-    candidates, a seeded random fill) whose recall bounds the exact recall from above, and warn
-    when it falls significantly below the previous checkpoint's exact recall."""
+    candidates from its stored rankings, a seeded random fill) whose recall bounds the exact
+    recall from above, and warn when it falls significantly below the previous checkpoint's exact
+    recall."""
 
     enabled: bool = True
     #: Off for corpora smaller than this (the previous exact evaluation's document count): there
@@ -244,7 +245,10 @@ class EarlyConfig(_Model):
     #: the judged documents).
     pool_fraction: Annotated[float, Field(gt=0, le=1)] = 0.02
     max_pool_docs: Annotated[int, Field(ge=1)] = 50_000
-    #: Top documents per query kept from each exact evaluation for the next pool.
+    #: Top documents per query that the pool takes (round-robin over queries, judged ones left
+    #: out) from the rankings stored with the previous exact evaluation (``stored_rankings``);
+    #: rankings stored shallower give what they hold, none (``stored_rankings: 0``) give none:
+    #: the pool is then the judged documents and the random fill.
     candidates_per_query: Annotated[int, Field(ge=0)] = 20
     metric: Literal["recall"] = "recall"
     #: The cutoff compared; unset: 10, or the largest of ``evaluation.ks`` when that is smaller.
@@ -267,8 +271,9 @@ class EvaluationConfig(_Model):
     shard_rows: Annotated[int, Field(ge=1)] = 65_536
     #: Document ids kept per query of each evaluation (its top-K, capped at the largest k), so
     #: that the history can be re-scored under another qrels version and audited for holes
-    #: (docs/holes.md). 0 keeps none. Not part of the evaluation key: changing it re-evaluates
-    #: nothing.
+    #: (docs/holes.md), and so that the early pass' pool takes its candidates from them
+    #: (``early.candidates_per_query``). 0 keeps none. Not part of the evaluation key: changing
+    #: it re-evaluates nothing.
     stored_rankings: Annotated[int, Field(ge=0, le=1000)] = 20
     concurrency: Annotated[int, Field(ge=1, le=64)] = 1
     timeout_seconds: PositiveSeconds = 6 * 3600.0

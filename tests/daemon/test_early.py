@@ -1,9 +1,11 @@
 """The early pass in a real daemon: a damaged checkpoint raises the early warning (pooled recall,
 an upper bound, significantly below the previous checkpoint's exact recall) while its exact
-evaluation is still held back, then the exact pass confirms it; an undamaged one raises none."""
+evaluation is still held back, then the exact pass confirms it; an undamaged one raises none. The
+pool's candidates come from the previous exact evaluation's stored rankings."""
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +13,11 @@ import httpx
 import pytest
 
 from recallwatch import failpoints
+from recallwatch.daemon.early import pool_size
+from recallwatch.daemon.runner import Job, Result, run_in_process
+from recallwatch.store import Store
 from recallwatch.synthetic.heldout import SyntheticSet
+from tests.daemon.helpers import daemon, make_config, poll_until_idle
 from tests.helpers.processes import wait_for
 from tests.helpers.runs import config_doc, write_checkpoint, write_config
 from tests.helpers.serve import Serve
@@ -98,3 +104,44 @@ def test_a_damaged_checkpoint_warns_early_and_the_exact_pass_confirms(
     assert warned["text"] in logged
     assert done["text"] in logged
     assert done["text"].endswith(f"exact recall@10 {done['exact']:.2f}: confirmed")
+
+
+@pytest.mark.parametrize("stored_rankings", [20, 2, 0])
+def test_the_pool_takes_its_candidates_from_the_previous_stored_rankings(
+    tmp_path: Path, synthetic: SyntheticSet, store: Store, stored_rankings: int
+) -> None:
+    jobs: list[Job] = []
+
+    def runner(job: Job, timeout: float, cancel: threading.Event) -> Result:
+        jobs.append(job)
+        return run_in_process(job, timeout, cancel)
+
+    early = {**EARLY, "candidates_per_query": 3}
+    evaluation = {"stored_rankings": stored_rankings, "early": early}
+    config = make_config(tmp_path, synthetic, evaluation=evaluation)
+    d = daemon(config, store, runner=runner)
+    write_checkpoint(tmp_path / "run", 1, synthetic, noise=0.6)
+    poll_until_idle(d)
+    write_checkpoint(tmp_path / "run", 2, synthetic, noise=0.6)
+    poll_until_idle(d)
+
+    rows = {c.name: c for c in store.queue.checkpoints("demo")}
+    [before] = store.results.current_evaluations(rows["checkpoint-1"].id)
+    stored = store.results.rankings(before.id)
+    assert store.results.rankings_depth(before.id) == stored_rankings
+    [pooled] = [j for j in jobs if j.pool is not None]
+    assert pooled.checkpoint.endswith("checkpoint-2")
+    # The stored ranks the candidates come from (rank order, at most candidates_per_query), and
+    # no rankings kept for the pooled pass itself.
+    assert pooled.pool == {
+        "size": pool_size(config.evaluation.early, 600),
+        "seed": 0,
+        "per_query": 3,
+        "rankings": {q: ids[:3] for q, ids in stored.items()},
+    }
+    assert pooled.stored_rankings == 0
+    assert all(j.stored_rankings == stored_rankings for j in jobs if j.pool is None)
+    # Stored shallower or not at all, the pool still runs: judged documents and the random fill.
+    verdict = store.early.get(rows["checkpoint-2"].id, "synth", before.config_hash)
+    assert verdict is not None and verdict.exact is not None
+    assert verdict.pool_docs == pool_size(config.evaluation.early, 600)

@@ -53,7 +53,14 @@ def test_pooled_recall_bounds_exact_recall_per_query_at_every_k(
         if candidates_from == "same"
         else evaluate(heldout, _Perturbed(heldout, scifact_minilm, 0.03, seed=5), ks=(10,))
     )
-    cands = top_candidates(earlier.topk.positions, heldout.corpus_ids, per_query=10, limit=2_000)
+    # Its stored rankings (query -> top document ids, best first), as the runner keeps them.
+    rankings = {
+        q: [heldout.corpus_ids[p] for p in earlier.topk.positions[i, :10].tolist() if p >= 0]
+        for i, q in enumerate(heldout.query_ids)
+    }
+    judged_ids = {d for q in heldout.query_ids for d in heldout.qrels[q]}
+    cands = top_candidates(rankings, per_query=10, limit=2_000, judged=judged_ids)
+    assert cands and not judged_ids & set(cands)
     position = heldout.doc_position
     judged = judged_pool_positions(heldout)
     strict_total = 0
@@ -79,6 +86,20 @@ def test_a_pool_is_seeded_bounded_and_candidates_come_first() -> None:
     assert build_pool(1_000, judged, [9], 1).tolist() == [3, 7]
     with pytest.raises(ValueError, match="outside the corpus"):
         build_pool(10, [3], [10], 5)
+
+
+def test_candidates_come_round_robin_from_stored_rankings_without_judged_ones() -> None:
+    rankings = {"q1": ["a", "b", "c", "d"], "q2": ["b", "e", "f"], "q3": ["g"], "q4": []}
+    # Rank 1 of every query, then rank 2 ...; each document once; judged ones left out.
+    assert top_candidates(rankings, 3, 100) == ["a", "b", "g", "e", "c", "f"]
+    assert top_candidates(rankings, 3, 100, judged={"b", "g"}) == ["a", "e", "c", "f"]
+    # Capped by ranks per query and by the limit (the pool's size).
+    assert top_candidates(rankings, 1, 100) == ["a", "b", "g"]
+    assert top_candidates(rankings, 3, 4) == ["a", "b", "g", "e"]
+    # Rankings stored shallower than asked give what they hold; none give none.
+    assert top_candidates(rankings, 50, 100) == ["a", "b", "g", "e", "c", "f", "d"]
+    assert top_candidates({}, 20, 100) == []
+    assert top_candidates(rankings, 0, 100) == []
 
 
 def test_restricting_to_a_pool_without_a_judged_document_is_an_error(

@@ -10,7 +10,11 @@ sign-flip test, ``alerting.rules.recall_regression.paired``: p <= alpha and a dr
 (``store.early``, a WARNING log line "early: recall@10 <= 0.71 against 0.78 exact before;
 confirming…", ``recallwatch_early_warning``). The exact pass always follows;
 ``EarlyPass.after`` completes the early verdict with its value and the same test on exact values
-(confirmed or cleared), and stores the exact evaluation's top candidates for the next pool.
+(confirmed or cleared). The candidates are not stored apart: they come from the rankings stored
+with the previous exact evaluation (``evaluation.stored_rankings``, ``store.results``), its top
+``candidates_per_query`` documents per query, round-robin over queries, judged ones left out
+(``evaluation.pool.top_candidates``, in the child that builds the pool); with rankings stored
+shallower, or none (``stored_rankings: 0``), the pool uses what is stored.
 
 The pass is skipped (never blocking the exact one) when it is disabled, when the corpus is
 smaller than ``min_corpus_docs``, when there is no previous exact evaluation under the same key,
@@ -60,12 +64,6 @@ class EarlyPass:
         self.runner = runner
         self.clock = clock
 
-    def exact_job(self, job: Job) -> Job:
-        """The exact job, asking for the top candidates the next pool starts from."""
-        if not self.config.enabled:
-            return job
-        return replace(job, candidates=self.config.candidates_per_query)
-
     def before(
         self,
         row: CheckpointRow,
@@ -86,15 +84,19 @@ class EarlyPass:
         if prev is None or prev.corpus_docs < cfg.min_corpus_docs:
             return None
         where = fields(run=row.run, checkpoint=row.name, step=row.step, dataset=dataset)
+        per_query = cfg.candidates_per_query
+        ranked = self.store.results.rankings(prev.evaluation_id) if per_query else {}
         pool = {
             "size": pool_size(cfg, prev.corpus_docs),
             "seed": cfg.seed,
-            "candidates": self.store.early.candidates(prev.evaluation_id),
+            "per_query": per_query,
+            # Only the ranks the candidates come from cross to the child.
+            "rankings": {q: ids[:per_query] for q, ids in ranked.items()},
         }
         k = cfg.k if cfg.k is not None else min(10, max(job.ks))
         t0 = time.monotonic()
         try:
-            result = self.runner(replace(job, pool=pool, candidates=0), timeout, cancel)
+            result = self.runner(replace(job, pool=pool, stored_rankings=0), timeout, cancel)
         except EvaluationError as exc:
             log.warning("early pass failed: %s; the exact pass follows", exc.message, extra=where)
             return None
@@ -149,14 +151,10 @@ class EarlyPass:
             created_at=0.0,
         )
 
-    def after(
-        self, row: CheckpointRow, dataset: str, key: str, evaluation_id: int, result: Result
-    ) -> None:
-        """Store the exact evaluation's candidates, and complete its early verdict, if any."""
+    def after(self, row: CheckpointRow, dataset: str, key: str, result: Result) -> None:
+        """Complete the checkpoint's early verdict with the exact evaluation, if any."""
         if not self.config.enabled:
             return
-        if result.candidates:
-            self.store.early.record_candidates(evaluation_id, result.candidates)
         early = self.store.early.get(row.id, dataset, key)
         if early is None or early.exact is not None:
             return

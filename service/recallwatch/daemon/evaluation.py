@@ -130,7 +130,7 @@ class Evaluator:
             # The early pass (pooled upper bound) first; the exact pass always follows.
             self._early_pass(row, job, heldout.dataset, key, timeout, cancel)
             hold_here(HOLD_EXACT, cancel)
-            result = self.runner(self.early.exact_job(job), timeout, cancel)
+            result = self.runner(job, timeout, cancel)
         except Interrupted:
             self.store.queue.set_state(row.id, "discovered", self.clock(), reason="interrupted")
             log.warning("evaluation stopped by shutdown; it will be re-run", extra=where)
@@ -164,7 +164,7 @@ class Evaluator:
                 log.warning("evaluation failed: %s", exc.message, extra=where)
             return False
         duration = time.monotonic() - t0
-        evaluation_id = self.store.results.record_evaluation(
+        self.store.results.record_evaluation(
             NewEvaluation(
                 checkpoint_id=row.id,
                 dataset=heldout.dataset,
@@ -181,7 +181,7 @@ class Evaluator:
             ),
             run_id,
         )
-        self.early.after(row, heldout.dataset, key, evaluation_id, result)
+        self.early.after(row, heldout.dataset, key, result)
         where["fields"].update(
             duration_seconds=round(duration, 3),
             **_headline(result.metrics, self.config.evaluation.ks),

@@ -82,10 +82,10 @@ class Job:
     #: Document ids kept per query (``evaluation.stored_rankings``), at most the largest k.
     stored_rankings: int = 0
     #: The early pass: evaluate on a pool instead of the corpus (``evaluation.pool``), in this
-    #: process whatever the backend: ``{"size": n, "seed": s, "candidates": [doc ids]}``.
+    #: process whatever the backend: ``{"size": n, "seed": s, "per_query": c, "rankings":
+    #: {query id: [doc ids, best first]}}``, the rankings stored with an earlier exact evaluation,
+    #: from which the pool's candidates come (``evaluation.pool.top_candidates``).
     pool: dict[str, Any] | None = None
-    #: Return the top documents of this many ranks per query (``Result.candidates``).
-    candidates: int = 0
 
 
 @dataclass(frozen=True)
@@ -102,8 +102,6 @@ class Result:
     precision: str | None = None
     #: query id -> its top ``Job.stored_rankings`` document ids, best first.
     rankings: dict[str, list[str]] = field(default_factory=dict)
-    #: The evaluation's top documents, round-robin over queries (``Job.candidates``).
-    candidates: list[str] = field(default_factory=list)
 
 
 class Interrupted(Exception):  # noqa: N818 - a signal to re-queue, not an error
@@ -166,43 +164,44 @@ def evaluate_job(job: Job) -> Result:
         outcomes=outcomes,
         precision=ev.precision,
         rankings=rankings,
-        candidates=_candidates(ev, heldout, job.candidates),
     )
 
 
 def _pooled(request: Any, pool: dict[str, Any]) -> tuple[Any, Any]:
-    """Evaluate on the pool: every judged document, the candidates, a seeded fill."""
+    """Evaluate on the pool: every judged document, the candidates (from the earlier exact
+    evaluation's stored rankings, judged documents left out), a seeded fill."""
     from recallwatch.encoders import open_source
     from recallwatch.evaluation.pipeline import evaluate
-    from recallwatch.evaluation.pool import build_pool, judged_pool_positions, restrict
+    from recallwatch.evaluation.pool import (
+        build_pool,
+        judged_pool_positions,
+        restrict,
+        top_candidates,
+    )
     from recallwatch.heldout.sets import load_heldout
 
     r = request
     heldout = load_heldout(r.heldout, r.split, r.relevance_level)
     position = heldout.doc_position
-    cands = [position[d] for d in pool.get("candidates", []) if d in position]
+    judged = judged_pool_positions(heldout)
+    size = int(pool["size"])
+    ids = top_candidates(
+        pool.get("rankings", {}),
+        int(pool.get("per_query", 0)),
+        size,
+        {heldout.corpus_ids[p] for p in judged.tolist()},
+    )
     positions = build_pool(
         heldout.num_docs,
-        judged_pool_positions(heldout),
-        cands,
-        int(pool["size"]),
+        judged,
+        [position[d] for d in ids if d in position],
+        size,
         seed=int(pool.get("seed", 0)),
     )
     sub = restrict(heldout, positions)
     source = open_source(r.spec, r.checkpoint, r.encoder_options)
     ev = evaluate(sub, source, ks=r.ks, similarity=r.similarity, shard_rows=r.shard_rows)
     return ev, sub
-
-
-def _candidates(ev: Any, heldout: Any, per_query: int) -> list[str]:
-    corpus_ids, qrels = getattr(heldout, "corpus_ids", None), getattr(heldout, "qrels", None)
-    if per_query <= 0 or corpus_ids is None or qrels is None:
-        return []  # a backend that does not hand back the corpus (ray): pools start without
-    from recallwatch.evaluation.pool import top_candidates
-
-    judged = {d for q in heldout.query_ids for d in qrels[q]}
-    limit = per_query * max(1, heldout.num_queries)
-    return top_candidates(ev.topk.positions, corpus_ids, per_query, limit, judged)
 
 
 def run_in_process(job: Job, timeout: float, cancel: threading.Event) -> Result:
@@ -229,7 +228,6 @@ def run_isolated(
         outcomes=r["outcomes"],
         precision=r.get("precision"),
         rankings=r.get("rankings", {}),
-        candidates=r.get("candidates", []),
     )
 
 

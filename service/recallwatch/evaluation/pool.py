@@ -1,19 +1,21 @@
 """A pooled sub-corpus whose recall bounds the whole corpus' recall from above, query by query.
 
 The early pass of the daemon (``daemon.early``) evaluates a new checkpoint on a *pool*: every
-judged document of the evaluated queries, the top candidates of an earlier exact evaluation, and a
-seeded random fill, up to a bounded size. Because the pool holds every judged document, for the
-same embeddings each relevant document's rank in the pool is at most its rank in the whole corpus
-(removing documents that are not relevant can only move relevant ones up; ties are broken by
-document id on both, ``evaluation.search.tiebreak_ranks``). So per query and at every k, recall@k
-on the pool >= recall@k on the corpus (and likewise success@k, MRR@k and binary nDCG@k). A
-significant drop of the pooled recall below an earlier checkpoint's *exact* recall is therefore
-a real drop, whatever the documents outside the pool do (docs/alerting.md, "Early warning").
+judged document of the evaluated queries, the top candidates of an earlier exact evaluation (from
+its stored rankings), and a seeded random fill, up to a bounded size. Because the pool holds every
+judged document, for the same embeddings each relevant document's rank in the pool is at most its
+rank in the whole corpus (removing documents that are not relevant can only move relevant ones
+up; ties are broken by document id on both, ``evaluation.search.tiebreak_ranks``). So per query
+and at every k, recall@k on the pool >= recall@k on the corpus (and likewise success@k, MRR@k and
+binary nDCG@k). A significant drop of the pooled recall below an earlier checkpoint's *exact*
+recall is therefore a real drop, whatever the documents outside the pool do (docs/alerting.md,
+"Early warning").
 
 - ``build_pool`` chooses the pool's corpus positions;
 - ``restrict`` is the held-out set with its corpus cut to those positions (queries and judgements
   unchanged), which any embedding source then evaluates like a whole held-out set;
-- ``top_candidates`` picks an exact evaluation's top documents per query, for the next pool.
+- ``top_candidates`` picks an exact evaluation's top documents per query from its stored
+  rankings, for the next pool.
 
 Pure: plain data in, plain data out.
 """
@@ -21,7 +23,7 @@ Pure: plain data in, plain data out.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping, Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -106,25 +108,28 @@ def restrict(heldout: HeldoutSet, positions: IntArray) -> HeldoutSet:
 
 
 def top_candidates(
-    topk_positions: npt.NDArray[np.int64],
-    corpus_ids: list[str],
+    rankings: Mapping[str, Sequence[str]],
     per_query: int,
     limit: int,
-    relevant: Collection[str] | None = None,
+    judged: Collection[str] = (),
 ) -> list[str]:
-    """The document ids an exact evaluation ranked highest, round-robin over queries (rank 1 of
-    every query, then rank 2 ...), distinct, at most ``limit``; -1 (no result) skipped.
+    """The next pool's candidates from an exact evaluation's stored rankings (query -> document
+    ids, best first; ``evaluation.stored_rankings``): round-robin over the queries in their stored
+    order (rank 1 of every query, then rank 2 ...) down to rank ``per_query``, distinct, at most
+    ``limit``.
 
-    ``relevant`` (doc ids) are left out: judged documents enter every pool anyway.
+    ``judged`` (doc ids) are left out: judged documents enter every pool anyway. Rankings stored
+    shallower than ``per_query`` give what they hold; none give no candidates.
     """
     out: list[str] = []
-    seen: set[str] = set(relevant or ())
-    cols = min(per_query, topk_positions.shape[1] if topk_positions.ndim == 2 else 0)
-    for r in range(cols):
-        for p in topk_positions[:, r].tolist():
-            if p < 0:
+    seen: set[str] = set(judged)
+    lists = list(rankings.values())
+    depth = min(per_query, max((len(ids) for ids in lists), default=0))
+    for r in range(depth):
+        for ids in lists:
+            if r >= len(ids):
                 continue
-            d = corpus_ids[p]
+            d = ids[r]
             if d not in seen:
                 seen.add(d)
                 out.append(d)

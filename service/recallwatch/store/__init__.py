@@ -16,7 +16,7 @@ caller, all sharing its connection:
 - ``reviews`` (``Reviews``, ``store/reviews.py``): review labels of mined negatives, written by
   the review pages and ``recallwatch review``.
 - ``early`` (``EarlyVerdicts``, ``store/early.py``): the early pass' pooled verdicts, kept apart
-  from the exact ones, and each exact evaluation's top candidates for the next pool.
+  from the exact ones (the next pool's candidates come from the stored rankings, ``results``).
 - ``variance`` (``VarianceSources``, ``store/variance.py``): comparable evaluations of other
   runs on a held-out set, read by the regression rule for its checkpoint-variance history.
 

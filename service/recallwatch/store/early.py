@@ -2,15 +2,14 @@
 exact recall, kept apart from the exact verdicts, and what confirmed or cleared each.
 
 Written by the daemon's early pass (``daemon.early``) before a checkpoint's exact evaluation and
-completed by it after; read by the API, the pages and the exporter. Also the top candidates of
-each exact evaluation, from which the next checkpoint's pool starts.
+completed by it after; read by the API, the pages and the exporter. (The next checkpoint's pool
+starts from the rankings stored with each exact evaluation, ``store.results``.)
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Sequence
 from dataclasses import dataclass, fields
 
 from recallwatch.store.db import Database
@@ -119,7 +118,7 @@ _SELECT = (
 
 
 class EarlyVerdicts:
-    """Early verdicts and exact evaluations' top candidates."""
+    """Early verdicts."""
 
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -204,19 +203,3 @@ class EarlyVerdicts:
             "ORDER BY r.name, v.dataset"
         )
         return [_row(r) for r in rows]
-
-    def record_candidates(self, evaluation_id: int, doc_ids: Sequence[str]) -> None:
-        """Store an exact evaluation's top candidates (best first) for the next pool."""
-        with self._db.transaction() as conn:
-            conn.execute(
-                "INSERT OR REPLACE INTO evaluation_candidates(evaluation_id, doc_ids) "
-                "VALUES (?, ?)",
-                (evaluation_id, json.dumps(list(doc_ids))),
-            )
-
-    def candidates(self, evaluation_id: int) -> list[str]:
-        """The top candidates stored with an exact evaluation (empty if none)."""
-        rows = self._db.query(
-            "SELECT doc_ids FROM evaluation_candidates WHERE evaluation_id = ?", (evaluation_id,)
-        )
-        return list(json.loads(rows[0][0])) if rows else []

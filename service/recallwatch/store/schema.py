@@ -295,7 +295,7 @@ MIGRATIONS: list[list[str]] = [
     ],
     # 11 -> 12: the early pass of the daemon (docs/alerting.md, "Early warning"): each
     # checkpoint's pooled recall against the previous checkpoint's exact recall, kept apart from
-    # the exact verdicts, and the top candidates of each exact evaluation that the next pool starts from.
+    # the exact verdicts (the next pool's candidates come from ``evaluation_rankings``).
     [
         """CREATE TABLE IF NOT EXISTS early_verdicts (
             id INTEGER PRIMARY KEY,
@@ -328,9 +328,6 @@ MIGRATIONS: list[list[str]] = [
             dataset TEXT NOT NULL,
             verdict_id INTEGER NOT NULL,
             PRIMARY KEY (run_id, dataset))""",
-        """CREATE TABLE IF NOT EXISTS evaluation_candidates (
-            evaluation_id INTEGER PRIMARY KEY REFERENCES evaluations(id),
-            doc_ids TEXT NOT NULL)""",
     ],
 ]
 
