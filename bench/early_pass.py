@@ -85,6 +85,7 @@ def main() -> None:
         print(f"encoder cost model: {dps:.1f} documents/s (given)")
 
     cfg = EarlyConfig()
+    k = cfg.k if cfg.k is not None else 10  # unset: 10 (the daemon's rule for ks [1, 10, 100])
     with tempfile.TemporaryDirectory(prefix="rw-early-bench-") as tmp:
         root = Path(tmp)
         syn = write_heldout(
@@ -118,12 +119,12 @@ def main() -> None:
         per_query = cfg.candidates_per_query
         rankings = {q: ids[:per_query] for q, ids in base.rankings.items()}
         pool = {"size": size, "seed": cfg.seed, "per_query": per_query, "rankings": rankings}
-        offered = len(top_candidates(rankings, per_query, size))
+        offered = len(top_candidates(rankings, per_query, per_query * len(rankings)))
 
         t0 = time.perf_counter()
         early = run(job(after, pool=pool))
-        b = per_query_metric(base.outcomes, "recall", cfg.k)
-        a = per_query_metric(early.outcomes, "recall", cfg.k)
+        b = per_query_metric(base.outcomes, "recall", k)
+        a = per_query_metric(early.outcomes, "recall", k)
         ids = sorted(b)
         test = paired_randomisation_test(
             [b[q] for q in ids],  # type: ignore[arg-type]
