@@ -107,7 +107,15 @@ def format_audit(audit: FNRateAudit, mined: MinedSet) -> str:
                 f"  or {opt.spec.describe()}: projected {opt.projected.estimate:.1%} "
                 f"(upper {opt.projected.upper:.1%}), drops {opt.dropped_fraction:.1%}"
             )
+    if rec.remining is not None:
+        pres = rec.remining
+        if pres.best is not None:
+            lines.append(f"re-mining (target {pres.target:.0%}): {pres.best.sentence()}")
+        else:
+            lines.append(f"re-mining (target {pres.target:.0%}): none confirmed")
     notes = r.notes + rec.notes + mined.report.assumptions
+    if rec.remining is not None:
+        notes += rec.remining.notes
     if mined.report.unmatched_negatives or mined.report.unmatched_positives:
         notes.append(
             f"{mined.report.unmatched_negatives} negative and {mined.report.unmatched_positives} "
@@ -139,7 +147,11 @@ def recommendation_text(recommendation: Mapping[str, Any] | None) -> str | None:
         return "no filter needed: the mined set is within the false-negative target" + (
             f" ({target:.0%})" if isinstance(target, int | float) else ""
         )
+    remining = recommendation.get("remining") or {}
+    remine = remining.get("sentence") if isinstance(remining, Mapping) else None
     if not best:
+        if remine:
+            return f"no filter of the mined set meets the target; {remine}"
         notes = recommendation.get("notes") or []
         return str(notes[0]) if notes else "no candidate filter meets the false-negative target"
     options: Sequence[Mapping[str, Any]] = recommendation.get("options") or [best]
@@ -155,4 +167,6 @@ def recommendation_text(recommendation: Mapping[str, Any] | None) -> str | None:
     others = [o for o in options if o.get("describe") != best.get("describe")][:1]
     if others:
         text += f" (or {one(others[0])})"
+    if remine:
+        text += f"; or {remine}"
     return text
