@@ -5,7 +5,7 @@ A filter of the existing mined set cannot help when every mined negative is the 
 ``mine()`` records the candidate pool of every query (``pool.jsonl`` beside the mined set: the
 candidates up to a depth, with the miner's ranks and scores), so the set a re-mining with given
 ``range_min`` / ``relative_margin`` / ``num_negatives`` would produce is known exactly from the
-pool: per query, the candidates the filter keeps (``FilterSpec.keep``: a rank above
+pool: per query, the candidates the filter keeps (``RemineSpec.keep``: a rank above
 ``range_min``, outside the margin), the ``num_negatives`` lowest ranks of them (sentence-
 transformers' ``sampling_strategy="top"``). Only their false-negative rate is unknown.
 
@@ -30,9 +30,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from recallwatch.mining.margins import st_relative_keep
 from recallwatch.mining.mined import NegativeTable
 from recallwatch.mining.projection import project
-from recallwatch.mining.recommend import FilterSpec
 from recallwatch.mining.sampling import RankBuckets
 from recallwatch.stats import Interval
 
@@ -69,10 +69,19 @@ class RemineSpec:
         if self.range_min < 0:
             raise ValueError("range_min must be non-negative")
 
-    @property
-    def filter(self) -> FilterSpec:
-        """The confidence filter part."""
-        return FilterSpec(self.range_min, self.relative_margin)
+    def keep(
+        self,
+        rank: npt.NDArray[np.int64],
+        score: npt.NDArray[np.float64],
+        positive: npt.NDArray[np.float64],
+    ) -> npt.NDArray[np.bool_]:
+        """Candidates the filter part keeps: sentence-transformers' rules (``margins``)."""
+        kept = rank > self.range_min
+        if self.relative_margin is not None:
+            kept = kept & st_relative_keep(score, positive, self.relative_margin)
+        if self.range_max is not None:
+            kept = kept & (rank <= self.range_max)
+        return np.asarray(kept, dtype=bool)
 
     def kwargs(self) -> dict[str, Any]:
         """Keyword arguments to paste into ``mine()``."""
@@ -165,9 +174,7 @@ def selected(pool: NegativeTable, spec: RemineSpec) -> npt.NDArray[np.bool_]:
     """
     if len(pool) == 0:
         return np.zeros(0, dtype=bool)
-    keep = spec.filter.keep(pool.rank, pool.score, pool.positive_score)
-    if spec.range_max is not None:
-        keep &= pool.rank <= spec.range_max
+    keep = spec.keep(pool.rank, pool.score, pool.positive_score)
     order = np.lexsort((pool.rank, pool.query_index))
     k = keep[order]
     q = pool.query_index[order]
