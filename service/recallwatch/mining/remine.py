@@ -5,9 +5,10 @@ A filter of the existing mined set cannot help when every mined negative is the 
 ``mine()`` records the candidate pool of every query (``pool.jsonl`` beside the mined set: the
 candidates up to a depth, with the miner's ranks and scores), so the set a re-mining with given
 ``range_min`` / ``relative_margin`` / ``num_negatives`` would produce is known exactly from the
-pool: per query, the candidates the filter keeps (``RemineSpec.keep``: a rank above
-``range_min``, outside the margin), the ``num_negatives`` lowest ranks of them (sentence-
-transformers' ``sampling_strategy="top"``). Only their false-negative rate is unknown.
+pool: per query, the candidates outside the margin (``RemineSpec.keep``), in rank order, the
+first ``range_min`` of them skipped and the next ``num_negatives`` picked (sentence-
+transformers' ``sampling_strategy="top"``; like it, the margin applies first and ``range_min``
+skips the first candidates it keeps). Only their false-negative rate is unknown.
 
 The audit judges a sample of the pool (stratified by mining-rank bucket; a census when the judge
 is free, ``sample_size``); the judged pool candidates a re-mining would pick, per bucket, are a
@@ -75,8 +76,9 @@ class RemineSpec:
         score: npt.NDArray[np.float64],
         positive: npt.NDArray[np.float64],
     ) -> npt.NDArray[np.bool_]:
-        """Candidates the filter part keeps: sentence-transformers' rules (``margins``)."""
-        kept = rank > self.range_min
+        """Candidates the margin and window keep (sentence-transformers' rules, ``margins``);
+        ``range_min`` is applied after them, by ``selected``."""
+        kept = np.ones(rank.shape, dtype=bool)
         if self.relative_margin is not None:
             kept = kept & st_relative_keep(score, positive, self.relative_margin)
         if self.range_max is not None:
@@ -170,7 +172,9 @@ class Prescription:
 def selected(pool: NegativeTable, spec: RemineSpec) -> npt.NDArray[np.bool_]:
     """Mask of the pool candidates a re-mining with ``spec`` picks (top sampling).
 
-    Per query: the candidates ``spec.filter`` keeps, the ``num_negatives`` lowest ranks of them.
+    As ``mine_hard_negatives`` does, per query: the candidates the margin keeps (within
+    ``range_max``), then of those in rank order the first ``range_min`` skipped and the next
+    ``num_negatives`` picked (the margin applies first, so ``range_min`` counts kept candidates).
     """
     if len(pool) == 0:
         return np.zeros(0, dtype=bool)
@@ -183,7 +187,7 @@ def selected(pool: NegativeTable, spec: RemineSpec) -> npt.NDArray[np.bool_]:
     before = np.repeat(np.r_[0, csum][start], np.diff(np.r_[start, len(q)]))
     position = csum - before
     out = np.zeros(len(pool), dtype=bool)
-    out[order] = k & (position <= spec.num_negatives)
+    out[order] = k & (position > spec.range_min) & (position <= spec.range_min + spec.num_negatives)
     return out
 
 
@@ -266,7 +270,15 @@ def prescribe(
                 bool(exact[i]),
             )
         )
-    options.sort(key=lambda o: (-o.negatives, o.mean_rank))
+    # Most negatives, then the hardest; of equals the simplest (no margin, then least range_min).
+    options.sort(
+        key=lambda o: (
+            -o.negatives,
+            round(o.mean_rank, 9),
+            o.spec.relative_margin is not None,
+            o.spec.range_min,
+        )
+    )
     if not options:
         notes.append(
             f"no re-mining within the pool's {depth} ranks is confirmed at {target:.1%}"
