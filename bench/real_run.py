@@ -26,7 +26,9 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -134,6 +136,24 @@ def serve(config: Path, log: Path) -> tuple[subprocess.Popen[bytes], str]:
         time.sleep(0.2)
 
 
+def webhook_receiver() -> tuple[ThreadingHTTPServer, list[bytes]]:
+    """A loopback HTTP endpoint that accepts the daemon's webhook deliveries."""
+    received: list[bytes] = []
+
+    class Hook(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            received.append(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, received
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--scifact", type=Path, default=SCIFACT)
@@ -157,6 +177,9 @@ def main(argv: list[str] | None = None) -> None:
     work = args.out or Path(tempfile.mkdtemp(prefix="recallwatch-real-run-"))
     beir, run = work / "beir", work / "run"
     scenario = build(args.scifact, beir, args.train_queries, args.test_queries, args.other_docs)
+    receiver, received = webhook_receiver()
+    hook_file = work / "hook.url"
+    hook_file.write_text(f"http://127.0.0.1:{receiver.server_address[1]}/hook\n")
     config = {
         "store": {"path": str(work / "state" / "recallwatch.db")},
         "http": {"listen": "127.0.0.1:0"},
@@ -171,6 +194,24 @@ def main(argv: list[str] | None = None) -> None:
                 "settle_seconds": 1,
             }
         ],
+        "notifications": {
+            "channels": [{"name": "hook", "type": "webhook", "url_file": str(hook_file)}],
+            "rules": [
+                {
+                    "name": "recall-after-mining-change",
+                    "type": "recall_regression",
+                    "ks": [10],
+                    "compare_with": "previous_mining",
+                    "channels": ["hook"],
+                },
+                {
+                    "name": "mined-negatives-too-noisy",
+                    "type": "false_negative_rate",
+                    "threshold": 0.05,
+                    "channels": ["hook"],
+                },
+            ],
+        },
         "false_negatives": {
             "corpus": str(beir),
             "oracles": [f"qrels:{scenario['audit']}"],  # free: a census
@@ -234,15 +275,19 @@ def main(argv: list[str] | None = None) -> None:
             est = f"{fn['estimate']:.2%} [{fn['lower']:.2%}, {fn['upper']:.2%}]"
             print(f"{c['name']:<16}{mining:<28}{recall:>10.4f}  {est:<24}{truth:>8.2%}")
         print(f"held-out recall@10 change over the run: {recalls[-1] - recalls[0]:+.4f}")
-        for a in api.get("/api/v1/alerts").json()["items"]:
-            print(f"alert {a.get('rule')}: {a.get('summary')}")
-            rec = (a.get("evidence") or {}).get("recommendation") or a.get("recommendation")
+        time.sleep(3)  # the alert engine runs after each poll
+        alerts = api.get("/api/v1/alerts").json()["items"]
+        print(f"alerts: {len(alerts)}; webhook deliveries received: {len(received)}")
+        for a in alerts:
+            print(f"alert {a['rule']} ({a['alert'].get('checkpoint')}): {a['alert']['summary']}")
+            rec = a["alert"]["evidence"].get("recommendation")
             if rec:
                 print(f"  recommendation: {rec}")
         _apply_prescription(args, beir, run, scenario)
     finally:
         proc.terminate()
         proc.wait(30)
+        receiver.shutdown()
     print(f"total {time.monotonic() - started:.0f} s; work directory {work}")
 
 

@@ -100,3 +100,18 @@ def test_spec_validation() -> None:
         "range_max": 40,
         "sampling_strategy": "top",
     }
+
+
+def test_the_alert_sentence_names_the_remining() -> None:
+    from recallwatch.mining.audit_output import recommendation_text
+    from recallwatch.mining.recommend import Recommendation
+
+    pool = _pool([list(range(1, 31)) for _ in range(40)])
+    fn = pool.rank <= 1
+    rows = np.arange(len(pool))
+    pres = prescribe(pool, rows, fn, num_negatives=1)
+    none = Recommendation(0.05, "upper", True, None, [], ["no candidate filter ..."])
+    text = recommendation_text(Recommendation(**{**none.__dict__, "remining": pres}).as_dict())
+    assert text is not None and text.startswith("no filter of the mined set meets the target; ")
+    assert "re-mine with mine(..., range_min=1, num_negatives=1" in text
+    assert recommendation_text(none.as_dict()) == "no candidate filter ..."
