@@ -155,24 +155,26 @@ def webhook_receiver() -> tuple[ThreadingHTTPServer, list[bytes]]:
 
 
 def main(argv: list[str] | None = None) -> None:
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--scifact", type=Path, default=SCIFACT)
     p.add_argument("--out", type=Path, default=None, help="work directory (default: a temp dir)")
     p.add_argument(
         "--full", action="store_true", help="the issue's run (every train query, 60 steps)"
     )
-    p.add_argument("--train-queries", type=int, default=64)
-    p.add_argument("--test-queries", type=int, default=60)
-    p.add_argument("--other-docs", type=int, default=400)
-    p.add_argument("--steps", type=int, default=8)
-    p.add_argument("--save-steps", type=int, default=2)
+    p.add_argument("--train-queries", type=int, default=32)
+    p.add_argument("--test-queries", type=int, default=30)
+    p.add_argument("--other-docs", type=int, default=200)
+    p.add_argument("--steps", type=int, default=4)
+    p.add_argument("--save-steps", type=int, default=1)
     p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--max-seq-length", type=int, default=128)
+    p.add_argument("--max-seq-length", type=int, default=64)
     p.add_argument("--num-negatives", type=int, default=1)
     args = p.parse_args(argv)
     if args.full:
         args.train_queries, args.test_queries, args.other_docs = None, 300, 2000
         args.steps, args.save_steps, args.batch_size = 60, 6, 16
+        args.max_seq_length = 128
     started = time.monotonic()
     work = args.out or Path(tempfile.mkdtemp(prefix="recallwatch-real-run-"))
     beir, run = work / "beir", work / "run"
