@@ -115,3 +115,18 @@ def test_the_alert_sentence_names_the_remining() -> None:
     assert text is not None and text.startswith("no filter of the mined set meets the target; ")
     assert "re-mine with mine(..., range_min=1, num_negatives=1" in text
     assert recommendation_text(none.as_dict()) == "no candidate filter ..."
+
+
+def test_a_filter_dropping_most_negatives_comes_after_the_remining() -> None:
+    from recallwatch.mining.audit_output import recommendation_text
+
+    option = {"describe": "relative_margin=0.06", "dropped_fraction": 0.97, "projected": {}}
+    rec = {"needed": True, "target": 0.05, "best": option, "options": [option]}
+    remine = {"sentence": "re-mine with mine(..., range_min=3, num_negatives=1)"}
+    text = recommendation_text({**rec, "remining": remine})
+    assert text is not None and text.startswith("re-mine with mine(..., range_min=3")
+    assert "a filter would drop 97%" in text
+    cheap = {**option, "dropped_fraction": 0.1}
+    text = recommendation_text({**rec, "best": cheap, "options": [cheap], "remining": remine})
+    assert text is not None and text.startswith("set relative_margin=0.06")
+    assert text.endswith("; or re-mine with mine(..., range_min=3, num_negatives=1)")

@@ -137,6 +137,10 @@ def audit_json(audit: FNRateAudit, mined: MinedSet) -> dict[str, Any]:
     }
 
 
+#: Above this fraction of negatives dropped, a filter is named after the re-mining, not before.
+FILTER_DROPS_TOO_MUCH = 0.5
+
+
 def recommendation_text(recommendation: Mapping[str, Any] | None) -> str | None:
     """One sentence from the FN estimator's recommendation (``Recommendation.as_dict()``)."""
     if not recommendation:
@@ -167,6 +171,9 @@ def recommendation_text(recommendation: Mapping[str, Any] | None) -> str | None:
     others = [o for o in options if o.get("describe") != best.get("describe")][:1]
     if others:
         text += f" (or {one(others[0])})"
+    if remine and float(best.get("dropped_fraction") or 0.0) > FILTER_DROPS_TOO_MUCH:
+        # A filter that leaves few negatives is no fix: the re-mining comes first.
+        return f"{remine}; a filter would drop {best.get('dropped_fraction', 0.0):.0%} ({text})"
     if remine:
         text += f"; or {remine}"
     return text
