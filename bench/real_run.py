@@ -16,6 +16,15 @@ run through ``mine()`` and its true duplicate rate counted.
 ``--full`` is every SciFact train query, 60 steps, a checkpoint every 6 (the issue's setting).
 Numbers are printed, not asserted: the truth column is counted from the mined sets against the
 known duplicates, the estimate column is what the daemon published.
+
+Measured with the default (32 train queries, 4 steps, ``num_negatives=1``) on 2 CPU cores shared
+with other work (load average ~10): 900 s in all, 776 s of it training (the callback encodes the
+held-out set at every checkpoint). The daemon's estimate equalled the truth at every checkpoint
+(0.00% for the cautious mining, 62.50% for the risky one: qrels are free, so a census);
+``FalseNegativeRateHigh`` fired once (checkpoint-3) and was delivered to the webhook; its
+recommendation led with the re-mining ``range_min=3, num_negatives=1`` (exact 3.1%, where the
+best filter would drop 97% of the negatives), and that re-mining run through ``mine()`` gave a
+true duplicate rate of 3.12% (risky: 62.50%). ``--full`` was not run on this machine.
 """
 
 from __future__ import annotations
