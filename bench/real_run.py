@@ -22,8 +22,9 @@ with other work (load average ~10): 900 s in all, 776 s of it training (the call
 held-out set at every checkpoint). The daemon's estimate equalled the truth at every checkpoint
 (0.00% for the cautious mining, 62.50% for the risky one: qrels are free, so a census);
 ``FalseNegativeRateHigh`` fired once (checkpoint-3) and was delivered to the webhook; its
-recommendation led with the re-mining ``range_min=3, num_negatives=1`` (exact 3.1%, where the
-best filter would drop 97% of the negatives), and that re-mining run through ``mine()`` gave a
+recommendation named the re-mining ``range_min=3, num_negatives=1`` (exact 3.1%; the best
+filter, ``relative_margin=0.06``, would drop 97% of the negatives, so the sentence now leads with
+the re-mining), and that re-mining run through ``mine()`` gave a
 true duplicate rate of 3.12% (risky: 62.50%). ``--full`` was not run on this machine.
 """
 
