@@ -295,7 +295,8 @@ MIGRATIONS: list[list[str]] = [
     ],
     # 11 -> 12: the early pass of the daemon (docs/alerting.md, "Early warning"): each
     # checkpoint's pooled recall against the previous checkpoint's exact recall, kept apart from
-    # the exact verdicts, and the top candidates of each exact evaluation that the next pool starts from.
+    # the exact verdicts, and the top candidates of each exact evaluation that the next pool
+    # starts from.
     [
         """CREATE TABLE IF NOT EXISTS early_verdicts (
             id INTEGER PRIMARY KEY,
