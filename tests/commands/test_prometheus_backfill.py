@@ -116,7 +116,15 @@ def test_every_checkpoint_of_a_backfill_reaches_prometheus_in_step_order(
         # A scrape that comes late: two more checkpoints are evaluated before the next one.
         os.kill(proc.pid, signal.SIGSTOP)
         try:
-            wait_for(lambda: len(evaluated()) >= 3, timeout=DEADLINE, interval=0.2, what="3 done")
+            # The next scrape serves the step after the last one exported; for two later ones
+            # to be waiting then, three more than were done at the stop must finish first.
+            backlog = min(len(STEPS), len(evaluated()) + 3)
+            wait_for(
+                lambda: len(evaluated()) >= backlog,
+                timeout=DEADLINE,
+                interval=0.2,
+                what=f"{backlog} done",
+            )
         finally:
             os.kill(proc.pid, signal.SIGCONT)
 

@@ -18,6 +18,7 @@ from recallwatch.mining.corpus import Corpus, load_corpus
 from recallwatch.mining.formats import FORMATS, read_mined
 from recallwatch.mining.mined import MinedSet
 from recallwatch.mining.oracles import OracleOptions, Pair, open_oracles, write_label_sheet
+from recallwatch.mining.remine import POOL_FILE
 from recallwatch.mining.sampling import RankBuckets
 from recallwatch.stats import SPRTDesign
 
@@ -374,7 +375,10 @@ def run(args: argparse.Namespace) -> int:
             return 0
     assert oracle is not None
     people = None if args.people is None else open_oracles([args.people], oracle_options(args))
-    audit = run_audit(mined, corpus, oracle, config, people=people)
+    # ``mine()`` records the candidate pool beside its mined set: the re-mining prescription.
+    pool_path = Path(mined.path).with_name(POOL_FILE)
+    pool = read_mined(pool_path, corpus) if pool_path.is_file() else None
+    audit = run_audit(mined, corpus, oracle, config, people=people, pool=pool)
     print(format_audit(audit, mined))
     if audit.people is not None:
         print(format_people(audit.people))

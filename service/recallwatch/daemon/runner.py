@@ -278,12 +278,16 @@ def estimate_job(job: AuditJob) -> FnEstimate:
     from recallwatch.mining.corpus import load_corpus
     from recallwatch.mining.formats import read_mined
     from recallwatch.mining.oracles import open_oracles
+    from recallwatch.mining.remine import POOL_FILE
 
     spec = job.spec
     corpus = load_corpus(job.corpus)
     mined = read_mined(job.mined_set, corpus, spec.import_options(rank_offset=job.rank_offset))
     oracle = open_oracles(spec.oracles, spec.oracle_options(), agree=spec.agree)
-    audit = run_audit(mined, corpus, oracle, spec.audit_config())
+    # ``mine()`` records the candidate pool beside its mined set: the re-mining prescription.
+    pool_path = Path(job.mined_set).with_name(POOL_FILE)
+    pool = read_mined(pool_path, corpus) if pool_path.is_file() else None
+    audit = run_audit(mined, corpus, oracle, spec.audit_config(), pool=pool)
     best = audit.rates.best
     if best is None:
         raise EvaluationError(NOT_JUDGED, "the oracle could judge none of the sampled negatives")

@@ -34,6 +34,7 @@ from recallwatch.mining.mined import MinedSet, NegativeTable
 from recallwatch.mining.oracles.base import Judgement, Oracle, OracleInfo, Pair
 from recallwatch.mining.people import PeopleAndJudge, people_and_judge
 from recallwatch.mining.recommend import Criterion, Recommendation, recommend
+from recallwatch.mining.remine import Prescription, prescribe
 from recallwatch.mining.sampling import (
     Allocation,
     ControlSample,
@@ -43,7 +44,8 @@ from recallwatch.mining.sampling import (
     control_sample,
     draw_sample,
 )
-from recallwatch.stats import Interval, SPRTDesign, sample_size_for_half_width
+from recallwatch.mining.sizing import audit_sample_size
+from recallwatch.stats import Interval, SPRTDesign
 
 __all__ = [
     "AuditConfig",
@@ -52,6 +54,7 @@ __all__ = [
     "PairBuilder",
     "draw",
     "outcome_codes",
+    "prescribe_remining",
     "run_audit",
     "training_alternative",
 ]
@@ -60,7 +63,6 @@ __all__ = [
 TRAINING_ALTERNATIVE = "training-time alternative:"
 
 log = logging.getLogger(__name__)
-DEFAULT_SAMPLE_SIZE = 400
 
 
 @dataclass(frozen=True)
@@ -217,20 +219,16 @@ def draw(
             "no labelled pair is in the mined set — are the ids the same?)",
             path=mined.path,
         )
-    if config.half_width is not None:
-        size = sample_size_for_half_width(
-            config.half_width,
-            assumed_rate=config.assumed_rate,
-            confidence=config.confidence,
-            population=n_eligible,
-        )
-        note = (
-            f"{size} labels for a ±{config.half_width:.1%} interval at an assumed rate of "
-            f"{config.assumed_rate:.0%}"
-        )
-    else:
-        size = config.sample_size or DEFAULT_SAMPLE_SIZE
-        note = f"{size} labels requested" if config.sample_size else f"default {size} labels"
+    sized = audit_sample_size(
+        n_eligible,
+        free_labels=0 if oracle is None else oracle.info.free_labels,
+        sample_size=config.sample_size,
+        half_width=config.half_width,
+        assumed_rate=config.assumed_rate,
+        confidence=config.confidence,
+        judge="the judge" if oracle is None else f"the judge ({oracle.info.spec})",
+    )
+    size, note = sized.size, sized.note
     bucket = config.buckets.assign(table.rank)
     sample = draw_sample(
         bucket,
@@ -344,6 +342,35 @@ def training_alternative(info: OracleInfo) -> str | None:
     )
 
 
+def prescribe_remining(
+    mined: MinedSet,
+    pool: MinedSet,
+    corpus: Corpus | None,
+    oracle: Oracle,
+    config: AuditConfig,
+) -> Prescription:
+    """Judge a sample of the candidate pool (by rank bucket) and prescribe a re-mining."""
+    pool_config = replace(config, sampling="stratified", control_size=0)
+    drawn = draw(pool, corpus, oracle, pool_config)
+    pairs = PairBuilder(pool, corpus).rows(drawn.table, drawn.sample.rows)
+    _require_texts(pairs, oracle)
+    log.info("judging %d sampled pool candidates with %s", len(pairs), oracle.info.spec)
+    outcomes = outcome_codes(oracle.judge(pairs))
+    judged = outcomes >= 0
+    num_negatives = max((len(q.negatives) for q in mined.queries), default=1)
+    prescription = prescribe(
+        drawn.table,
+        drawn.sample.rows[judged],
+        outcomes[judged] == FN,
+        num_negatives=max(num_negatives, 1),
+        buckets=config.buckets,
+        eligible=drawn.eligible,
+        target=config.target,
+        confidence=config.confidence,
+    )
+    return replace(prescription, notes=[f"pool sample: {drawn.size_note}", *prescription.notes])
+
+
 def run_audit(
     mined: MinedSet,
     corpus: Corpus | None,
@@ -351,6 +378,7 @@ def run_audit(
     config: AuditConfig | None = None,
     *,
     people: Oracle | None = None,
+    pool: MinedSet | None = None,
 ) -> FNRateAudit:
     """Sample the mined set, judge the sample with ``oracle``, and estimate and recommend.
 
@@ -358,6 +386,10 @@ def run_audit(
     sampled pairs they cover, without restricting the sample: the audit then reports the judge's,
     the people's and the prediction-powered rates side by side, the judge's agreement with
     people, and ``headline`` is the one ``people.used`` names (``mining.people``).
+
+    ``pool``: the candidate pool ``mine()`` recorded beside the mined set; when the mined set
+    is over the target, a sample of it is judged too and the recommendation prescribes a
+    re-mining (``mining.remine``).
     """
     cfg = config or AuditConfig()
     drawn = draw(mined, corpus, oracle, cfg)
@@ -410,6 +442,10 @@ def run_audit(
         criterion=cfg.criterion,
         confidence=cfg.confidence,
     )
+    if pool is not None and recommendation.needed:
+        recommendation = replace(
+            recommendation, remining=prescribe_remining(mined, pool, corpus, oracle, cfg)
+        )
     alternative = training_alternative(oracle.info) if recommendation.needed else None
     if alternative is not None:
         recommendation = replace(recommendation, notes=[*recommendation.notes, alternative])

@@ -108,7 +108,15 @@ def format_audit(audit: FNRateAudit, mined: MinedSet) -> str:
                 f"  or {opt.spec.describe()}: projected {opt.projected.estimate:.1%} "
                 f"(upper {opt.projected.upper:.1%}), drops {opt.dropped_fraction:.1%}"
             )
+    if rec.remining is not None:
+        pres = rec.remining
+        if pres.best is not None:
+            lines.append(f"re-mining (target {pres.target:.0%}): {pres.best.sentence()}")
+        else:
+            lines.append(f"re-mining (target {pres.target:.0%}): none confirmed")
     notes = r.notes + rec.notes + mined.report.assumptions
+    if rec.remining is not None:
+        notes += rec.remining.notes
     if mined.report.unmatched_negatives or mined.report.unmatched_positives:
         notes.append(
             f"{mined.report.unmatched_negatives} negative and {mined.report.unmatched_positives} "
@@ -130,6 +138,10 @@ def audit_json(audit: FNRateAudit, mined: MinedSet) -> dict[str, Any]:
     }
 
 
+#: Above this fraction of negatives dropped, a filter is named after the re-mining, not before.
+FILTER_DROPS_TOO_MUCH = 0.5
+
+
 def recommendation_text(recommendation: Mapping[str, Any] | None) -> str | None:
     """One sentence from the FN estimator's recommendation (``Recommendation.as_dict()``)."""
     if not recommendation:
@@ -140,7 +152,11 @@ def recommendation_text(recommendation: Mapping[str, Any] | None) -> str | None:
         return "no filter needed: the mined set is within the false-negative target" + (
             f" ({target:.0%})" if isinstance(target, int | float) else ""
         )
+    remining = recommendation.get("remining") or {}
+    remine = remining.get("sentence") if isinstance(remining, Mapping) else None
     if not best:
+        if remine:
+            return f"no filter of the mined set meets the target; {remine}"
         notes = recommendation.get("notes") or []
         return str(notes[0]) if notes else "no candidate filter meets the false-negative target"
     options: Sequence[Mapping[str, Any]] = recommendation.get("options") or [best]
@@ -163,6 +179,11 @@ def recommendation_text(recommendation: Mapping[str, Any] | None) -> str | None:
     ]
     if alternative:
         text += "; " + alternative[0]
+    if remine and float(best.get("dropped_fraction") or 0.0) > FILTER_DROPS_TOO_MUCH:
+        # A filter that leaves few negatives is no fix: the re-mining comes first.
+        return f"{remine}; a filter would drop {best.get('dropped_fraction', 0.0):.0%} ({text})"
+    if remine:
+        text += f"; or {remine}"
     return text
 
 

@@ -49,7 +49,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -66,6 +66,9 @@ from recallwatch.mining.projection import (
 )
 from recallwatch.mining.sampling import RankBuckets
 from recallwatch.stats import Interval, z_value
+
+if TYPE_CHECKING:
+    from recallwatch.mining.remine import Prescription
 
 __all__ = [
     "Criterion",
@@ -216,6 +219,8 @@ class Recommendation:
     notes: list[str] = field(default_factory=list)
     #: When no candidate qualifies: the labels that would decide one (up to two candidates).
     to_decide: list[LabelsToDecide] = field(default_factory=list)
+    #: The re-mining to run instead (``mining.remine``), when the audit had the candidate pool.
+    remining: Prescription | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """Return a JSON-friendly dict."""
@@ -227,6 +232,7 @@ class Recommendation:
             "options": [o.as_dict() for o in self.options],
             "notes": list(self.notes),
             "to_decide": [d.as_dict() for d in self.to_decide],
+            "remining": None if self.remining is None else self.remining.as_dict(),
         }
 
 

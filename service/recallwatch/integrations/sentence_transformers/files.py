@@ -7,6 +7,18 @@ import os
 import tempfile
 from pathlib import Path
 
+from recallwatch.mining.remine import POOL_FILE
+
+__all__ = [
+    "MINED_DIR",
+    "MINING_FILE",
+    "POOL_FILE",
+    "READY_MARKER",
+    "SCHEMA",
+    "atomic_write",
+    "is_main_process",
+]
+
 MINING_FILE = "mining.json"
 READY_MARKER = "recallwatch.ready"
 MINED_DIR = "recallwatch-mining"

@@ -18,6 +18,7 @@ from typing import Any
 from recallwatch.integrations.sentence_transformers.files import (
     MINED_DIR,
     MINING_FILE,
+    POOL_FILE,
     SCHEMA,
     atomic_write,
     is_main_process,
@@ -34,6 +35,8 @@ from recallwatch.integrations.sentence_transformers.identity import (
 from recallwatch.integrations.sentence_transformers.ranks import output_negatives, reconstruct
 
 log = logging.getLogger(__name__)
+#: Candidates per query recorded in the pool beside the mined set (``mine(pool_depth=...)``).
+DEFAULT_POOL_DEPTH = 100
 
 
 # -- ids ------------------------------------------------------------------------------------
@@ -134,6 +137,7 @@ def mine(
     run_dir: str | os.PathLike[str],
     id_corpus: str | os.PathLike[str] | None = None,
     metadata_name: str = MINING_FILE,
+    pool_depth: int | None = DEFAULT_POOL_DEPTH,
     **kwargs: Any,
 ) -> Any:
     """``mine_hard_negatives(dataset, model, **kwargs)``, recorded for recallwatch.
@@ -141,7 +145,10 @@ def mine(
     Returns the function's dataset unchanged. On the main process (rank 0) it also writes the
     mined set (recallwatch JSONL, exact ranks, scores) and ``<run_dir>/<metadata_name>``; see the
     module documentation for what they hold, how ranks are reconstructed and how texts get ids.
-    ``id_corpus`` is a BEIR directory whose ids the mined set should use.
+    ``id_corpus`` is a BEIR directory whose ids the mined set should use. ``pool_depth``
+    (recallwatch's, not passed on): the candidate pool recorded beside the mined set, every
+    query's ``pool_depth`` best non-positive candidates with ranks and scores, from which the
+    FN audit prescribes a re-mining (``mining.remine``); None or 0 records none.
     """
     from sentence_transformers.util import mine_hard_negatives
 
@@ -159,11 +166,41 @@ def mine(
             output = mine_hard_negatives(dataset, model, **call_kwargs)
         if main:
             cache = Path(given_cache or tmp_cache or ".")
-            _record(output, args, cache, Path(run_dir), id_corpus, metadata_name)
+            _record(output, args, cache, Path(run_dir), id_corpus, metadata_name, pool_depth)
     finally:
         if tmp_cache is not None:
             shutil.rmtree(tmp_cache, ignore_errors=True)
     return output
+
+
+def _pool_lines(a: dict[str, Any], cache: Path, ids: _Ids, depth: int) -> list[dict[str, Any]]:
+    """Every query's ``depth`` best non-positive candidates (a recallwatch mined set)."""
+    window = max(int(depth), int(a.get("range_max") or 0))
+    cands = reconstruct({**a, "range_max": window}, cache)
+    lines: list[dict[str, Any]] = []
+    for qi, query in enumerate(cands.queries):
+        qid, with_text = ids.query(query)
+        pos_ids: list[str] = []
+        pos_scores: list[float] = []
+        for p, s in zip(cands.positives[qi], cands.positive_scores[qi], strict=True):
+            pid = ids.doc(cands.corpus[p])
+            if pid not in pos_ids:
+                pos_ids.append(pid)
+                pos_scores.append(s)
+        seen = set(pos_ids)
+        negatives: list[dict[str, Any]] = []
+        for ci, (rank, score) in sorted(cands.ranked[qi].items(), key=lambda kv: kv[1][0]):
+            did = ids.doc(cands.corpus[ci])
+            if rank > depth or did in seen:
+                continue
+            seen.add(did)
+            negatives.append({"doc_id": did, "rank": rank, "score": score})
+        line: dict[str, Any] = {"query_id": qid}
+        if with_text:
+            line["query"] = query
+        line.update(positive_ids=pos_ids, positive_scores=pos_scores, negatives=negatives)
+        lines.append(line)
+    return lines
 
 
 def _record(
@@ -173,6 +210,7 @@ def _record(
     run_dir: Path,
     id_corpus: str | os.PathLike[str] | None,
     metadata_name: str,
+    pool_depth: int | None = None,
 ) -> None:
     import sentence_transformers
 
@@ -287,6 +325,14 @@ def _record(
         run_dir / mined_rel,
         "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines),
     )
+    if pool_depth:
+        pool_rel = f"{MINED_DIR}/{key}/{POOL_FILE}"
+        pool = _pool_lines(a, cache, ids, pool_depth)
+        atomic_write(
+            run_dir / pool_rel,
+            "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in pool),
+        )
+        metadata["pool"] = {"path": pool_rel, "depth": pool_depth}
     atomic_write(run_dir / metadata_name, json.dumps(metadata, indent=2, sort_keys=True) + "\n")
     log.info(
         "mined set recorded: %s (%d queries, %d negatives), fingerprint %s",

@@ -27,7 +27,9 @@ from recallwatch.mining.oracles.options import OracleOptions
 from recallwatch.mining.oracles.redaction import redact_url
 
 __all__ = [
+    "FILE_FREE_LABELS",
     "LABELS",
+    "MODEL_FREE_LABELS",
     "ORACLE_KINDS",
     "JudgeError",
     "Judgement",
@@ -87,10 +89,16 @@ class OracleInfo:
     proxy: bool = False
     details: dict[str, Any] = field(default_factory=dict)
     members: tuple[OracleInfo, ...] = ()
+    #: Labels this judge gives at no cost (files: any number; a local model: its compute
+    #: budget); 0 when every label costs (people, a paid endpoint). The audit sizes a free
+    #: judge's sample up to this, a census where it reaches (``mining.sizing``).
+    free_labels: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         """Return a JSON-friendly dict."""
         out: dict[str, Any] = {"kind": self.kind, "spec": self.spec, "proxy": self.proxy}
+        if self.free_labels:
+            out["free_labels"] = self.free_labels
         if self.details:
             out["details"] = dict(self.details)
         if self.members:
@@ -119,6 +127,11 @@ class Oracle(Protocol):
         """Return one judgement per pair, in order."""
         ...
 
+
+#: Labels a file judge (qrels, a labels file) gives for free: a census of any mined set.
+FILE_FREE_LABELS = 1_000_000
+#: Labels a local judge model gives for free: what it scores in a few minutes on a CPU.
+MODEL_FREE_LABELS = 5_000
 
 KindT = TypeVar("KindT", bound="type[OracleKind]")
 

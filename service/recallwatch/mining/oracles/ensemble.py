@@ -62,6 +62,7 @@ class EnsembleOracle:
             proxy=all(o.info.proxy for o in members),
             details={"agree": m, "judges": n},
             members=tuple(o.info for o in members),
+            free_labels=min(o.info.free_labels for o in members),
         )
 
     def eligible(

@@ -33,6 +33,7 @@ from recallwatch.errors import InputError
 from recallwatch.heldout.beir import read_jsonl_objects
 from recallwatch.mining.cells import neutralise, restore
 from recallwatch.mining.oracles.base import (
+    FILE_FREE_LABELS,
     LABELS,
     Judgement,
     Label,
@@ -227,7 +228,7 @@ class LabelsOracle:
         details: dict[str, Any] = {"labelled_pairs": len(self._pairs)}
         if seeded_sample:
             details["seeded_sample"] = True
-        self.info = OracleInfo("labels", spec, details=details)
+        self.info = OracleInfo("labels", spec, details=details, free_labels=FILE_FREE_LABELS)
 
     @classmethod
     def from_file(cls, path: Path | str) -> LabelsOracle:

@@ -25,6 +25,7 @@ from recallwatch.encoders.base import Encoder, check_matrix
 from recallwatch.encoders.sentence_transformers import load_offline
 from recallwatch.errors import CheckpointError, RecallwatchError
 from recallwatch.mining.oracles.base import (
+    MODEL_FREE_LABELS,
     JudgeError,
     Judgement,
     OracleInfo,
@@ -182,7 +183,11 @@ class ModelOracle:
         self.rule = rule
         kind = "proxy" if proxy else "model"
         self.info = OracleInfo(
-            kind, spec, proxy=proxy, details={"scorer": scorer.name, **rule.as_dict()}
+            kind,
+            spec,
+            proxy=proxy,
+            details={"scorer": scorer.name, **rule.as_dict()},
+            free_labels=MODEL_FREE_LABELS,
         )
 
     def eligible(

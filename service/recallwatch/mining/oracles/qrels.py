@@ -14,7 +14,14 @@ import numpy as np
 import numpy.typing as npt
 
 from recallwatch.heldout.beir import read_qrels
-from recallwatch.mining.oracles.base import Judgement, OracleInfo, OracleKind, Pair, register
+from recallwatch.mining.oracles.base import (
+    FILE_FREE_LABELS,
+    Judgement,
+    OracleInfo,
+    OracleKind,
+    Pair,
+    register,
+)
 from recallwatch.mining.oracles.options import OracleOptions
 
 __all__ = ["QrelsJudge", "QrelsOracle"]
@@ -39,6 +46,7 @@ class QrelsOracle:
             "qrels",
             spec,
             details={"audited_queries": len(qrels), "relevance_level": relevance_level},
+            free_labels=FILE_FREE_LABELS,
         )
 
     @classmethod
