@@ -439,6 +439,13 @@ def main() -> None:
         help="pre-change climbs (flat, 0.25 or 0.5 points per checkpoint, sat: saturating 3 "
         "points): the table adds today's rule and the known-trend ceiling on the same draws",
     )
+    parser.add_argument(
+        "--history-climb-sd",
+        type=float,
+        default=0.0,
+        help="SD (points per checkpoint) of each earlier run's climb around the cell's (runs that "
+        "climb unlike each other; default 0: alike)",
+    )
     args = parser.parse_args()
     if args.climb:
         _climb_table(args)
@@ -486,7 +493,9 @@ def _climb_table(args: argparse.Namespace) -> None:
     """The climbing grid: the daemon's rule, today's (mean pre level) and the ceiling."""
     print(
         f"pre {args.pre}, post {args.post}, {args.draws} draws per cell, alpha {Rule().alpha}, "
-        f"history of {args.history_runs} earlier runs; controls plateau at the last pre-change "
+        f"history of {args.history_runs} earlier runs of {args.history_shape[0]} + "
+        f"{args.history_shape[1]} checkpoints climbing alike (climb SD {args.history_climb_sd:g} "
+        "point per checkpoint); controls plateau at the last pre-change "
         "level, damaged runs drop 3 points from it (detection within 2 looks)"
     )
     print(
@@ -508,6 +517,7 @@ def _climb_table(args: argparse.Namespace) -> None:
                     history_shape=(args.history_shape[0], args.history_shape[1]),
                     climb=climb,
                     compare=True,
+                    history_climb_sd=args.history_climb_sd,
                 )
                 ratio = c.detection / c.ceiling_detection if c.ceiling_detection else math.nan
                 print(
