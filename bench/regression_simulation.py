@@ -28,6 +28,9 @@ freedom (``stats.moderated_variance``).
     python bench/regression_simulation.py --pre 2 --known-sd     # the ceiling: SD known exactly
     python bench/regression_simulation.py --pre 20                # no history, 20 before
     python bench/regression_simulation.py --draws 500 --sd 0.7 --churn 0.2   # one quick cell
+    # runs climbing before the change (issue 25): earlier runs of 6 + 2 climbing alike
+    python bench/regression_simulation.py --climb flat 0.25 0.5 sat --sd 0 0.5 1.0 \
+        --churn 0.10 0.20 --pre 6 --draws 1000 --history-runs 10 --history-shape 6 2
 """
 
 from __future__ import annotations
@@ -499,8 +502,8 @@ def _climb_table(args: argparse.Namespace) -> None:
         "level, damaged runs drop 3 points from it (detection within 2 looks)"
     )
     print(
-        "| climb | checkpoint SD | churn | false alarms: trend / today / ceiling "
-        "| detection: trend / today / ceiling | trend / ceiling |"
+        "| climb | checkpoint SD | churn | false alarms: forecast / today / ceiling "
+        "| detection: forecast / today / ceiling | forecast / ceiling |"
     )
     print("|---|---|---|---|---|---|")
     for climb in args.climb:
