@@ -28,6 +28,9 @@ freedom (``stats.moderated_variance``).
     python bench/regression_simulation.py --pre 2 --known-sd     # the ceiling: SD known exactly
     python bench/regression_simulation.py --pre 20                # no history, 20 before
     python bench/regression_simulation.py --draws 500 --sd 0.7 --churn 0.2   # one quick cell
+    # runs climbing before the change (issue 25): earlier runs of 6 + 2 climbing alike
+    python bench/regression_simulation.py --climb flat 0.25 0.5 sat --sd 0 0.5 1.0 \
+        --churn 0.10 0.20 --pre 6 --draws 1000 --history-runs 10 --history-shape 6 2
 """
 
 from __future__ import annotations
@@ -35,14 +38,21 @@ from __future__ import annotations
 import argparse
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from statistics import NormalDist
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from recallwatch.alerting.rules.recall_regression.level import level_decisions, look_alpha
-from recallwatch.alerting.rules.recall_regression.trend import effective_pre, trend_weights
+from recallwatch.alerting.rules.recall_regression.trend import (
+    MIN_CLIMB_SEGMENTS,
+    MIN_TREND_CHECKPOINTS,
+    climb_moments,
+    forecast_terms,
+    pool_climbs,
+)
 from recallwatch.stats.hierarchical import moderated_variance, segment_moments
 
 FloatArray = npt.NDArray[np.float64]
@@ -151,12 +161,20 @@ class Pooled:
     df: int
     churn: FloatArray
     churn_sq: FloatArray
+    #: (climb, its sampling variance) per draw of each segment of MIN_TREND_CHECKPOINTS or more
+    #: (``trend.climb_moments``, as ``variance.PastVariance`` collects them).
+    climbs: tuple[tuple[FloatArray, FloatArray], ...] = ()
 
     @classmethod
     def of(cls, values: FloatArray) -> Pooled:
         """The moments of one segment per draw: ``values`` (draws, J, N)."""
         excess, df, churn = segment_moments(values)
-        return cls(excess, df, df * churn, df * churn**2)
+        climbs = (
+            (climb_moments(values.mean(axis=2)),)
+            if values.shape[1] >= MIN_TREND_CHECKPOINTS
+            else ()
+        )
+        return cls(excess, df, df * churn, df * churn**2, climbs)
 
     @classmethod
     def zero(cls, draws: int) -> Pooled:
@@ -169,22 +187,38 @@ class Pooled:
             self.df + other.df,
             self.churn + other.churn,
             self.churn_sq + other.churn_sq,
+            self.climbs + other.climbs,
         )
 
 
 def history_moments(
-    *, draws: int, checkpoint_sd: float, tau: float, runs: int, shape: tuple[int, int], seed: int
+    *,
+    draws: int,
+    checkpoint_sd: float,
+    tau: float,
+    runs: int,
+    shape: tuple[int, int],
+    seed: int,
+    climb: str = "flat",
+    climb_sd: float = 0.0,
 ) -> Pooled:
     """Checkpoint-variance moments pooled over ``runs`` earlier runs of the same held-out set.
 
     Each earlier run is simulated like the run under decision (its own queries' easiness and
     checkpoint qualities, the same checkpoint SD and churn), with ``shape`` = (checkpoints before,
-    after) its mining change and no change in level; each of its two segments contributes its
-    J - 1 degrees of freedom, as ``store.variance`` and the rule pool them. Returns the summed
-    moments, one value per draw (arrays in the fields).
+    after) its mining change, its pre-change checkpoints climbing as ``climb`` (``climb_levels``)
+    and its post-change ones at the last pre-change level; each of its two segments contributes
+    its J - 1 degrees of freedom (J - 2 from 4 checkpoints on: detrended), as ``store.variance``
+    and the rule pool them, and its climb where it has 4 or more checkpoints. ``climb_sd``: the
+    SD (points per checkpoint) of each earlier run's straight climb around ``climb``'s (runs that
+    climb unlike each other). Returns the summed moments, one value per draw (arrays).
     """
     total = Pooled.zero(draws)
+    rng = np.random.default_rng(seed * 31 + 17)
     for r in range(runs):
+        levels = climb_levels(climb, shape[0])
+        if climb_sd:
+            levels = levels - rng.normal(0.0, climb_sd / 100) * (shape[0] - 1 - np.arange(shape[0]))
         before, after = simulate_runs(
             draws=draws,
             checkpoint_sd=checkpoint_sd,
@@ -193,6 +227,7 @@ def history_moments(
             pre=shape[0],
             post=shape[1],
             seed=seed * 7_919 + r,
+            pre_levels=levels,
         )
         total += Pooled.of(before) + Pooled.of(after)
     return total
@@ -210,7 +245,8 @@ def decide_runs(
 ) -> npt.NDArray[np.bool_]:
     """The rule's verdict at every post-change look: (draws, post) booleans.
 
-    ``trend``: the daemon's pre level (the climb's end level from MIN_TREND_CHECKPOINTS on,
+    ``trend``: the daemon's pre level (the forecast of the climb's end from MIN_TREND_CHECKPOINTS
+    on, with the climbs of the history's long segments as its prior:
     ``recall_regression.trend``); off, today's (the segment's mean). ``known_trend``: the
     expected level of each pre checkpoint, subtracted before a mean pre level is taken (with
     ``known_sd``: the known-trend ceiling).
@@ -220,13 +256,15 @@ def decide_runs(
     ``known_sd``: the true checkpoint SD instead (the ceiling no estimate can beat: what the
     test could do if the variance were known exactly).
     """
-    m = before.shape[1]
+    draws = before.shape[0]
     if known_trend is not None:
         before = before - (np.asarray(known_trend) - known_trend[-1])[None, :, None]
         trend = False
-    weights = trend_weights(m, trend=trend)
-    trended = not np.allclose(weights, 1.0 / m)
-    pooled = Pooled.of(before) + (history if history is not None else Pooled.zero(len(before)))
+    past = history if history is not None else Pooled.zero(draws)
+    # The run's own pre-change segment pools its variance, not its climb (the daemon's: the
+    # prior comes from other runs only).
+    own = Pooled.of(before)
+    pooled = replace(own, climbs=()) + past
     var, nu = moderated_variance(
         pooled.excess,
         pooled.df,
@@ -236,20 +274,27 @@ def decide_runs(
         churn_sq=pooled.churn_sq,
     )
     if known_sd is not None:
-        var, nu = np.full(before.shape[0], known_sd**2), np.full(before.shape[0], np.inf)
-    # The daemon's (``level.decide_level``): with a trend, the mean and the climb's end level
-    # each at alpha / 2, either regressed; else the mean at alpha.
-    tests = (
-        [(weights, effective_pre(weights), rule.alpha / 2), (None, float(m), rule.alpha / 2)]
-        if trended
-        else [(None, float(m), rule.alpha)]
-    )
+        var, nu = np.full(draws, known_sd**2), np.full(draws, np.inf)
+    # The daemon's (``level.decide_level`` and ``level.pre_forecast``).
+    unit = var + segment_moments(before)[2]
+    prior: dict[str, Any] = {}
+    if len(past.climbs) >= MIN_CLIMB_SEGMENTS:
+        climbs = np.stack([c for c, _ in past.climbs], axis=1)
+        variances = np.stack([v for _, v in past.climbs], axis=1)
+        mean, _, p = pool_climbs(climbs, variances)
+        prior = {"prior_mean": mean, "prior_var": p, "prior_df": float(len(past.climbs) - 1)}
+    terms = forecast_terms(before.mean(axis=2), unit, trend=trend, **prior)
+    pre = np.maximum(1, np.ceil(terms.effective_pre() - 1e-9)).astype(np.int64)
     looks = []
     for n in range(after.shape[1]):
-        look = np.zeros(before.shape[0], dtype=bool)
-        for w, pre, a in tests:
-            alpha, latest_alpha = look_alpha(a, pre, sequential=True, look=n + 1)
-            look |= level_decisions(
+        alpha, latest_alpha = np.zeros(draws), np.zeros(draws)
+        for value in np.unique(pre):
+            at = pre == value
+            alpha[at], latest_alpha[at] = look_alpha(
+                rule.alpha, int(value), sequential=True, look=n + 1
+            )
+        looks.append(
+            level_decisions(
                 before,
                 after[:, : n + 1],
                 var,
@@ -258,9 +303,9 @@ def decide_runs(
                 alpha=alpha,
                 latest_alpha=latest_alpha,
                 resolve_alpha=rule.resolve_alpha,
-                pre_weights=w,
+                terms=terms,
             )
-        looks.append(look)
+        )
     return np.stack(looks, axis=1)
 
 
@@ -280,6 +325,7 @@ def run_cell(
     chunk: int = 500,
     climb: str = "flat",
     compare: bool = False,
+    history_climb_sd: float = 0.0,
 ) -> Cell:
     """False alarms (any alert over ``post`` looks, nothing changed) and detection of a sustained
     3-point drop within ``within`` looks, over ``draws`` runs each; with the checkpoint-variance
@@ -287,8 +333,10 @@ def run_cell(
     their own mining change), or with the true checkpoint SD (``known_sd``: the ceiling).
 
     ``climb``: the pre-change segment's shape (``climb_levels``); the controls plateau at the
-    last pre-change level, the damaged runs drop 3 points from it. ``compare``: decide the same
-    draws with today's rule (mean pre level) and the known-trend ceiling as well."""
+    last pre-change level, the damaged runs drop 3 points from it. The earlier runs climb alike
+    (``history_climb_sd``: each one's straight climb off by that SD, points per checkpoint).
+    ``compare``: decide the same draws with today's rule (mean pre level) and the known-trend
+    ceiling as well."""
     tau = TAU[churn]
     levels = climb_levels(climb, pre)
     alarms, detected, churns, sds = 0, 0, [], []
@@ -316,6 +364,8 @@ def run_cell(
                     runs=history_runs,
                     shape=history_shape,
                     seed=run_seed,
+                    climb=climb,
+                    climb_sd=history_climb_sd,
                 )
                 if history_runs
                 else None
@@ -392,6 +442,13 @@ def main() -> None:
         help="pre-change climbs (flat, 0.25 or 0.5 points per checkpoint, sat: saturating 3 "
         "points): the table adds today's rule and the known-trend ceiling on the same draws",
     )
+    parser.add_argument(
+        "--history-climb-sd",
+        type=float,
+        default=0.0,
+        help="SD (points per checkpoint) of each earlier run's climb around the cell's (runs that "
+        "climb unlike each other; default 0: alike)",
+    )
     args = parser.parse_args()
     if args.climb:
         _climb_table(args)
@@ -439,12 +496,14 @@ def _climb_table(args: argparse.Namespace) -> None:
     """The climbing grid: the daemon's rule, today's (mean pre level) and the ceiling."""
     print(
         f"pre {args.pre}, post {args.post}, {args.draws} draws per cell, alpha {Rule().alpha}, "
-        f"history of {args.history_runs} earlier runs; controls plateau at the last pre-change "
+        f"history of {args.history_runs} earlier runs of {args.history_shape[0]} + "
+        f"{args.history_shape[1]} checkpoints climbing alike (climb SD {args.history_climb_sd:g} "
+        "point per checkpoint); controls plateau at the last pre-change "
         "level, damaged runs drop 3 points from it (detection within 2 looks)"
     )
     print(
-        "| climb | checkpoint SD | churn | false alarms: trend / today / ceiling "
-        "| detection: trend / today / ceiling | trend / ceiling |"
+        "| climb | checkpoint SD | churn | false alarms: forecast / today / ceiling "
+        "| detection: forecast / today / ceiling | forecast / ceiling |"
     )
     print("|---|---|---|---|---|---|")
     for climb in args.climb:
@@ -461,6 +520,7 @@ def _climb_table(args: argparse.Namespace) -> None:
                     history_shape=(args.history_shape[0], args.history_shape[1]),
                     climb=climb,
                     compare=True,
+                    history_climb_sd=args.history_climb_sd,
                 )
                 ratio = c.detection / c.ceiling_detection if c.ceiling_detection else math.nan
                 print(

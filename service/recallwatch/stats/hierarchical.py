@@ -174,6 +174,9 @@ class VarianceHistory:
 
     moments: Moments
     runs: int
+    #: (climb per checkpoint, its sampling variance) of the runs' segments of 4 or more
+    #: checkpoints (``recall_regression.trend.climb_moments``): the prior of a run's climb.
+    climbs: tuple[tuple[float, float], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -371,13 +374,18 @@ def level_test_arrays(
     checkpoint_var: FloatArray | float,
     df: FloatArray | float,
     pre_weights: FloatArray | None = None,
+    pre_offset: FloatArray | float = 0.0,
+    extra_var: FloatArray | float = 0.0,
+    extra_df: float = math.inf,
 ) -> dict[str, FloatArray]:
     """The level test, vectorised: ``pre`` (..., m, N) and ``post`` (..., n, N) per-query values.
 
     ``checkpoint_var`` and ``df`` broadcast over the batch dimensions. ``pre_weights`` (m,
     summing to 1; default 1/m each): the pre level is this combination of the pre checkpoints
     (a trend's fitted end level: ``recall_regression.trend``), whose checkpoint variance is
-    ``sum(w^2)`` times one checkpoint's. Returns arrays
+    ``sum(w^2)`` times one checkpoint's; (..., m) weights differ by batch element.
+    ``pre_offset``: a constant added to the pre level, whose uncertainty is ``extra_var`` with
+    ``extra_df`` degrees of freedom (a forecast's prior part). Returns arrays
     ``difference``, ``se``, ``se_queries``, ``se_checkpoints``, ``df``, ``statistic``, ``p``.
     """
     a_pre, a_post = np.asarray(pre, dtype=np.float64), np.asarray(post, dtype=np.float64)
@@ -388,17 +396,21 @@ def level_test_arrays(
         pre_level, pre_factor = a_pre.mean(axis=-2), 1.0 / m
     else:
         w = np.asarray(pre_weights, dtype=np.float64)
-        if w.shape != (m,):
+        if w.shape[-1:] != (m,):
             raise ValueError("pre_weights must have one weight per pre checkpoint")
-        pre_level, pre_factor = np.einsum("j,...jq->...q", w, a_pre), float((w**2).sum())
+        pre_level = np.einsum("...j,...jq->...q", w, a_pre)
+        pre_factor = (w**2).sum(axis=-1)
     z = a_post.mean(axis=-2) - pre_level
-    difference = z.mean(axis=-1)
+    difference = z.mean(axis=-1) - np.asarray(pre_offset, dtype=np.float64)
     v_queries = z.var(axis=-1, ddof=1) / queries
     v_checkpoints = np.asarray(checkpoint_var, dtype=np.float64) * (pre_factor + 1.0 / n)
     v_checkpoints = np.broadcast_to(v_checkpoints, difference.shape)
-    total = v_queries + v_checkpoints
+    v_extra = np.broadcast_to(np.asarray(extra_var, dtype=np.float64), difference.shape)
+    total = v_queries + v_checkpoints + v_extra
     nu = np.broadcast_to(np.asarray(df, dtype=np.float64), difference.shape)
-    denominator = v_checkpoints**2 / nu + v_queries**2 / (queries - 1)
+    denominator = (
+        v_checkpoints**2 / nu + v_queries**2 / (queries - 1) + v_extra**2 / max(extra_df, 1e-9)
+    )
     with np.errstate(divide="ignore", invalid="ignore"):
         df_eff = np.where(denominator > 0, total**2 / np.where(denominator > 0, denominator, 1), nu)
         se = np.sqrt(total)
@@ -410,7 +422,7 @@ def level_test_arrays(
         "difference": np.asarray(difference),
         "se": np.asarray(se),
         "se_queries": np.sqrt(v_queries),
-        "se_checkpoints": np.sqrt(v_checkpoints),
+        "se_checkpoints": np.sqrt(v_checkpoints + v_extra),
         "df": np.asarray(df_eff),
         "statistic": np.asarray(statistic),
         "p": np.asarray(p),
@@ -422,10 +434,15 @@ def level_test(
     post: FloatArray,
     variance: CheckpointVariance,
     pre_weights: FloatArray | None = None,
+    pre_offset: float = 0.0,
+    extra_var: float = 0.0,
+    extra_df: float = math.inf,
 ) -> LevelTest:
     """Test whether the post level is below the pre level (one-sided), one comparison."""
     a_pre, a_post = np.atleast_2d(pre), np.atleast_2d(post)
-    out = level_test_arrays(a_pre, a_post, variance.sd**2, variance.df, pre_weights)
+    out = level_test_arrays(
+        a_pre, a_post, variance.sd**2, variance.df, pre_weights, pre_offset, extra_var, extra_df
+    )
     return LevelTest(
         difference=float(out["difference"]),
         se=float(out["se"]),

@@ -9,7 +9,6 @@ import pytest
 from recallwatch.alerting.engine import Alerting
 from recallwatch.alerting.rules.recall_regression.level import look_alpha
 from recallwatch.alerting.rules.recall_regression.rule import confirmed, verdict_kind
-from recallwatch.alerting.rules.recall_regression.trend import effective_pre, trend_weights
 from recallwatch.config import RecallRegressionRule
 from recallwatch.store import FnEstimate, Store
 from recallwatch.synthetic.heldout import SyntheticSet
@@ -170,23 +169,13 @@ def test_a_best_baseline_is_not_what_is_tested(store: Store, synthetic: Syntheti
     (v,) = store.ledger.verdicts(bad.id)
     details = v.details
     assert details["baseline"] == "checkpoint-200" and details["candidates"] == 4
-    # The level of all four is what is tested: their mean (2.25 queries worse) and their trend's
-    # end level (4 checkpoints: trend.py, weights -0.2, 0.1, 0.4, 0.7; 2.4 worse), each at
-    # alpha / 2; neither regressed, and the verdict is the one with the smaller latest p.
+    # The level of all four is what is tested: with no earlier runs, their own slope (-0.1
+    # query a checkpoint, far from 2 standard errors) keeps the mean (2.25 queries worse).
     assert details["pre"] == [f"checkpoint-{s}" for s in (100, 200, 300, 400)]
-    models = {details["forecast"]["model"], details["alternative"]["forecast"]["model"]}
-    assert models == {"mean", "trend"}
-    levels = {
-        details["forecast"]["model"]: details["before"]["estimate"],
-        details["alternative"]["forecast"]["model"]: details["alternative"]["forecast"]["level"][
-            "estimate"
-        ],
-    }
-    assert levels["trend"] == pytest.approx(244.4 / 300)
-    assert levels["mean"] == pytest.approx(244.25 / 300)
-    assert details["alternative"]["forecast"]["checkpoints"] == 4
-    pre = effective_pre(trend_weights(4)) if details["forecast"]["model"] == "trend" else 4
-    assert details["alpha"] == pytest.approx(look_alpha(0.005, pre, sequential=True)[0])
+    assert details["forecast"]["model"] == "own" and details["forecast"]["own_weight"] == 0.0
+    assert details["before"]["estimate"] == pytest.approx(244.25 / 300)
+    assert details["forecast"]["checkpoints"] == 4
+    assert details["alpha"] == pytest.approx(look_alpha(0.01, 4, sequential=True)[0])
     assert details["rule_alpha"] == 0.01
     assert v.p_value is not None and v.p_value > 0.1 and not v.regressed
     assert outbox(store) == []

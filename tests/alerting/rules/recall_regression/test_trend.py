@@ -2,18 +2,31 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
 from recallwatch.alerting.engine import Alerting
-from recallwatch.alerting.rules.recall_regression.level import level_regression_test
+from recallwatch.alerting.rules.recall_regression.level import (
+    LevelPlan,
+    decide_level,
+    forecast_pre,
+    level_regression_test,
+    pre_forecast,
+)
+from recallwatch.alerting.rules.recall_regression.segments import CheckpointSummary
 from recallwatch.alerting.rules.recall_regression.trend import (
+    MIN_CLIMB_SEGMENTS,
     MIN_TREND_CHECKPOINTS,
+    ClimbPrior,
+    climb_moments,
     effective_pre,
     forecast,
+    forecast_terms,
     trend_weights,
 )
-from recallwatch.stats.hierarchical import checkpoint_variance
+from recallwatch.stats.hierarchical import Moments, VarianceHistory, checkpoint_variance
 from recallwatch.store import Store
 from recallwatch.synthetic.heldout import SyntheticSet
 from tests.alerting.helpers import A, B, Clock, Run, hits, make_config, outbox
@@ -38,11 +51,67 @@ def test_a_flat_segment_of_three_decides_exactly_as_the_mean_did() -> None:
     pre = (rng.random((3, 400)) < 0.8).astype(float)
     post = (rng.random((2, 400)) < 0.77).astype(float)
     variance = checkpoint_variance([pre], prior_sd=0.01, prior_df=4.0)
-    verdict = level_regression_test(pre, post, variance, pre_weights=trend_weights(3))
+    terms = pre_forecast(pre, variance, None, trend=True)
+    verdict = level_regression_test(pre, post, variance, terms=terms)
     today = level_regression_test(pre, post, variance)
     assert verdict.level == today.level and verdict.latest == today.latest
     assert verdict.before == today.before and verdict.regressed == today.regressed
     assert verdict.forecast is not None and verdict.forecast.model == "mean"
+    assert forecast_pre(terms) == 3
+
+
+def test_a_climb_is_the_fitted_end_minus_the_mean_per_checkpoint() -> None:
+    # A straight line (4 checkpoints: a line; 6: a quadratic, exact on a line too) and a curve
+    # that flattens: the quadratic's climb is the true end's, where a line's would overshoot.
+    for j in (4, 6):
+        line = 0.80 + 0.004 * np.arange(j)
+        climb, variance = climb_moments(line)
+        assert float(climb) == pytest.approx(0.004) and float(variance) == pytest.approx(0.0)
+    t = np.arange(6.0)
+    curve = 0.80 + 0.01 * t - 0.001 * t**2
+    climb, _ = climb_moments(curve)
+    assert float(climb) * 2.5 == pytest.approx(curve[-1] - curve.mean())
+    with pytest.raises(ValueError, match="at least 4"):
+        climb_moments(line[:3])
+
+
+def test_earlier_climbs_pool_into_a_prior_and_below_three_there_is_none() -> None:
+    assert ClimbPrior.of([(0.005, 1e-6)] * 2) is None
+    alike = ClimbPrior.of([(0.005, 1e-6)] * 5)
+    assert alike is not None and alike.mean == pytest.approx(0.005) and alike.tau == 0.0
+    assert alike.variance == pytest.approx(1e-6 / 5) and alike.df == 4.0
+    spread = ClimbPrior.of([(0.0, 1e-6), (0.01, 1e-6), (0.02, 1e-6)])
+    assert spread is not None and spread.tau == pytest.approx(math.sqrt(1e-4 - 1e-6))
+    assert MIN_CLIMB_SEGMENTS == 3
+
+
+def test_the_forecast_leans_on_earlier_runs_climb_where_they_climbed_alike() -> None:
+    m = 6
+    t = np.arange(m) - 2.5
+    means = 0.70 + 0.005 * t + np.array([0.004, -0.004, 0.0, 0.004, -0.004, 0.0])
+    own = (means @ t) / float((t**2).sum())
+    unit = 1e-4
+    # A precise prior: the climb of earlier runs carries the forecast (k near 0).
+    tight = forecast_terms(means, unit, prior_mean=0.005, prior_var=1e-9, prior_df=9)
+    assert float(tight.k) < 0.01 and tight.model == "pooled"
+    level = float(tight.weights @ means + tight.offset)
+    assert level == pytest.approx(means.mean() + 2.5 * 0.005, abs=1e-4)
+    # A vague prior: the run's own line.
+    vague = forecast_terms(means, unit, prior_mean=0.0, prior_var=1.0, prior_df=9)
+    assert float(vague.k) > 0.999
+    assert float(vague.weights @ means + vague.offset) == pytest.approx(
+        float(trend_weights(m) @ means), abs=1e-6
+    )
+    assert float(vague.slope) == pytest.approx(own)
+    # No prior: the run's own slope, 0.45 point per checkpoint against its standard error of
+    # 0.17, selects the line (0.24 at twice the variance: not 2 standard errors, the mean); a
+    # flat run's the mean.
+    assert float(forecast_terms(means, unit).k) == 0.0
+    selected = forecast_terms(means, unit / 2)
+    assert selected.model == "own" and float(selected.k) == 1.0
+    flat = forecast_terms(np.full(m, 0.7) + means - means.mean() - 0.005 * t, unit)
+    assert float(flat.k) == 0.0
+    assert float(flat.effective_pre()) == pytest.approx(m)
 
 
 def test_the_forecast_is_the_climbs_end_level_with_an_interval() -> None:
@@ -50,14 +119,46 @@ def test_the_forecast_is_the_climbs_end_level_with_an_interval() -> None:
     levels = 0.80 + 0.01 * np.arange(5)
     pre = (rng.random((5, 2_000)) < levels[:, None]).astype(float)
     variance = checkpoint_variance([pre], prior_sd=0.005, prior_df=4.0)
-    f = forecast(pre, trend_weights(5), variance)
-    assert f.model == "trend" and f.checkpoints == 5
-    assert f.slope == pytest.approx(0.01, abs=0.004)
+    prior = ClimbPrior.of([(0.01, 1e-6)] * 4)
+    f = forecast(pre, pre_forecast(pre, variance, prior, trend=True), variance)
+    assert f.model == "pooled" and f.checkpoints == 5 and f.climbs
+    assert f.slope == pytest.approx(0.01, abs=0.002)
     assert f.level.estimate == pytest.approx(0.84, abs=0.012)
     assert f.level.lower < f.level.estimate < f.level.upper
     text = f.describe("recall@10")
     assert text.startswith(f"a forecast of {f.level.estimate:.3f} [{f.level.lower:.3f}, ")
     assert "from the climb of the 5 checkpoints before the mining change" in text
+    assert "from 4 segments of earlier runs" in text
+
+
+def test_a_level_decision_uses_the_climb_of_earlier_runs(store: Store) -> None:
+    # Six checkpoints climbing 1 point each, then a mining change back to the second one's level
+    # (3 points below the last, 0.5 below the mean): with earlier runs that climbed alike the
+    # forecast is the climb's end and the drop alerts; the mean alone would not.
+    rng = np.random.default_rng(7)
+    n = 1_000
+    ease = rng.permutation((np.arange(n) + 0.5) / n)  # exact shares: means 0.65 ... 0.70
+    values = {
+        i: {f"q{q}": float(ease[q] < 0.70 + 0.01 * (i - 5)) for q in range(n)} for i in range(6)
+    }
+    values |= {6 + i: {f"q{q}": float(ease[q] < 0.67) for q in range(n)} for i in range(2)}
+    pre = tuple(CheckpointSummary(i, f"c{i}", i, "a", 0.0) for i in range(6))
+    post = tuple(CheckpointSummary(6 + i, f"c{6 + i}", 6 + i, "b", 0.0) for i in range(2))
+    plan = LevelPlan(pre, post, (), sequential=True)
+    climbs = tuple((0.01, 1e-6) for _ in range(5))
+    history = VarianceHistory(Moments(0.0, 20, 0.0, 0.0, 5), 5, climbs)
+    args = {"alpha": 0.01, "min_drop": 0.01, "resolve_alpha": 0.2, "prior_sd": 0.005}
+    verdict = decide_level(plan, values, prior_df=4.0, history=history, **args)
+    assert verdict is not None and verdict.forecast is not None
+    assert verdict.forecast.model == "pooled" and verdict.regressed
+    means = [float(np.mean(list(values[i].values()))) for i in range(6)]
+    assert verdict.before.estimate == pytest.approx(means[-1], abs=0.002)
+    flat = VarianceHistory(Moments(0.0, 20, 0.0, 0.0, 5), 5, tuple((0.0, 1e-6) for _ in range(5)))
+    mean = decide_level(plan, values, prior_df=4.0, history=flat, **args)
+    assert mean is not None and not mean.regressed
+    # Earlier runs were flat: the forecast leans toward the mean (not all the way: this run's
+    # own slope is exact here, so it keeps some weight).
+    assert float(np.mean(means)) <= mean.before.estimate < verdict.before.estimate - 0.015
 
 
 @pytest.mark.parametrize(("after", "alerts"), [(40, False), (30, False), (64, True)])
@@ -76,7 +177,9 @@ def test_a_mining_change_mid_climb_is_judged_against_where_the_run_had_got_to(
     current = run.add(600, B, hits(after))
     alerting.after_checkpoint(current)
     (v,) = store.ledger.verdicts(current.id)
-    assert v.details["forecast"]["model"] == "trend"
+    # No earlier runs: the run's own slope (10 queries a checkpoint, exact) selects the line.
+    assert v.details["forecast"]["model"] == "own"
+    assert v.details["forecast"]["own_weight"] == 1.0
     assert v.details["forecast"]["level"]["estimate"] == pytest.approx(260 / 300)
     assert v.regressed is alerts
     assert bool(outbox(store)) is alerts

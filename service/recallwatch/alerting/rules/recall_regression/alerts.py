@@ -95,7 +95,7 @@ def firing_alert(
     compared = (
         f"{label} {verdict.latest_after.estimate:.3f} at {row.name} against "
         f"{pre_level.describe(label)}. "
-        if pre_level is not None and pre_level.model == "trend"
+        if pre_level is not None and pre_level.climbs
         else ""
     )
     description = compared + (

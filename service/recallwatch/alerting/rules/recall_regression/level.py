@@ -14,9 +14,9 @@ degrees of freedom).
 - ``level_plan`` says which checkpoints are compared and which measure the variance;
 - ``decide_level`` turns their per-query values into a ``LevelVerdict``;
 - ``level_decisions`` is the same decision vectorised (the simulation's);
-- a mining change with enough pre-change checkpoints is tested against both their mean and the
-  end level of their trend, each at alpha / 2 (``trend``: a climbing run is judged against where
-  it had got to); with fewer, against their mean;
+- a mining change with enough pre-change checkpoints is tested against a forecast of their
+  climb's end (``trend``: a climbing run is judged against where it had got to; the run's own
+  slope shrunk toward the climb of earlier runs); with fewer, against their mean;
 - a ``previous_mining`` comparison is looked at again at every post-change checkpoint, so each
   look is tested at ``look_alpha`` (``stats.sequential_levels``): alpha per mining change.
 
@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -39,10 +39,11 @@ from recallwatch.alerting.rules.recall_regression.segments import (
     mining_segments,
 )
 from recallwatch.alerting.rules.recall_regression.trend import (
+    ClimbPrior,
     Forecast,
-    effective_pre,
+    ForecastTerms,
     forecast,
-    trend_weights,
+    forecast_terms,
 )
 from recallwatch.stats import Interval, mean_interval
 from recallwatch.stats.hierarchical import (
@@ -52,6 +53,7 @@ from recallwatch.stats.hierarchical import (
     checkpoint_variance,
     level_test,
     level_test_arrays,
+    segment_moments,
     sequential_alpha,
 )
 from recallwatch.stats.student_t import student_t_quantile
@@ -76,7 +78,7 @@ def look_alpha(alpha: float, pre: float, *, sequential: bool, look: int = 1) -> 
     A ``previous_mining`` comparison is looked at again at every post-change checkpoint (the post
     level is cumulative, and the latest checkpoint alone counts at the first looks), so each look
     is tested at ``stats.sequential_alpha``: the chance of any false alarm per mining change stays
-    ``alpha`` (``pre``: how many checkpoints the pre level is worth, ``trend.effective_pre``).
+    ``alpha`` (``pre``: how many checkpoints the pre level is worth, ``forecast_pre``).
     Other comparisons (one checkpoint against a pinned one, or its own segment's
     earlier ones) are tested at ``alpha`` per checkpoint, where both tests are the same.
     """
@@ -111,10 +113,8 @@ class LevelVerdict:
     #: The same two conditions for the latest checkpoint alone against the pre level.
     latest_significant: bool = False
     latest_large_enough: bool = False
-    #: What the pre level is (``trend``): the climb's end level or the segment's mean.
+    #: What the pre level is (``trend``): the forecast of the climb's end or the segment's mean.
     forecast: Forecast | None = None
-    #: With a trend (``decide_level``): the other pre level's verdict, each at half the alpha.
-    alternative: LevelVerdict | None = None
 
     @property
     def p_value(self) -> float:
@@ -170,18 +170,6 @@ class LevelVerdict:
             "latest_holds": self.latest_holds,
             "regressed": self.regressed,
             "forecast": self.forecast.as_dict() if self.forecast is not None else None,
-            "alternative": (
-                {
-                    "forecast": self.alternative.forecast.as_dict()
-                    if self.alternative.forecast is not None
-                    else None,
-                    "p_value": self.alternative.p_value,
-                    "alpha": self.alternative.alpha,
-                    "regressed": self.alternative.regressed,
-                }
-                if self.alternative is not None
-                else None
-            ),
         }
 
 
@@ -195,14 +183,14 @@ def level_regression_test(
     latest_alpha: float | None = None,
     resolve_alpha: float = 0.2,
     confidence: float = 0.95,
-    pre_weights: FloatArray | None = None,
+    terms: ForecastTerms | None = None,
 ) -> LevelVerdict:
     """Decide whether the post level regressed against the pre level.
 
     ``pre`` (m, N) and ``post`` (n, N) are per-query values over the same queries, checkpoints
     in step order (the last row of ``post`` is the checkpoint under decision). ``alpha`` and
     ``latest_alpha`` (default: ``alpha``) are the levels of this look (``look_alpha``).
-    ``pre_weights``: the pre level as a combination of the pre checkpoints (``trend``); default
+    ``terms``: the pre level as a forecast of the pre checkpoints' climb (``trend``); default
     their mean.
     """
     if not 0.0 < alpha < 1.0:
@@ -210,14 +198,16 @@ def level_regression_test(
     if min_drop < 0.0:
         raise ValueError("min_drop must be non-negative")
     a_pre, a_post = np.atleast_2d(pre), np.atleast_2d(post)
-    weights = np.full(len(a_pre), 1.0 / len(a_pre)) if pre_weights is None else pre_weights
-    level = level_test(a_pre, a_post, variance, pre_weights)
-    latest = level_test(a_pre, a_post[-1:], variance, pre_weights)
-    pre_level = forecast(a_pre, weights, variance, confidence=confidence)
+    if terms is None:
+        terms = forecast_terms(a_pre.mean(axis=1), 0.0, trend=False)
+    extra = (terms.weights, float(terms.offset), float(terms.extra), terms.extra_df)
+    level = level_test(a_pre, a_post, variance, *extra)
+    latest = level_test(a_pre, a_post[-1:], variance, *extra)
+    pre_level = forecast(a_pre, terms, variance, confidence=confidence)
     before = (
-        mean_interval(a_pre.mean(axis=0), confidence=confidence)
-        if pre_level.model == "mean"
-        else pre_level.level
+        pre_level.level
+        if pre_level.climbs
+        else mean_interval(a_pre.mean(axis=0), confidence=confidence)
     )
     after = mean_interval(a_post.mean(axis=0), confidence=confidence)
     difference = _difference(level, confidence)
@@ -258,14 +248,21 @@ def level_decisions(
     df: FloatArray | float,
     *,
     min_drop: float,
-    alpha: float,
-    latest_alpha: float,
+    alpha: FloatArray | float,
+    latest_alpha: FloatArray | float,
     resolve_alpha: float,
-    pre_weights: FloatArray | None = None,
+    terms: ForecastTerms | None = None,
 ) -> npt.NDArray[np.bool_]:
-    """``level_regression_test(...).regressed`` for a batch: pre (..., m, N), post (..., n, N)."""
-    level = level_test_arrays(pre, post, checkpoint_var, df, pre_weights)
-    latest = level_test_arrays(pre, np.asarray(post)[..., -1:, :], checkpoint_var, df, pre_weights)
+    """``level_regression_test(...).regressed`` for a batch: pre (..., m, N), post (..., n, N).
+
+    ``alpha`` and ``latest_alpha`` may be arrays over the batch (``look_alphas``)."""
+    extra = (
+        (None, 0.0, 0.0, math.inf)
+        if terms is None
+        else (terms.weights, terms.offset, terms.extra, terms.extra_df)
+    )
+    level = level_test_arrays(pre, post, checkpoint_var, df, *extra)
+    latest = level_test_arrays(pre, np.asarray(post)[..., -1:, :], checkpoint_var, df, *extra)
     latest_drop = -latest["difference"]
     return np.asarray(
         (
@@ -379,40 +376,33 @@ def decide_level(
         history=history,
     )
     m = len(plan.pre)
-    cumulative, latest = look_alpha(alpha, m, sequential=plan.sequential, look=plan.look)
-    weights = trend_weights(m, trend=plan.sequential)
-    if np.allclose(weights, 1.0 / m):
-        # Other comparisons, and a change with fewer than MIN_TREND_CHECKPOINTS before it:
-        # the segment's mean, exactly as before the trend.
-        return level_regression_test(
-            pre_post[:m],
-            pre_post[m:],
-            variance,
-            min_drop=min_drop,
-            alpha=cumulative,
-            latest_alpha=latest,
-            resolve_alpha=resolve_alpha,
-        )
-    # A mining change with a trend: the mean and the climb's end level, each at alpha / 2
-    # (Bonferroni: alpha per change over both; trend.py). The verdict is the one that regressed
-    # (the trend's first), else the one with the smaller latest p (an open alert stays open
-    # while either holds it).
-    verdicts = []
-    for w, pre in ((weights, effective_pre(weights)), (None, float(m))):
-        a_cumulative, a_latest = look_alpha(alpha / 2, pre, sequential=True, look=plan.look)
-        verdicts.append(
-            level_regression_test(
-                pre_post[:m],
-                pre_post[m:],
-                variance,
-                min_drop=min_drop,
-                alpha=a_cumulative,
-                latest_alpha=a_latest,
-                resolve_alpha=resolve_alpha,
-                pre_weights=w,
-            )
-        )
-    trend, mean = verdicts
-    if trend.regressed or (not mean.regressed and trend.latest.p_value <= mean.latest.p_value):
-        return replace(trend, alternative=mean)
-    return replace(mean, alternative=trend)
+    prior = ClimbPrior.of(history.climbs) if history is not None else None
+    terms = pre_forecast(pre_post[:m], variance, prior, trend=plan.sequential)
+    cumulative, latest = look_alpha(
+        alpha, forecast_pre(terms), sequential=plan.sequential, look=plan.look
+    )
+    return level_regression_test(
+        pre_post[:m],
+        pre_post[m:],
+        variance,
+        min_drop=min_drop,
+        alpha=cumulative,
+        latest_alpha=latest,
+        resolve_alpha=resolve_alpha,
+        terms=terms,
+    )
+
+
+def pre_forecast(
+    pre: FloatArray, variance: CheckpointVariance, prior: ClimbPrior | None, *, trend: bool
+) -> ForecastTerms:
+    """The forecast's terms of one decision's pre checkpoints (m, N) (``trend.forecast_terms``):
+    one checkpoint mean's variance is the checkpoint variance plus the segment's churn part."""
+    unit = variance.sd**2 + (float(segment_moments(pre)[2]) if len(pre) >= 2 else 0.0)
+    return forecast_terms(pre.mean(axis=1), unit, prior=prior, trend=trend)
+
+
+def forecast_pre(terms: ForecastTerms) -> int:
+    """How many checkpoints the pre level is worth for the looks' levels (``look_alpha``):
+    ``ForecastTerms.effective_pre`` rounded up (a few distinct levels, each computed once)."""
+    return max(1, math.ceil(float(terms.effective_pre()) - 1e-9))

@@ -1,27 +1,51 @@
-"""The pre-change trend: the level a climbing run had reached when its mining changed.
+"""The pre-change climb: the level a climbing run had reached when its mining changed.
 
-The level test (``level``) compares the post-change checkpoints with a *pre level*. Today's pre
-level is the mean of the pre-change segment; on a run that is still climbing that mean sits below
-where the model had got to, and a mining change made mid-climb can cost several points against the
-last pre-change checkpoint without an alert (issue 25). For a mining change with at least
-``MIN_TREND_CHECKPOINTS`` pre-change checkpoints the rule (``level.decide_level``) therefore
-tests two pre levels, each at alpha / 2 (Bonferroni: alpha per change whichever is true): the
-mean, and the *end level* of a straight line fitted to the checkpoint means by least squares
-(checkpoint order as the abscissa): the fitted value at the last pre-change checkpoint. That is a
-fixed linear combination of the pre checkpoints (``trend_weights``), so the test stays the same
-paired two-level test, with the checkpoint variance multiplied by ``sum(w^2)`` instead of ``1/m``
-(the forecast's uncertainty) and the query churn measured from the per-query differences as
-before. Unbiased for any linear climb (flat included): no pre-test chooses the model.
+The level test (``level``) compares the post-change checkpoints with a *pre level*. The mean of
+the pre-change segment sits below where a climbing run had got to, and a mining change made
+mid-climb can cost several points against the last pre-change checkpoint without an alert
+(issue 25). For a mining change with at least ``MIN_TREND_CHECKPOINTS`` pre-change checkpoints
+the pre level is a **forecast of the segment's end level**: its mean plus its *climb*, the rise
+per checkpoint from the segment's centre to its last checkpoint times that distance
+(``t_end = (m - 1) / 2`` checkpoints):
 
-The forecast is held at that end level after the change (not extrapolated): the null hypothesis is
-"the change cost nothing against where the run had got to", so a control that plateaus (the usual
-reason for re-mining) stays silent, and one that keeps climbing stays silent too. With fewer than
-``MIN_TREND_CHECKPOINTS`` the pre level is the segment's mean at alpha: exactly the test before.
+    forecast = mean + t_end * (k * own climb + (1 - k) * pooled climb)
+
+- the **own climb** is the least-squares slope of the pre-change checkpoint means (checkpoint
+  order as the abscissa), with sampling variance ``s^2 = (sigma_c^2 + churn) / Sxx``;
+- the **pooled climb** comes from earlier runs of the same held-out set (the ones whose
+  checkpoint variance is already pooled, ``variance.PastVariance``): each same-mining segment of
+  ``MIN_TREND_CHECKPOINTS`` or more checkpoints gives its climb per checkpoint (``climb_moments``:
+  a quadratic fit from 5 checkpoints on, so a curve that flattens gives its end, not its
+  average, rise) and that climb's sampling variance. Their mean ``mu`` and their spread beyond
+  sampling error ``tau^2`` (method of moments, never negative) make the prior of this run's
+  climb: ``N(mu, P)`` with ``P = tau^2 + var(mu)`` (``ClimbPrior``);
+- ``k = P / (P + s^2)`` is the posterior weight of the run's own slope (empirical Bayes): where
+  earlier runs climbed alike (small ``P``) the forecast leans on their climb, which is far more
+  precise than one segment's slope; where they differ, on the run's own.
+
+The forecast is a fixed linear combination of the pre checkpoints plus a constant
+(``ForecastTerms``: weights ``1/m + k (t_j - t̄) t_end / Sxx``, offset ``t_end (1 - k) mu``),
+so the test stays the paired two-level test; its variance adds ``t_end^2 (1 - k)^2 P`` (the
+prior's uncertainty: how far this run's climb may be from the pooled one) with ``segments - 1``
+degrees of freedom. On a flat run whose earlier runs are flat, ``mu`` and ``P`` are near 0, so
+is ``k``, and the test is the mean's, at the whole ``alpha``.
+
+With fewer than ``MIN_CLIMB_SEGMENTS`` earlier segments there is no prior, and the run's own
+slope decides between two models (``SELECT_Z``): the fitted line's end level (``k = 1``) where
+the slope is at least ``SELECT_Z`` standard errors from 0, else the mean (``k = 0``): a
+pre-test, whose cost in false alarms the simulation measures (docs/alerting.md).
+
+The forecast is held at that end level after the change (not extrapolated): the null hypothesis
+is "the change cost nothing against where the run had got to", so a control that plateaus (the
+usual reason for re-mining) stays silent, and one that keeps climbing stays silent too.
+With fewer than ``MIN_TREND_CHECKPOINTS`` the pre level is the segment's mean: exactly the test
+before.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,59 +56,265 @@ from recallwatch.stats import Interval
 from recallwatch.stats.hierarchical import DETREND_MIN, CheckpointVariance
 from recallwatch.stats.student_t import student_t_quantile
 
-__all__ = ["MIN_TREND_CHECKPOINTS", "Forecast", "effective_pre", "forecast", "trend_weights"]
+__all__ = [
+    "MIN_CLIMB_SEGMENTS",
+    "MIN_TREND_CHECKPOINTS",
+    "SELECT_Z",
+    "ClimbPrior",
+    "Forecast",
+    "ForecastTerms",
+    "climb_moments",
+    "effective_pre",
+    "forecast",
+    "forecast_terms",
+    "pool_climbs",
+    "trend_weights",
+]
 
 FloatArray = npt.NDArray[np.float64]
 
-#: Pre-change checkpoints from which the trend is fitted (fewer: the segment's mean).
+#: Pre-change checkpoints from which the climb is forecast (fewer: the segment's mean).
 #: (the same as ``stats.hierarchical.DETREND_MIN``: segments that long are measured around their
 #: trend when their checkpoint variance is estimated).
 MIN_TREND_CHECKPOINTS = DETREND_MIN
+#: Earlier segments (of MIN_TREND_CHECKPOINTS or more) from which climbs are pooled into a prior.
+MIN_CLIMB_SEGMENTS = 3
+#: Without a prior: the run's own slope, in standard errors, from which the line's end is used.
+SELECT_Z = 2.0
+
+
+def _centred(m: int) -> FloatArray:
+    return np.arange(m, dtype=np.float64) - (m - 1) / 2
 
 
 def trend_weights(m: int, *, trend: bool = True) -> FloatArray:
-    """Weights of the pre level over ``m`` pre checkpoints (sum 1): the least-squares line's
-    value at the last one, or 1/m each (``trend`` off or ``m < MIN_TREND_CHECKPOINTS``)."""
+    """Weights of the least-squares line's value at the last of ``m`` checkpoints (sum 1), or
+    1/m each (``trend`` off or ``m < MIN_TREND_CHECKPOINTS``)."""
     if m < 1:
         raise ValueError("at least one pre checkpoint is needed")
     if not trend or m < MIN_TREND_CHECKPOINTS:
         return np.full(m, 1.0 / m)
-    t = np.arange(m, dtype=np.float64)
-    centred = t - t.mean()
-    return np.asarray(1.0 / m + centred * centred[-1] / float((centred**2).sum()))
+    t = _centred(m)
+    return np.asarray(1.0 / m + t * t[-1] / float((t**2).sum()))
 
 
-def effective_pre(weights: FloatArray) -> float:
-    """How many checkpoints the pre level is worth: ``1 / sum(w^2)`` (m for the mean)."""
-    return round(1.0 / float((np.asarray(weights) ** 2).sum()), 6)
+def effective_pre(weights: FloatArray, extra: float = 0.0) -> float:
+    """How many checkpoints the pre level is worth: ``1 / (sum(w^2) + extra)`` (m for the mean;
+    ``extra``: the prior's variance in units of one checkpoint's)."""
+    return round(1.0 / (float((np.asarray(weights) ** 2).sum()) + extra), 6)
+
+
+def climb_moments(means: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """(climb per checkpoint, its sampling variance) of segments: ``means`` (..., J) checkpoint
+    means, J >= MIN_TREND_CHECKPOINTS.
+
+    The climb is the fitted curve's end level minus the segment's mean, over ``t_end``: a
+    straight line's slope for 4 checkpoints, a quadratic's from 5 on (unbiased for a curve that
+    flattens, where a line over-forecasts the end). The variance is the fit's residual mean
+    square times the squared weights.
+    """
+    y = np.asarray(means, dtype=np.float64)
+    j = y.shape[-1]
+    if j < MIN_TREND_CHECKPOINTS:
+        raise ValueError(f"a climb needs at least {MIN_TREND_CHECKPOINTS} checkpoints")
+    degree = 2 if j >= 5 else 1
+    t = _centred(j)
+    x = np.stack([t**p for p in range(degree + 1)], axis=1)
+    hat = x @ np.linalg.pinv(x)
+    end = hat[-1] - 1.0 / j
+    fitted = y @ hat.T
+    residual = ((y - fitted) ** 2).sum(axis=-1) / (j - degree - 1)
+    climb = (y @ end) / t[-1]
+    return np.asarray(climb), np.asarray(residual * float((end**2).sum()) / t[-1] ** 2)
+
+
+def pool_climbs(
+    climbs: FloatArray, variances: FloatArray
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """(mean, tau^2, prior variance P) of earlier segments' climbs: (..., n) each, n >= 2.
+
+    ``tau^2`` is the spread of the climbs beyond their sampling variance (method of moments,
+    never negative); ``P = tau^2 + (tau^2 + mean sampling variance) / n`` adds the mean's own
+    uncertainty: the variance of a new run's climb around ``mean``.
+    """
+    c, v = np.asarray(climbs, dtype=np.float64), np.asarray(variances, dtype=np.float64)
+    n = c.shape[-1]
+    if n < 2:
+        raise ValueError("pooling needs at least two climbs")
+    mean = c.mean(axis=-1)
+    sampling = v.mean(axis=-1)
+    tau2 = np.maximum(0.0, c.var(axis=-1, ddof=1) - sampling)
+    return np.asarray(mean), np.asarray(tau2), np.asarray(tau2 + (tau2 + sampling) / n)
+
+
+@dataclass(frozen=True)
+class ClimbPrior:
+    """The climb per checkpoint of earlier runs' segments: this run's prior (``pool_climbs``)."""
+
+    mean: float
+    tau: float
+    #: The prior's variance (P): tau^2 plus the mean's sampling variance.
+    variance: float
+    segments: int
+
+    @classmethod
+    def of(cls, climbs: Iterable[tuple[float, float]]) -> ClimbPrior | None:
+        """The prior of (climb, sampling variance) pairs; None below MIN_CLIMB_SEGMENTS."""
+        pairs = [(c, v) for c, v in climbs if math.isfinite(c) and math.isfinite(v)]
+        if len(pairs) < MIN_CLIMB_SEGMENTS:
+            return None
+        mean, tau2, p = pool_climbs(
+            np.array([c for c, _ in pairs]), np.array([v for _, v in pairs])
+        )
+        return cls(float(mean), math.sqrt(float(tau2)), float(p), len(pairs))
+
+    @property
+    def df(self) -> float:
+        """Degrees of freedom of the prior's variance (segments - 1)."""
+        return float(self.segments - 1)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return a JSON-friendly dict."""
+        return {
+            "climb_per_checkpoint": self.mean,
+            "tau": self.tau,
+            "variance": self.variance,
+            "segments": self.segments,
+        }
+
+
+@dataclass(frozen=True)
+class ForecastTerms:
+    """The pre level as ``weights @ checkpoint means + offset``, and what it rests on (arrays
+    over a batch of decisions in the simulation, 0-d in the daemon)."""
+
+    #: (..., m) weights of the pre checkpoints (sum 1).
+    weights: FloatArray
+    #: (...) the prior's part of the forecast: t_end (1 - k) mu.
+    offset: FloatArray
+    #: (...) variance the prior adds: t_end^2 (1 - k)^2 P; its degrees of freedom.
+    extra: FloatArray
+    extra_df: float
+    #: (...) the weight of the run's own slope (0: the mean or the pooled climb; 1: own line).
+    k: FloatArray
+    #: (...) the run's own least-squares slope per checkpoint.
+    slope: FloatArray
+    #: ``mean`` (fewer than MIN_TREND_CHECKPOINTS, or another comparison), ``pooled`` (a prior
+    #: from earlier runs) or ``own`` (no prior: the run's own slope selected the model).
+    model: str
+    prior: ClimbPrior | None = None
+    #: (...) one checkpoint mean's variance the terms were computed with.
+    unit: FloatArray | float = 0.0
+
+    def effective_pre(self) -> FloatArray:
+        """(...) how many checkpoints the pre level is worth: ``1 / (sum(w^2) + extra / unit)``
+        (m for the mean), for the looks' levels (``level.look_alpha``)."""
+        w2 = (np.asarray(self.weights) ** 2).sum(axis=-1)
+        unit = np.asarray(self.unit, dtype=np.float64)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            extra = np.where(unit > 0, np.asarray(self.extra) / np.where(unit > 0, unit, 1), 0.0)
+        return np.asarray(1.0 / (w2 + extra))
+
+
+def forecast_terms(
+    means: FloatArray,
+    unit_var: FloatArray | float,
+    *,
+    prior_mean: FloatArray | float | None = None,
+    prior_var: FloatArray | float | None = None,
+    prior_df: float = math.inf,
+    trend: bool = True,
+    prior: ClimbPrior | None = None,
+) -> ForecastTerms:
+    """The forecast's terms from the pre checkpoint means ``means`` (..., m).
+
+    ``unit_var``: one checkpoint mean's variance (checkpoint variance plus its churn part).
+    ``prior_mean`` / ``prior_var`` (or ``prior``): the pooled climb (``ClimbPrior``); without,
+    the run's own slope selects the line or the mean (``SELECT_Z``). ``trend`` off or fewer
+    than MIN_TREND_CHECKPOINTS: the mean.
+    """
+    y = np.asarray(means, dtype=np.float64)
+    m = y.shape[-1]
+    batch = y.shape[:-1]
+    zero = np.zeros(batch)
+    if not trend or m < MIN_TREND_CHECKPOINTS:
+        weights = np.broadcast_to(np.full(m, 1.0 / m), (*batch, m))
+        return ForecastTerms(weights, zero, zero, math.inf, zero, zero, "mean", None, unit_var)
+    if prior is not None:
+        prior_mean, prior_var, prior_df = prior.mean, prior.variance, prior.df
+    t = _centred(m)
+    sxx, t_end = float((t**2).sum()), float(t[-1])
+    slope = (y @ t) / sxx
+    se2 = np.broadcast_to(np.asarray(unit_var, dtype=np.float64), batch) / sxx
+    if prior_var is not None and prior_mean is not None:
+        p = np.broadcast_to(np.asarray(prior_var, dtype=np.float64), batch)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            k = np.where(p + se2 > 0, p / np.where(p + se2 > 0, p + se2, 1.0), 1.0)
+        mu = np.broadcast_to(np.asarray(prior_mean, dtype=np.float64), batch)
+        offset = t_end * (1.0 - k) * mu
+        extra = t_end**2 * (1.0 - k) ** 2 * p
+        model, df = "pooled", prior_df
+    else:
+        k = (np.abs(slope) > SELECT_Z * np.sqrt(se2)).astype(np.float64)
+        offset, extra, model, df = zero, zero, "own", math.inf
+    weights = 1.0 / m + k[..., None] * (t * t_end / sxx)
+    return ForecastTerms(
+        np.asarray(weights),
+        np.asarray(offset),
+        np.asarray(extra),
+        df,
+        np.asarray(k),
+        np.asarray(slope),
+        model,
+        prior,
+        unit_var,
+    )
 
 
 @dataclass(frozen=True)
 class Forecast:
-    """The pre level a decision compared with: the trend's end level, or the segment's mean."""
+    """The pre level a decision compared with: the forecast of the climb's end, or the mean."""
 
-    #: ``trend`` (the fitted line's end level) or ``mean`` (the segment's mean).
+    #: ``mean`` (the segment's mean), ``own`` (the run's own line, no prior) or ``pooled``
+    #: (the run's slope shrunk toward the climb of earlier runs).
     model: str
     checkpoints: int
-    #: The fitted slope in metric units per checkpoint (0.0 for the mean).
+    #: The climb per checkpoint the forecast used (metric units; 0.0 for the mean).
     slope: float
-    #: The pre level with its interval (checkpoint variance and churn of the pre checkpoints).
+    #: The pre level with its interval (checkpoint variance, churn and the prior's part).
     level: Interval
     #: The last pre-change checkpoint's own value (what the climb had reached, unsmoothed).
     last: float
+    #: The run's own least-squares slope per checkpoint, and its weight in ``slope``.
+    own_slope: float = 0.0
+    own_weight: float = 0.0
+    prior: ClimbPrior | None = None
+
+    @property
+    def climbs(self) -> bool:
+        """Whether the pre level is a forecast of the climb's end (not the plain mean)."""
+        return self.model == "pooled" or (self.model == "own" and self.own_weight > 0)
 
     def describe(self, label: str) -> str:
         """``a forecast of 0.868 [0.859, 0.877] from the climb of the 5 checkpoints before``."""
-        what = (
+        if not self.climbs:
+            return (
+                f"the mean {self.level.estimate:.3f} [{self.level.lower:.3f}, "
+                f"{self.level.upper:.3f}] of the {self.checkpoints} checkpoint"
+                f"{'s' if self.checkpoints != 1 else ''} before"
+            )
+        how = f"{self.slope * 100:+.2f} points of {label} per checkpoint"
+        if self.prior is not None:
+            how += (
+                f": this run's {self.own_slope * 100:+.2f} weighted {self.own_weight:.2f} "
+                f"against {self.prior.mean * 100:+.2f} from {self.prior.segments} segments of "
+                "earlier runs"
+            )
+        return (
             f"a forecast of {self.level.estimate:.3f} [{self.level.lower:.3f}, "
             f"{self.level.upper:.3f}] from the climb of the {self.checkpoints} checkpoints "
-            f"before the mining change ({self.slope * 100:+.2f} points of {label} per checkpoint)"
-            if self.model == "trend"
-            else f"the mean {self.level.estimate:.3f} [{self.level.lower:.3f}, "
-            f"{self.level.upper:.3f}] of the {self.checkpoints} checkpoint"
-            f"{'s' if self.checkpoints != 1 else ''} before"
+            f"before the mining change ({how})"
         )
-        return what
 
     def as_dict(self) -> dict[str, Any]:
         """Return a JSON-friendly dict."""
@@ -92,6 +322,9 @@ class Forecast:
             "model": self.model,
             "checkpoints": self.checkpoints,
             "slope_per_checkpoint": self.slope,
+            "own_slope_per_checkpoint": self.own_slope,
+            "own_weight": self.own_weight,
+            "prior": self.prior.as_dict() if self.prior is not None else None,
             "level": self.level.as_dict(),
             "last_pre_checkpoint": self.last,
         }
@@ -99,28 +332,24 @@ class Forecast:
 
 def forecast(
     pre: FloatArray,
-    weights: FloatArray,
+    terms: ForecastTerms,
     variance: CheckpointVariance,
     *,
     confidence: float = 0.95,
 ) -> Forecast:
-    """The pre level of ``pre`` (m, N) under ``weights``, with its interval.
+    """The pre level of ``pre`` (m, N) under ``terms`` (one decision), with its interval.
 
     Its variance is ``sum(w^2)`` times one checkpoint's (the checkpoint variance plus its churn,
     measured from the per-query differences of consecutive pre checkpoints: half their variance,
-    over the queries); Student's t at Welch-Satterthwaite's degrees of freedom of the two.
+    over the queries) plus the prior's part; Student's t at Welch-Satterthwaite's degrees of
+    freedom of the three.
     """
     a = np.atleast_2d(np.asarray(pre, dtype=np.float64))
     m, queries = a.shape
-    w = np.asarray(weights, dtype=np.float64)
+    w = np.asarray(terms.weights, dtype=np.float64).reshape(m)
     means = a.mean(axis=1)
-    level = float(w @ means)
-    t = np.arange(m, dtype=np.float64)
-    slope = (
-        float(((t - t.mean()) * (means - means.mean())).sum() / ((t - t.mean()) ** 2).sum())
-        if m >= 2 and not np.allclose(w, 1.0 / m)
-        else 0.0
-    )
+    offset, extra = float(terms.offset), float(terms.extra)
+    level = float(w @ means) + offset
     churn = (
         float(np.diff(a, axis=0).var(axis=1, ddof=1).mean()) / (2 * queries)
         if m >= 2 and queries >= 2
@@ -128,15 +357,28 @@ def forecast(
     )
     factor = float((w**2).sum())
     v_checkpoints, v_churn = factor * variance.sd**2, factor * churn
-    se = math.sqrt(v_checkpoints + v_churn)
-    # Welch-Satterthwaite, as the level test combines the two parts.
-    denominator = v_checkpoints**2 / max(variance.df, 1e-9) + v_churn**2 / max(queries - 1, 1)
-    df = (v_checkpoints + v_churn) ** 2 / denominator if denominator > 0 else variance.df
+    se = math.sqrt(v_checkpoints + v_churn + extra)
+    # Welch-Satterthwaite, as the level test combines the parts.
+    denominator = (
+        v_checkpoints**2 / max(variance.df, 1e-9)
+        + v_churn**2 / max(queries - 1, 1)
+        + extra**2 / max(terms.extra_df, 1e-9)
+    )
+    total = v_checkpoints + v_churn + extra
+    df = total**2 / denominator if denominator > 0 else variance.df
     half = float(student_t_quantile(0.5 + confidence / 2, max(df, 1.0))) * se
+    k, own = float(terms.k), float(terms.slope)
+    prior = terms.prior
+    t_end = (m - 1) / 2
+    # The climb used: k own + (1 - k) mu (the offset is t_end (1 - k) mu).
+    slope = 0.0 if terms.model == "mean" else k * own + offset / t_end
     return Forecast(
-        model="mean" if np.allclose(w, 1.0 / m) else "trend",
+        model=terms.model,
         checkpoints=m,
         slope=slope,
         level=Interval(level, max(0.0, level - half), min(1.0, level + half), confidence),
         last=float(means[-1]),
+        own_slope=own if terms.model != "mean" else 0.0,
+        own_weight=k,
+        prior=prior,
     )

@@ -3,7 +3,9 @@
 The level test (``level``) needs the checkpoint-to-checkpoint variance; besides the run's own
 segments and the rule's prior, it pools the segments of the most recent other runs evaluated on
 the same held-out set (``checkpoint_sd_history``). The store finds their comparable evaluations
-(``store.variance``: the SQL); this module turns them into moments, once per segment.
+(``store.variance``: the SQL); this module turns them into moments, once per segment, and the
+climbs of their segments of 4 or more checkpoints (``trend.climb_moments``: the prior of a
+climbing run's forecast).
 """
 
 from __future__ import annotations
@@ -14,6 +16,10 @@ from recallwatch.alerting.rules.recall_regression.level import aligned_values
 from recallwatch.alerting.rules.recall_regression.segments import (
     CheckpointSummary,
     mining_segments,
+)
+from recallwatch.alerting.rules.recall_regression.trend import (
+    MIN_TREND_CHECKPOINTS,
+    climb_moments,
 )
 from recallwatch.evaluation.outcomes import Metric, per_query_metric
 from recallwatch.stats.hierarchical import Moments, VarianceHistory
@@ -36,8 +42,10 @@ class PastVariance:
 
     def __init__(self, store: Store, metric: Metric) -> None:
         self.store, self.metric = store, metric
-        #: (evaluation ids of a segment, k) -> its checkpoint-variance moments.
-        self._moments: dict[tuple[tuple[int, ...], int], Moments] = {}
+        #: (evaluation ids of a segment, k) -> its checkpoint-variance moments and climb.
+        self._moments: dict[
+            tuple[tuple[int, ...], int], tuple[Moments, tuple[float, float] | None]
+        ] = {}
 
     def pooled(
         self,
@@ -57,6 +65,7 @@ class PastVariance:
             max_runs=max_runs,
         )
         total, runs = Moments(), 0
+        climbs: list[tuple[float, float]] = []
         for _, group in itertools.groupby(past, key=lambda p: p.run):
             evaluations = list(group)
             by_id = {p.checkpoint_id: p.evaluation_id for p in evaluations}
@@ -67,13 +76,19 @@ class PastVariance:
             run_moments = Moments()
             for segment in mining_segments(summaries):
                 if len(segment) >= 2:
-                    run_moments += self._segment(tuple(by_id[c.id] for c in segment), k)
+                    moments, climb = self._segment(tuple(by_id[c.id] for c in segment), k)
+                    run_moments += moments
+                    if climb is not None:
+                        climbs.append(climb)
             if run_moments.df:
                 total, runs = total + run_moments, runs + 1
-        return VarianceHistory(total, runs) if total.df else None
+        return VarianceHistory(total, runs, tuple(climbs)) if total.df else None
 
-    def _segment(self, evaluation_ids: tuple[int, ...], k: int) -> Moments:
-        """The moments of one segment of stored evaluations (cached)."""
+    def _segment(
+        self, evaluation_ids: tuple[int, ...], k: int
+    ) -> tuple[Moments, tuple[float, float] | None]:
+        """The moments and climb (None: too short) of one segment of stored evaluations
+        (cached)."""
         key = (evaluation_ids, k)
         cached = self._moments.get(key)
         if cached is None:
@@ -81,7 +96,11 @@ class PastVariance:
             values = aligned_values(
                 [per_query_metric(outcomes(e), self.metric, k) for e in evaluation_ids]
             )
-            cached = Moments.of(values) if values.shape[1] >= 2 else Moments()
+            climb = None
+            if values.shape[1] >= 2 and len(values) >= MIN_TREND_CHECKPOINTS:
+                slope, variance = climb_moments(values.mean(axis=1))
+                climb = (float(slope), float(variance))
+            cached = (Moments.of(values) if values.shape[1] >= 2 else Moments(), climb)
             if len(self._moments) >= _MOMENTS_CACHE:
                 self._moments.clear()
             self._moments[key] = cached
