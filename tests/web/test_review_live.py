@@ -12,8 +12,8 @@ until one is left: the estimate, the metric and the alert follow.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,7 +33,7 @@ from tests.web.helpers import wait_item, wait_progress
 
 THRESHOLD, SAMPLE, SEED, RELEVANT = 0.3, 40, 3, 6
 TOKEN_LOG = "review token (shown once; set RECALLWATCH_REVIEW_TOKEN to choose it): "
-SHOTS = Path(os.environ.get("RECALLWATCH_SHOTS", "/work/shots"))
+SHOTS = Path(__file__).resolve().parents[2] / "artifacts"  # git-ignored, as the other pages'
 
 
 @dataclass
@@ -66,15 +66,18 @@ def _evaluated(url: str) -> bool:
     return got.ok and any(c["state"] == "evaluated" for c in got.json()["items"])
 
 
-@pytest.fixture(scope="module")
-def live(tmp_path_factory: pytest.TempPathFactory, synthetic: SyntheticSet) -> Iterator[Live]:
-    """``recallwatch serve`` with ``false_negatives.oracles: [review]`` and an FN rule."""
-    tmp = tmp_path_factory.mktemp("live")
+@contextmanager
+def serve_live(
+    tmp: Path, synthetic: SyntheticSet, *, judge: bool, ready: Callable[[str], object]
+) -> Iterator[Live]:
+    """``recallwatch serve`` over one run with a simulated mined set, an FN rule to a webhook and
+    the oracle ``review``, after the set's qrels as a judge with ``judge``; yielded once
+    ``ready(url)`` holds."""
     run = tmp / "run"
     simulate_mined_set(num_queries=60, negatives_per_query=10, num_docs=1500, seed=4).write(run)
     write_checkpoint(run, 100, synthetic, mining={"mined_set": "mined.jsonl"})
     section = fn_section(run, sample_size=SAMPLE, seed=SEED, control_size=0)
-    section["oracles"] = ["review"]
+    section["oracles"] = [*(section["oracles"] if judge else []), "review"]
     receiver = Receiver(always(OK)).start()
     (tmp / "hook-url").write_text(receiver.url + "/hook", encoding="utf-8")
     doc = config_doc(tmp, synthetic.path, run, false_negatives=section)
@@ -95,12 +98,20 @@ def live(tmp_path_factory: pytest.TempPathFactory, synthetic: SyntheticSet) -> I
         url = daemon.start().url.rstrip("/")
         token = wait_for(lambda: _token(daemon), what="the review token in the daemon's log")
         key = wait_for(lambda: _offered(url), what="the run's mined set on /review")
-        wait_for(lambda: _evaluated(url), what="the checkpoint to be evaluated")
+        wait_for(lambda: ready(url), what="the daemon's first result")
         yield Live(daemon, url, token, key, receiver)
         assert daemon.stop() == 0
     finally:
         daemon.kill()
         receiver.stop()
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory, synthetic: SyntheticSet) -> Iterator[Live]:
+    """``recallwatch serve`` with ``false_negatives.oracles: [review]`` and an FN rule."""
+    tmp = tmp_path_factory.mktemp("live")
+    with serve_live(tmp, synthetic, judge=False, ready=_evaluated) as live:
+        yield live
 
 
 def _fn_metric(url: str) -> dict[str, float]:

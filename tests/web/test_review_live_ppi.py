@@ -17,24 +17,17 @@ from typing import Any
 import pytest
 
 from recallwatch.synthetic.heldout import SyntheticSet
-from recallwatch.synthetic.mined import simulate_mined_set
 from tests.helpers.browser import Tab
 from tests.helpers.processes import wait_for
-from tests.helpers.receivers import OK, Receiver, always
-from tests.helpers.runs import config_doc, fn_section, write_checkpoint, write_config
-from tests.helpers.serve import Serve
 from tests.web.helpers import wait_item, wait_progress
 from tests.web.test_review_live import (
-    SAMPLE,
-    SEED,
     SHOTS,
     THRESHOLD,
     Live,
     _alerts,
     _checkpoint,
     _fn_metric,
-    _offered,
-    _token,
+    serve_live,
 )
 
 LABELS = 6
@@ -49,37 +42,8 @@ def _audited(url: str) -> dict[str, Any] | None:
 def live_ppi(tmp_path_factory: pytest.TempPathFactory, synthetic: SyntheticSet) -> Iterator[Live]:
     """``recallwatch serve`` with ``oracles: [qrels:..., review]`` and an FN rule."""
     tmp = tmp_path_factory.mktemp("live-ppi")
-    run = tmp / "run"
-    simulate_mined_set(num_queries=60, negatives_per_query=10, num_docs=1500, seed=4).write(run)
-    write_checkpoint(run, 100, synthetic, mining={"mined_set": "mined.jsonl"})
-    section = fn_section(run, sample_size=SAMPLE, seed=SEED, control_size=0)
-    section["oracles"] = [*section["oracles"], "review"]
-    receiver = Receiver(always(OK)).start()
-    (tmp / "hook-url").write_text(receiver.url + "/hook", encoding="utf-8")
-    doc = config_doc(tmp, synthetic.path, run, false_negatives=section)
-    doc["notifications"] = {
-        "api_url": "http://recallwatch.test",
-        "channels": [{"name": "hook", "type": "webhook", "url_file": str(tmp / "hook-url")}],
-        "rules": [
-            {
-                "name": "fn",
-                "type": "false_negative_rate",
-                "threshold": THRESHOLD,
-                "channels": ["hook"],
-            }
-        ],
-    }
-    daemon = Serve(write_config(tmp / "recallwatch.yaml", doc), tmp / "serve.log")
-    try:
-        url = daemon.start().url.rstrip("/")
-        token = wait_for(lambda: _token(daemon), what="the review token in the daemon's log")
-        key = wait_for(lambda: _offered(url), what="the run's mined set on /review")
-        wait_for(lambda: _audited(url), what="the judge's audit of the mined set")
-        yield Live(daemon, url, token, key, receiver)
-        assert daemon.stop() == 0
-    finally:
-        daemon.kill()
-        receiver.stop()
+    with serve_live(tmp, synthetic, judge=True, ready=_audited) as live:
+        yield live
 
 
 def _ppi_of(url: str, labels: int) -> dict[str, Any] | None:
