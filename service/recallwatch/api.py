@@ -41,6 +41,7 @@ from recallwatch.views.checkpoints import (
     checkpoints,
 )
 from recallwatch.views.paging import Page
+from recallwatch.views.rescored import RescoredEvaluation, Rescorer
 from recallwatch.views.runs import run_names, runs
 
 __all__ = ["ALIASES", "MAX_OFFSET", "NOT_FOUND", "outcome_summary", "router"]
@@ -82,6 +83,19 @@ class Evaluation(BaseModel):
     message: str | None = None
 
 
+class Rescored(BaseModel):
+    """An evaluation's metrics re-scored from its stored rankings under the latest qrels overlay
+    version of its held-out set (the stored ``metrics`` never change; docs/holes.md)."""
+
+    version: int
+    #: documents per query the stored rankings hold (0: none stored)
+    depth: int
+    #: metric -> k -> re-scored value; null where the stored rankings cannot say (see ``why``)
+    metrics: dict[str, dict[str, float | None]]
+    #: metric -> k -> why it has no re-scored value
+    why: dict[str, dict[str, str]]
+
+
 class EvaluationDetail(Evaluation):
     """An evaluation with its counts, stage timings and per-query outcomes."""
 
@@ -90,6 +104,9 @@ class EvaluationDetail(Evaluation):
     outcome_summary: dict[str, Any] | None = None
     #: query id -> relevant doc id -> rank in the top max(k), 0 when not retrieved
     per_query: dict[str, dict[str, int]] | None = None
+    #: the metrics re-scored under the latest qrels overlay version (null: the held-out set has
+    #: no version)
+    rescored: Rescored | None = None
 
 
 class FalseNegatives(BaseModel):
@@ -405,6 +422,19 @@ _ESTIMATE_FIELDS = [
 ]
 
 
+def _rescored(r: RescoredEvaluation) -> dict[str, Any]:
+    return {
+        "version": r.version,
+        "depth": r.depth,
+        "metrics": {m: {str(k): v for k, v in by_k.items()} for m, by_k in r.metrics.items()},
+        "why": {
+            m: {str(k): r.why(m, k) for k, v in by_k.items() if v is None}
+            for m, by_k in r.metrics.items()
+            if any(v is None for v in by_k.values())
+        },
+    }
+
+
 def _checkpoint_detail(
     view: checkpoint_views.CheckpointDetail, *, per_query: bool
 ) -> dict[str, Any]:
@@ -418,6 +448,8 @@ def _checkpoint_detail(
             ks = sorted({k for by_k in e.metrics.values() for k in by_k})
             d["outcome_summary"] = outcome_summary(outcomes, ks)
             d["per_query"] = outcomes if per_query else None
+            r = view.rescored.get(e.id)
+            d["rescored"] = None if r is None else _rescored(r)
         details.append(d)
     c = view.checkpoint
     fn = view.false_negatives
@@ -515,8 +547,9 @@ ALIASES = {
 }
 
 
-def router(store: Store) -> APIRouter:
-    """The ``/api/v1`` routes over a store."""
+def router(store: Store, rescorer: Rescorer | None = None) -> APIRouter:
+    """The ``/api/v1`` routes over a store (with ``rescorer``: a checkpoint's evaluations are
+    re-scored under the latest qrels overlay version too)."""
     api = APIRouter()
 
     def checked_run(run: str) -> None:
@@ -541,7 +574,7 @@ def router(store: Store) -> APIRouter:
 
     def one_checkpoint(run: str, checkpoint: str, per_query: bool = False) -> dict[str, Any]:
         checked_run(run)
-        view = checkpoint_of(store, run, checkpoint)
+        view = checkpoint_of(store, run, checkpoint, rescorer)
         if view is None:
             raise HTTPException(
                 status_code=404, detail=f"run {run!r} has no checkpoint {checkpoint!r}"

@@ -40,6 +40,7 @@ from recallwatch.errors import ConfigError
 from recallwatch.metrics.app import MetricsApp
 from recallwatch.metrics.health import DaemonHealthCollector
 from recallwatch.store import Store
+from recallwatch.views.rescored import Rescorer
 from recallwatch.web import WebSettings, mount
 from recallwatch.web.auth import BearerGuard, authorize_api
 from recallwatch.web.security import SecurityHeaders
@@ -138,17 +139,19 @@ def create_app(
         return JSONResponse(state, status_code=200 if state["ready"] else 503)
 
     token = settings.token
+    # One cache of re-scored evaluations for the API and the pages.
+    rescorer = Rescorer(store, settings.qrels_sources())
 
     def api_reader(request: Request) -> None:
         authorize_api(request, token)
 
     app.include_router(
-        api.router(store),
+        api.router(store, rescorer),
         # The read token guards the API as it does the pages (the API returns query texts).
         dependencies=[Depends(api_reader)] if token is not None else [],
         responses={401: {"model": Unauthorized}} if token is not None else {},
     )
-    mount(app, store, settings)
+    mount(app, store, settings, rescorer)
     return app
 
 

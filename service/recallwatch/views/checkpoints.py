@@ -24,6 +24,7 @@ from recallwatch.store import (
     VerdictRow,
 )
 from recallwatch.views.paging import Page
+from recallwatch.views.rescored import RescoredEvaluation, Rescorer
 
 __all__ = [
     "STATES",
@@ -175,6 +176,9 @@ class CheckpointDetail:
     #: The early pass' verdicts (pooled upper bound against the previous exact value), kept
     #: apart from the exact ones (``daemon.early``).
     early: list[EarlyVerdict] = field(default_factory=list)
+    #: Evaluation id -> its metrics re-scored under the latest qrels overlay version, for each
+    #: finished evaluation shown whose held-out set has one (docs/holes.md).
+    rescored: dict[int, RescoredEvaluation] = field(default_factory=dict)
 
     @property
     def regressed(self) -> bool | None:
@@ -182,14 +186,30 @@ class CheckpointDetail:
         return any(v.verdict.regressed for v in self.verdicts) if self.verdicts else None
 
 
-def checkpoint_of(store: Store, run: str, name: str) -> CheckpointDetail | None:
+def checkpoint_of(
+    store: Store, run: str, name: str, rescorer: Rescorer | None = None
+) -> CheckpointDetail | None:
     """One checkpoint of a run by name (None: no such checkpoint)."""
     c = store.queue.checkpoint(run, name)
-    return None if c is None else checkpoint_detail(store, c)
+    return None if c is None else checkpoint_detail(store, c, rescorer)
 
 
-def checkpoint_detail(store: Store, c: CheckpointRow) -> CheckpointDetail:
-    """Everything shown of one checkpoint."""
+def _rescored(
+    rescorer: Rescorer | None, shown: list[EvaluationRow]
+) -> dict[int, RescoredEvaluation]:
+    out = {}
+    for e in shown:
+        r = None if rescorer is None else rescorer.evaluation(e)
+        if r is not None:
+            out[e.id] = r
+    return out
+
+
+def checkpoint_detail(
+    store: Store, c: CheckpointRow, rescorer: Rescorer | None = None
+) -> CheckpointDetail:
+    """Everything shown of one checkpoint (with ``rescorer``: re-scored under the latest qrels
+    version too)."""
     shown = shown_evaluations(store, c)
     return CheckpointDetail(
         checkpoint=c,
@@ -200,4 +220,5 @@ def checkpoint_detail(store: Store, c: CheckpointRow) -> CheckpointDetail:
         false_negatives=false_negatives(store, c),
         verdicts=verdicts(store, c),
         early=store.early.for_checkpoint(c.id),
+        rescored=_rescored(rescorer, shown),
     )

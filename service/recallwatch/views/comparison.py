@@ -29,6 +29,7 @@ from recallwatch.store import (
     VerdictRow,
 )
 from recallwatch.views.checkpoints import CheckpointDetail
+from recallwatch.views.rescored import RescoredEvaluation
 
 __all__ = [
     "CheckpointView",
@@ -135,6 +136,8 @@ class DatasetView:
     lost: list[QueryChange]
     gained_count: int
     gained: list[QueryChange]
+    #: The metrics re-scored under the latest qrels overlay version (None: no version).
+    rescored: RescoredEvaluation | None = None
 
 
 @dataclass(frozen=True)
@@ -229,7 +232,16 @@ def checkpoint_view(
                 at,
                 limit,
             )
-        views.append(DatasetView(e.dataset, e, metric_table(e.metrics, outcomes), at, *changes))
+        views.append(
+            DatasetView(
+                e.dataset,
+                e,
+                metric_table(e.metrics, outcomes),
+                at,
+                *changes,
+                rescored=detail.rescored.get(e.id),
+            )
+        )
     return CheckpointView(
         detail=detail,
         baseline=baseline,

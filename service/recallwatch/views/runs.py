@@ -20,9 +20,11 @@ from recallwatch.store import (
     RunSummary,
     Store,
 )
+from recallwatch.views.rescored import RescoredEvaluation, Rescorer
 
 __all__ = [
     "MAX_ALERTS",
+    "RESCORED_POINTS",
     "TABLED",
     "Point",
     "RunHistory",
@@ -37,6 +39,9 @@ __all__ = [
 TABLED = ("recall", "ndcg", "unjudged")
 #: How many alerts a run page or report lists at most.
 MAX_ALERTS = 500
+#: How many of a run's newest checkpoints the run page re-scores under a new qrels version (the
+#: rest: ``recallwatch holes rescore``), so a page never re-scores a whole long history.
+RESCORED_POINTS = 50
 
 
 @dataclass(frozen=True)
@@ -49,6 +54,9 @@ class Point:
     fn: FnEstimate | None
     #: When its last current evaluation finished.
     finished_at: float = 0.0
+    #: dataset -> its metrics re-scored under the latest qrels overlay version (only the newest
+    #: ``RESCORED_POINTS`` checkpoints, and only held-out sets with a version).
+    rescored: dict[str, RescoredEvaluation] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -62,6 +70,8 @@ class RunHistory:
     alerts: list[AlertRecord]
     #: Checkpoints not (yet) evaluated, by state.
     other_states: dict[str, int] = field(default_factory=dict)
+    #: dataset -> the latest qrels overlay version the table re-scores under (none: no column).
+    versions: dict[str, int] = field(default_factory=dict)
 
     @property
     def datasets(self) -> list[str]:
@@ -130,22 +140,33 @@ def alerts_of_run(store: Store, run: str) -> list[AlertRecord]:
     return [a for a in store.ledger.alerts(limit=MAX_ALERTS) if a.alert.run == run]
 
 
-def run_history(store: Store, run: str) -> RunHistory:
-    """Every evaluated checkpoint of a run (step order) with its metrics and FN estimate."""
+def run_history(store: Store, run: str, rescorer: Rescorer | None = None) -> RunHistory:
+    """Every evaluated checkpoint of a run (step order) with its metrics and FN estimate; with
+    ``rescorer``, the newest ``RESCORED_POINTS`` also re-scored under the latest qrels version."""
     rows = store.queue.checkpoints(run)
     estimates = store.views.exported_fn_estimates(run)
+    evaluated = [c for c in rows if c.state == "evaluated"]
+    newest = {c.id for c in evaluated[-RESCORED_POINTS:]} if rescorer is not None else set()
     points = []
-    for c in rows:
-        if c.state != "evaluated":
-            continue
+    versions: dict[str, int] = {}
+    for c in evaluated:
         current = store.results.current_evaluations(c.id)
         finished = max((e.finished_at for e in current), default=c.updated_at)
-        points.append(Point(c, _metrics(current), estimates.get(c.id), finished))
+        rescored = {}
+        if rescorer is not None and c.id in newest:
+            for e in current:
+                r = rescorer.evaluation(e)
+                if r is not None:
+                    rescored[e.dataset] = r
+                    versions[e.dataset] = r.version
+        points.append(Point(c, _metrics(current), estimates.get(c.id), finished, rescored))
     others: dict[str, int] = {}
     for c in rows:
         if c.state != "evaluated":
             others[c.state] = others.get(c.state, 0) + 1
-    return RunHistory(run, points, mining_changes(rows), alerts_of_run(store, run), others)
+    return RunHistory(
+        run, points, mining_changes(rows), alerts_of_run(store, run), others, versions
+    )
 
 
 def runs(store: Store) -> list[RunSummary]:

@@ -7,6 +7,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from recallwatch.errors import InputError
 from recallwatch.store import Store
+from recallwatch.views.rescored import Rescorer
 from recallwatch.web import pages
 from recallwatch.web.assets import mount_assets
 from recallwatch.web.auth import TokenRequiredError
@@ -27,13 +28,18 @@ async def _bad_input(request: Request, exc: Exception) -> Response:
     return JSONResponse({"detail": str(exc), **where, "field": exc.field}, status_code=422)
 
 
-def mount(app: FastAPI, store: Store, settings: WebSettings | None = None) -> None:
+def mount(
+    app: FastAPI,
+    store: Store,
+    settings: WebSettings | None = None,
+    rescorer: Rescorer | None = None,
+) -> None:
     """Add the pages (``pages.ROUTERS``), ``/static/...`` and ``/docs`` to ``app``.
 
     ``app`` must be created with ``docs_url=None, redoc_url=None``: FastAPI's own docs pages load
     their scripts from a CDN; this ``/docs`` loads them from this server.
     """
-    setattr(app.state, STATE_KEY, WebContext(store, settings or WebSettings()))
+    setattr(app.state, STATE_KEY, WebContext(store, settings or WebSettings(), rescorer=rescorer))
     app.add_exception_handler(TokenRequiredError, _unauthorized)
     app.add_exception_handler(InputError, _bad_input)
     mount_assets(app)

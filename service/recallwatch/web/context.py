@@ -15,6 +15,7 @@ from fastapi import Depends, Request
 
 from recallwatch.heldout.texts import TextIndex
 from recallwatch.store import Store
+from recallwatch.views.rescored import QrelsSource, Rescorer
 from recallwatch.web.auth import authorize
 
 if TYPE_CHECKING:
@@ -33,6 +34,15 @@ class WebSettings:
     metrics_token: str | None = None
     #: Held-out set name (the ``dataset`` label) -> its directory, for query texts and titles.
     heldouts: Mapping[str, Path] = field(default_factory=dict)
+    #: Held-out set name -> (split, relevance level) of its qrels, for re-scoring under a qrels
+    #: overlay version (a set missing here: the split ``test``, level 1).
+    qrels: Mapping[str, tuple[str, int]] = field(default_factory=dict)
+
+    def qrels_sources(self) -> dict[str, QrelsSource]:
+        """Where each held-out set's qrels are (what the pages re-score with)."""
+        return {
+            d: QrelsSource(p, *self.qrels.get(d, ("test", 1))) for d, p in self.heldouts.items()
+        }
 
     @classmethod
     def from_config(cls, config: Config) -> WebSettings:
@@ -41,6 +51,7 @@ class WebSettings:
             token=config.http.web_token(),
             metrics_token=config.http.metrics_token(),
             heldouts={h.dataset: h.path for h in config.heldout},
+            qrels={h.dataset: (h.split, h.relevance_level) for h in config.heldout},
         )
 
 
@@ -51,6 +62,12 @@ class WebContext:
     store: Store
     settings: WebSettings
     texts: TextIndex = field(default_factory=TextIndex)
+    #: Re-scores stored evaluations under the latest qrels overlay version (cached).
+    rescorer: Rescorer | None = None
+
+    def __post_init__(self) -> None:
+        if self.rescorer is None:
+            self.rescorer = Rescorer(self.store, self.settings.qrels_sources())
 
 
 #: Where ``mount`` keeps the context on ``app.state``.

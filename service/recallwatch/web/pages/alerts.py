@@ -35,7 +35,7 @@ def alerts_page(
 @router.get("/alerts/{alert_id}", response_class=HTMLResponse)
 def alert_page(request: Request, alert_id: str, web: Reader) -> HTMLResponse:
     """One alert: summary, evidence (metric change, baseline, mining diff, lost queries, FN)."""
-    view = alert(web.store, alert_id)
+    view = alert(web.store, alert_id, web.rescorer)
     if view is None:
         return render(
             request, "missing.html", status_code=404, title="Not found", what=f"alert {alert_id}"
@@ -48,4 +48,5 @@ def alert_page(request: Request, alert_id: str, web: Reader) -> HTMLResponse:
         alert=view.record.alert,
         doc=view.document,
         deliveries=view.deliveries,
+        rescored=view.rescored,
     )

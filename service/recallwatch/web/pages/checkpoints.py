@@ -31,7 +31,7 @@ def checkpoint_page(
     k: int | None = Query(None, ge=1, le=100_000),
 ) -> HTMLResponse:
     """A checkpoint against its baseline."""
-    detail = checkpoint_of(web.store, run, checkpoint)
+    detail = checkpoint_of(web.store, run, checkpoint, web.rescorer)
     if detail is None:
         return _missing(request, run, checkpoint)
     view = checkpoint_view(web.store, web.texts, web.settings.heldouts, detail, k=k)

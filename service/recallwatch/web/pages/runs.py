@@ -28,7 +28,7 @@ def run_page(request: Request, run: str, web: Reader) -> HTMLResponse:
         return render(
             request, "missing.html", status_code=404, title="Not found", what=f"run {run}"
         )
-    history = run_history(web.store, run)
+    history = run_history(web.store, run, web.rescorer)
     return render(
         request, "run.html", title=f"Run {run}", history=history, chart=run_figure(history)
     )
