@@ -14,7 +14,7 @@ import json
 import subprocess
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,10 @@ import httpx
 import pytest
 
 from recallwatch.evaluation.holes import rescore
-from recallwatch.store import Store
+from recallwatch.heldout.sets import load_heldout
+from recallwatch.store import OverlayLabel, QrelsVersions, Store
+from recallwatch.views.rescored import QrelsSource, Rescorer
+from recallwatch.web.templates import fmt
 from tests.helpers.browser import Tab
 from tests.helpers.holes import Planted, write_labels, write_planted, write_run
 from tests.helpers.processes import REPO, wait_for
@@ -37,6 +40,8 @@ class Scene:
     config: Path
     store: Path
     scenario: Planted
+    #: The alerts' documents as they were when sent (before any qrels version).
+    sent: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def api(self) -> httpx.Client:
         return httpx.Client(base_url=self.daemon.url, timeout=30)
@@ -86,6 +91,7 @@ def scene(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scene]:
                 interval=0.5,
                 what="a regression alert of each run",
             )
+            s.sent = _alerts(api)
         yield s
     finally:
         daemon.kill()
@@ -196,6 +202,63 @@ def test_the_offline_audit_accepts_a_qrels_version_and_rescores_the_history(
         items = api.get("/api/v1/runs/planted/evaluations").json()["items"]
     stored = [e for c in items if c["name"] == "checkpoint-400" for e in c["evaluations"]]
     assert stored[0]["metrics"]["recall"]["10"] == last["stored"]
+
+
+def test_pages_and_api_show_stored_and_rescored_values_and_the_alert_keeps_its_numbers(
+    scene: Scene, tab: Tab
+) -> None:
+    store = Store.open(scene.store, exclusive=False)
+    try:
+        if store.qrels.latest("synth") == 0:  # this test alone: accept the removed judgements
+            labels = [OverlayLabel(q, d, 1, "test") for q, d in scene.scenario.removed]
+            store.qrels.add("synth", labels, note="test", now=0.0)
+        version = store.qrels.latest("synth")
+        qrels = QrelsVersions.apply(
+            load_heldout(scene.scenario.path).qrels, store.qrels.overlay("synth", version)
+        )
+        rows = {r.name: r for r in store.queue.checkpoints("planted", states=["evaluated"])}
+        expected = {}
+        for name in sorted(rows, key=lambda n: rows[n].step or 0):  # checkpoint-400 last
+            [ev] = store.results.current_evaluations(rows[name].id)
+            r = rescore(store.results.rankings(ev.id), qrels, [1, 10])
+            expected[name] = (ev.metrics["recall"][10], r.metrics.mean("recall", 10))
+        # The view computes the same, once per (evaluation, version).
+        rescorer = Rescorer(store, {"synth": QrelsSource(scene.scenario.path)})
+        first = rescorer.evaluation(ev)
+        assert first is not None and first.version == version
+        assert first.value("recall", 10) == expected["checkpoint-400"][1]
+        assert rescorer.evaluation(ev) is first
+        assert first.value("recall", 100) is None and "20 documents" in first.why("recall", 100)
+    finally:
+        store.close()
+    stored, rescored = expected["checkpoint-400"]
+    assert rescored > stored  # the accepted holes now count
+    with scene.api() as api:
+        doc = api.get("/api/v1/runs/planted/checkpoints/checkpoint-400").json()
+        page = api.get("/runs/planted/checkpoints/checkpoint-400").text
+        run_page = api.get("/runs/planted").text
+        alert = _alerts(api)["planted"]
+        alert_page = api.get(f"/alerts/{alert['id']}").text
+    [e] = doc["evaluations"]
+    assert e["metrics"]["recall"]["10"] == stored
+    assert e["rescored"]["version"] == version
+    assert e["rescored"]["metrics"]["recall"]["10"] == rescored
+    assert e["rescored"]["metrics"]["recall"]["100"] is None and e["rescored"]["why"]["recall"]
+    assert f"qrels v{version}" in page and fmt(stored) in page and fmt(rescored) in page
+    assert f"(v{version} {fmt(rescored)})" in run_page and fmt(stored) in run_page
+    # The alert keeps the numbers it was sent with and shows the re-scored change beside them.
+    assert alert["evidence"]["metric"] == scene.sent["planted"]["evidence"]["metric"]
+    sent = alert["evidence"]
+    before = expected[sent["baseline"]["checkpoint"]][1]
+    after = expected[alert["checkpoint"]][1]
+    assert 'id="rescored-change"' in alert_page
+    assert f"{fmt(before)} → {fmt(after)} ({fmt(after - before)})" in alert_page
+    assert fmt(alert["evidence"]["metric"]["after"]["estimate"]) in alert_page
+    tab.page.goto(f"{scene.daemon.url}/runs/planted/checkpoints/checkpoint-400")
+    tab.page.wait_for_selector("th.rescored")
+    (REPO / "artifacts").mkdir(exist_ok=True)
+    tab.page.screenshot(path=str(REPO / "artifacts" / "holes-rescored.png"), full_page=True)
+    assert tab.errors == [] and tab.off_host() == []
 
 
 def test_the_pages_show_the_unjudged_share_and_the_hole_evidence_in_a_browser(
