@@ -145,3 +145,20 @@ def test_the_pool_takes_its_candidates_from_the_previous_stored_rankings(
     verdict = store.early.get(rows["checkpoint-2"].id, "synth", before.config_hash)
     assert verdict is not None and verdict.exact is not None
     assert verdict.pool_docs == pool_size(config.evaluation.early, 600)
+
+
+def test_a_failed_early_pass_is_counted_and_the_exact_pass_still_runs(
+    tmp_path: Path, synthetic: SyntheticSet, store: Store
+) -> None:
+    def runner(job: Job, timeout: float, cancel: threading.Event) -> Result:
+        if job.pool is not None:
+            raise RuntimeError("the pooled pass broke")
+        return run_in_process(job, timeout, cancel)
+
+    config = make_config(tmp_path, synthetic, evaluation={"early": EARLY})
+    d = daemon(config, store, runner=runner)
+    for step in (1, 2):
+        write_checkpoint(tmp_path / "run", step, synthetic, noise=0.6)
+        poll_until_idle(d)
+    assert [c.state for c in store.queue.checkpoints("demo")] == ["evaluated", "evaluated"]
+    assert d.readiness()["handled"]["early_pass_failures"] == 1

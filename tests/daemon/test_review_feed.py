@@ -18,7 +18,7 @@ from prometheus_client import CollectorRegistry
 
 from recallwatch.daemon import Daemon
 from recallwatch.daemon.notifier import Notifier
-from recallwatch.daemon.review_feed import ReviewFeed
+from recallwatch.daemon.review_feed import REVIEW_RETRY_SECONDS, ReviewFeed
 from recallwatch.daemon.review_ppi import JUDGED_SAMPLE, PPI_SOURCE
 from recallwatch.daemon.runner import AuditJob, AuditRunner, estimate_in_process
 from recallwatch.errors import EvaluationError
@@ -323,3 +323,34 @@ def test_labels_given_before_the_judges_audit_are_combined_once_it_is_stored(
     est = store.results.fn_estimate(first.id)
     assert est is not None and est.source == PPI_SOURCE
     assert est.details["human_labels"]["labels"] == 10
+
+
+def test_a_failed_re_estimate_is_counted_in_readyz_and_retried_after_a_minute(
+    tmp_path: Path, synthetic: SyntheticSet, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    d, feed, clock, key = _setup(tmp_path, synthetic, store, ["review"])
+    (row,) = store.queue.checkpoints("demo")
+    _label(store, d, key, 6, "relevant", clock)
+    real = feed.refresh
+    calls: list[str] = []
+
+    def broken(k: str) -> None:
+        calls.append(k)
+        raise OSError("disk went away")
+
+    monkeypatch.setattr(feed, "refresh", broken)
+    clock.now = feed.pending()[key]
+    assert feed.run_due() == [key]
+    assert calls == [key] and feed.failures == 1
+    assert d.readiness()["handled"]["review_estimate_failures"] == 1
+    assert store.results.fn_estimate(row.id) is None
+    # Retried a minute later without another label; the retry stores the people's estimate.
+    assert feed.pending()[key] == pytest.approx(clock.now + REVIEW_RETRY_SECONDS)
+    monkeypatch.setattr(feed, "refresh", real)
+    assert feed.run_due() == []
+    clock.now += REVIEW_RETRY_SECONDS
+    assert feed.run_due() == [key]
+    assert feed.pending() == {}
+    est = store.results.fn_estimate(row.id)
+    assert est is not None and est.source == "review"
+    assert d.readiness()["handled"]["review_estimate_failures"] == 1

@@ -65,6 +65,8 @@ EXPORTED_METRICS = {
     "recallwatch_alerts_suppressed_total",
     "recallwatch_review_labels_restored_total",
     "recallwatch_review_undos_restored_total",
+    "recallwatch_early_pass_failures_total",
+    "recallwatch_review_estimate_failures_total",
 }
 METRIC = re.compile(r"\brecallwatch_[a-z_]+\b")
 ALERTS = {

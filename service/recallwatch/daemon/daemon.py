@@ -536,12 +536,18 @@ class Daemon:
         }
 
     def handled_counts(self) -> dict[str, Any]:
-        """What was handled without an error since the start, which a person may want to know:
-        alerts recorded but not sent (by reason), review labels put back from the mirror."""
+        """What was handled without stopping since the start, which a person may want to know:
+        alerts recorded but not sent (by reason), review labels put back from the mirror, early
+        passes that failed (the exact pass ran), review re-estimates that failed (retried)."""
         suppressed = {"backfill": 0}
         if self.notifier is not None:
             suppressed.update(self.notifier.alerting.suppressed)
-        return {"alerts_suppressed": suppressed, **self.handled}
+        return {
+            "alerts_suppressed": suppressed,
+            "early_pass_failures": self.evaluator.early_failures,
+            "review_estimate_failures": 0 if self.review is None else self.review.failures,
+            **self.handled,
+        }
 
     def _eval_key(self, run: str) -> str:
         return self._eval_keys[run]

@@ -72,6 +72,8 @@ class Evaluator:
         self.runner = runner
         self.clock = clock
         self.early = EarlyPass(config.evaluation.early, store, runner, clock)
+        #: Early passes that failed since the start (``/readyz`` ``handled``, a counter).
+        self.early_failures = 0
 
     def _early_pass(
         self,
@@ -87,7 +89,8 @@ class Evaluator:
             self.early.before(row, job, dataset, key, timeout, cancel)
         except Interrupted:
             raise
-        except Exception:
+        except Exception:  # the exact pass needs nothing of it: counted and logged
+            self.early_failures += 1
             log.exception(
                 "the early pass failed; the exact pass follows",
                 extra=fields(run=row.run, checkpoint=row.name, dataset=dataset),

@@ -67,6 +67,8 @@ log = logging.getLogger("recallwatch.daemon")
 
 #: How long after a set's first label change its estimate is re-computed.
 REVIEW_DEBOUNCE_SECONDS = 2.0
+#: How long a set whose re-estimate failed waits before it is tried again (a label sooner).
+REVIEW_RETRY_SECONDS = 60.0
 #: The ``source`` of an estimate made from people's labels alone (``PPI_SOURCE``: with a judge's).
 REVIEW_SOURCE = "review"
 #: SPRT decisions that make people's labels decisive beside a judge.
@@ -209,6 +211,8 @@ class ReviewFeed:
         self.on_estimate = on_estimate
         #: Whether the people's labels are the only oracle.
         self.alone = not judges_besides_review(list(config.oracles))
+        #: Re-estimates that failed since the start (``/readyz`` ``handled``, a counter).
+        self.failures = 0
         self._due: dict[str, float] = {}
         self._cond = threading.Condition()
         self._stopping = False
@@ -238,10 +242,15 @@ class ReviewFeed:
         for key in keys:
             try:
                 self.refresh(key)
-            except Exception:  # one set's failure must not stop the feed
+            except Exception:  # one set's failure must not stop the feed: counted, retried
+                with self._cond:
+                    self.failures += 1
+                    retry = self.clock() + REVIEW_RETRY_SECONDS
+                    self._due[key] = min(self._due.get(key, retry), retry)
                 log.exception(
-                    "re-estimating a mined set from its review labels failed; retried at its "
-                    "next label",
+                    "re-estimating a mined set from its review labels failed; retried in %.0f s "
+                    "or at its next label",
+                    REVIEW_RETRY_SECONDS,
                     extra=fields(mined_set=key),
                 )
         return keys

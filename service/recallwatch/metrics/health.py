@@ -25,6 +25,8 @@ HEALTH_FAMILIES: dict[str, str] = {
     "recallwatch_alerts_suppressed": "counter",
     "recallwatch_review_labels_restored": "counter",
     "recallwatch_review_undos_restored": "counter",
+    "recallwatch_early_pass_failures": "counter",
+    "recallwatch_review_estimate_failures": "counter",
 }
 
 #: ``/readyz``'s ``handled`` counts exported as counters (without ``_total``), and their help.
@@ -38,6 +40,15 @@ HANDLED_COUNTERS = {
         "recallwatch_review_undos_restored",
         "Review labels the store still had although the mirror records a newer undo of them "
         "(the undo lost with a -wal): removed at start, the newest event wins.",
+    ),
+    "early_pass_failures": (
+        "recallwatch_early_pass_failures",
+        "Early passes (pooled corpus) that failed; the exact evaluation ran after each (logged).",
+    ),
+    "review_estimate_failures": (
+        "recallwatch_review_estimate_failures",
+        "Re-estimates of a mined set from its review labels that failed; retried after a minute "
+        "or at the set's next label (logged).",
     ),
 }
 
