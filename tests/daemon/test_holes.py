@@ -32,6 +32,7 @@ from tests.helpers.processes import REPO, wait_for
 from tests.helpers.receivers import OK, Receiver, always
 from tests.helpers.runs import config_doc, write_config
 from tests.helpers.serve import PYTHONPATH, Serve
+from tests.web.helpers import HOLE_WORDS, MINED_ONLY, review_words_shown
 
 
 @dataclass
@@ -314,9 +315,31 @@ def test_the_held_out_queue_is_labelled_in_a_browser_and_read_by_the_audit(
             "n => document.getElementById('progress').textContent.startsWith(n + ' of ')",
             arg=i + 1,
         )
+    # The page speaks of displacing documents of a held-out query, not of mined negatives; the
+    # review API's state says which kind of set it is.
+    shown = review_words_shown(tab)
+    for words in HOLE_WORDS:
+        assert words in shown, words
+    for words in MINED_ONLY:
+        assert words not in shown.lower(), words
+    done = "Every displacing document of the queue is labelled by you."
+    assert page.text_content("#done") == done
+    assert (page.text_content("#headline") or "").endswith(" from 4 judged displacing documents")
+    assert page.text_content("#buckets thead") == (
+        "checkpoint rankjudgedrelevantshare relevant95% interval"
+    )
+    with scene.api() as api:
+        state = api.get(f"/review/{key}/state", params={"reviewer": "ann"}).json()
+    assert state["kind"] == "holes" and state["progress"]["done"] == 4
+    assert state["estimate"]["status"].startswith("n/a: no target rate for a held-out queue")
+    assert page.text_content("#sprt") == state["estimate"]["status"]
     (REPO / "artifacts").mkdir(exist_ok=True)
-    page.screenshot(path=str(REPO / "artifacts" / "holes-review.png"), full_page=True)
+    page.screenshot(path=str(REPO / "artifacts" / "review-holes.png"), full_page=True)
     assert tab.errors == [] and tab.off_host() == []
+    page.goto(f"{scene.daemon.url}/review")
+    row = page.locator(f"#review-sets tr:has(a[href$='/review/{key}'])")
+    assert row.get_attribute("data-kind") == "holes"
+    assert "held-out holes queue" in (row.inner_text() or "")
     # The labels are mirrored to a CSV that the offline audit reads as a labels: oracle.
     mirror = scene.store.parent / "reviews" / f"{key}.csv"
     wait_for(mirror.is_file, timeout=30, what="the review mirror")

@@ -100,3 +100,34 @@ def estimate_of(state: dict[str, Any]) -> tuple[str, list[list[str]], str]:
         if b["population"]
     ]
     return headline, rows, est["status"]
+
+
+#: The review page's own words for a mined set, and for a held-out holes queue (docs/holes.md).
+MINED_WORDS = (
+    "Mined negative",
+    "relevant (false negative)",
+    "False-negative rate",
+    "mining rank",
+    "labelled by you",
+)
+HOLE_WORDS = (
+    "Unjudged document ranked above a lost positive",
+    "Relevant document(s) of the query in the held-out qrels",
+    "relevant to the query (a hole in the qrels)",
+    "not relevant to the query",
+    "Relevant share of the displacing documents",
+    "checkpoint rank",
+    "share relevant",
+    "displacing documents labelled by you",
+    "recallwatch holes audit --oracle labels:FILE",
+)
+#: Words of the mined-set review that a held-out queue's page must not say (lower case).
+MINED_ONLY = ("mined negative", "false negative", "false-negative", "mining rank", "mined set")
+
+
+def review_words_shown(tab: Any) -> str:
+    """What the review page says: its visible text, the sentence shown once every item is
+    labelled (hidden until then) and the buttons' key help (their titles)."""
+    page = tab.page
+    titles = page.eval_on_selector_all("[title]", "els => els.map(e => e.title)")
+    return "\n".join([page.inner_text("body"), page.text_content("#done") or "", *titles])

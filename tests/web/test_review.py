@@ -20,7 +20,14 @@ from recallwatch.commands.review import review_app
 from recallwatch.mining.audit import AuditConfig
 from recallwatch.synthetic.mined import simulate_mined_set
 from tests.helpers.browser import Tab, live_app
-from tests.web.helpers import estimate_of, estimate_shown, wait_item, wait_progress
+from tests.web.helpers import (
+    MINED_WORDS,
+    estimate_of,
+    estimate_shown,
+    review_words_shown,
+    wait_item,
+    wait_progress,
+)
 
 SAMPLE, SEED, TOKEN = 40, 3, "s3cret-review-token"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
@@ -100,6 +107,12 @@ def test_review_with_the_keyboard_resume_estimate_and_sprt(
     # The estimate on the page is the API's.
     state = _api(review)
     assert estimate_shown(tab) == estimate_of(state)
+    # A mined set's words (a held-out holes queue has its own: tests/daemon/test_holes.py).
+    assert state["kind"] == "mined"
+    shown = review_words_shown(tab)
+    for words in MINED_WORDS:
+        assert words in shown, words
+    assert "displacing" not in shown and "hole" not in shown.lower()
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "review.png"), full_page=True)
     # Backspace takes the last label back.

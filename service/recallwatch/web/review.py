@@ -1,10 +1,12 @@
-"""``/review``: label sampled mined negatives in the browser, with a live estimate.
+"""``/review``: label sampled mined negatives in the browser, with a live estimate; or the
+displacing documents of a held-out holes queue (docs/holes.md), in the same page with its words.
 
-- ``GET /review``: the mined sets on offer and how far each review is;
+- ``GET /review``: the mined sets and held-out queues on offer and how far each review is;
 - ``GET /review/{key}``: the page (server-rendered shell; ``static/review.js`` drives it);
-- ``GET /review/{key}/state?reviewer=NAME``: the JSON the page shows (the review API): the
+- ``GET /review/{key}/state?reviewer=NAME``: the JSON the page shows (the review API): the set's
+  ``kind`` (``mined`` or ``holes``: what the page calls things, ``web.review_words``), the
   reviewer's next item in the seeded sample order, progress, the live estimate per rank bucket
-  with the SPRT status, and the reviewers' agreement;
+  with the SPRT status (a holes queue has no SPRT: ``n/a``), and the reviewers' agreement;
 - ``POST /review/{key}/label`` and ``/undo``: write a label / take the reviewer's last one back;
 - ``GET /review/{key}/labels.csv`` / ``labels.jsonl``: the labels, for ``--oracle labels:``.
 
@@ -35,6 +37,7 @@ from recallwatch.web.auth import read_form, same_origin
 from recallwatch.web.charts import fn_curve_figure
 from recallwatch.web.context import Reader
 from recallwatch.web.review_sets import ReviewSet, ReviewSets
+from recallwatch.web.review_words import HOLES_NOTE, KINDS, for_script, words_of
 from recallwatch.web.templates import NAV, render
 
 __all__ = ["STATE_KEY", "enable_review", "router"]
@@ -60,22 +63,29 @@ def _set_or_404(request: Request, key: str) -> tuple[ReviewSets, ReviewSet]:
     sets = _sets(request)
     rs = None if sets is None else sets.get(key)
     if sets is None or rs is None:
-        raise HTTPException(status_code=404, detail=f"no mined set {key!r} to review")
+        raise HTTPException(status_code=404, detail=f"no mined set or held-out queue {key!r}")
     return sets, rs
 
 
-def _state(store: Store, plan: ReviewPlan, key: str, reviewer: str) -> dict[str, Any]:
+def _state(store: Store, plan: ReviewPlan, rs: ReviewSet, reviewer: str) -> dict[str, Any]:
+    key = rs.key
     labels = review_labels(store, key)
     mine = {(lab.query_id, lab.doc_id) for lab in labels if lab.reviewer == reviewer}
     position = next((i.position for i in plan.items if (i.query_id, i.doc_id) not in mine), None)
     done = sum((i.query_id, i.doc_id) in mine for i in plan.items)
-    estimate = live_estimate(plan, labels)
+    estimate = live_estimate(plan, labels).as_dict()
+    if rs.kind == "holes":
+        # The SPRT tests a mined set's false-negative rate against its target; a held-out
+        # queue's relevant share has none (the audit wants every displacing document judged).
+        estimate["sprt"] = {"decision": None, "note": HOLES_NOTE}
+        estimate["status"] = f"n/a: {HOLES_NOTE}"
     return {
         "key": key,
+        "kind": rs.kind,
         "reviewer": reviewer,
         "item": None if position is None or not reviewer else plan.view(position),
         "progress": {"done": done, "total": len(plan.items)},
-        "estimate": estimate.as_dict(),
+        "estimate": estimate,
         "agreement": agreement(labels).as_dict(),
         "sample": {
             "size": len(plan.items),
@@ -106,7 +116,7 @@ def review_index(request: Request, web: Reader) -> Response:
         "review_index.html",
         title="Review",
         enabled=sets is not None,
-        sets=[(s, progress.get(s.key)) for s in listed],
+        sets=[(s, progress.get(s.key), KINDS[s.kind]) for s in listed],
     )
 
 
@@ -114,7 +124,8 @@ def review_index(request: Request, web: Reader) -> Response:
 def review_page(request: Request, key: str, web: Reader) -> HTMLResponse:
     """The review page of one set; ``review.js`` fetches its state and writes labels."""
     _, rs = _set_or_404(request, key)
-    audit = review_audit(web.store, rs.run, rs.key)
+    # The daemon's false-negative audit of a mined set (a held-out queue has none).
+    audit = review_audit(web.store, rs.run, rs.key) if rs.kind == "mined" else None
     details = {} if audit is None else dict(audit.details)
     curve, people = details.get("curve"), details.get("people")
     return render(
@@ -122,10 +133,17 @@ def review_page(request: Request, key: str, web: Reader) -> HTMLResponse:
         "review.html",
         title=f"Review {rs.title}",
         rs=rs,
+        words=words_of(rs.kind),
         audit_oracle=None if audit is None else audit.oracle,
         people=people if isinstance(people, dict) else None,
         curve_chart=fn_curve_figure(curve) if isinstance(curve, dict) else None,
-        boot={"key": rs.key, "title": rs.title, "labels": list(LABEL_VALUES)},
+        boot={
+            "key": rs.key,
+            "title": rs.title,
+            "kind": rs.kind,
+            "labels": list(LABEL_VALUES),
+            "words": for_script(),
+        },
     )
 
 
@@ -133,7 +151,7 @@ def review_page(request: Request, key: str, web: Reader) -> HTMLResponse:
 def review_state(request: Request, key: str, web: Reader, reviewer: str = "") -> JSONResponse:
     """The review API: next item, progress, live estimate and SPRT status, agreement."""
     sets, rs = _set_or_404(request, key)
-    return JSONResponse(_state(web.store, sets.plan(rs), key, _reviewer(reviewer)))
+    return JSONResponse(_state(web.store, sets.plan(rs), rs, _reviewer(reviewer)))
 
 
 async def _write_guard(request: Request, sets: ReviewSets) -> dict[str, str]:
@@ -161,7 +179,7 @@ async def review_label(request: Request, key: str, web: Reader) -> JSONResponse:
     web.store.reviews.record(key, qid, did, label, reviewer, datetime.now(UTC).timestamp())
     if sets.settings.on_change is not None:
         sets.settings.on_change(key)
-    return JSONResponse(_state(web.store, plan, key, reviewer))
+    return JSONResponse(_state(web.store, plan, rs, reviewer))
 
 
 @router.post("/review/{key}/undo")
@@ -178,7 +196,7 @@ async def review_undo(request: Request, key: str, web: Reader) -> JSONResponse:
         )
         if sets.settings.on_change is not None:
             sets.settings.on_change(key)
-    return JSONResponse(_state(web.store, sets.plan(rs), key, reviewer))
+    return JSONResponse(_state(web.store, sets.plan(rs), rs, reviewer))
 
 
 @router.get("/review/{key}/labels.{fmt}")

@@ -33,6 +33,7 @@ from recallwatch.mining.review import ReviewPlan, plan_review
 from recallwatch.store import Store
 from recallwatch.store.maintenance import review_mirror
 from recallwatch.web.review_mirror import Reconciled, reconcile_mirror, write_mirror
+from recallwatch.web.review_words import ReviewKind
 
 if TYPE_CHECKING:
     from recallwatch.config import Config
@@ -53,13 +54,16 @@ TOKEN_ENV = "RECALLWATCH_REVIEW_TOKEN"
 
 @dataclass(frozen=True)
 class ReviewSet:
-    """A mined set that can be reviewed."""
+    """A set that can be reviewed: a mined set, or a held-out holes queue (``kind``)."""
 
     key: str
     title: str
     mined: Path
     corpus: Path | None
     run: str | None = None
+    #: ``mined`` (sampled mined negatives) or ``holes`` (a hole audit's displacing documents):
+    #: what the page calls its items and its estimate (``web.review_words``).
+    kind: ReviewKind = "mined"
 
 
 @dataclass
@@ -145,7 +149,8 @@ def holes_sets(store: Store, heldouts: dict[str, Path]) -> list[ReviewSet]:
         run = rest.partition("--")[0] or None
         if dataset in heldouts:
             title = f"held-out holes: {path.stem.replace('--', ' / ')}"
-            out.append(ReviewSet(QUEUE_PREFIX + path.stem, title, path, heldouts[dataset], run))
+            key = QUEUE_PREFIX + path.stem
+            out.append(ReviewSet(key, title, path, heldouts[dataset], run, kind="holes"))
     return out
 
 

@@ -1,4 +1,6 @@
-// The review page: one sampled negative at a time, keys r / n / u / Backspace, a live estimate.
+// The review page: one sampled negative (or, in a held-out holes queue, one displacing document)
+// at a time, keys r / n / u / Backspace, a live estimate. The words of what it writes follow the
+// state's `kind` (boot.words, from web/review_words.py); the fixed words are rendered server-side.
 // Every text from the server is inserted with textContent (documents may contain HTML).
 "use strict";
 (function () {
@@ -70,13 +72,18 @@
   function render(s) {
     state = s;
     const item = s.item;
-    $("progress").textContent = `${s.progress.done} of ${s.progress.total} labelled by you`;
+    const words = boot.words[s.kind];
+    if (!words) {
+      say(`unknown kind of review set: ${s.kind}`, true);
+      return;
+    }
+    $("progress").textContent = `${s.progress.done} of ${s.progress.total} ${words.progress}`;
     $("item").hidden = !item;
     $("done").hidden = !!item || !s.reviewer;
     if (item) {
       $("position").textContent = String(item.position + 1);
       $("rank").textContent = String(item.rank);
-      $("score").textContent = item.score === null ? "-" : item.score.toFixed(4);
+      if ($("score")) $("score").textContent = item.score === null ? "-" : item.score.toFixed(4);
       $("bucket").textContent = item.bucket;
       $("pair").textContent = `${item.query_id} / ${item.doc_id}`;
       $("query").textContent = item.query;
@@ -94,7 +101,7 @@
     const est = s.estimate;
     const h = est.headline;
     $("headline").textContent = h
-      ? `${pct(h.estimate)} [${pct(h.lower)}, ${pct(h.upper)}] from ${est.judged} judged`
+      ? `${pct(h.estimate)} [${pct(h.lower)}, ${pct(h.upper)}] from ${est.judged} ${words.judged}`
       : "no judged label yet";
     $("sprt").textContent = est.status;
     $("sprt").className = "badge" + (est.status.startsWith("decided: too high") ? " bad" : "");
