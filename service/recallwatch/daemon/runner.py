@@ -70,6 +70,8 @@ TIMEOUT: Final[EvaluationFailureReason] = "timeout"
 CRASHED: Final[EvaluationFailureReason] = "crashed"
 INTERNAL: Final[EvaluationFailureReason] = "internal"
 NOT_JUDGED: Final[AuditFailureReason] = "not_judged"
+#: What a child forked by the warm parent runs (``_child``), by name: the zygote imports it there.
+CHILD: Final = "recallwatch.daemon.runner:_child"
 
 
 @dataclass(frozen=True)
@@ -491,7 +493,7 @@ def _in_child(
             child = _cold(kind, job_file, out_file, python, env)
         else:
             zygote = zygotes.get(python, env, groups)
-            child = zygote.fork(kind, str(job_file), str(out_file), groups)
+            child = zygote.fork(CHILD, kind, str(job_file), str(out_file), groups)
         lost: str | None = None
         try:
             _watch(child, kind, deadline, timeout, cancel, poll_seconds)

@@ -25,10 +25,11 @@ The daemon's side (``Zygotes``) starts one zygote per (interpreter, environment,
 directory), so a child sees the environment a cold child would; a zygote that died is replaced
 at the next job and counted (``Zygotes.restarts``), and its jobs in flight fail as ``crashed``.
 
-Protocol: JSON lines over a socketpair. The daemon sends ``{"id", "op": "fork", "kind", "job",
-"out", "preload"}`` or ``{"op": "stop"}``; the zygote answers ``{"id", "pid"}`` once the child
-runs in its own session, ``{"id", "status"}`` when it exited, or ``{"id", "refused"}`` when it
-cannot fork safely (then it exits; the daemon runs that job cold and preloads less).
+Protocol: JSON lines over a socketpair. The daemon sends ``{"id", "op": "fork", "target", "kind",
+"job", "out", "preload"}`` (``target``: the ``MODULE:FUNCTION`` the child runs) or ``{"op":
+"stop"}``; the zygote answers ``{"id", "pid"}`` once the child runs in its own session, ``{"id",
+"status"}`` when it exited, or ``{"id", "refused"}`` when it cannot fork safely (then it exits; the
+daemon runs that job cold and preloads less).
 """
 
 from __future__ import annotations
@@ -130,9 +131,9 @@ def _fork(req: dict[str, Any], sock: socket.socket, wake: tuple[int, int]) -> in
                 os.close(fd)
             os.write(ready_w, b"1")
             os.close(ready_w)
-            from recallwatch.daemon.runner import _child
-
-            code = _child(req["kind"], req["job"], req["out"], warm=True)
+            module, _, name = req["target"].partition(":")
+            target = getattr(importlib.import_module(module), name)
+            code = target(req["kind"], req["job"], req["out"], warm=True)
         except BaseException:
             traceback.print_exc()
         finally:
@@ -282,8 +283,14 @@ class Zygote:
         self._reader = threading.Thread(target=self._read, name="zygote-reader", daemon=True)
         self._reader.start()
 
-    def fork(self, kind: str, job_file: str, out_file: str, groups: Sequence[str]) -> WarmChild:
-        """Ask for a child running ``runner._child(kind, job_file, out_file)``."""
+    def fork(
+        self, target: str, kind: str, job_file: str, out_file: str, groups: Sequence[str]
+    ) -> WarmChild:
+        """Ask for a child running ``target(kind, job_file, out_file, warm=True)``.
+
+        ``target`` is ``MODULE:FUNCTION`` (``runner._child``), imported in the child; its return
+        value is the child's exit code.
+        """
         with self._lock:
             self._next += 1
             child = WarmChild(self, self._next)
@@ -291,7 +298,8 @@ class Zygote:
                 child.lost = self.dead
                 return child
             self._children[child.id] = child
-            msg = {"id": child.id, "op": "fork", "kind": kind, "job": job_file, "out": out_file}
+            msg = {"id": child.id, "op": "fork", "target": target, "kind": kind}
+            msg |= {"job": job_file, "out": out_file}
             try:
                 _send(self._sock, {**msg, "preload": list(groups)})
             except OSError as exc:
