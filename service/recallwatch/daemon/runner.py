@@ -492,14 +492,15 @@ def _in_child(
         if zygotes is None:
             child = _cold(kind, job_file, out_file, python, env)
         else:
-            zygote = zygotes.get(python, env, groups)
-            child = zygote.fork(CHILD, kind, str(job_file), str(out_file), groups)
+            warm = zygotes.safe(groups)  # the child itself imports the rest, as a cold one
+            zygote = zygotes.get(python, env, warm)
+            child = zygote.fork(CHILD, kind, str(job_file), str(out_file), warm)
         lost: str | None = None
         try:
             _watch(child, kind, deadline, timeout, cancel, poll_seconds)
         except ZygoteLost as exc:
             if zygotes is not None and isinstance(child, WarmChild) and child.refused:
-                zygotes.refused(groups, child.refused)
+                zygotes.refused(warm, child.refused)
                 child = _cold(kind, job_file, out_file, python, env)
                 _watch(child, kind, deadline, timeout, cancel, poll_seconds)
             else:

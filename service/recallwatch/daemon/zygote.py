@@ -85,19 +85,21 @@ PRELOADS: Final[dict[str, tuple[str, ...]]] = {
 
 
 def preload(groups: Iterable[str]) -> list[str]:
-    """Import the modules of ``groups``; return those that were not imported yet.
+    """Import the modules of ``groups`` (``PRELOADS`` names, or ``module:NAME``); return those
+    that were not imported yet.
 
     An import that fails is left to the job, which then fails with its own clear error (the
     ``st`` extra missing, ...).
     """
     fresh: list[str] = []
     for group in groups:
+        _, named, module = group.partition("module:")  # one module by name: ``module:NAME``
         if group == "st":
             # What ``encoders.sentence_transformers.load_offline`` sets before its import:
             # huggingface_hub reads them once, at import.
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
             os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-        for name in PRELOADS[group]:
+        for name in (module,) if named else PRELOADS[group]:
             if name in sys.modules:
                 continue
             try:
@@ -236,10 +238,6 @@ class WarmChild:
                     os.killpg(self.pid, signal.SIGKILL)
             raise ZygoteLost(self.lost or self.refused)
         return self.returncode
-
-    def wait_started(self, timeout: float) -> bool:
-        """Wait until the pid (or the outcome) is known."""
-        return self._changed.wait(timeout)
 
     def kill(self) -> None:
         """Kill the child and whatever it started; wait until the zygote reaped it."""
@@ -394,7 +392,7 @@ class Zygotes:
         """The zygote for this interpreter and environment, started (again) if needed."""
         environ = dict(os.environ if env is None else env)
         key = (python, tuple(sorted(environ.items())), os.getcwd())
-        wanted = [g for g in groups if g not in self.unsafe]
+        wanted = self.safe(groups)
         with self._lock:
             if self._closed:
                 raise RuntimeError("the zygotes were closed")
@@ -409,12 +407,21 @@ class Zygotes:
                 z = self._zygotes[key] = Zygote(python, env, wanted)
             return z
 
+    def safe(self, groups: Sequence[str]) -> list[str]:
+        """``groups`` less those a zygote refused to fork after."""
+        return [g for g in groups if g not in self.unsafe]
+
     def refused(self, groups: Sequence[str], why: str) -> None:
         """A zygote would not fork after importing ``groups``: preload the newest less."""
         with self._lock:
             newest = [g for g in groups if g != "runner" and g not in self.unsafe]
             self.unsafe.update(newest[-1:] if newest else list(groups))
         log.warning("the warm parent refused to fork (%s); this job runs cold", why)
+
+    def pids(self) -> list[int]:
+        """The process ids of the zygotes that take jobs."""
+        with self._lock:
+            return [z.proc.pid for z in self._zygotes.values() if z.alive()]
 
     def close(self) -> None:
         """Stop every zygote (and any child still running)."""
@@ -428,4 +435,6 @@ class Zygotes:
 if __name__ == "__main__":
     _fd = int(sys.argv[1])
     preload(sys.argv[2:])
-    sys.exit(serve(_fd))
+    _code = serve(_fd)
+    sys.stderr.flush()
+    os._exit(_code)  # not waiting for any thread a preload started
