@@ -317,3 +317,44 @@ def test_a_warm_st_child_encodes_as_in_process_and_its_parent_started_no_thread_
     out, _ = fresh.communicate(timeout=600)
     assert fresh.returncode == 0
     assert psutil.Process(zygote).num_threads() <= int(out.split()[-1])
+
+
+def test_a_timeout_while_the_warm_parent_imports_spares_the_evaluations_it_runs(
+    data: tuple[Path, SyntheticSet], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An import that hangs in the warm parent until the gate file goes: job B's preload.
+    gate = tmp_path / "gate"
+    gate.write_text("")
+    (data[0] / "mods" / "slow_import.py").write_text(
+        f"import os, time\nwhile os.path.exists({str(gate)!r}):\n    time.sleep(0.05)\n"
+    )
+    base = ["runner", "evaluate"]
+    monkeypatch.setattr(
+        runner,
+        "_preloads",
+        lambda kind, payload: base + (["module:slow_import"] if "plain" in str(payload) else []),
+    )
+    children = WarmChildren(env=child_env(data[0]))
+    try:
+        held = tmp_path / "held"
+        held.mkdir()
+        cancel = threading.Event()
+        thread, out = in_thread(
+            children.run, job(data, "python:warm_encoders:hold", held), 3600.0, cancel
+        )
+        wait_for((held / "pids").exists, what="evaluation A to start", timeout=60)
+        child, worker = map(int, (held / "pids").read_text().split())
+        (zygote,) = children.zygotes.pids()
+        with pytest.raises(EvaluationError) as info:
+            children.run(job(data, "python:warm_encoders:plain", tmp_path), 2.0, threading.Event())
+        assert info.value.reason == "timeout"
+        gate.unlink()  # the import ends; B's child is killed as soon as it is forked
+        # A goes on in the same warm parent, and stops only when cancelled.
+        assert not gone(child) and children.zygotes.pids() == [zygote]
+        cancel.set()
+        thread.join(60)
+        assert isinstance(out.get("error"), Interrupted)
+        wait_for(lambda: gone(child) and gone(worker), what="evaluation A to exit")
+        assert children.restarts == 0
+    finally:
+        children.close()

@@ -503,6 +503,8 @@ def _in_child(
                 zygotes.refused(warm, child.refused)
                 child = _cold(kind, job_file, out_file, python, env)
                 _watch(child, kind, deadline, timeout, cancel, poll_seconds)
+            elif cancel.is_set():  # the zygote was stopped with the daemon
+                raise Interrupted("stopped by shutdown") from exc
             else:
                 lost = str(exc)
         if not out_file.is_file():

@@ -228,6 +228,9 @@ class WarmChild:
     #: Why the outcome is unknown: the zygote died (``lost``) or would not fork (``refused``).
     lost: str | None = None
     refused: str | None = None
+    #: Killed before the zygote forked it (timeout or cancel while it imported for this job,
+    #: with other children running there): killed as soon as its pid arrives.
+    abandoned: bool = False
     _changed: threading.Event = field(default_factory=threading.Event)
 
     def poll(self) -> int | None:
@@ -242,7 +245,11 @@ class WarmChild:
     def kill(self) -> None:
         """Kill the child and whatever it started; wait until the zygote reaped it."""
         if self.pid is None and not (self.lost or self.refused):
-            # The zygote is still importing or forking: stopping it is the only way.
+            # The zygote is still importing for this job (or hangs there). Killing it would
+            # also end the other evaluations it runs: then this child dies when it is forked.
+            if self.zygote.running_others(self):
+                self.abandoned = True
+                return
             self.zygote.kill()
         if self.pid is not None:
             with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -305,6 +312,11 @@ class Zygote:
                 child.lost = f"the warm parent process is gone ({exc})"
         return child
 
+    def running_others(self, child: WarmChild) -> bool:
+        """Whether children other than ``child`` run in this zygote."""
+        with self._lock:
+            return any(c is not child and c.pid is not None for c in self._children.values())
+
     def alive(self) -> bool:
         """Whether it still takes jobs."""
         return self.dead is None and self.proc.poll() is None
@@ -366,6 +378,9 @@ class Zygote:
                 return
             if "pid" in msg:
                 child.pid = msg["pid"]
+                if child.abandoned:
+                    with contextlib.suppress(ProcessLookupError, PermissionError):
+                        os.killpg(msg["pid"], signal.SIGKILL)
             elif "status" in msg:
                 child.returncode = msg["status"]
                 self._children.pop(msg["id"])
