@@ -23,6 +23,7 @@ import psutil
 import pytest
 
 from recallwatch.daemon import runner
+from recallwatch.daemon.daemon import Daemon
 from recallwatch.daemon.runner import (
     EvaluationError,
     Interrupted,
@@ -32,7 +33,9 @@ from recallwatch.daemon.runner import (
     run_in_process,
 )
 from recallwatch.daemon.zygote import PRELOADS
+from recallwatch.store import Store
 from recallwatch.synthetic.heldout import SyntheticSet, write_heldout, write_precomputed_checkpoint
+from tests.daemon.helpers import make_config
 from tests.helpers.processes import REPO, wait_for
 
 ENCODERS = """
@@ -358,3 +361,22 @@ def test_a_timeout_while_the_warm_parent_imports_spares_the_evaluations_it_runs(
         assert children.restarts == 0
     finally:
         children.close()
+
+
+@pytest.mark.parametrize("warm_child", [True, False])
+def test_the_daemon_runs_its_children_warm_unless_configured_otherwise(
+    tmp_path: Path, synthetic: SyntheticSet, store: Store, warm_child: bool
+) -> None:
+    config = make_config(tmp_path, synthetic)
+    config = config.model_copy(
+        update={"evaluation": config.evaluation.model_copy(update={"warm_child": warm_child})}
+    )
+    d = Daemon(config, store)
+    try:
+        if warm_child:
+            assert d.children is not None and d.evaluator.runner == d.children.run
+        else:
+            assert d.children is None and d.evaluator.runner is runner.run_isolated
+        assert d.readiness()["handled"]["zygote_restarts"] == 0
+    finally:
+        d.stop(0)
