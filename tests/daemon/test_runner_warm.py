@@ -380,3 +380,15 @@ def test_the_daemon_runs_its_children_warm_unless_configured_otherwise(
         assert d.readiness()["handled"]["zygote_restarts"] == 0
     finally:
         d.stop(0)
+
+
+def test_what_a_child_imports_first_follows_its_encoder_or_judges() -> None:
+    def groups(kind: str, payload: dict[str, Any]) -> list[str]:
+        return runner._preloads(kind, payload)
+
+    assert groups("evaluate", {"encoder": {"spec": "st"}}) == ["runner", "evaluate", "st"]
+    assert groups("evaluate", {"encoder": {"spec": "openvino"}})[-1] == "st"
+    assert groups("evaluate", {"encoder": {"spec": "precomputed"}}) == ["runner", "evaluate"]
+    assert groups("evaluate", {"encoder": {"spec": "no-such-kind"}}) == ["runner", "evaluate"]
+    assert groups("estimate", {"spec": {"oracles": ["qrels:x"]}}) == ["runner", "audit"]
+    assert groups("estimate", {"spec": {"oracles": ["model:/judge"]}})[-1] == "st"

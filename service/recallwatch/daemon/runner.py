@@ -431,8 +431,9 @@ def _cold(
 
 def _preloads(kind: str, payload: dict[str, Any]) -> list[str]:
     """The ``zygote.PRELOADS`` groups a job needs."""
-    if kind == "estimate":
-        return ["runner", "audit"]
+    if kind == "estimate":  # a ``model:DIR`` judge loads it with sentence-transformers
+        judges = [str(o) for o in payload.get("spec", {}).get("oracles", [])]
+        return ["runner", "audit", *(["st"] if any(j.startswith("model:") for j in judges) else [])]
     from recallwatch.encoders.kinds import kind_for
 
     try:
