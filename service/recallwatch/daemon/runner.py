@@ -460,7 +460,10 @@ def _watch(
             if time.monotonic() >= deadline:
                 child.kill()
                 raise EvaluationError(TIMEOUT, f"the {kind} process took longer than {timeout:g} s")
-            cancel.wait(poll_seconds)
+            if isinstance(child, WarmChild):
+                child.done.wait(poll_seconds)  # its end is reported: no need to poll for it
+            else:
+                cancel.wait(poll_seconds)
     except BaseException:
         with contextlib.suppress(ZygoteLost):
             if child.poll() is None:  # an unexpected exception in this loop

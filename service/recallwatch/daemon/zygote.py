@@ -232,6 +232,8 @@ class WarmChild:
     #: with other children running there): killed as soon as its pid arrives.
     abandoned: bool = False
     _changed: threading.Event = field(default_factory=threading.Event)
+    #: Set once the outcome is known (an exit status, or lost, or refused).
+    done: threading.Event = field(default_factory=threading.Event)
 
     def poll(self) -> int | None:
         """The exit code once known (``-N``: signal N); raises ``ZygoteLost`` instead."""
@@ -301,6 +303,7 @@ class Zygote:
             child = WarmChild(self, self._next)
             if self.dead is not None:
                 child.lost = self.dead
+                child.done.set()
                 return child
             self._children[child.id] = child
             msg = {"id": child.id, "op": "fork", "target": target, "kind": kind}
@@ -310,6 +313,7 @@ class Zygote:
             except OSError as exc:
                 self._children.pop(child.id)
                 child.lost = f"the warm parent process is gone ({exc})"
+                child.done.set()
         return child
 
     def running_others(self, child: WarmChild) -> bool:
@@ -369,6 +373,7 @@ class Zygote:
         for child in pending:
             if child.refused is None:
                 child.lost = why
+            child.done.set()
             child._changed.set()
 
     def _report(self, msg: dict[str, Any]) -> None:
@@ -384,10 +389,12 @@ class Zygote:
             elif "status" in msg:
                 child.returncode = msg["status"]
                 self._children.pop(msg["id"])
+                child.done.set()
             elif "refused" in msg:
                 self.refused = True
                 child.refused = msg["refused"]
                 self._children.pop(msg["id"])
+                child.done.set()
         child._changed.set()
 
 
