@@ -15,11 +15,12 @@ child runs exactly what a cold child runs (``runner._child``), so isolation is u
   every child's process group and exits when the daemon's end of its socket closes (the daemon
   exited, ``kill -9`` included), so no evaluation outlives the daemon;
 - the zygote only imports: it starts no thread and computes nothing, so no thread pool (torch's
-  intra-op / OpenMP pool, tokenizers' rayon pool, OpenBLAS's first use) exists at a fork. It
-  refuses to fork while a second Python thread runs (a preload that started one, such as
-  OpenVINO's telemetry at import: ``openvino`` itself is not preloaded); the native threads that
-  numpy's OpenBLAS and pyarrow's jemalloc start at import are shut down by their own at-fork
-  handlers.
+  intra-op / OpenMP pool, tokenizers' rayon pool) exists at a fork. It refuses to fork while a
+  second Python thread runs (a preload that started one, such as OpenVINO's telemetry at import:
+  ``openvino`` itself is not preloaded). Native threads started at import are their libraries'
+  own and fork-aware: the OpenBLAS pools of numpy and scipy stop in their at-fork handlers,
+  pyarrow's jemalloc background thread stays in the zygote and jemalloc re-initialises in the
+  child.
 
 The daemon's side (``Zygotes``) starts one zygote per (interpreter, environment, working
 directory), so a child sees the environment a cold child would; a zygote that died is replaced
