@@ -14,15 +14,15 @@ median of each, the ratio cold / warm of the medians (start-up), and the same fo
 evaluation as the daemon waits for it (wall time, the 0.1 s polling of the runner included).
 Target: a warm start-up under 0.1 s, and ``st`` start-up ratio >= 10x.
 
-Measured (2-core VM shared with other jobs, load average 8-10, so every absolute number is about
-twice an idle machine's; medians of 3 rounds, 2 for openvino):
+Measured in one run of all three kinds (2-core VM shared with other jobs, load average 11-12.5,
+so every absolute number is several times an idle machine's; medians of 3 rounds):
 
 =========== ================ ============ ============ ========================================
 kind        start-up cold    warm         ratio        whole tiny evaluation cold -> warm
 =========== ================ ============ ============ ========================================
-precomputed 1.04 s           0.030 s      34.8x        1.24 s -> 0.10 s (12.2x)
-st          11.74 s          0.048 s      245x         16.86 s -> 2.62 s (6.4x)
-openvino    11.58 s          0.051 s      228x         27.35 s -> 10.82 s (2.5x; conversion left)
+precomputed 1.018 s          0.021 s      49x          1.31 s -> 0.08 s (16.4x)
+st          12.69 s          0.067 s      188x         18.93 s -> 1.96 s (9.7x)
+openvino    12.25 s          0.059 s      208x         31.02 s -> 13.66 s (2.3x; conversion left)
 =========== ================ ============ ============ ========================================
 
 At load ~1-2, ``python -X importtime`` of a cold child: 0.47-0.55 s for precomputed,
