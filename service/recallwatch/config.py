@@ -279,6 +279,10 @@ class EvaluationConfig(_Model):
     timeout_seconds: PositiveSeconds = 6 * 3600.0
     policy: Literal["oldest_first", "latest_only"] = "oldest_first"
     shutdown_grace_seconds: Annotated[float, Field(ge=0)] = 30.0
+    #: Fork each evaluation's (and audit's) child from a warm parent that imported numpy, faiss,
+    #: torch and sentence-transformers once (``daemon.zygote``), instead of starting a fresh
+    #: interpreter per evaluation. Not part of the evaluation key.
+    warm_child: bool = True
     early: EarlyConfig = EarlyConfig()
 
     @field_validator("ks")

@@ -413,6 +413,7 @@ def test_a_fresh_store_over_old_history_records_its_alert_without_paging_again(
             "review_estimate_failures": 0,
             "review_labels_restored": 1,
             "review_undos_restored": 0,
+            "zygote_restarts": 0,
         }
         metrics = api.get("/metrics").text
         assert 'recallwatch_alerts_suppressed_total{reason="backfill"} 1.0' in metrics

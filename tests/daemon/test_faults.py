@@ -64,6 +64,10 @@ def test_kill_9_mid_evaluation_then_restart_evaluates_once_and_loses_nothing(
     assert first.proc is not None
     children = psutil.Process(first.proc.pid).children(recursive=True)
     assert children, "the evaluation runs in a child process"
+    # Forked by the warm parent (evaluation.warm_child, the default), itself the daemon's child.
+    evaluation = psutil.Process(int((ckpt / "started").read_text()))
+    warm_parent = evaluation.parent()
+    assert warm_parent is not None and warm_parent.ppid() == first.proc.pid
     first.proc.send_signal(signal.SIGKILL)
     first.proc.wait(10)
     # The orphaned evaluation notices its parent is gone and exits.

@@ -42,7 +42,8 @@ def test_an_evaluation_error_is_a_recallwatch_error_with_a_bounded_reason(tmp_pa
     assert info.value.message == str(info.value.__cause__)
 
 
-def test_sigint_to_the_process_group_spares_the_evaluation(tmp_path: Path) -> None:
+@pytest.mark.parametrize("warm", [False, True], ids=["cold", "warm"])
+def test_sigint_to_the_process_group_spares_the_evaluation(tmp_path: Path, warm: bool) -> None:
     synthetic = write_heldout(tmp_path / "heldout", num_docs=200, num_queries=20, dim=8, seed=3)
     ckpt = write_precomputed_checkpoint(tmp_path / "ckpt", synthetic, noise=0.3)
     started = tmp_path / "encoder-started"
@@ -58,11 +59,14 @@ def test_sigint_to_the_process_group_spares_the_evaluation(tmp_path: Path) -> No
             """
         )
     )
-    # The "daemon": ignores SIGINT like serve's handler does, runs one isolated evaluation.
+    # The "daemon": ignores SIGINT like serve's handler does, runs one isolated evaluation (in
+    # a fresh child, or in one forked by the warm parent).
     script = textwrap.dedent(
         f"""
         import json, signal, threading
-        from recallwatch.daemon.runner import Job, run_isolated, EvaluationError
+        from recallwatch.daemon.runner import Job, WarmChildren, run_isolated, EvaluationError
+        if {warm!r}:
+            run_isolated = WarmChildren().run
         signal.signal(signal.SIGINT, lambda *a: None)
         job = Job(checkpoint={str(ckpt)!r}, encoder={{"spec": "python:slow_enc:encode"}},
                   heldout={str(synthetic.path)!r}, split="test", relevance_level=1, ks=[1, 10],

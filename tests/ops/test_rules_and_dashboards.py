@@ -67,6 +67,7 @@ EXPORTED_METRICS = {
     "recallwatch_review_undos_restored_total",
     "recallwatch_early_pass_failures_total",
     "recallwatch_review_estimate_failures_total",
+    "recallwatch_zygote_restarts_total",
 }
 METRIC = re.compile(r"\brecallwatch_[a-z_]+\b")
 ALERTS = {

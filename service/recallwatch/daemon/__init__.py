@@ -3,11 +3,13 @@
 Modules: ``daemon`` (the ``Daemon``, the pipeline read top-down), ``discovery`` (complete
 checkpoints found and queued), ``scheduling`` (which queued checkpoint runs next),
 ``evaluation`` (one held-out evaluation run and stored), ``auditor`` (the false-negative audit
-of each mined set), ``runner`` (evaluations and audits in child processes), ``notifier`` (the
-alerting engine wired to the delivery workers).
+of each mined set), ``runner`` (evaluations and audits in child processes), ``zygote`` (the
+warm parent those children fork from), ``notifier`` (the alerting engine wired to the delivery
+workers).
 
-``Daemon`` is imported on first use: the child processes run ``python -m
-recallwatch.daemon.runner``, which imports this package, and need none of the daemon's imports.
+``Daemon`` is imported on first use: the child processes (``python -m
+recallwatch.daemon.runner``) and the warm parent (``python -m recallwatch.daemon.zygote``) import
+this package and need none of the daemon's imports.
 """
 
 from __future__ import annotations

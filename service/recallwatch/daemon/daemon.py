@@ -65,7 +65,13 @@ from recallwatch.daemon.evaluation import (
     requeue_unavailable,
 )
 from recallwatch.daemon.review_feed import ReviewFeed, SetPlans, reviewing
-from recallwatch.daemon.runner import AuditRunner, Runner, estimate_isolated, run_isolated
+from recallwatch.daemon.runner import (
+    AuditRunner,
+    Runner,
+    WarmChildren,
+    estimate_isolated,
+    run_isolated,
+)
 from recallwatch.daemon.scheduling import next_checkpoints, skip
 from recallwatch.logs import fields
 from recallwatch.store import CheckpointRow, Store
@@ -94,8 +100,8 @@ class Daemon:
         store: Store,
         *,
         clock: Clock = time.time,
-        runner: Runner = run_isolated,
-        fn_runner: AuditRunner = estimate_isolated,
+        runner: Runner | None = None,
+        fn_runner: AuditRunner | None = None,
         on_checkpoint: Callable[[CheckpointRow], None] | None = None,
         notifier: Notifier | None = None,
         review_plans: Callable[[str], ReviewPlan | None] | None = None,
@@ -111,6 +117,13 @@ class Daemon:
         if notifier is not None and on_checkpoint is None:
             self.on_checkpoint = notifier.after_checkpoint
         self.discovery = Discovery(store, clock)
+        #: The warm parent of the evaluation and audit children (``evaluation.warm_child``), for
+        #: the runners not given here; None: each child is a fresh interpreter.
+        self.children = WarmChildren() if config.evaluation.warm_child else None
+        if runner is None:
+            runner = run_isolated if self.children is None else self.children.run
+        if fn_runner is None:
+            fn_runner = estimate_isolated if self.children is None else self.children.estimate
         self.evaluator = Evaluator(config, store, runner, clock)
         #: The false-negative auditor; None without a ``false_negatives`` section.
         self.auditor = (
@@ -304,6 +317,8 @@ class Daemon:
             )
             self._cancel.set()
         self._pool.shutdown(wait=True)
+        if self.children is not None:
+            self.children.close()
         if self.notifier is not None:
             self.notifier.stop()
 
@@ -538,7 +553,8 @@ class Daemon:
     def handled_counts(self) -> dict[str, Any]:
         """What was handled without stopping since the start, which a person may want to know:
         alerts recorded but not sent (by reason), review labels put back from the mirror, early
-        passes that failed (the exact pass ran), review re-estimates that failed (retried)."""
+        passes that failed (the exact pass ran), review re-estimates that failed (retried), warm
+        parents of the evaluation children that died and were replaced."""
         suppressed = {"backfill": 0}
         if self.notifier is not None:
             suppressed.update(self.notifier.alerting.suppressed)
@@ -546,6 +562,7 @@ class Daemon:
             "alerts_suppressed": suppressed,
             "early_pass_failures": self.evaluator.early_failures,
             "review_estimate_failures": 0 if self.review is None else self.review.failures,
+            "zygote_restarts": 0 if self.children is None else self.children.restarts,
             **self.handled,
         }
 

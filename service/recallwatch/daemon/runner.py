@@ -12,6 +12,12 @@ of an ``AuditSpec``) runs the same way, so a judge model's torch never enters th
 
 The child exits by itself when its parent dies (``kill -9`` of the daemon), so no orphan keeps
 evaluating.
+
+``WarmChildren`` (``evaluation.warm_child``, the daemon's default) forks the children from a warm
+parent instead (``daemon.zygote``), which imported numpy, faiss, torch and sentence-transformers
+once: the same child, the same isolation, without the seconds of imports per evaluation. Either
+way a child imports what its job needs before it starts (``zygote.PRELOADS``) and reports how long
+that took from the request (``startup`` in its result file).
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
+from recallwatch.daemon.zygote import WarmChild, ZygoteLost, Zygotes, preload
 from recallwatch.errors import (
     AuditFailureReason,
     EvaluationError,
@@ -48,6 +55,7 @@ __all__ = [
     "Job",
     "Result",
     "Runner",
+    "WarmChildren",
     "estimate_in_process",
     "estimate_isolated",
     "estimate_job",
@@ -62,6 +70,8 @@ TIMEOUT: Final[EvaluationFailureReason] = "timeout"
 CRASHED: Final[EvaluationFailureReason] = "crashed"
 INTERNAL: Final[EvaluationFailureReason] = "internal"
 NOT_JUDGED: Final[AuditFailureReason] = "not_judged"
+#: What a child forked by the warm parent runs (``_child``), by name: the zygote imports it there.
+CHILD: Final = "recallwatch.daemon.runner:_child"
 
 
 @dataclass(frozen=True)
@@ -219,7 +229,11 @@ def run_isolated(
     env: dict[str, str] | None = None,
 ) -> Result:
     """Evaluate in a child process; kill it at ``timeout`` seconds or when ``cancel`` is set."""
-    r = _in_child("evaluate", asdict(job), timeout, cancel, python=python, env=env)
+    r, _ = _in_child("evaluate", asdict(job), timeout, cancel, python=python, env=env)
+    return _result(r)
+
+
+def _result(r: dict[str, Any]) -> Result:
     return Result(
         encoder=r["encoder"],
         metrics={m: {int(k): v for k, v in by_k.items()} for m, by_k in r["metrics"].items()},
@@ -333,18 +347,128 @@ def estimate_isolated(
     env: dict[str, str] | None = None,
 ) -> FnEstimate:
     """Run the audit in a child process (a judge model's torch stays out of the daemon)."""
-    r = _in_child("estimate", job.as_json(), timeout, cancel, python=python, env=env)
+    r, _ = _in_child("estimate", job.as_json(), timeout, cancel, python=python, env=env)
+    return _estimate(r)
+
+
+def _estimate(r: dict[str, Any]) -> FnEstimate:
     return FnEstimate(**{**r, "buckets": tuple(FnBucket(**b) for b in r["buckets"])})
+
+
+class WarmChildren:
+    """``run_isolated`` and ``estimate_isolated`` with children forked by a warm parent.
+
+    ``run`` is a ``Runner``, ``estimate`` an ``AuditRunner``: same contract, same errors, same
+    isolation (``daemon.zygote``). The zygote starts at the first job; ``close`` stops it.
+    """
+
+    def __init__(self, *, python: str = sys.executable, env: dict[str, str] | None = None) -> None:
+        self.python = python
+        self.env = env
+        self.zygotes = Zygotes()
+        #: ``startup`` of the last child: seconds from request to work, modules it imported.
+        self.last_startup: dict[str, Any] = {}
+
+    @property
+    def restarts(self) -> int:
+        """Warm parents that died and were replaced (``recallwatch_zygote_restarts_total``)."""
+        return self.zygotes.restarts
+
+    def run(self, job: Job, timeout: float, cancel: threading.Event) -> Result:
+        """Evaluate in a child forked by the warm parent; ``run_isolated``'s contract."""
+        r, self.last_startup = _in_child(
+            "evaluate", asdict(job), timeout, cancel, python=self.python, env=self.env,
+            zygotes=self.zygotes,
+        )  # fmt: skip
+        return _result(r)
+
+    def estimate(self, job: AuditJob, timeout: float, cancel: threading.Event) -> FnEstimate:
+        """Audit in a child forked by the warm parent; ``estimate_isolated``'s contract."""
+        r, self.last_startup = _in_child(
+            "estimate", job.as_json(), timeout, cancel, python=self.python, env=self.env,
+            zygotes=self.zygotes,
+        )  # fmt: skip
+        return _estimate(r)
+
+    def close(self) -> None:
+        """Stop the warm parent(s), and any child still running."""
+        self.zygotes.close()
 
 
 # -- the child process ---------------------------------------------------------------------------
 
 
-def _kill_group(proc: subprocess.Popen[bytes]) -> None:
-    """Kill the child and whatever it started (tokenizer or data-loader workers)."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+class _ColdChild:
+    """A child started with ``python -m recallwatch.daemon.runner`` (``Popen``)."""
+
+    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
+        self.proc = proc
+
+    def poll(self) -> int | None:
+        return self.proc.poll()
+
+    def kill(self) -> None:
+        """Kill the child and whatever it started (tokenizer or data-loader workers)."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+
+
+def _cold(
+    kind: str, job_file: Path, out_file: Path, python: str, env: dict[str, str] | None
+) -> _ColdChild:
+    return _ColdChild(
+        subprocess.Popen(
+            [python, "-m", "recallwatch.daemon.runner", kind, str(job_file), str(out_file)],
+            stdin=subprocess.DEVNULL,
+            env=env,
+            # Its own session: a Ctrl-C on the daemon's terminal reaches the daemon only, which
+            # then lets the evaluation finish within the grace period instead of losing it.
+            start_new_session=True,
+        )
+    )
+
+
+def _preloads(kind: str, payload: dict[str, Any]) -> list[str]:
+    """The ``zygote.PRELOADS`` groups a job needs."""
+    if kind == "estimate":  # a ``model:DIR`` judge loads it with sentence-transformers
+        judges = [str(o) for o in payload.get("spec", {}).get("oracles", [])]
+        return ["runner", "audit", *(["st"] if any(j.startswith("model:") for j in judges) else [])]
+    from recallwatch.encoders.kinds import kind_for
+
+    try:
+        name = kind_for(payload["encoder"]["spec"]).name
+    except Exception:  # the child reports a bad spec
+        name = ""
+    return ["runner", "evaluate", *(["st"] if name in ("st", "openvino") else [])]
+
+
+def _watch(
+    child: _ColdChild | WarmChild,
+    kind: str,
+    deadline: float,
+    timeout: float,
+    cancel: threading.Event,
+    poll_seconds: float,
+) -> None:
+    """Wait for the child to exit; kill it at the deadline or on cancel."""
+    try:
+        while child.poll() is None:
+            if cancel.is_set():
+                child.kill()
+                raise Interrupted("stopped by shutdown")
+            if time.monotonic() >= deadline:
+                child.kill()
+                raise EvaluationError(TIMEOUT, f"the {kind} process took longer than {timeout:g} s")
+            if isinstance(child, WarmChild):
+                child.done.wait(poll_seconds)  # its end is reported: no need to poll for it
+            else:
+                cancel.wait(poll_seconds)
+    except BaseException:
+        with contextlib.suppress(ZygoteLost):
+            if child.poll() is None:  # an unexpected exception in this loop
+                child.kill()
+        raise
 
 
 def _in_child(
@@ -355,37 +479,46 @@ def _in_child(
     *,
     python: str,
     env: dict[str, str] | None,
+    zygotes: Zygotes | None = None,
     poll_seconds: float = 0.1,
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The child's result and its ``startup`` (seconds from request to work, modules imported)."""
     what = {"evaluate": "evaluation", "estimate": "false-negative audit"}[kind]
+    groups = _preloads(kind, payload)
+    deadline = time.monotonic() + timeout
     with tempfile.TemporaryDirectory(prefix=f"recallwatch-{kind}-") as tmp:
         job_file, out_file = Path(tmp) / "job.json", Path(tmp) / "result.json"
-        job_file.write_text(json.dumps(payload), encoding="utf-8")
-        proc = subprocess.Popen(
-            [python, "-m", "recallwatch.daemon.runner", kind, str(job_file), str(out_file)],
-            stdin=subprocess.DEVNULL,
-            env=env,
-            # Its own session: a Ctrl-C on the daemon's terminal reaches the daemon only, which
-            # then lets the evaluation finish within the grace period instead of losing it.
-            start_new_session=True,
+        job_file.write_text(
+            json.dumps({"job": payload, "preload": groups, "requested_at": time.time()}),
+            encoding="utf-8",
         )
-        deadline = time.monotonic() + timeout
+        child: _ColdChild | WarmChild
+        if zygotes is None:
+            child = _cold(kind, job_file, out_file, python, env)
+        else:
+            warm = zygotes.safe(groups)  # the child itself imports the rest, as a cold one
+            zygote = zygotes.get(python, env, warm)
+            child = zygote.fork(CHILD, kind, str(job_file), str(out_file), warm)
+        lost: str | None = None
         try:
-            while proc.poll() is None:
-                if cancel.is_set():
-                    _kill_group(proc)
-                    raise Interrupted("stopped by shutdown")
-                if time.monotonic() >= deadline:
-                    _kill_group(proc)
-                    raise EvaluationError(
-                        TIMEOUT, f"the {kind} process took longer than {timeout:g} s"
-                    )
-                cancel.wait(poll_seconds)
-        finally:
-            if proc.poll() is None:  # an unexpected exception in this loop
-                _kill_group(proc)
+            _watch(child, kind, deadline, timeout, cancel, poll_seconds)
+        except ZygoteLost as exc:
+            if zygotes is not None and isinstance(child, WarmChild) and child.refused:
+                zygotes.refused(warm, child.refused)
+                child = _cold(kind, job_file, out_file, python, env)
+                _watch(child, kind, deadline, timeout, cancel, poll_seconds)
+            elif cancel.is_set():  # the zygote was stopped with the daemon
+                raise Interrupted("stopped by shutdown") from exc
+            else:
+                lost = str(exc)
         if not out_file.is_file():
-            code = proc.returncode
+            if lost is not None:
+                raise EvaluationError(
+                    CRASHED,
+                    f"the {what} process was lost: {lost} (the next one starts a new warm parent)",
+                )
+            code = child.poll()
+            assert code is not None
             how = (
                 f"was killed by {signal.Signals(-code).name}" if code < 0 else f"exited with {code}"
             )
@@ -398,10 +531,11 @@ def _in_child(
             }.get(code, "")
             raise EvaluationError(CRASHED, f"the {what} process {how}{hint}")
         doc = json.loads(out_file.read_text(encoding="utf-8"))
+    startup: dict[str, Any] = doc.get("startup", {})
     if not doc["ok"]:
         raise EvaluationError(doc["reason"], doc["message"])
     result: dict[str, Any] = doc["result"]
-    return result
+    return result, startup
 
 
 def _translated(fn: Callable[[Any], Any], job: Any) -> Any:
@@ -422,14 +556,22 @@ def _exit_with_parent(parent: int) -> None:
             os._exit(70)
 
 
-def _child(kind: str, job_file: str, out_file: str) -> int:
+def _child(kind: str, job_file: str, out_file: str, *, warm: bool = False) -> int:
     from recallwatch.logs import configure
 
     threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
     configure(os.environ.get("RECALLWATCH_LOG_FORMAT", "human"), "WARNING")
     # Anything the encoder prints goes to stderr: stdout is not ours to share.
     os.dup2(2, 1)
-    payload = json.loads(Path(job_file).read_text(encoding="utf-8"))
+    spec = json.loads(Path(job_file).read_text(encoding="utf-8"))
+    imported = preload(spec["preload"])
+    startup = {
+        "seconds": time.time() - spec["requested_at"],
+        "imported": imported,
+        "warm": warm,
+        "pid": os.getpid(),
+    }
+    payload = spec["job"]
     try:
         if kind == "estimate":
             r: Any = estimate_in_process(AuditJob.from_json(payload), 0.0, threading.Event())
@@ -438,6 +580,7 @@ def _child(kind: str, job_file: str, out_file: str) -> int:
         doc: dict[str, Any] = {"ok": True, "result": asdict(r)}
     except EvaluationError as exc:
         doc = {"ok": False, "reason": exc.reason, "message": exc.message}
+    doc["startup"] = startup
     tmp = Path(out_file + ".tmp")
     tmp.write_text(json.dumps(doc), encoding="utf-8")
     tmp.replace(out_file)
@@ -445,4 +588,6 @@ def _child(kind: str, job_file: str, out_file: str) -> int:
 
 
 if __name__ == "__main__":
+    # One runner module, whatever imports it by name (the preloads).
+    sys.modules.setdefault("recallwatch.daemon.runner", sys.modules["__main__"])
     sys.exit(_child(sys.argv[1], sys.argv[2], sys.argv[3]))

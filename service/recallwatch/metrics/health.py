@@ -27,6 +27,7 @@ HEALTH_FAMILIES: dict[str, str] = {
     "recallwatch_review_undos_restored": "counter",
     "recallwatch_early_pass_failures": "counter",
     "recallwatch_review_estimate_failures": "counter",
+    "recallwatch_zygote_restarts": "counter",
 }
 
 #: ``/readyz``'s ``handled`` counts exported as counters (without ``_total``), and their help.
@@ -49,6 +50,11 @@ HANDLED_COUNTERS = {
         "recallwatch_review_estimate_failures",
         "Re-estimates of a mined set from its review labels that failed; retried after a minute "
         "or at the set's next label (logged).",
+    ),
+    "zygote_restarts": (
+        "recallwatch_zygote_restarts",
+        "Warm parents of the evaluation children (evaluation.warm_child) that died and were "
+        "replaced at the next evaluation; the evaluations they held failed as crashed (logged).",
     ),
 }
 
