@@ -8,8 +8,9 @@ says why in the log. ``fp32``, ``bf16`` and ``fp16`` are taken as asked, without
 
 With the probe, the encoder also measures the **probe shift** (``measure_shift``): a few held-out
 queries (``ShiftSample``: the probe's, those with a judged document) ranked against a small
-sub-corpus (their relevant documents and documents spread over the corpus) with fp32 embeddings
-and with the candidate's; recall@10 / nDCG@10 there and the queries whose hits changed. The
+sub-corpus (their relevant documents, documents sharing their words, documents spread over the
+corpus) with fp32 embeddings and with the candidate's; recall@10 / nDCG@10 there and the queries
+whose hits changed. Not the shift on the full held-out set. The
 encoder's ``precision_report`` (``records.precision.PrecisionReport``) carries both to the store.
 
 This module decides; it imports no torch (``capability`` imports it only for CUDA devices).
@@ -17,6 +18,7 @@ This module decides; it imports no torch (``capability`` imports it only for CUD
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +35,7 @@ __all__ = [
     "SHIFT_DOCUMENTS",
     "SHIFT_K",
     "SHIFT_QUERIES",
+    "SHIFT_SCANNED",
     "Capability",
     "Parity",
     "Precision",
@@ -44,6 +47,7 @@ __all__ = [
     "ShiftSample",
     "capability",
     "cpu_flags",
+    "look_alikes",
     "measure_shift",
     "parity",
     "probe_sample",
@@ -178,12 +182,15 @@ def probe_sample(texts: Sequence[str], count: int) -> list[str]:
 
 #: The cutoff of the probe shift (recall@k, nDCG@k on the probe's sub-corpus).
 SHIFT_K = 10
-#: Probe queries of the probe shift (spread over the held-out queries; those with a judged
-#: document).
-SHIFT_QUERIES = 16
-#: Documents in the probe shift's sub-corpus: the probe queries' relevant documents, then
-#: documents spread over the corpus up to this many.
-SHIFT_DOCUMENTS = 64
+#: Probe queries of the probe shift: spread over the held-out queries as the parity probe's
+#: are, those with a judged document.
+SHIFT_QUERIES = 8
+#: Documents in the probe shift's sub-corpus: the probe queries' relevant documents, each
+#: query's look-alikes (``look_alikes``), then documents spread over the corpus up to this many.
+SHIFT_DOCUMENTS = 48
+#: Documents (spread over the corpus) searched for look-alikes: bounded work on any corpus.
+SHIFT_SCANNED = 4096
+_WORD = re.compile(r"[a-z0-9]{4,}")
 
 Kind = Literal["query", "document"]
 
@@ -221,28 +228,50 @@ def _spread(n: int, count: int) -> list[int]:
     return [int(i) for i in np.linspace(0, n - 1, num=count).round().astype(np.int64)]
 
 
+def _words(text: str) -> frozenset[str]:
+    return frozenset(_WORD.findall(text.lower()))
+
+
+def look_alikes(query: str, candidates: Mapping[int, frozenset[str]], count: int) -> list[int]:
+    """The ``count`` candidate documents (position -> its words) sharing the most words (4+
+    letters) with ``query``, the lower position first on ties: cheap competitors that make the
+    probe's rankings contested."""
+    words = _words(query)
+    scored = sorted(candidates, key=lambda d: (-len(words & candidates[d]), d))
+    return scored[:count]
+
+
 def shift_sample(
     texts: Mapping[Kind, Sequence[str]],
     count: int = SHIFT_QUERIES,
     documents: int = SHIFT_DOCUMENTS,
+    scanned: int = SHIFT_SCANNED,
 ) -> ShiftSample | None:
     """The probe's queries (``probe_sample``'s picks) with a judged document among ``texts``, and
-    a sub-corpus: their relevant documents, then documents spread over the corpus up to
-    ``documents``. None without judgements (``texts`` is no ``ProbeTexts``) or judged queries."""
+    a sub-corpus of at most ``documents`` (more only where their relevant documents are more):
+    their relevant documents, then each query's look-alikes among ``scanned`` documents spread
+    over the corpus, then documents spread over the corpus. None without judgements (``texts``
+    is no ``ProbeTexts``) or judged queries."""
     relevant = getattr(texts, "relevant", None)
     queries, corpus = texts.get("query", ()), texts.get("document", ())
     if relevant is None or not queries or not corpus:
         return None
-    picked = [
-        i for i in _spread(len(queries), count) if any(0 <= d < len(corpus) for d in relevant[i])
-    ]
+    judged = [[int(d) for d in relevant[i] if 0 <= d < len(corpus)] for i in range(len(queries))]
+    picked = [i for i in _spread(len(queries), count) if judged[i]]
     if not picked:
         return None
     rows: dict[int, int] = {}
     for i in picked:
-        for d in relevant[i]:
-            if 0 <= d < len(corpus):
-                rows.setdefault(int(d), len(rows))
+        for d in judged[i]:
+            rows.setdefault(d, len(rows))
+    each = max(0, documents - len(rows)) // len(picked)
+    if each:
+        pool = {d: _words(corpus[d]) for d in _spread(len(corpus), scanned) if d not in rows}
+        for i in picked:
+            for d in look_alikes(
+                queries[i], {d: w for d, w in pool.items() if d not in rows}, each
+            ):
+                rows.setdefault(d, len(rows))
     for d in _spread(len(corpus), documents):
         if len(rows) >= documents:
             break
@@ -250,7 +279,7 @@ def shift_sample(
     return ShiftSample(
         queries=[queries[i] for i in picked],
         documents=[corpus[d] for d in rows],
-        relevant=[frozenset(rows[d] for d in relevant[i] if d in rows) for i in picked],
+        relevant=[frozenset(rows[d] for d in judged[i]) for i in picked],
     )
 
 
@@ -280,7 +309,7 @@ def _recall_ndcg(
         ideal = sum(1.0 / np.log2(r + 2) for r in range(min(len(rel), len(row))))
         ndcg += sum(1.0 / np.log2(r + 2) for r in found) / ideal
     n = len(relevant)
-    return hits, recall / n, ndcg / n
+    return hits, float(recall / n), float(ndcg / n)
 
 
 def probe_shift(
