@@ -124,11 +124,16 @@ class TextEncoderSource:
 
     @property
     def precision_report(self) -> PrecisionReport:
-        """The encoder's ``PrecisionReport`` (``st``, ``openvino``); for an encoder that says
-        nothing of its precision (``python:``), not applicable."""
+        """The encoder's ``PrecisionReport`` (``st``, ``openvino``); for one that names only its
+        ``precision``, that precision without a probe; for one that says nothing of it
+        (``python:``), not applicable."""
         value = getattr(self.encoder, "precision_report", None)
         if isinstance(value, PrecisionReport):
             return value
+        if self.precision is not None:
+            return PrecisionReport(
+                None, self.precision, "not-run", note=f"the {self.name} encoder ran no probe"
+            )
         return PrecisionReport.not_applicable(f"the {self.name} encoder computes its embeddings")
 
     def _prepare(self, heldout: HeldoutSet) -> None:
