@@ -18,6 +18,7 @@ from recallwatch.encoders.precision import (
     parity,
     probe_sample,
     probe_shift,
+    shift_or_why,
     shift_sample,
 )
 
@@ -153,3 +154,18 @@ def test_measure_shift_encodes_each_kind_both_ways() -> None:
         [("fp32", "query"), ("fp32", "document"), ("bf16", "query"), ("bf16", "document")]
     )
     assert (shift.recall_fp32, shift.recall_candidate, shift.flips) == (1.0, 0.0, 1)
+
+
+def test_a_shift_that_cannot_be_measured_says_why_and_never_raises() -> None:
+    texts = ProbeTexts(["q"], ["d", "e"], [[0]])
+
+    def works(texts, kind):  # type: ignore[no-untyped-def]
+        return np.ones((len(texts), 2))
+
+    def broken(texts, kind):  # type: ignore[no-untyped-def]
+        raise RuntimeError("the reduced copy fell over")
+
+    assert shift_or_why(texts, works, broken) == (None, "the probe shift failed: RuntimeError")
+    assert shift_or_why({"query": ["q"]}, works, works) == (None, "no judged probe queries")
+    shift, why = shift_or_why(texts, works, works)
+    assert shift is not None and why == "" and shift.recall_shift == 0.0

@@ -37,10 +37,9 @@ from recallwatch.encoders.precision import (
     ProbeShift,
     Resolved,
     capability,
-    measure_shift,
     parity,
     probe_sample,
-    shift_sample,
+    shift_or_why,
     taken_as_configured,
 )
 from recallwatch.errors import CheckpointError, ConfigError
@@ -286,19 +285,11 @@ class OpenVINOEncoder:
         self, samples: Mapping[TextKind, Sequence[str]], candidate: Resolved
     ) -> tuple[ProbeShift | None, str]:
         """The probe shift of ``candidate`` against f32 (None, and why, where not measured)."""
-        sample = shift_sample(samples)
-        if sample is None:
-            return None, "no judged probe queries"
-        try:
-            shift = measure_shift(
-                sample,
-                lambda texts, kind: self._run(texts, kind, "fp32", self.batch_size),
-                lambda texts, kind: self._run(texts, kind, candidate, self.batch_size),
-            )
-        except Exception as exc:  # a measurement, never a reason to fail the evaluation
-            log.warning("openvino probe shift failed (%s: %s)", type(exc).__name__, exc)
-            return None, f"the probe shift failed: {type(exc).__name__}"
-        return shift, ""
+        return shift_or_why(
+            samples,
+            lambda texts, kind: self._run(texts, kind, "fp32", self.batch_size),
+            lambda texts, kind: self._run(texts, kind, candidate, self.batch_size),
+        )
 
     def _run(
         self, texts: Sequence[str], kind: TextKind, precision: Resolved, batch_size: int

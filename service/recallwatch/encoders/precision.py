@@ -18,6 +18,7 @@ This module decides; it imports no torch (``capability`` imports it only for CUD
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -28,6 +29,8 @@ import numpy as np
 import numpy.typing as npt
 
 from recallwatch.records.precision import PrecisionReport, ProbeShift, ProbeVerdict
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "PARITY_MIN_COSINE",
@@ -52,6 +55,7 @@ __all__ = [
     "parity",
     "probe_sample",
     "probe_shift",
+    "shift_or_why",
     "shift_sample",
     "taken_as_configured",
 ]
@@ -348,3 +352,18 @@ def measure_shift(
     ref = (reference(sample.queries, "query"), reference(sample.documents, "document"))
     cand = (candidate(sample.queries, "query"), candidate(sample.documents, "document"))
     return probe_shift(sample, ref, cand, k)
+
+
+def shift_or_why(
+    texts: Mapping[Kind, Sequence[str]], reference: Encode, candidate: Encode
+) -> tuple[ProbeShift | None, str]:
+    """The probe shift of the candidate encoding on ``texts``' shift sample, or None and why
+    (no judged probe queries; the measurement failed: logged, never a failed evaluation)."""
+    sample = shift_sample(texts)
+    if sample is None:
+        return None, "no judged probe queries"
+    try:
+        return measure_shift(sample, reference, candidate), ""
+    except Exception as exc:  # a measurement, never a reason to fail the evaluation
+        log.warning("the probe shift failed (%s: %s)", type(exc).__name__, exc)
+        return None, f"the probe shift failed: {type(exc).__name__}"

@@ -32,10 +32,9 @@ from recallwatch.encoders.precision import (
     ProbeShift,
     Resolved,
     capability,
-    measure_shift,
     parity,
     probe_sample,
-    shift_sample,
+    shift_or_why,
     taken_as_configured,
 )
 from recallwatch.errors import CheckpointError, ConfigError
@@ -220,19 +219,11 @@ class SentenceTransformerEncoder:
         self, samples: Mapping[TextKind, Sequence[str]], fast: Any
     ) -> tuple[ProbeShift | None, str]:
         """The probe shift of the reduced copy ``fast`` (None, and why, where not measured)."""
-        sample = shift_sample(samples)
-        if sample is None:
-            return None, "no judged probe queries"
-        try:
-            shift = measure_shift(
-                sample,
-                lambda texts, kind: self._run(self.model, texts, kind, self.batch_size),
-                lambda texts, kind: self._run(fast, texts, kind, self.batch_size),
-            )
-        except Exception as exc:  # a measurement, never a reason to fail the evaluation
-            log.warning("precision auto: the probe shift failed (%s: %s)", type(exc).__name__, exc)
-            return None, f"the probe shift failed: {type(exc).__name__}"
-        return shift, ""
+        return shift_or_why(
+            samples,
+            lambda texts, kind: self._run(self.model, texts, kind, self.batch_size),
+            lambda texts, kind: self._run(fast, texts, kind, self.batch_size),
+        )
 
     @property
     def dimension(self) -> int | None:
