@@ -23,6 +23,7 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel, Field
 
+from recallwatch.records.precision import ProbeVerdict
 from recallwatch.store import (
     CheckpointRow,
     EarlyVerdict,
@@ -92,7 +93,7 @@ class PrecisionReport(BaseModel):
     #: the precision encoded in; null: not computed by recallwatch
     used: str | None
     #: passed, failed (the parity probe ran), not-run (taken as configured), not-applicable
-    verdict: str
+    verdict: ProbeVerdict
     #: the reduced precision the probe tried
     candidate: str | None = None
     #: probe embeddings compared
