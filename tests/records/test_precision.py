@@ -83,6 +83,11 @@ def test_each_verdict_reads_as_one_line() -> None:
         ),
     )
     assert "probe recall@10 shift +0.0000, nDCG@10 shift +0.0000 (0 of 16" in same.describe()
+    rejected = PrecisionReport("auto", "fp32", "failed", "bf16", 32, 0.98, 0.999, SHIFT)
+    assert rejected.describe().endswith(
+        "probe recall@10 shift +0.0625, nDCG@10 shift +0.0100 (1 of 16 probe queries flip, "
+        "64 documents) of the rejected bf16)"
+    )
     broken = PrecisionReport("auto", "fp32", "failed", "bf16", note="the bf16 copy failed: E")
     assert broken.describe() == (
         "Encoded in fp32 (auto requested; parity probe FAILED for bf16: the bf16 copy failed: E)"

@@ -189,6 +189,8 @@ class PrecisionReport:
                     f"{self.min_cosine:.6f} on {self.texts} texts (threshold {self.threshold})"
                 )
                 shift = self.describe_shift()
+                if shift and self.verdict == "failed":
+                    shift += f" of the rejected {self.candidate}"
                 parts.append(shift or f"probe shift not measured: {self.note or 'no judgements'}")
         else:
             parts.append("parity probe not run" + (f": {self.note}" if self.note else ""))
