@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import replace
+from html import escape
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from prometheus_client import CollectorRegistry
 
 from recallwatch.api import outcome_summary
 from recallwatch.metrics.collector import RecallwatchCollector
+from recallwatch.records.precision import PrecisionReport, ProbeShift
 from recallwatch.server import HttpServer, create_app
 from recallwatch.store import Store
 from tests.helpers.processes import wait_for
@@ -251,6 +253,7 @@ def test_the_encoders_precision_is_shown_with_each_evaluation(
         counts={},
         outcomes={"q1": {"d1": 1}},
         precision="bf16",
+        precision_report=REPORT.as_json(),
     )
     record_evaluated(store, run, evaluation, at=3.0)
     page = client.get("/api/v1/runs/st-run/evaluations").json()
@@ -258,6 +261,33 @@ def test_the_encoders_precision_is_shown_with_each_evaluation(
     doc = client.get("/api/v1/runs/st-run/evaluations/checkpoint-1").json()
     assert doc["evaluations"][0]["precision"] == "bf16"
     assert doc["history"][0]["precision"] == "bf16"
-    # Precomputed embeddings have no precision of recallwatch's.
+    # The parity probe's verdict and its probe shift, as stored, and in one line.
+    for shown in (page["items"][0]["evaluations"][0], doc["evaluations"][0], doc["history"][0]):
+        assert shown["precision_report"] == REPORT.as_json()
+        assert shown["precision_summary"] == REPORT.describe()
+    html = client.get("/runs/st-run/checkpoints/checkpoint-1").text
+    assert escape(REPORT.describe()) in html
+    metrics = client.get("/metrics").text
+    labels = 'dataset="synth",precision="bf16",probe="passed",run="st-run"'
+    assert f"recallwatch_encode_precision_info{{{labels}}} 1.0" in metrics
+    assert 'recallwatch_precision_probe_shift_ratio{dataset="synth",k="10",metric="recall"' in (
+        metrics
+    )
+    # Precomputed embeddings have no precision of recallwatch's; evaluations stored before the
+    # reports have none either (null, and no line on the page).
     old = client.get("/api/v1/runs/demo/evaluations/checkpoint-1").json()
     assert old["evaluations"][0]["precision"] is None
+    assert old["evaluations"][0]["precision_report"] is None
+    assert "Encoded in" not in client.get("/runs/demo/checkpoints/checkpoint-1").text
+
+
+REPORT = PrecisionReport(
+    requested="auto",
+    used="bf16",
+    verdict="passed",
+    candidate="bf16",
+    texts=32,
+    min_cosine=0.999979,
+    threshold=0.999,
+    shift=ProbeShift(8, 48, 10, 1.0, 0.875, 0.9, 0.85, flips=1, reordered=2),
+)

@@ -23,6 +23,7 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel, Field
 
+from recallwatch.records.precision import ProbeVerdict
 from recallwatch.store import (
     CheckpointRow,
     EarlyVerdict,
@@ -64,6 +65,46 @@ MAX_OFFSET = 1_000_000_000
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": NotFound}}
 
 
+class ProbeShift(BaseModel):
+    """The probe shift: the probe's queries ranked against a small sub-corpus (their relevant
+    documents and documents spread over the corpus) in fp32 and in the candidate precision.
+    Not the shift on the full held-out set."""
+
+    queries: int
+    documents: int
+    k: int
+    recall_fp32: float
+    recall_candidate: float
+    recall_shift: float
+    ndcg_fp32: float
+    ndcg_candidate: float
+    ndcg_shift: float
+    #: probe queries whose relevant documents in the top k changed
+    flips: int
+    #: probe queries whose top k changed at all
+    reordered: int
+
+
+class PrecisionReport(BaseModel):
+    """What the encoder was asked for and used, and its parity probe (docs/daemon.md)."""
+
+    #: auto, fp32, bf16 or fp16; null: not applicable
+    requested: str | None
+    #: the precision encoded in; null: not computed by recallwatch
+    used: str | None
+    #: passed, failed (the parity probe ran), not-run (taken as configured), not-applicable
+    verdict: ProbeVerdict
+    #: the reduced precision the probe tried
+    candidate: str | None = None
+    #: probe embeddings compared
+    texts: int = 0
+    min_cosine: float | None = None
+    threshold: float | None = None
+    #: null: not measured (``note`` says why)
+    shift: ProbeShift | None = None
+    note: str = ""
+
+
 class Evaluation(BaseModel):
     """One evaluation of a checkpoint on one held-out set."""
 
@@ -72,6 +113,10 @@ class Evaluation(BaseModel):
     #: the encoder's numeric precision (fp32, bf16, fp16); null for precomputed embeddings.
     #: Regression rules compare only evaluations of the same precision.
     precision: str | None = None
+    #: the parity probe's verdict and probe shift (null: stored before reports, or failed)
+    precision_report: PrecisionReport | None = None
+    #: the report in one line, as the checkpoint page shows it
+    precision_summary: str | None = None
     config_hash: str
     status: str
     started_at: float
@@ -340,10 +385,13 @@ def _run(r: RunSummary) -> dict[str, Any]:
 
 
 def _evaluation(e: EvaluationRow) -> dict[str, Any]:
+    report = e.report
     return {
         "dataset": e.dataset,
         "encoder": e.encoder,
         "precision": e.precision,
+        "precision_report": None if report is None else report.as_json(),
+        "precision_summary": None if report is None else report.describe(),
         "config_hash": e.config_hash,
         "status": e.status,
         "started_at": e.started_at,

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from recallwatch.cli import main
+from recallwatch.records.precision import PrecisionReport
 from recallwatch.synthetic.heldout import write_heldout, write_precomputed_checkpoint
 
 
@@ -110,8 +111,16 @@ def test_st_eval_records_the_precision_it_used(tmp_path: Path, minilm_dir: Path,
         args += ["--encoder", "st", "--k", "1,10", "--json", str(out)]
         args += [] if precision == "default" else ["--precision", precision]
         assert main(args) == 0
-        used[precision] = json.loads(out.read_text())["precision"]
-        assert f"encoder sentence-transformers ({used[precision]})" in capsys.readouterr().out
+        doc = json.loads(out.read_text())
+        used[precision] = doc["precision"]
+        printed = capsys.readouterr().out
+        assert f"encoder sentence-transformers ({used[precision]})" in printed
+        # the precision report: in the JSON, and printed in one line
+        report = PrecisionReport.from_json(doc["precision_report"])
+        assert report.used == used[precision] and report.describe() in printed
+        probed = precision == "auto" and capability("cpu") is not None
+        assert report.verdict == ("passed" if probed else "not-run")
+        assert (report.shift is not None) == probed  # the held-out judgements reach the probe
     assert used == {"auto": capability("cpu") or "fp32", "fp32": "fp32", "default": "fp32"}
 
 
@@ -120,7 +129,9 @@ def test_precomputed_eval_has_no_precision(example, tmp_path: Path) -> None:  # 
     out = tmp_path / "e.json"
     args = ["eval", "--heldout", str(heldout), "--checkpoint", str(ckpt)]
     assert main([*args, "--encoder", "precomputed", "--precision", "bf16", "--json", str(out)]) == 0
-    assert json.loads(out.read_text())["precision"] is None
+    doc = json.loads(out.read_text())
+    assert doc["precision"] is None
+    assert doc["precision_report"]["verdict"] == "not-applicable"
 
 
 def test_bad_encoder_is_a_config_error(example, capsys) -> None:  # type: ignore[no-untyped-def]

@@ -166,6 +166,12 @@ def test_truncated_safetensors_fails_and_the_next_checkpoint_is_evaluated(
     assert good["evaluations"][0]["metrics"]["recall"]["100"] > 0
     # the default precision is fp32 on every machine (auto and bf16 are opt-ins: issue 27)
     assert good["evaluations"][0]["precision"] == "fp32"
+    # its report, through the child process and the store: fp32 as configured, no probe
+    report = good["evaluations"][0]["precision_report"]
+    assert (report["requested"], report["used"], report["verdict"]) == ("fp32", "fp32", "not-run")
+    assert good["evaluations"][0]["precision_summary"] == (
+        "Encoded in fp32 (parity probe not run: fp32 as configured)"
+    )
     assert daemon.stop() == 0
 
 

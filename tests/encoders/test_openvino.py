@@ -13,7 +13,7 @@ import pytest
 pytest.importorskip("openvino")
 
 from recallwatch.encoders.openvino import OpenVINOEncoder, TokenCache
-from recallwatch.encoders.precision import PARITY_MIN_COSINE, capability
+from recallwatch.encoders.precision import PARITY_MIN_COSINE, ProbeTexts, capability
 from recallwatch.heldout.beir import document_text
 
 
@@ -53,3 +53,15 @@ def test_openvino_embeddings_are_the_models_and_token_ids_are_cached(
         assert auto.parity is not None and auto.parity.passed
         assert auto.precision == "bf16"
         assert _cos(auto.encode(texts, "document"), want).min() >= PARITY_MIN_COSINE
+    report = auto.precision_report
+    assert report.used == auto.precision
+    assert report.verdict == ("not-run" if auto.parity is None else "passed")
+    assert report.shift is None  # plain texts, no judgements: no probe shift
+    assert first.precision_report.verdict == "not-run"
+    assert first.precision_report.note == "fp32 as configured"
+    if auto.parity is not None:
+        # With judgements (each of 4 texts, as a query, finds itself): the shift is measured.
+        probe = ProbeTexts(texts[:4], texts, [[0], [1], [2], [3]])
+        shift, note = auto._shift(probe, "bf16")
+        assert shift is not None and note == "" and shift.queries == 4
+        assert shift.documents == min(len(texts), 48) and shift.recall_fp32 == 1.0

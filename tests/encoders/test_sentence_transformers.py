@@ -58,6 +58,11 @@ def test_auto_falls_back_to_fp32_when_the_parity_probe_fails(
     warning = next(r for r in caplog.records if r.levelno == logging.WARNING)
     assert "parity probe FAILED: bf16 vs fp32" in warning.getMessage()
     assert warning.getMessage().endswith("using fp32")
+    report = enc.precision_report
+    assert (report.requested, report.used, report.verdict) == ("auto", "fp32", "failed")
+    assert report.min_cosine == enc.parity.min_cosine and report.texts == enc.parity.texts
+    # plain texts without judgements: no probe shift, and the report says why
+    assert report.shift is None and report.note == "no judged probe queries"
     fp32 = SentenceTransformerEncoder(bf16_fragile_minilm, precision="fp32")
     assert np.array_equal(enc.encode(TEXTS, "document"), fp32.encode(TEXTS, "document"))
 
@@ -81,6 +86,8 @@ def test_auto_without_a_native_reduced_precision_is_fp32_without_a_probe(
     assert enc.precision == "fp32" and enc.parity is None
     enc.prepare({"query": TEXTS})
     assert enc.parity is None
+    assert enc.precision_report.verdict == "not-run" and enc.precision_report.used == "fp32"
+    assert enc.precision_report.note == "cpu has no native reduced precision"
 
 
 def test_fp32_is_sentence_transformers_own_encode(minilm_dir: Path) -> None:
@@ -94,6 +101,10 @@ def test_fp32_is_sentence_transformers_own_encode(minilm_dir: Path) -> None:
 def test_explicit_bf16_needs_no_probe_and_unknown_precision_is_refused(minilm_dir: Path) -> None:
     enc = SentenceTransformerEncoder(minilm_dir, precision="bf16")
     assert enc.precision == "bf16" and enc.parity is None
+    assert (
+        enc.precision_report.describe()
+        == "Encoded in bf16 (parity probe not run: bf16 as configured)"
+    )
     with pytest.raises(ConfigError, match="unknown precision 'fp8'"):
         SentenceTransformerEncoder(minilm_dir, precision="fp8")  # type: ignore[arg-type]
 
@@ -112,3 +123,33 @@ def test_source_prepares_the_encoder_with_held_out_texts(tmp_path: Path, minilm_
     if native is not None:
         assert encoder.parity is not None
         assert encoder.parity.texts == 2 * (5 + encoder.probe_texts)  # each probed two ways
+
+
+def test_the_report_of_auto_has_the_probe_and_its_shift_on_held_out_judgements(
+    tmp_path: Path, minilm_dir: Path
+) -> None:
+    """Through ``TextEncoderSource`` (as an evaluation runs it), bf16 offered whatever this CPU
+    has: the verdict is the parity probe's and the probe shift ranks the judged probe queries'
+    sub-corpus both ways; an fp32 encoder's report says no probe ran."""
+    synth = write_heldout(tmp_path / "heldout", num_docs=40, num_queries=6, dim=8, seed=3)
+    heldout = load_heldout(synth.path, "test")
+    encoder = SentenceTransformerEncoder(
+        minilm_dir, precision="auto", capability_of=lambda d: "bf16"
+    )
+    source = TextEncoderSource(encoder)
+    source.queries(heldout)
+    report = source.precision_report
+    assert encoder.parity is not None and encoder.parity.passed
+    assert (report.requested, report.used, report.verdict) == ("auto", "bf16", "passed")
+    assert (report.min_cosine, report.texts) == (encoder.parity.min_cosine, encoder.parity.texts)
+    shift = report.shift
+    assert shift is not None and shift.k == 10
+    assert shift.queries == min(heldout.num_queries, encoder.probe_texts)
+    assert shift.documents == min(heldout.num_docs, 48)
+    # a flip (hits in the top 10 changed) is a reordering; neither exceeds the probe queries
+    assert 0.0 < shift.recall_fp32 <= 1.0 and 0.0 <= shift.flips <= shift.reordered <= shift.queries
+    assert report.describe().startswith("Encoded in bf16 (auto requested; parity probe passed")
+    fp32 = TextEncoderSource(SentenceTransformerEncoder(minilm_dir, precision="fp32"))
+    fp32.queries(heldout)
+    assert fp32.precision_report.verdict == "not-run"
+    assert fp32.precision_report.note == "fp32 as configured"

@@ -124,3 +124,25 @@ def test_the_encoders_precision_is_recorded_with_the_evaluation(
     heldout, _ = synth
     ev = evaluate(heldout, TextEncoderSource(Fixed()), shard_rows=100)
     assert ev.precision == "bf16"
+    # it names its precision, not a probe: the report says so
+    report = ev.precision_report
+    assert report is not None and (report.used, report.verdict) == ("bf16", "not-run")
+
+
+class Silent(Fixed):
+    """An encoder that says nothing of its precision (as a ``python:`` entry point)."""
+
+    precision = None  # type: ignore[assignment]
+
+
+def test_embeddings_recallwatch_did_not_compute_have_a_not_applicable_report(
+    synth: tuple[HeldoutSet, Path],
+) -> None:
+    heldout, ckpt = synth
+    for source, why in (
+        (PrecomputedSource(ckpt), "precomputed embeddings"),
+        (TextEncoderSource(Silent()), "the fixed encoder computes its embeddings"),
+    ):
+        report = evaluate(heldout, source, shard_rows=100).precision_report
+        assert report is not None and report.verdict == "not-applicable" and report.note == why
+        assert report.describe() == f"Precision: not applicable ({why})"

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import sqlite3
 from contextlib import closing
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from recallwatch.records.outbox import AttemptResult
+from recallwatch.records.precision import PrecisionReport
 from recallwatch.store import (
     MIGRATIONS,
     SCHEMA_VERSION,
@@ -19,6 +21,7 @@ from recallwatch.store import (
     StoreError,
 )
 from tests.helpers.alerts import regression_alert
+from tests.helpers.seed import finished
 
 
 def test_schema_is_migrated_once_and_wal(tmp_path: Path) -> None:
@@ -103,6 +106,7 @@ def test_the_counter_migration_starts_from_the_outbox(tmp_path: Path) -> None:
         conn.execute("ALTER TABLE checkpoints DROP COLUMN audit_only")  # added by 4 -> 5
         conn.execute("DROP TABLE review_labels")  # added by 5 -> 6
         conn.execute("ALTER TABLE evaluations DROP COLUMN precision")  # added by 6 -> 7
+        conn.execute("ALTER TABLE evaluations DROP COLUMN precision_report")  # by 12 -> 13
         conn.execute("PRAGMA user_version = 3")
         conn.commit()
     store = Store.open(path)
@@ -176,4 +180,41 @@ def test_stored_fn_estimates_keep_their_rows_and_are_audits_after_the_source_mig
         (4.0, "review"),
     ]
     assert store.results.fn_audit_estimate_for("fp", "h") == audit
+    store.close()
+
+
+def test_stored_evaluations_have_no_precision_report_after_its_migration(
+    tmp_path: Path,
+) -> None:
+    """The precision report migration: evaluations stored before it keep their rows and have no
+    report (None, not a made-up one); a new evaluation's report comes back as it was stored."""
+    path = tmp_path / "rw.db"
+    before = next(i for i, m in enumerate(MIGRATIONS) if any("precision_report" in s for s in m))
+    with closing(sqlite3.connect(path)) as conn:
+        for migration in MIGRATIONS[:before]:
+            for statement in migration:
+                conn.execute(statement)
+        conn.execute(f"PRAGMA user_version = {before}")
+        conn.execute("INSERT INTO runs(id, name, directory, created_at) VALUES (1, 'a', '/a', 1)")
+        conn.execute(
+            "INSERT INTO checkpoints(id, run_id, name, path, state, eval_key, completed_at, "
+            "discovered_at, updated_at) VALUES (1, 1, 'c', '/a/c', 'evaluated', '{}', 1, 1, 1)"
+        )
+        conn.execute(
+            "INSERT INTO evaluations(id, checkpoint_id, dataset, encoder, config_hash, status, "
+            "started_at, finished_at, metrics, precision) "
+            "VALUES (1, 1, 'd', 'st', 'k1', 'done', 1, 2, '{\"recall\": {\"10\": 0.5}}', 'bf16')"
+        )
+        conn.commit()
+    store = Store.open(path)
+    (old,) = store.results.evaluations(1)
+    assert (old.precision, old.precision_report, old.report) == ("bf16", None, None)
+    assert old.metrics == {"recall": {10: 0.5}}
+    report = PrecisionReport("auto", "bf16", "passed", "bf16", 32, 0.99998, 0.999, None, "n")
+    evaluation = replace(
+        finished(1, config_hash="k2"), precision="bf16", precision_report=report.as_json()
+    )
+    store.results.record_evaluation(evaluation, 1)
+    new = store.results.evaluations(1)[-1]
+    assert new.precision_report == report.as_json() and new.report == report
     store.close()

@@ -181,6 +181,9 @@ class Evaluator:
                 outcomes=result.outcomes,
                 precision=result.precision,
                 rankings=result.rankings,
+                precision_report=(
+                    None if result.precision_report is None else result.precision_report.as_json()
+                ),
             ),
             run_id,
         )

@@ -45,6 +45,7 @@ from recallwatch.errors import (
     RecallwatchError,
 )
 from recallwatch.mining.audit_spec import AuditSpec
+from recallwatch.records.precision import PrecisionReport
 from recallwatch.store import FnBucket, FnEstimate
 
 __all__ = [
@@ -112,6 +113,9 @@ class Result:
     precision: str | None = None
     #: query id -> its top ``Job.stored_rankings`` document ids, best first.
     rankings: dict[str, list[str]] = field(default_factory=dict)
+    #: What the encoder says of its precision (asked, used, parity probe verdict, probe shift);
+    #: None where the embedding source says nothing.
+    precision_report: PrecisionReport | None = None
 
 
 class Interrupted(Exception):  # noqa: N818 - a signal to re-queue, not an error
@@ -174,6 +178,7 @@ def evaluate_job(job: Job) -> Result:
         outcomes=outcomes,
         precision=ev.precision,
         rankings=rankings,
+        precision_report=ev.precision_report,
     )
 
 
@@ -242,7 +247,13 @@ def _result(r: dict[str, Any]) -> Result:
         outcomes=r["outcomes"],
         precision=r.get("precision"),
         rankings=r.get("rankings", {}),
+        precision_report=_report(r.get("precision_report")),
     )
+
+
+def _report(doc: Any) -> PrecisionReport | None:
+    """The child's precision report (``asdict`` wrote it as plain data)."""
+    return None if doc is None else PrecisionReport.from_json(doc)
 
 
 # -- the false-negative audit of a mined set -------------------------------------------------------

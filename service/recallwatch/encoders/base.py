@@ -14,6 +14,7 @@ from typing import Literal, Protocol, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
+from recallwatch.encoders.precision import PrecisionReport, ProbeTexts
 from recallwatch.errors import EmbeddingError, EncoderError, RecallwatchError
 from recallwatch.heldout.sets import HeldoutSet
 
@@ -106,7 +107,8 @@ class TextEncoderSource:
     """An embedding source that runs an ``Encoder`` over the held-out texts.
 
     An encoder with a ``prepare(samples)`` method (the ``st`` encoder: its ``auto`` precision's
-    parity probe) is given a few held-out queries and documents before the first encoding.
+    parity probe) is given the held-out queries and documents, with their judgements
+    (``ProbeTexts``), before the first encoding; it picks its few probe texts from them.
     """
 
     def __init__(self, encoder: Encoder) -> None:
@@ -120,11 +122,30 @@ class TextEncoderSource:
         value = getattr(self.encoder, "precision", None)
         return value if isinstance(value, str) else None
 
+    @property
+    def precision_report(self) -> PrecisionReport:
+        """The encoder's ``PrecisionReport`` (``st``, ``openvino``); for one that names only its
+        ``precision``, that precision without a probe; for one that says nothing of it
+        (``python:``), not applicable."""
+        value = getattr(self.encoder, "precision_report", None)
+        if isinstance(value, PrecisionReport):
+            return value
+        if self.precision is not None:
+            return PrecisionReport(
+                None, self.precision, "not-run", note=f"the {self.name} encoder ran no probe"
+            )
+        return PrecisionReport.not_applicable(f"the {self.name} encoder computes its embeddings")
+
     def _prepare(self, heldout: HeldoutSet) -> None:
         prepare = getattr(self.encoder, "prepare", None)
         if callable(prepare):
+            position = heldout.doc_position
+            relevant = [
+                [position[d] for d in heldout.relevant(q) if d in position]
+                for q in heldout.query_ids
+            ]
             try:
-                prepare({"query": heldout.query_texts, "document": heldout.corpus_texts})
+                prepare(ProbeTexts(heldout.query_texts, heldout.corpus_texts, relevant))
             except RecallwatchError:
                 raise
             except Exception as exc:

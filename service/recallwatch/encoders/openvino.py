@@ -34,10 +34,13 @@ from recallwatch.encoders.precision import (
     Capability,
     Parity,
     Precision,
+    ProbeShift,
     Resolved,
     capability,
     parity,
     probe_sample,
+    shift_or_why,
+    taken_as_configured,
 )
 from recallwatch.errors import CheckpointError, ConfigError
 
@@ -233,6 +236,16 @@ class OpenVINOEncoder:
                 self.precision = "fp32"
         else:
             self.precision = precision
+        #: What the evaluation stores: asked, used, the probe's verdict and probe shift.
+        self.precision_report = taken_as_configured(
+            precision,
+            self.precision,
+            "the probe has not run"
+            if self.precision is None
+            else "the CPU has no native bf16"
+            if precision == "auto"
+            else f"{precision} as configured",
+        )
 
     def _compiled_for(self, precision: Resolved) -> Any:
         if precision not in self._compiled:
@@ -252,13 +265,30 @@ class OpenVINOEncoder:
         picked = [t for texts in samples.values() for t in probe_sample(texts, self.probe_texts)]
         if not picked:
             self.precision = "fp32"
+            self.precision_report = taken_as_configured("auto", "fp32", "no probe texts")
             return
         ref = self._run(picked, "document", "fp32", 1)
         got = self._run(picked, "document", candidate, len(picked))
         self.parity = parity(ref, got, candidate, self.parity_threshold)
         self.precision = candidate if self.parity.passed else "fp32"
+        self.precision_report = self.parity.report(
+            "auto", self.precision, *self._shift(samples, candidate)
+        )
         (log.info if self.parity.passed else log.warning)(
-            "openvino precision auto: %s; using %s", self.parity.describe(), self.precision
+            "openvino precision auto: %s; %s; using %s",
+            self.parity.describe(),
+            self.precision_report.describe_shift() or "probe shift not measured",
+            self.precision,
+        )
+
+    def _shift(
+        self, samples: Mapping[TextKind, Sequence[str]], candidate: Resolved
+    ) -> tuple[ProbeShift | None, str]:
+        """The probe shift of ``candidate`` against f32 (None, and why, where not measured)."""
+        return shift_or_why(
+            samples,
+            lambda texts, kind: self._run(texts, kind, "fp32", self.batch_size),
+            lambda texts, kind: self._run(texts, kind, candidate, self.batch_size),
         )
 
     def _run(

@@ -19,6 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from recallwatch.encoders.base import CorpusShard
+from recallwatch.encoders.precision import PrecisionReport
 from recallwatch.errors import CheckpointError, EmbeddingError
 from recallwatch.heldout.sets import HeldoutSet
 
@@ -125,6 +126,11 @@ class PrecomputedSource:
                 path=self.checkpoint,
             )
         self._dim: int | None = None
+
+    @property
+    def precision_report(self) -> PrecisionReport:
+        """Not applicable: the trainer computed these embeddings, recallwatch only reads them."""
+        return PrecisionReport.not_applicable("precomputed embeddings")
 
     def _ids_and_header(
         self, kind: str

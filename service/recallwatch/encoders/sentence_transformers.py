@@ -7,6 +7,7 @@ Precision (``encoders.precision``): ``fp32`` is sentence-transformers' own ``enc
 ``bf16``/``fp16`` encode with a reduced-precision copy of the model (``encoders.st_fast``). ``auto``
 picks the device's native reduced precision, if any, once a parity probe on a few held-out texts
 accepts it (``prepare``; else the first texts encoded); ``precision`` is then the one used.
+``precision_report`` says what was asked, what was used, the probe's verdict and its probe shift.
 """
 
 from __future__ import annotations
@@ -27,10 +28,14 @@ from recallwatch.encoders.precision import (
     Capability,
     Parity,
     Precision,
+    PrecisionReport,
+    ProbeShift,
     Resolved,
     capability,
     parity,
     probe_sample,
+    shift_or_why,
+    taken_as_configured,
 )
 from recallwatch.errors import CheckpointError, ConfigError
 
@@ -94,6 +99,8 @@ class SentenceTransformerEncoder:
         self.precision: Resolved | None = None
         #: The parity probe's outcome (``auto`` only).
         self.parity: Parity | None = None
+        #: What the evaluation stores: asked, used, the probe's verdict and probe shift.
+        self.precision_report = taken_as_configured(precision, None, "the probe has not run")
         if precision not in ("auto", "fp32", "bf16", "fp16"):
             raise ConfigError([("precision", f"unknown precision {precision!r}")])
         self.batch_size = batch_size
@@ -129,10 +136,20 @@ class SentenceTransformerEncoder:
             if self._candidate is None:
                 log.info("precision auto: %s has no native reduced precision; using fp32", device)
                 self.precision = "fp32"
+                self.precision_report = taken_as_configured(
+                    precision, "fp32", f"{device} has no native reduced precision"
+                )
         elif precision == "fp32":
             self.precision = "fp32"
+            self.precision_report = taken_as_configured(precision, "fp32", "fp32 as configured")
         else:
             self.precision = self._reduce(precision)
+            why = (
+                f"{precision} as configured"
+                if self.precision == precision
+                else "the model has no transformer module"
+            )
+            self.precision_report = taken_as_configured(precision, self.precision, why)
 
     def _reduce(self, precision: Resolved) -> Resolved:
         """Switch to a ``precision`` copy of the model; fp32 if the model has no transformer."""
@@ -165,6 +182,7 @@ class SentenceTransformerEncoder:
             why = "the model has no transformer module" if fast is None else "no probe texts"
             log.warning("precision auto: %s; using fp32", why)
             self.precision = "fp32"
+            self.precision_report = taken_as_configured("auto", "fp32", why)
             return
         reference, reduced = [], []
         for kind, texts in picked.items():
@@ -174,24 +192,38 @@ class SentenceTransformerEncoder:
                 try:
                     reduced.append(self._run(fast, texts, kind, batch_size))
                 except Exception as exc:  # a reduced copy that cannot run fails the probe
-                    log.warning(
-                        "precision auto: the %s copy failed in the parity probe (%s: %s); "
-                        "using fp32",
-                        candidate,
-                        type(exc).__name__,
-                        exc,
-                    )
+                    why = f"the {candidate} copy failed: {type(exc).__name__}: {exc}"
+                    log.warning("precision auto: %s in the parity probe; using fp32", why)
                     self.precision = "fp32"
+                    self.precision_report = PrecisionReport(
+                        "auto", "fp32", "failed", candidate=candidate, note=why
+                    )
                     return
         self.parity = parity(
             np.concatenate(reference), np.concatenate(reduced), candidate, self.parity_threshold
         )
+        used: Resolved = candidate if self.parity.passed else "fp32"
+        shift, note = self._shift(samples, fast)
+        self.precision_report = self.parity.report("auto", used, shift, note)
+        (log.info if self.parity.passed else log.warning)(
+            "precision auto: %s; %s; using %s",
+            self.parity.describe(),
+            self.precision_report.describe_shift() or f"probe shift not measured: {note}",
+            used,
+        )
         if self.parity.passed:
-            log.info("precision auto: %s; using %s", self.parity.describe(), candidate)
-            self.model, self.precision = fast, candidate
-        else:
-            log.warning("precision auto: %s; using fp32", self.parity.describe())
-            self.precision = "fp32"
+            self.model = fast
+        self.precision = used
+
+    def _shift(
+        self, samples: Mapping[TextKind, Sequence[str]], fast: Any
+    ) -> tuple[ProbeShift | None, str]:
+        """The probe shift of the reduced copy ``fast`` (None, and why, where not measured)."""
+        return shift_or_why(
+            samples,
+            lambda texts, kind: self._run(self.model, texts, kind, self.batch_size),
+            lambda texts, kind: self._run(fast, texts, kind, self.batch_size),
+        )
 
     @property
     def dimension(self) -> int | None:

@@ -52,6 +52,7 @@ def evaluation_json(ev: Evaluation, *, checkpoint: str | None = None) -> dict[st
         "split": ev.split,
         "encoder": ev.encoder,
         "precision": ev.precision,
+        "precision_report": None if ev.precision_report is None else ev.precision_report.as_json(),
         "similarity": ev.similarity,
         "ks": list(ev.ks),
         "metrics": {
@@ -82,5 +83,7 @@ def format_table(ev: Evaluation) -> str:
         f"dim {ev.dim}, {ev.similarity}, encoder {ev.encoder}"
         + (f" ({ev.precision})" if ev.precision else "")
     )
+    if ev.precision_report is not None:
+        rows.append(ev.precision_report.describe())
     rows.append("time: " + ", ".join(f"{stage} {secs:.2f}s" for stage, secs in ev.timings.items()))
     return "\n".join(rows)

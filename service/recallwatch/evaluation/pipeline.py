@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from recallwatch.encoders.base import CorpusShard, EmbeddingSource
+from recallwatch.encoders.precision import PrecisionReport
 from recallwatch.errors import EmbeddingError
 from recallwatch.evaluation.metrics import (
     DEFAULT_KS,
@@ -81,6 +82,9 @@ class Evaluation:
     #: The numeric precision of the encoder (``fp32``, ``bf16``, ``fp16``); None where the
     #: embeddings were not computed by recallwatch (``precomputed``, ``python:``).
     precision: str | None = None
+    #: What the encoder says of its precision: asked, used, the parity probe's verdict and its
+    #: probe shift (``records.precision``); None where the source says nothing.
+    precision_report: PrecisionReport | None = None
 
     def mean(self, metric: str, k: int) -> float:
         """Mean of a metric at cutoff k."""
@@ -245,4 +249,11 @@ def evaluate(
         topk=top,
         timings=timings,
         precision=getattr(source, "precision", None),
+        precision_report=_report_of(source),
     )
+
+
+def _report_of(source: object) -> PrecisionReport | None:
+    """The source's ``precision_report`` where it has one."""
+    report = getattr(source, "precision_report", None)
+    return report if isinstance(report, PrecisionReport) else None

@@ -29,7 +29,7 @@ from prometheus_client.registry import Collector
 
 from recallwatch.errors import AuditFailureReason, EvaluationFailureReason
 from recallwatch.metrics.cursor import BACKLOG_LIMIT, ScraperCursors, current_scrape
-from recallwatch.store import CheckpointRow, Store
+from recallwatch.store import CheckpointRow, EvaluationRow, Store
 
 __all__ = [
     "AUDIT_FAILURE_REASONS",
@@ -105,6 +105,8 @@ FAMILIES: dict[str, str] = {
     "recallwatch_recall_regression": "gauge",
     "recallwatch_checkpoint_step": "gauge",
     "recallwatch_checkpoint": "info",
+    "recallwatch_encode_precision": "info",
+    "recallwatch_precision_probe_shift_ratio": "gauge",
     "recallwatch_mining_change_timestamp_seconds": "gauge",
     "recallwatch_mining_change_step": "gauge",
     "recallwatch_false_negative_ratio": "gauge",
@@ -132,6 +134,8 @@ CHECKPOINT_FAMILIES = (
     "recallwatch_recall_regression",
     "recallwatch_checkpoint_step",
     "recallwatch_checkpoint",
+    "recallwatch_encode_precision",
+    "recallwatch_precision_probe_shift_ratio",
     "recallwatch_mining_change_timestamp_seconds",
     "recallwatch_mining_change_step",
     "recallwatch_false_negative_ratio",
@@ -271,6 +275,19 @@ class RecallwatchCollector(Collector):
             "The exported checkpoint of each run.",
             labels=["run", "checkpoint", "mining_fingerprint"],
         )
+        precision = InfoMetricFamily(
+            "recallwatch_encode_precision",
+            "The precision the exported checkpoint was encoded in per held-out set, and the "
+            "parity probe's verdict (passed, failed, not-run, not-applicable; unknown: stored "
+            "before reports).",
+            labels=["run", "dataset", "precision", "probe"],
+        )
+        probe_shift = GaugeMetricFamily(
+            "recallwatch_precision_probe_shift_ratio",
+            "Probe shift of the exported checkpoint's evaluation: metric@k on the parity probe's "
+            "small sub-corpus in the candidate precision minus in fp32 (not the full-set shift).",
+            labels=["run", "dataset", "metric", "k"],
+        )
         mining_change = GaugeMetricFamily(
             "recallwatch_mining_change_timestamp_seconds",
             "When the exported checkpoint's mining configuration replaced another one in the run "
@@ -314,6 +331,7 @@ class RecallwatchCollector(Collector):
                 for metric, family in gauges.items():
                     for k, value in ev.metrics.get(metric, {}).items():
                         family.add_metric([run, ev.dataset, str(k)], value)
+                _precision(run, ev, precision, probe_shift)
             self._verdicts(latest.id, run, baseline, regression)
             # Which estimate a checkpoint exports is the store's rule (``exported_fn_estimate``).
             est = self.store.views.exported_fn_estimate(latest)
@@ -329,7 +347,8 @@ class RecallwatchCollector(Collector):
                 if est.amplification is not None:
                     amplification.add_metric([run], est.amplification)
         yield from gauges.values()
-        yield from (baseline, regression, step, info, mining_change, change_step)
+        yield from (baseline, regression, step, info, precision, probe_shift)
+        yield from (mining_change, change_step)
         yield from (fn, fn_bucket, amplification)
 
     def _verdicts(
@@ -480,6 +499,20 @@ class RecallwatchCollector(Collector):
             buckets.append(("+Inf", float(count)))
             hist.add_metric([stage], buckets, total)
         yield hist
+
+
+def _precision(
+    run: str, ev: EvaluationRow, info: InfoMetricFamily, shift: GaugeMetricFamily
+) -> None:
+    """An evaluation's precision and probe verdict, and its probe shift where measured."""
+    report = ev.report
+    used = (report.used if report is not None else ev.precision) or "none"
+    verdict = report.verdict if report is not None else "unknown"
+    info.add_metric([run, ev.dataset, used, verdict], {})
+    if report is not None and report.shift is not None:
+        k = str(report.shift.k)
+        shift.add_metric([run, ev.dataset, "recall", k], report.shift.recall_shift)
+        shift.add_metric([run, ev.dataset, "ndcg", k], report.shift.ndcg_shift)
 
 
 def _le(bound: float) -> str:

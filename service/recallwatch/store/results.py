@@ -15,6 +15,7 @@ import json
 import sqlite3
 import zlib
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from recallwatch.store.db import Database
 from recallwatch.store.rows import (
@@ -83,7 +84,15 @@ def _evaluation_row(row: sqlite3.Row) -> EvaluationRow:
         reason=row["reason"],
         message=row["message"],
         precision=row["precision"],
+        precision_report=_json_or_none(row["precision_report"]),
     )
+
+
+def _json_or_none(text: str | None) -> dict[str, Any] | None:
+    if text is None:
+        return None
+    value = json.loads(text)
+    return value if isinstance(value, dict) else None
 
 
 def fn_estimate_row(row: sqlite3.Row) -> FnEstimate:
@@ -127,8 +136,8 @@ class Results:
         with self._db.transaction() as conn:
             cur = conn.execute(
                 "INSERT INTO evaluations(checkpoint_id, dataset, encoder, config_hash, status, "
-                "started_at, finished_at, metrics, timings, counts, outcomes, precision) "
-                "VALUES (?, ?, ?, ?, 'done', ?, ?, ?, ?, ?, ?, ?)",
+                "started_at, finished_at, metrics, timings, counts, outcomes, precision, "
+                "precision_report) VALUES (?, ?, ?, ?, 'done', ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     ev.checkpoint_id,
                     ev.dataset,
@@ -141,6 +150,7 @@ class Results:
                     json.dumps(dict(ev.counts)),
                     pack_outcomes(ev.outcomes),
                     ev.precision,
+                    None if ev.precision_report is None else json.dumps(dict(ev.precision_report)),
                 ),
             )
             evaluation_id = int(cur.lastrowid or 0)

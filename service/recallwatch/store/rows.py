@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from recallwatch.records.alert import Alert
+from recallwatch.records.precision import PrecisionReport
 
 __all__ = [
     "STATES",
@@ -79,6 +80,8 @@ class NewEvaluation:
     #: query id -> the top ``evaluation.stored_rankings`` document ids, best first (empty: none
     #: stored). Kept so that the history can be re-scored under another qrels version.
     rankings: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    #: ``records.precision.PrecisionReport.as_json()`` of the encoder (None: it said nothing).
+    precision_report: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -101,6 +104,18 @@ class EvaluationRow:
     message: str | None
     #: The encoder's numeric precision (fp32, bf16, fp16); None where not computed by recallwatch.
     precision: str | None = None
+    #: ``records.precision.PrecisionReport.as_json()`` (None: stored before reports, or a failure).
+    precision_report: dict[str, Any] | None = None
+
+    @property
+    def report(self) -> PrecisionReport | None:
+        """The typed precision report (None: none stored, or one this version cannot read)."""
+        if self.precision_report is None:
+            return None
+        try:
+            return PrecisionReport.from_json(self.precision_report)
+        except ValueError:
+            return None
 
 
 @dataclass(frozen=True)

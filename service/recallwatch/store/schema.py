@@ -329,6 +329,12 @@ MIGRATIONS: list[list[str]] = [
             verdict_id INTEGER NOT NULL,
             PRIMARY KEY (run_id, dataset))""",
     ],
+    # 12 -> 13: each evaluation's precision report (records.precision.PrecisionReport as JSON:
+    # the precision asked and used, the parity probe's verdict and its probe shift against fp32;
+    # NULL for evaluations stored before it, which the pages show as "no report").
+    [
+        "ALTER TABLE evaluations ADD COLUMN precision_report TEXT",
+    ],
 ]
 
 #: The version a freshly opened store has.

@@ -38,6 +38,7 @@ __all__ = [
     "QueryChange",
     "checkpoint_view",
     "metric_table",
+    "precision_line",
     "query_changes",
 ]
 
@@ -138,6 +139,22 @@ class DatasetView:
     gained: list[QueryChange]
     #: The metrics re-scored under the latest qrels overlay version (None: no version).
     rescored: RescoredEvaluation | None = None
+
+    @property
+    def precision_line(self) -> str | None:
+        """The evaluation's precision and parity probe in one line (None: nothing stored)."""
+        return precision_line(self.evaluation)
+
+
+def precision_line(evaluation: EvaluationRow) -> str | None:
+    """What the checkpoint page says of an evaluation's precision: its report in one line, or
+    for an evaluation stored before reports, its precision and that there is no report."""
+    report = evaluation.report
+    if report is not None:
+        return report.describe()
+    if evaluation.precision is not None:
+        return f"Encoded in {evaluation.precision} (no parity report: stored before reports)"
+    return None
 
 
 @dataclass(frozen=True)

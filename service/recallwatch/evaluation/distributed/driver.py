@@ -175,5 +175,6 @@ def evaluate_on_ray(
         topk=top,
         timings=timings,
         precision=meta.precision,
+        precision_report=meta.precision_report,
     )
     return evaluation, heldout

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ import numpy.typing as npt
 
 from recallwatch.encoders import EncoderOptions, kind_for, open_source
 from recallwatch.encoders.base import CorpusShard
+from recallwatch.encoders.precision import PrecisionReport
 from recallwatch.encoders.precomputed import EMBEDDINGS_DIR, read_npy_header
 from recallwatch.errors import EmbeddingError
 from recallwatch.evaluation.distributed.plan import ShardSpec, read_documents, read_id_lines
@@ -48,6 +49,9 @@ class QueryMeta:
     precision: str | None
     dim: int
     seconds: float
+    #: The encoder's precision report (``records.precision``). The query task holds only the
+    #: probe's documents, not the probe queries' judged ones: its probe shift is not measured.
+    precision_report: PrecisionReport | None = None
 
 
 @dataclass(frozen=True)
@@ -82,7 +86,17 @@ def encode_queries(
     source = open_source(spec, checkpoint, _options(options, None), show_progress=False)
     queries = source.queries(query_side)
     precision = getattr(source, "precision", None)
-    meta = QueryMeta(source.name, precision, int(queries.shape[1]), time.perf_counter() - t0)
+    report = getattr(source, "precision_report", None)
+    if isinstance(report, PrecisionReport) and report.verdict in ("passed", "failed"):
+        # Its sub-corpus was the few probe documents the query side holds: not the local path's.
+        report = replace(report, shift=None, note="not measured by the ray backend")
+    meta = QueryMeta(
+        source.name,
+        precision,
+        int(queries.shape[1]),
+        time.perf_counter() - t0,
+        report if isinstance(report, PrecisionReport) else None,
+    )
     return queries, meta
 
 
