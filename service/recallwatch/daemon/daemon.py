@@ -68,7 +68,7 @@ from recallwatch.daemon.review_feed import ReviewFeed, SetPlans, reviewing
 from recallwatch.daemon.runner import AuditRunner, Runner, estimate_isolated, run_isolated
 from recallwatch.daemon.scheduling import next_checkpoints, skip
 from recallwatch.logs import fields
-from recallwatch.store import CheckpointRow, Store
+from recallwatch.store import CheckpointRow, EarlyVerdict, Store
 from recallwatch.store.db import unwritable
 
 if TYPE_CHECKING:
@@ -111,7 +111,7 @@ class Daemon:
         if notifier is not None and on_checkpoint is None:
             self.on_checkpoint = notifier.after_checkpoint
         self.discovery = Discovery(store, clock)
-        self.evaluator = Evaluator(config, store, runner, clock)
+        self.evaluator = Evaluator(config, store, runner, clock, on_early=self._early_warning)
         #: The false-negative auditor; None without a ``false_negatives`` section.
         self.auditor = (
             None
@@ -496,6 +496,11 @@ class Daemon:
             log.exception(
                 "the after-evaluation hook failed", extra=fields(run=row.run, checkpoint=row.name)
             )
+
+    def _early_warning(self, row: CheckpointRow, verdict: EarlyVerdict) -> None:
+        """Hand an early warning to the notifier (the ``early_warning`` rule), if any."""
+        if self.notifier is not None:
+            self.notifier.after_early(row, verdict)
 
     # -- readiness and helpers ----------------------------------------------------------------
 
