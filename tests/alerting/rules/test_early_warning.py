@@ -97,7 +97,8 @@ def test_fires_once_with_its_text_and_link_then_the_exact_pass_clears_it(
     annotations = resolved["annotations"]  # type: ignore[index]
     assert annotations["summary"] == f"RESOLVED: {followup_text(cleared)}"
     assert followup_text(cleared) == (
-        "early warning for checkpoint checkpoint-200 cleared by the exact evaluation: recall@10 0.78"
+        "early warning for checkpoint checkpoint-200 cleared by the exact evaluation: "
+        "recall@10 0.78"
     )
     assert resolved["endsAt"] == iso(clock())  # type: ignore[index]
     # Never sent again for this checkpoint, even if decided once more.
