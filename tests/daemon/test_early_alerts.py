@@ -43,6 +43,8 @@ class Scene:
     quiet: list[Received] = field(default_factory=list)
     #: checkpoint-3 and checkpoint-4 as the API showed them while their exact pass was held.
     held: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: The web page of checkpoint-4's early alert, at the end.
+    page: httpx.Response | None = None
     #: Early verdicts (``GET /api/v1/early``) by checkpoint, at the end.
     early: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -203,6 +205,8 @@ def scene(tmp_path_factory: pytest.TempPathFactory, synthetic: SyntheticSet) -> 
                     timeout=120,
                     what="checkpoint-4's follow-up and regression alert",
                 )
+                aid = _early_id(hook, "checkpoint-4")
+                scene.page = c.get(f"/alerts/{aid}")
                 scene.early = {
                     name: v
                     for name in ("checkpoint-2", "checkpoint-3", "checkpoint-4")
@@ -309,3 +313,9 @@ def test_a_confirmed_warning_hands_over_to_the_regression_alert(scene: Scene) ->
     warned_at = firing["data"]["evidence"]["details"]["warned_at"]
     assert details["note"].startswith(f"early warning at {warned_at} confirmed")
     assert f"Early warning at {warned_at} confirmed" in regression["data"]["description"]
+
+
+def test_the_alert_page_shows_the_early_alert_and_its_follow_up(scene: Scene) -> None:
+    assert scene.page is not None and scene.page.status_code == 200
+    text = scene.page.text
+    assert NAME in text and "confirmed by the exact evaluation" in text
