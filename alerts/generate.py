@@ -175,6 +175,30 @@ mining configuration (or the pinned baseline checkpoint). GET
 """,
         ),
         alert(
+            "RecallEarlyWarning",
+            # The early pass (pooled corpus) warned before the exact evaluation: the pooled
+            # recall@k, an upper bound on the exact one, fell significantly below the previous
+            # checkpoint's exact recall. The gauge stays 1 once the exact pass confirms it; the
+            # regression alerts then inhibit this one (deploy/alertmanager-inhibit.yml).
+            """
+max by (run, dataset, k) (
+  recallwatch_early_recall_upper_bound
+  and on (run, dataset)
+  (recallwatch_early_warning == 1)
+)
+""",
+            "0m",
+            "warning",
+            "early warning: recall@{{ $labels.k }} of run {{ $labels.run }} ({{ $labels.dataset }}) "
+            'is at most {{ $value | printf "%.2f" }} (pooled corpus, before the exact evaluation)',
+            """
+The early pass on a pooled corpus found the recall@{{ $labels.k }} of run {{ $labels.run }}'s
+newest checkpoint on {{ $labels.dataset }} significantly below the previous checkpoint's exact
+recall, and the pooled value is an upper bound on the exact one. The exact evaluation follows and
+confirms or clears it: GET /api/v1/early?run={{ $labels.run }}.
+""",
+        ),
+        alert(
             "FalseNegativeRateHigh",
             # The lower bound of the 95% interval: too noisy with confidence, not just a noisy
             # estimate.

@@ -354,7 +354,7 @@ def test_the_annotated_example_is_valid(monkeypatch: pytest.MonkeyPatch, tmp_pat
     assert [r.name for r in config.runs] == ["minilm-mnrl-hardneg", "e5-small-precomputed"]
     assert config.encoder_for(config.runs[1]).spec == "precomputed"
     assert config.false_negatives is not None
-    assert len(config.notifications.rules) == 4
+    assert len(config.notifications.rules) == 5
 
 
 def test_http_judge_headers_come_from_env_or_file(

@@ -605,6 +605,13 @@ class NoRecentEvaluationRule(_Rule):
     after_seconds: PositiveSeconds = 24 * 3600.0
 
 
+class EarlyWarningRule(_Rule):
+    """The early pass' warning (``evaluation.early``): sent while the exact evaluation runs,
+    resolved (with a follow-up) when the exact evaluation confirms or clears it."""
+
+    type: Literal["early_warning"]
+
+
 #: The rule models; each one's ``type`` names the plugin deciding it (``alerting/rules/<type>.py``).
 Rule = Annotated[
     RecallRegressionRule
@@ -612,7 +619,8 @@ Rule = Annotated[
     | AmplificationRule
     | RecallFloorRule
     | EvaluationFailingRule
-    | NoRecentEvaluationRule,
+    | NoRecentEvaluationRule
+    | EarlyWarningRule,
     Field(discriminator="type"),
 ]
 
@@ -692,6 +700,10 @@ def _cross_checks(config: Config) -> list[tuple[str, str]]:
             if c not in channels
         ]
         errors += [(f"{where}.runs", f"unknown run {r!r}") for r in rule.runs if r not in runs]
+        if isinstance(rule, EarlyWarningRule) and not config.evaluation.early.enabled:
+            errors.append(
+                (f"{where}.type", "early_warning needs the early pass: evaluation.early.enabled")
+            )
         ks = list(rule.ks) if isinstance(rule, RecallRegressionRule) else []
         ks += [rule.k] if isinstance(rule, RecallFloorRule) else []
         errors += [

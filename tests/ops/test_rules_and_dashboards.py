@@ -53,6 +53,8 @@ EXPORTED_METRICS = {
     "recallwatch_notifications_failed_total",
     "recallwatch_outbox_pending",
     "recallwatch_build_info",
+    "recallwatch_early_recall_upper_bound",
+    "recallwatch_early_warning",
     "recallwatch_false_negative_audit_failures_total",
     "recallwatch_ready",
     "recallwatch_scheduler_running",
@@ -73,6 +75,7 @@ METRIC = re.compile(r"\brecallwatch_[a-z_]+\b")
 ALERTS = {
     "RecallRegressionAfterMiningChange",
     "RecallRegression",
+    "RecallEarlyWarning",
     "FalseNegativeRateHigh",
     "RecallwatchEvaluationFailing",
     "RecallwatchNoRecentEvaluation",

@@ -7,9 +7,11 @@ each decision's "firing or not" into a transition of its alert key (fire / repea
 ``episodes.transition``). The alert's new state and one outbox message per channel are written
 **in one transaction** before anything is sent, so a crash loses no decided notification; a
 re-run of the same decision (a checkpoint re-queued by a crash) finds the same alert and message
-ids and writes nothing twice. A checkpoint discovered long after it was completed is backfill
-(``notifications.backfill_quiet_seconds``): what it decides is recorded without its messages, so
-a fresh store over runs with history does not page people again for what was already delivered.
+ids and writes nothing twice. ``after_early`` decides the same way on an early warning, before
+the checkpoint's exact evaluation (the ``early_warning`` rule). A checkpoint discovered long after
+it was completed is backfill (``notifications.backfill_quiet_seconds``): what it decides is
+recorded without its messages, so a fresh store over runs with history does not page people
+again for what was already delivered.
 
 Decisions are serialized (one lock): concurrent evaluations and the periodic tick could otherwise
 both open the same key. ``tick`` runs periodically: the time-based rules
@@ -35,7 +37,7 @@ from recallwatch.config import Config
 from recallwatch.heldout.texts import TextIndex
 from recallwatch.logs import fields
 from recallwatch.records.alert import alert_id
-from recallwatch.store import CheckpointRow, Store
+from recallwatch.store import CheckpointRow, EarlyVerdict, Store
 
 __all__ = ["Alerting"]
 
@@ -134,6 +136,16 @@ class Alerting:
                     (r, self._decide(r, newest)) for r in rules if r.follows_newest
                 ]
             self._apply(d for _, decisions in decided for d in decisions)
+
+    def after_early(self, row: CheckpointRow, verdict: EarlyVerdict) -> None:
+        """Decide the rules on an early warning, while ``row``'s exact evaluation still runs."""
+        with self._lock:
+            self.context.begin_decision()
+            decisions: list[Decision] = []
+            for rule in self.rules_for(row.run):
+                decide = functools.partial(rule.decide_early, row, verdict)
+                decisions += self._guarded(rule, row.run, row.name, decide)
+            self._apply(decisions)
 
     def tick(self) -> None:
         """Periodic work: time-based rules, repeats of firing alerts, Alertmanager re-sends."""

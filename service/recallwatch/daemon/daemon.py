@@ -74,7 +74,7 @@ from recallwatch.daemon.runner import (
 )
 from recallwatch.daemon.scheduling import next_checkpoints, skip
 from recallwatch.logs import fields
-from recallwatch.store import CheckpointRow, Store
+from recallwatch.store import CheckpointRow, EarlyVerdict, Store
 from recallwatch.store.db import unwritable
 
 if TYPE_CHECKING:
@@ -124,7 +124,7 @@ class Daemon:
             runner = run_isolated if self.children is None else self.children.run
         if fn_runner is None:
             fn_runner = estimate_isolated if self.children is None else self.children.estimate
-        self.evaluator = Evaluator(config, store, runner, clock)
+        self.evaluator = Evaluator(config, store, runner, clock, on_early=self._early_warning)
         #: The false-negative auditor; None without a ``false_negatives`` section.
         self.auditor = (
             None
@@ -511,6 +511,11 @@ class Daemon:
             log.exception(
                 "the after-evaluation hook failed", extra=fields(run=row.run, checkpoint=row.name)
             )
+
+    def _early_warning(self, row: CheckpointRow, verdict: EarlyVerdict) -> None:
+        """Hand an early warning to the notifier (the ``early_warning`` rule), if any."""
+        if self.notifier is not None:
+            self.notifier.after_early(row, verdict)
 
     # -- readiness and helpers ----------------------------------------------------------------
 

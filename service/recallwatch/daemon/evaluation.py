@@ -29,7 +29,7 @@ from recallwatch.encoders import kind_for
 from recallwatch.evaluation.distributed.cluster import CLUSTER_UNAVAILABLE
 from recallwatch.failpoints import HOLD_EXACT, hold_here
 from recallwatch.logs import fields
-from recallwatch.store import CheckpointRow, NewEvaluation, Store
+from recallwatch.store import CheckpointRow, EarlyVerdict, NewEvaluation, Store
 
 __all__ = [
     "RETRIED_REASONS",
@@ -65,13 +65,22 @@ class Evaluator:
     """Run one checkpoint's evaluation on one held-out set and record what came of it."""
 
     def __init__(
-        self, config: Config, store: Store, runner: Runner, clock: Callable[[], float]
+        self,
+        config: Config,
+        store: Store,
+        runner: Runner,
+        clock: Callable[[], float],
+        *,
+        on_early: Callable[[CheckpointRow, EarlyVerdict], None] | None = None,
     ) -> None:
         self.config = config
         self.store = store
         self.runner = runner
         self.clock = clock
         self.early = EarlyPass(config.evaluation.early, store, runner, clock)
+        #: Called with an early warning whose exact pass is about to run (the notifier's
+        #: ``after_early``: the ``early_warning`` rule); its errors are logged, never fatal.
+        self.on_early = on_early
         #: Early passes that failed since the start (``/readyz`` ``handled``, a counter).
         self.early_failures = 0
 
@@ -84,9 +93,21 @@ class Evaluator:
         timeout: float,
         cancel: threading.Event,
     ) -> None:
-        """The early pass; whatever goes wrong in it is logged and the exact pass runs."""
+        """The early pass; whatever goes wrong in it is logged and the exact pass runs.
+
+        A warning is handed to ``on_early`` also when the verdict was stored before (a restart
+        during the exact pass): the decision is idempotent, and a crash between the verdict and
+        its decision is made up for.
+        """
         try:
-            self.early.before(row, job, dataset, key, timeout, cancel)
+            verdict = self.early.before(row, job, dataset, key, timeout, cancel)
+            if (
+                self.on_early is not None
+                and verdict is not None
+                and verdict.warned
+                and verdict.exact is None
+            ):
+                self.on_early(row, verdict)
         except Interrupted:
             raise
         except Exception:  # the exact pass needs nothing of it: counted and logged

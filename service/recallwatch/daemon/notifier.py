@@ -23,7 +23,7 @@ from recallwatch.logs import fields
 from recallwatch.notify.channels import target_for
 from recallwatch.notify.delivery import Dispatcher
 from recallwatch.retry import RetryPolicy
-from recallwatch.store import CheckpointRow, Store
+from recallwatch.store import CheckpointRow, EarlyVerdict, Store
 
 __all__ = ["Notifier"]
 
@@ -113,6 +113,15 @@ class Notifier:
         except Exception:
             log.exception(
                 "the alert decision failed", extra=fields(run=row.run, checkpoint=row.name)
+            )
+
+    def after_early(self, row: CheckpointRow, verdict: EarlyVerdict) -> None:
+        """Decide the rules on an early warning, while the exact evaluation runs."""
+        try:
+            self.alerting.after_early(row, verdict)
+        except Exception:
+            log.exception(
+                "the early-warning decision failed", extra=fields(run=row.run, checkpoint=row.name)
             )
 
     def tick(self) -> None:

@@ -53,6 +53,8 @@ class EarlyVerdict(NewEarlyVerdict):
     run: str = ""
     checkpoint: str = ""
     step: int | None = None
+    #: The name of the checkpoint whose exact evaluation it compares with.
+    baseline_checkpoint: str = ""
 
     @property
     def state(self) -> str:
@@ -108,12 +110,22 @@ def _row(r: sqlite3.Row) -> EarlyVerdict:
         run=r["run"],
         checkpoint=r["checkpoint"],
         step=r["step"],
+        baseline_checkpoint=r["baseline_checkpoint"],
     )
 
 
+#: The baseline's checkpoint name: through its evaluation (compaction keeps evaluation rows).
+_BASELINE = (
+    "LEFT JOIN evaluations be ON be.id = v.baseline_evaluation_id "
+    "LEFT JOIN checkpoints bc ON bc.id = be.checkpoint_id "
+)
+_COLUMNS = (
+    "SELECT v.*, r.name AS run, c.name AS checkpoint, c.step AS step, "
+    "COALESCE(bc.name, '') AS baseline_checkpoint "
+)
 _SELECT = (
-    "SELECT v.*, r.name AS run, c.name AS checkpoint, c.step AS step FROM early_verdicts v "
-    "JOIN checkpoints c ON c.id = v.checkpoint_id JOIN runs r ON r.id = c.run_id "
+    _COLUMNS + "FROM early_verdicts v "
+    "JOIN checkpoints c ON c.id = v.checkpoint_id JOIN runs r ON r.id = c.run_id " + _BASELINE
 )
 
 
@@ -197,9 +209,9 @@ class EarlyVerdicts:
     def latest_per_run(self) -> list[EarlyVerdict]:
         """Each run's and held-out set's latest early verdict (what the exporter shows)."""
         rows = self._db.query(
-            "SELECT v.*, r.name AS run, c.name AS checkpoint, c.step AS step "
-            "FROM early_latest l JOIN early_verdicts v ON v.id = l.verdict_id "
+            _COLUMNS + "FROM early_latest l JOIN early_verdicts v ON v.id = l.verdict_id "
             "JOIN checkpoints c ON c.id = v.checkpoint_id JOIN runs r ON r.id = l.run_id "
-            "ORDER BY r.name, v.dataset"
+            + _BASELINE
+            + "ORDER BY r.name, v.dataset"
         )
         return [_row(r) for r in rows]

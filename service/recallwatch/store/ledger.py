@@ -143,6 +143,11 @@ class AlertLedger:
         """How many alert episodes (firing or resolved) a key has had."""
         return int(self._db.query("SELECT COUNT(*) FROM alerts WHERE key = ?", (key,))[0][0])
 
+    def episodes(self, key: str) -> list[AlertRecord]:
+        """Every alert episode of a key, firing or resolved, oldest first."""
+        rows = self._db.query("SELECT * FROM alerts WHERE key = ? ORDER BY opened_at, id", (key,))
+        return [_alert_record(r) for r in rows]
+
     def open_alerts(self, *, rule: str | None = None, run: str | None = None) -> list[AlertRecord]:
         """Firing alerts, optionally of one rule and run."""
         rows = self._db.query(

@@ -18,4 +18,5 @@ def test_each_built_in_type_is_registered_by_its_own_rule_module() -> None:
         "recall_floor": "recallwatch.alerting.rules.recall_floor",
         "evaluation_failing": "recallwatch.alerting.rules.evaluation_failing",
         "no_recent_evaluation": "recallwatch.alerting.rules.no_recent_evaluation",
+        "early_warning": "recallwatch.alerting.rules.early_warning",
     }

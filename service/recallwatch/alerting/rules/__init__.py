@@ -8,7 +8,7 @@ the variance history, the alert texts); ``base`` is the rule framework, not a ru
 type is a new module here plus its config model in ``config.py`` (see ``rules.base``).
 
 Built-in types: ``recall_regression``, ``false_negative_rate``, ``label_noise_amplification``,
-``recall_floor``, ``evaluation_failing``, ``no_recent_evaluation``.
+``recall_floor``, ``evaluation_failing``, ``no_recent_evaluation``, ``early_warning``.
 """
 
 from __future__ import annotations

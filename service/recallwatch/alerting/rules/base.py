@@ -8,7 +8,9 @@ A rule type is a subclass of ``AlertRule`` registered under its config ``type`` 
   that should not hold up other decisions (the regression rule indexes the held-out texts here);
 - ``decide(row)``: after a checkpoint of a run the rule applies to became evaluated (or failed,
   for types with ``decides_failed``);
-- ``decide_periodic(run, now)``: on the engine's periodic tick, for time-based rules.
+- ``decide_periodic(run, now)``: on the engine's periodic tick, for time-based rules;
+- ``decide_early(row, verdict)``: when the early pass before ``row``'s exact evaluation warned
+  (``daemon.early``), while that evaluation still runs (the ``early_warning`` rule).
 
 **What a rule receives.** Its config model (``self.config``), the checkpoint row being decided,
 and a ``RuleContext`` (``self.context``): the checkpoints' current evaluations
@@ -40,7 +42,7 @@ from recallwatch.alerting.links import links_for
 from recallwatch.config import Config
 from recallwatch.errors import ConfigError
 from recallwatch.records.alert import Alert, AlertKey, Evidence, Resolution
-from recallwatch.store import CheckpointRow, EvaluationRow, Store
+from recallwatch.store import CheckpointRow, EarlyVerdict, EvaluationRow, Store
 
 __all__ = [
     "RULE_TYPES",
@@ -191,6 +193,10 @@ class AlertRule(Generic[ConfigT]):
 
     def decide_periodic(self, run: str, now: float) -> list[Decision]:
         """Decisions of the periodic tick for ``run`` (time-based rules; default: none)."""
+        return []
+
+    def decide_early(self, row: CheckpointRow, verdict: EarlyVerdict) -> list[Decision]:
+        """Decisions on an early warning before ``row``'s exact evaluation (default: none)."""
         return []
 
     def decision(

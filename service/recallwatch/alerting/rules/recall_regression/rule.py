@@ -24,6 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
+from recallwatch.alerting.early import confirmed_note, early_details, latest_confirmed
 from recallwatch.alerting.holes import HoleTarget, audit_holes, queue_dir
 from recallwatch.alerting.rules.base import (
     AlertRule,
@@ -381,6 +382,18 @@ class RecallRegression(AlertRule[RecallRegressionRule]):
             description += f" Holes: {holes['summary']}."
             if holes.get("significant") is False:
                 summary += "; not significant once the held-out holes are counted"
+        early = latest_confirmed(store.early.for_checkpoint(row.id), heldout.dataset)
+        if early is not None:
+            # The early pass warned before this exact evaluation and it confirmed the warning.
+            note = confirmed_note(early)
+            evidence = replace(
+                evidence,
+                details={
+                    **evidence.details,
+                    "early_warning": {**early_details(early), "note": note},
+                },
+            )
+            description += f" {note[:1].upper()}{note[1:]}."
         return self.new_alert(
             aid, key, row, summary, description, evidence, alertname=made.alertname
         )
