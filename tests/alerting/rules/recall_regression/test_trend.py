@@ -19,6 +19,7 @@ from recallwatch.alerting.rules.recall_regression.segments import CheckpointSumm
 from recallwatch.alerting.rules.recall_regression.trend import (
     MIN_CLIMB_SEGMENTS,
     MIN_TREND_CHECKPOINTS,
+    QUADRATIC_GUARD_FROM,
     ClimbPrior,
     climb_moments,
     effective_pre,
@@ -229,3 +230,19 @@ def test_a_mining_change_mid_climb_is_judged_against_where_the_run_had_got_to(
         assert metric is not None and metric.checkpoint_variance is not None
         assert metric.checkpoint_variance["forecast"]["checkpoints"] == 5
         assert metric.before.estimate == pytest.approx(260 / 300)
+
+
+def test_the_guard_measures_a_long_segments_climb_as_the_earlier_runs_are() -> None:
+    # 20 checkpoints on a curve that flattens (3 points, most of it early): its straight slope
+    # is far steeper than its end climb, which is what earlier runs' quadratic fits give (the
+    # prior). From QUADRATIC_GUARD_FROM checkpoints the guard compares like with like.
+    m = 20
+    assert m >= QUADRATIC_GUARD_FROM
+    j = np.arange(m, dtype=np.float64)
+    curve = 0.70 - 0.03 * (np.exp(-3 * j / (m - 1)) - math.exp(-3)) / (1 - math.exp(-3))
+    (end_climb,), _ = climb_moments(curve[None, :])
+    terms = forecast_terms(curve, 1e-5, prior_mean=float(end_climb), prior_var=1e-9, prior_df=9.0)
+    assert float(terms.slope) > 1.5 * float(end_climb)  # the straight slope over-reads the end
+    assert not bool(terms.widened) and abs(float(terms.deviation)) < 1e-6
+    level = float(terms.weights @ curve + terms.offset)
+    assert level == pytest.approx(curve[-1], abs=0.002)

@@ -26,8 +26,10 @@ per checkpoint from the segment's centre to its last checkpoint times that dista
   is at least this run's own deviation from the pooled climb beyond what sampling and the prior
   explain, ``max(P, (own - mu)^2 - (s^2 + P))`` (the method of moments of ``tau^2`` applied to
   this one run): earlier runs that climbed alike say nothing about how far *this* run may be
-  from them, and its own slope does. A run far from them weighs its own slope more (k up) and
-  the prior's part of the variance grows with it. A pre-test (borrow nothing where the slopes
+  from them, and its own slope does (from ``QUADRATIC_GUARD_FROM`` checkpoints its climb is
+  a quadratic's end, like theirs: a long segment that flattens is not read as a steeper run).
+  A run far from them weighs its own slope more (k up) and the prior's part of the variance
+  grows with it. A pre-test (borrow nothing where the slopes
   differ by more than 2 standard errors) measured worse: a flat run whose slope lands near the
   pooled climb by chance borrows it all, and switching models costs the selection's pre-test.
 
@@ -67,6 +69,7 @@ from recallwatch.stats.student_t import student_t_quantile
 __all__ = [
     "MIN_CLIMB_SEGMENTS",
     "MIN_TREND_CHECKPOINTS",
+    "QUADRATIC_GUARD_FROM",
     "SELECT_Z",
     "ClimbPrior",
     "Forecast",
@@ -89,6 +92,9 @@ MIN_TREND_CHECKPOINTS = DETREND_MIN
 MIN_CLIMB_SEGMENTS = 3
 #: Without a prior: the run's own slope, in standard errors, from which the line's end is used.
 SELECT_Z = 2.0
+#: Pre-change checkpoints from which the guard measures the run's own climb as a quadratic's end
+#: (as the earlier runs' climbs are); below, its straight slope (half the variance at 6).
+QUADRATIC_GUARD_FROM = 10
 
 
 def _centred(m: int) -> FloatArray:
@@ -268,13 +274,22 @@ def forecast_terms(
     if prior_var is not None and prior_mean is not None:
         p = np.broadcast_to(np.asarray(prior_var, dtype=np.float64), batch)
         mu = np.broadcast_to(np.asarray(prior_mean, dtype=np.float64), batch)
+        # The guard compares like with like: from QUADRATIC_GUARD_FROM checkpoints the run's own
+        # climb is measured as the earlier runs' are (a quadratic's end), so a long segment that
+        # flattens is not taken for a steeper run than its predecessors.
+        own_climb, own_var = slope, se2
+        if m >= QUADRATIC_GUARD_FROM:
+            x = np.stack([t**q for q in range(3)], axis=1)
+            end = (x @ np.linalg.pinv(x))[-1] - 1.0 / m
+            own_climb = (y @ end) / t_end
+            own_var = se2 * sxx * float((end**2).sum()) / t_end**2
         with np.errstate(divide="ignore", invalid="ignore"):
-            total = p + se2
+            total = p + own_var
             deviation = np.where(
-                total > 0, (slope - mu) / np.sqrt(np.where(total > 0, total, 1)), 0
+                total > 0, (own_climb - mu) / np.sqrt(np.where(total > 0, total, 1)), 0
             )
         if guard:
-            own = (slope - mu) ** 2 - (se2 + p)
+            own = (own_climb - mu) ** 2 - (own_var + p)
             widened = own > p
             p = np.maximum(p, own)
         with np.errstate(divide="ignore", invalid="ignore"):
