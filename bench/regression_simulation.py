@@ -34,6 +34,8 @@ freedom (``stats.moderated_variance``).
     # runs unlike their predecessors: a flat run among earlier runs that climbed 0.5 per checkpoint
     python bench/regression_simulation.py --climb flat --history-climb 0.5 --sd 0 0.5 1.0 \
         --churn 0.10 0.20 --pre 6 --draws 1000 --history-runs 10 --history-shape 6 2
+    # ... the same draws without the forecast's guard (what it protects against)
+    python bench/regression_simulation.py --climb flat --history-climb 0.5 --no-guard ...
 """
 
 from __future__ import annotations
