@@ -31,6 +31,11 @@ freedom (``stats.moderated_variance``).
     # runs climbing before the change (issue 25): earlier runs of 6 + 2 climbing alike
     python bench/regression_simulation.py --climb flat 0.25 0.5 sat --sd 0 0.5 1.0 \
         --churn 0.10 0.20 --pre 6 --draws 1000 --history-runs 10 --history-shape 6 2
+    # runs unlike their predecessors: a flat run among earlier runs that climbed 0.5 per checkpoint
+    python bench/regression_simulation.py --climb flat --history-climb 0.5 --sd 0 0.5 1.0 \
+        --churn 0.10 0.20 --pre 6 --draws 1000 --history-runs 10 --history-shape 6 2
+    # ... the same draws without the forecast's guard (what it protects against)
+    python bench/regression_simulation.py --climb flat --history-climb 0.5 --no-guard ...
 """
 
 from __future__ import annotations
@@ -242,6 +247,7 @@ def decide_runs(
     known_sd: float | None = None,
     trend: bool = True,
     known_trend: FloatArray | None = None,
+    guard: bool = True,
 ) -> npt.NDArray[np.bool_]:
     """The rule's verdict at every post-change look: (draws, post) booleans.
 
@@ -283,7 +289,7 @@ def decide_runs(
         variances = np.stack([v for _, v in past.climbs], axis=1)
         mean, _, p = pool_climbs(climbs, variances)
         prior = {"prior_mean": mean, "prior_var": p, "prior_df": float(len(past.climbs) - 1)}
-    terms = forecast_terms(before.mean(axis=2), unit, trend=trend, **prior)
+    terms = forecast_terms(before.mean(axis=2), unit, trend=trend, guard=guard, **prior)
     pre = np.maximum(1, np.ceil(terms.effective_pre() - 1e-9)).astype(np.int64)
     looks = []
     for n in range(after.shape[1]):
@@ -326,6 +332,8 @@ def run_cell(
     climb: str = "flat",
     compare: bool = False,
     history_climb_sd: float = 0.0,
+    history_climb: str | None = None,
+    guard: bool = True,
 ) -> Cell:
     """False alarms (any alert over ``post`` looks, nothing changed) and detection of a sustained
     3-point drop within ``within`` looks, over ``draws`` runs each; with the checkpoint-variance
@@ -334,7 +342,9 @@ def run_cell(
 
     ``climb``: the pre-change segment's shape (``climb_levels``); the controls plateau at the
     last pre-change level, the damaged runs drop 3 points from it. The earlier runs climb alike
-    (``history_climb_sd``: each one's straight climb off by that SD, points per checkpoint).
+    (``history_climb_sd``: each one's straight climb off by that SD, points per checkpoint), or
+    as ``history_climb`` (runs unlike their predecessors: a flat run among climbing ones).
+    ``guard`` off: the prior is not widened by the run's own deviation (``trend.forecast_terms``).
     ``compare``: decide the same draws with today's rule (mean pre level) and the known-trend
     ceiling as well."""
     tau = TAU[churn]
@@ -364,14 +374,19 @@ def run_cell(
                     runs=history_runs,
                     shape=history_shape,
                     seed=run_seed,
-                    climb=climb,
+                    climb=climb if history_climb is None else history_climb,
                     climb_sd=history_climb_sd,
                 )
                 if history_runs
                 else None
             )
             verdicts = decide_runs(
-                before, after, rule, history, known_sd=checkpoint_sd if known_sd else None
+                before,
+                after,
+                rule,
+                history,
+                known_sd=checkpoint_sd if known_sd else None,
+                guard=guard,
             )
             if compare:
                 today = decide_runs(before, after, rule, history, trend=False)
@@ -449,6 +464,18 @@ def main() -> None:
         help="SD (points per checkpoint) of each earlier run's climb around the cell's (runs that "
         "climb unlike each other; default 0: alike)",
     )
+    parser.add_argument(
+        "--history-climb",
+        default=None,
+        choices=CLIMBS,
+        help="the earlier runs climb like this instead of like the run (a run unlike its "
+        "predecessors: e.g. --climb flat --history-climb 0.5)",
+    )
+    parser.add_argument(
+        "--no-guard",
+        action="store_true",
+        help="the forecast without its guard (the prior not widened by the run's own deviation)",
+    )
     args = parser.parse_args()
     if args.climb:
         _climb_table(args)
@@ -497,8 +524,11 @@ def _climb_table(args: argparse.Namespace) -> None:
     print(
         f"pre {args.pre}, post {args.post}, {args.draws} draws per cell, alpha {Rule().alpha}, "
         f"history of {args.history_runs} earlier runs of {args.history_shape[0]} + "
-        f"{args.history_shape[1]} checkpoints climbing alike (climb SD {args.history_climb_sd:g} "
-        "point per checkpoint); controls plateau at the last pre-change "
+        f"{args.history_shape[1]} checkpoints climbing "
+        + (f"as {args.history_climb}" if args.history_climb else "alike")
+        + f" (climb SD {args.history_climb_sd:g} point per checkpoint)"
+        + (", no guard" if args.no_guard else "")
+        + "; controls plateau at the last pre-change "
         "level, damaged runs drop 3 points from it (detection within 2 looks)"
     )
     print(
@@ -521,6 +551,8 @@ def _climb_table(args: argparse.Namespace) -> None:
                     climb=climb,
                     compare=True,
                     history_climb_sd=args.history_climb_sd,
+                    history_climb=args.history_climb,
+                    guard=not args.no_guard,
                 )
                 ratio = c.detection / c.ceiling_detection if c.ceiling_detection else math.nan
                 print(

@@ -26,6 +26,7 @@ is the best of them, chosen by ``choose_baseline``, and tested at ``selection_al
 from __future__ import annotations
 
 from statistics import NormalDist
+from typing import Any
 
 import numpy as np
 import pytest
@@ -403,7 +404,7 @@ def test_two_checkpoints_before_the_change_decide_exactly_as_today(
     )
 
 
-@pytest.mark.parametrize(("checkpoint_sd", "churn"), [(0.005, 0.20), (0.01, 0.20)])
+@pytest.mark.parametrize(("checkpoint_sd", "churn"), [(0.01, 0.20)])
 def test_climbs_unlike_the_earlier_runs_keep_the_false_alarm_target(
     checkpoint_sd: float, churn: float
 ) -> None:
@@ -425,3 +426,40 @@ def test_climbs_unlike_the_earlier_runs_keep_the_false_alarm_target(
         f"{cell.false_alarms:.2%}, detection {cell.detection:.1%}"
     )
     assert cell.false_alarms <= _false_alarm_bound(CLIMB_DRAWS)
+
+
+#: Runs unlike their predecessors (the forecast's guard, docs/alerting.md): (the run's climb, the
+#: earlier runs' climb, checkpoint SD, churn).
+UNLIKE_CELLS = [("flat", "0.5", 0.0, 0.10), ("0.5", "flat", 0.005, 0.10)]
+
+
+@pytest.mark.parametrize(("climb", "history_climb", "checkpoint_sd", "churn"), UNLIKE_CELLS)
+def test_a_run_unlike_its_predecessors_is_weighed_on_its_own_slope(
+    climb: str, history_climb: str, checkpoint_sd: float, churn: float
+) -> None:
+    # A flat run among earlier runs that climbed 0.5 point per checkpoint borrows their climb
+    # without the guard (a forecast 1.25 points above where it is: a third of the controls
+    # alarm); a run climbing 0.5 among flat ones borrows their 0 (the mean's power). The guard
+    # widens the prior to the run's own deviation from it; the same draws decide both ways.
+    args: dict[str, Any] = {
+        "draws": CLIMB_DRAWS,
+        "pre": 6,
+        "post": 6,
+        "climb": climb,
+        "history_runs": CLIMB_HISTORY,
+        "history_shape": (6, 2),
+        "history_climb": history_climb,
+    }
+    guarded = run_cell(checkpoint_sd, churn, **args)
+    unguarded = run_cell(checkpoint_sd, churn, guard=False, **args)
+    print(
+        f"climb {climb} among {history_climb}, SD {checkpoint_sd * 100:.2f}, churn {churn:.0%}: "
+        f"false alarms {guarded.false_alarms:.2%} (without the guard "
+        f"{unguarded.false_alarms:.2%}), detection {guarded.detection:.1%} (without "
+        f"{unguarded.detection:.1%})"
+    )
+    assert guarded.false_alarms <= _false_alarm_bound(CLIMB_DRAWS)
+    if climb == "flat":
+        assert unguarded.false_alarms > 0.10  # the risk the guard is for
+    else:
+        assert guarded.detection > unguarded.detection + 0.05

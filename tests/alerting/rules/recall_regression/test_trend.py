@@ -19,6 +19,7 @@ from recallwatch.alerting.rules.recall_regression.segments import CheckpointSumm
 from recallwatch.alerting.rules.recall_regression.trend import (
     MIN_CLIMB_SEGMENTS,
     MIN_TREND_CHECKPOINTS,
+    QUADRATIC_GUARD_FROM,
     ClimbPrior,
     climb_moments,
     effective_pre,
@@ -153,12 +154,48 @@ def test_a_level_decision_uses_the_climb_of_earlier_runs(store: Store) -> None:
     assert verdict.forecast.model == "pooled" and verdict.regressed
     means = [float(np.mean(list(values[i].values()))) for i in range(6)]
     assert verdict.before.estimate == pytest.approx(means[-1], abs=0.002)
+    # Earlier runs were flat, this run climbs 1 point per checkpoint exactly: unlike them (its
+    # slope is about 10 standard errors from theirs), so the guard widens the prior to its
+    # own deviation, its own slope carries the forecast and the drop alerts all the same.
     flat = VarianceHistory(Moments(0.0, 20, 0.0, 0.0, 5), 5, tuple((0.0, 1e-6) for _ in range(5)))
-    mean = decide_level(plan, values, prior_df=4.0, history=flat, **args)
-    assert mean is not None and not mean.regressed
-    # Earlier runs were flat: the forecast leans toward the mean (not all the way: this run's
-    # own slope is exact here, so it keeps some weight).
-    assert float(np.mean(means)) <= mean.before.estimate < verdict.before.estimate - 0.015
+    unlike = decide_level(plan, values, prior_df=4.0, history=flat, **args)
+    assert unlike is not None and unlike.forecast is not None and unlike.regressed
+    assert unlike.forecast.widened and unlike.forecast.deviation > 5
+    assert unlike.forecast.own_weight > 0.95
+    assert unlike.before.estimate == pytest.approx(means[-1], abs=0.002)
+    assert "weighed as unlike them" in unlike.forecast.describe("recall@10")
+    assert unlike.as_dict()["forecast"]["prior_widened"] is True
+
+
+def test_the_guard_weighs_a_run_unlike_its_predecessors_on_its_own_slope() -> None:
+    # Earlier runs climbed 0.5 point per checkpoint alike (a tight prior); a flat run's own slope
+    # (0 +- 0.24 per checkpoint) is 2 standard errors below it.
+    m = 6
+    t = np.arange(m) - 2.5
+    unit = 1e-4
+    flat = np.full(m, 0.70) + np.array([0.002, -0.002, 0.0, 0.002, -0.002, 0.0])
+    args = {"prior_mean": 0.005, "prior_var": 1e-8, "prior_df": 9.0}
+    off = forecast_terms(flat, unit, guard=False, **args)
+    on = forecast_terms(flat, unit, **args)
+    # Without the guard the pooled climb is borrowed whole: the forecast sits 1.2 points above
+    # where the flat run is.
+    assert float(off.k) < 0.01 and not bool(off.widened)
+    assert float(off.weights @ flat + off.offset) == pytest.approx(0.70 + 0.0125, abs=5e-4)
+    # With it: the prior's variance is the run's excess deviation (0.5^2 - s^2 - P), k > 0.7,
+    # the forecast is under half as far up and its variance carries the prior's part.
+    assert bool(on.widened) and float(on.deviation) < -2.0
+    se2 = unit / float((t**2).sum())
+    p = (float(on.slope) - 0.005) ** 2 - (se2 + 1e-8)
+    assert float(on.k) == pytest.approx(p / (p + se2))
+    assert float(on.weights @ flat + on.offset) < 0.70 + 0.005
+    assert float(on.extra) == pytest.approx(2.5**2 * (1 - float(on.k)) ** 2 * p)
+    # A run like them is not widened: the same forecast as without the guard.
+    like = flat + 0.005 * t
+    same_on, same_off = (
+        forecast_terms(like, unit, **args),
+        forecast_terms(like, unit, guard=False, **args),
+    )
+    assert not bool(same_on.widened) and float(same_on.k) == float(same_off.k)
 
 
 @pytest.mark.parametrize(("after", "alerts"), [(40, False), (30, False), (64, True)])
@@ -193,3 +230,19 @@ def test_a_mining_change_mid_climb_is_judged_against_where_the_run_had_got_to(
         assert metric is not None and metric.checkpoint_variance is not None
         assert metric.checkpoint_variance["forecast"]["checkpoints"] == 5
         assert metric.before.estimate == pytest.approx(260 / 300)
+
+
+def test_the_guard_measures_a_long_segments_climb_as_the_earlier_runs_are() -> None:
+    # 20 checkpoints on a curve that flattens (3 points, most of it early): its straight slope
+    # is far steeper than its end climb, which is what earlier runs' quadratic fits give (the
+    # prior). From QUADRATIC_GUARD_FROM checkpoints the guard compares like with like.
+    m = 20
+    assert m >= QUADRATIC_GUARD_FROM
+    j = np.arange(m, dtype=np.float64)
+    curve = 0.70 - 0.03 * (np.exp(-3 * j / (m - 1)) - math.exp(-3)) / (1 - math.exp(-3))
+    (end_climb,), _ = climb_moments(curve[None, :])
+    terms = forecast_terms(curve, 1e-5, prior_mean=float(end_climb), prior_var=1e-9, prior_df=9.0)
+    assert float(terms.slope) > 1.5 * float(end_climb)  # the straight slope over-reads the end
+    assert not bool(terms.widened) and abs(float(terms.deviation)) < 1e-6
+    level = float(terms.weights @ curve + terms.offset)
+    assert level == pytest.approx(curve[-1], abs=0.002)

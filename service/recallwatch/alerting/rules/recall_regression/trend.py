@@ -21,7 +21,17 @@ per checkpoint from the segment's centre to its last checkpoint times that dista
   climb: ``N(mu, P)`` with ``P = tau^2 + var(mu)`` (``ClimbPrior``);
 - ``k = P / (P + s^2)`` is the posterior weight of the run's own slope (empirical Bayes): where
   earlier runs climbed alike (small ``P``) the forecast leans on their climb, which is far more
-  precise than one segment's slope; where they differ, on the run's own.
+  precise than one segment's slope; where they differ, on the run's own;
+- the **guard** against a run unlike its predecessors (a flat run among climbing ones): ``P``
+  is at least this run's own deviation from the pooled climb beyond what sampling and the prior
+  explain, ``max(P, (own - mu)^2 - (s^2 + P))`` (the method of moments of ``tau^2`` applied to
+  this one run): earlier runs that climbed alike say nothing about how far *this* run may be
+  from them, and its own slope does (from ``QUADRATIC_GUARD_FROM`` checkpoints its climb is
+  a quadratic's end, like theirs: a long segment that flattens is not read as a steeper run).
+  A run far from them weighs its own slope more (k up) and the prior's part of the variance
+  grows with it. A pre-test (borrow nothing where the slopes
+  differ by more than 2 standard errors) measured worse: a flat run whose slope lands near the
+  pooled climb by chance borrows it all, and switching models costs the selection's pre-test.
 
 The forecast is a fixed linear combination of the pre checkpoints plus a constant
 (``ForecastTerms``: weights ``1/m + k (t_j - t̄) t_end / Sxx``, offset ``t_end (1 - k) mu``),
@@ -59,6 +69,7 @@ from recallwatch.stats.student_t import student_t_quantile
 __all__ = [
     "MIN_CLIMB_SEGMENTS",
     "MIN_TREND_CHECKPOINTS",
+    "QUADRATIC_GUARD_FROM",
     "SELECT_Z",
     "ClimbPrior",
     "Forecast",
@@ -81,6 +92,9 @@ MIN_TREND_CHECKPOINTS = DETREND_MIN
 MIN_CLIMB_SEGMENTS = 3
 #: Without a prior: the run's own slope, in standard errors, from which the line's end is used.
 SELECT_Z = 2.0
+#: Pre-change checkpoints from which the guard measures the run's own climb as a quadratic's end
+#: (as the earlier runs' climbs are); below, its straight slope (half the variance at 6).
+QUADRATIC_GUARD_FROM = 10
 
 
 def _centred(m: int) -> FloatArray:
@@ -205,6 +219,11 @@ class ForecastTerms:
     prior: ClimbPrior | None = None
     #: (...) one checkpoint mean's variance the terms were computed with.
     unit: FloatArray | float = 0.0
+    #: (...) the run's own slope minus the pooled climb, in standard errors (sqrt(s^2 + P) of
+    #: the earlier runs' prior; NaN without a prior), and whether the run's deviation widened
+    #: the prior (the guard: the run looks unlike its predecessors).
+    deviation: FloatArray | float = math.nan
+    widened: npt.NDArray[np.bool_] | bool = False
 
     def effective_pre(self) -> FloatArray:
         """(...) how many checkpoints the pre level is worth: ``1 / (sum(w^2) + extra / unit)``
@@ -225,13 +244,17 @@ def forecast_terms(
     prior_df: float = math.inf,
     trend: bool = True,
     prior: ClimbPrior | None = None,
+    guard: bool = True,
 ) -> ForecastTerms:
     """The forecast's terms from the pre checkpoint means ``means`` (..., m).
 
     ``unit_var``: one checkpoint mean's variance (checkpoint variance plus its churn part).
     ``prior_mean`` / ``prior_var`` (or ``prior``): the pooled climb (``ClimbPrior``); without,
     the run's own slope selects the line or the mean (``SELECT_Z``). ``trend`` off or fewer
-    than MIN_TREND_CHECKPOINTS: the mean.
+    than MIN_TREND_CHECKPOINTS: the mean. ``guard`` (off only to measure what it does): the
+    prior's variance P is widened to the run's own excess deviation from the pooled climb,
+    ``max(P, (slope - mu)^2 - (s^2 + P))``, so a run whose slope is far from its
+    predecessors' weighs its own slope more and the forecast's variance says so.
     """
     y = np.asarray(means, dtype=np.float64)
     m = y.shape[-1]
@@ -246,11 +269,31 @@ def forecast_terms(
     sxx, t_end = float((t**2).sum()), float(t[-1])
     slope = (y @ t) / sxx
     se2 = np.broadcast_to(np.asarray(unit_var, dtype=np.float64), batch) / sxx
+    deviation: FloatArray = np.full(batch, math.nan)
+    widened: npt.NDArray[np.bool_] = np.zeros(batch, dtype=bool)
     if prior_var is not None and prior_mean is not None:
         p = np.broadcast_to(np.asarray(prior_var, dtype=np.float64), batch)
+        mu = np.broadcast_to(np.asarray(prior_mean, dtype=np.float64), batch)
+        # The guard compares like with like: from QUADRATIC_GUARD_FROM checkpoints the run's own
+        # climb is measured as the earlier runs' are (a quadratic's end), so a long segment that
+        # flattens is not taken for a steeper run than its predecessors.
+        own_climb, own_var = slope, se2
+        if m >= QUADRATIC_GUARD_FROM:
+            x = np.stack([t**q for q in range(3)], axis=1)
+            end = (x @ np.linalg.pinv(x))[-1] - 1.0 / m
+            own_climb = (y @ end) / t_end
+            own_var = se2 * sxx * float((end**2).sum()) / t_end**2
+        with np.errstate(divide="ignore", invalid="ignore"):
+            total = p + own_var
+            deviation = np.where(
+                total > 0, (own_climb - mu) / np.sqrt(np.where(total > 0, total, 1)), 0
+            )
+        if guard:
+            own = (own_climb - mu) ** 2 - (own_var + p)
+            widened = own > p
+            p = np.maximum(p, own)
         with np.errstate(divide="ignore", invalid="ignore"):
             k = np.where(p + se2 > 0, p / np.where(p + se2 > 0, p + se2, 1.0), 1.0)
-        mu = np.broadcast_to(np.asarray(prior_mean, dtype=np.float64), batch)
         offset = t_end * (1.0 - k) * mu
         extra = t_end**2 * (1.0 - k) ** 2 * p
         model, df = "pooled", prior_df
@@ -268,6 +311,8 @@ def forecast_terms(
         model,
         prior,
         unit_var,
+        deviation,
+        widened,
     )
 
 
@@ -289,6 +334,10 @@ class Forecast:
     own_slope: float = 0.0
     own_weight: float = 0.0
     prior: ClimbPrior | None = None
+    #: The run's own slope minus the pooled climb in standard errors, and whether that
+    #: deviation widened the prior (the run looked unlike its predecessors: the guard).
+    deviation: float = math.nan
+    widened: bool = False
 
     @property
     def climbs(self) -> bool:
@@ -310,6 +359,8 @@ class Forecast:
                 f"against {self.prior.mean * 100:+.2f} from {self.prior.segments} segments of "
                 "earlier runs"
             )
+            if self.widened:
+                how += f", {abs(self.deviation):.1f} standard errors apart: weighed as unlike them"
         return (
             f"a forecast of {self.level.estimate:.3f} [{self.level.lower:.3f}, "
             f"{self.level.upper:.3f}] from the climb of the {self.checkpoints} checkpoints "
@@ -325,6 +376,8 @@ class Forecast:
             "own_slope_per_checkpoint": self.own_slope,
             "own_weight": self.own_weight,
             "prior": self.prior.as_dict() if self.prior is not None else None,
+            "deviation_se": self.deviation if math.isfinite(self.deviation) else None,
+            "prior_widened": self.widened,
             "level": self.level.as_dict(),
             "last_pre_checkpoint": self.last,
         }
@@ -381,4 +434,6 @@ def forecast(
         own_slope=own if terms.model != "mean" else 0.0,
         own_weight=k,
         prior=prior,
+        deviation=float(terms.deviation),
+        widened=bool(terms.widened),
     )
