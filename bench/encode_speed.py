@@ -17,14 +17,17 @@ Targets: ratio >= 1.8; |delta| <= 0.002 for recall@k and nDCG@k.
 With ``--openvino`` two more contestants run in the same alternating rounds:
 
 - ``ov-anchor``: sentence-transformers + OpenVINO, exported once and compiled once (bf16 where the
-  CPU has it, as sentence-transformers' own openvino backend would compile it). That backend
-  needs optimum-intel, which does not install against this project's transformers, so the anchor
-  is built the way it works: the ST model's transformer through ``openvino.convert_model``, the
-  same batching as ``SentenceTransformer.encode`` (length-sorted batches of ``--batch-size``, each
-  tokenized and padded to its longest text), ST's own pooling and normalisation;
-- ``rw-openvino``: recallwatch's ``openvino`` encoder (``--precision``: its parity probe inside
-  the timing; token ids from its on-disk cache after the first round, as for every checkpoint of
-  a run after the first).
+  CPU has it, as sentence-transformers' own openvino backend would compile it; with the CPU
+  plugin's ``LATENCY`` hint, which optimum-intel sets when ``ov_config`` has none, and ST passes
+  none). That backend needs optimum-intel, which does not install against this project's
+  transformers, so the anchor is built the way it works: the ST model's transformer through
+  ``openvino.convert_model``, the same batching as ``SentenceTransformer.encode`` (length-sorted
+  batches of ``--batch-size``, each tokenized and padded to its longest text), ST's own pooling
+  and normalisation;
+- ``rw-openvino``: recallwatch's ``openvino`` encoder (``--precision``: its parity probe and its
+  compilations, with the ``THROUGHPUT`` hint and a batch in flight per stream, inside the timing;
+  token ids from its on-disk cache after the first round, as for every checkpoint of a run after
+  the first).
 
 Their ratio (ov-anchor / rw-openvino, fastest rounds) is printed; target >= 1.5x.
 ``--queries N`` keeps the first N test queries (with ``--docs``: their relevant documents + the

@@ -37,6 +37,13 @@ def test_openvino_embeddings_are_the_models_and_token_ids_are_cached(
     first = OpenVINOEncoder(minilm_dir, precision="fp32", batch_size=16, token_cache=cache)
     got = first.encode(texts, "document")
     assert first.precision == "fp32"
+    # Compiled for throughput: a batch in flight on every stream (7 and 16 both leave batches
+    # queued behind the requests; the rows still land where their texts are).
+    compiled = first._compiled_for("fp32")
+    assert str(compiled.get_property("PERFORMANCE_HINT")) == "THROUGHPUT"
+    assert first._requests(compiled) == int(
+        compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")
+    )
     assert _cos(got, want).min() >= 0.9999
     assert (cache.hits, cache.misses) == (0, 1)
     # Another checkpoint of the same tokenizer: the ids come from the cache, the numbers agree.
@@ -65,3 +72,16 @@ def test_openvino_embeddings_are_the_models_and_token_ids_are_cached(
         shift, note = auto._shift(probe, "bf16")
         assert shift is not None and note == "" and shift.queries == 4
         assert shift.documents == min(len(texts), 48) and shift.recall_fp32 == 1.0
+
+
+def test_a_compiled_model_without_the_request_count_runs_one_batch_at_a_time() -> None:
+    class NoProperty:
+        def get_property(self, name: str) -> int:
+            raise RuntimeError(f"unsupported property {name}")
+
+    class Zero:
+        def get_property(self, name: str) -> int:
+            return 0
+
+    assert OpenVINOEncoder._requests(NoProperty()) == 1
+    assert OpenVINOEncoder._requests(Zero()) == 1
