@@ -145,10 +145,15 @@ def test_stored_st_evaluations_are_fp32_after_the_precision_migration(tmp_path: 
 def test_stored_fn_estimates_keep_their_rows_and_are_audits_after_the_source_migration(
     tmp_path: Path,
 ) -> None:
-    """The fn_estimates source migration (the last): every stored estimate is kept, as 'audit';
-    afterwards an estimate from review labels is a new row and the audit's stays in the history."""
+    """The fn_estimates source migration: every stored estimate is kept, as 'audit'; afterwards
+    an estimate from review labels is a new row and the audit's stays in the history."""
     path = tmp_path / "rw.db"
-    before = len(MIGRATIONS) - 1
+    # Found by content, not position: later migrations are appended after it.
+    before = next(
+        i
+        for i, m in enumerate(MIGRATIONS)
+        if any("source TEXT NOT NULL DEFAULT 'audit'" in s for s in m)
+    )
     with closing(sqlite3.connect(path)) as conn:
         for migration in MIGRATIONS[:before]:
             for statement in migration:
