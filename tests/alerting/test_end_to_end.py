@@ -409,6 +409,7 @@ def test_a_fresh_store_over_old_history_records_its_alert_without_paging_again(
         handled = api.get("/readyz").json()["handled"]
         assert handled == {
             "alerts_suppressed": {"backfill": 1},
+            "alert_decision_failures": {"checkpoint": 0, "early": 0, "tick": 0},
             "early_pass_failures": 0,
             "review_estimate_failures": 0,
             "review_labels_restored": 1,

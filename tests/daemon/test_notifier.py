@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from recallwatch.daemon.notifier import Notifier
 from recallwatch.store import AlertWrite, NewMessage, Store
 from recallwatch.synthetic.heldout import SyntheticSet
@@ -44,3 +46,24 @@ def test_catch_up_decides_a_failing_streak_left_undecided_by_a_crash(
     (record,) = store.ledger.open_alerts()
     assert record.alert.alertname == "RecallwatchEvaluationFailing"
     assert record.alert.checkpoint == "checkpoint-200"
+
+
+def test_decisions_that_raise_are_counted_by_stage(tmp_path: Path, synthetic: SyntheticSet) -> None:
+    """A decision on a store that cannot be read (closed under it) raises inside the notifier:
+    logged and counted by stage (``recallwatch_alert_decision_failures_total``), never raised
+    into the daemon's evaluation or scheduler threads."""
+    config = make_config(
+        synthetic.path, [{"name": "failing", "type": "evaluation_failing", "consecutive": 2}]
+    )
+    clock = Clock()
+    store = Store.open(tmp_path / "rw.db")
+    run = Run(store, config, synthetic, clock)
+    run.add(100, A, None)
+    (row,) = store.queue.checkpoints("r", states=["failed"])
+    notifier = Notifier(config, store, clock=clock)
+    assert notifier.decision_failures == {"checkpoint": 0, "early": 0, "tick": 0}
+    store.close()
+    notifier.after_checkpoint(row)
+    notifier.after_checkpoint(row)
+    notifier.tick()
+    assert notifier.decision_failures == {"checkpoint": 2, "early": 0, "tick": 1}

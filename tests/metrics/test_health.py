@@ -49,6 +49,7 @@ def test_restart_required_and_what_was_handled_from_readiness() -> None:
         config={"restart_required": ["http", "store"]},
         handled={
             "alerts_suppressed": {"backfill": 3},
+            "alert_decision_failures": {"checkpoint": 0, "early": 2, "tick": 1},
             "review_labels_restored": 2,
             "review_undos_restored": 1,
         },
@@ -56,5 +57,8 @@ def test_restart_required_and_what_was_handled_from_readiness() -> None:
     assert get("recallwatch_config_restart_required", {"section": "http"}) == 1
     assert get("recallwatch_config_restart_required", {"section": "store"}) == 1
     assert get("recallwatch_alerts_suppressed_total", {"reason": "backfill"}) == 3
+    assert get("recallwatch_alert_decision_failures_total", {"stage": "checkpoint"}) == 0
+    assert get("recallwatch_alert_decision_failures_total", {"stage": "early"}) == 2
+    assert get("recallwatch_alert_decision_failures_total", {"stage": "tick"}) == 1
     assert get("recallwatch_review_labels_restored_total") == 2
     assert get("recallwatch_review_undos_restored_total") == 1

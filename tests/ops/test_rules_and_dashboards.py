@@ -65,6 +65,7 @@ EXPORTED_METRICS = {
     "recallwatch_config_last_reload_successful",
     "recallwatch_config_restart_required",
     "recallwatch_alerts_suppressed_total",
+    "recallwatch_alert_decision_failures_total",
     "recallwatch_review_labels_restored_total",
     "recallwatch_review_undos_restored_total",
     "recallwatch_early_pass_failures_total",

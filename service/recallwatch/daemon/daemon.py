@@ -557,14 +557,18 @@ class Daemon:
 
     def handled_counts(self) -> dict[str, Any]:
         """What was handled without stopping since the start, which a person may want to know:
-        alerts recorded but not sent (by reason), review labels put back from the mirror, early
+        alerts recorded but not sent (by reason), alert decisions that raised (by stage), review
+        labels put back from the mirror, early
         passes that failed (the exact pass ran), review re-estimates that failed (retried), warm
         parents of the evaluation children that died and were replaced."""
         suppressed = {"backfill": 0}
+        decisions = {"checkpoint": 0, "early": 0, "tick": 0}
         if self.notifier is not None:
             suppressed.update(self.notifier.alerting.suppressed)
+            decisions.update(self.notifier.decision_failures)
         return {
             "alerts_suppressed": suppressed,
+            "alert_decision_failures": decisions,
             "early_pass_failures": self.evaluator.early_failures,
             "review_estimate_failures": 0 if self.review is None else self.review.failures,
             "zygote_restarts": 0 if self.children is None else self.children.restarts,

@@ -57,6 +57,11 @@ class Notifier:
             idle_seconds=None,
         )
         self.alerting = Alerting(config, store, clock=clock, wake=self.dispatcher.wake)
+        #: Alert decisions that raised (logged), by stage: ``checkpoint`` (a checkpoint evaluated
+        #: or failed), ``early`` (an early warning), ``tick`` (periodic rules, repeats, re-sends);
+        #: ``recallwatch_alert_decision_failures_total{stage}``. Each is decided again later: the
+        #: next checkpoint or tick, and ``catch_up`` at start.
+        self.decision_failures: dict[str, int] = {"checkpoint": 0, "early": 0, "tick": 0}
 
     @property
     def enabled(self) -> bool:
@@ -111,6 +116,7 @@ class Notifier:
         try:
             self.alerting.after_checkpoint(row)
         except Exception:
+            self.decision_failures["checkpoint"] += 1
             log.exception(
                 "the alert decision failed", extra=fields(run=row.run, checkpoint=row.name)
             )
@@ -120,6 +126,7 @@ class Notifier:
         try:
             self.alerting.after_early(row, verdict)
         except Exception:
+            self.decision_failures["early"] += 1
             log.exception(
                 "the early-warning decision failed", extra=fields(run=row.run, checkpoint=row.name)
             )
@@ -129,6 +136,7 @@ class Notifier:
         try:
             self.alerting.tick()
         except Exception:
+            self.decision_failures["tick"] += 1
             log.exception("the periodic alert check failed")
 
     def stop(self) -> None:

@@ -23,6 +23,7 @@ HEALTH_FAMILIES: dict[str, str] = {
     "recallwatch_evaluations_running": "gauge",
     "recallwatch_config_restart_required": "gauge",
     "recallwatch_alerts_suppressed": "counter",
+    "recallwatch_alert_decision_failures": "counter",
     "recallwatch_review_labels_restored": "counter",
     "recallwatch_review_undos_restored": "counter",
     "recallwatch_early_pass_failures": "counter",
@@ -68,7 +69,8 @@ class DaemonHealthCollector(Collector):
     ``recallwatch_evaluations_running``, ``recallwatch_config_restart_required`` (1 while a
     reloaded configuration changed a section only a restart applies, by ``section``: absent when
     none) and the counters of what was handled silently (``/readyz``'s ``handled``): alerts
-    recorded but not sent (``recallwatch_alerts_suppressed_total{reason}``), review labels and
+    recorded but not sent (``recallwatch_alerts_suppressed_total{reason}``), alert decisions that
+    raised (``recallwatch_alert_decision_failures_total{stage}``), review labels and
     undos restored from the review mirror at start.
     """
 
@@ -130,5 +132,15 @@ class DaemonHealthCollector(Collector):
         for reason, count in sorted((handled.get("alerts_suppressed") or {}).items()):
             suppressed.add_metric([str(reason)], float(count))
         yield suppressed
+        decisions = CounterMetricFamily(
+            "recallwatch_alert_decision_failures",
+            "Alert decisions that raised (logged), by stage: checkpoint (a checkpoint evaluated "
+            "or failed), early (an early warning), tick (periodic rules, repeats, re-sends); "
+            "decided again at the next checkpoint or tick, and at start.",
+            labels=["stage"],
+        )
+        for stage, count in sorted((handled.get("alert_decision_failures") or {}).items()):
+            decisions.add_metric([str(stage)], float(count))
+        yield decisions
         for key, (name, text) in HANDLED_COUNTERS.items():
             yield CounterMetricFamily(name, text, value=float(handled.get(key) or 0))
