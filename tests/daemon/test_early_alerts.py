@@ -21,7 +21,8 @@ import pytest
 from recallwatch import failpoints
 from recallwatch.notify.slack import escape
 from recallwatch.synthetic.heldout import SyntheticSet
-from tests.helpers.processes import wait_for
+from tests.helpers.browser import Tab
+from tests.helpers.processes import REPO, wait_for
 from tests.helpers.receivers import OK, Received, Receiver, always
 from tests.helpers.runs import config_doc, write_checkpoint, write_config
 from tests.helpers.serve import Serve
@@ -282,7 +283,7 @@ def test_the_exact_pass_clears_the_warning_with_a_follow_up_after_a_restart(
     v = scene.early["checkpoint-3"]
     assert v["state"] == "cleared" and not v["exact_regressed"]
     follow_up = (
-        "early warning for checkpoint checkpoint-3 cleared by the exact evaluation: "
+        "early warning for checkpoint-3 cleared by the exact evaluation: "
         f"recall@10 {v['exact']:.2f}"
     )
     # Sent once per channel although the daemon restarted during the exact pass.
@@ -305,7 +306,7 @@ def test_a_confirmed_warning_hands_over_to_the_regression_alert(scene: Scene) ->
     [firing] = hooks(scene.hook, "alert.firing", "checkpoint-4")
     [resolved] = hooks(scene.hook, "alert.resolved", "checkpoint-4")
     assert resolved["data"]["summary"] == (
-        "RESOLVED: early warning for checkpoint checkpoint-4 confirmed by the exact evaluation: "
+        "RESOLVED: early warning for checkpoint-4 confirmed by the exact evaluation: "
         f"recall@10 {v['exact']:.2f}"
     )
     [regression] = hooks(scene.hook, "alert.firing", "checkpoint-4", _regression(scene.hook))
@@ -319,3 +320,26 @@ def test_the_alert_page_shows_the_early_alert_and_its_follow_up(scene: Scene) ->
     assert scene.page is not None and scene.page.status_code == 200
     text = scene.page.text
     assert NAME in text and "confirmed by the exact evaluation" in text
+
+
+def test_the_checkpoint_and_alert_pages_show_the_early_verdict_in_a_browser(
+    scene: Scene, tab: Tab
+) -> None:
+    """Checkpoint-4's page shows its early verdict apart from the exact one (confirmed) and how
+    its embeddings were computed; the early alert's page shows the alert and its follow-up. Both
+    load nothing off the host; screenshots artifacts/early-checkpoint.png, early-alert.png."""
+    artifacts = REPO / "artifacts"
+    artifacts.mkdir(exist_ok=True)
+    v = scene.early["checkpoint-4"]
+    tab.page.goto(f"{scene.daemon.url}/runs/demo/checkpoints/checkpoint-4")
+    tab.page.wait_for_selector("text=Early verdicts")
+    body = tab.page.inner_text("body")
+    assert "confirmed" in body and f"{v['upper_bound']:.4f}" in body
+    # Precomputed embeddings: recallwatch computed nothing, and the page says so.
+    assert "not applicable" in body
+    tab.page.screenshot(path=str(artifacts / "early-checkpoint.png"), full_page=True)
+    tab.page.goto(f"{scene.daemon.url}/alerts/{_early_id(scene.hook, 'checkpoint-4')}")
+    tab.page.wait_for_selector(f"text={NAME}")
+    assert "confirmed by the exact evaluation" in tab.page.inner_text("body")
+    tab.page.screenshot(path=str(artifacts / "early-alert.png"), full_page=True)
+    assert tab.errors == [] and tab.off_host() == []

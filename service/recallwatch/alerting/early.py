@@ -40,13 +40,12 @@ def early_text(v: EarlyVerdict) -> str:
 
 
 def followup_text(v: EarlyVerdict) -> str:
-    """What the exact evaluation made of a warning: ``early warning for checkpoint X cleared by
+    """What the exact evaluation made of a warning: ``early warning for X cleared by
     the exact evaluation: recall@10 0.78`` (or ``confirmed``)."""
     outcome = "confirmed" if v.exact_regressed else "cleared"
     exact = "?" if v.exact is None else f"{v.exact:.2f}"
     return (
-        f"early warning for checkpoint {v.checkpoint} {outcome} by the exact evaluation: "
-        f"{_label(v)} {exact}"
+        f"early warning for {v.checkpoint} {outcome} by the exact evaluation: {_label(v)} {exact}"
     )
 
 
@@ -68,7 +67,7 @@ def followup_description(v: EarlyVerdict) -> str:
 def failed_text(v: EarlyVerdict, reason: str | None) -> str:
     """A warning the exact evaluation could not confirm or clear: it failed."""
     return (
-        f"early warning for checkpoint {v.checkpoint} neither confirmed nor cleared: the exact "
+        f"early warning for {v.checkpoint} neither confirmed nor cleared: the exact "
         f"evaluation failed ({reason or 'unknown reason'})"
     )
 

@@ -8,6 +8,7 @@ never into inline JavaScript.
 
 from __future__ import annotations
 
+import json
 import math
 from datetime import UTC, datetime
 from typing import Any
@@ -17,7 +18,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
-__all__ = ["ENV", "NAV", "fmt", "page_url", "render", "render_string", "when"]
+__all__ = ["ENV", "NAV", "fmt", "page_url", "pretty", "render", "render_string", "when"]
 
 
 def fmt(value: Any, digits: int = 4) -> str:
@@ -36,6 +37,13 @@ def when(ts: float | None) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
+def pretty(value: Any) -> str:
+    """JSON for people to read in a ``<pre>`` block: indented, keys sorted, text as written
+    (``<=`` and ``…``, not ``\\u003c=``); the page's autoescape escapes it like any text. (Data for
+    scripts goes through ``tojson`` instead.)"""
+    return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str)
+
+
 def page_url(*parts: str | int) -> str:
     """A page path from its parts, each percent-encoded (``page_url("runs", name)``)."""
     return "/" + "/".join(quote(str(p), safe="") for p in parts)
@@ -50,6 +58,7 @@ ENV = Environment(
 )
 ENV.filters["fmt"] = fmt
 ENV.filters["when"] = when
+ENV.filters["pretty"] = pretty
 ENV.globals["page_url"] = page_url
 #: The navigation bar of ``base.html``: (label, path). A new top-level page appends itself.
 NAV: list[tuple[str, str]] = [("Runs", "/runs"), ("Alerts", "/alerts"), ("API docs", "/docs")]

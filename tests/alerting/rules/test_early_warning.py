@@ -97,8 +97,7 @@ def test_fires_once_with_its_text_and_link_then_the_exact_pass_clears_it(
     annotations = resolved["annotations"]  # type: ignore[index]
     assert annotations["summary"] == f"RESOLVED: {followup_text(cleared)}"
     assert followup_text(cleared) == (
-        "early warning for checkpoint checkpoint-200 cleared by the exact evaluation: "
-        "recall@10 0.78"
+        "early warning for checkpoint-200 cleared by the exact evaluation: recall@10 0.78"
     )
     assert resolved["endsAt"] == iso(clock())  # type: ignore[index]
     # Never sent again for this checkpoint, even if decided once more.
@@ -133,7 +132,7 @@ def test_a_confirmed_warning_resolves_and_the_regression_alert_notes_it(
     early, drop = by_rule["early"], by_rule["drop"]
     assert early.status == "resolved" and drop.status == "firing"
     assert early.alert.summary.startswith(
-        "RESOLVED: early warning for checkpoint checkpoint-400 confirmed by the exact evaluation"
+        "RESOLVED: early warning for checkpoint-400 confirmed by the exact evaluation"
     )
     note = f"early warning at {iso(verdict.created_at)} confirmed"
     assert drop.alert.evidence.details["early_warning"]["note"].startswith(note)

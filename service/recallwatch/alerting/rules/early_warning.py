@@ -6,7 +6,7 @@ asks this rule at once (``decide_early``): the alert ``RecallEarlyWarning`` fire
 "early: recall@10 <= 0.71 on a pool of N documents against 0.78 exact at checkpoint-2;
 confirming with the exact evaluation…" and a link to the checkpoint's page. When the checkpoint
 is decided after its exact evaluation (``decide``), the alert resolves with what the exact
-evaluation made of it: cleared ("early warning for checkpoint X cleared by the exact evaluation:
+evaluation made of it: cleared ("early warning for X cleared by the exact evaluation:
 recall@10 0.78"), confirmed (the ``recall_regression`` rule's alert then carries the evidence, and
 says "early warning at <time> confirmed"), or neither when the exact evaluation failed. Slack and
 webhooks get the resolve as a follow-up message; Alertmanager gets ``endsAt``.
