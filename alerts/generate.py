@@ -189,7 +189,8 @@ max by (run, dataset, k) (
 """,
             "0m",
             "warning",
-            "early warning: recall@{{ $labels.k }} of run {{ $labels.run }} ({{ $labels.dataset }}) "
+            "early warning: recall@{{ $labels.k }} of run {{ $labels.run }} "
+            "({{ $labels.dataset }}) "
             'is at most {{ $value | printf "%.2f" }} (pooled corpus, before the exact evaluation)',
             """
 The early pass on a pooled corpus found the recall@{{ $labels.k }} of run {{ $labels.run }}'s
