@@ -46,9 +46,10 @@ mean's variance and look levels: on a flat run among flat ones (most of them rea
 decision is today's, where the forecast's variance (the pooled climb's own uncertainty, the
 guard's widening) cost 6-9 points of detection at checkpoint SD 1 point. On a flat run the
 selection rests on the slope and the earlier runs, not on the segment's mean, so the mean's test
-keeps its level; a climbing run that reads flat by chance is compared with its mean, below its
-end (conservative), and one whose climb reads beyond a standard error keeps its forecast
-(docs/alerting.md measures both).
+keeps its level where it is chosen (the runs that keep the forecast pay the pre-test: up to 0.3
+point more false alarms on flat runs at SD 1 point); a climbing run that reads flat by chance is
+compared with its mean, below its end (conservative), and one whose climb reads beyond a
+standard error keeps its forecast (docs/alerting.md measures both).
 
 With fewer than ``MIN_CLIMB_SEGMENTS`` earlier segments there is no prior, and the run's own
 slope decides between two models (``SELECT_Z``): the fitted line's end level (``k = 1``) where
