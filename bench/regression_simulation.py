@@ -36,6 +36,9 @@ freedom (``stats.moderated_variance``).
         --churn 0.10 0.20 --pre 6 --draws 1000 --history-runs 10 --history-shape 6 2
     # ... the same draws without the forecast's guard (what it protects against)
     python bench/regression_simulation.py --climb flat --history-climb 0.5 --no-guard ...
+    # ... without reading a flat run as flat (the forecast even where its climb is within a
+    # standard error of 0: what trend.FLAT_Z gives flat runs back)
+    python bench/regression_simulation.py --climb flat --sd 1.0 --no-flat ...
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ import numpy.typing as npt
 
 from recallwatch.alerting.rules.recall_regression.level import level_decisions, look_alpha
 from recallwatch.alerting.rules.recall_regression.trend import (
+    FLAT_Z,
     MIN_CLIMB_SEGMENTS,
     MIN_TREND_CHECKPOINTS,
     climb_moments,
@@ -248,6 +252,7 @@ def decide_runs(
     trend: bool = True,
     known_trend: FloatArray | None = None,
     guard: bool = True,
+    flat_z: float | None = FLAT_Z,
 ) -> npt.NDArray[np.bool_]:
     """The rule's verdict at every post-change look: (draws, post) booleans.
 
@@ -260,7 +265,8 @@ def decide_runs(
     The checkpoint variance pools, like the daemon's (``recall_regression.level.level_plan``): the
     pre-change segment, the earlier runs' ``history`` moments, and the rule's prior.
     ``known_sd``: the true checkpoint SD instead (the ceiling no estimate can beat: what the
-    test could do if the variance were known exactly).
+    test could do if the variance were known exactly). ``guard`` and ``flat_z``: the forecast's
+    (``trend.forecast_terms``; off only to measure what they do).
     """
     draws = before.shape[0]
     if known_trend is not None:
@@ -289,7 +295,9 @@ def decide_runs(
         variances = np.stack([v for _, v in past.climbs], axis=1)
         mean, _, p = pool_climbs(climbs, variances)
         prior = {"prior_mean": mean, "prior_var": p, "prior_df": float(len(past.climbs) - 1)}
-    terms = forecast_terms(before.mean(axis=2), unit, trend=trend, guard=guard, **prior)
+    terms = forecast_terms(
+        before.mean(axis=2), unit, trend=trend, guard=guard, flat_z=flat_z, **prior
+    )
     pre = np.maximum(1, np.ceil(terms.effective_pre() - 1e-9)).astype(np.int64)
     looks = []
     for n in range(after.shape[1]):
@@ -334,6 +342,7 @@ def run_cell(
     history_climb_sd: float = 0.0,
     history_climb: str | None = None,
     guard: bool = True,
+    flat_z: float | None = FLAT_Z,
 ) -> Cell:
     """False alarms (any alert over ``post`` looks, nothing changed) and detection of a sustained
     3-point drop within ``within`` looks, over ``draws`` runs each; with the checkpoint-variance
@@ -344,7 +353,8 @@ def run_cell(
     last pre-change level, the damaged runs drop 3 points from it. The earlier runs climb alike
     (``history_climb_sd``: each one's straight climb off by that SD, points per checkpoint), or
     as ``history_climb`` (runs unlike their predecessors: a flat run among climbing ones).
-    ``guard`` off: the prior is not widened by the run's own deviation (``trend.forecast_terms``).
+    ``guard`` off: the prior is not widened by the run's own deviation (``trend.forecast_terms``);
+    ``flat_z`` None: a run that reads flat is not decided by the mean (``trend.FLAT_Z``).
     ``compare``: decide the same draws with today's rule (mean pre level) and the known-trend
     ceiling as well."""
     tau = TAU[churn]
@@ -387,6 +397,7 @@ def run_cell(
                 history,
                 known_sd=checkpoint_sd if known_sd else None,
                 guard=guard,
+                flat_z=flat_z,
             )
             if compare:
                 today = decide_runs(before, after, rule, history, trend=False)
@@ -476,6 +487,11 @@ def main() -> None:
         action="store_true",
         help="the forecast without its guard (the prior not widened by the run's own deviation)",
     )
+    parser.add_argument(
+        "--no-flat",
+        action="store_true",
+        help="the forecast even where the run reads flat (trend.FLAT_Z: the mean there)",
+    )
     args = parser.parse_args()
     if args.climb:
         _climb_table(args)
@@ -528,6 +544,7 @@ def _climb_table(args: argparse.Namespace) -> None:
         + (f"as {args.history_climb}" if args.history_climb else "alike")
         + f" (climb SD {args.history_climb_sd:g} point per checkpoint)"
         + (", no guard" if args.no_guard else "")
+        + (", no flat reading (the forecast everywhere)" if args.no_flat else "")
         + "; controls plateau at the last pre-change "
         "level, damaged runs drop 3 points from it (detection within 2 looks)"
     )
@@ -553,6 +570,7 @@ def _climb_table(args: argparse.Namespace) -> None:
                     history_climb_sd=args.history_climb_sd,
                     history_climb=args.history_climb,
                     guard=not args.no_guard,
+                    flat_z=None if args.no_flat else FLAT_Z,
                 )
                 ratio = c.detection / c.ceiling_detection if c.ceiling_detection else math.nan
                 print(

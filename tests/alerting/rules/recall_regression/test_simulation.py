@@ -390,6 +390,11 @@ def test_a_run_climbing_before_the_change_is_judged_against_its_climbs_end(
     if gains:
         assert cell.detection > cell.today_detection + 0.05
     assert cell.detection >= _ceiling_bound(cell.detection, cell.ceiling_detection, CLIMB_DRAWS)
+    if climb == "flat":
+        # A flat run among flat ones mostly reads flat (trend.FLAT_Z) and is decided by today's
+        # level test: detection within sampling of today's (1,000 runs: 3.6 points below it,
+        # where the forecast everywhere was 8.9 below).
+        assert cell.detection >= cell.today_detection - 0.06
 
 
 @pytest.mark.parametrize(("checkpoint_sd", "churn"), [(0.0, 0.10), (0.007, 0.20), (0.01, 0.15)])

@@ -17,6 +17,7 @@ from recallwatch.alerting.rules.recall_regression.level import (
 )
 from recallwatch.alerting.rules.recall_regression.segments import CheckpointSummary
 from recallwatch.alerting.rules.recall_regression.trend import (
+    FLAT_Z,
     MIN_CLIMB_SEGMENTS,
     MIN_TREND_CHECKPOINTS,
     QUADRATIC_GUARD_FROM,
@@ -59,6 +60,38 @@ def test_a_flat_segment_of_three_decides_exactly_as_the_mean_did() -> None:
     assert verdict.before == today.before and verdict.regressed == today.regressed
     assert verdict.forecast is not None and verdict.forecast.model == "mean"
     assert forecast_pre(terms) == 3
+
+
+def test_a_run_that_reads_flat_is_decided_by_todays_level_test() -> None:
+    # Six checkpoints of the same level (each a reshuffle of the same hits: per-query churn, a
+    # slope of exactly 0) among earlier runs that were flat: the climb the forecast would use
+    # is within FLAT_Z standard errors of 0, so the pre level is the mean, with the mean's
+    # variance and look levels: the verdict is today's.
+    rng = np.random.default_rng(5)
+    hits_row = (rng.random(2_000) < 0.8).astype(float)
+    pre = np.stack([rng.permutation(hits_row) for _ in range(6)])
+    post = (rng.random((2, 2_000)) < 0.78).astype(float)
+    variance = checkpoint_variance([pre], prior_sd=0.01, prior_df=4.0)
+    prior = ClimbPrior.of([(0.0004, 2e-5), (-0.0003, 2e-5), (0.0001, 2e-5), (-0.0002, 2e-5)])
+    terms = pre_forecast(pre, variance, prior, trend=True)
+    assert bool(terms.flat) and float(terms.offset) == 0.0 and float(terms.extra) == 0.0
+    assert np.allclose(terms.weights, 1 / 6) and forecast_pre(terms) == 6
+    verdict = level_regression_test(pre, post, variance, terms=terms)
+    today = level_regression_test(pre, post, variance)
+    assert verdict.level == today.level and verdict.latest == today.latest
+    assert verdict.before == today.before and verdict.regressed == today.regressed
+    assert verdict.forecast is not None and not verdict.forecast.climbs
+    assert verdict.forecast.as_dict()["flat"] is True
+    # Without reading it as flat (FLAT_Z off) the forecast's prior part widens the test.
+    unit = variance.sd**2
+    forecasted = forecast_terms(pre.mean(axis=1), unit, prior=prior, flat_z=None)
+    assert not bool(forecasted.flat) and float(forecasted.extra) > 0.0
+    assert float(forecasted.effective_pre()) < 6
+    # A climb that reads beyond a standard error keeps its forecast.
+    climbing = pre.mean(axis=1) + 0.004 * np.arange(6)
+    kept = forecast_terms(climbing, unit, prior=ClimbPrior.of([(0.004, 2e-6)] * 4))
+    assert not bool(kept.flat) and float(kept.offset) > 0.0
+    assert FLAT_Z == 1.0
 
 
 def test_a_climb_is_the_fitted_end_minus_the_mean_per_checkpoint() -> None:
@@ -175,8 +208,8 @@ def test_the_guard_weighs_a_run_unlike_its_predecessors_on_its_own_slope() -> No
     unit = 1e-4
     flat = np.full(m, 0.70) + np.array([0.002, -0.002, 0.0, 0.002, -0.002, 0.0])
     args = {"prior_mean": 0.005, "prior_var": 1e-8, "prior_df": 9.0}
-    off = forecast_terms(flat, unit, guard=False, **args)
-    on = forecast_terms(flat, unit, **args)
+    off = forecast_terms(flat, unit, guard=False, flat_z=None, **args)
+    on = forecast_terms(flat, unit, flat_z=None, **args)
     # Without the guard the pooled climb is borrowed whole: the forecast sits 1.2 points above
     # where the flat run is.
     assert float(off.k) < 0.01 and not bool(off.widened)
@@ -189,6 +222,12 @@ def test_the_guard_weighs_a_run_unlike_its_predecessors_on_its_own_slope() -> No
     assert float(on.k) == pytest.approx(p / (p + se2))
     assert float(on.weights @ flat + on.offset) < 0.70 + 0.005
     assert float(on.extra) == pytest.approx(2.5**2 * (1 - float(on.k)) ** 2 * p)
+    # And with the flat reading (FLAT_Z) the climb the guarded forecast would use is within a
+    # standard error of 0: the run reads flat, and its pre level is its mean.
+    read = forecast_terms(flat, unit, **args)
+    assert bool(read.widened) and bool(read.flat)
+    assert float(read.offset) == 0.0 and float(read.extra) == 0.0
+    assert np.allclose(read.weights, 1 / m)
     # A run like them is not widened: the same forecast as without the guard.
     like = flat + 0.005 * t
     same_on, same_off = (
