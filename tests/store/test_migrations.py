@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
-from contextlib import closing
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -142,18 +143,12 @@ def test_stored_st_evaluations_are_fp32_after_the_precision_migration(tmp_path: 
     store.close()
 
 
-def test_stored_fn_estimates_keep_their_rows_and_are_audits_after_the_source_migration(
-    tmp_path: Path,
-) -> None:
-    """The fn_estimates source migration: every stored estimate is kept, as 'audit'; afterwards
-    an estimate from review labels is a new row and the audit's stays in the history."""
-    path = tmp_path / "rw.db"
-    # Found by content, not position: later migrations are appended after it.
-    before = next(
-        i
-        for i, m in enumerate(MIGRATIONS)
-        if any("source TEXT NOT NULL DEFAULT 'audit'" in s for s in m)
-    )
+@contextmanager
+def _store_before(marker: str, path: Path) -> Iterator[sqlite3.Connection]:
+    """A store at ``path`` migrated up to (not including) the migration whose statements contain
+    ``marker`` (found by content, not position: later migrations are appended after it), with
+    run 1 and its evaluated checkpoint 1; the caller adds its rows, committed on exit."""
+    before = next(i for i, m in enumerate(MIGRATIONS) if any(marker in s for s in m))
     with closing(sqlite3.connect(path)) as conn:
         for migration in MIGRATIONS[:before]:
             for statement in migration:
@@ -164,12 +159,22 @@ def test_stored_fn_estimates_keep_their_rows_and_are_audits_after_the_source_mig
             "INSERT INTO checkpoints(id, run_id, name, path, state, eval_key, completed_at, "
             "discovered_at, updated_at) VALUES (1, 1, 'c', '/a/c', 'evaluated', '{}', 1, 1, 1)"
         )
+        yield conn
+        conn.commit()
+
+
+def test_stored_fn_estimates_keep_their_rows_and_are_audits_after_the_source_migration(
+    tmp_path: Path,
+) -> None:
+    """The fn_estimates source migration: every stored estimate is kept, as 'audit'; afterwards
+    an estimate from review labels is a new row and the audit's stays in the history."""
+    path = tmp_path / "rw.db"
+    with _store_before("source TEXT NOT NULL DEFAULT 'audit'", path) as conn:
         conn.execute(
             "INSERT INTO fn_estimates(id, checkpoint_id, mining_fingerprint, config_hash, oracle, "
             "sample_size, false_negatives, estimate, lower, upper, buckets, details, created_at) "
             "VALUES (7, 1, 'fp', 'h', 'qrels:a.tsv', 100, 5, 0.05, 0.02, 0.11, '[]', '{}', 3)"
         )
-        conn.commit()
     store = Store.open(path)
     audit = store.results.fn_estimate(1)
     assert audit is not None and (audit.oracle, audit.source, audit.sample_size) == (
@@ -194,23 +199,12 @@ def test_stored_evaluations_have_no_precision_report_after_its_migration(
     """The precision report migration: evaluations stored before it keep their rows and have no
     report (None, not a made-up one); a new evaluation's report comes back as it was stored."""
     path = tmp_path / "rw.db"
-    before = next(i for i, m in enumerate(MIGRATIONS) if any("precision_report" in s for s in m))
-    with closing(sqlite3.connect(path)) as conn:
-        for migration in MIGRATIONS[:before]:
-            for statement in migration:
-                conn.execute(statement)
-        conn.execute(f"PRAGMA user_version = {before}")
-        conn.execute("INSERT INTO runs(id, name, directory, created_at) VALUES (1, 'a', '/a', 1)")
-        conn.execute(
-            "INSERT INTO checkpoints(id, run_id, name, path, state, eval_key, completed_at, "
-            "discovered_at, updated_at) VALUES (1, 1, 'c', '/a/c', 'evaluated', '{}', 1, 1, 1)"
-        )
+    with _store_before("precision_report", path) as conn:
         conn.execute(
             "INSERT INTO evaluations(id, checkpoint_id, dataset, encoder, config_hash, status, "
             "started_at, finished_at, metrics, precision) "
             "VALUES (1, 1, 'd', 'st', 'k1', 'done', 1, 2, '{\"recall\": {\"10\": 0.5}}', 'bf16')"
         )
-        conn.commit()
     store = Store.open(path)
     (old,) = store.results.evaluations(1)
     assert (old.precision, old.precision_report, old.report) == ("bf16", None, None)
