@@ -55,6 +55,7 @@ import numpy.typing as npt
 
 from recallwatch.alerting.rules.recall_regression.level import level_decisions, look_alpha
 from recallwatch.alerting.rules.recall_regression.trend import (
+    CURVE_Z,
     FLAT_Z,
     MIN_CLIMB_SEGMENTS,
     MIN_TREND_CHECKPOINTS,
@@ -253,6 +254,7 @@ def decide_runs(
     known_trend: FloatArray | None = None,
     guard: bool = True,
     flat_z: float | None = FLAT_Z,
+    curve_z: float | None = CURVE_Z,
 ) -> npt.NDArray[np.bool_]:
     """The rule's verdict at every post-change look: (draws, post) booleans.
 
@@ -296,7 +298,13 @@ def decide_runs(
         mean, _, p = pool_climbs(climbs, variances)
         prior = {"prior_mean": mean, "prior_var": p, "prior_df": float(len(past.climbs) - 1)}
     terms = forecast_terms(
-        before.mean(axis=2), unit, trend=trend, guard=guard, flat_z=flat_z, **prior
+        before.mean(axis=2),
+        unit,
+        trend=trend,
+        guard=guard,
+        flat_z=flat_z,
+        curve_z=curve_z,
+        **prior,
     )
     pre = np.maximum(1, np.ceil(terms.effective_pre() - 1e-9)).astype(np.int64)
     looks = []
@@ -343,6 +351,7 @@ def run_cell(
     history_climb: str | None = None,
     guard: bool = True,
     flat_z: float | None = FLAT_Z,
+    curve_z: float | None = CURVE_Z,
 ) -> Cell:
     """False alarms (any alert over ``post`` looks, nothing changed) and detection of a sustained
     3-point drop within ``within`` looks, over ``draws`` runs each; with the checkpoint-variance
@@ -398,6 +407,7 @@ def run_cell(
                 known_sd=checkpoint_sd if known_sd else None,
                 guard=guard,
                 flat_z=flat_z,
+                curve_z=curve_z,
             )
             if compare:
                 today = decide_runs(before, after, rule, history, trend=False)
@@ -492,6 +502,12 @@ def main() -> None:
         action="store_true",
         help="the forecast even where the run reads flat (trend.FLAT_Z: the mean there)",
     )
+    parser.add_argument(
+        "--no-curve",
+        action="store_true",
+        help="the run's own climb always a straight line's slope (trend.CURVE_Z: from "
+        "trend.CURVE_FROM checkpoints a quadratic's end where the segment curves)",
+    )
     args = parser.parse_args()
     if args.climb:
         _climb_table(args)
@@ -545,6 +561,7 @@ def _climb_table(args: argparse.Namespace) -> None:
         + f" (climb SD {args.history_climb_sd:g} point per checkpoint)"
         + (", no guard" if args.no_guard else "")
         + (", no flat reading (the forecast everywhere)" if args.no_flat else "")
+        + (", own climb always a line" if args.no_curve else "")
         + "; controls plateau at the last pre-change "
         "level, damaged runs drop 3 points from it (detection within 2 looks)"
     )
@@ -571,13 +588,14 @@ def _climb_table(args: argparse.Namespace) -> None:
                     history_climb=args.history_climb,
                     guard=not args.no_guard,
                     flat_z=None if args.no_flat else FLAT_Z,
+                    curve_z=None if args.no_curve else CURVE_Z,
                 )
                 ratio = c.detection / c.ceiling_detection if c.ceiling_detection else math.nan
                 print(
                     f"| {climb} | {sd:.2f} | {churn:.0%} | {c.false_alarms:.2%} / "
                     f"{c.today_false_alarms:.2%} / {c.ceiling_false_alarms:.2%} | "
                     f"{c.detection:.1%} / {c.today_detection:.1%} / {c.ceiling_detection:.1%} | "
-                    f"{ratio:.0%} |  <!-- {time.perf_counter() - t0:.0f} s -->",
+                    f"{ratio:.1%} |  <!-- {time.perf_counter() - t0:.0f} s -->",
                     flush=True,
                 )
 

@@ -17,15 +17,17 @@ from recallwatch.alerting.rules.recall_regression.level import (
 )
 from recallwatch.alerting.rules.recall_regression.segments import CheckpointSummary
 from recallwatch.alerting.rules.recall_regression.trend import (
+    CURVE_FROM,
     FLAT_Z,
     MIN_CLIMB_SEGMENTS,
     MIN_TREND_CHECKPOINTS,
-    QUADRATIC_GUARD_FROM,
+    SPREAD_ALPHA,
     ClimbPrior,
     climb_moments,
     effective_pre,
     forecast,
     forecast_terms,
+    pool_climbs,
     trend_weights,
 )
 from recallwatch.stats.hierarchical import Moments, VarianceHistory, checkpoint_variance
@@ -117,6 +119,35 @@ def test_earlier_climbs_pool_into_a_prior_and_below_three_there_is_none() -> Non
     spread = ClimbPrior.of([(0.0, 1e-6), (0.01, 1e-6), (0.02, 1e-6)])
     assert spread is not None and spread.tau == pytest.approx(math.sqrt(1e-4 - 1e-6))
     assert MIN_CLIMB_SEGMENTS == 3
+
+
+@pytest.mark.parametrize("segments", [3, 10])
+def test_alike_climbs_get_no_spread_but_at_the_tests_level_and_their_prior_covers(
+    segments: int,
+) -> None:
+    # Earlier runs that climbed alike differ by sampling alone: Cochran's test finds a spread
+    # (tau > 0) in about SPREAD_ALPHA of them, and a new alike run's climb falls within the
+    # prior's 95% interval (P plus its own sampling variance) 95% of the time.
+    rng = np.random.default_rng(segments)
+    draws, v = 200_000, 1e-6
+    climbs = 0.005 + rng.normal(0.0, math.sqrt(v), (draws, segments + 1))
+    mean, tau2, p = pool_climbs(climbs[:, :segments], np.full((draws, segments), v))
+    assert float((tau2 > 0).mean()) == pytest.approx(SPREAD_ALPHA, rel=0.25)
+    z = (climbs[:, segments] - mean) / np.sqrt(p + v)
+    assert float((np.abs(z) < 1.96).mean()) == pytest.approx(0.95, abs=0.005)
+
+
+def test_climbs_that_differ_widen_the_prior_to_their_spread() -> None:
+    # Runs whose climbs differ by twice their sampling SD: the test finds it nearly always, and
+    # the prior's variance is on average the spread plus the mean's uncertainty.
+    rng = np.random.default_rng(7)
+    draws, segments, v, tau = 200_000, 10, 1e-6, 2e-3
+    climbs = rng.normal(0.005, tau, (draws, segments))  # each run's own climb
+    climbs += rng.normal(0.0, math.sqrt(v), climbs.shape)  # measured with sampling error
+    _, tau2, p = pool_climbs(climbs, np.full(climbs.shape, v))
+    assert float((tau2 > 0).mean()) > 0.85
+    expected = tau**2 + (tau**2 + v) / segments
+    assert float(p.mean()) == pytest.approx(expected, rel=0.1)
 
 
 def test_the_forecast_leans_on_earlier_runs_climb_where_they_climbed_alike() -> None:
@@ -271,17 +302,45 @@ def test_a_mining_change_mid_climb_is_judged_against_where_the_run_had_got_to(
         assert metric.before.estimate == pytest.approx(260 / 300)
 
 
-def test_the_guard_measures_a_long_segments_climb_as_the_earlier_runs_are() -> None:
+def test_a_long_segment_that_curves_is_read_by_its_end_climb_and_a_straight_one_by_a_line() -> None:
     # 20 checkpoints on a curve that flattens (3 points, most of it early): its straight slope
     # is far steeper than its end climb, which is what earlier runs' quadratic fits give (the
-    # prior). From QUADRATIC_GUARD_FROM checkpoints the guard compares like with like.
+    # prior). From CURVE_FROM checkpoints a segment whose curvature reads beyond CURVE_Z
+    # standard errors is read as a quadratic's end, in the forecast and in the guard alike.
     m = 20
-    assert m >= QUADRATIC_GUARD_FROM
+    assert m >= CURVE_FROM
     j = np.arange(m, dtype=np.float64)
     curve = 0.70 - 0.03 * (np.exp(-3 * j / (m - 1)) - math.exp(-3)) / (1 - math.exp(-3))
     (end_climb,), _ = climb_moments(curve[None, :])
     terms = forecast_terms(curve, 1e-5, prior_mean=float(end_climb), prior_var=1e-9, prior_df=9.0)
-    assert float(terms.slope) > 1.5 * float(end_climb)  # the straight slope over-reads the end
+    assert bool(terms.curved)
+    assert float(terms.slope) == pytest.approx(float(end_climb))
     assert not bool(terms.widened) and abs(float(terms.deviation)) < 1e-6
     level = float(terms.weights @ curve + terms.offset)
     assert level == pytest.approx(curve[-1], abs=0.002)
+    # Without the curve: the line's slope over-reads the end, and the forecast overshoots it.
+    line = forecast_terms(curve, 1e-5, prior_mean=float(end_climb), prior_var=1e-9, curve_z=None)
+    assert not bool(line.curved) and float(line.slope) > 1.5 * float(end_climb)
+    assert bool(line.widened)
+    assert float(line.weights @ curve + line.offset) > curve[-1] + 0.003
+    # A straight climb keeps its line (the quadratic's end would only add variance), and below
+    # CURVE_FROM checkpoints the climb is always the line's slope.
+    straight = 0.80 + 0.004 * j + np.random.default_rng(5).normal(0, 0.001, m)
+    for y in (straight, curve[: CURVE_FROM - 1]):
+        t = j[: y.size] - (y.size - 1) / 2
+        plain = forecast_terms(y, 1e-6, prior_mean=0.004, prior_var=1e-6)
+        assert not bool(plain.curved)
+        assert float(plain.slope) == pytest.approx(float(y @ t / (t**2).sum()))
+
+
+def test_a_forecast_from_a_curve_says_so() -> None:
+    m = 20
+    j = np.arange(m, dtype=np.float64)
+    curve = 0.70 - 0.03 * (np.exp(-3 * j / (m - 1)) - math.exp(-3)) / (1 - math.exp(-3))
+    rng = np.random.default_rng(9)
+    pre = (rng.random((m, 2_000)) < curve[:, None]).astype(float)
+    variance = checkpoint_variance([pre], prior_sd=0.001, prior_df=4.0)
+    prior = ClimbPrior(mean=0.0005, tau=0.0, variance=1e-7, segments=10)
+    f = forecast(pre, forecast_terms(pre.mean(axis=1), 1e-6, prior=prior), variance)
+    assert f.curved and f.climbs and f.as_dict()["curved"] is True
+    assert "this run's end climb of a curve that flattens " in f.describe("recall@10")

@@ -11,14 +11,25 @@ per checkpoint from the segment's centre to its last checkpoint times that dista
     forecast = mean + t_end * (k * own climb + (1 - k) * pooled climb)
 
 - the **own climb** is the least-squares slope of the pre-change checkpoint means (checkpoint
-  order as the abscissa), with sampling variance ``s^2 = (sigma_c^2 + churn) / Sxx``;
+  order as the abscissa), with sampling variance ``s^2 = (sigma_c^2 + churn) / Sxx``; from
+  ``CURVE_FROM`` checkpoints, where the segment's curvature (its orthogonal quadratic term)
+  reads beyond ``CURVE_Z`` standard errors, the end climb of the fitted quadratic instead
+  (as earlier runs' climbs are measured): on a long segment that flattens a line's slope is its
+  average rise, and its end would overshoot the level the run had reached (20 checkpoints of a
+  3-point saturating climb: +0.47 point). A straight climb keeps its line, whose end has half
+  the quadratic's variance; below ``CURVE_FROM`` checkpoints the curvature is too uncertain to
+  choose on, and the pooled climb carries the shape;
 - the **pooled climb** comes from earlier runs of the same held-out set (the ones whose
   checkpoint variance is already pooled, ``variance.PastVariance``): each same-mining segment of
   ``MIN_TREND_CHECKPOINTS`` or more checkpoints gives its climb per checkpoint (``climb_moments``:
   a quadratic fit from 5 checkpoints on, so a curve that flattens gives its end, not its
   average, rise) and that climb's sampling variance. Their mean ``mu`` and their spread beyond
-  sampling error ``tau^2`` (method of moments, never negative) make the prior of this run's
-  climb: ``N(mu, P)`` with ``P = tau^2 + var(mu)`` (``ClimbPrior``);
+  sampling error ``tau^2`` make the prior of this run's climb: ``N(mu, P)`` with
+  ``P = tau^2 + var(mu)`` (``ClimbPrior``). ``tau^2`` is the method of moments' (never
+  negative) where Cochran's test says the climbs differ (``SPREAD_ALPHA``), else 0: on alike
+  runs the plain estimate is positive in about half the histories by sampling alone, which
+  doubled P on average and cost 2-3 points of detection at checkpoint SD 1 point; a run unlike
+  alike predecessors is the guard's to catch (next);
 - ``k = P / (P + s^2)`` is the posterior weight of the run's own slope (empirical Bayes): where
   earlier runs climbed alike (small ``P``) the forecast leans on their climb, which is far more
   precise than one segment's slope; where they differ, on the run's own;
@@ -26,15 +37,16 @@ per checkpoint from the segment's centre to its last checkpoint times that dista
   is at least this run's own deviation from the pooled climb beyond what sampling and the prior
   explain, ``max(P, (own - mu)^2 - (s^2 + P))`` (the method of moments of ``tau^2`` applied to
   this one run): earlier runs that climbed alike say nothing about how far *this* run may be
-  from them, and its own slope does (from ``QUADRATIC_GUARD_FROM`` checkpoints its climb is
-  a quadratic's end, like theirs: a long segment that flattens is not read as a steeper run).
-  A run far from them weighs its own slope more (k up) and the prior's part of the variance
-  grows with it. A pre-test (borrow nothing where the slopes
-  differ by more than 2 standard errors) measured worse: a flat run whose slope lands near the
-  pooled climb by chance borrows it all, and switching models costs the selection's pre-test.
+  from them, and its own climb does (a quadratic's end where it curves, like theirs: a long
+  segment that flattens is not read as a steeper run). A run far from them weighs its own
+  slope more (k up) and the prior's part of the variance grows with it. A pre-test (borrow
+  nothing where the slopes differ by more than 2 standard errors) measured worse: a flat run
+  whose slope lands near the pooled climb by chance borrows it all, and switching models costs
+  the selection's pre-test.
 
 The forecast is a fixed linear combination of the pre checkpoints plus a constant
-(``ForecastTerms``: weights ``1/m + k (t_j - t̄) t_end / Sxx``, offset ``t_end (1 - k) mu``),
+(``ForecastTerms``: weights ``1/m + k g_j t_end``, with ``g`` the own climb's weights,
+``(t_j - t̄) / Sxx`` for the line; offset ``t_end (1 - k) mu``),
 so the test stays the paired two-level test; its variance adds ``t_end^2 (1 - k)^2 P`` (the
 prior's uncertainty: how far this run's climb may be from the pooled one) with ``segments - 1``
 degrees of freedom.
@@ -74,15 +86,18 @@ import numpy as np
 import numpy.typing as npt
 
 from recallwatch.stats import Interval
+from recallwatch.stats.chi_square import chi_square_quantile
 from recallwatch.stats.hierarchical import DETREND_MIN, CheckpointVariance
 from recallwatch.stats.student_t import student_t_quantile
 
 __all__ = [
+    "CURVE_FROM",
+    "CURVE_Z",
     "FLAT_Z",
     "MIN_CLIMB_SEGMENTS",
     "MIN_TREND_CHECKPOINTS",
-    "QUADRATIC_GUARD_FROM",
     "SELECT_Z",
+    "SPREAD_ALPHA",
     "ClimbPrior",
     "Forecast",
     "ForecastTerms",
@@ -104,13 +119,17 @@ MIN_TREND_CHECKPOINTS = DETREND_MIN
 MIN_CLIMB_SEGMENTS = 3
 #: Without a prior: the run's own slope, in standard errors, from which the line's end is used.
 SELECT_Z = 2.0
-#: Pre-change checkpoints from which the guard measures the run's own climb as a quadratic's end
-#: (as the earlier runs' climbs are); below, its straight slope (half the variance at 6).
-QUADRATIC_GUARD_FROM = 10
 #: With a prior: the climb the forecast would use (``k own + (1 - k) mu``), in its own standard
 #: errors, at or below which the pre level is the segment's mean: the run reads flat, and the
 #: decision is today's level test (its estimate, its variance, its alpha).
 FLAT_Z = 1.0
+#: Earlier runs' climbs are taken to differ (tau > 0) where Cochran's test of their spread
+#: rejects at this level; otherwise tau is 0 and a run unlike them is the guard's to catch.
+SPREAD_ALPHA = 0.01
+#: Pre-change checkpoints from which the run's own climb may be read as a quadratic's end.
+CURVE_FROM = 10
+#: The quadratic's curvature, in standard errors, beyond which it is (a curve that flattens).
+CURVE_Z = 2.0
 
 
 def _centred(m: int) -> FloatArray:
@@ -164,7 +183,8 @@ def pool_climbs(
     """(mean, tau^2, prior variance P) of earlier segments' climbs: (..., n) each, n >= 2.
 
     ``tau^2`` is the spread of the climbs beyond their sampling variance (method of moments,
-    never negative); ``P = tau^2 + (tau^2 + mean sampling variance) / n`` adds the mean's own
+    never negative) where Cochran's test says they differ (``SPREAD_ALPHA``; 0 where it does
+    not); ``P = tau^2 + (tau^2 + mean sampling variance) / n`` adds the mean's own
     uncertainty: the variance of a new run's climb around ``mean``.
     """
     c, v = np.asarray(climbs, dtype=np.float64), np.asarray(variances, dtype=np.float64)
@@ -173,7 +193,13 @@ def pool_climbs(
         raise ValueError("pooling needs at least two climbs")
     mean = c.mean(axis=-1)
     sampling = v.mean(axis=-1)
-    tau2 = np.maximum(0.0, c.var(axis=-1, ddof=1) - sampling)
+    spread = c.var(axis=-1, ddof=1)
+    # Cochran's Q (the climbs' spread in units of their sampling variance) against its
+    # chi-square quantile: alike runs' climbs differ by sampling alone.
+    with np.errstate(divide="ignore", invalid="ignore"):
+        q = np.where(sampling > 0, (n - 1) * spread / np.where(sampling > 0, sampling, 1), np.inf)
+    differ = q > chi_square_quantile(1.0 - SPREAD_ALPHA, n - 1)
+    tau2 = np.where(differ, np.maximum(0.0, spread - sampling), 0.0)
     return np.asarray(mean), np.asarray(tau2), np.asarray(tau2 + (tau2 + sampling) / n)
 
 
@@ -227,7 +253,8 @@ class ForecastTerms:
     extra_df: float
     #: (...) the weight of the run's own slope (0: the mean or the pooled climb; 1: own line).
     k: FloatArray
-    #: (...) the run's own least-squares slope per checkpoint.
+    #: (...) the run's own climb per checkpoint: its line's slope, or its quadratic's end climb
+    #: where the segment curves (``curved``).
     slope: FloatArray
     #: ``mean`` (fewer than MIN_TREND_CHECKPOINTS, or another comparison), ``pooled`` (a prior
     #: from earlier runs) or ``own`` (no prior: the run's own slope selected the model).
@@ -242,6 +269,8 @@ class ForecastTerms:
     widened: npt.NDArray[np.bool_] | bool = False
     #: (...) whether the run read flat (``FLAT_Z``): the pre level is the segment's mean.
     flat: npt.NDArray[np.bool_] | bool = False
+    #: (...) whether the run's own climb is a quadratic's end (``CURVE_Z``: its segment curves).
+    curved: npt.NDArray[np.bool_] | bool = False
 
     def effective_pre(self) -> FloatArray:
         """(...) how many checkpoints the pre level is worth: ``1 / (sum(w^2) + extra / unit)``
@@ -264,6 +293,7 @@ def forecast_terms(
     prior: ClimbPrior | None = None,
     guard: bool = True,
     flat_z: float | None = FLAT_Z,
+    curve_z: float | None = CURVE_Z,
 ) -> ForecastTerms:
     """The forecast's terms from the pre checkpoint means ``means`` (..., m).
 
@@ -276,6 +306,8 @@ def forecast_terms(
     predecessors' weighs its own slope more and the forecast's variance says so. ``flat_z``
     (None only to measure without it): where the climb the forecast would use is within
     ``flat_z`` of its standard errors of 0, the pre level is the mean (``FLAT_Z``).
+    ``curve_z`` (None only to measure without it): from CURVE_FROM checkpoints, a segment whose
+    curvature reads beyond ``curve_z`` standard errors has a quadratic's end climb as its own.
     """
     y = np.asarray(means, dtype=np.float64)
     m = y.shape[-1]
@@ -288,23 +320,26 @@ def forecast_terms(
         prior_mean, prior_var, prior_df = prior.mean, prior.variance, prior.df
     t = _centred(m)
     sxx, t_end = float((t**2).sum()), float(t[-1])
-    slope = (y @ t) / sxx
-    se2 = np.broadcast_to(np.asarray(unit_var, dtype=np.float64), batch) / sxx
+    unit = np.broadcast_to(np.asarray(unit_var, dtype=np.float64), batch)
+    # The run's own climb per checkpoint: ``y @ g`` (a line's slope; from CURVE_FROM
+    # checkpoints a quadratic's end where its curvature reads beyond CURVE_Z standard errors).
+    g = np.broadcast_to(t / sxx, (*batch, m))
+    curved: npt.NDArray[np.bool_] = np.zeros(batch, dtype=bool)
+    if curve_z is not None and m >= CURVE_FROM:
+        q = t**2 - float((t**2).mean())
+        qq = float((q**2).sum())
+        curved = (y @ q / qq) ** 2 > curve_z**2 * unit / qq
+        x = np.stack([t**d for d in range(3)], axis=1)
+        g = np.where(curved[..., None], ((x @ np.linalg.pinv(x))[-1] - 1.0 / m) / t_end, g)
+    slope = (y * g).sum(axis=-1)
+    se2 = unit * (g**2).sum(axis=-1)
     deviation: FloatArray = np.full(batch, math.nan)
     widened: npt.NDArray[np.bool_] = np.zeros(batch, dtype=bool)
     flat: npt.NDArray[np.bool_] = np.zeros(batch, dtype=bool)
     if prior_var is not None and prior_mean is not None:
         p = np.broadcast_to(np.asarray(prior_var, dtype=np.float64), batch)
         mu = np.broadcast_to(np.asarray(prior_mean, dtype=np.float64), batch)
-        # The guard compares like with like: from QUADRATIC_GUARD_FROM checkpoints the run's own
-        # climb is measured as the earlier runs' are (a quadratic's end), so a long segment that
-        # flattens is not taken for a steeper run than its predecessors.
         own_climb, own_var = slope, se2
-        if m >= QUADRATIC_GUARD_FROM:
-            x = np.stack([t**q for q in range(3)], axis=1)
-            end = (x @ np.linalg.pinv(x))[-1] - 1.0 / m
-            own_climb = (y @ end) / t_end
-            own_var = se2 * sxx * float((end**2).sum()) / t_end**2
         with np.errstate(divide="ignore", invalid="ignore"):
             total = p + own_var
             deviation = np.where(
@@ -328,7 +363,7 @@ def forecast_terms(
     else:
         k = (np.abs(slope) > SELECT_Z * np.sqrt(se2)).astype(np.float64)
         offset, extra, model, df = zero, zero, "own", math.inf
-    weights = 1.0 / m + k[..., None] * (t * t_end / sxx)
+    weights = 1.0 / m + k[..., None] * g * t_end
     return ForecastTerms(
         np.asarray(weights),
         np.asarray(offset),
@@ -342,6 +377,7 @@ def forecast_terms(
         deviation,
         widened,
         flat,
+        curved,
     )
 
 
@@ -359,7 +395,8 @@ class Forecast:
     level: Interval
     #: The last pre-change checkpoint's own value (what the climb had reached, unsmoothed).
     last: float
-    #: The run's own least-squares slope per checkpoint, and its weight in ``slope``.
+    #: The run's own climb per checkpoint (a line's slope, or a quadratic's end climb where it
+    #: curves), and its weight in ``slope``.
     own_slope: float = 0.0
     own_weight: float = 0.0
     prior: ClimbPrior | None = None
@@ -369,6 +406,8 @@ class Forecast:
     widened: bool = False
     #: The run read flat against its prior (``FLAT_Z``): the pre level is the segment's mean.
     flat: bool = False
+    #: The run's own climb is a quadratic's end: its segment curves (``CURVE_Z``).
+    curved: bool = False
 
     @property
     def climbs(self) -> bool:
@@ -386,9 +425,10 @@ class Forecast:
                 f"{'s' if self.checkpoints != 1 else ''} before"
             )
         how = f"{self.slope * 100:+.2f} points of {label} per checkpoint"
+        own = "end climb of a curve that flattens" if self.curved else "climb"
         if self.prior is not None:
             how += (
-                f": this run's {self.own_slope * 100:+.2f} weighted {self.own_weight:.2f} "
+                f": this run's {own} {self.own_slope * 100:+.2f} weighted {self.own_weight:.2f} "
                 f"against {self.prior.mean * 100:+.2f} from {self.prior.segments} segments of "
                 "earlier runs"
             )
@@ -412,6 +452,7 @@ class Forecast:
             "deviation_se": self.deviation if math.isfinite(self.deviation) else None,
             "prior_widened": self.widened,
             "flat": self.flat,
+            "curved": self.curved,
             "level": self.level.as_dict(),
             "last_pre_checkpoint": self.last,
         }
@@ -471,4 +512,5 @@ def forecast(
         deviation=float(terms.deviation),
         widened=bool(terms.widened),
         flat=bool(terms.flat),
+        curved=bool(terms.curved) and terms.model != "mean",
     )
