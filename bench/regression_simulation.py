@@ -30,7 +30,13 @@ freedom (``stats.moderated_variance``).
     python bench/regression_simulation.py --draws 500 --sd 0.7 --churn 0.2   # one quick cell
     # runs climbing before the change (issue 25): earlier runs of 6 + 2 climbing alike
     python bench/regression_simulation.py --climb flat 0.25 0.5 sat --sd 0 0.5 1.0 \
-        --churn 0.10 0.20 --pre 6 --draws 1000 --history-runs 10 --history-shape 6 2
+        --churn 0.10 0.20 --pre 6 --draws 3000 --history-runs 10 --history-shape 6 2
+    # ... 10 and 20 checkpoints before the change, earlier runs as long (10 + 2, 20 + 2); with
+    # --history-shape 6 2 at --pre 20: earlier runs shorter than this one (a limit)
+    python bench/regression_simulation.py --climb flat 0.25 0.5 sat --sd 0 0.5 1.0 \
+        --churn 0.10 0.20 --pre 20 --draws 1000 --history-runs 10 --history-shape 20 2
+    # ... a long segment's climb always read by a line (what trend.CURVE_Z gives curves back)
+    python bench/regression_simulation.py --climb sat --pre 20 --history-shape 20 2 --no-curve ...
     # runs unlike their predecessors: a flat run among earlier runs that climbed 0.5 per checkpoint
     python bench/regression_simulation.py --climb flat --history-climb 0.5 --sd 0 0.5 1.0 \
         --churn 0.10 0.20 --pre 6 --draws 1000 --history-runs 10 --history-shape 6 2

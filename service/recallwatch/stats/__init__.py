@@ -8,7 +8,8 @@ Everything here is a plain function over numbers or numpy arrays: no I/O, no clo
 - ``paired`` — the paired randomisation (sign-flip) test of two checkpoints;
 - ``hierarchical`` — the two-level (queries and checkpoints) test of a level change, with a
   moderated checkpoint variance and per-look levels for repeated looks;
-- ``student_t`` — Student's t CDF and quantiles.
+- ``student_t`` — Student's t CDF and quantiles;
+- ``chi_square`` — chi-square quantiles (Wilson-Hilferty).
 """
 
 from recallwatch.stats.intervals import (
