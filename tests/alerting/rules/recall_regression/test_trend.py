@@ -331,6 +331,14 @@ def test_a_long_segment_that_curves_is_read_by_its_end_climb_and_a_straight_one_
         plain = forecast_terms(y, 1e-6, prior_mean=0.004, prior_var=1e-6)
         assert not bool(plain.curved)
         assert float(plain.slope) == pytest.approx(float(y @ t / (t**2).sum()))
+    # Without a prior the line's slope selects: a segment that curves but whose line is flat
+    # (a dip and back) keeps the mean; one that climbs and curves has its end read off the curve.
+    dip = 0.80 + 0.0004 * (j - 9.5) ** 2
+    mean = forecast_terms(dip, 1e-6)
+    assert mean.model == "own" and float(mean.k) == 0.0 and not bool(mean.curved)
+    alone = forecast_terms(curve, 1e-5)
+    assert float(alone.k) == 1.0 and bool(alone.curved)
+    assert float(alone.weights @ curve) == pytest.approx(curve[-1], abs=0.002)
 
 
 def test_a_forecast_from_a_curve_says_so() -> None:

@@ -64,9 +64,10 @@ compared with its mean, below its end (conservative), and one whose climb reads 
 standard error keeps its forecast (docs/alerting.md measures both).
 
 With fewer than ``MIN_CLIMB_SEGMENTS`` earlier segments there is no prior, and the run's own
-slope decides between two models (``SELECT_Z``): the fitted line's end level (``k = 1``) where
-the slope is at least ``SELECT_Z`` standard errors from 0, else the mean (``k = 0``): a
-pre-test, whose cost in false alarms the simulation measures (docs/alerting.md).
+line decides between two models (``SELECT_Z``): the fitted end level (``k = 1``: the line's, or
+the quadratic's where a long segment curves) where the line's slope is at least ``SELECT_Z``
+standard errors from 0, else the mean (``k = 0``, whatever the curvature): a pre-test, whose
+cost in false alarms the simulation measures (docs/alerting.md).
 
 The forecast is held at that end level after the change (not extrapolated): the null hypothesis
 is "the change cost nothing against where the run had got to", so a control that plateaus (the
@@ -361,7 +362,12 @@ def forecast_terms(
         extra = t_end**2 * (1.0 - k) ** 2 * p
         model, df = "pooled", prior_df
     else:
-        k = (np.abs(slope) > SELECT_Z * np.sqrt(se2)).astype(np.float64)
+        # The selection reads the line's slope: a run that reads flat keeps the mean whatever
+        # its curvature (two pre-tests on a flat run would each cost it), one that climbs has
+        # its end read off the curve where the segment curves.
+        line = (y @ t) / sxx
+        k = (line**2 > SELECT_Z**2 * unit / sxx).astype(np.float64)
+        curved = curved & (k > 0)
         offset, extra, model, df = zero, zero, "own", math.inf
     weights = 1.0 / m + k[..., None] * g * t_end
     return ForecastTerms(
