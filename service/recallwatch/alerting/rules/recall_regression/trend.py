@@ -358,6 +358,7 @@ def forecast_terms(
             climb = k * slope + (1.0 - k) * mu
             flat = climb**2 <= flat_z**2 * (k**2 * se2 + (1.0 - k) ** 2 * p)
             k, p, mu = np.where(flat, 0.0, k), np.where(flat, 0.0, p), np.where(flat, 0.0, mu)
+            curved = curved & ~flat
         offset = t_end * (1.0 - k) * mu
         extra = t_end**2 * (1.0 - k) ** 2 * p
         model, df = "pooled", prior_df
